@@ -1,0 +1,99 @@
+"""Making tensors: from data, filled, ranges and random."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor
+
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    return DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+
+
+def _rng(rng: Any) -> np.random.Generator:
+    """A numpy Generator from a seed, a Generator, or None (fresh entropy)."""
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of ``data``.
+
+    Float data becomes float32 unless ``dtype`` says otherwise (float64 on request);
+    integer and boolean data keep their kind. Only floating tensors can require grad.
+
+    >>> import gradwell as gw
+    >>> gw.tensor([1.0, 2.0], requires_grad=True).dtype
+    dtype('float32')
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = np.array(data, dtype=dtype, copy=True)
+    if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
+        arr = arr.astype(DEFAULT_FLOAT)
+    if requires_grad and arr.dtype.kind not in "fc":
+        raise TypeError(
+            f"only floating-point tensors can require gradients; got dtype {arr.dtype} "
+            "(pass dtype='float32' or float data)"
+        )
+    return Tensor(arr, requires_grad)
+
+
+def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros."""
+    return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones."""
+    return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad)
+
+
+def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor filled with ``fill_value``."""
+    return Tensor(np.full(_shape((shape,)), fill_value, _dtype(dtype)), requires_grad)
+
+
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(t.data), requires_grad)
+
+
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(t.data), requires_grad)
+
+
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
+    """Evenly spaced values in [start, stop); integer unless a float is involved."""
+    arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is not None:
+        arr = arr.astype(dtype)
+    elif arr.dtype.kind == "f":
+        arr = arr.astype(DEFAULT_FLOAT)
+    return Tensor(arr)
+
+
+def eye(n: int, m: int | None = None, dtype: Any = None) -> Tensor:
+    """The identity matrix (n x m)."""
+    return Tensor(np.eye(n, m, dtype=_dtype(dtype)))
+
+
+def randn(*shape: Any, rng: Any = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples; ``rng`` is a seed or a numpy Generator."""
+    arr = _rng(rng).standard_normal(_shape(shape), dtype=np.float64).astype(_dtype(dtype))
+    return Tensor(arr, requires_grad)
+
+
+def rand(*shape: Any, rng: Any = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1); ``rng`` is a seed or a numpy Generator."""
+    arr = _rng(rng).random(_shape(shape), dtype=np.float64).astype(_dtype(dtype))
+    return Tensor(arr, requires_grad)
+
+
+def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        return tuple(shape[0])
+    return tuple(shape)

@@ -1,0 +1,283 @@
+"""The reverse-mode engine: recording ops on the forward pass, and backward.
+
+Every differentiable result is a :class:`Tensor` that remembers the primitive
+that made it (``_op``), its inputs (``_inputs``, the graph's edges) and the
+primitive's non-tensor arguments (``_attrs``). ``backward`` orders the graph
+once (iteratively, so depth is unlimited), then visits each node exactly once
+in reverse topological order: a node's gradient is the sum of its consumers'
+contributions, complete before it is propagated. That is the dynamic
+programming that makes backward linear in the number of nodes, however many
+paths the graph has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .ops import Primitive
+    from .tensor import Tensor
+
+
+class _GradMode:
+    """Whether new ops are recorded. A plain attribute: read on every op."""
+
+    enabled = True
+
+
+_mode = _GradMode()
+
+# Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
+#   forward_hooks: fn(op, inputs, output) after every recorded or unrecorded op.
+#   grad_hooks:    fn(node, grad) when a node's total gradient is known in backward;
+#                  it may return a replacement gradient.
+forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor], None]] = []
+grad_hooks: list[Callable[[Tensor, Any], Any]] = []
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Record nothing inside the block (inference, optimizer updates).
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor([1.0], requires_grad=True)
+    >>> with gw.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self) -> None:
+        self._prev = _mode.enabled
+        _mode.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self._prev
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Record ops again inside a ``no_grad`` block."""
+
+    def __enter__(self) -> None:
+        self._prev = _mode.enabled
+        _mode.enabled = True
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self._prev
+
+
+def is_grad_enabled() -> bool:
+    return _mode.enabled
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    prev = _mode.enabled
+    _mode.enabled = enabled
+    try:
+        yield
+    finally:
+        _mode.enabled = prev
+
+
+class GraphReleasedError(RuntimeError):
+    """Backward reached an op whose saved intermediates were already freed."""
+
+
+def _released(node: Tensor) -> GraphReleasedError:
+    return GraphReleasedError(
+        f"backward reached op '{node._op.name}' whose graph was already freed by an earlier "
+        "backward; pass retain_graph=True to the first backward() to go through it twice"
+    )
+
+
+def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Recorded nodes reachable from ``roots``, inputs before the ops that use them.
+
+    Iterative depth-first post-order: no recursion, so a chain of any depth works.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r._op is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        inputs = node._inputs
+        if inputs is None:
+            raise _released(node)
+        stack.append((node, True))
+        for inp in inputs:
+            if inp._op is not None and id(inp) not in seen:
+                stack.append((inp, False))
+    return order
+
+
+def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
+    """A gradient array that a leaf may own: never shared with another leaf, writable."""
+    if isinstance(g, np.ndarray):
+        if not g.flags.owndata or not g.flags.writeable or id(g) in handed_out:
+            g = g.copy()
+        handed_out.add(id(g))
+    return g
+
+
+def run_backward(
+    outputs: Sequence[Tensor],
+    grad_outputs: Sequence[Any],
+    *,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Sequence[Tensor] | None = None,
+) -> list[Any] | None:
+    """Propagate ``grad_outputs`` from ``outputs`` to the leaves.
+
+    With ``inputs=None`` gradients accumulate into the leaves' ``.grad`` (backward);
+    otherwise the gradients of ``inputs`` are returned and no ``.grad`` is touched
+    (``gw.grad``). Gradients are numpy arrays, or Tensors with ``create_graph``.
+    """
+    from . import ops
+    from .tensor import Tensor
+
+    F = ops.TensorF if create_graph else ops.ArrayF
+    grads: dict[int, Any] = {}
+    for out, g in zip(outputs, grad_outputs):
+        key = id(out)
+        grads[key] = g if key not in grads else grads[key] + g
+
+    wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
+    found: list[Any] = [None] * len(inputs) if inputs is not None else []
+    handed_out: set[int] = set()
+
+    def deliver_to_leaf(leaf: Tensor, g: Any) -> None:
+        if leaf._hooks:
+            for h in leaf._hooks:
+                r = h(g if create_graph else Tensor(g))
+                if r is not None:
+                    g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+        if wanted is not None:
+            i = wanted.get(id(leaf))
+            if i is not None:
+                found[i] = g if found[i] is None else found[i] + g
+            return
+        if create_graph:
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+        elif leaf.grad is None:
+            leaf.grad = Tensor(_leaf_grad(g, handed_out))
+        else:
+            leaf.grad = Tensor(leaf.grad.data + g)
+
+    leaf_roots = [o for o in outputs if o._op is None]
+    for o in leaf_roots:  # backward on a leaf itself: its gradient is the seed
+        g = grads.pop(id(o), None)
+        if g is not None:
+            deliver_to_leaf(o, g)
+
+    with _grad_mode(create_graph):
+        for node in reversed(toposort(outputs)):
+            g = grads.pop(id(node), None)
+            if g is None:  # no path from an output reaches this node's gradient
+                continue
+            if node._hooks:
+                for h in node._hooks:
+                    r = h(g if create_graph else Tensor(g))
+                    if r is not None:
+                        g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+            if grad_hooks:
+                for h in grad_hooks:
+                    r = h(node, g)
+                    if r is not None:
+                        g = r
+            if wanted is not None:
+                i = wanted.get(id(node))
+                if i is not None:
+                    found[i] = g
+            node_inputs = node._inputs
+            if node_inputs is None:
+                raise _released(node)
+            needs = tuple(t.requires_grad for t in node_inputs)
+            if create_graph:
+                in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
+            else:
+                in_grads = node._op.vjp(
+                    F, g, node.data, tuple(t.data for t in node_inputs), needs, node._attrs
+                )
+            if not retain_graph:
+                node._inputs = None
+                node._attrs = None
+            for inp, need, ig in zip(node_inputs, needs, in_grads):
+                if not need or ig is None:
+                    continue
+                if ig.shape != inp.data.shape:
+                    ig = F.sum_to(ig, inp.data.shape)
+                if inp._op is None:
+                    deliver_to_leaf(inp, ig)
+                else:
+                    key = id(inp)
+                    prev = grads.get(key)
+                    grads[key] = ig if prev is None else prev + ig
+    return found if inputs is not None else None
+
+
+def grad(
+    outputs: Any,
+    inputs: Any,
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Any, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, as a tuple of Tensors.
+
+    Unlike ``backward`` it leaves every ``.grad`` untouched. With ``create_graph``
+    the results are themselves differentiable (Hessian-vector products, ...).
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor(2.0, requires_grad=True)
+    >>> (dx,) = gw.grad(x ** 3, x, create_graph=True)
+    >>> (d2x,) = gw.grad(dx, x)
+    >>> dx.item(), d2x.item()
+    (12.0, 12.0)
+    """
+    from .tensor import Tensor, _seed_gradient
+
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outs)
+    for i, t in enumerate(ins):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad(): input {i} (shape {t.shape}) does not require grad")
+    seeds = []
+    for i, (o, g) in enumerate(zip(outs, grad_outputs)):
+        if not o.requires_grad:
+            raise RuntimeError(f"grad(): output {i} does not require grad (no path to any input)")
+        seed = _seed_gradient(o, g, f"grad() output {i}")
+        seeds.append(Tensor(seed) if create_graph else seed)
+    found = run_backward(
+        outs,
+        seeds,
+        retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph,
+        inputs=ins,
+    )
+    assert found is not None
+    result = []
+    for i, (t, g) in enumerate(zip(ins, found)):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad(): input {i} (shape {t.shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        result.append(g if g is None or create_graph else Tensor(g))
+    return tuple(result)
+
+# Modules being called, innermost last; diagnostics read it to name where an op ran.
+module_stack: list[Any] = []

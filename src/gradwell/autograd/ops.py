@@ -1,0 +1,832 @@
+"""Primitive ops: each one's forward and vector-Jacobian product, side by side.
+
+A VJP has the signature ``vjp(F, g, out, inputs, needs, attrs)`` and returns one
+gradient (or None) per input. It is written only with operators and ``F.*``
+calls, so the same rule runs on numpy arrays (``F = ArrayF``, first-order
+backward, fast) and on Tensors (``F = TensorF``, ``create_graph=True``: the
+backward pass is itself recorded and can be differentiated again).
+
+VJPs return gradients in the broadcast shape of the output; the engine sums
+them back to each input's shape, once, for every op.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import erf as _erf
+
+from .engine import _mode, forward_hooks
+from .tensor import Tensor
+
+REGISTRY: dict[str, Primitive] = {}
+_NO_ATTRS: dict[str, Any] = {}
+
+
+class Primitive:
+    """One differentiable (or explicitly non-differentiable) operation.
+
+    Calling it with tensors (Python numbers and arrays are lifted to constants)
+    runs the forward on their arrays and, when grad mode is on and an input
+    requires grad, records the result as a graph node.
+    """
+
+    __slots__ = ("name", "forward", "vjp", "saves", "__dict__")
+
+    def __init__(self, name: str, forward: Callable[..., Any], saves: bool) -> None:
+        self.name = name
+        self.forward = forward
+        self.vjp: Callable[..., Sequence[Any]] | None = None
+        self.saves = saves
+        self.__doc__ = forward.__doc__
+
+    def defvjp(self, vjp: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
+        self.vjp = vjp
+        return vjp
+
+    def __call__(self, *args: Any, **attrs: Any) -> Tensor:
+        for a in args:
+            if not isinstance(a, Tensor):
+                args = _lift(args)
+                break
+        return apply(self, args, attrs or _NO_ATTRS)
+
+    def __repr__(self) -> str:
+        return f"<primitive {self.name}>"
+
+
+def primitive(name: str, saves: bool = False) -> Callable[[Callable[..., Any]], Primitive]:
+    """Register ``forward`` as a primitive; with ``saves`` it returns (out, saved)."""
+
+    def register(forward: Callable[..., Any]) -> Primitive:
+        op = Primitive(name, forward, saves)
+        REGISTRY[name] = op
+        return op
+
+    return register
+
+
+def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> Tensor:
+    out = op.forward(*[t.data for t in inputs], **attrs)
+    if op.saves:
+        out, saved = out
+        attrs = {**attrs, "saved": saved}
+    result = None
+    if _mode.enabled and op.vjp is not None:
+        for t in inputs:
+            if t.requires_grad:
+                result = Tensor(out, True, op, inputs, attrs)
+                break
+    if result is None:
+        result = Tensor(out)
+    if forward_hooks:
+        for hook in forward_hooks:
+            hook(op, inputs, result)
+    return result
+
+
+def constant_dtype(value: Any, like: np.dtype | None) -> np.dtype | None:
+    """The dtype a Python number takes next to a tensor of dtype ``like``.
+
+    Python scalars never upcast a tensor: ``float32_tensor * 2.0`` stays float32.
+    A float next to an integer tensor is float32, the default float.
+    """
+    if like is None:
+        return None
+    if like.kind in "fc":
+        return like
+    if isinstance(value, float):
+        return np.dtype(np.float32)
+    return like if like.kind in "iu" and isinstance(value, int) else None
+
+
+def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
+    like = None
+    for a in args:
+        if isinstance(a, Tensor):
+            like = a.data.dtype
+            break
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a)
+        elif isinstance(a, (bool, int, float)):
+            out.append(Tensor(np.asarray(a, dtype=constant_dtype(a, like))))
+        else:
+            arr = np.asarray(a)
+            if arr.dtype == np.float64 and like is None:
+                arr = arr.astype(np.float32)
+            out.append(Tensor(arr))
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------
+# Shared helpers for the VJPs.
+
+
+def _keepdims_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
+    if axis is None:
+        return (1,) * len(shape)
+    axes = (axis,) if isinstance(axis, int) else axis
+    axes = tuple(a % len(shape) for a in axes)
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _expand(F: Any, t: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
+    """A reduction's result (or its gradient) with the reduced axes put back as size 1."""
+    return t if keepdims else F.reshape(t, _keepdims_shape(shape, axis))
+
+
+def _has_advanced_index(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+
+
+# ---------------------------------------------------------------------------
+# Arithmetic.
+
+
+@primitive("add")
+def add(a: Any, b: Any) -> Any:
+    """a + b, with numpy broadcasting."""
+    return a + b
+
+
+@add.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return g, g
+
+
+@primitive("sub")
+def sub(a: Any, b: Any) -> Any:
+    """a - b, with numpy broadcasting."""
+    return a - b
+
+
+@sub.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return g, (-g if needs[1] else None)
+
+
+@primitive("mul")
+def mul(a: Any, b: Any) -> Any:
+    """a * b, elementwise with numpy broadcasting."""
+    return a * b
+
+
+@mul.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return (g * b if needs[0] else None), (g * a if needs[1] else None)
+
+
+@primitive("div")
+def div(a: Any, b: Any) -> Any:
+    """a / b, elementwise with numpy broadcasting."""
+    return a / b
+
+
+@div.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return (g / b if needs[0] else None), (-g * out / b if needs[1] else None)
+
+
+@primitive("pow")
+def pow(a: Any, b: Any) -> Any:
+    """a ** b. The gradient with respect to b uses log(a), so it needs a > 0."""
+    return a**b
+
+
+@pow.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    ga = g * b * a ** (b - 1) if needs[0] else None
+    gb = g * out * F.log(a) if needs[1] else None
+    return ga, gb
+
+
+@primitive("neg")
+def neg(a: Any) -> Any:
+    """-a."""
+    return -a
+
+
+@neg.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (-g,)
+
+
+@primitive("abs")
+def abs(a: Any) -> Any:
+    """|a|. Convention: d|a|/da = 0 at a = 0."""
+    return np.abs(a)
+
+
+@abs.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * F.sign(ins[0]),)
+
+
+@primitive("exp")
+def exp(a: Any) -> Any:
+    """e ** a."""
+    return np.exp(a)
+
+
+@exp.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * out,)
+
+
+@primitive("log")
+def log(a: Any) -> Any:
+    """Natural logarithm."""
+    return np.log(a)
+
+
+@log.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g / ins[0],)
+
+
+@primitive("log1p")
+def log1p(a: Any) -> Any:
+    """log(1 + a), accurate for small a."""
+    return np.log1p(a)
+
+
+@log1p.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g / (1 + ins[0]),)
+
+
+@primitive("sqrt")
+def sqrt(a: Any) -> Any:
+    """Square root."""
+    return np.sqrt(a)
+
+
+@sqrt.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g / (2 * out),)
+
+
+@primitive("erf")
+def erf(a: Any) -> Any:
+    """The Gauss error function."""
+    return _erf(a)
+
+
+@erf.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g * (2 / math.sqrt(math.pi)) * F.exp(-(a * a)),)
+
+
+@primitive("clip")
+def clip(a: Any, *, min: Any, max: Any) -> Any:
+    """Limit a to [min, max] (either may be None). Gradient 1 where min <= a <= max."""
+    return np.clip(a, min, max)
+
+
+@clip.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    lo, hi = attrs["min"], attrs["max"]
+    if lo is not None:
+        g = F.where(a < lo, 0.0, g)
+    if hi is not None:
+        g = F.where(a > hi, 0.0, g)
+    return (g,)
+
+
+def _tie_vjp(F: Any, g: Any, a: Any, b: Any, a_wins: Any) -> tuple[Any, Any]:
+    """maximum/minimum: the winner takes the gradient; an exact tie splits it in half."""
+    tie = a == b
+    half = g * 0.5
+    ga = F.where(a_wins, g, F.where(tie, half, 0.0))
+    gb = F.where(a_wins, 0.0, F.where(tie, half, g))
+    return ga, gb
+
+
+@primitive("maximum")
+def maximum(a: Any, b: Any) -> Any:
+    """Elementwise max. Where a == b each side receives half the gradient."""
+    return np.maximum(a, b)
+
+
+@maximum.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return _tie_vjp(F, g, a, b, a > b)
+
+
+@primitive("minimum")
+def minimum(a: Any, b: Any) -> Any:
+    """Elementwise min. Where a == b each side receives half the gradient."""
+    return np.minimum(a, b)
+
+
+@minimum.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return _tie_vjp(F, g, a, b, a < b)
+
+
+@primitive("where")
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """a where cond is true, else b (broadcast together). cond gets no gradient."""
+    return np.where(cond, a, b)
+
+
+@where.defvjp
+def _(F, g, out, ins, needs, attrs):
+    c = ins[0]
+    return (
+        None,
+        F.where(c, g, 0.0) if needs[1] else None,
+        F.where(c, 0.0, g) if needs[2] else None,
+    )
+
+
+@primitive("astype")
+def astype(a: Any, *, dtype: np.dtype) -> Any:
+    """A copy converted to ``dtype``; gradients are converted back."""
+    return a.astype(dtype)
+
+
+@astype.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.cast(g, ins[0].dtype),)
+
+
+# ---------------------------------------------------------------------------
+# Activations.
+
+
+@primitive("tanh")
+def tanh(a: Any) -> Any:
+    """Hyperbolic tangent."""
+    return np.tanh(a)
+
+
+@tanh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * (1 - out * out),)
+
+
+def _sigmoid_array(a: Any) -> Any:
+    # 0.5 * (1 + tanh(a / 2)) is the logistic function without overflow for large |a|.
+    return 0.5 + 0.5 * np.tanh(0.5 * a)
+
+
+@primitive("sigmoid")
+def sigmoid(a: Any) -> Any:
+    """The logistic function 1 / (1 + e ** -a)."""
+    return _sigmoid_array(a)
+
+
+@sigmoid.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * out * (1 - out),)
+
+
+@primitive("relu")
+def relu(a: Any) -> Any:
+    """max(a, 0). Convention: relu'(0) = 0, so a unit at exactly zero passes no gradient."""
+    return np.maximum(a, 0)
+
+
+@relu.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * (ins[0] > 0),)
+
+
+@primitive("leaky_relu")
+def leaky_relu(a: Any, *, negative_slope: float = 0.01) -> Any:
+    """a for a > 0, else negative_slope * a. Convention: the slope at 0 is negative_slope."""
+    return np.where(a > 0, a, a * negative_slope)
+
+
+@leaky_relu.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.where(ins[0] > 0, g, g * attrs["negative_slope"]),)
+
+
+@primitive("elu")
+def elu(a: Any, *, alpha: float = 1.0) -> Any:
+    """a for a > 0, else alpha * (e ** a - 1)."""
+    return np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0)))
+
+
+@elu.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.where(ins[0] > 0, g, g * (out + attrs["alpha"])),)
+
+
+_INV_SQRT2 = 1 / math.sqrt(2)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+@primitive("gelu")
+def gelu(a: Any) -> Any:
+    """a * Phi(a), Phi the standard normal CDF (the exact form, as PyTorch's default)."""
+    return a * (0.5 + 0.5 * _erf(a * _INV_SQRT2))
+
+
+@gelu.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    cdf = 0.5 + 0.5 * F.erf(a * _INV_SQRT2)
+    pdf = F.exp(-0.5 * a * a) * _INV_SQRT_2PI
+    return (g * (cdf + a * pdf),)
+
+
+@primitive("softplus")
+def softplus(a: Any, *, beta: float = 1.0, threshold: float = 20.0) -> Any:
+    """log(1 + e ** (beta a)) / beta; linear where beta * a > threshold (as PyTorch)."""
+    ba = a * beta
+    return np.where(ba > threshold, a, np.logaddexp(0, ba) / beta)
+
+
+@softplus.defvjp
+def _(F, g, out, ins, needs, attrs):
+    ba = ins[0] * attrs["beta"]
+    return (F.where(ba > attrs["threshold"], g, g * F.sigmoid(ba)),)
+
+
+@primitive("softmax")
+def softmax(a: Any, *, axis: int = -1) -> Any:
+    """exp(a) / sum(exp(a)) along ``axis``, computed without overflow."""
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@softmax.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axis = attrs["axis"]
+    return (out * (g - F.sum(g * out, axis, True)),)
+
+
+def _logsumexp_keepdims(a: Any, axis: Any) -> Any:
+    m = a.max(axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # an all -inf slice must give -inf, not nan
+    return np.log(np.exp(a - m).sum(axis=axis, keepdims=True)) + m
+
+
+@primitive("log_softmax")
+def log_softmax(a: Any, *, axis: int = -1) -> Any:
+    """a - logsumexp(a) along ``axis``: log-probabilities, stable for large |a|."""
+    return a - _logsumexp_keepdims(a, axis)
+
+
+@log_softmax.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axis = attrs["axis"]
+    return (g - F.exp(out) * F.sum(g, axis, True),)
+
+
+# ---------------------------------------------------------------------------
+# Reductions. ``axis`` is None, an int or a tuple; ``keepdims`` as in numpy.
+
+
+@primitive("sum")
+def sum(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """Sum over ``axis`` (all axes when None)."""
+    return np.sum(a, axis=axis, keepdims=keepdims)
+
+
+@sum.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (F.broadcast_to(_expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]), a.shape),)
+
+
+@primitive("mean")
+def mean(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """Arithmetic mean over ``axis`` (all axes when None)."""
+    return np.mean(a, axis=axis, keepdims=keepdims)
+
+
+@mean.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    n = a.size // (out.size or 1)
+    g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n)
+    return (F.broadcast_to(g, a.shape),)
+
+
+def _extremum_vjp(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    axis, keepdims = attrs["axis"], attrs["keepdims"]
+    hit = F.cast(a == _expand(F, out, a.shape, axis, keepdims), g.dtype)
+    share = hit / F.sum(hit, axis, True)
+    return (_expand(F, g, a.shape, axis, keepdims) * share,)
+
+
+@primitive("max")
+def max(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """Largest element over ``axis``. Ties share the gradient equally among them."""
+    return np.max(a, axis=axis, keepdims=keepdims)
+
+
+@primitive("min")
+def min(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """Smallest element over ``axis``. Ties share the gradient equally among them."""
+    return np.min(a, axis=axis, keepdims=keepdims)
+
+
+max.defvjp(_extremum_vjp)
+min.defvjp(_extremum_vjp)
+
+
+@primitive("logsumexp")
+def logsumexp(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """log(sum(exp(a))) over ``axis``, stable for large |a|."""
+    r = _logsumexp_keepdims(a, axis)
+    return r if keepdims else np.squeeze(r, axis=axis)
+
+
+@logsumexp.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    axis, keepdims = attrs["axis"], attrs["keepdims"]
+    out = _expand(F, out, a.shape, axis, keepdims)
+    return (_expand(F, g, a.shape, axis, keepdims) * F.exp(a - out),)
+
+
+# ---------------------------------------------------------------------------
+# Linear algebra.
+
+
+@primitive("matmul")
+def matmul(a: Any, b: Any) -> Any:
+    """Matrix product with numpy's rules (1-D operands, batched broadcasting)."""
+    if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align: the last axis of the "
+            f"first ({a.shape[-1] if a.ndim else 'scalar'}) must equal the "
+            f"{'second-to-last' if b.ndim > 1 else 'only'} axis of the second"
+        )
+    return a @ b
+
+
+@matmul.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    # Treat 1-D operands as a row (a) or a column (b) matrix, then drop that axis again.
+    a2 = F.reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+    b2 = F.reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+    g2 = g
+    if b.ndim == 1:
+        g2 = F.reshape(g2, g2.shape + (1,))
+    if a.ndim == 1:
+        g2 = F.reshape(g2, g2.shape[:-1] + (1,) + g2.shape[-1:])
+    ga = gb = None
+    if needs[0]:
+        ga = F.matmul(g2, F.swapaxes(b2, -1, -2))
+        if a.ndim == 1:
+            ga = F.reshape(ga, ga.shape[:-2] + ga.shape[-1:])
+    if needs[1]:
+        gb = F.matmul(F.swapaxes(a2, -1, -2), g2)
+        if b.ndim == 1:
+            gb = F.reshape(gb, gb.shape[:-1])
+    return ga, gb
+
+
+# ---------------------------------------------------------------------------
+# Shape and indexing.
+
+
+@primitive("reshape")
+def reshape(a: Any, *, shape: tuple[int, ...]) -> Any:
+    """The same elements in a new shape (-1 infers one axis)."""
+    return np.reshape(a, shape)
+
+
+@reshape.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.reshape(g, ins[0].shape),)
+
+
+@primitive("transpose")
+def transpose(a: Any, *, axes: Any = None) -> Any:
+    """Permute axes (reverse them when ``axes`` is None)."""
+    return np.transpose(a, axes)
+
+
+@transpose.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axes = attrs["axes"]
+    return (F.transpose(g, None if axes is None else tuple(np.argsort(axes))),)
+
+
+@primitive("broadcast_to")
+def broadcast_to(a: Any, *, shape: tuple[int, ...]) -> Any:
+    """A read-only view of ``a`` broadcast to ``shape``."""
+    try:
+        return np.broadcast_to(a, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+
+
+@broadcast_to.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g,)  # the engine sums the gradient back to the input's shape
+
+
+@primitive("getitem")
+def getitem(a: Any, *, index: Any) -> Any:
+    """a[index]: basic slicing and integer/boolean array indexing."""
+    return a[index]
+
+
+@getitem.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.scatter_add(g, index=attrs["index"], shape=ins[0].shape),)
+
+
+@primitive("scatter_add")
+def scatter_add(g: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` with ``g`` added at ``index``; repeated indices accumulate.
+
+    The adjoint of ``getitem``: it carries a slice's gradient back to the whole.
+    """
+    out = np.zeros(shape, dtype=g.dtype)
+    if _has_advanced_index(index):
+        np.add.at(out, index, g)
+    else:
+        out[index] = g
+    return out
+
+
+@scatter_add.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.getitem(g, index=attrs["index"]),)
+
+
+@primitive("concatenate")
+def concatenate(*arrays: Any, axis: int = 0) -> Any:
+    """Join tensors along an existing axis."""
+    return np.concatenate(arrays, axis=axis)
+
+
+@concatenate.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axis = attrs["axis"] % g.ndim
+    grads, start = [], 0
+    for x, need in zip(ins, needs):
+        stop = start + x.shape[axis]
+        index = (slice(None),) * axis + (slice(start, stop),)
+        grads.append(F.getitem(g, index=index) if need else None)
+        start = stop
+    return grads
+
+
+@primitive("stack")
+def stack(*arrays: Any, axis: int = 0) -> Any:
+    """Join same-shape tensors along a new axis."""
+    return np.stack(arrays, axis=axis)
+
+
+@stack.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axis = attrs["axis"] % g.ndim
+    return [
+        F.getitem(g, index=(slice(None),) * axis + (i,)) if need else None
+        for i, need in enumerate(needs)
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Non-differentiable ops: comparisons and masks. No VJP, so never recorded.
+
+
+def _nondiff(name: str, fn: Callable[..., Any], doc: str) -> Primitive:
+    fn.__doc__ = doc
+    return primitive(name)(fn)
+
+
+eq = _nondiff("eq", lambda a, b: a == b, "a == b elementwise (boolean, no gradient).")
+ne = _nondiff("ne", lambda a, b: a != b, "a != b elementwise (boolean, no gradient).")
+lt = _nondiff("lt", lambda a, b: a < b, "a < b elementwise (boolean, no gradient).")
+le = _nondiff("le", lambda a, b: a <= b, "a <= b elementwise (boolean, no gradient).")
+gt = _nondiff("gt", lambda a, b: a > b, "a > b elementwise (boolean, no gradient).")
+ge = _nondiff("ge", lambda a, b: a >= b, "a >= b elementwise (boolean, no gradient).")
+logical_and = _nondiff("logical_and", np.logical_and, "Elementwise and (no gradient).")
+logical_or = _nondiff("logical_or", np.logical_or, "Elementwise or (no gradient).")
+logical_not = _nondiff("logical_not", np.logical_not, "Elementwise not (no gradient).")
+sign = _nondiff("sign", np.sign, "-1, 0 or 1 by the sign of a (piecewise constant: no gradient).")
+isfinite = _nondiff("isfinite", np.isfinite, "True where a is neither inf nor nan.")
+
+
+# ---------------------------------------------------------------------------
+# The two namespaces a VJP computes with.
+
+
+def _sum_to_array(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a broadcast gradient back down to ``shape``."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape) if lead else g
+
+
+def _scatter_add_array(g: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
+    return scatter_add.forward(g, index=index, shape=shape)
+
+
+class ArrayF:
+    """VJP namespace over raw numpy arrays (first-order backward)."""
+
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    sign = staticmethod(np.sign)
+    erf = staticmethod(_erf)
+    sigmoid = staticmethod(_sigmoid_array)
+    where = staticmethod(np.where)
+    matmul = staticmethod(np.matmul)
+    swapaxes = staticmethod(np.swapaxes)
+    reshape = staticmethod(np.reshape)
+    transpose = staticmethod(np.transpose)
+    broadcast_to = staticmethod(np.broadcast_to)
+    sum_to = staticmethod(_sum_to_array)
+    scatter_add = staticmethod(_scatter_add_array)
+
+    @staticmethod
+    def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
+        return a.sum(axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def cast(a: Any, dtype: Any) -> Any:
+        return a.astype(dtype, copy=False)
+
+    @staticmethod
+    def getitem(a: Any, index: Any) -> Any:
+        return a[index]
+
+
+class TensorF:
+    """VJP namespace over Tensors: the backward pass is recorded (``create_graph``)."""
+
+    exp = staticmethod(exp)
+    log = staticmethod(log)
+    sign = staticmethod(sign)
+    erf = staticmethod(erf)
+    sigmoid = staticmethod(sigmoid)
+    matmul = staticmethod(matmul)
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Tensor:
+        return where(c, a, b)
+
+    @staticmethod
+    def swapaxes(a: Tensor, i: int, j: int) -> Tensor:
+        axes = list(range(a.ndim))
+        axes[i], axes[j] = axes[j], axes[i]
+        return transpose(a, axes=tuple(axes))
+
+    @staticmethod
+    def reshape(a: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return reshape(a, shape=tuple(shape))
+
+    @staticmethod
+    def transpose(a: Tensor, axes: Any = None) -> Tensor:
+        return transpose(a, axes=axes)
+
+    @staticmethod
+    def broadcast_to(a: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return broadcast_to(a, shape=tuple(shape))
+
+    @staticmethod
+    def sum(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return sum(a, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def sum_to(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+        lead = g.ndim - len(shape)
+        axes = tuple(range(lead)) + tuple(
+            i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1
+        )
+        if axes:
+            g = sum(g, axis=axes, keepdims=True)
+        return reshape(g, shape=tuple(shape)) if lead else g
+
+    @staticmethod
+    def cast(a: Tensor, dtype: Any) -> Tensor:
+        return a if a.dtype == dtype else astype(a, dtype=np.dtype(dtype))
+
+    @staticmethod
+    def getitem(a: Tensor, index: Any) -> Tensor:
+        return getitem(a, index=index)
+
+    @staticmethod
+    def scatter_add(g: Tensor, *, index: Any, shape: tuple[int, ...]) -> Tensor:
+        return scatter_add(g, index=index, shape=shape)

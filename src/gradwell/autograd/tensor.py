@@ -1,0 +1,375 @@
+"""Tensor: an n-dimensional array that is also a node of the computation graph."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import engine
+
+Array = np.ndarray
+
+
+class Tensor:
+    """A numpy array plus what backpropagation needs.
+
+    ``data`` is the numpy array; ``grad`` the accumulated gradient (a Tensor or
+    None); ``requires_grad`` whether gradients flow to it. A tensor made by an op
+    on tensors that require grad remembers that op (it is not a leaf); tensors
+    made by the user are leaves. Create tensors with :func:`gradwell.tensor`.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_hooks", "name",
+                 "__weakref__")
+    # numpy must hand `array <op> tensor` over to the tensor's reflected operator.
+    __array_ufunc__ = None
+
+    def __init__(
+        self,
+        data: Array,
+        requires_grad: bool = False,
+        _op: Any = None,
+        _inputs: tuple[Tensor, ...] | None = (),
+        _attrs: dict[str, Any] | None = None,
+    ) -> None:
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = requires_grad
+        self._op = _op
+        self._inputs = _inputs
+        self._attrs = _attrs
+        self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
+        self.name: str | None = None
+
+    # --- array facts -------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors the user made; False for results of recorded ops."""
+        return self._op is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the primitive that produced this tensor (None for leaves)."""
+        return None if self._op is None else self._op.name
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> Array:
+        """The underlying numpy array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Array:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extra = ""
+        if self.data.dtype != np.float32:
+            extra += f", dtype={self.data.dtype}"
+        if self._op is not None:
+            extra += f", op={self._op.name}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # --- graph ---------------------------------------------------------------
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares memory)."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require gradients; got dtype {self.data.dtype}"
+            )
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad can only be changed on leaf tensors")
+        self.requires_grad = requires_grad
+        return self
+
+    def register_hook(self, fn: Callable[[Tensor], Tensor | None]) -> Callable[[], None]:
+        """Call ``fn(grad)`` when this tensor's gradient is computed in backward.
+
+        ``fn`` may return a replacement gradient. Returns a function that removes the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(fn)
+        hooks = self._hooks
+        return lambda: hooks.remove(fn)
+
+    def backward(
+        self,
+        grad: Any = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        ``grad`` is the gradient of some scalar with respect to ``self`` and is
+        needed unless ``self`` has one element. The graph's saved intermediates are
+        freed afterwards unless ``retain_graph`` (default: ``create_graph``).
+        ``create_graph=True`` records the backward pass, so gradients of gradients work.
+
+        >>> import gradwell as gw
+        >>> x = gw.tensor(3.0, requires_grad=True)
+        >>> (x * x).backward()
+        >>> x.grad.item()
+        6.0
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: nothing it depends "
+                "on has requires_grad=True (was it computed under no_grad, or from detached data?)"
+            )
+        g = _seed_gradient(self, grad, "backward()")
+        if create_graph:
+            g = Tensor(g)
+        engine.run_backward(
+            [self],
+            [g],
+            retain_graph=create_graph if retain_graph is None else retain_graph,
+            create_graph=create_graph,
+        )
+
+    # --- operators -----------------------------------------------------------
+    def __add__(self, o: Any) -> Tensor:
+        return _ops.add(self, o)
+
+    def __radd__(self, o: Any) -> Tensor:
+        return _ops.add(o, self)
+
+    def __sub__(self, o: Any) -> Tensor:
+        return _ops.sub(self, o)
+
+    def __rsub__(self, o: Any) -> Tensor:
+        return _ops.sub(o, self)
+
+    def __mul__(self, o: Any) -> Tensor:
+        return _ops.mul(self, o)
+
+    def __rmul__(self, o: Any) -> Tensor:
+        return _ops.mul(o, self)
+
+    def __truediv__(self, o: Any) -> Tensor:
+        return _ops.div(self, o)
+
+    def __rtruediv__(self, o: Any) -> Tensor:
+        return _ops.div(o, self)
+
+    def __pow__(self, o: Any) -> Tensor:
+        return _ops.pow(self, o)
+
+    def __rpow__(self, o: Any) -> Tensor:
+        return _ops.pow(o, self)
+
+    def __matmul__(self, o: Any) -> Tensor:
+        return _ops.matmul(self, o)
+
+    def __rmatmul__(self, o: Any) -> Tensor:
+        return _ops.matmul(o, self)
+
+    def __neg__(self) -> Tensor:
+        return _ops.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return _ops.abs(self)
+
+    def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
+        return _ops.eq(self, o)
+
+    def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
+        return _ops.ne(self, o)
+
+    def __lt__(self, o: Any) -> Tensor:
+        return _ops.lt(self, o)
+
+    def __le__(self, o: Any) -> Tensor:
+        return _ops.le(self, o)
+
+    def __gt__(self, o: Any) -> Tensor:
+        return _ops.gt(self, o)
+
+    def __ge__(self, o: Any) -> Tensor:
+        return _ops.ge(self, o)
+
+    def __and__(self, o: Any) -> Tensor:
+        return _ops.logical_and(self, o)
+
+    def __or__(self, o: Any) -> Tensor:
+        return _ops.logical_or(self, o)
+
+    def __invert__(self) -> Tensor:
+        return _ops.logical_not(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _ops.getitem(self, index=_plain_index(index))
+
+    # --- methods mirroring the gw.* functions -------------------------------
+    def exp(self) -> Tensor:
+        return _ops.exp(self)
+
+    def log(self) -> Tensor:
+        return _ops.log(self)
+
+    def log1p(self) -> Tensor:
+        return _ops.log1p(self)
+
+    def sqrt(self) -> Tensor:
+        return _ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return _ops.abs(self)
+
+    def tanh(self) -> Tensor:
+        return _ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return _ops.relu(self)
+
+    def clip(self, min: Any = None, max: Any = None) -> Tensor:
+        return _ops.clip(self, min=min, max=max)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _ops.softmax(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return _ops.log_softmax(self, axis=axis)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.sum(self, axis=_axes(axis), keepdims=keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.mean(self, axis=_axes(axis), keepdims=keepdims)
+
+    def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return _fn.var(self, axis, keepdims, correction)
+
+    def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return _fn.std(self, axis, keepdims, correction)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.max(self, axis=_axes(axis), keepdims=keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.min(self, axis=_axes(axis), keepdims=keepdims)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return _ops.logsumexp(self, axis=_axes(axis), keepdims=keepdims)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return _fn.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        return _fn.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    permute = transpose
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self, axes=None)
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        return _fn.flatten(self, start_axis, end_axis)
+
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return _fn.squeeze(self, axis)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return _fn.unsqueeze(self, axis)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _ops.broadcast_to(self, shape=tuple(shape))
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ops.astype(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+
+def _axes(axis: Any) -> Any:
+    """Axis arguments in one canonical form (None, an int, or a tuple)."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _plain_index(index: Any) -> Any:
+    """An index with tensors replaced by their arrays (indices carry no gradient)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _seed_gradient(out: Tensor, grad: Any, where: str) -> Array:
+    if grad is None:
+        if out.data.size != 1:
+            raise RuntimeError(
+                f"{where} without a gradient needs a one-element output; got shape "
+                f"{out.shape}. Reduce it first (e.g. .sum() or .mean()) or pass a gradient "
+                "of the same shape"
+            )
+        return np.ones_like(out.data)
+    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad, dtype=out.data.dtype)
+    if g.shape != out.shape:
+        raise ValueError(
+            f"{where}: the gradient must have the output's shape {out.shape}; got {g.shape}"
+        )
+    return g
+
+
+from . import functional as _fn  # noqa: E402  (these modules build on Tensor)
+from . import ops as _ops  # noqa: E402
