@@ -127,22 +127,24 @@ class detect_anomaly:
             return
         self._report("forward", op.name, [t.data for t in inputs], out.data)
 
-    def _backward(self, node: Tensor, g: Any) -> None:
+    def _backward(self, node: Tensor, g: Any, input_grads: Any) -> None:
         if self.anomalies and not self.raise_error:
             return
-        arr = g.data if isinstance(g, Tensor) else g
-        if _finite(arr):
+        arrays = [x.data if isinstance(x, Tensor) else x for x in input_grads if x is not None]
+        if all(_finite(a) for a in arrays):
             return
-        # A gradient arriving at `node` is non-finite: the consumer VJP that made it was
-        # fed finite values (or we would have stopped earlier), so name this node's op.
-        self._report(f"backward (gradient of the output of '{node.op}')", node.op or "leaf",
-                     [node.data], arr)
+        upstream = g.data if isinstance(g, Tensor) else g
+        inputs = [t.data for t in (node._inputs or ())]
+        if not _finite(upstream) or not all(_finite(a) for a in inputs):
+            return  # passed on, not produced here
+        bad = next(a for a in arrays if not _finite(a))
+        self._report("backward", node.op or "?", inputs, bad)
 
     def __enter__(self) -> detect_anomaly:
         engine.forward_hooks.append(self._forward)
-        engine.grad_hooks.append(self._backward)
+        engine.vjp_hooks.append(self._backward)
         return self
 
     def __exit__(self, *exc: object) -> None:
         engine.forward_hooks.remove(self._forward)
-        engine.grad_hooks.remove(self._backward)
+        engine.vjp_hooks.remove(self._backward)

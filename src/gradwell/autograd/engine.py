@@ -33,10 +33,12 @@ _mode = _GradMode()
 
 # Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
 #   forward_hooks: fn(op, inputs, output) after every recorded or unrecorded op.
-#   grad_hooks:    fn(node, grad) when a node's total gradient is known in backward;
-#                  it may return a replacement gradient.
+#   grad_hooks:    fn(node, grad) when a node's (or leaf's) total gradient is known in
+#                  backward; it may return a replacement gradient.
+#   vjp_hooks:     fn(node, grad, input_grads) after each VJP ran.
 forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor], None]] = []
 grad_hooks: list[Callable[[Tensor, Any], Any]] = []
+vjp_hooks: list[Callable[[Tensor, Any, Sequence[Any]], None]] = []
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -155,6 +157,7 @@ def run_backward(
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found: list[Any] = [None] * len(inputs) if inputs is not None else []
     handed_out: set[int] = set()
+    leaves: dict[int, Tensor] = {}
 
     def deliver_to_leaf(leaf: Tensor, g: Any) -> None:
         if leaf._hooks:
@@ -162,6 +165,11 @@ def run_backward(
                 r = h(g if create_graph else Tensor(g))
                 if r is not None:
                     g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+        if grad_hooks:
+            for h in grad_hooks:
+                r = h(leaf, g)
+                if r is not None:
+                    g = r
         if wanted is not None:
             i = wanted.get(id(leaf))
             if i is not None:
@@ -209,6 +217,9 @@ def run_backward(
                 in_grads = node._op.vjp(
                     F, g, node.data, tuple(t.data for t in node_inputs), needs, node._attrs
                 )
+            if vjp_hooks:
+                for h in vjp_hooks:
+                    h(node, g, in_grads)
             if not retain_graph:
                 node._inputs = None
                 node._attrs = None
@@ -217,12 +228,14 @@ def run_backward(
                     continue
                 if ig.shape != inp.data.shape:
                     ig = F.sum_to(ig, inp.data.shape)
+                key = id(inp)
+                prev = grads.get(key)
+                grads[key] = ig if prev is None else prev + ig
                 if inp._op is None:
-                    deliver_to_leaf(inp, ig)
-                else:
-                    key = id(inp)
-                    prev = grads.get(key)
-                    grads[key] = ig if prev is None else prev + ig
+                    leaves[key] = inp
+        # Leaves last, each once, with the sum of all its contributions.
+        for key, leaf in leaves.items():
+            deliver_to_leaf(leaf, grads.pop(key))
     return found if inputs is not None else None
 
 

@@ -92,6 +92,6 @@ def _worst(i: int, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol:
     k = np.unravel_index(int(np.argmax(excess)), excess.shape)
     return (
         f"gradcheck: input {i} (shape {numeric.shape}) disagrees most at element {tuple(map(int, k))}:"
-        f" analytic {analytic[k]!r}, numeric {numeric[k]!r} "
+        f" analytic {float(analytic[k])!r}, numeric {float(numeric[k])!r} "
         f"(allowed |difference| {atol + rtol * abs(numeric[k]):.3g})"
     )

@@ -1,0 +1,94 @@
+"""One gradient test case per registered primitive: how to call it and on what inputs.
+
+Each case is (function of tensors, list of input specs). A spec is a shape and
+a domain: "real" (normal samples), "positive" (away from 0, for log/sqrt/pow),
+"away" (|x| >= 0.2, away from the kinks of abs/relu/clip), or "const:<shape>"
+(an input that does not require grad). Shapes include broadcasting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import gradwell as gw
+
+IDX = np.array([0, 2, 0, 1])  # repeated index: gradients must accumulate
+
+CASES: dict[str, list[tuple]] = {
+    "add": [(gw.add, [(3, 4), (4,)]), (gw.add, [(2, 1, 3), (4, 1)])],
+    "sub": [(gw.sub, [(3, 4), (3, 1)]), (lambda a: 2.0 - a, [(5,)])],
+    "mul": [(gw.mul, [(3, 4), (1, 4)]), (lambda a: a * a, [(3,)])],
+    "div": [(gw.div, [(3, 4), ((4,), "positive")]), (lambda a: 1.0 / a, [((3,), "positive")])],
+    "pow": [
+        (gw.pow, [((3, 2), "positive"), (2,)]),
+        (lambda a: a**3, [(4,)]),
+        (lambda b: 2.0**b, [(3,)]),
+    ],
+    "neg": [(gw.neg, [(2, 3)])],
+    "abs": [(gw.abs, [((3, 4), "away")])],
+    "exp": [(gw.exp, [(3, 4)])],
+    "log": [(gw.log, [((3, 4), "positive")])],
+    "log1p": [(gw.log1p, [((3, 4), "positive")])],
+    "sqrt": [(gw.sqrt, [((3, 4), "positive")])],
+    "erf": [(gw.erf, [(3, 4)])],
+    "clip": [(lambda a: gw.clip(a, -0.5, 0.7), [((4, 5), "away")]),
+             (lambda a: gw.clip(a, min=0.1), [((6,), "away")])],
+    "maximum": [(gw.maximum, [(3, 4), (4,)])],
+    "minimum": [(gw.minimum, [(3, 4), (3, 1)])],
+    "where": [(lambda a, b: gw.where(a.detach() > 0, a, b), [(3, 4), (4,)])],
+    "astype": [(lambda a: a.astype("float64") * a, [(3,)])],
+    "tanh": [(gw.tanh, [(3, 4)])],
+    "sigmoid": [(gw.sigmoid, [(3, 4)])],
+    "relu": [(gw.relu, [((3, 4), "away")])],
+    "leaky_relu": [(lambda a: gw.leaky_relu(a, 0.1), [((3, 4), "away")])],
+    "elu": [(lambda a: gw.elu(a, 0.7), [((3, 4), "away")])],
+    "gelu": [(gw.gelu, [(3, 4)])],
+    "softplus": [(gw.softplus, [(3, 4)]), (lambda a: gw.softplus(a * 30, beta=2.0), [(5,)])],
+    "softmax": [(lambda a: gw.softmax(a, 0), [(3, 4)]), (gw.softmax, [(2, 3, 4)])],
+    "log_softmax": [(gw.log_softmax, [(3, 4)]), (lambda a: gw.log_softmax(a, 0), [(3,)])],
+    "sum": [(gw.sum, [(3, 4)]), (lambda a: gw.sum(a, axis=(0, 2), keepdims=True), [(2, 3, 4)]),
+            (lambda a: a.sum(1), [(3, 4)])],
+    "mean": [(gw.mean, [(3, 4)]), (lambda a: a.mean(axis=-1), [(2, 3, 4)]),
+             (lambda a: a.mean(0, keepdims=True), [(3, 4)])],
+    "max": [(gw.max, [(3, 4)]), (lambda a: a.max(axis=1), [(3, 4)]),
+            (lambda a: a.max(axis=(0, 1), keepdims=True), [(2, 3, 2)])],
+    "min": [(gw.min, [(3, 4)]), (lambda a: a.min(axis=0, keepdims=True), [(3, 4)])],
+    "logsumexp": [(gw.logsumexp, [(3, 4)]), (lambda a: a.logsumexp(axis=1), [(3, 4)])],
+    "matmul": [
+        (gw.matmul, [(3, 4), (4, 2)]),
+        (gw.matmul, [(2, 3, 4), (4, 5)]),
+        (gw.matmul, [(4,), (4, 3)]),
+        (gw.matmul, [(3, 4), (4,)]),
+        (gw.matmul, [(4,), (4,)]),
+        (gw.matmul, [(2, 1, 3, 4), (5, 4, 2)]),
+        (gw.matmul, [(4,), (2, 4, 3)]),
+    ],
+    "reshape": [(lambda a: a.reshape(4, 3), [(3, 4)]), (lambda a: gw.flatten(a), [(2, 3, 2)])],
+    "transpose": [(lambda a: a.T, [(3, 4)]), (lambda a: a.permute(2, 0, 1), [(2, 3, 4)])],
+    "broadcast_to": [(lambda a: gw.broadcast_to(a, (2, 3, 4)), [(3, 1)])],
+    "getitem": [
+        (lambda a: a[1:, ::2], [(3, 4)]),
+        (lambda a: a[IDX], [(3, 2)]),
+        (lambda a: a[:, [1, 1, 0]], [(2, 3)]),
+        (lambda a: a[a.detach() > 0], [(3, 4)]),
+        (lambda a: a[0], [(3, 4)]),
+    ],
+    "scatter_add": [
+        (lambda g: gw.autograd.ops.scatter_add(g, index=IDX, shape=(3, 2)), [(4, 2)])
+    ],
+    "concatenate": [(lambda a, b: gw.concatenate([a, b], axis=1), [(2, 3), (2, 1)])],
+    "stack": [(lambda a, b: gw.stack([a, b], axis=1), [(2, 3), (2, 3)])],
+}
+
+
+def make_inputs(specs: list, rng: np.random.Generator) -> list[gw.Tensor]:
+    out = []
+    for spec in specs:
+        shape, domain = spec if isinstance(spec[-1], str) else (spec, "real")
+        x = rng.standard_normal(shape)
+        if domain == "positive":
+            x = np.abs(x) + 0.5
+        elif domain == "away":
+            x = np.sign(x + 1e-12) * (np.abs(x) + 0.2)
+        out.append(gw.tensor(x, dtype="float64", requires_grad=True))
+    return out
