@@ -21,7 +21,7 @@ FLOAT64 = np.dtype(np.float64)
 
 @dataclass
 class Matrix:
-    """A coerced input: ``values`` is 2-D float; ``owned`` means we made it and may write into it."""
+    """A coerced input: 2-D float ``values``; ``owned`` means we made it and may write into it."""
 
     values: np.ndarray
     names: tuple[str, ...] | None
@@ -66,9 +66,7 @@ def _from_columns(columns: Sequence[tuple[str, Any]], where: str) -> Matrix:
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 1:
-            raise ValueError(
-                f"{where}: expected column {name!r} to be 1-D, got shape {arr.shape}"
-            )
+            raise ValueError(f"{where}: expected column {name!r} to be 1-D, got shape {arr.shape}")
         if n_rows is None:
             n_rows, first_name = arr.shape[0], name
         elif arr.shape[0] != n_rows:
@@ -136,8 +134,28 @@ def require_rows(values: np.ndarray, where: str) -> None:
         )
 
 
+class SubsetNames(tuple):
+    """Names of a subset of columns that also remembers their positions in the full input.
+
+    Lets a step fitted on a few columns (inside a ColumnScaler) report errors with
+    the column's real name and index. ``named`` is False when the input had no names.
+    """
+
+    positions: tuple[int, ...]
+    named: bool
+
+    def __new__(cls, names: Sequence[str] | None, positions: Sequence[int]) -> SubsetNames:
+        obj = super().__new__(cls, names if names is not None else [f"x{p}" for p in positions])
+        obj.positions = tuple(int(p) for p in positions)
+        obj.named = names is not None
+        return obj
+
+
 def column_label(j: int, names: Sequence[str] | None, index: Sequence[int] | None = None) -> str:
     """How error messages name a column: by name when known, always with its position."""
+    if isinstance(names, SubsetNames):
+        pos = names.positions[j]
+        return f"column {names[j]!r} (index {pos})" if names.named else f"column {pos}"
     pos = int(index[j]) if index is not None else j
     if names is not None:
         return f"column {names[j]!r} (index {pos})"
@@ -156,9 +174,7 @@ def nonfinite_columns(values: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         sums = np.add.reduce(values, axis=0)
     suspects = np.flatnonzero(~np.isfinite(sums))
-    return np.array(
-        [j for j in suspects if not np.isfinite(values[:, j]).all()], dtype=np.intp
-    )
+    return np.array([j for j in suspects if not np.isfinite(values[:, j]).all()], dtype=np.intp)
 
 
 def check_finite(
