@@ -1,9 +1,14 @@
-"""Per-op cost of a small graph: forward + backward on one-element tensors.
+"""Per-op dispatch cost: forward + backward on one-element tensors.
 
-The graph is a chain of 4 elementwise ops (mul, add, tanh, mul) repeated; we
-divide the time of forward + backward by the number of ops. This is pure
-dispatch cost: the arrays hold one element. Compared with PyTorch eager in the
-same run when it is installed.
+Two graphs, both of one-element tensors so that only dispatch is measured:
+
+* ``4 ops``: the small graph of the issue -- mul, add, tanh, mul -- then
+  backward, repeated; the time per repetition divided by 4 (the fixed cost of
+  starting a backward pass is included, as a user pays it);
+* ``100 ops``: 25 such blocks chained before one backward, which isolates the
+  per-op cost.
+
+Compared with PyTorch eager (one thread) in the same run when it is installed.
 
     python benchmarks/overhead.py
 """
@@ -12,15 +17,13 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import gradwell as gw
 
-REPEATS = 25  # blocks of 4 ops per graph
-OPS = 4 * REPEATS
 
-
-def _time(fn, rounds: int = 200) -> float:
-    for _ in range(20):
+def _time(fn: Callable[[], None], rounds: int = 300) -> float:
+    for _ in range(30):
         fn()
     samples = []
     for _ in range(rounds):
@@ -30,39 +33,33 @@ def _time(fn, rounds: int = 200) -> float:
     return statistics.median(samples)
 
 
-def gradwell_step() -> None:
-    x = gw.tensor([0.5], requires_grad=True)
-    h = x
-    for _ in range(REPEATS):
-        h = gw.tanh(h * 1.1 + 0.1) * 0.9
-    h.sum().backward()
-
-
-def torch_step_factory():
-    import torch
-
-    torch.set_num_threads(1)
-
+def make_step(lib, blocks: int) -> Callable[[], None]:
     def step() -> None:
-        x = torch.tensor([0.5], requires_grad=True)
+        x = lib.tensor([0.5], requires_grad=True)
         h = x
-        for _ in range(REPEATS):
-            h = torch.tanh(h * 1.1 + 0.1) * 0.9
+        for _ in range(blocks):
+            h = lib.tanh(h * 1.1 + 0.1) * 0.9
         h.sum().backward()
 
     return step
 
 
 def main() -> None:
-    rows = [("gradwell", _time(gradwell_step))]
+    libs = [("gradwell", gw)]
     try:
-        rows.append(("pytorch eager", _time(torch_step_factory())))
+        import torch
+
+        torch.set_num_threads(1)
+        libs.append(("pytorch eager", torch))
     except ImportError:
         print("(PyTorch not installed: pip install torch to compare)")
-    base = rows[0][1]
-    print(f"{'framework':<16}{'us/op (fwd+bwd)':>18}{'gradwell / it':>16}")
-    for name, t in rows:
-        print(f"{name:<16}{t / OPS * 1e6:>18.2f}{base / t:>16.2f}")
+    print(f"{'graph':<10}{'framework':<16}{'us/op (fwd+bwd)':>18}{'gradwell / it':>16}")
+    for blocks in (1, 25):
+        ops = 4 * blocks + 1  # the blocks plus the final sum
+        times = [(name, _time(make_step(lib, blocks)) / ops) for name, lib in libs]
+        for name, t in times:
+            label = f"{4 * blocks} ops"
+            print(f"{label:<10}{name:<16}{t * 1e6:>18.2f}{times[0][1] / t:>16.2f}")
 
 
 if __name__ == "__main__":

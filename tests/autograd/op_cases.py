@@ -31,8 +31,10 @@ CASES: dict[str, list[tuple]] = {
     "log1p": [(gw.log1p, [((3, 4), "positive")])],
     "sqrt": [(gw.sqrt, [((3, 4), "positive")])],
     "erf": [(gw.erf, [(3, 4)])],
-    "clip": [(lambda a: gw.clip(a, -0.5, 0.7), [((4, 5), "away")]),
-             (lambda a: gw.clip(a, min=0.1), [((6,), "away")])],
+    "clip": [
+        (lambda a: gw.clip(a, -0.5, 0.7), [((4, 5), "away")]),
+        (lambda a: gw.clip(a, min=0.1), [((6,), "away")]),
+    ],
     "maximum": [(gw.maximum, [(3, 4), (4,)])],
     "minimum": [(gw.minimum, [(3, 4), (3, 1)])],
     "where": [(lambda a, b: gw.where(a.detach() > 0, a, b), [(3, 4), (4,)])],
@@ -46,12 +48,21 @@ CASES: dict[str, list[tuple]] = {
     "softplus": [(gw.softplus, [(3, 4)]), (lambda a: gw.softplus(a * 30, beta=2.0), [(5,)])],
     "softmax": [(lambda a: gw.softmax(a, 0), [(3, 4)]), (gw.softmax, [(2, 3, 4)])],
     "log_softmax": [(gw.log_softmax, [(3, 4)]), (lambda a: gw.log_softmax(a, 0), [(3,)])],
-    "sum": [(gw.sum, [(3, 4)]), (lambda a: gw.sum(a, axis=(0, 2), keepdims=True), [(2, 3, 4)]),
-            (lambda a: a.sum(1), [(3, 4)])],
-    "mean": [(gw.mean, [(3, 4)]), (lambda a: a.mean(axis=-1), [(2, 3, 4)]),
-             (lambda a: a.mean(0, keepdims=True), [(3, 4)])],
-    "max": [(gw.max, [(3, 4)]), (lambda a: a.max(axis=1), [(3, 4)]),
-            (lambda a: a.max(axis=(0, 1), keepdims=True), [(2, 3, 2)])],
+    "sum": [
+        (gw.sum, [(3, 4)]),
+        (lambda a: gw.sum(a, axis=(0, 2), keepdims=True), [(2, 3, 4)]),
+        (lambda a: a.sum(1), [(3, 4)]),
+    ],
+    "mean": [
+        (gw.mean, [(3, 4)]),
+        (lambda a: a.mean(axis=-1), [(2, 3, 4)]),
+        (lambda a: a.mean(0, keepdims=True), [(3, 4)]),
+    ],
+    "max": [
+        (gw.max, [(3, 4)]),
+        (lambda a: a.max(axis=1), [(3, 4)]),
+        (lambda a: a.max(axis=(0, 1), keepdims=True), [(2, 3, 2)]),
+    ],
     "min": [(gw.min, [(3, 4)]), (lambda a: a.min(axis=0, keepdims=True), [(3, 4)])],
     "logsumexp": [(gw.logsumexp, [(3, 4)]), (lambda a: a.logsumexp(axis=1), [(3, 4)])],
     "matmul": [
@@ -73,9 +84,7 @@ CASES: dict[str, list[tuple]] = {
         (lambda a: a[a.detach() > 0], [(3, 4)]),
         (lambda a: a[0], [(3, 4)]),
     ],
-    "scatter_add": [
-        (lambda g: gw.autograd.ops.scatter_add(g, index=IDX, shape=(3, 2)), [(4, 2)])
-    ],
+    "scatter_add": [(lambda g: gw.autograd.ops.scatter_add(g, index=IDX, shape=(3, 2)), [(4, 2)])],
     "concatenate": [(lambda a, b: gw.concatenate([a, b], axis=1), [(2, 3), (2, 1)])],
     "stack": [(lambda a, b: gw.stack([a, b], axis=1), [(2, 3), (2, 3)])],
 }

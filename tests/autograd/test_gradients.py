@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from autograd.op_cases import CASES, make_inputs
 
 import gradwell as gw
 from gradwell.autograd.ops import REGISTRY
-
-from autograd.op_cases import CASES, make_inputs
 
 try:  # fused ops registered by other subpackages join the registry when imported
     import gradwell.nn  # noqa: F401
@@ -61,8 +60,10 @@ def test_float32_in_float32_out(name):
     if name not in CASES:
         pytest.fail(f"no case for {name}")
     fn, specs = CASES[name][0]
-    inputs = [gw.tensor(t.data.astype(np.float32), requires_grad=True)
-              for t in make_inputs(specs, np.random.default_rng(0))]
+    inputs = [
+        gw.tensor(t.data.astype(np.float32), requires_grad=True)
+        for t in make_inputs(specs, np.random.default_rng(0))
+    ]
     out = fn(*inputs)
     assert out.dtype == np.float32, f"{name} forward gave {out.dtype}"
     out.sum().backward()

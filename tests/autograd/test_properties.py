@@ -12,8 +12,9 @@ import gradwell as gw
 
 @st.composite
 def broadcastable_pair(draw):
-    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3,
-                                                    max_side=4))
+    shapes = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4)
+    )
     a_shape, b_shape = shapes.input_shapes
     return a_shape, b_shape
 
@@ -36,8 +37,10 @@ def test_broadcast_gradients_sum_back_to_input_shapes(shapes, op):
         "add": (ones, ones),
         "sub": (ones, -ones),
         "mul": (np.broadcast_to(b_val, out_shape), np.broadcast_to(a_val, out_shape)),
-        "div": (np.broadcast_to(1 / b_val, out_shape), -np.broadcast_to(a_val, out_shape)
-                / np.broadcast_to(b_val, out_shape) ** 2),
+        "div": (
+            np.broadcast_to(1 / b_val, out_shape),
+            -np.broadcast_to(a_val, out_shape) / np.broadcast_to(b_val, out_shape) ** 2,
+        ),
     }[op]
     for t, full in zip((a, b), local):
         lead = full.ndim - t.ndim

@@ -1,15 +1,31 @@
 """Reverse-mode automatic differentiation over a dynamic graph (numpy only)."""
 
-from .tensor import Tensor  # first: the op modules build on it
-
 from . import ops  # noqa: I001
 from .anomaly import AnomalyError, detect_anomaly
 from .creation import arange, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .engine import enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
+from .tensor import Tensor  # first: the op modules build on it
 
 __all__ = [
-    "AnomalyError", "GradcheckError", "Tensor", "arange", "detect_anomaly", "enable_grad", "eye",
-    "full", "grad", "gradcheck", "is_grad_enabled", "no_grad", "ones", "ones_like", "ops", "rand",
-    "randn", "tensor", "zeros", "zeros_like",
+    "AnomalyError",
+    "GradcheckError",
+    "Tensor",
+    "arange",
+    "detect_anomaly",
+    "enable_grad",
+    "eye",
+    "full",
+    "grad",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "ops",
+    "rand",
+    "randn",
+    "tensor",
+    "zeros",
+    "zeros_like",
 ]

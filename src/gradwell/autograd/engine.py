@@ -13,7 +13,9 @@ paths the graph has.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import heapq
+import itertools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +32,9 @@ class _GradMode:
 
 
 _mode = _GradMode()
+
+# Creation numbers of recorded nodes: an op's output is numbered after its inputs.
+node_counter = itertools.count()
 
 # Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
 #   forward_hooks: fn(op, inputs, output) after every recorded or unrecorded op.
@@ -73,16 +78,6 @@ class enable_grad(contextlib.ContextDecorator):
 
 def is_grad_enabled() -> bool:
     return _mode.enabled
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Iterator[None]:
-    prev = _mode.enabled
-    _mode.enabled = enabled
-    try:
-        yield
-    finally:
-        _mode.enabled = prev
 
 
 class GraphReleasedError(RuntimeError):
@@ -131,6 +126,17 @@ def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     return g
 
 
+def _apply_hooks(hooks: list[Any], g: Any, create_graph: bool) -> Any:
+    """Run a tensor's own hooks; they see and may replace its gradient as a Tensor."""
+    from .tensor import Tensor
+
+    for h in hooks:
+        r = h(g if create_graph else Tensor(g))
+        if r is not None:
+            g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+    return g
+
+
 def run_backward(
     outputs: Sequence[Tensor],
     grad_outputs: Sequence[Any],
@@ -144,82 +150,61 @@ def run_backward(
     With ``inputs=None`` gradients accumulate into the leaves' ``.grad`` (backward);
     otherwise the gradients of ``inputs`` are returned and no ``.grad`` is touched
     (``gw.grad``). Gradients are numpy arrays, or Tensors with ``create_graph``.
+
+    Every recorded node carries a creation number, larger than its inputs'. Visiting
+    nodes from a max-heap of creation numbers is therefore a reverse topological
+    order discovered on the fly: when a node comes off the heap, every consumer of
+    it has already added its contribution, so its gradient is complete.
     """
-    from . import ops
+    from .ops import ArrayF, TensorF
     from .tensor import Tensor
 
-    F = ops.TensorF if create_graph else ops.ArrayF
+    F = TensorF if create_graph else ArrayF
     grads: dict[int, Any] = {}
+    heap: list[tuple[int, int, Tensor]] = []
+    leaves: dict[int, Tensor] = {}
     for out, g in zip(outputs, grad_outputs):
         key = id(out)
-        grads[key] = g if key not in grads else grads[key] + g
+        if key in grads:
+            grads[key] = grads[key] + g
+            continue
+        grads[key] = g
+        if out._op is None:
+            leaves[key] = out
+        else:
+            heapq.heappush(heap, (-out._seq, key, out))
 
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found: list[Any] = [None] * len(inputs) if inputs is not None else []
-    handed_out: set[int] = set()
-    leaves: dict[int, Tensor] = {}
 
-    def deliver_to_leaf(leaf: Tensor, g: Any) -> None:
-        if leaf._hooks:
-            for h in leaf._hooks:
-                r = h(g if create_graph else Tensor(g))
-                if r is not None:
-                    g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
-        if grad_hooks:
-            for h in grad_hooks:
-                r = h(leaf, g)
-                if r is not None:
-                    g = r
-        if wanted is not None:
-            i = wanted.get(id(leaf))
-            if i is not None:
-                found[i] = g if found[i] is None else found[i] + g
-            return
-        if create_graph:
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
-        elif leaf.grad is None:
-            leaf.grad = Tensor(_leaf_grad(g, handed_out))
-        else:
-            leaf.grad = Tensor(leaf.grad.data + g)
-
-    leaf_roots = [o for o in outputs if o._op is None]
-    for o in leaf_roots:  # backward on a leaf itself: its gradient is the seed
-        g = grads.pop(id(o), None)
-        if g is not None:
-            deliver_to_leaf(o, g)
-
-    with _grad_mode(create_graph):
-        for node in reversed(toposort(outputs)):
-            g = grads.pop(id(node), None)
-            if g is None:  # no path from an output reaches this node's gradient
-                continue
+    previous_mode = _mode.enabled
+    _mode.enabled = create_graph
+    try:
+        while heap:
+            _, key, node = heapq.heappop(heap)
+            g = grads.pop(key)
             if node._hooks:
-                for h in node._hooks:
-                    r = h(g if create_graph else Tensor(g))
-                    if r is not None:
-                        g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+                g = _apply_hooks(node._hooks, g, create_graph)
             if grad_hooks:
                 for h in grad_hooks:
                     r = h(node, g)
                     if r is not None:
                         g = r
-            if wanted is not None:
-                i = wanted.get(id(node))
-                if i is not None:
-                    found[i] = g
+            if wanted is not None and key in wanted:
+                found[wanted[key]] = g
             node_inputs = node._inputs
             if node_inputs is None:
                 raise _released(node)
-            needs = tuple(t.requires_grad for t in node_inputs)
+            needs = node._needs
             if create_graph:
                 in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
             else:
                 in_grads = node._op.vjp(
-                    F, g, node.data, tuple(t.data for t in node_inputs), needs, node._attrs
+                    F, g, node.data, [t.data for t in node_inputs], needs, node._attrs
                 )
             if vjp_hooks:
-                for h in vjp_hooks:
-                    h(node, g, in_grads)
+                for vh in vjp_hooks:
+                    vh(node, g, in_grads)
             if not retain_graph:
                 node._inputs = None
                 node._attrs = None
@@ -228,14 +213,39 @@ def run_backward(
                     continue
                 if ig.shape != inp.data.shape:
                     ig = F.sum_to(ig, inp.data.shape)
-                key = id(inp)
-                prev = grads.get(key)
-                grads[key] = ig if prev is None else prev + ig
+                k = id(inp)
+                prev = grads.get(k)
+                if prev is not None:
+                    grads[k] = prev + ig
+                    continue
+                grads[k] = ig
                 if inp._op is None:
-                    leaves[key] = inp
+                    leaves[k] = inp
+                else:
+                    heapq.heappush(heap, (-inp._seq, k, inp))
+
         # Leaves last, each once, with the sum of all its contributions.
-        for key, leaf in leaves.items():
-            deliver_to_leaf(leaf, grads.pop(key))
+        handed_out: set[int] = set()
+        for k, leaf in leaves.items():
+            g = grads.pop(k)
+            if leaf._hooks:
+                g = _apply_hooks(leaf._hooks, g, create_graph)
+            if grad_hooks:
+                for h in grad_hooks:
+                    r = h(leaf, g)
+                    if r is not None:
+                        g = r
+            if wanted is not None:
+                if k in wanted:
+                    found[wanted[k]] = g
+            elif create_graph:
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+            elif leaf.grad is None:
+                leaf.grad = Tensor(_leaf_grad(g, handed_out))
+            else:
+                leaf.grad = Tensor(leaf.grad.data + g)
+    finally:
+        _mode.enabled = previous_mode
     return found if inputs is not None else None
 
 
@@ -291,6 +301,7 @@ def grad(
             )
         result.append(g if g is None or create_graph else Tensor(g))
     return tuple(result)
+
 
 # Modules being called, innermost last; diagnostics read it to name where an op ran.
 module_stack: list[Any] = []

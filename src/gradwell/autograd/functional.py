@@ -22,7 +22,8 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, correction: int = 1) -
     axis = _axes(axis)
     n = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
     centred = x - ops.mean(x, axis=axis, keepdims=True)
-    return ops.sum(centred * centred, axis=axis, keepdims=keepdims) / builtins.max(n - correction, 1)
+    dof = builtins.max(n - correction, 1)
+    return ops.sum(centred * centred, axis=axis, keepdims=keepdims) / dof
 
 
 def std(x: Any, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:

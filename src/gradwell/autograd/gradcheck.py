@@ -84,14 +84,17 @@ def _numeric_grad(scalar: Callable[..., Tensor], inputs: list[Tensor], i: int, e
 
 def _worst(i: int, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float) -> str:
     if analytic.shape != numeric.shape:
-        return f"gradcheck: input {i}: gradient shape {analytic.shape} != input shape {numeric.shape}"
+        return (
+            f"gradcheck: input {i}: gradient shape {analytic.shape} != input shape {numeric.shape}"
+        )
     excess = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
     excess = np.where(np.isnan(excess), np.inf, excess)
     if not (excess > 0).any():
         return ""
     k = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    where = tuple(map(int, k))
     return (
-        f"gradcheck: input {i} (shape {numeric.shape}) disagrees most at element {tuple(map(int, k))}:"
+        f"gradcheck: input {i} (shape {numeric.shape}) disagrees most at element {where}:"
         f" analytic {float(analytic[k])!r}, numeric {float(numeric[k])!r} "
         f"(allowed |difference| {atol + rtol * abs(numeric[k]):.3g})"
     )

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erf as _erf
 
-from .engine import _mode, forward_hooks
+from .engine import _mode, forward_hooks, node_counter
 from .tensor import Tensor
 
 REGISTRY: dict[str, Primitive] = {}
@@ -74,13 +74,15 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     if op.saves:
         out, saved = out
         attrs = {**attrs, "saved": saved}
-    result = None
     if _mode.enabled and op.vjp is not None:
-        for t in inputs:
-            if t.requires_grad:
-                result = Tensor(out, True, op, inputs, attrs)
-                break
-    if result is None:
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs:
+            result = Tensor(out, True, op, inputs, attrs)
+            result._needs = needs
+            result._seq = next(node_counter)
+        else:
+            result = Tensor(out)
+    else:
         result = Tensor(out)
     if forward_hooks:
         for hook in forward_hooks:
@@ -92,15 +94,30 @@ def constant_dtype(value: Any, like: np.dtype | None) -> np.dtype | None:
     """The dtype a Python number takes next to a tensor of dtype ``like``.
 
     Python scalars never upcast a tensor: ``float32_tensor * 2.0`` stays float32.
-    A float next to an integer tensor is float32, the default float.
+    A float next to an integer tensor (or alone) is float32, the default float.
     """
-    if like is None:
-        return None
-    if like.kind in "fc":
+    if like is not None and like.kind in "fc":
         return like
     if isinstance(value, float):
         return np.dtype(np.float32)
-    return like if like.kind in "iu" and isinstance(value, int) else None
+    return like if like is not None and like.kind in "iu" and isinstance(value, int) else None
+
+
+# Constant tensors for Python numbers, reused: `x * 0.5` in a loop should not build a
+# new array each time. They never require grad and the engine never writes to them.
+_constants: dict[tuple[type, Any, Any], Tensor] = {}
+
+
+def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
+    key = (type(value), value, like)
+    t = _constants.get(key)
+    if t is None:
+        if len(_constants) > 4096:
+            _constants.clear()
+        arr = np.asarray(value, dtype=constant_dtype(value, like))
+        arr.flags.writeable = False
+        t = _constants[key] = Tensor(arr)
+    return t
 
 
 def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
@@ -114,7 +131,7 @@ def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
         if isinstance(a, Tensor):
             out.append(a)
         elif isinstance(a, (bool, int, float)):
-            out.append(Tensor(np.asarray(a, dtype=constant_dtype(a, like))))
+            out.append(_scalar_constant(a, like))
         else:
             arr = np.asarray(a)
             if arr.dtype == np.float64 and like is None:

@@ -21,8 +21,19 @@ class Tensor:
     made by the user are leaves. Create tensors with :func:`gradwell.tensor`.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_inputs", "_attrs", "_hooks", "name",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_op",
+        "_inputs",
+        "_attrs",
+        "_needs",
+        "_seq",
+        "_hooks",
+        "name",
+        "__weakref__",
+    )
     # numpy must hand `array <op> tensor` over to the tensor's reflected operator.
     __array_ufunc__ = None
 
@@ -40,6 +51,8 @@ class Tensor:
         self._op = _op
         self._inputs = _inputs
         self._attrs = _attrs
+        self._needs: tuple[bool, ...] = ()
+        self._seq = 0
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
         self.name: str | None = None
 
@@ -163,12 +176,10 @@ class Tensor:
                 "backward() called on a tensor that does not require grad: nothing it depends "
                 "on has requires_grad=True (was it computed under no_grad, or from detached data?)"
             )
-        g = _seed_gradient(self, grad, "backward()")
-        if create_graph:
-            g = Tensor(g)
+        seed = _seed_gradient(self, grad, "backward()")
         engine.run_backward(
             [self],
-            [g],
+            [Tensor(seed) if create_graph else seed],
             retain_graph=create_graph if retain_graph is None else retain_graph,
             create_graph=create_graph,
         )
