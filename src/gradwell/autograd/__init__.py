@@ -1,11 +1,11 @@
 """Reverse-mode automatic differentiation over a dynamic graph (numpy only)."""
 
-from . import ops  # noqa: I001
+from . import ops
 from .anomaly import AnomalyError, detect_anomaly
 from .creation import arange, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
 from .engine import enable_grad, grad, is_grad_enabled, no_grad
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor  # first: the op modules build on it
+from .tensor import Tensor
 
 __all__ = [
     "AnomalyError",

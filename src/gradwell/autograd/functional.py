@@ -81,20 +81,29 @@ def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:
     return ops.clip(_t(x), min=min, max=max)
 
 
-def _reduction(op: ops.Primitive):  # type: ignore[no-untyped-def]
-    def reduce(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return op(_t(x), axis=_axes(axis), keepdims=keepdims)
-
-    reduce.__name__ = op.name
-    reduce.__doc__ = op.__doc__
-    return reduce
+def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (all axes when None)."""
+    return ops.sum(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
-sum = _reduction(ops.sum)
-mean = _reduction(ops.mean)
-max = _reduction(ops.max)
-min = _reduction(ops.min)
-logsumexp = _reduction(ops.logsumexp)
+def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis`` (all axes when None)."""
+    return ops.mean(_t(x), axis=_axes(axis), keepdims=keepdims)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Largest element over ``axis``. Ties share the gradient equally among them."""
+    return ops.max(_t(x), axis=_axes(axis), keepdims=keepdims)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Smallest element over ``axis``. Ties share the gradient equally among them."""
+    return ops.min(_t(x), axis=_axes(axis), keepdims=keepdims)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over ``axis``, stable for large |x|."""
+    return ops.logsumexp(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
 def softmax(x: Any, axis: int = -1) -> Tensor:
