@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from ._errors import ColumnMismatchError
-from ._input import Matrix, SubsetNames, as_matrix, require_rows
+from ._input import (
+    Matrix,
+    SubsetNames,
+    as_matrix,
+    gather_columns,
+    require_rows,
+    scatter_columns,
+)
 from .base import Scaler, check_nan_policy, from_config, register
 from .pipeline import Pipeline, as_chain
 
@@ -143,9 +150,7 @@ class ColumnScaler(Scaler):
 
     @staticmethod
     def _subset(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        if idx.size == values.shape[1] and np.array_equal(idx, np.arange(values.shape[1])):
-            return values.copy()
-        return np.take(values, idx, axis=1)
+        return gather_columns(values, idx)
 
     def _sub_names(self, names: tuple[str, ...] | None, idx: np.ndarray) -> SubsetNames:
         return SubsetNames([names[j] for j in idx] if names is not None else None, idx)
@@ -163,7 +168,7 @@ class ColumnScaler(Scaler):
             sub = pipe._fit_clean(sub, True, where, sub_names)
             if keep_output:
                 pipe._fit_transform_values(sub, names=sub_names)
-                out[:, idx] = sub  # type: ignore[index]
+                scatter_columns(out, idx, sub)  # type: ignore[arg-type]
             else:
                 pipe._fit_values(sub, owned=True, names=sub_names)
             pipe._remember_input(
@@ -201,7 +206,7 @@ class ColumnScaler(Scaler):
             else:
                 pipe._clean_inplace(sub, where, sub_names)
                 pipe._transform_inplace(sub, names=sub_names)
-            out[:, idx] = sub
+            scatter_columns(out, idx, sub)
         return out
 
     def transform(self, X: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ._errors import DomainError
-from ._input import column_label
+from ._input import column_label, column_max, column_min, reduce_columns
 from .base import Scaler, check_nan_policy, register
 
 # Rows per block when centring data for the variance: big enough to amortise the
@@ -54,12 +54,12 @@ def column_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     inner = [i for i, q in enumerate(qs) if 0.0 < q < 1.0]
     for i, q in enumerate(qs):
         if q <= 0.0:
-            out[i] = values.min(axis=0)
+            out[i] = column_min(values)
         elif q >= 1.0:
-            out[i] = values.max(axis=0)
+            out[i] = column_max(values)
     if inner:
         cols = np.ascontiguousarray(values.T)
-        out[inner] = np.quantile(cols, [qs[i] for i in inner], axis=1)
+        out[inner] = np.quantile(cols, [qs[i] for i in inner], axis=1, overwrite_input=True)
     return out
 
 
@@ -70,7 +70,7 @@ def column_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the one-pass sum-of-squares formula without a full-size float64 temporary.
     """
     n, d = values.shape
-    mean = np.add.reduce(values, axis=0, dtype=np.float64) / n
+    mean = reduce_columns(np.add, values, dtype=np.float64) / n
     m2 = np.zeros(d, dtype=np.float64)
     step = max(1, _BLOCK_ELEMENTS // max(d, 1))
     for start in range(0, n, step):
@@ -143,8 +143,8 @@ class LinearScaler(_AffineScaler):
 
     def _fit_values(self, values: np.ndarray, owned: bool, names: Sequence[str] | None = None):
         lo, hi = (float(v) for v in self.feature_range)
-        self.data_min_ = values.min(axis=0).astype(np.float64)
-        self.data_max_ = values.max(axis=0).astype(np.float64)
+        self.data_min_ = column_min(values).astype(np.float64)
+        self.data_max_ = column_max(values).astype(np.float64)
         span = self.data_max_ - self.data_min_
         flat = span == 0
         scale = np.where(flat, 0.0, (hi - lo) / np.where(flat, 1.0, span))
@@ -223,7 +223,7 @@ class RobustScaler(_AffineScaler):
         q_lo, median, q_hi = column_quantiles(values, [lo, 0.5, hi])
         spread = q_hi - q_lo
         if np.any(spread == 0):
-            full = values.max(axis=0).astype(np.float64) - values.min(axis=0)
+            full = column_max(values).astype(np.float64) - column_min(values)
             spread = np.where(spread == 0, full, spread)
         flat = spread == 0
         scale = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, spread))
@@ -374,7 +374,7 @@ class LogScaler(Scaler):
     def _check_domain(
         self, values: np.ndarray, shift: np.ndarray, where: str, names: Sequence[str] | None
     ) -> None:
-        mins = values.min(axis=0).astype(np.float64)
+        mins = column_min(values).astype(np.float64)
         bad = np.flatnonzero(mins + shift < 0)
         if bad.size == 0:
             return
@@ -394,14 +394,21 @@ class LogScaler(Scaler):
     def _fit_values(self, values: np.ndarray, owned: bool, names: Sequence[str] | None = None):
         d = values.shape[1]
         if self.shift == "auto":
-            shift = np.maximum(0.0, -values.min(axis=0).astype(np.float64))
+            shift = np.maximum(0.0, -column_min(values).astype(np.float64))
         else:
             shift = np.full(d, float(self.shift))
         self._check_domain(values, shift, "LogScaler.fit", names)
         self.shift_ = shift
 
+    def _fit_transform_values(self, values: np.ndarray, names: Sequence[str] | None = None):
+        self._fit_values(values, owned=True, names=names)
+        self._apply(values)  # the fit just checked the domain of these very values
+
     def _transform_inplace(self, values: np.ndarray, names: Sequence[str] | None = None) -> None:
         self._check_domain(values, self.shift_, "LogScaler.transform", names)
+        self._apply(values)
+
+    def _apply(self, values: np.ndarray) -> None:
         if np.any(self.shift_ != 0):
             values += self.shift_.astype(values.dtype)
         np.log1p(values, out=values)
