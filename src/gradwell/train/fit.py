@@ -1,0 +1,239 @@
+"""The training loop: ``fit``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..data.loader import DataLoader, Seed
+from . import metrics as _metrics
+from .callbacks import Callback, CallbackList, TrainingState
+from .history import History
+from .predict import _evaluate, fresh_copy
+from .progress import ProgressBar
+
+#: Loss names accepted by ``fit(loss=...)`` and the gw.nn loss class each stands for.
+LOSS_NAMES = {
+    "cross_entropy": "CrossEntropyLoss",
+    "nll": "NLLLoss",
+    "mse": "MSELoss",
+    "l1": "L1Loss",
+    "mae": "L1Loss",
+    "huber": "HuberLoss",
+    "bce_with_logits": "BCEWithLogitsLoss",
+}
+
+
+def _loss_fn(loss: Any) -> Any:
+    if isinstance(loss, str):
+        if loss not in LOSS_NAMES:
+            raise ValueError(
+                f"fit: unknown loss {loss!r}; expected one of {', '.join(LOSS_NAMES)} or a "
+                "callable loss(outputs, targets) such as gw.nn.CrossEntropyLoss()"
+            )
+        from .. import nn
+
+        return getattr(nn, LOSS_NAMES[loss])()
+    if not callable(loss):
+        raise TypeError(f"fit: loss must be callable as loss(outputs, targets); got {loss!r}")
+    return loss
+
+
+def _takes_logits(loss_fn: Any) -> bool:
+    name = type(loss_fn).__name__ if not hasattr(loss_fn, "__name__") else loss_fn.__name__
+    return "WithLogits" in name or "with_logits" in name
+
+
+def _loader(data: Any, batch_size: int, shuffle: bool, seed: Seed, what: str) -> Any:
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return DataLoader(tuple(data), batch_size=batch_size, shuffle=shuffle, seed=seed)
+    if hasattr(data, "__iter__") and hasattr(data, "__len__") and not isinstance(data, tuple):
+        return data  # any re-iterable of (inputs, targets) batches
+    raise TypeError(
+        f"fit: {what} must be a pair of arrays (X, y) or a DataLoader; got {type(data).__name__}"
+    )
+
+
+def _doctor_callback(doctor: Any) -> Callback | None:
+    """The seam for the training doctor: ``fit(doctor=...)`` adds it as a callback.
+
+    ``None``/``False``: no doctor; a Callback: used as given; ``True`` or a dict of
+    options: ``gradwell.doctor.Doctor(**options)``.
+    """
+    if doctor is None or doctor is False:
+        return None
+    if isinstance(doctor, Callback):
+        return doctor
+    try:
+        from ..doctor import Doctor  # type: ignore[attr-defined]
+    except ImportError as e:
+        raise NotImplementedError(
+            "fit(doctor=...): the training doctor (gradwell.doctor) is not available"
+        ) from e
+    if doctor is True:
+        return Doctor()  # type: ignore[no-any-return]
+    if isinstance(doctor, dict):
+        return Doctor(**doctor)  # type: ignore[no-any-return]
+    raise TypeError(f"fit: doctor must be True, a dict of options or a Callback; got {doctor!r}")
+
+
+def fit(
+    model: Any,
+    train: Any,
+    *,
+    loss: Any,
+    optimizer: Any,
+    epochs: int,
+    batch_size: int = 32,
+    validation: Any = None,
+    metrics: Sequence[Any] = (),
+    callbacks: Sequence[Callback] = (),
+    seed: Seed = None,
+    verbose: int = 1,
+    shuffle: bool = True,
+    clip_grad_norm: float | None = None,
+    initial_epoch: int = 0,
+    doctor: Any = None,
+) -> History:
+    """Train ``model`` on ``train`` and return the :class:`History`.
+
+    ``train`` and ``validation`` are ``(X, y)`` arrays or DataLoaders. With arrays
+    the training data is cut into batches of ``batch_size``, reshuffled every epoch
+    from ``seed`` (epoch ``e`` sees the same order in any run with the same seed,
+    resumed or not). ``loss`` is a callable ``loss(outputs, targets)`` returning a
+    scalar Tensor (e.g. ``gw.nn.CrossEntropyLoss()``) or a name ("cross_entropy",
+    "mse", "l1", "huber", "bce_with_logits", "nll"). ``metrics``: names
+    ("accuracy", "top_5_accuracy", "mse", "rmse", "mae", "r2") or callables
+    ``fn(y_true, y_pred)``. Each step runs: forward, loss, backward, optional
+    gradient clipping to the total norm ``clip_grad_norm``, optimizer step, callbacks.
+    ``epochs`` is the index of the last epoch: a run resumed with
+    ``initial_epoch=k`` trains epochs k .. epochs-1. ``verbose``: 0 silent, 1 a
+    progress bar per epoch (one line per epoch when stdout is not a terminal),
+    2 one line per epoch. ``doctor`` switches on the training doctor.
+
+    >>> import numpy as np, gradwell as gw
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 2)); y = (X[:, 0] > 0).astype(np.int64)
+    >>> model = gw.nn.Sequential(gw.nn.Linear(2, 8), gw.nn.ReLU(), gw.nn.Linear(8, 2))
+    >>> history = gw.fit(model, (X, y), loss=gw.nn.CrossEntropyLoss(),
+    ...                  optimizer=gw.optim.Adam(model.parameters(), lr=0.05),
+    ...                  epochs=5, metrics=["accuracy"], seed=0, verbose=0)
+    >>> history["loss"][-1] < history["loss"][0]
+    True
+    """
+    if not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"fit: expected epochs to be an int >= 0; got {epochs!r}")
+    if not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
+        raise ValueError(
+            f"fit: expected 0 <= initial_epoch <= epochs ({epochs}); got {initial_epoch!r}"
+        )
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
+    loss_fn = _loss_fn(loss)
+    train_loader = _loader(train, batch_size, shuffle, seed, "train")
+    val_loader = (
+        None if validation is None else _loader(validation, batch_size, False, None, "validation")
+    )
+    logits = _takes_logits(loss_fn)
+    train_metrics = [_metrics.get(m, logits=logits) for m in metrics]
+    val_metrics = [fresh_copy(m) for m in train_metrics]
+    for m in train_metrics:
+        if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
+            raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
+
+    history = History()
+    state = TrainingState(
+        model=model,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        train_loader=train_loader,
+        validation_loader=val_loader,
+        history=history,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=len(train_loader),
+    )
+    extra = [cb for cb in (_doctor_callback(doctor),) if cb is not None]
+    if verbose:
+        extra.append(ProgressBar(verbose))
+    cbs = CallbackList([*callbacks, *extra], state)
+    state.callbacks = cbs.callbacks
+    history.params = {"epochs": epochs, "steps": len(train_loader), "initial_epoch": initial_epoch}
+    batch_begin = cbs.hooks["on_batch_begin"]
+    after_backward = cbs.hooks["on_after_backward"]
+    batch_end = cbs.hooks["on_batch_end"]
+
+    clip = None
+    params = None
+    if clip_grad_norm is not None:
+        from ..nn.utils import clip_grad_norm_ as clip
+
+        params = [p for p in model.parameters() if p.requires_grad]
+    group = optimizer.param_groups[0]
+    step_losses, step_lrs = history.steps["loss"], history.steps["lr"]
+    set_epoch = getattr(train_loader, "set_epoch", None)
+
+    cbs.call("on_train_begin", {})
+    for epoch in range(initial_epoch, epochs):
+        state.epoch = epoch
+        started = time.perf_counter()
+        cbs.call("on_epoch_begin", epoch, {})
+        model.train()
+        for m in train_metrics:
+            m.reset()
+        loss_sum, seen = 0.0, 0
+        if set_epoch is not None:
+            set_epoch(epoch)
+        for step, batch in enumerate(train_loader):
+            inputs, targets = batch[0], batch[1]
+            n = len(inputs)
+            state.inputs, state.targets = inputs, targets
+            if batch_begin:
+                for hook in batch_begin:
+                    hook(step, {"size": n})
+
+            optimizer.zero_grad(set_to_none=True)
+            outputs = model(inputs)
+            loss_t = loss_fn(outputs, targets)
+            state.outputs, state.loss = outputs, loss_t
+            loss_t.backward()
+            if clip is not None:
+                clip(params, clip_grad_norm)
+            if after_backward:
+                for hook in after_backward:
+                    hook(step, {"size": n})
+            optimizer.step()
+            state.global_step += 1
+
+            loss_value = loss_t.item()
+            lr = group["lr"]
+            step_losses.append(loss_value)
+            step_lrs.append(lr)
+            loss_sum += loss_value * n
+            seen += n
+            for m in train_metrics:
+                m.update(targets.data, outputs.data)
+            if batch_end:
+                logs = {"loss": loss_value, "lr": lr, "size": n}
+                for hook in batch_end:
+                    hook(step, logs)
+            if state.stop_training:
+                break
+
+        epoch_logs: dict[str, Any] = {"loss": loss_sum / seen if seen else float("nan")}
+        for m in train_metrics:
+            epoch_logs[m.name] = m.result()
+        if val_loader is not None:
+            epoch_logs.update(_evaluate(model, val_loader, loss_fn, val_metrics, "val_"))
+        epoch_logs["lr"] = step_lrs[-1] if step_lrs else group["lr"]
+        epoch_logs["time"] = time.perf_counter() - started
+        cbs.call("on_epoch_end", epoch, epoch_logs)
+        history.record_epoch(epoch, epoch_logs)
+        if state.stop_training:
+            break
+    state.inputs = state.targets = state.outputs = state.loss = None
+    cbs.call("on_train_end", {})
+    return history

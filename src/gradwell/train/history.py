@@ -1,0 +1,49 @@
+"""History: what ``fit`` measured, per epoch and per optimizer step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class History:
+    """The record of a ``fit`` run, as in Keras.
+
+    ``epoch`` lists the epochs run (0-based); ``history[key]`` one value per
+    epoch for ``"loss"``, ``"val_loss"``, each metric (``"accuracy"``,
+    ``"val_accuracy"``, ...), ``"lr"`` (the learning rate of the epoch's last
+    step, first parameter group) and ``"time"`` (seconds of the epoch, validation
+    included). ``steps["loss"]`` and ``steps["lr"]`` hold one value per optimizer step.
+
+    >>> h = History()
+    >>> h.record_epoch(0, {"loss": 0.5, "lr": 0.1})
+    >>> h["loss"], h.epoch
+    ([0.5], [0])
+    """
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+        self.steps: dict[str, list[float]] = {"loss": [], "lr": []}
+        self.params: dict[str, Any] = {}
+
+    def record_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        # A key that first appears late (e.g. a metric added by a callback) is padded
+        # with NaN so every list stays aligned with ``epoch``.
+        n = len(self.epoch)
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            values = self.history.setdefault(key, [float("nan")] * n)
+            values.append(value)
+        for values in self.history.values():
+            if len(values) == n:
+                values.append(float("nan"))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.history
+
+    def __repr__(self) -> str:
+        keys = ", ".join(self.history)
+        return f"History(epochs={len(self.epoch)}, keys=[{keys}], steps={len(self.steps['loss'])})"
