@@ -7,6 +7,7 @@
 tensor([2., 4.])
 """
 
+from . import nn
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -128,6 +129,7 @@ __all__ = [
     "mul",
     "ne",
     "neg",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",

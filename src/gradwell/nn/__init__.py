@@ -1,0 +1,54 @@
+"""Neural-network building blocks: Module, Parameter, layers, losses, init, functional.
+
+>>> import gradwell as gw
+>>> model = gw.nn.Sequential(
+...     gw.nn.Linear(4, 16, rng=0), gw.nn.BatchNorm1d(16), gw.nn.ReLU(), gw.nn.Dropout(0.2, rng=0),
+...     gw.nn.Linear(16, 3, rng=1),
+... )
+>>> loss = gw.nn.CrossEntropyLoss()(model(gw.randn(8, 4, rng=0)), [0, 1, 2, 0, 1, 2, 0, 1])
+>>> loss.backward()
+>>> model[0].weight.grad.shape
+(16, 4)
+"""
+
+from . import functional, init, utils
+from . import functional as F  # noqa: N812  (the PyTorch user's spelling)
+from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .batchnorm import BatchNorm1d
+from .container import ModuleList, Sequential
+from .layers import Dropout, Flatten, Identity, Linear
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
+from .module import IncompatibleKeys, Module, RemovableHandle
+from .parameter import Parameter
+
+__all__ = [
+    "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "ELU",
+    "F",
+    "Flatten",
+    "GELU",
+    "HuberLoss",
+    "Identity",
+    "IncompatibleKeys",
+    "L1Loss",
+    "LeakyReLU",
+    "Linear",
+    "MSELoss",
+    "Module",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "RemovableHandle",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "functional",
+    "init",
+    "utils",
+]

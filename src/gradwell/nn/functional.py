@@ -1,0 +1,455 @@
+"""The functional forms of the layers and losses (``gw.nn.functional``, also ``gw.nn.F``).
+
+Modules hold parameters and configuration and call these functions; use them
+directly to write a model as plain code.
+
+>>> import gradwell as gw
+>>> import gradwell.nn.functional as F
+>>> logits = gw.tensor([[2.0, 0.0, -1.0]], requires_grad=True)
+>>> loss = F.cross_entropy(logits, [0])
+>>> round(loss.item(), 4)
+0.1698
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..autograd import functional as _fn
+from ..autograd import ops
+from ..autograd.creation import _rng
+from ..autograd.functional import elu, leaky_relu, log_softmax, softmax, softplus
+from ..autograd.ops import gelu, relu, sigmoid, tanh
+from ..autograd.tensor import Tensor
+from . import fused
+from .module import where_called
+
+__all__ = [
+    "batch_norm",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "elu",
+    "gelu",
+    "huber_loss",
+    "l1_loss",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "tanh",
+]
+
+
+def _as_tensor(x: Any) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype == np.float64:  # plain Python/numpy floats: the default float32
+        arr = arr.astype(np.float32)
+    return Tensor(arr)
+
+
+def linear(input: Any, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` with weight of shape (out_features, in_features).
+
+    One fused op: a single matmul over all leading axes of ``input`` and an in-place
+    bias add; its backward computes only the gradients that are needed.
+
+    >>> import gradwell as gw
+    >>> w = gw.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.5]])
+    >>> gw.nn.functional.linear(gw.tensor([[1.0, 1.0]]), w, gw.tensor([0.0, 0.0, 1.0]))
+    tensor([[ 3. , -1. ,  4.5]])
+    """
+    if bias is None:
+        return fused.linear(input, weight)
+    return fused.linear(input, weight, bias)
+
+
+def batch_norm(
+    input: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization of (N, C) input: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+
+    In training the batch mean and biased variance normalise and ``running_mean`` /
+    ``running_var`` (Tensors or arrays, may be None) are updated in place:
+    ``running = (1 - momentum) * running + momentum * batch_stat``, with the
+    *unbiased* batch variance for ``running_var``. Otherwise the running statistics
+    normalise. Forward and backward are one fused op (closed-form gradient).
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor([[1.0], [3.0]])
+    >>> gw.nn.functional.batch_norm(x, None, None, training=True)
+    tensor([[-1.],
+            [ 1.]])
+    """
+    x = _as_tensor(input)
+    where = f"batch_norm{where_called()}"
+    if x.ndim != 2:
+        raise ValueError(f"{where}: expected input of shape (N, C); got shape {x.shape}")
+    c = x.shape[1]
+    rm = _stat_array(running_mean, c, "running_mean", where)
+    rv = _stat_array(running_var, c, "running_var", where)
+    if not training and (rm is None or rv is None):
+        raise ValueError(
+            f"{where}: evaluation mode needs running_mean and running_var "
+            "(or pass training=True to use batch statistics)"
+        )
+    affine: tuple[Any, ...] = ()
+    if weight is not None or bias is not None:
+        gamma = Tensor(np.ones(c, x.dtype)) if weight is None else weight
+        beta = Tensor(np.zeros(c, x.dtype)) if bias is None else bias
+        for name, p in (("weight", gamma), ("bias", beta)):
+            if tuple(np.shape(p.data if isinstance(p, Tensor) else p)) != (c,):
+                raise ValueError(
+                    f"{where}: {name} must have shape ({c},) for {c} channels; "
+                    f"got {np.shape(p.data if isinstance(p, Tensor) else p)}"
+                )
+        affine = (gamma, beta)
+    return fused.batch_norm(
+        x,
+        *affine,
+        training=bool(training),
+        eps=float(eps),
+        momentum=float(momentum),
+        running_mean=rm,
+        running_var=rv,
+    )
+
+
+def _stat_array(stat: Any, c: int, name: str, where: str) -> np.ndarray | None:
+    if stat is None:
+        return None
+    arr = stat.data if isinstance(stat, Tensor) else stat
+    if not isinstance(arr, np.ndarray) or arr.shape != (c,) or arr.dtype.kind != "f":
+        raise ValueError(
+            f"{where}: {name} must be a float array of shape ({c},) that is "
+            f"updated in place; got {type(arr).__name__} of shape {np.shape(arr)}"
+        )
+    return arr
+
+
+def check_rate(rate: Any) -> float:
+    """The dropout rate as a float, or a ValueError saying what a rate is."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise TypeError(f"dropout rate must be a number in [0, 1]; got {rate!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"dropout rate must be in [0, 1] (the fraction of units dropped: 0.0 keeps all, "
+            f"1.0 drops all); got {rate!r}"
+        )
+    return value
+
+
+def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = None) -> Any:
+    """Zero each element with probability ``rate``; scale survivors by 1 / (1 - rate).
+
+    The identity (``input`` itself) when ``rate`` is 0 or not ``training``; zeros (with
+    zero gradients) when ``rate`` is 1. ``rng``: a seed or a numpy Generator (a seed
+    draws the same mask on every call).
+
+    >>> import gradwell as gw
+    >>> x = gw.ones(2, 4)
+    >>> gw.nn.functional.dropout(x, 0.5, rng=0)
+    tensor([[2., 0., 0., 0.],
+            [2., 2., 2., 2.]])
+    """
+    rate = check_rate(rate)
+    if not training or rate == 0.0:
+        return input
+    x = _as_tensor(input)
+    if rate == 1.0:
+        return ops.mul(x, 0.0)
+    return ops.mul(x, Tensor(dropout_mask(x.shape, x.dtype, rate, _rng(rng))))
+
+
+def dropout_mask(
+    shape: tuple[int, ...], dtype: Any, rate: float, rng: np.random.Generator
+) -> np.ndarray:
+    """0 where dropped, 1 / (1 - rate) where kept; uniforms drawn in float32 (half the work)."""
+    keep = rng.random(shape, dtype=np.float32) >= rate
+    return np.multiply(keep, 1.0 / (1.0 - rate), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------
+# Losses
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: Any, who: str) -> str:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
+    return reduction
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return _fn.mean(loss)
+    if reduction == "sum":
+        return _fn.sum(loss)
+    return loss
+
+
+def _input_and_target(input: Any, target: Any, who: str) -> tuple[Tensor, Tensor]:
+    """The input as a Tensor and the target as a Tensor of the input's dtype, same shape."""
+    x = _as_tensor(input)
+    y = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
+    if y.dtype != x.dtype:
+        y = ops.astype(y, dtype=x.dtype) if y.requires_grad else Tensor(y.data.astype(x.dtype))
+    if x.shape != y.shape:
+        hint = ""
+        if x.shape == y.shape + (1,) or y.shape == x.shape + (1,):
+            hint = (
+                " (an (N, 1) output against an (N,) target would silently broadcast to "
+                "(N, N): reshape one of them)"
+            )
+        raise ValueError(
+            f"{who}: input shape {x.shape} and target shape {y.shape} must be equal{hint}"
+        )
+    return x, y
+
+
+def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error: reduce((input - target) ** 2).
+
+    >>> import gradwell as gw
+    >>> gw.nn.functional.mse_loss(gw.tensor([1.0, 3.0]), gw.tensor([0.0, 0.0])).item()
+    5.0
+    """
+    who = f"mse_loss{where_called()}"
+    check_reduction(reduction, who)
+    x, y = _input_and_target(input, target, who)
+    d = x - y
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error: reduce(|input - target|) (gradient 0 where they are equal).
+
+    >>> import gradwell as gw
+    >>> gw.nn.functional.l1_loss(gw.tensor([1.0, -3.0]), gw.tensor([0.0, 0.0])).item()
+    2.0
+    """
+    who = f"l1_loss{where_called()}"
+    check_reduction(reduction, who)
+    x, y = _input_and_target(input, target, who)
+    return _reduce(ops.abs(x - y), reduction)
+
+
+def huber_loss(input: Any, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """Huber loss: 0.5 d**2 where |d| <= delta, else delta * (|d| - 0.5 delta), d = input - target.
+
+    Quadratic near zero, linear (robust to outliers) beyond ``delta``.
+
+    >>> import gradwell as gw
+    >>> gw.nn.functional.huber_loss(gw.tensor([0.5, 3.0]), gw.zeros(2), reduction="none")
+    tensor([0.125, 2.5  ])
+    """
+    who = f"huber_loss{where_called()}"
+    check_reduction(reduction, who)
+    if not delta > 0:
+        raise ValueError(f"{who}: delta must be positive; got {delta!r}")
+    x, y = _input_and_target(input, target, who)
+    d = x - y
+    # With q = clip(d, -delta, delta), q * (d - q / 2) is exactly the two-piece formula.
+    q = ops.clip(d, min=-delta, max=delta)
+    return _reduce(q * (d - 0.5 * q), reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    """Binary cross-entropy of logits against targets in [0, 1], computed stably:
+    ``max(x, 0) - x * y + log(1 + exp(-|x|))``; the gradient is ``sigmoid(x) - y``.
+
+    ``pos_weight`` (broadcast over the last axis, e.g. one per class) multiplies the
+    positive term: ``-(pos_weight * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x)))``.
+    ``weight`` rescales each element's loss.
+
+    >>> import gradwell as gw
+    >>> F = gw.nn.functional
+    >>> round(F.binary_cross_entropy_with_logits(gw.tensor([0.0]), gw.tensor([1.0])).item(), 4)
+    0.6931
+    """
+    who = f"binary_cross_entropy_with_logits{where_called()}"
+    check_reduction(reduction, who)
+    x, y = _input_and_target(input, target, who)
+    if pos_weight is None:
+        loss = fused.bce_with_logits(x, y)
+    else:
+        pw = _constant_like(pos_weight, x)
+        try:
+            np.broadcast_shapes(pw.shape, x.shape)
+        except ValueError:
+            raise ValueError(
+                f"{who}: pos_weight of shape {pw.shape} does not broadcast to the "
+                f"input's shape {x.shape}"
+            ) from None
+        loss = fused.bce_with_logits(x, y, pw)
+    if weight is not None:
+        loss = loss * _constant_like(weight, x)
+    return _reduce(loss, reduction)
+
+
+def _constant_like(value: Any, x: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    return Tensor(np.asarray(value, dtype=x.dtype))
+
+
+def _logits_and_classes(
+    input: Any, target: Any, ignore_index: int, who: str
+) -> tuple[Tensor, Tensor]:
+    """(N, C) scores and a target Tensor: class indices (N,) or probabilities (N, C)."""
+    x = _as_tensor(input)
+    if x.ndim != 2:
+        raise ValueError(
+            f"{who}: input must have shape (N, C) (a row of class scores per "
+            f"example); got shape {x.shape}"
+        )
+    n, c = x.shape
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    kind = t.dtype.kind
+    if kind in "iu":
+        if t.shape != (n,):
+            raise ValueError(
+                f"{who}: class-index target must have shape ({n},) for input of "
+                f"shape {x.shape}; got target shape {t.shape}"
+            )
+        labels = t.data
+        if n and (labels.min() < 0 or labels.max() >= c):
+            bad = np.flatnonzero(((labels < 0) | (labels >= c)) & (labels != ignore_index))
+            if bad.size:
+                row = int(bad[0])
+                raise ValueError(
+                    f"{who}: target class {labels[row]} at row {row} is outside "
+                    f"[0, {c}) for input with {c} classes (ignore_index="
+                    f"{ignore_index})"
+                )
+        return x, t
+    if kind == "f":
+        if t.shape != x.shape:
+            raise ValueError(
+                f"{who}: class-probability target must have the input's shape "
+                f"{x.shape}; got target shape {t.shape} (class indices must be "
+                "integers)"
+            )
+        if t.dtype != x.dtype:
+            t = ops.astype(t, dtype=x.dtype) if t.requires_grad else Tensor(t.data.astype(x.dtype))
+        return x, t
+    raise TypeError(
+        f"{who}: target must hold integer class indices or float class "
+        f"probabilities; got dtype {t.dtype}"
+    )
+
+
+def _class_weight(weight: Any, x: Tensor, who: str) -> np.ndarray | None:
+    if weight is None:
+        return None
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=x.dtype)
+    if w.shape != (x.shape[1],):
+        raise ValueError(
+            f"{who}: weight must have one entry per class, shape "
+            f"({x.shape[1]},); got shape {w.shape}"
+        )
+    return w
+
+
+def cross_entropy(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Softmax cross-entropy of (N, C) logits, one fused op.
+
+    ``target``: integer class indices of shape (N,) or class probabilities of shape
+    (N, C). With ``label_smoothing`` eps the target distribution is
+    ``(1 - eps) * target + eps / C``. A row's loss is ``-sum_c weight_c q_c log p_c``
+    with ``p = softmax(logits)``; rows whose class is ``ignore_index`` count for
+    nothing. ``mean`` divides by N, or for class indices by the total weight of the
+    rows not ignored (as PyTorch). Stable for logits of any magnitude; the gradient is
+    ``(p - q) / N`` for unweighted mean reduction.
+
+    >>> import gradwell as gw
+    >>> logits = gw.tensor([[1e4, 0.0], [0.0, 0.0]])
+    >>> round(gw.nn.functional.cross_entropy(logits, [0, 1]).item(), 4)
+    0.3466
+    """
+    who = f"cross_entropy{where_called()}"
+    check_reduction(reduction, who)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{who}: label_smoothing must be in [0, 1]; got {label_smoothing!r}")
+    x, t = _logits_and_classes(input, target, ignore_index, who)
+    return fused.cross_entropy(
+        x,
+        t,
+        reduction=reduction,
+        label_smoothing=float(label_smoothing),
+        weight=_class_weight(weight, x, who),
+        ignore_index=int(ignore_index),
+    )
+
+
+def nll_loss(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,).
+
+    A row's loss is ``-weight[t] * input[row, t]``; ``mean`` divides by the total
+    weight of the rows not ignored. ``nll_loss(log_softmax(x), t)`` equals
+    ``cross_entropy(x, t)``.
+
+    >>> import gradwell as gw
+    >>> gw.nn.functional.nll_loss(gw.tensor([[-0.5, -2.0]]), [1]).item()
+    2.0
+    """
+    who = f"nll_loss{where_called()}"
+    check_reduction(reduction, who)
+    x, t = _logits_and_classes(input, target, ignore_index, who)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{who}: target must hold integer class indices; got dtype {t.dtype}")
+    labels = t.data
+    n = labels.shape[0]
+    valid = labels != ignore_index
+    all_valid = bool(valid.all())
+    safe = labels if all_valid else np.where(valid, labels, 0)
+    picked = ops.getitem(x, index=(np.arange(n), safe))
+    w = _class_weight(weight, x, who)
+    if w is None and all_valid:
+        loss, denom = -picked, float(n)
+    else:
+        coef = (np.ones(n, x.dtype) if w is None else w[safe]) * valid
+        loss, denom = picked * (-coef), float(coef.sum())
+    if reduction == "mean":
+        return _fn.sum(loss) * (1.0 / denom if denom else math.nan)
+    return _reduce(loss, reduction)

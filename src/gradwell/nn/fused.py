@@ -1,0 +1,333 @@
+"""The fused primitives of the nn layers and losses: forward and VJP side by side.
+
+Each one replaces a chain of small ops with a few numpy passes (speed) or a
+formula that stays finite where the chain would not (stability):
+
+* ``linear``: x @ W.T + b as one matmul and an in-place bias add.
+* ``batch_norm``: normalisation with the closed-form backward.
+* ``cross_entropy``: log-softmax and the negative log-likelihood in one pass;
+  the gradient is ``p - target``, finite for logits of any size.
+* ``bce_with_logits``: the logistic loss written so that exp never overflows,
+  with the exact gradient ``sigmoid(x) - y`` (also at x = 0, where a composition
+  of relu and abs would give the wrong one-sided value).
+
+The VJPs follow the engine's rule: with ``F = ArrayF`` they run on arrays using
+what the forward saved; with ``F = TensorF`` (``create_graph=True``) they
+recompute what depends on the inputs with recorded ops, so second derivatives
+are exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import ops
+from ..autograd.ops import TensorF, primitive
+from .module import where_called
+
+# ---------------------------------------------------------------------------
+# linear
+
+
+@primitive("linear")
+def linear(x: Any, w: Any, *bias: Any) -> Any:
+    """x @ w.T + b for w of shape (out_features, in_features); x may have leading axes."""
+    if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
+        raise ValueError(
+            f"linear{where_called()}: the input's last axis must have in_features="
+            f"{w.shape[1] if w.ndim == 2 else '?'} values for a weight of shape {w.shape} "
+            f"(out_features, in_features); got an input of shape {x.shape}"
+        )
+    if x.ndim == 2:
+        out = x @ w.T
+    else:  # one matmul over all leading axes at once
+        out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(x.shape[:-1] + (w.shape[0],))
+    if bias:
+        out += bias[0]  # `out` is fresh from the matmul: adding in place is safe
+    return out
+
+
+@linear.defvjp
+def _(F, g, out, ins, needs, attrs):
+    x, w = ins[0], ins[1]
+    gx = F.matmul(g, w) if needs[0] else None
+    if len(ins) == 2 and not needs[1]:
+        return gx, None
+    # Weight and bias gradients sum over every leading axis: view them as (rows, features).
+    g2 = g if g.ndim == 2 else F.reshape(g, (-1, g.shape[-1]))
+    gw = None
+    if needs[1]:
+        x2 = x if x.ndim == 2 else F.reshape(x, (-1, x.shape[-1]))
+        gw = F.matmul(F.transpose(g2), x2)
+    if len(ins) == 2:
+        return gx, gw
+    return gx, gw, (F.sum(g2, 0) if needs[2] else None)
+
+
+# ---------------------------------------------------------------------------
+# batch_norm
+
+
+@primitive("batch_norm", saves=True)
+def batch_norm(
+    x: Any,
+    *affine: Any,
+    training: bool,
+    eps: float,
+    momentum: float,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+) -> Any:
+    """(x - mean) / sqrt(var + eps) * gamma + beta over the batch axis of (N, C) input.
+
+    ``affine`` is ``(gamma, beta)`` or empty. In training the batch mean and biased
+    variance normalise, and the running statistics (arrays, updated in place when
+    given) move by ``momentum`` towards the batch mean and the unbiased variance.
+    Otherwise the running statistics normalise.
+    """
+    n = x.shape[0]
+    if training:
+        if n < 2:
+            raise ValueError(
+                f"batch_norm{where_called()}: expected more than 1 value per channel when "
+                f"training (batch statistics of a single example are meaningless); got input "
+                f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
+            )
+        mean = x.mean(axis=0)
+        xhat = x - mean
+        var = np.einsum("ij,ij->j", xhat, xhat) / n  # one pass, no squared temporary
+        inv_std = 1.0 / np.sqrt(var + eps)
+        xhat *= inv_std
+        if running_mean is not None:
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1.0 - momentum
+            running_var += (momentum * n / (n - 1)) * var
+        if affine:
+            out = xhat * affine[0]
+            out += affine[1]
+        else:
+            out = xhat.copy()  # the output must not alias what backward reads
+        return out, (xhat, inv_std)
+    inv_std = 1.0 / np.sqrt(running_var + eps)
+    scale = inv_std * affine[0] if affine else inv_std
+    shift = -running_mean * scale
+    if affine:
+        shift += affine[1]
+    out = x * scale
+    out += shift
+    # Copies: the running statistics may move before a retained graph is reused.
+    return out, (running_mean.copy(), inv_std)
+
+
+@batch_norm.defvjp
+def _(F, g, out, ins, needs, attrs):
+    x = ins[0]
+    gamma = ins[1] if len(ins) == 3 else None
+    training = attrs["training"]
+    n = x.shape[0]
+    if F is TensorF:  # recompute from the inputs with recorded ops: second order works
+        if training:
+            mu = F.sum(x, 0) * (1.0 / n)
+            xc = x - mu
+            inv_std = (F.sum(xc * xc, 0) * (1.0 / n) + attrs["eps"]) ** -0.5
+            xhat = xc * inv_std
+        else:
+            mu, inv_std = attrs["saved"]
+            xhat = (x - mu) * inv_std
+    elif training:
+        xhat, inv_std = attrs["saved"]
+    else:
+        mu, inv_std = attrs["saved"]
+        xhat = None  # made below only if the gamma gradient needs it
+    scale = inv_std if gamma is None else inv_std * gamma
+    need_gamma = gamma is not None and needs[1]
+    need_beta = gamma is not None and needs[2]
+    if xhat is None and need_gamma:
+        xhat = (x - mu) * inv_std
+    gsum = F.sum(g, 0) if need_beta or (training and needs[0]) else None
+    gxhat = F.sum(g * xhat, 0) if need_gamma or (training and needs[0]) else None
+    gx = None
+    if needs[0]:
+        if training:
+            # d/dx of the normalisation: (gamma * inv_std / N) (N g - sum g - xhat sum(g xhat))
+            c = scale * (1.0 / n)
+            gx = g * scale - (xhat * (gxhat * c) + gsum * c)
+        else:
+            gx = g * scale
+    if gamma is None:
+        return (gx,)
+    return gx, (gxhat if need_gamma else None), (gsum if need_beta else None)
+
+
+# ---------------------------------------------------------------------------
+# cross_entropy
+
+
+def _log_softmax_and_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise log-softmax and softmax of (N, C) logits, finite for any finite logits."""
+    logp = x - x.max(axis=1, keepdims=True)
+    p = np.exp(logp)
+    total = p.sum(axis=1, keepdims=True)
+    logp -= np.log(total)
+    p /= total
+    return logp, p
+
+
+@primitive("cross_entropy", saves=True)
+def cross_entropy(
+    x: Any,
+    target: Any,
+    *,
+    reduction: str,
+    label_smoothing: float,
+    weight: np.ndarray | None,
+    ignore_index: int,
+) -> Any:
+    """Softmax cross-entropy of (N, C) logits against class indices (N,) or
+    class probabilities (N, C), with optional label smoothing and class weights.
+
+    The target distribution of a row is q = (1 - eps) * target + eps / C (weighted by
+    class); its loss is -sum_c q_c log p_c. ``mean`` divides by N, or for class
+    indices by the summed weight of the rows not ignored (as PyTorch does).
+    Inputs are checked by :func:`gradwell.nn.functional.cross_entropy`.
+    """
+    n, c = x.shape
+    logp, p = _log_softmax_and_softmax(x)
+    eps = label_smoothing
+    if target.dtype.kind in "iu":
+        valid = target != ignore_index if 0 <= ignore_index < c or target.min() < 0 else None
+        t = target if valid is None else np.where(valid, target, 0)
+        rows = np.arange(n)
+        # Per row: coefficient a on the target class, b (per class) on every class.
+        a = np.ones(n, x.dtype) if weight is None else weight[t].astype(x.dtype)
+        if valid is not None:
+            a *= valid
+        denom = a.sum()
+        if eps:
+            a *= 1.0 - eps
+        per_sample = -(a * logp[rows, t])
+        b = None
+        if eps:
+            b = np.full(c, eps / c, x.dtype) if weight is None else (eps / c) * weight
+            smooth = logp @ b
+            if valid is not None:
+                smooth *= valid
+            per_sample -= smooth
+        saved = (p, rows, t, a, b, valid, denom)
+    else:
+        q = _soft_target(target, eps, weight)
+        per_sample = -np.einsum("ij,ij->i", q, logp)
+        denom = n
+        saved = (p, q, denom)
+    if reduction == "none":
+        return per_sample, saved
+    total = per_sample.sum()
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):  # all rows ignored: nan, as torch
+            total = total / denom
+    return np.asarray(total, dtype=x.dtype), saved
+
+
+def _soft_target(target: Any, eps: float, weight: Any) -> Any:
+    """The weighted, smoothed target distribution (arrays or Tensors alike)."""
+    q = target
+    if eps:
+        q = q * (1.0 - eps) + eps / target.shape[1]
+    if weight is not None:
+        q = q * weight
+    return q
+
+
+@cross_entropy.defvjp
+def _(F, g, out, ins, needs, attrs):
+    x, target = ins
+    reduction = attrs["reduction"]
+    saved = attrs["saved"]
+    n, c = x.shape
+    tensor_mode = F is TensorF
+    p = ops.softmax(x, axis=1) if tensor_mode else saved[0]
+    denom = saved[-1]
+    # gcol: the upstream gradient of each row's loss, a scalar or an (N, 1) column.
+    if reduction == "none":
+        gcol = F.reshape(g, (n, 1))
+    elif reduction == "mean":
+        gcol = g * (1.0 / denom) if denom else g * np.nan
+    else:
+        gcol = g
+    classes = target.dtype.kind in "iu"
+    gx = gt = None
+    if classes:
+        _, rows, t, a, b, valid, _ = saved
+        r = a + (float(b.sum()) if valid is None else valid * b.sum()) if b is not None else a
+        if needs[0] and not tensor_mode:  # sparse: G = r p - valid b - a onehot(t)
+            gx = p * (gcol * r[:, None])
+            if b is not None:
+                gx -= (gcol * valid[:, None]) * b if valid is not None else gcol * b
+            gx[rows, t] -= (gcol * a[:, None]).reshape(-1) if np.ndim(gcol) else gcol * a
+        elif needs[0]:
+            q = np.zeros((n, c), x.dtype)
+            q[rows, t] = a
+            if b is not None:
+                q += b if valid is None else valid[:, None] * b
+            gx = p * (gcol * r[:, None]) - gcol * q
+    else:
+        q = (
+            _soft_target(target, attrs["label_smoothing"], attrs["weight"])
+            if tensor_mode
+            else saved[1]
+        )
+        if needs[0]:
+            gx = p * (gcol * F.sum(q, 1, True)) - gcol * q
+        if needs[1]:
+            # d loss / d target = -(1 - eps) * weight * log p, per row.
+            logp = ops.log_softmax(x, axis=1) if tensor_mode else _log_softmax_and_softmax(x)[0]
+            coef = 1.0 - attrs["label_smoothing"]
+            if attrs["weight"] is not None:
+                coef = coef * attrs["weight"]
+            gt = -(gcol * (logp * coef))
+    return gx, gt
+
+
+# ---------------------------------------------------------------------------
+# bce_with_logits
+
+
+def _softplus_neg(x: Any) -> Any:
+    """log(1 + exp(-x)), never overflowing."""
+    if isinstance(x, np.ndarray):
+        return np.logaddexp(0, -x)
+    return ops.softplus(-x, beta=1.0, threshold=20.0)
+
+
+@primitive("bce_with_logits")
+def bce_with_logits(x: Any, y: Any, *pos_weight: Any) -> Any:
+    """Elementwise binary cross-entropy of logits x against targets y in [0, 1]:
+    (1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x)), which is max(x, 0) - x y +
+    log(1 + exp(-|x|)) without ``pos_weight``. No exp overflows for any finite x."""
+    sp = np.logaddexp(0, -x)
+    if pos_weight:
+        sp *= 1 + (pos_weight[0] - 1) * y
+    out = x - x * y
+    out += sp
+    return out
+
+
+@bce_with_logits.defvjp
+def _(F, g, out, ins, needs, attrs):
+    x, y = ins[0], ins[1]
+    pw = ins[2] if len(ins) == 3 else None
+    gx = gy = gpw = None
+    if needs[0]:
+        s = F.sigmoid(x)
+        gx = g * (s - y) if pw is None else g * ((1 + (pw - 1) * y) * s - pw * y)
+    if needs[1] or (pw is not None and needs[2]):
+        sp = _softplus_neg(x)
+        if needs[1]:
+            gy = -(g * x) if pw is None else g * ((pw - 1) * sp - x)
+        if pw is not None and needs[2]:
+            gpw = g * y * sp
+    return (gx, gy) if pw is None else (gx, gy, gpw)

@@ -1,0 +1,160 @@
+"""Basic layers: Linear, Dropout, Flatten, Identity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..autograd import functional as _fn
+from ..autograd.creation import _rng
+from ..autograd.tensor import Tensor
+from . import fused, init
+from .functional import check_rate, dropout_mask
+from .module import Module
+from .parameter import Parameter
+
+_INITS: dict[str, Callable[..., Any]] = {
+    "kaiming": init.kaiming_uniform_,
+    "kaiming_uniform": init.kaiming_uniform_,
+    "kaiming_normal": init.kaiming_normal_,
+    "he": init.kaiming_uniform_,
+    "xavier": init.xavier_uniform_,
+    "xavier_uniform": init.xavier_uniform_,
+    "xavier_normal": init.xavier_normal_,
+    "glorot": init.xavier_uniform_,
+}
+
+
+def _positive_int(value: Any, name: str, who: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """A fully connected layer: ``y = x @ weight.T + bias``.
+
+    ``weight`` has shape (out_features, in_features), as in PyTorch; ``x`` has
+    ``in_features`` values on its last axis (any leading axes). ``init`` chooses the
+    weight initialisation: "kaiming" (He uniform, std sqrt(2 / in_features): the
+    default, for the ReLU family), "xavier" (Glorot uniform, for tanh and sigmoid),
+    "kaiming_normal", "xavier_normal", or a callable ``fn(weight, rng=rng)`` that
+    fills the weight in place, such as ``functools.partial(gw.nn.init.normal_,
+    std=0.01)``. The bias starts at zero. ``rng``: a seed or a numpy Generator.
+
+    >>> import gradwell as gw
+    >>> layer = gw.nn.Linear(3, 2, rng=0)
+    >>> layer(gw.ones(5, 3)).shape
+    (5, 2)
+    >>> layer
+    Linear(in_features=3, out_features=2, bias=True)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str | Callable[..., Any] = "kaiming",
+        rng: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if isinstance(init, str):
+            if init not in _INITS:
+                raise ValueError(
+                    f"Linear: unknown init {init!r}; expected one of "
+                    f"{sorted(_INITS)} or a callable fn(weight, rng=rng)"
+                )
+            init_fn = _INITS[init]
+        elif callable(init):
+            init_fn = init
+        else:
+            raise TypeError(f"Linear: init must be a name or a callable; got {init!r}")
+        self.weight = Parameter(Tensor(np.empty((self.out_features, self.in_features), dtype)))
+        init_fn(self.weight, rng=_rng(rng))
+        self.bias = Parameter(Tensor(np.zeros(self.out_features, dtype))) if bias else None
+
+    def forward(self, x: Any) -> Tensor:
+        if not isinstance(x, Tensor):  # plain arrays take the weight's dtype (no float64 leak)
+            x = Tensor(np.asarray(x, dtype=self.weight.data.dtype))
+        if self.bias is None:
+            return fused.linear(x, self.weight)
+        return fused.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class Dropout(Module):
+    """Randomly zero a fraction ``rate`` of the elements in training (Keras' ``rate``).
+
+    Survivors are scaled by 1 / (1 - rate) so the expected output equals the input.
+    ``rate`` 0.0 is the identity; 1.0 outputs zeros (and so learns nothing); in
+    evaluation mode the layer is the identity. ``rng`` is a seed or a numpy Generator;
+    the Generator in use is the attribute ``rng`` (its state can be saved).
+
+    >>> import gradwell as gw
+    >>> drop = gw.nn.Dropout(0.5, rng=0)
+    >>> drop(gw.ones(2, 4))
+    tensor([[2., 0., 0., 0.],
+            [2., 2., 2., 2.]])
+    >>> drop.eval()(gw.ones(1, 2))
+    tensor([[1., 1.]])
+    """
+
+    def __init__(self, rate: float = 0.5, rng: Any = None) -> None:
+        super().__init__()
+        self.rate = check_rate(rate)
+        self.rng = _rng(rng)
+
+    def forward(self, x: Any) -> Any:
+        rate = self.rate
+        if not self.training or rate == 0.0:
+            return x
+        if not isinstance(x, Tensor):
+            x = Tensor(np.asarray(x))
+        if rate == 1.0:
+            return x * 0.0
+        return x * Tensor(dropout_mask(x.shape, x.dtype, rate, self.rng))
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+class Flatten(Module):
+    """Merge axes ``start_axis`` .. ``end_axis`` into one (by default all but the batch axis).
+
+    >>> import gradwell as gw
+    >>> gw.nn.Flatten()(gw.zeros(2, 3, 4)).shape
+    (2, 12)
+    """
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
+        super().__init__()
+        self.start_axis = start_axis
+        self.end_axis = end_axis
+
+    def forward(self, x: Any) -> Tensor:
+        return _fn.flatten(x, self.start_axis, self.end_axis)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder, e.g. for an optional layer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x

@@ -1,0 +1,159 @@
+"""Loss modules: configuration plus a call to the functional form.
+
+Every loss takes ``reduction``: "mean" (the default), "sum" or "none" (one loss
+per element or per example). Call it as ``loss_fn(input, target)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd.creation import tensor as _tensor
+from ..autograd.tensor import Tensor
+from . import functional as F
+from .module import Module
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = F.check_reduction(reduction, type(self).__name__)
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+def _optional_buffer(value: Any) -> Tensor | None:
+    return None if value is None else _tensor(value.data if isinstance(value, Tensor) else value)
+
+
+class MSELoss(_Loss):
+    """Mean squared error: reduce((input - target) ** 2).
+
+    >>> import gradwell as gw
+    >>> gw.nn.MSELoss()(gw.tensor([1.0, 3.0]), gw.tensor([0.0, 0.0])).item()
+    5.0
+    """
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    """Mean absolute error: reduce(|input - target|).
+
+    >>> import gradwell as gw
+    >>> gw.nn.L1Loss(reduction="sum")(gw.tensor([1.0, -3.0]), gw.zeros(2)).item()
+    4.0
+    """
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.l1_loss(input, target, self.reduction)
+
+
+class HuberLoss(_Loss):
+    """Huber: 0.5 d**2 for |d| <= delta, delta * (|d| - delta / 2) beyond (d = input - target).
+
+    >>> import gradwell as gw
+    >>> gw.nn.HuberLoss(delta=1.0)(gw.tensor([3.0]), gw.tensor([0.0])).item()
+    2.5
+    """
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be positive; got {delta!r}")
+        self.delta = float(delta)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+    def extra_repr(self) -> str:
+        return ", ".join(s for s in (super().extra_repr(), f"delta={self.delta}") if s)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits (a sigmoid and the log-loss, fused and stable).
+
+    ``pos_weight`` (e.g. one value per class, broadcast over the last axis) weighs the
+    positive examples; ``weight`` rescales each element's loss. Both are buffers.
+
+    >>> import gradwell as gw
+    >>> loss = gw.nn.BCEWithLogitsLoss()(gw.tensor([0.0, 1e4]), gw.tensor([1.0, 1.0]))
+    >>> round(loss.item(), 4)
+    0.3466
+    """
+
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _optional_buffer(weight))
+        self.register_buffer("pos_weight", _optional_buffer(pos_weight))
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, self.reduction, self.pos_weight
+        )
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy of (N, C) logits against class indices (N,) or class
+    probabilities (N, C); see :func:`gradwell.nn.functional.cross_entropy`.
+
+    ``weight``: one weight per class (a buffer); ``ignore_index``: a class index whose
+    rows are skipped; ``label_smoothing`` eps: the target becomes
+    ``(1 - eps) * target + eps / C``.
+
+    >>> import gradwell as gw
+    >>> loss_fn = gw.nn.CrossEntropyLoss(label_smoothing=0.1)
+    >>> round(loss_fn(gw.tensor([[2.0, 0.0]]), [0]).item(), 4)
+    0.2269
+    """
+
+    def __init__(
+        self,
+        weight: Any = None,
+        ignore_index: int = -100,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"CrossEntropyLoss: label_smoothing must be in [0, 1]; got {label_smoothing!r}"
+            )
+        self.register_buffer("weight", _optional_buffer(weight))
+        self.ignore_index = int(ignore_index)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.cross_entropy(
+            input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+        )
+
+    def extra_repr(self) -> str:
+        parts = [super().extra_repr()]
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
+        return ", ".join(p for p in parts if p)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,).
+
+    >>> import gradwell as gw
+    >>> gw.nn.NLLLoss()(gw.tensor([[-0.5, -2.0]]), [0]).item()
+    0.5
+    """
+
+    def __init__(
+        self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"
+    ) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _optional_buffer(weight))
+        self.ignore_index = int(ignore_index)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss", "NLLLoss"]
