@@ -101,3 +101,50 @@ def make_inputs(specs: list, rng: np.random.Generator) -> list[gw.Tensor]:
             x = np.sign(x + 1e-12) * (np.abs(x) + 0.2)
         out.append(gw.tensor(x, dtype="float64", requires_grad=True))
     return out
+
+
+# Fused ops of gradwell.nn (in the registry once gradwell.nn is imported); their own
+# tests, with more shapes and options, are in tests/nn.
+_nnF = gw.nn.functional
+_CLASSES = np.array([1, 0, 3, 1])
+_RUNNING = (np.array([0.1, -0.2, 0.3]), np.array([0.5, 1.5, 2.0]))
+CASES.update(
+    {
+        "linear": [
+            (_nnF.linear, [(4, 3), (2, 3), (2,)]),
+            (_nnF.linear, [(2, 3, 3), (5, 3)]),
+            (_nnF.linear, [(3,), (2, 3), (2,)]),
+        ],
+        "batch_norm": [
+            (
+                lambda x, g, b: _nnF.batch_norm(x, None, None, g, b, training=True),
+                [(5, 3), (3,), (3,)],
+            ),
+            (lambda x: _nnF.batch_norm(x, None, None, training=True), [(4, 2)]),
+            (lambda x, g, b: _nnF.batch_norm(x, *_RUNNING, g, b), [(4, 3), (3,), (3,)]),
+        ],
+        "cross_entropy": [
+            (lambda x: _nnF.cross_entropy(x, _CLASSES), [(4, 5)]),
+            (
+                lambda x, t: _nnF.cross_entropy(x, gw.softmax(t), label_smoothing=0.1),
+                [(3, 4), (3, 4)],
+            ),
+            (
+                lambda x: _nnF.cross_entropy(x, _CLASSES, reduction="none", label_smoothing=0.2),
+                [(4, 5)],
+            ),
+        ],
+        "bce_with_logits": [
+            (
+                lambda x, t: _nnF.binary_cross_entropy_with_logits(x, gw.sigmoid(t)),
+                [(3, 4), (3, 4)],
+            ),
+            (
+                lambda x, t, w: _nnF.binary_cross_entropy_with_logits(
+                    x, gw.sigmoid(t), pos_weight=w
+                ),
+                [(3, 4), (3, 4), ((4,), "positive")],
+            ),
+        ],
+    }
+)
