@@ -58,7 +58,9 @@ def column_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
         elif q >= 1.0:
             out[i] = column_max(values)
     if inner:
-        cols = np.ascontiguousarray(values.T)
+        # Always a copy (a single column's transpose is already contiguous), since the
+        # partition below reorders it in place.
+        cols = np.array(values.T, order="C", copy=True)
         out[inner] = np.quantile(cols, [qs[i] for i in inner], axis=1, overwrite_input=True)
     return out
 
@@ -66,25 +68,44 @@ def column_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
 def column_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and population standard deviation, accumulated in float64.
 
-    Two passes (mean, then squared deviations in blocks) avoid the cancellation of
-    the one-pass sum-of-squares formula without a full-size float64 temporary.
+    One pass over the data shifted by its first row: the sums of ``d = x - x[0]`` and
+    ``d**2`` give ``var = E[d^2] - E[d]^2`` without the cancellation of the raw
+    sum-of-squares formula (the shift sits within the data), an exactly zero
+    variance for a constant column, and no full-size float64 temporary (blocks).
     """
     n, d = values.shape
-    mean = reduce_columns(np.add, values, dtype=np.float64) / n
-    m2 = np.zeros(d, dtype=np.float64)
+    shift = values[0].astype(np.float64)
+    s1 = np.zeros(d, dtype=np.float64)
+    s2 = np.zeros(d, dtype=np.float64)
     step = max(1, _BLOCK_ELEMENTS // max(d, 1))
     for start in range(0, n, step):
         block = values[start : start + step].astype(np.float64)
-        block -= mean
-        m2 += np.einsum("ij,ij->j", block, block)
-    return mean, np.sqrt(m2 / n)
+        block -= shift
+        s1 += reduce_columns(np.add, block)
+        s2 += np.einsum("ij,ij->j", block, block)
+    mean_d = s1 / n
+    var = np.maximum(s2 / n - mean_d * mean_d, 0.0)
+    return shift + mean_d, np.sqrt(var)
+
+
+def _inverse_spread(numerator: float, spread: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``numerator / spread`` per column, 0 where the column is (numerically) constant.
+
+    A spread so tiny that the factor would overflow the data's dtype (subnormal
+    ranges) counts as constant too, so no inf or NaN can come out of the transform.
+    """
+    with np.errstate(divide="ignore", over="ignore"):
+        scale = numerator / np.where(spread > 0, spread, 1.0)
+    limit = np.finfo(dtype).max
+    return np.where((spread > 0) & np.isfinite(scale) & (np.abs(scale) < limit), scale, 0.0)
 
 
 class _AffineScaler(Scaler):
     """Scalers of the form ``x * scale_ + offset_`` per column.
 
-    A column whose spread is zero gets ``scale_ = 0``, so every value maps to
-    ``offset_``; the inverse maps back to the training constant ``constant_``.
+    A column whose spread is zero (or too small to invert in the data's dtype) gets
+    ``scale_ = 0``, so every value maps to ``offset_``; the inverse maps back to the
+    training constant ``constant_``.
     """
 
     scale_: np.ndarray
@@ -145,10 +166,8 @@ class LinearScaler(_AffineScaler):
         lo, hi = (float(v) for v in self.feature_range)
         self.data_min_ = column_min(values).astype(np.float64)
         self.data_max_ = column_max(values).astype(np.float64)
-        span = self.data_max_ - self.data_min_
-        flat = span == 0
-        scale = np.where(flat, 0.0, (hi - lo) / np.where(flat, 1.0, span))
-        offset = np.where(flat, (lo + hi) / 2.0, lo - self.data_min_ * scale)
+        scale = _inverse_spread(hi - lo, self.data_max_ - self.data_min_, values.dtype)
+        offset = np.where(scale == 0, (lo + hi) / 2.0, lo - self.data_min_ * scale)
         self._set_affine(scale, offset, self.data_min_)
 
     @classmethod
@@ -182,8 +201,7 @@ class ZScoreScaler(_AffineScaler):
 
     def _fit_values(self, values: np.ndarray, owned: bool, names: Sequence[str] | None = None):
         self.mean_, self.std_ = column_mean_std(values)
-        flat = self.std_ == 0
-        scale = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, self.std_))
+        scale = _inverse_spread(1.0, self.std_, values.dtype)
         self._set_affine(scale, -self.mean_ * scale, self.mean_)
 
 
@@ -225,8 +243,7 @@ class RobustScaler(_AffineScaler):
         if np.any(spread == 0):
             full = column_max(values).astype(np.float64) - column_min(values)
             spread = np.where(spread == 0, full, spread)
-        flat = spread == 0
-        scale = np.where(flat, 0.0, 1.0 / np.where(flat, 1.0, spread))
+        scale = _inverse_spread(1.0, spread, values.dtype)
         self.center_ = median
         self.spread_ = spread
         self._set_affine(scale, -median * scale, median)
@@ -374,6 +391,8 @@ class LogScaler(Scaler):
     def _check_domain(
         self, values: np.ndarray, shift: np.ndarray, where: str, names: Sequence[str] | None
     ) -> None:
+        if values.shape[0] == 0:
+            return
         mins = column_min(values).astype(np.float64)
         bad = np.flatnonzero(mins + shift < 0)
         if bad.size == 0:
