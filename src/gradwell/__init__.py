@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from . import nn
+from . import nn, optim
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -133,6 +133,7 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
+    "optim",
     "permute",
     "pow",
     "rand",

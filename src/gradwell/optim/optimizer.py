@@ -1,0 +1,317 @@
+"""Optimizer: parameter groups, per-parameter state, zero_grad and state_dict."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ..autograd.engine import enable_grad
+from ..autograd.tensor import Tensor
+
+Array = np.ndarray
+
+
+class Optimizer:
+    """Base class of the optimizers: parameter groups and per-parameter state.
+
+    ``params`` is an iterable of Tensors, or of dicts (parameter groups) such as
+    ``{"params": [w], "lr": 0.1}``; a group takes each hyperparameter it does
+    not set from ``defaults``. ``param_groups`` is the list of groups (schedulers
+    and the doctor read and write ``group["lr"]``), ``state`` maps each parameter
+    to its state (moment estimates, step count), created on its first update.
+
+    A subclass validates a group's hyperparameters in ``_check_group`` and
+    implements ``step``; parameters whose ``grad`` is None are skipped. Updates
+    work on the raw arrays in place, so nothing is recorded on the graph.
+
+    >>> import gradwell as gw
+    >>> w = gw.tensor([1.0, 2.0], requires_grad=True)
+    >>> b = gw.tensor([0.0], requires_grad=True)
+    >>> opt = gw.optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.01}], lr=0.1)
+    >>> [g["lr"] for g in opt.param_groups]
+    [0.1, 0.01]
+    """
+
+    _scalar_state: tuple[str, ...] = ("step",)  # state entries that are numbers, not arrays
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
+        self._scratch: dict[Tensor, tuple[Array, Array]] = {}
+        self._arena: dict[np.dtype, Array] = {}
+        if isinstance(params, (Tensor, dict)):
+            raise TypeError(
+                f"{type(self).__name__}: params must be an iterable of Tensors or of "
+                f"parameter-group dicts; got a single {type(params).__name__} (wrap it in a list)"
+            )
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # --- groups --------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own hyperparameters (fine-tuning, unfreezing).
+
+        Hyperparameters the group does not set come from the optimizer's defaults.
+        """
+        name = type(self).__name__
+        where = f"{name} param group {len(self.param_groups)}"
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{where}: expected a dict with a 'params' entry; got {param_group!r}")
+        if "params" not in param_group:
+            raise ValueError(f"{where}: the dict has no 'params' entry")
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{where}: parameter {i} must be a Tensor; got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(
+                    f"{where}: parameter {i} (shape {p.shape}) is the result of op '{p.op}', "
+                    "not a leaf; optimize the leaf tensors it was computed from"
+                )
+            if p.data.dtype.kind != "f":
+                raise TypeError(
+                    f"{where}: parameter {i} must be floating point; got dtype {p.data.dtype}"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{where}: a parameter appears more than once in the group")
+        taken = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in taken for p in params):
+            raise ValueError(f"{where}: a parameter is already in another parameter group")
+        group = {**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}}
+        self._check_group(group, where)
+        group["params"] = params
+        self.param_groups.append(group)
+
+    def _check_group(self, group: dict[str, Any], where: str) -> None:
+        """Validate (and normalise) a group's hyperparameters; raise naming ``where``."""
+        check_lr(group, where)
+
+    # --- the update ----------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns ``closure()`` if given."""
+        raise NotImplementedError
+
+    def _evaluate(self, closure: Callable[[], Any] | None) -> Any:
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
+        """(parameter, its array, its gradient array) for each parameter that has a gradient."""
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            data = p.data
+            g = grad.data
+            if g.shape != data.shape:
+                raise ValueError(
+                    f"{type(self).__name__}: a parameter of shape {data.shape} has a gradient "
+                    f"of shape {g.shape}; they must match"
+                )
+            yield p, data, g
+
+    def _scratch_for(self, p: Tensor, data: Array) -> tuple[Array, Array]:
+        """Two work arrays shaped like ``data``, views into one buffer per dtype.
+
+        Updates run one parameter at a time, so all parameters share the buffer:
+        the numpy formulations need no temporaries and little extra memory.
+        """
+        pair = self._scratch.get(p)
+        if pair is not None and pair[0].shape == data.shape and pair[0].dtype == data.dtype:
+            return pair
+        n = data.size
+        arena = self._arena.get(data.dtype)
+        if arena is None or arena.shape[1] < n:
+            arena = self._arena[data.dtype] = np.empty((2, n), data.dtype)
+            self._scratch.clear()
+        pair = (arena[0, :n].reshape(data.shape), arena[1, :n].reshape(data.shape))
+        self._scratch[p] = pair
+        return pair
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients: set them to None (default), or fill them with zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.data.fill(0)
+
+    # --- saving and resuming -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state in PyTorch's layout, with arrays copied.
+
+        ``{"state": {index: {name: array or number}}, "param_groups": [{hyperparameters...,
+        "params": [indices]}]}``; parameters are numbered in group order.
+        """
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                s = self.state.get(p)
+                if s:
+                    state[index[id(p)]] = {
+                        k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()
+                    }
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`: hyperparameters, step counts and moment estimates.
+
+        The groups must match this optimizer's in number and size, and each state
+        array the shape of its parameter; on a mismatch nothing is changed.
+        """
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError(
+                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
+                "(as made by state_dict())"
+            )
+        saved_groups = list(state_dict["param_groups"])
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter "
+                f"group(s) but this optimizer has {len(self.param_groups)}"
+            )
+        by_index: dict[int, Tensor] = {}
+        new_groups = []
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            saved_params = list(saved.get("params", []))
+            if len(saved_params) != len(group["params"]):
+                raise ValueError(
+                    f"{name}.load_state_dict: parameter group {gi} has {len(saved_params)} "
+                    f"parameter(s) in the state dict but {len(group['params'])} in this optimizer"
+                )
+            merged = {k: v for k, v in group.items() if k != "params"}
+            for k, v in saved.items():
+                if k == "params":
+                    continue
+                # JSON turns tuples such as betas into lists; keep the optimizer's types.
+                merged[k] = tuple(v) if isinstance(group.get(k), tuple) else v
+            self._check_group(merged, f"{name}.load_state_dict: parameter group {gi}")
+            merged["params"] = group["params"]
+            new_groups.append(merged)
+            by_index.update((int(i), p) for i, p in zip(saved_params, group["params"]))
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for key, entries in state_dict["state"].items():
+            try:
+                p = by_index[int(key)]
+            except (KeyError, ValueError):
+                raise ValueError(
+                    f"{name}.load_state_dict: state for parameter {key!r}, which no parameter "
+                    f"group lists (indices are {sorted(by_index)})"
+                ) from None
+            restored: dict[str, Any] = {}
+            for k, v in entries.items():
+                if k in self._scalar_state:  # may come back as a 0-d array from a checkpoint
+                    restored[k] = int(np.asarray(v).item())
+                    continue
+                arr = np.array(v.data if isinstance(v, Tensor) else v, dtype=p.data.dtype)
+                if arr.shape != p.data.shape:
+                    raise ValueError(
+                        f"{name}.load_state_dict: state '{k}' of parameter {key} has shape "
+                        f"{arr.shape} but the parameter has shape {p.data.shape}"
+                    )
+                restored[k] = np.ascontiguousarray(arr)
+            new_state[p] = restored
+        for group, merged in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(merged)
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(group):
+                if k != "params":
+                    lines.append(f"    {k}: {group[k]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def flat_view(data: Array) -> Array | None:
+    """A 1-D view of ``data`` that a fused kernel may write, or None if there is none."""
+    flags = data.flags
+    if flags.c_contiguous and flags.writeable:
+        return data.reshape(-1)
+    return None
+
+
+def new_state_array(data: Array, fill: float = 0.0) -> Array:
+    """A state array for parameter ``data``: its shape and dtype, C order (kernels need it)."""
+    return np.full(data.shape, fill, dtype=data.dtype)
+
+
+# --- hyperparameter checks: every message names the optimizer/group, the name and the value ---
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_range(
+    group: dict[str, Any],
+    key: str,
+    where: str,
+    low: float = 0.0,
+    high: float = math.inf,
+    high_open: bool = False,
+    low_open: bool = False,
+) -> float:
+    value = group[key]
+    ok = _number(value) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+    if not ok:
+        lo = f"({low}" if low_open else f"[{low}"
+        hi = f"{high})" if high_open or high == math.inf else f"{high}]"
+        raise ValueError(f"{where}: {key} must be a finite number in {lo}, {hi}; got {value!r}")
+    group[key] = float(value)
+    return float(value)
+
+
+def check_lr(group: dict[str, Any], where: str) -> float:
+    if group.get("lr") is None:
+        raise ValueError(f"{where}: no learning rate; pass lr=... (e.g. lr=0.01)")
+    return check_range(group, "lr", where)
+
+
+def check_bool(group: dict[str, Any], key: str, where: str) -> bool:
+    value = group[key]
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: {key} must be True or False; got {value!r}")
+    group[key] = bool(value)
+    return bool(value)
+
+
+def check_betas(group: dict[str, Any], where: str) -> None:
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{where}: betas must be a pair (beta1, beta2); got {betas!r}")
+    checked = []
+    for i, b in enumerate(betas):
+        if not (_number(b) and 0.0 <= b < 1.0):
+            raise ValueError(f"{where}: betas[{i}] must be a number in [0, 1); got {b!r}")
+        checked.append(float(b))
+    group["betas"] = (checked[0], checked[1])

@@ -1,0 +1,188 @@
+"""RMSprop: divide the gradient by a running root mean square of recent gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from ._fused import Kernel
+from .optimizer import Optimizer, check_bool, check_lr, check_range, flat_view
+
+
+class RMSprop(Optimizer):
+    r"""RMSprop, PyTorch's update rule (eps added after the square root).
+
+    For each parameter :math:`\theta` with gradient :math:`g`::
+
+        g <- g + weight_decay * theta                 if weight_decay != 0
+        v <- alpha * v + (1 - alpha) * g * g
+        if centered:
+            g_avg <- g_avg + (1 - alpha) * (g - g_avg)
+            denom <- sqrt(v - g_avg * g_avg) + eps
+        else:
+            denom <- sqrt(v) + eps
+        if momentum > 0:
+            b <- momentum * b + g / denom
+            theta <- theta - lr * b
+        else:
+            theta <- theta - lr * g / denom
+
+    ``v``, ``g_avg`` and ``b`` start at zero. State names follow PyTorch:
+    ``step``, ``square_avg``, ``grad_avg``, ``momentum_buffer``.
+
+    >>> import gradwell as gw
+    >>> w = gw.tensor([1.0], requires_grad=True)
+    >>> opt = gw.optim.RMSprop([w], lr=0.01)
+    >>> w.grad = gw.tensor([2.0])
+    >>> opt.step()  # v = 0.01 * 4, so the step is 0.01 * 2 / 0.2
+    >>> round(w.item(), 5)
+    0.9
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ) -> None:
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+        )
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any], where: str) -> None:
+        check_lr(group, where)
+        check_range(group, "alpha", where, 0.0, 1.0)
+        check_range(group, "eps", where)
+        check_range(group, "weight_decay", where)
+        check_range(group, "momentum", where)
+        check_bool(group, "centered", where)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One RMSprop update of every parameter that has a gradient."""
+        loss = self._evaluate(closure)
+        kernel = _RMSPROP.get()
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            alpha = float(group["alpha"])
+            eps = float(group["eps"])
+            weight_decay = float(group["weight_decay"])
+            momentum = float(group["momentum"])
+            centered = group["centered"]
+            for p, data, g in self._with_grad(group):
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {
+                        "step": 0,
+                        "square_avg": np.zeros(data.shape, data.dtype),
+                    }
+                state["step"] += 1
+                v = state["square_avg"]
+                g_avg = buf = v  # placeholders the update does not touch
+                if centered:
+                    g_avg = state.get("grad_avg")
+                    if g_avg is None:
+                        g_avg = state["grad_avg"] = np.zeros(data.shape, data.dtype)
+                if momentum > 0:
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = np.zeros(data.shape, data.dtype)
+                flat = flat_view(data) if kernel is not None else None
+                if flat is not None:
+                    kernel(  # type: ignore[misc]
+                        flat, g.reshape(-1), v.reshape(-1), g_avg.reshape(-1), buf.reshape(-1),
+                        lr, alpha, eps, weight_decay, momentum, centered,
+                    )  # fmt: skip
+                else:
+                    a, b = self._scratch_for(p, data)
+                    _rmsprop_numpy(
+                        data, g, v, g_avg, buf, a, b, lr, alpha, eps, weight_decay, momentum,
+                        centered,
+                    )  # fmt: skip
+        return loss
+
+
+def _rmsprop_numpy(
+    p: np.ndarray,
+    g: np.ndarray,
+    v: np.ndarray,
+    g_avg: np.ndarray,
+    buf: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+) -> None:
+    """The RMSprop rule as in-place numpy operations (``a``, ``b`` are work arrays)."""
+    if weight_decay != 0:
+        g = np.add(np.multiply(p, weight_decay, out=a), g, out=a)
+    v *= alpha
+    v += np.multiply(np.multiply(g, g, out=b), 1.0 - alpha, out=b)
+    if centered:
+        g_avg += np.multiply(np.subtract(g, g_avg, out=b), 1.0 - alpha, out=b)
+        denom = np.subtract(v, np.multiply(g_avg, g_avg, out=b), out=b)
+        np.sqrt(denom, out=denom)
+    else:
+        denom = np.sqrt(v, out=b)
+    denom += eps
+    if momentum > 0:
+        buf *= momentum
+        buf += np.divide(g, denom, out=b)
+        p -= np.multiply(buf, lr, out=b)
+    else:
+        p -= np.multiply(np.divide(g, denom, out=b), lr, out=b)
+
+
+def _rmsprop_loop(
+    p: np.ndarray,
+    g: np.ndarray,
+    v: np.ndarray,
+    g_avg: np.ndarray,
+    buf: np.ndarray,
+    lr: float,
+    alpha: float,
+    eps: float,
+    weight_decay: float,
+    momentum: float,
+    centered: bool,
+) -> None:
+    """The RMSprop rule in one pass over flat arrays (compiled by numba)."""
+    f = p.dtype.type
+    lr_, a_, c_, eps_ = f(lr), f(alpha), f(1.0 - alpha), f(eps)
+    wd, mu = f(weight_decay), f(momentum)
+    for i in range(p.size):
+        gi = g[i]
+        if weight_decay != 0:
+            gi = gi + wd * p[i]
+        vi = a_ * v[i] + c_ * (gi * gi)
+        v[i] = vi
+        if centered:
+            ga = g_avg[i]
+            ga = ga + c_ * (gi - ga)
+            g_avg[i] = ga
+            vi = vi - ga * ga
+        denom = np.sqrt(vi) + eps_
+        if momentum > 0:
+            bi = mu * buf[i] + gi / denom
+            buf[i] = bi
+            p[i] = p[i] - lr_ * bi
+        else:
+            p[i] = p[i] - lr_ * (gi / denom)
+
+
+_RMSPROP = Kernel(_rmsprop_loop)
