@@ -26,6 +26,8 @@ from .scalers import Clip, LinearScaler, LogScaler, ZScoreScaler
 SCALE_RATIO_LIMIT = 100.0
 #: Skewness above which positive values count as heavily right-tailed.
 HEAVY_SKEW = 1.0
+#: How many times farther than the 1st/99th percentile an extreme value lies.
+EXTREME_TAIL = 5.0
 #: Fraction of values outside the 1.5 IQR fences above which z-score beats min-max.
 MILD_OUTLIER_FRACTION = 0.01
 
@@ -294,10 +296,13 @@ def recommend(s: dict[str, float]) -> tuple[list[Scaler], str]:
             steps.insert(0, Clip(quantiles=(0.0, 0.99)))
             reason += "; still heavy after log, so cap at the 99th percentile first"
         return steps, reason
-    iqr = s["q3"] - s["q1"]
-    if iqr > 0 and s["far_outlier_fraction"] > 0:
-        low_far = lo < s["q1"] - 3 * iqr
-        high_far = hi > s["q3"] + 3 * iqr
+    iqr, med = s["q3"] - s["q1"], s["median"]
+    # Extreme: beyond Tukey's far fences AND far beyond the bulk (the tail past the
+    # 1st/99th percentile is over EXTREME_TAIL times longer than the bulk's half-width),
+    # so a merely heavy-tailed distribution (Student t) is not clipped.
+    low_far = lo < s["q1"] - 3 * iqr and med - lo > EXTREME_TAIL * (med - s["p01"])
+    high_far = hi > s["q3"] + 3 * iqr and hi - med > EXTREME_TAIL * (s["p99"] - med)
+    if iqr > 0 and (low_far or high_far):
         q = (0.01 if low_far else 0.0, 0.99 if high_far else 1.0)
         sides = " and ".join(t for t, on in (("1st", low_far), ("99th", high_far)) if on)
         return [Clip(quantiles=q), LinearScaler()], (
@@ -341,7 +346,9 @@ def audit(
     - values already within about [-1, 1]: nothing;
     - a heavy right tail of non-negative values (skew > 1, and log1p at least
       halves it): ``log -> linear`` (with ``clip(q=0,0.99)`` first if still skewed);
-    - extreme outliers (beyond 3 IQR from the quartiles): ``clip(q=...) -> linear``;
+    - extreme outliers (beyond 3 IQR from the quartiles and over 5 times farther
+      from the median than the 1st/99th percentile): ``clip(q=...) -> linear``,
+      clipping only the side(s) that have them;
     - more than 1% of values outside the 1.5 IQR fences: ``zscore``;
     - otherwise: ``linear`` (min-max to [-1, 1]).
 
