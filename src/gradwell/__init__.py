@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from . import nn, optim
+from . import data, nn, optim
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -82,28 +82,34 @@ from .autograd.ops import (
     tanh,
     where,
 )
+from .train import History, callbacks, evaluate, fit, load, metrics, predict, save
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError",
     "GradcheckError",
+    "History",
     "Tensor",
     "__version__",
     "abs",
     "add",
     "arange",
     "broadcast_to",
+    "callbacks",
     "clip",
     "concatenate",
+    "data",
     "detect_anomaly",
     "div",
     "elu",
     "enable_grad",
     "eq",
     "erf",
+    "evaluate",
     "exp",
     "eye",
+    "fit",
     "flatten",
     "full",
     "ge",
@@ -115,6 +121,7 @@ __all__ = [
     "isfinite",
     "le",
     "leaky_relu",
+    "load",
     "log",
     "log1p",
     "log_softmax",
@@ -123,6 +130,7 @@ __all__ = [
     "matmul",
     "max",
     "maximum",
+    "metrics",
     "mean",
     "min",
     "minimum",
@@ -136,10 +144,12 @@ __all__ = [
     "optim",
     "permute",
     "pow",
+    "predict",
     "rand",
     "randn",
     "relu",
     "reshape",
+    "save",
     "sigmoid",
     "softmax",
     "softplus",
