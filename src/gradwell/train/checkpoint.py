@@ -42,6 +42,11 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or does not fit what it is loaded into."""
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    # np.ascontiguousarray would turn a 0-d array (a buffer's step count) into shape (1,).
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 # ------------------------------------------------------------- JSON <-> arrays
 class _Packer:
     """Turns nested state (dicts, lists, numbers, arrays) into JSON plus named arrays.
@@ -63,7 +68,7 @@ class _Packer:
             raise TypeError(f"gw.save: cannot store {where}: arrays of dtype {a.dtype}")
         name = f"{self.prefix}.{self.count}"
         self.count += 1
-        self.arrays[name] = np.ascontiguousarray(a)
+        self.arrays[name] = _contiguous(a)
         return name
 
     def pack(self, obj: Any, where: str) -> Any:
@@ -204,7 +209,7 @@ def save(
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     for name, value in model.state_dict().items():
-        arrays[f"model.{name}"] = np.ascontiguousarray(_state_array(value))
+        arrays[f"model.{name}"] = _contiguous(_state_array(value))
     config: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     config["model_keys"] = list(model.state_dict().keys())
     if optimizer is not None:

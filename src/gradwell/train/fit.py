@@ -6,6 +6,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
 from . import metrics as _metrics
 from .callbacks import Callback, CallbackList, TrainingState
@@ -50,8 +53,15 @@ def _loader(data: Any, batch_size: int, shuffle: bool, seed: Seed, what: str) ->
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
         return DataLoader(tuple(data), batch_size=batch_size, shuffle=shuffle, seed=seed)
-    if hasattr(data, "__iter__") and hasattr(data, "__len__") and not isinstance(data, tuple):
-        return data  # any re-iterable of (inputs, targets) batches
+    if isinstance(data, (np.ndarray, Tensor, tuple, list)):
+        got = (
+            f"a {type(data).__name__} of {len(data)} items"
+            if isinstance(data, (tuple, list))
+            else f"one array of shape {data.shape}"
+        )
+        raise TypeError(f"fit: {what} must be a pair of arrays (X, y) or a DataLoader; got {got}")
+    if hasattr(data, "__iter__") and hasattr(data, "__len__"):
+        return data  # any re-iterable of (inputs, targets) batches with a length
     raise TypeError(
         f"fit: {what} must be a pair of arrays (X, y) or a DataLoader; got {type(data).__name__}"
     )
