@@ -29,7 +29,7 @@ class BatchNorm1d(Module):
     >>> bn = gw.nn.BatchNorm1d(2)
     >>> bn(gw.tensor([[1.0, 10.0], [3.0, 30.0]]))
     tensor([[-1., -1.],
-            [ 1.,  1.]])
+            [ 1.,  1.]], op=batch_norm)
     >>> bn.running_mean
     tensor([0.2, 2. ])
     """

@@ -105,8 +105,8 @@ class Dropout(Module):
     >>> import gradwell as gw
     >>> drop = gw.nn.Dropout(0.5, rng=0)
     >>> drop(gw.ones(2, 4))
-    tensor([[2., 0., 0., 0.],
-            [2., 2., 2., 2.]])
+    tensor([[2., 2., 2., 0.],
+            [0., 0., 0., 0.]])
     >>> drop.eval()(gw.ones(1, 2))
     tensor([[1., 1.]])
     """

@@ -24,7 +24,10 @@ class _Loss(Module):
 
 
 def _optional_buffer(value: Any) -> Tensor | None:
-    return None if value is None else _tensor(value.data if isinstance(value, Tensor) else value)
+    """A Tensor keeps its dtype; other data follows gw.tensor (float becomes float32)."""
+    if value is None or isinstance(value, Tensor):
+        return None if value is None else value.detach()
+    return _tensor(value)
 
 
 class MSELoss(_Loss):
