@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from . import data, nn, optim
+from . import data, nn, optim, viz
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -164,6 +164,7 @@ __all__ = [
     "transpose",
     "unsqueeze",
     "var",
+    "viz",
     "where",
     "zeros",
     "zeros_like",

@@ -24,8 +24,25 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .viz.command import run
+
+    return run(args)
+
+
+def _explain_arguments(parser: argparse.ArgumentParser) -> None:
+    from .viz.command import add_arguments
+
+    add_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "demo": ("run the main example", _demo),
+    "explain": ("write a page that steps through backpropagation on a graph", _explain),
+}
+# Commands with options: the function that adds them to the command's parser.
+ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "explain": _explain_arguments,
 }
 
 
@@ -33,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gradwell", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, _) in COMMANDS.items():
-        sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text)
+        if name in ARGUMENTS:
+            ARGUMENTS[name](command)
     args = parser.parse_args(argv)
     return COMMANDS[args.command][1](args)
 
