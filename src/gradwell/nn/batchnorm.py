@@ -34,6 +34,9 @@ class BatchNorm1d(Module):
     tensor([0.2, 2. ])
     """
 
+    weight: Parameter | None
+    bias: Parameter | None
+
     def __init__(
         self,
         num_features: int,

@@ -40,7 +40,7 @@ class ModuleList(Module):
 
     def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
-            return self._of(list(self._modules.values())[i])
+            return self._of(list(self)[i])
         return self._modules[self._index(i)]
 
     def __setitem__(self, i: int, module: Module) -> None:
@@ -50,7 +50,7 @@ class ModuleList(Module):
         return len(self._modules)
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())  # type: ignore[arg-type]
+        return (m for m in self._modules.values() if m is not None)
 
     def append(self, module: Module) -> ModuleList:
         """Add ``module`` at the end; returns self."""

@@ -112,6 +112,7 @@ def batch_norm(
         else:
             out = xhat.copy()  # the output must not alias what backward reads
         return out, (xhat, inv_std)
+    assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
     scale = inv_std * affine[0] if affine else inv_std
     shift = -running_mean * scale
@@ -198,6 +199,7 @@ def cross_entropy(
     n, c = x.shape
     logp, p = _log_softmax_and_softmax(x)
     eps = label_smoothing
+    saved: tuple[Any, ...]
     if target.dtype.kind in "iu":
         valid = target != ignore_index if 0 <= ignore_index < c or target.min() < 0 else None
         t = target if valid is None else np.where(valid, target, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -70,6 +70,14 @@ class Module:
     """
 
     training: bool
+    _parameters: dict[str, Parameter | None]
+    _buffers: dict[str, Tensor | None]
+    _modules: dict[str, Module | None]
+    _forward_hooks: dict[int, ForwardHook]
+
+    if TYPE_CHECKING:  # buffers are attributes set through register_buffer
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self) -> None:
         d = self.__dict__
