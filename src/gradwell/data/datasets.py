@@ -294,8 +294,9 @@ def circle(n: int = 500, noise: float = 0.0, seed: Seed = 0) -> Dataset:
 def xor(n: int = 500, noise: float = 0.0, seed: Seed = 0) -> Dataset:
     """Exclusive or: class 1 where x1 and x2 have the same sign, class 0 otherwise.
 
-    Points are uniform in [-5, 5]^2, pushed 0.3 away from the axes so the classes
-    are separable without noise. ``noise`` as in :func:`circle`.
+    Points are uniform in the quadrants of [-5.3, 5.3]^2 less a 0.3 band along the
+    axes, so the classes are separable without noise; half the points are in each
+    class. ``noise`` as in :func:`circle`.
 
     >>> from gradwell.data.datasets import xor
     >>> ds = xor(n=100, seed=0)
@@ -304,9 +305,13 @@ def xor(n: int = 500, noise: float = 0.0, seed: Seed = 0) -> Dataset:
     """
     _check_n_noise("xor", n, noise)
     rng = _rng(seed, "xor")
-    X = rng.uniform(-_RADIUS, _RADIUS, size=(n, 2))
-    X += 0.3 * np.where(X >= 0, 1.0, -1.0)  # padding keeps points off the class boundary
-    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    # Magnitudes padded 0.3 away from the axes; signs drawn so that exactly half the
+    # points share a sign (class 1) and half do not (class 0).
+    X = rng.uniform(0.0, _RADIUS, size=(n, 2)) + 0.3
+    y = (np.arange(n) < n // 2).astype(np.int64)
+    first = rng.choice([-1.0, 1.0], size=n)
+    X[:, 0] *= first
+    X[:, 1] *= np.where(y == 1, first, -first)
     return _classes("xor", X, y, ("different sign", "same sign"), noise, rng, xor.__doc__ or "")
 
 
