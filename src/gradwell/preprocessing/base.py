@@ -157,7 +157,7 @@ class Scaler:
         """Learn imputation values (if any) and return ``values`` free of NaN/inf."""
         policy = self._effective_nan_policy()
         if policy == "error":
-            self.fill_ = None
+            self.fill_: np.ndarray | None = None
             check_finite(values, where, names, index)
             return values
         bad = nonfinite_columns(values)
@@ -185,9 +185,11 @@ class Scaler:
         return values
 
     def _impute_inplace(self, values: np.ndarray, cols: np.ndarray) -> None:
+        fill = self.fill_
+        assert fill is not None, "imputation needs fitted fill values"
         for j in cols:
             col = values[:, j]
-            col[~np.isfinite(col)] = self.fill_[j]
+            col[~np.isfinite(col)] = fill[j]
 
     def _clean_inplace(
         self,

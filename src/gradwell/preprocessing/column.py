@@ -153,7 +153,8 @@ class ColumnScaler(Scaler):
         return gather_columns(values, idx)
 
     def _sub_names(self, names: tuple[str, ...] | None, idx: np.ndarray) -> SubsetNames:
-        return SubsetNames([names[j] for j in idx] if names is not None else None, idx)
+        positions = [int(j) for j in idx]
+        return SubsetNames([names[j] for j in positions] if names is not None else None, positions)
 
     def _fit_groups(self, m: Matrix, where: str, keep_output: bool) -> np.ndarray | None:
         self._validate_params()
@@ -174,7 +175,9 @@ class ColumnScaler(Scaler):
             pipe._remember_input(
                 Matrix(sub[:0], tuple(sub_names) if sub_names.named else None, owned=False)
             )
-        self.groups_ = [(tuple(int(j) for j in idx), pipe) for idx, pipe in plan]
+        self.groups_: list[tuple[tuple[int, ...], Pipeline]] = [
+            (tuple(int(j) for j in idx), pipe) for idx, pipe in plan
+        ]
         self._remember_input(m)
         return out
 
@@ -297,6 +300,12 @@ class ColumnScaler(Scaler):
 
     def _state_from_config(self, state: dict[str, Any]) -> None:
         super()._state_from_config(state)
-        self.groups_ = [
-            (tuple(int(j) for j in g["indices"]), from_config(g["chain"])) for g in state["groups"]
-        ]
+        groups: list[tuple[tuple[int, ...], Pipeline]] = []
+        for g in state["groups"]:
+            chain = from_config(g["chain"])
+            if not isinstance(chain, Pipeline):
+                raise ValueError(
+                    f"from_config: expected a Pipeline per column group, got {chain!r}"
+                )
+            groups.append((tuple(int(j) for j in g["indices"]), chain))
+        self.groups_ = groups
