@@ -75,7 +75,7 @@ class Adagrad(Optimizer):
                 clr = lr / (1.0 + (t - 1) * lr_decay)
                 s = state["sum"]
                 flat = flat_view(data) if kernel is not None else None
-                if flat is not None:
+                if kernel is not None and flat is not None:
                     kernel(flat, g.reshape(-1), s.reshape(-1), clr, eps, weight_decay)
                 else:
                     a, b = self._scratch_for(p, data)

@@ -90,8 +90,8 @@ class Adam(Optimizer):
                 step_size = lr / (1.0 - beta1**t)
                 bc2_sqrt = math.sqrt(1.0 - beta2**t)
                 flat = flat_view(data) if kernel is not None else None
-                if flat is not None:
-                    kernel(  # type: ignore[misc]
+                if kernel is not None and flat is not None:
+                    kernel(
                         flat, g.reshape(-1), m.reshape(-1), v.reshape(-1), v_max.reshape(-1),
                         step_size, beta1, beta2, bc2_sqrt, eps, l2, decay, amsgrad,
                     )  # fmt: skip

@@ -99,8 +99,8 @@ class RMSprop(Optimizer):
                     if buf is None:
                         buf = state["momentum_buffer"] = np.zeros(data.shape, data.dtype)
                 flat = flat_view(data) if kernel is not None else None
-                if flat is not None:
-                    kernel(  # type: ignore[misc]
+                if kernel is not None and flat is not None:
+                    kernel(
                         flat, g.reshape(-1), v.reshape(-1), g_avg.reshape(-1), buf.reshape(-1),
                         lr, alpha, eps, weight_decay, momentum, centered,
                     )  # fmt: skip

@@ -91,8 +91,8 @@ class SGD(Optimizer):
                     else:
                         buf = state["momentum_buffer"]
                 flat = flat_view(data) if kernel is not None else None
-                if flat is not None:
-                    kernel(  # type: ignore[misc]
+                if kernel is not None and flat is not None:
+                    kernel(
                         flat,
                         g.reshape(-1),
                         flat if buf is None else buf.reshape(-1),
