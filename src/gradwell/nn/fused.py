@@ -95,7 +95,8 @@ def batch_norm(
                 f"training (batch statistics of a single example are meaningless); got input "
                 f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
             )
-        mean = x.mean(axis=0)
+        mean = np.add.reduce(x, 0)  # skips np.mean's per-call bookkeeping
+        mean *= 1.0 / n
         xhat = x - mean
         var = np.einsum("ij,ij->j", xhat, xhat) / n  # one pass, no squared temporary
         inv_std = 1.0 / np.sqrt(var + eps)
@@ -201,7 +202,8 @@ def cross_entropy(
     eps = label_smoothing
     saved: tuple[Any, ...]
     if target.dtype.kind in "iu":
-        valid = target != ignore_index if 0 <= ignore_index < c or target.min() < 0 else None
+        ignorable = 0 <= ignore_index < c or (n > 0 and target.min() < 0)
+        valid = target != ignore_index if ignorable else None
         t = target if valid is None else np.where(valid, target, 0)
         rows = np.arange(n)
         # Per row: coefficient a on the target class, b (per class) on every class.

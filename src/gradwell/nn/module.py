@@ -230,8 +230,7 @@ class Module:
 
     def modules(self) -> Iterator[Module]:
         """This module and every module below it."""
-        for _, module in self.named_modules():
-            yield module
+        return iter(self._module_list())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """(name, module) for the direct sub-modules."""
@@ -245,6 +244,20 @@ class Module:
         """The direct sub-modules."""
         for _, module in self.named_children():
             yield module
+
+    def _module_list(self) -> list[Module]:
+        """This module and all below it, once each, depth first (no names: the fast walk)."""
+        found: list[Module] = []
+        seen: set[int] = set()
+        stack: list[Module] = [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            found.append(module)
+            stack.extend(reversed([m for m in module._modules.values() if m is not None]))
+        return found
 
     def _named_members(
         self, registry: str, prefix: str, recurse: bool, remove_duplicate: bool
@@ -271,8 +284,12 @@ class Module:
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter of this module and (with ``recurse``) its sub-modules, once each."""
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        seen: set[int] = set()
+        for module in self._module_list() if recurse else (self,):
+            for p in module._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         """(dotted name, buffer) for every registered buffer that is not None."""
