@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test browser lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,17 @@ $(INSTALLED): pyproject.toml | $(PY)
 demo: $(INSTALLED)
 	$(VENV)/bin/gradwell demo
 
-test: $(INSTALLED)
-	$(PY) -m pytest
+test: $(INSTALLED) browser
+	$(PY) -m pytest -rs
+
+# The explain page's browser test drives Debian's Chromium: install it when it is missing
+# and apt-get is there (best effort; without it that test is skipped and says why).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser test (apt-get)"; \
+		( apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ) \
+			>/dev/null 2>&1 || echo "could not install chromium; the browser test will be skipped"; \
+	fi
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -16,7 +16,7 @@ import numpy as np
 from ..autograd.ops import ArrayF
 from ..autograd.tensor import Tensor
 from .graph import Graph, Node, Trace, graph
-from .render import SYMBOLS, Look, box_texts, layout_graph, svg
+from .render import SYMBOLS, Look, box_texts, caption, label, layout_graph, svg
 from .summary import brief, number, shape_text, summarize
 
 MAX_NODES = 5000  # a page beyond this is too slow to step through
@@ -104,7 +104,9 @@ def build_view(view_id: str, name: str, g: Graph) -> dict[str, Any]:
             if look.scalar
             else "one node per operation, with the shape of its result; data flows left to right"
         ),
-        "svg": svg(g, lay, look, prefix=f"{view_id}-", filled=False),
+        "svg": svg(
+            g, lay, look, prefix=f"{view_id}-", filled=False, captions=_captions(g, writer.names)
+        ),
         "nodes": len(g.nodes),
         "edges": len(g.edges),
         "pos": [[round(b.cx, 1), round(b.cy, 1)] for b in lay.boxes],
@@ -112,7 +114,9 @@ def build_view(view_id: str, name: str, g: Graph) -> dict[str, Any]:
         "totals": {
             "products": g.gradient_products(),
             "sums": _sum_count(g),
-            "paths": str(g.count_paths()),  # exact; may exceed what JSON numbers hold
+            # exact integers as text: they may exceed what a JSON number holds
+            "paths": str(g.count_paths()),
+            "factors": str(g.count_path_factors()),
             "nodes": len(g.nodes),
             "ops": sum(1 for n in g.nodes if not n.is_leaf),
         },
@@ -250,11 +254,12 @@ class _Steps:
             if local is not None:
                 d = local[e.arg]
                 assert d is not None
+                rule = _local_rule(n, e.arg, len(g.inputs_of(n.id)))
                 rows.append(
                     [
                         f"→ {names[e.src]}",
-                        f"upstream {text} × local d{_symbol(n)}/d{names[e.src]} {_brief(d)} "
-                        f"= {_brief(c)}",
+                        f"upstream {text} × local {_brief(d)} = {_brief(c)}"
+                        + (f"   [local: {rule}]" if rule else ""),
                     ]
                 )
             else:
@@ -278,7 +283,7 @@ class _Steps:
         return {
             "phase": "backward",
             "node": n.id,
-            "title": title if names[n.id] == n.op else f"{title} ({n.op})",
+            "title": title if n.op in names[n.id] else f"{title} ({n.op})",
             "rows": rows,
             "edges": edges,
             "labels": labels if scalar else [],
@@ -311,8 +316,33 @@ def _brief(a: np.ndarray) -> str:
     return brief(summarize(a))
 
 
-def _symbol(n: Node) -> str:
-    return f"({SYMBOLS[n.op]})" if n.op in SYMBOLS else n.op
+# d(out)/d(input) of the scalar ops, in terms of their inputs a, b and result out.
+LOCAL_RULES: dict[str, tuple[str, ...]] = {
+    "add": ("1", "1"),
+    "sub": ("1", "-1"),
+    "mul": ("b", "a"),
+    "div": ("1/b", "-a/b²"),
+    "pow": ("b·a^(b-1)", "out·ln(a)"),
+    "neg": ("-1",),
+    "exp": ("out",),
+    "log": ("1/a",),
+    "sqrt": ("1/(2·out)",),
+    "abs": ("sign(a)",),
+    "tanh": ("1 - out²",),
+    "sigmoid": ("out·(1 - out)",),
+    "relu": ("1 if a > 0 else 0",),
+    "maximum": ("1 if a > b else 0", "1 if b > a else 0"),
+    "minimum": ("1 if a < b else 0", "1 if b < a else 0"),
+}
+
+
+def _local_rule(n: Node, arg: int, n_args: int) -> str:
+    """``∂(a × b)/∂a = b``: the rule behind a scalar op's local derivative, when known."""
+    rules = LOCAL_RULES.get(n.op)
+    if rules is None or len(rules) != n_args:
+        return ""
+    wrt = "ab"[arg]
+    return f"∂{_wrap(_formula(n, list('ab'[:n_args])))}/∂{wrt} = {rules[arg]}"
 
 
 def _formula(n: Node, args: list[str]) -> str:
@@ -328,7 +358,7 @@ def _wrap(s: str) -> str:
     return f"({s})" if " " in s else s
 
 
-def _display_names(g: Graph) -> list[str]:
+def _display_names(g: Graph, limit: int = 24) -> list[str]:
     """How steps refer to each node: its name, a constant's value, a short formula, or #id."""
     names: list[str] = []
     for n in g.nodes:
@@ -340,8 +370,19 @@ def _display_names(g: Graph) -> list[str]:
             names.append(f"{n.op} #{n.id}")
         else:
             formula = _formula(n, [names[e.src] for e in g.inputs_of(n.id)])
-            names.append(formula if len(formula) <= 60 else f"{n.op} #{n.id}")
+            in_module = f"{n.op} in {n.module}" if n.module else ""
+            if len(formula) <= limit:
+                names.append(formula)
+            elif in_module and len(in_module) <= limit:
+                names.append(in_module)
+            else:
+                names.append(f"{label(n)} #{n.id}")
     return names
+
+
+def _captions(g: Graph, names: list[str]) -> list[str]:
+    """Above each op: its name or module, or its number when the steps refer to it by number."""
+    return [caption(n) or (f"#{n.id}" if names[n.id].endswith(f"#{n.id}") else "") for n in g.nodes]
 
 
 def _leaf_rows(leaves: list[Node], names: list[str], limit: int = 6) -> list[list[str]]:

@@ -109,6 +109,21 @@ class Graph:
         paths = self.paths_to_output()
         return sum(paths[n.id] for n in self.nodes if n.is_leaf and n.requires_grad)
 
+    def count_path_factors(self) -> int:
+        """Local derivatives a path-by-path chain rule would multiply: all paths' total length.
+
+        Backpropagation computes one product per edge instead (:meth:`gradient_products`).
+        Dynamic programming again: with P(n) paths from n to the output and L(n)
+        their total length, L(n) = sum over n's uses n -> c of L(c) + P(c).
+        """
+        paths = self.paths_to_output()
+        length = [0] * len(self.nodes)
+        for node in reversed(range(len(self.nodes))):
+            for e in self.consumers_of(node):
+                if self.carries_gradient(e):
+                    length[node] += length[e.dst] + paths[e.dst]
+        return sum(length[n.id] for n in self.nodes if n.is_leaf and n.requires_grad)
+
     def gradient_products(self) -> int:
         """Vector-Jacobian products backward computes: one per edge that carries a gradient."""
         return sum(1 for e in self.edges if self.carries_gradient(e))

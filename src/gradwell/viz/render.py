@@ -115,13 +115,14 @@ def svg(
     *,
     prefix: str = "",
     filled: bool = True,
+    captions: list[str] | None = None,
 ) -> str:
     """SVG markup for ``g`` laid out as ``lay``.
 
     Element ids are ``{prefix}n{i}`` (nodes), ``{prefix}e{i}`` (edges) and
     ``{prefix}l{i}`` (edge labels), for the explain page's script. ``filled``
     writes values and gradients into the boxes; the page leaves them empty and
-    fills them step by step.
+    fills them step by step. ``captions`` replaces the small text above each box.
     """
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gw-graph" '
@@ -149,7 +150,7 @@ def svg(
             f'<rect x="{-b.w / 2:.1f}" y="{-b.h / 2:.1f}" width="{b.w:.1f}" '
             f'height="{b.h:.1f}" rx="6" fill="{fill}" stroke="{stroke}" stroke-width="1.2"/>'
         )
-        cap = caption(n)
+        cap = caption(n) if captions is None else captions[n.id]
         if cap:
             out.append(
                 f'<text class="cap" y="{-b.h / 2 - 4:.1f}" text-anchor="middle" '

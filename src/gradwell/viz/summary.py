@@ -48,7 +48,7 @@ def summarize(a: np.ndarray, max_items: int = 4) -> str:
     )
 
 
-def brief(summary: str, limit: int = 22) -> str:
+def brief(summary: str, limit: int = 30) -> str:
     """A summary short enough for a node's box: ``mean 0.1 std 0.5 [-1, 2]`` -> ``μ 0.1 σ 0.5``."""
     if summary.startswith("mean "):
         parts = summary.split()

@@ -106,6 +106,7 @@
     $("c-products").textContent = String(s.spec.totals.products);
     $("c-sums").textContent = String(s.spec.totals.sums);
     $("c-paths").textContent = s.spec.totals.paths;
+    $("c-factors").textContent = s.spec.totals.factors;
     $("scrub").max = String(steps.length - 1);
     $("scrub").value = String(k);
     $("first").disabled = $("prev").disabled = k === 0;
