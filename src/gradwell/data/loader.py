@@ -165,8 +165,10 @@ class DataLoader:
                     yield tuple(Tensor(a[idx]) for a in arrays)
             return
         for start in range(0, stop, bs):
-            idx = range(start, min(start + bs, n)) if order is None else order[start : start + bs]
-            yield _collate([self.dataset[int(i)] for i in idx])
+            rows = (
+                np.arange(start, min(start + bs, n)) if order is None else order[start : start + bs]
+            )
+            yield _collate([self.dataset[int(i)] for i in rows])
 
     def state_dict(self) -> dict[str, Any]:
         """What reproduces the next pass: the shuffle seed and the pass number."""

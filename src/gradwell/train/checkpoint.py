@@ -284,11 +284,7 @@ def load(
     """
     path = Path(path)
     config, arrays = _read(path)
-    state = {name: arrays[f"model.{name}"] for name in config["model_keys"]}
-    current = model.state_dict()
-    if any(isinstance(v, Tensor) for v in current.values()):
-        state = {k: Tensor(v) for k, v in state.items()}
-    model.load_state_dict(state)
+    model.load_state_dict({name: arrays[f"model.{name}"] for name in config["model_keys"]})
 
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:

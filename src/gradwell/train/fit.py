@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -176,11 +176,12 @@ def fit(
     after_backward = cbs.hooks["on_after_backward"]
     batch_end = cbs.hooks["on_batch_end"]
 
-    clip = None
+    clip: Callable[..., Any] | None = None
     params = None
     if clip_grad_norm is not None:
-        from ..nn.utils import clip_grad_norm_ as clip
+        from ..nn.utils import clip_grad_norm_
 
+        clip = clip_grad_norm_
         params = [p for p in model.parameters() if p.requires_grad]
     group = optimizer.param_groups[0]
     step_losses, step_lrs = history.steps["loss"], history.steps["lr"]

@@ -298,7 +298,7 @@ class MeanMetric(Metric):
 
     def __init__(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "metric")
+        self.name = name or str(getattr(fn, "__name__", "metric"))
         self.reset()
 
     def reset(self) -> None:
