@@ -74,6 +74,7 @@ def test_add_param_group_fills_defaults_and_validates():
         ([np.zeros(3)], TypeError, "parameter 0 must be a Tensor; got ndarray"),
         ([gw.tensor([1, 2])], TypeError, "must be floating point; got dtype int64"),
         ([{"lr": 0.1}], ValueError, "no 'params' entry"),
+        ([{"params": {gw.tensor([1.0], requires_grad=True)}}], TypeError, "got a set"),
     ],
 )
 def test_bad_parameter_lists_are_refused(params, error, match):

@@ -76,7 +76,7 @@ class Adagrad(Optimizer):
                 s = state["sum"]
                 flat = flat_view(data) if kernel is not None else None
                 if kernel is not None and flat is not None:
-                    kernel(flat, g.reshape(-1), s.reshape(-1), clr, eps, weight_decay)
+                    kernel(flat, g.ravel(), s.ravel(), clr, eps, weight_decay)
                 else:
                     a, b = self._scratch_for(p, data)
                     _adagrad_numpy(data, g, s, a, b, clr, eps, weight_decay)

@@ -92,7 +92,7 @@ class Adam(Optimizer):
                 flat = flat_view(data) if kernel is not None else None
                 if kernel is not None and flat is not None:
                     kernel(
-                        flat, g.reshape(-1), m.reshape(-1), v.reshape(-1), v_max.reshape(-1),
+                        flat, g.ravel(), m.ravel(), v.ravel(), v_max.ravel(),
                         step_size, beta1, beta2, bc2_sqrt, eps, l2, decay, amsgrad,
                     )  # fmt: skip
                 else:

@@ -70,6 +70,11 @@ class Optimizer:
         if "params" not in param_group:
             raise ValueError(f"{where}: the dict has no 'params' entry")
         params = param_group["params"]
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"{where}: parameters must be in an ordered collection (list, tuple); got a set, "
+                "whose order changes from run to run"
+            )
         params = [params] if isinstance(params, Tensor) else list(params)
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
@@ -110,7 +115,7 @@ class Optimizer:
 
     def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
         """(parameter, its array, its gradient array) for each parameter that has a gradient."""
-        for p in group["params"]:
+        for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
                 continue
@@ -118,8 +123,8 @@ class Optimizer:
             g = grad.data
             if g.shape != data.shape:
                 raise ValueError(
-                    f"{type(self).__name__}: a parameter of shape {data.shape} has a gradient "
-                    f"of shape {g.shape}; they must match"
+                    f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
+                    f"but its gradient has shape {g.shape}; they must match"
                 )
             yield p, data, g
 
@@ -254,7 +259,7 @@ def flat_view(data: Array) -> Array | None:
     """A 1-D view of ``data`` that a fused kernel may write, or None if there is none."""
     flags = data.flags
     if flags.c_contiguous and flags.writeable:
-        return data.reshape(-1)
+        return data.ravel()
     return None
 
 

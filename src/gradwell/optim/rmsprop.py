@@ -101,7 +101,7 @@ class RMSprop(Optimizer):
                 flat = flat_view(data) if kernel is not None else None
                 if kernel is not None and flat is not None:
                     kernel(
-                        flat, g.reshape(-1), v.reshape(-1), g_avg.reshape(-1), buf.reshape(-1),
+                        flat, g.ravel(), v.ravel(), g_avg.ravel(), buf.ravel(),
                         lr, alpha, eps, weight_decay, momentum, centered,
                     )  # fmt: skip
                 else:

@@ -94,8 +94,8 @@ class SGD(Optimizer):
                 if kernel is not None and flat is not None:
                     kernel(
                         flat,
-                        g.reshape(-1),
-                        flat if buf is None else buf.reshape(-1),
+                        g.ravel(),
+                        flat if buf is None else buf.ravel(),
                         lr,
                         momentum,
                         dampening,
