@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from . import data, nn, optim, viz
+from . import data, nn, optim, preprocessing, viz
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -142,6 +142,7 @@ __all__ = [
     "ones",
     "ones_like",
     "optim",
+    "preprocessing",
     "permute",
     "pow",
     "predict",
