@@ -62,8 +62,9 @@ class ProgressBar(Callback):
                 desc=f"Epoch {epoch + 1}/{self.state.epochs}",
                 unit="batch",
                 file=self._stream(),
-                dynamic_ncols=True,
                 leave=True,
+                dynamic_ncols=True,
+                bar_format="{desc} {n_fmt}/{total_fmt} |{bar:16}| {elapsed}{postfix}",
             )
 
     def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
