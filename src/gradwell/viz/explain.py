@@ -358,7 +358,7 @@ def _wrap(s: str) -> str:
     return f"({s})" if " " in s else s
 
 
-def _display_names(g: Graph, limit: int = 24) -> list[str]:
+def _display_names(g: Graph, limit: int = 32) -> list[str]:
     """How steps refer to each node: its name, a constant's value, a short formula, or #id."""
     names: list[str] = []
     for n in g.nodes:

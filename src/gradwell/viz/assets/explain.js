@@ -30,39 +30,42 @@
     svg.removeAttribute("height");
     const vb = svg.viewBox.baseVal;
     const full = { x: vb.x, y: vb.y, w: vb.width, h: vb.height };
-    const state = { spec, root, svg, nodes, values, grads, base, edges, labels, full,
+    const shown = { cls: base.slice(), v: new Array(nodes.length).fill(""),
+                    g: new Array(nodes.length).fill("") };
+    const state = { spec, root, svg, nodes, values, grads, base, edges, labels, full, shown,
                     box: Object.assign({}, full), step: 0, lit: [] };
+    state.nForward = spec.steps.filter((t) => t.phase === "forward").length;
     enablePanZoom(state);
     return state;
   }
 
   // ---- stepping ---------------------------------------------------------
+  // The state after step k is replayed in memory from step 0; only the nodes whose
+  // text or class differ from what is on screen are touched, so big graphs stay quick.
   function render() {
-    const s = view, steps = s.spec.steps, k = s.step;
-    const known = new Array(s.nodes.length).fill(false);
-    const gstate = new Array(s.nodes.length).fill("");
-    for (let i = 0; i < s.nodes.length; i++) {
-      s.values[i].textContent = "";
-      s.grads[i].textContent = "";
-    }
+    const s = view, steps = s.spec.steps, k = s.step, n = s.nodes.length;
+    const values = new Array(n).fill(""), grads = new Array(n).fill("");
+    const known = new Array(n).fill(false), gstate = new Array(n).fill("");
     for (let t = 0; t <= k; t++) {
-      for (const [n, field, text, cls] of steps[t].set) {
+      for (const [i, field, text, cls] of steps[t].set) {
         if (field === "v") {
-          s.values[n].textContent = text;
-          known[n] = true;
+          values[i] = text;
+          known[i] = true;
         } else {
-          s.grads[n].textContent = "\u2202 " + text;
-          gstate[n] = cls;
+          grads[i] = "\u2202 " + text;
+          gstate[i] = cls;
         }
       }
     }
     const step = steps[k];
-    for (let i = 0; i < s.nodes.length; i++) {
+    for (let i = 0; i < n; i++) {
       let cls = s.base[i];
       if (known[i]) cls += " known";
       if (gstate[i]) cls += " " + gstate[i];
       if (i === step.node) cls += " current";
-      s.nodes[i].setAttribute("class", cls);
+      if (cls !== s.shown.cls[i]) s.nodes[i].setAttribute("class", (s.shown.cls[i] = cls));
+      if (values[i] !== s.shown.v[i]) s.values[i].textContent = s.shown.v[i] = values[i];
+      if (grads[i] !== s.shown.g[i]) s.grads[i].textContent = s.shown.g[i] = grads[i];
     }
     for (const e of s.lit) {
       s.edges[e].setAttribute("class", "edge");
@@ -81,8 +84,7 @@
   }
 
   function showPanel(s, step, k) {
-    const steps = s.spec.steps;
-    const nForward = steps.filter((t) => t.phase === "forward").length;
+    const steps = s.spec.steps, nForward = s.nForward;
     const phase = $("phase");
     phase.textContent = step.phase;
     phase.className = "phase " + step.phase;
@@ -144,7 +146,10 @@
       tab.setAttribute("aria-selected", String(tab.dataset.view === id));
     }
     for (const div of document.querySelectorAll(".view")) div.hidden = div.dataset.view !== id;
-    applyBox(view);
+    if (!view.fitted) {
+      fit(view, true);
+      view.fitted = true;
+    }
     render();
   }
 
@@ -172,14 +177,27 @@
     applyBox(s);
   }
 
-  function fit(s) {
-    s.box = Object.assign({}, s.full);
+  // The whole graph, in the container's aspect ratio (so the viewBox is exactly what is
+  // visible), never magnified beyond 1.5x; a graph too big to read whole starts at a
+  // readable scale at its left end, where the forward pass begins.
+  function fit(s, readable) {
+    const cw = s.svg.clientWidth, ch = s.svg.clientHeight, f = s.full;
+    if (!cw || !ch) {
+      s.box = Object.assign({}, f);
+    } else {
+      let scale = Math.min(cw / f.w, ch / f.h, 1.5);
+      const cx = f.x + f.w / 2, cy = f.y + f.h / 2;
+      if (readable && scale < 0.6) scale = 0.75;
+      const w = cw / scale, h = ch / scale;
+      const x = readable && w < f.w ? f.x : cx - w / 2;
+      s.box = { x: x, y: cy - h / 2, w: w, h: h };
+    }
     applyBox(s);
   }
 
   function keepVisible(s, node) {
     const [cx, cy] = s.spec.pos[node];
-    const b = s.box, pad = 40;
+    const b = s.box, pad = 20;
     if (cx < b.x + pad || cx > b.x + b.w - pad || cy < b.y + pad || cy > b.y + b.h - pad) {
       b.x = cx - b.w / 2;
       b.y = cy - b.h / 2;
@@ -228,7 +246,8 @@
   $("scrub").addEventListener("input", () => { stop(); go(Number($("scrub").value)); });
   $("zoom-in").addEventListener("click", () => zoom(view, 1 / 1.25, centre(view)));
   $("zoom-out").addEventListener("click", () => zoom(view, 1.25, centre(view)));
-  $("zoom-fit").addEventListener("click", () => fit(view));
+  $("zoom-fit").addEventListener("click", () => fit(view, false));
+  window.addEventListener("resize", () => fit(view, false));
   document.addEventListener("keydown", (ev) => {
     if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
     if (ev.target instanceof HTMLSelectElement) return;
@@ -241,7 +260,7 @@
       "+": () => zoom(view, 1 / 1.25, centre(view)),
       "=": () => zoom(view, 1 / 1.25, centre(view)),
       "-": () => zoom(view, 1.25, centre(view)),
-      f: () => fit(view),
+      f: () => fit(view, false),
     };
     const action = keys[ev.key];
     if (action) {
