@@ -23,6 +23,13 @@ def test_python_scalars_do_not_upcast():
         assert y.dtype == np.float32
 
 
+def test_float_arrays_take_the_tensor_dtype():
+    x = gw.tensor([1.0, 2.0])
+    assert (x * np.array([1.0, 2.0])).dtype == np.float32
+    assert (np.array([1.0, 2.0]) + x).dtype == np.float32
+    assert (gw.tensor([1.0], dtype="float64") * np.ones(1, np.float32)).dtype == np.float64
+
+
 def test_array_facts():
     x = gw.arange(6).reshape(2, 3)
     assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2

@@ -132,10 +132,11 @@ def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
             out.append(a)
         elif isinstance(a, (bool, int, float)):
             out.append(_scalar_constant(a, like))
-        else:
+        else:  # an array: a float array takes the tensor's float dtype, like a Python float
             arr = np.asarray(a)
-            if arr.dtype == np.float64 and like is None:
-                arr = arr.astype(np.float32)
+            if arr.dtype.kind == "f":
+                target = like if like is not None and like.kind == "f" else np.float32
+                arr = arr.astype(target, copy=False)
             out.append(Tensor(arr))
     return tuple(out)
 
