@@ -260,3 +260,14 @@ def test_cli_saved_model(tmp_path, capsys):
     bad = ["explain", "--model", str(ckpt), "--example", "0.5", "--target", "1", "-o", str(out)]
     assert main(bad) == 2
     assert "takes 2 inputs" in capsys.readouterr().err
+
+
+def test_a_leaf_used_twice_shows_its_sum_when_complete(tmp_path):
+    x, y = scalar(2.0, "x"), scalar(3.0, "y")
+    f = x * y + x  # df/dx = y + 1 = 4, from two contributions: 3 and 1
+    _, data = page_data(gw.viz.explain(f, tmp_path / "p.html"))
+    rows = [r for s in data["views"][0]["steps"] for r in s["rows"] if r[0] == "x done"]
+    assert len(rows) == 1
+    terms, total = rows[0][1].removeprefix("sum of 2: ").split(" = ")
+    assert sorted(float(t) for t in terms.split(" + ")) == [1.0, 3.0]
+    assert float(total) == 4.0

@@ -224,6 +224,13 @@ class _Steps:
         rows: list[list[str]] = []
         if n.id == g.output:
             rows.append(["start", f"d{names[n.id]}/d{names[n.id]} = {text}: backward starts here"])
+            rows.append(
+                [
+                    "order",
+                    "reverse topological: a node is visited once every operation that uses it "
+                    "has sent its contribution, so its gradient is complete and computed once",
+                ]
+            )
         else:
             parts = self.arrived.get(n.id, [])
             if len(parts) == 1:
@@ -277,6 +284,10 @@ class _Steps:
             shown = _brief(total)
             complete = src.is_leaf and self.pending[e.src] == 0
             sets.append([e.src, "g", shown, "grad-done" if complete else "grad-partial"])
+            parts = self.arrived[e.src]
+            if complete and len(parts) > 1:  # a leaf has no step of its own: sum it here
+                terms = " + ".join(_brief(p) for _, p in parts)
+                rows.append([f"{names[e.src]} done", f"sum of {len(parts)}: {terms} = {shown}"])
             if len(shown) > len(self.widest[e.src][1]):
                 self.widest[e.src] = (self.widest[e.src][0], shown)
         title = f"gradient at {names[n.id]}"
