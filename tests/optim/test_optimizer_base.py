@@ -289,3 +289,16 @@ def test_base_optimizer_has_no_update_rule():
 def test_repr_lists_the_groups():
     text = repr(SGD([{"params": make_params()[:1]}, {"params": make_params()[1:]}], lr=0.1))
     assert text.startswith("SGD (") and "Parameter Group 1" in text and "lr: 0.1" in text
+
+
+def test_a_missing_momentum_buffer_starts_afresh():
+    # PyTorch's SGD saves momentum_buffer=None for parameters it never moved with momentum.
+    p = gw.tensor([1.0], dtype="float64", requires_grad=True)
+    opt = SGD([p], lr=0.1, momentum=0.9)
+    opt.load_state_dict({"state": {0: {"momentum_buffer": None}}, "param_groups": [
+        {**{k: v for k, v in opt.param_groups[0].items() if k != "params"}, "params": [0]}
+    ]})  # fmt: skip
+    p.grad = gw.tensor([2.0], dtype="float64")
+    opt.step()
+    opt.step()
+    np.testing.assert_allclose(p.data, [1.0 - 0.1 * 2.0 - 0.1 * (0.9 * 2.0 + 2.0)])

@@ -2,12 +2,13 @@
 
 Every optimizer states its update twice, side by side in its own file: as a
 sequence of in-place numpy operations (always available) and as an elementwise
-loop that numba compiles into a single pass. The loop is the fast path
-(measured about 5x faster than the numpy sequence on small MLP parameters, where
-per-call overhead dominates, and about 4x on a 1024x1024 matrix, where memory
-traffic does); it is used whenever numba can be imported. numba is imported,
-and each loop compiled, on the first ``step()`` that needs it, so importing
-gradwell stays fast; compiled code is cached on disk.
+loop that numba compiles into a single pass. The loop is the fast path, used
+whenever numba can be imported: for Adam it measured about 4x faster than the
+numpy sequence both on the ten small arrays of a 2-8-8-2 MLP with BatchNorm,
+where per-call overhead rules, and on 1024x1024 matrices, where memory traffic
+does (SGD with momentum: about 2x); see ``benchmarks/optim_step.py``. numba is
+imported, and each loop compiled, on the first ``step()`` that needs it, so
+importing gradwell stays fast; compiled code is cached on disk.
 
 Set the environment variable ``GRADWELL_DISABLE_NUMBA=1`` (or call
 :func:`set_enabled`) to run the numpy formulation instead.

@@ -228,6 +228,8 @@ class Optimizer:
                 ) from None
             restored: dict[str, Any] = {}
             for k, v in entries.items():
+                if v is None:  # PyTorch's SGD saves momentum_buffer=None without momentum
+                    continue
                 if k in self._scalar_state:  # may come back as a 0-d array from a checkpoint
                     restored[k] = int(np.asarray(v).item())
                     continue

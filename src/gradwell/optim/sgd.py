@@ -84,12 +84,11 @@ class SGD(Optimizer):
                 first = False
                 if momentum != 0:
                     state = self.state.get(p)
-                    if state is None:
+                    buf = None if state is None else state.get("momentum_buffer")
+                    if buf is None:
                         buf = np.zeros(data.shape, data.dtype)
                         self.state[p] = {"momentum_buffer": buf}
                         first = True
-                    else:
-                        buf = state["momentum_buffer"]
                 flat = flat_view(data) if kernel is not None else None
                 if kernel is not None and flat is not None:
                     kernel(
