@@ -7,7 +7,7 @@
 tensor([2., 4.])
 """
 
-from . import data, nn, optim, preprocessing, viz
+from . import data, doctor, nn, optim, preprocessing, viz
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -82,6 +82,7 @@ from .autograd.ops import (
     tanh,
     where,
 )
+from .doctor import lr_find
 from .train import History, callbacks, evaluate, fit, load, metrics, predict, save
 
 __version__ = "0.1.0"
@@ -102,6 +103,7 @@ __all__ = [
     "data",
     "detect_anomaly",
     "div",
+    "doctor",
     "elu",
     "enable_grad",
     "eq",
@@ -125,6 +127,7 @@ __all__ = [
     "log",
     "log1p",
     "log_softmax",
+    "lr_find",
     "logsumexp",
     "lt",
     "matmul",

@@ -116,7 +116,8 @@ def test_verbose_prints_one_line_per_epoch_when_not_a_terminal(blobs, make_model
     monkeypatch.setattr(sys, "stdout", out)
     _fit(make_model(), (X, y), epochs=3, verbose=1, metrics=["accuracy"])
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4  # one per epoch, then the training doctor's summary
+    assert lines[3].startswith("doctor: no problems found")
     assert lines[0].startswith("Epoch 1/3 - ") and "loss: " in lines[0]
     assert "accuracy: " in lines[0] and "lr: 0.05" in lines[0]
 

@@ -106,7 +106,7 @@ def fit(
     shuffle: bool = True,
     clip_grad_norm: float | None = None,
     initial_epoch: int = 0,
-    doctor: Any = None,
+    doctor: Any = True,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -122,7 +122,9 @@ def fit(
     ``epochs`` is the index of the last epoch: a run resumed with
     ``initial_epoch=k`` trains epochs k .. epochs-1. ``verbose``: 0 silent, 1 a
     progress bar per epoch (one line per epoch when stdout is not a terminal),
-    2 one line per epoch. ``doctor`` switches on the training doctor.
+    2 one line per epoch. ``doctor``: the training doctor, on by default (``False``
+    turns it off; pass a ``gw.doctor.Doctor`` to configure it); its findings are in
+    ``history.findings``.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)

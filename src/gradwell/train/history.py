@@ -25,6 +25,8 @@ class History:
         self.history: dict[str, list[float]] = {}
         self.steps: dict[str, list[float]] = {"loss": [], "lr": []}
         self.params: dict[str, Any] = {}
+        self.findings: list[Any] = []  # the training doctor's findings (gw.doctor.Finding)
+        self.doctor: Any = None  # the gw.doctor.Doctor that watched the run, if any
 
     def record_epoch(self, epoch: int, logs: dict[str, float]) -> None:
         # A key that first appears late (e.g. a metric added by a callback) is padded

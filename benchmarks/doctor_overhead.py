@@ -1,0 +1,154 @@
+"""What the training doctor costs: ``gw.fit`` step time with the doctor off and on.
+
+The models are those of benchmarks/mlp.py (blocks Linear -> BatchNorm1d -> ReLU ->
+Dropout(0.1), a last Linear, cross-entropy, Adam lr 1e-3) trained with ``gw.fit``
+on synthetic data (``STEPS`` batches per epoch, 2 epochs, verbose=0). Three runs per
+model, interleaved and repeated, each timed whole and divided by its step count:
+
+- off:      ``fit(..., doctor=False)``
+- default:  ``fit(...)`` (the doctor samples every 10 steps, fewer in short epochs)
+- every:    ``fit(..., doctor=Doctor(sample_every=1))``, every step sampled: the
+            cost of one sampled step, from which any other interval follows.
+
+The goal (issue 5): the default adds at most 10% to the step time.
+
+    python benchmarks/doctor_overhead.py
+    python benchmarks/doctor_overhead.py --rows tiny,mlp128 --repeats 5 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:  # the same rows as the MLP benchmark, when it is there
+    from mlp import ROWS
+except ImportError:  # pragma: no cover
+    ROWS = {
+        "tiny": ([2, 8, 8, 2], 32),
+        "mlp128": ([784, 512, 256, 10], 128),
+        "mlp32": ([784, 512, 256, 10], 32),
+        "wide": ([1024, 1024, 1024, 1024, 10], 256),
+    }
+
+STEPS = 50  # batches per epoch: the default then samples every 10th step
+
+
+def build(sizes: list[int]) -> tuple[Any, Any]:
+    import gradwell as gw
+
+    nn = gw.nn
+    layers: list[Any] = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(n_in, n_out, rng=0), nn.BatchNorm1d(n_out), nn.ReLU(),
+                   nn.Dropout(0.1, rng=0)]  # fmt: skip
+    layers.append(nn.Linear(sizes[-2], sizes[-1], rng=0))
+    model = nn.Sequential(*layers)
+    return model, gw.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def data(sizes: list[int], batch: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = batch * steps
+    X = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+    y = rng.integers(0, sizes[-1], size=n, dtype=np.int64)
+    return X, y
+
+
+def run(
+    sizes: list[int], batch: int, X: np.ndarray, y: np.ndarray, mode: str, epochs: int
+) -> float:
+    """Seconds per optimizer step of one fit."""
+    import gradwell as gw
+    from gradwell.doctor import Doctor
+
+    model, opt = build(sizes)
+    doctor: Any = {"off": False, "default": True, "every": Doctor(sample_every=1)}[mode]
+    t0 = time.perf_counter()
+    history = gw.fit(
+        model,
+        (X, y),
+        loss=gw.nn.CrossEntropyLoss(),
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch,
+        seed=0,
+        verbose=0,
+        doctor=doctor,
+    )
+    elapsed = time.perf_counter() - t0
+    return elapsed / len(history.steps["loss"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ", ".join(ROWS))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--markdown", action="store_true")
+    args = ap.parse_args(argv)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    for r in rows:
+        if r not in ROWS:
+            ap.error(f"unknown row {r!r}; expected one of {', '.join(ROWS)}")
+    results = []
+    for name in rows:
+        sizes, batch = ROWS[name]
+        X, y = data(sizes, batch, STEPS)
+        run(sizes, batch, X[: batch * 4], y[: batch * 4], "default", 1)  # warm-up (JIT, caches)
+        times: dict[str, list[float]] = {"off": [], "default": [], "every": []}
+        for _ in range(args.repeats):
+            for mode in times:
+                times[mode].append(run(sizes, batch, X, y, mode, args.epochs))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        results.append((name, sizes, batch, med))
+        print(
+            f"# {name}: off {med['off'] * 1e6:.0f} us, default {med['default'] * 1e6:.0f} us, "
+            f"every step {med['every'] * 1e6:.0f} us",
+            file=sys.stderr,
+        )
+    header = [
+        "model",
+        "batch",
+        "off (us/step)",
+        "doctor default (us/step)",
+        "overhead",
+        "every step sampled (us/step)",
+        "overhead",
+    ]
+    lines = []
+    for name, sizes, batch, med in results:
+        off = med["off"]
+        lines.append(
+            [
+                f"{name} {'-'.join(map(str, sizes))}",
+                str(batch),
+                f"{off * 1e6:.0f}",
+                f"{med['default'] * 1e6:.0f}",
+                f"{(med['default'] / off - 1) * 100:+.1f}%",
+                f"{med['every'] * 1e6:.0f}",
+                f"{(med['every'] / off - 1) * 100:+.1f}%",
+            ]
+        )
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        for line in lines:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The training doctor: watches training, names what went wrong, prescribes the fix.
+
+``gw.fit`` runs it by default; findings land in ``history.findings``::
+
+    history = gw.fit(model, (X, y), loss="cross_entropy", optimizer=opt, epochs=10)
+    for f in history.findings:
+        print(f.headline())
+    history.doctor.save_html("report.html")
+
+A :class:`Finding` has ``kind`` (one of :data:`KINDS`), ``severity``, ``where``,
+``step``/``epoch``, ``evidence``, ``explanation`` and ranked ``remedies``.
+``gw.lr_find`` runs a learning-rate range test. ``gradwell doctor --tour`` shows
+each classic failure, its diagnosis and the repaired run.
+"""
+
+from .detectors import diagnose
+from .doctor import Doctor
+from .findings import KINDS, SEVERITIES, Finding
+from .lr_find import LRFindResult, lr_find
+from .profile import ModelProfile, profile_model
+from .thresholds import Thresholds
+from .trace import ActivationStats, Trace
+
+__all__ = [
+    "KINDS",
+    "SEVERITIES",
+    "ActivationStats",
+    "Doctor",
+    "Finding",
+    "LRFindResult",
+    "ModelProfile",
+    "Thresholds",
+    "Trace",
+    "diagnose",
+    "lr_find",
+    "profile_model",
+]

@@ -1,0 +1,930 @@
+"""Detectors: pure functions from recorded statistics to findings.
+
+Each takes a :class:`~gradwell.doctor.trace.Trace` (what was measured), a
+:class:`~gradwell.doctor.profile.ModelProfile` (where things are) and the
+:class:`~gradwell.doctor.thresholds.Thresholds`, and returns findings. Rules use
+ratios over windows of sampled steps, so they do not depend on the model's size,
+the loss's scale or one seed. :func:`diagnose` runs them all and relates them
+(a root cause outranks its consequences).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import prescriptions as rx
+from .findings import Finding, severity_rank
+from .profile import ModelProfile
+from .thresholds import Thresholds
+from .trace import ActivationStats, Trace, finite_median
+
+
+def _finding(
+    kind: str,
+    severity: str,
+    where: str,
+    step: int | None,
+    trace: Trace,
+    evidence: dict[str, Any],
+    explanation: str,
+    remedies: list[rx.Remedy],
+) -> Finding:
+    texts, actions = rx.remedy_lists(remedies)
+    return Finding(
+        kind, severity, where, step, trace.epoch_of(step), evidence, explanation, texts, actions
+    )
+
+
+def _sci(x: float) -> str:
+    return f"{x:.2g}" if math.isfinite(x) else str(x)
+
+
+# --- gradients ---------------------------------------------------------------------------
+
+
+def _downstream_ratios(S: np.ndarray) -> np.ndarray:
+    """ratio[i, t] = S[i, t] / max(S[i+1:, t]): each layer against the strongest layer
+    after it (NaN where undefined)."""
+    L = S.shape[0]
+    safe = np.where(np.isfinite(S), S, -np.inf)
+    suffix = np.maximum.accumulate(safe[::-1], axis=0)[::-1]  # suffix[i] = max(S[i:])
+    ref = suffix[1:]  # max over i+1..
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = S[: L - 1] / ref
+    r[~np.isfinite(r)] = np.nan
+    return r
+
+
+def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+    """Hidden layers whose back-propagated gradient is persistently a tiny fraction of a
+    later layer's. A gradient of exactly 0 is blocked, not vanishing (dead units or
+    dropout 1.0 explain it), so it does not count."""
+    hidden = [p for p in prof.hidden_layers if p in trace.signal]
+    if len(hidden) < 2:
+        return None
+    idx = trace.window(th.min_samples)
+    if len(idx) < th.min_samples:
+        return None
+    S = np.array([[trace.signal[p][i] for i in idx] for p in hidden], dtype=np.float64)
+    ratios = _downstream_ratios(S)
+    starved: list[tuple[str, float]] = []
+    for i, layer in enumerate(hidden[:-1]):
+        r = ratios[i]
+        valid = r[np.isfinite(r) & (r > 0)]
+        if valid.size < th.min_samples:
+            continue
+        if np.mean(valid < th.vanishing_ratio) >= th.persistence:
+            starved.append((layer, float(np.median(valid))))
+    if not starved:
+        return None
+    worst = min(r for _, r in starved)
+    where = [p for p, _ in starved]
+    strongest = hidden[int(np.nanargmax(np.nanmedian(S, axis=1)))]
+    # When it began: the first sample at which the input-most starved layer fell below.
+    full = np.array([trace.signal[p] for p in hidden], dtype=np.float64)
+    first_ratio = _downstream_ratios(full)[hidden.index(where[0])]
+    below = np.flatnonzero(first_ratio < th.vanishing_ratio)
+    step = trace.samples[int(below[0])] if below.size else trace.samples[idx[0]]
+    profile = {p: finite_median(S[k]) for k, p in enumerate(hidden)}
+    evidence = {
+        "layers": where,
+        "ratio_to_strongest_later_layer": {p: r for p, r in starved},
+        "median_gradient_rms_by_layer": profile,
+        "strongest_layer": strongest,
+        "samples": len(idx),
+        "threshold": th.vanishing_ratio,
+    }
+    saturating = [
+        p
+        for p in prof.activations_of("sigmoid", "tanh")
+        if any(prof.activation_after(layer) == p for layer in hidden)
+    ]
+    explanation = (
+        f"The gradient reaching {where[0]} is {_sci(starved[0][1])} times the gradient "
+        f"reaching later hidden layers (median over {len(idx)} sampled steps), so the layers "
+        f"near the input barely learn."
+    )
+    if saturating:
+        explanation += (
+            " Each sigmoid passes back at most a quarter of the gradient (tanh at "
+            "most all of it, usually much less), so a stack of them starves the "
+            "first layers."
+        )
+    remedies: list[rx.Remedy] = []
+    by_type: dict[str, list[str]] = {}
+    for p in saturating:
+        by_type.setdefault(prof.types.get(p, p), []).append(p)
+    for old, ps in by_type.items():
+        remedies.append(rx.replace_activation(ps, old, "ReLU"))
+    no_bn = [p for p in hidden if not prof.has_batchnorm_after(p)]
+    if no_bn:
+        remedies.append(rx.add_batchnorm(no_bn))
+    if not saturating:
+        remedies.append(
+            rx.Remedy(
+                f"initialise {rx.paths(hidden)} with He (Kaiming) initialisation for ReLU-family "
+                "activations, Glorot (Xavier) for tanh (gw.nn.init)",
+                {"action": "reinitialise", "modules": hidden},
+            )
+        )
+    remedies.append(
+        rx.Remedy(
+            f"use fewer hidden layers (this model has {len(prof.hidden_layers)})",
+            {"action": "fewer_layers"},
+        )
+    )
+    severity = "critical" if worst < th.vanishing_critical_ratio else "warning"
+    return _finding(
+        "vanishing_gradients",
+        severity,
+        ", ".join(where),
+        step,
+        trace,
+        evidence,
+        explanation,
+        remedies,
+    )
+
+
+def _module_norms(trace: Trace, prof: ModelProfile) -> dict[str, np.ndarray]:
+    groups: dict[str, list[np.ndarray]] = {}
+    for name, series in trace.grad_norm.items():
+        module = prof.param_module.get(name, name.rsplit(".", 1)[0] if "." in name else name)
+        groups.setdefault(module, []).append(np.asarray(series, dtype=np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return {m: np.sqrt(sum(a * a for a in arrs)) for m, arrs in groups.items()}
+
+
+def _reference(values: np.ndarray) -> float:
+    """The first finite, positive value: the level at initialisation. (A median of the
+    first few would include the explosion itself when the learning rate is far too high.)"""
+    ok = values[np.isfinite(values) & (values > 0)]
+    return float(ok[0]) if ok.size else math.nan
+
+
+def detect_exploding(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+    """The total gradient norm grew a hundredfold (or overflowed) from where it started."""
+    tn = trace.total_grad_norm()
+    if tn.size < 2:
+        return None
+    ref = _reference(tn)
+    if not math.isfinite(ref):
+        return None
+    growth = tn / ref
+    big = (growth >= th.explode_growth) & ~np.isnan(growth)
+    if not big.any():
+        return None
+    first = int(np.flatnonzero(big)[0])
+    later = growth[first + 1 :]
+    only_nan_after = later.size == 0 or bool(np.isnan(later).all())
+    peak = float(np.nanmax(growth))
+    persistent = int(big.sum()) >= 2 or only_nan_after or peak >= th.explode_critical_growth
+    if not persistent:
+        return None
+    peak_i = int(np.nanargmax(growth))
+    per_module = {}
+    for m, norms in _module_norms(trace, prof).items():
+        r = _reference(norms)
+        if math.isfinite(r):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_module[m] = float(norms[peak_i] / r)
+    grown = [m for m in prof.order if per_module.get(m, 0) >= th.explode_growth]
+    grown += [m for m in per_module if per_module[m] >= th.explode_growth and m not in grown]
+    if not grown and per_module:
+        grown = [max(per_module, key=lambda m: per_module[m])]
+    where = ", ".join(grown) if grown else "model"
+    step = trace.samples[first]
+    loss = trace.loss
+    evidence = {
+        "layers": grown,
+        "initial_grad_norm": ref,
+        "peak_grad_norm": float(tn[peak_i]),
+        "peak_step": trace.samples[peak_i],
+        "growth": peak,
+        "growth_by_layer": per_module,
+        "loss_at_start": loss[0] if loss else None,
+        "loss_at_peak": loss[trace.samples[peak_i]] if len(loss) > trace.samples[peak_i] else None,
+        "threshold": th.explode_growth,
+    }
+    explanation = (
+        f"The gradient norm grew from {_sci(ref)} to {_sci(float(tn[peak_i]))} "
+        f"({_sci(peak)} times) by step {trace.samples[peak_i]}; the largest growth is at "
+        f"{grown[0] if grown else 'the model'}. Each update then overshoots more, and the "
+        f"run heads for inf and NaN."
+    )
+    remedies = [rx.change_lr(prof, 0.1), rx.clip_grad_norm(rx.nice(ref))]
+    no_bn = [p for p in prof.hidden_layers if not prof.has_batchnorm_after(p)]
+    if no_bn:
+        remedies.append(rx.add_batchnorm(no_bn))
+    severity = "critical" if peak >= th.explode_critical_growth else "warning"
+    return _finding(
+        "exploding_gradients", severity, where, step, trace, evidence, explanation, remedies
+    )
+
+
+# --- the NaN trap ---------------------------------------------------------------------------
+
+
+def _range_text(r: Any) -> str:
+    if not r:
+        return "?"
+    return f"[{_sci(float(r[0]))}, {_sci(float(r[1]))}]"
+
+
+def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+    """Report the first non-finite value the monitor saw, and the op that produced it."""
+    ev = trace.nonfinite
+    if not ev:
+        return None
+    step = ev.get("step")
+    source = ev.get("source", "loss")
+    names = list(ev.get("names") or [])
+    anomaly = ev.get("anomaly")
+    what = {
+        "loss": "the loss",
+        "gradient": "the gradient of " + rx.paths(names, 3),
+        "parameter": "the parameter " + rx.paths(names, 3),
+        "batchnorm": "the running statistics of " + rx.paths(names, 3),
+        "activation": "the output of " + rx.paths(names, 3),
+    }.get(source, source)
+    value = ev.get("value")
+    became = f"became {value}" if value is not None else "became non-finite"
+    text = f"At step {step}, {what} {became}."
+    remedies: list[rx.Remedy] = []
+    if anomaly:
+        op = anomaly.get("op", "?")
+        module = anomaly.get("module")
+        ranges = ", ".join(_range_text(r) for r in anomaly.get("input_ranges", []))
+        where = module or (names[0] if names else "loss")
+        text += (
+            f" The first op to produce inf or NaN from finite values was '{op}' "
+            f"({anomaly.get('phase', 'forward')}) in {module or 'the loss'}, with inputs in "
+            f"{ranges}, at {anomaly.get('code', '?')}."
+        )
+        lo = min((r[0] for r in anomaly.get("input_ranges", []) if r), default=math.nan)
+        if op in ("log", "log1p") and lo <= 0:
+            remedies.append(
+                rx.Remedy(
+                    f"the log at {where} received {_sci(lo)}: compute the loss from logits with a "
+                    "fused loss (gw.nn.CrossEntropyLoss or BCEWithLogitsLoss), or add a small "
+                    "epsilon inside the log",
+                    {"action": "fix_log"},
+                )
+            )
+        elif op == "div":
+            remedies.append(
+                rx.Remedy(
+                    f"guard the division at {anomaly.get('code', where)}: its denominator "
+                    "reached 0 (add a small epsilon)",
+                    {"action": "fix_div"},
+                )
+            )
+        elif op in ("sqrt", "pow"):
+            remedies.append(
+                rx.Remedy(
+                    f"{op} at {where} has an infinite derivative at 0: add a small epsilon inside "
+                    "it",
+                    {"action": "fix_sqrt"},
+                )
+            )
+    else:
+        where = names[0] if names else ("loss" if source == "loss" else source)
+        text += " " + (ev.get("note") or "The op that produced it could not be located.")
+    remedies += [rx.change_lr(prof, 0.1)]
+    ref = _reference(trace.total_grad_norm())
+    remedies.append(rx.clip_grad_norm(rx.nice(ref) if math.isfinite(ref) else 1.0))
+    remedies.append(
+        rx.Remedy(
+            "stop at the first NaN: callbacks=[gw.callbacks.TerminateOnNaN()]",
+            {"action": "terminate_on_nan"},
+        )
+    )
+    evidence = {k: v for k, v in ev.items() if k not in ("anomaly",)}
+    if anomaly:
+        evidence["anomaly"] = dict(anomaly)
+    return _finding("nan_trap", "critical", where, step, trace, evidence, text, remedies)
+
+
+# --- activations ----------------------------------------------------------------------------
+
+
+def _latest_window(stats: ActivationStats, th: Thresholds) -> dict[str, Any] | None:
+    full = [w for w in stats.windows if w["examples"] >= th.min_window_examples]
+    return full[-1] if full else None
+
+
+def _severity(frac: float, info: float, warning: float, critical: float) -> str | None:
+    if frac >= critical:
+        return "critical"
+    if frac >= warning:
+        return "warning"
+    if frac >= info:
+        return "info"
+    return None
+
+
+def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """ReLU layers with many units that output 0 for every example of the latest window."""
+    out = []
+    for path, stats in trace.activations.items():
+        if stats.kind != "relu":
+            continue
+        w = _latest_window(stats, th)
+        if w is None:
+            continue
+        frac = w["dead_fraction"]
+        severity = _severity(frac, th.dead_info, th.dead_warning, th.dead_critical)
+        if severity is None:
+            continue
+        died = w["died_at_step"]
+        blocked_by = _zero_dropout_before(prof, path)
+        if blocked_by is not None:
+            severity = "info"
+        from_start = w["never_alive"] >= max(1, w["dead_units"]) / 2
+        prev = prof.layer_before(path)
+        when = (
+            "from the first sampled step"
+            if from_start or died is None
+            else f"since about step {died}"
+        )
+        explanation = (
+            f"{frac:.0%} of the {w['units']} ReLU units at {path} output 0 for every one of "
+            f"the {w['examples']} examples seen in the latest window, {when}. A dead ReLU "
+            f"passes no gradient, so it never recovers."
+        )
+        remedies: list[rx.Remedy] = []
+        if blocked_by is not None:
+            explanation += (
+                f" Its input is all zeros because Dropout at {blocked_by} drops "
+                f"everything (see dropout_misconfigured)."
+            )
+        elif from_start:
+            explanation += " They were dead from the start: initialisation or input scale."
+            if prev:
+                remedies.append(
+                    rx.Remedy(
+                        f"check the initialisation of {prev} (He weights, biases at 0) and the "
+                        "scale of its inputs",
+                        {"action": "reinitialise", "modules": [prev]},
+                    )
+                )
+        remedies.append(rx.change_lr(prof, 0.1))
+        remedies.append(
+            rx.replace_activation([path], prof.types.get(path, "ReLU"), "LeakyReLU(0.01)")
+        )
+        if prev and not prof.has_batchnorm_after(prev):
+            remedies.append(rx.add_batchnorm([prev]))
+        evidence = {
+            "dead_fraction": frac,
+            "dead_units": w["dead_units"],
+            "units": w["units"],
+            "examples": w["examples"],
+            "window_steps": [w["start_step"], w["end_step"]],
+            "died_at_step": died,
+            "dead_from_start": w["never_alive"],
+            "dead_unit_indices": w["dead_unit_indices"][:50],
+        }
+        step = died if died is not None else w["start_step"]
+        out.append(
+            _finding("dead_relu", severity, path, step, trace, evidence, explanation, remedies)
+        )
+    return out
+
+
+def _zero_dropout_before(prof: ModelProfile, path: str) -> str | None:
+    """A Dropout with rate 1.0 called before module ``path`` (it zeroes the input)."""
+    i = prof.order.index(path) if path in prof.order else -1
+    for p in prof.order[: max(i, 0)]:
+        if prof.dropouts.get(p, 0.0) >= 1.0:
+            return p
+    return None
+
+
+def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """Sigmoid/tanh layers whose units sit on an asymptote for nearly every example."""
+    out = []
+    for path, stats in trace.activations.items():
+        if stats.kind not in ("sigmoid", "tanh") or stats.is_output:
+            continue
+        w = _latest_window(stats, th)
+        if w is None:
+            continue
+        frac = w["pinned_fraction"]
+        severity = _severity(frac, th.saturated_info, th.saturated_warning, th.saturated_critical)
+        if severity is None:
+            continue
+        name = prof.types.get(path, stats.kind)
+        bound = (
+            f"within {th.sigmoid_margin} of 0 or 1"
+            if stats.kind == "sigmoid"
+            else f"beyond +-{th.tanh_limit}"
+        )
+        explanation = (
+            f"{frac:.0%} of the {w['units']} {name} units at {path} output values {bound} for "
+            f"at least {th.pinned_unit:.0%} of the {w['examples']} examples of the latest "
+            f"window. There the derivative is nearly 0, so these units neither learn nor pass "
+            f"gradient back."
+        )
+        prev = prof.layer_before(path)
+        remedies = [rx.replace_activation([path], name, "ReLU")]
+        if prev and not prof.has_batchnorm_after(prev):
+            remedies.append(rx.add_batchnorm([prev]))
+        remedies.append(rx.change_lr(prof, 0.1))
+        # the first index of the pinned run: the window's start
+        step = w["start_step"]
+        evidence = {
+            "pinned_fraction": frac,
+            "pinned_units": w["pinned_units"],
+            "units": w["units"],
+            "saturated_output_fraction": w["saturated_fraction"],
+            "examples": w["examples"],
+            "window_steps": [w["start_step"], w["end_step"]],
+            "first_layer": prev == (prof.layers[0] if prof.layers else None),
+        }
+        out.append(
+            _finding(
+                "saturated_activations",
+                severity,
+                path,
+                step,
+                trace,
+                evidence,
+                explanation,
+                remedies,
+            )
+        )
+    return out
+
+
+# --- learning rate ----------------------------------------------------------------------
+
+
+def _blocks(loss: np.ndarray) -> tuple[np.ndarray, int]:
+    n = loss.size
+    size = max(3, min(50, n // 10))
+    k = n // size
+    if k == 0:
+        return np.array([]), size
+    return np.median(loss[: k * size].reshape(k, size), axis=1), size
+
+
+def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int] | None = None) -> float:
+    weights = [
+        n
+        for n in trace.update_ratio
+        if prof.param_module.get(n) in prof.layers or n.endswith("weight")
+    ]
+    if not weights:
+        return math.nan
+    vals = []
+    for n in weights:
+        s = np.asarray(trace.update_ratio[n], dtype=np.float64)
+        vals.append(s if idx is None else s[idx])
+    return finite_median(np.concatenate(vals)) if vals else math.nan
+
+
+def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """Loss diverging or giving back its progress (too high); loss barely moving while
+    the weights barely change (too low)."""
+    raw = np.asarray(trace.loss, dtype=np.float64)
+    if raw.size < 6:
+        return []
+    bad = np.flatnonzero(~np.isfinite(raw))
+    went_nonfinite = bad.size > 0
+    loss = raw[: bad[0]] if went_nonfinite else raw
+    m, size = _blocks(loss)
+    out: list[Finding] = []
+    lr_text = rx.fmt_num(prof.lrs[0]) if prof.lrs else "?"
+    ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples))
+    if m.size >= 1 and math.isfinite(raw[0]):
+        # The starting level: the first loss, unless the first block sits higher (a noisy
+        # first batch of an already trained model must not make every later batch look bad).
+        first = float(raw[0])
+        L0 = max(first, float(np.median(loss[: min(size, loss.size)])))
+        best = float(m.min())
+        last = float(m[-1])
+        prev = float(m[-2]) if m.size >= 2 else last
+        peak_finite = float(np.nanmax(loss)) if loss.size else math.nan
+        diverged = m.size >= 2 and last >= th.diverge_factor * L0 and prev >= th.diverge_factor * L0
+        grew_then_nan = went_nonfinite and peak_finite >= th.diverge_factor * L0
+        gave_back = (
+            m.size >= 3
+            and L0 > best
+            and all(
+                v >= th.giveback_factor * best and v - best >= th.giveback_share * (L0 - best)
+                for v in (last, prev)
+            )
+        )
+        spike_level = th.loss_spike_factor * max(first, float(np.median(loss)))
+        spikes = np.flatnonzero(loss >= spike_level)
+        spiked = spikes.size >= 2
+        stalled_huge = (
+            math.isfinite(ratio)
+            and ratio >= th.update_ratio_high
+            and m.size >= 3
+            and last >= 0.9 * L0
+        )
+        if diverged or grew_then_nan or gave_back or spiked or stalled_huge:
+            if went_nonfinite or last >= th.diverge_critical_factor * L0:
+                severity = "critical"
+            else:
+                severity = "warning"
+            if grew_then_nan:
+                k = int(np.argmax(loss >= th.diverge_factor * L0))
+                step = k
+                how = (
+                    f"the loss grew from {_sci(L0)} to {_sci(peak_finite)} and then became "
+                    f"{_sci(float(raw[bad[0]]))} at step {int(bad[0])}"
+                )
+            elif diverged:
+                k = int(np.flatnonzero(m >= th.diverge_factor * L0)[0])
+                step = k * size
+                how = f"the loss rose from {_sci(L0)} at the start to {_sci(last)} recently"
+            elif spiked:
+                step = int(spikes[0])
+                top = int(np.argmax(loss))
+                how = (
+                    f"the loss spiked {spikes.size} times to over {_sci(spike_level)}, up to "
+                    f"{_sci(float(loss[top]))} at step {top} "
+                    f"({_sci(float(loss[top]) / first)} times its first value {_sci(first)})"
+                )
+            elif gave_back:
+                k = int(np.argmin(m))
+                step = (k + 1) * size
+                how = (
+                    f"the loss fell from {_sci(L0)} to {_sci(best)}, then climbed back to "
+                    f"{_sci(last)}"
+                )
+            else:
+                step = 0
+                how = (
+                    f"the loss is no lower than at the start ({_sci(L0)} -> {_sci(last)}) "
+                    f"while each update changes the weights by {ratio:.0%}"
+                )
+            explanation = (
+                f"With learning rate {lr_text}, {how}: each step overshoots the minimum it "
+                f"is heading for."
+            )
+            evidence = {
+                "lr": prof.lrs,
+                "loss_start": L0,
+                "loss_best": best,
+                "loss_recent": last,
+                "loss_peak": peak_finite,
+                "went_nonfinite": went_nonfinite,
+                "loss_spikes": int(spikes.size),
+                "median_update_ratio": ratio,
+                "block_size": size,
+            }
+            out.append(
+                _finding(
+                    "learning_rate_too_high",
+                    severity,
+                    "optimizer",
+                    step,
+                    trace,
+                    evidence,
+                    explanation,
+                    [rx.change_lr(prof, 0.1), rx.find_lr()],
+                )
+            )
+            return out
+        progress = (L0 - last) / abs(L0) if L0 != 0 else math.inf
+        all_ratio = _median_update_ratio(trace, prof)
+        if (
+            not went_nonfinite
+            and loss.size >= th.min_steps_for_stall
+            and m.size >= 3
+            and progress < th.stalled_progress
+            and math.isfinite(all_ratio)
+            and all_ratio < th.update_ratio_low
+        ):
+            factor = 10.0 ** min(3, max(1, round(math.log10(1e-3 / max(all_ratio, 1e-12)))))
+            moved = (
+                f"fell only {progress:.1%}"
+                if progress >= 0
+                else f"rose {-progress:.1%} instead of falling"
+            )
+            explanation = (
+                f"With learning rate {lr_text}, the loss {moved} in "
+                f"{loss.size} steps ({_sci(L0)} -> {_sci(last)}) and each update changes the "
+                f"weights by {_sci(all_ratio)} of their size (about 1e-3 is typical of a "
+                f"well-tuned run)."
+            )
+            evidence = {
+                "lr": prof.lrs,
+                "loss_start": L0,
+                "loss_recent": last,
+                "relative_progress": progress,
+                "median_update_ratio": all_ratio,
+                "steps": int(loss.size),
+            }
+            out.append(
+                _finding(
+                    "learning_rate_too_low",
+                    "warning",
+                    "optimizer",
+                    0,
+                    trace,
+                    evidence,
+                    explanation,
+                    [rx.change_lr(prof, factor), rx.find_lr()],
+                )
+            )
+    return out
+
+
+# --- setup: features and dropout ------------------------------------------------------------
+
+
+def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> Finding | None:
+    """Input columns far from [-1, 1], or far from each other in scale (from the audit)."""
+    if report is None:
+        return None
+    flagged: dict[str, float] = {}
+    for c in report.columns:
+        if c.count == 0 or c.min == c.max:
+            continue
+        mag = max(abs(c.min), abs(c.max))
+        if mag > th.feature_magnitude:
+            flagged[c.name] = mag
+    ratio_msgs = []
+    for w in report.scale_ratio_warnings:
+        if w.ratio < th.feature_range_ratio:
+            continue
+        ratio_msgs.append(w.message)
+        if w.column_range > 2.0 and w.column not in flagged:
+            flagged[w.column] = w.column_range
+        ref = report[w.reference]
+        if w.reference_range < 0.2 and w.reference not in flagged:
+            flagged[w.reference] = max(abs(ref.min), abs(ref.max))
+    if not flagged:
+        return None
+    order = sorted(flagged, key=lambda n: -flagged[n])
+    chains = {}
+    details = {}
+    for name in order:
+        c = report[name]
+        chains[name] = c.chain_string if c.chain_string != "none" else "linear"
+        details[name] = {
+            "min": c.min,
+            "max": c.max,
+            "mean": c.mean,
+            "std": c.std,
+            "p01": c.p01,
+            "p99": c.p99,
+            "skewness": c.skewness,
+            "outlier_fraction": c.outlier_fraction,
+            "recommended": c.chain_string,
+            "reason": c.reason,
+        }
+    worst = report[order[0]]
+    explanation = (
+        f"{len(order)} input column{'s' if len(order) > 1 else ''} "
+        f"{'are' if len(order) > 1 else 'is'} far from [-1, 1] or from the others' scale "
+        f"(worst: {order[0]} spans {_sci(worst.min)}..{_sci(worst.max)}). No single learning "
+        f"rate suits weights that see such different scales: gradient descent crawls, "
+        f"saturates units, or diverges into the NaN trap."
+    )
+    remedies = [
+        rx.scale_columns(chains),
+        rx.Remedy(
+            "or z-score every column: gw.preprocessing.ZScoreScaler() fitted on the training data",
+            {"action": "scale_features", "chains": dict.fromkeys(report.names, "zscore")},
+        ),
+    ]
+    evidence = {
+        "columns": details,
+        "scale_ratio_warnings": ratio_msgs,
+        "rows_audited": report.n_rows,
+    }
+    return Finding(
+        "unscaled_features",
+        "warning",
+        rx.paths(order, 8),
+        None,
+        None,
+        evidence,
+        explanation,
+        *rx.remedy_lists(remedies),
+    )
+
+
+def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """Dropout that drops everything (rate 1.0) or nearly so, or is active while evaluating."""
+    out = []
+    for path, rate in prof.dropouts.items():
+        if rate >= 1.0:
+            out.append(
+                _finding(
+                    "dropout_misconfigured",
+                    "critical",
+                    path,
+                    None,
+                    trace,
+                    {"rate": rate},
+                    f"Dropout at {path} has rate {rx.fmt_num(rate)}: in training it replaces every "
+                    f"value with 0, so the output does not depend on the input and nothing before "
+                    f"it learns. The rate is the fraction dropped (Keras convention), not the "
+                    f"fraction kept.",
+                    [rx.set_dropout([path], rate, 0.0), rx.set_dropout([path], rate, 0.2)],
+                )
+            )
+        elif rate >= th.dropout_high:
+            out.append(
+                _finding(
+                    "dropout_misconfigured",
+                    "warning",
+                    path,
+                    None,
+                    trace,
+                    {"rate": rate},
+                    f"Dropout at {path} drops {rate:.0%} of its inputs in training: almost no "
+                    f"signal gets through. The rate is the fraction dropped, not kept.",
+                    [rx.set_dropout([path], rate, 0.2), rx.set_dropout([path], rate, 0.5)],
+                )
+            )
+    for path, count in trace.dropout_in_eval.items():
+        out.append(
+            _finding(
+                "dropout_misconfigured",
+                "warning",
+                path,
+                None,
+                trace,
+                {"evaluation_calls_with_dropout_active": count},
+                f"Dropout at {path} was active during evaluation ({count} forward passes without "
+                f"gradient recording while the module was in training mode), so evaluation results "
+                f"are noisy and too pessimistic.",
+                [
+                    rx.Remedy(
+                        "call model.eval() before evaluating and model.train() after "
+                        "(gw.predict does this)",
+                        {"action": "eval_mode"},
+                    )
+                ],
+            )
+        )
+    return out
+
+
+# --- overfitting ---------------------------------------------------------------------------
+
+
+def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+    """Validation loss persistently above its best while the training loss kept falling."""
+    rows = [
+        e
+        for e in trace.epochs
+        if e.get("val_loss") is not None
+        and math.isfinite(e["val_loss"])
+        and e.get("loss") is not None
+        and math.isfinite(e["loss"])
+    ]
+    if len(rows) < th.overfit_patience + 2:
+        return None
+    val = np.array([e["val_loss"] for e in rows])
+    train = np.array([e["loss"] for e in rows])
+    best = int(np.argmin(val))
+    if len(rows) - 1 - best < th.overfit_patience:
+        return None
+    recent = val[-th.overfit_patience :]
+    scale = abs(val[best]) if val[best] != 0 else 1.0
+    rise = float(recent.min() - val[best]) / scale
+    if rise < th.overfit_info_rise or not train[-1] < train[best]:
+        return None
+    severity = "warning" if rise >= th.overfit_rise else "info"
+    best_epoch = int(rows[best]["epoch"])
+    explanation = (
+        f"Validation loss was lowest at epoch {best_epoch + 1} ({_sci(float(val[best]))}) and "
+        f"has stayed at least {rise:.0%} above it for {len(rows) - 1 - best} epochs, while the "
+        f"training loss kept falling ({_sci(float(train[best]))} -> {_sci(float(train[-1]))}): "
+        f"the model is memorising the training set."
+    )
+    remedies = [rx.early_stopping(best_epoch, float(val[best]))]
+    low = {p: r for p, r in prof.dropouts.items() if r < 0.5}
+    if low:
+        r0 = min(low.values())
+        remedies.append(rx.set_dropout(list(low), r0, float(f"{min(0.5, r0 + 0.2):.2g}")))
+    elif not prof.dropouts:
+        acts = [prof.activation_after(p) for p in prof.hidden_layers]
+        acts = [a for a in acts if a]
+        if acts:
+            remedies.append(
+                rx.Remedy(
+                    f"add Dropout(0.2) after {rx.paths(acts)}",
+                    {"action": "add_dropout", "after": acts, "rate": 0.2},
+                )
+            )
+    if prof.weight_decay == 0:
+        remedies.append(rx.weight_decay(prof))
+    evidence = {
+        "best_epoch": best_epoch,
+        "best_val_loss": float(val[best]),
+        "recent_val_loss": float(val[-1]),
+        "rise": rise,
+        "train_loss_at_best": float(train[best]),
+        "train_loss_recent": float(train[-1]),
+    }
+    step = rows[best].get("end_step")
+    f = _finding("overfitting", severity, "model", step, trace, evidence, explanation, remedies)
+    f.epoch = best_epoch + 1 if best_epoch + 1 < len(trace.epochs) else best_epoch
+    return f
+
+
+# --- all together ---------------------------------------------------------------------------
+
+#: Root causes first: when two findings share a severity, this order ranks them.
+PRIORITY = (
+    "nan_trap",
+    "dropout_misconfigured",
+    "unscaled_features",
+    "exploding_gradients",
+    "learning_rate_too_high",
+    "dead_relu",
+    "saturated_activations",
+    "vanishing_gradients",
+    "learning_rate_too_low",
+    "overfitting",
+)
+
+
+def diagnose(
+    trace: Trace, prof: ModelProfile, th: Thresholds | None = None, audit_report: Any = None
+) -> list[Finding]:
+    """Every detector, then the relations between findings; most severe first.
+
+    - ``learning_rate_too_low`` is demoted to info when units are dead, saturated or
+      starved, or dropout drops everything: the loss is flat for that reason.
+    - When the features are unscaled, scaling them becomes the first remedy of the
+      findings it typically causes (saturation, explosion, NaN, divergence).
+    """
+    th = th or Thresholds()
+    findings: list[Finding] = []
+    for f in (
+        detect_nan(trace, prof, th),
+        detect_exploding(trace, prof, th),
+        detect_vanishing(trace, prof, th),
+        detect_overfitting(trace, prof, th),
+        detect_unscaled(audit_report, th, trace),
+    ):
+        if f is not None:
+            findings.append(f)
+    findings += detect_dead_relu(trace, prof, th)
+    findings += detect_saturation(trace, prof, th)
+    findings += detect_learning_rate(trace, prof, th)
+    findings += detect_dropout(trace, prof, th)
+    relate(findings)
+    findings.sort(key=lambda f: (-f.rank, PRIORITY.index(f.kind)))
+    return findings
+
+
+def relate(findings: list[Finding]) -> None:
+    """Apply the relations between findings in place (see :func:`diagnose`)."""
+    serious = {f.kind for f in findings if f.rank >= 1}
+    blocked = serious & {
+        "dead_relu",
+        "saturated_activations",
+        "vanishing_gradients",
+        "nan_trap",
+        "exploding_gradients",
+    }
+    if any(f.kind == "dropout_misconfigured" and f.severity == "critical" for f in findings):
+        blocked.add("dropout_misconfigured")
+    for f in findings:
+        if f.kind == "learning_rate_too_low" and blocked and f.rank >= 1:
+            f.severity = "info"
+            f.explanation += (
+                " Probably a consequence of "
+                + ", ".join(sorted(blocked))
+                + " (see those findings), not of the learning rate itself."
+            )
+    unscaled = next(
+        (
+            f
+            for f in findings
+            if f.kind == "unscaled_features" and f.rank >= severity_rank("warning")
+        ),
+        None,
+    )
+    if unscaled is None:
+        return
+    for f in findings:
+        first_layer = f.kind != "saturated_activations" or f.evidence.get("first_layer")
+        if (
+            f.kind
+            in (
+                "saturated_activations",
+                "exploding_gradients",
+                "nan_trap",
+                "learning_rate_too_high",
+            )
+            and first_layer
+        ):
+            f.remedies.insert(
+                0, "scale the input features first (see unscaled_features): " + unscaled.remedies[0]
+            )
+            f.actions.insert(0, dict(unscaled.actions[0]))

@@ -1,0 +1,685 @@
+"""The Doctor: watches a training run, finds what is wrong and says what to do.
+
+It observes through named seams only: module forward hooks and gradient hooks
+(installed on sampled steps, removed right after), the fit loop's callbacks, and
+read-only looks at gradients and weights. It never changes training: a NaN is
+replayed on a copy of the model.
+
+Per step it reads one float (the loss). On a sampled step (every ``sample_every``
+steps, and every step while the loss looks alarming) it also measures each
+parameter's gradient norm (one dot product each), the gradient reaching each
+layer's output, statistics after every activation, BatchNorm running statistics,
+and the update-to-weight ratio of the step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from ..autograd import engine
+from ..autograd.tensor import Tensor
+from ..train.callbacks import Callback
+from .detectors import detect_exploding, detect_nan, diagnose, relate
+from .findings import Finding, jsonable
+from .profile import ModelProfile, class_family, profile_model
+from .replay import replay_anomaly
+from .thresholds import Thresholds
+from .trace import ActivationStats, Trace
+
+#: Sample at most every this many steps (the measured overhead stays under 10%)...
+DEFAULT_SAMPLE_EVERY = 10
+#: ...but at least this many times per epoch, so short epochs still give windows.
+MIN_SAMPLES_PER_EPOCH = 5
+#: Steps sampled densely after the loss jumps (so an explosion is seen in detail).
+ALARM_STEPS = 20
+#: The loss at this multiple of its starting level raises the alarm.
+ALARM_LOSS_FACTOR = 2.0
+#: Rows of the training inputs the feature audit looks at (evenly spaced).
+AUDIT_ROWS = 5000
+#: Samples between diagnoses when there are no epochs (a hand-written loop).
+HAND_WINDOW = 20
+
+_KEYED_BY_PLACE = ("dead_relu", "saturated_activations", "dropout_misconfigured")
+
+
+def _key(f: Finding) -> tuple[str, str]:
+    return (f.kind, f.where if f.kind in _KEYED_BY_PLACE else "")
+
+
+def _is_grad_enabled() -> bool:
+    return engine._mode.enabled
+
+
+class Doctor(Callback):
+    """The training doctor.
+
+    With ``gw.fit`` it is on by default (``fit(..., doctor=False)`` turns it off; pass
+    a configured ``Doctor`` to tune it); findings land in ``history.findings`` and the
+    doctor itself in ``history.doctor``. In a hand-written loop, create it with the
+    model and call :meth:`step` after ``backward()`` and before ``optimizer.step()``::
+
+        doctor = gw.doctor.Doctor(model, optimizer, loss=loss_fn)
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            doctor.step(loss, inputs=x, targets=y)   # reads, never changes
+            optimizer.step()
+        doctor.finish()
+        print(doctor.report())
+
+    Options: ``sample_every`` (steps between detailed samples; default: 10, or fewer
+    so that an epoch has at least 5), ``thresholds`` (a :class:`Thresholds`),
+    ``feature_names`` (for the feature audit), ``verbose`` (print a line when a
+    warning or critical finding first appears, and a summary at the end; default:
+    as ``fit``'s verbose), ``replay_nan`` (replay the batch that produced the
+    first non-finite value under ``gw.detect_anomaly``).
+
+    >>> import numpy as np, gradwell as gw
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(256, 4)); y = (X[:, 0] > 0).astype(np.int64)
+    >>> nn = gw.nn
+    >>> model = nn.Sequential(nn.Linear(4, 16, rng=0), nn.ReLU(), nn.Linear(16, 2, rng=1))
+    >>> history = gw.fit(model, (X, y), loss="cross_entropy", epochs=3, seed=0, verbose=0,
+    ...                  optimizer=gw.optim.Adam(model.parameters(), lr=0.01))
+    >>> [f.kind for f in history.findings if f.severity != "info"]
+    []
+    """
+
+    order = -100  # first: it measures the gradients before any other callback acts
+
+    def __init__(
+        self,
+        model: Any = None,
+        optimizer: Any = None,
+        *,
+        loss: Any = None,
+        sample_every: int | None = None,
+        thresholds: Thresholds | None = None,
+        feature_names: list[str] | None = None,
+        verbose: bool | None = None,
+        replay_nan: bool = True,
+    ) -> None:
+        super().__init__()
+        if sample_every is not None and (not isinstance(sample_every, int) or sample_every < 1):
+            raise ValueError(
+                f"Doctor: sample_every must be an int >= 1 or None; got {sample_every!r}"
+            )
+        if thresholds is not None and not isinstance(thresholds, Thresholds):
+            raise TypeError(
+                f"Doctor: thresholds must be a gw.doctor.Thresholds; got "
+                f"{type(thresholds).__name__}"
+            )
+        self._model = model
+        self._optimizer = optimizer
+        self.loss_fn = loss
+        self.sample_every = sample_every
+        self.thresholds = thresholds or Thresholds()
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        self.verbose = verbose
+        self.replay_nan = replay_nan
+        self.trace = Trace()
+        self.profile = ModelProfile()
+        self.audit_report: Any = None
+        self._raw: dict[tuple[str, str], Finding] = {}
+        self._announced: set[tuple[str, str]] = set()
+        self._handles: list[Any] = []
+        self._permanent: list[Any] = []
+        self._armed = False
+        self._step = 0
+        self._every = sample_every or DEFAULT_SAMPLE_EVERY
+        self._alarm_until = -1
+        self._loss_ref: float | None = None
+        self._snapshot: dict[str, np.ndarray] = {}
+        self._snapshot_pending = False
+        self._signal: dict[str, float] = {}
+        self._total_norm = math.nan
+        self._norm_ref: float | None = None
+        self._call_order: list[str] | None = None
+        self._order_known = False
+        self._in_fit = False
+        self._attached = False
+        self._since_diagnosis = 0
+        self._finished = False
+        self._bar_owner: Any = None
+        if model is not None:
+            self.attach(model, optimizer)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def model(self) -> Any:
+        """The model being watched."""
+        return self._model
+
+    @property
+    def optimizer(self) -> Any:
+        return self._optimizer
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, most severe first (root causes ahead of consequences)."""
+        from .detectors import PRIORITY
+
+        view = [Finding.from_dict(f.to_dict()) for f in self._raw.values()]
+        for v, f in zip(view, self._raw.values()):
+            v.evidence = dict(f.evidence)  # keep raw numbers (to_dict stringifies non-finite)
+        relate(view)
+        view.sort(key=lambda f: (-f.rank, PRIORITY.index(f.kind)))
+        return view
+
+    def attach(self, model: Any, optimizer: Any = None, train_inputs: Any = None) -> Doctor:
+        """Start watching ``model`` (and ``optimizer``); audit ``train_inputs`` if given."""
+        self._model = model
+        self._optimizer = optimizer if optimizer is not None else self._optimizer
+        self.profile = profile_model(model, self.optimizer)
+        self.profile.feature_names = self.feature_names
+        self._params = [(n, p) for n, p in model.named_parameters()]
+        self._weights = [(n, p) for n, p in self._params if p.data.ndim >= 2]
+        self._modules = dict(model.named_modules())
+        self._paths = {id(m): p for p, m in self._modules.items()}
+        self._install_permanent_hooks()
+        self._act_modules, self._layer_modules, self._other_leaves = [], [], []
+        for path, m in self._modules.items():
+            fam = class_family(m)
+            if fam is not None and fam[1] in ("relu", "sigmoid", "tanh"):
+                if path not in self.trace.activations:
+                    self.trace.activations[path] = ActivationStats(path, fam[1], 0)
+                self._act_modules.append(m)
+            elif path in self.profile.layers:
+                self._layer_modules.append(m)
+            elif path and not any(True for _ in m.children()):
+                self._other_leaves.append(m)
+        if train_inputs is not None:
+            self.audit(train_inputs)
+        self._attached = True
+        if not self.trace.epoch_starts:
+            self.trace.epoch_starts.append(self._step)
+        self._arm_if_sampled(self._step)
+        return self
+
+    def audit(self, X: Any) -> Any:
+        """Run the feature audit on (up to 5000 evenly spaced rows of) ``X``."""
+        from ..preprocessing import audit
+
+        arr = X.data if isinstance(X, Tensor) else np.asarray(X)
+        if arr.ndim < 2 or arr.dtype.kind not in "fc" or arr.shape[0] < 2:
+            return None
+        arr = arr.reshape(arr.shape[0], -1)
+        if arr.shape[0] > AUDIT_ROWS:
+            arr = arr[np.linspace(0, arr.shape[0] - 1, AUDIT_ROWS).astype(np.int64)]
+        names = self.feature_names
+        if names is not None and len(names) != arr.shape[1]:
+            raise ValueError(
+                f"Doctor: feature_names has {len(names)} names but the inputs have "
+                f"{arr.shape[1]} columns"
+            )
+        self.audit_report = audit(
+            arr, feature_names=names, scale_ratio_limit=self.thresholds.feature_range_ratio
+        )
+        self._diagnose()
+        return self.audit_report
+
+    def step(self, loss: Any, inputs: Any = None, targets: Any = None) -> None:
+        """Observe one training step: call after ``loss.backward()``, before the optimizer
+        step. ``inputs``/``targets`` let the doctor replay the batch if a NaN appears."""
+        if not self._attached:
+            raise RuntimeError("Doctor.step: no model attached; create Doctor(model, optimizer)")
+        self._resolve_update()
+        self._observe(loss, inputs, targets, self.loss_fn)
+        if not self._in_fit:
+            if self._since_diagnosis >= HAND_WINDOW:
+                self._close_windows(force=False)
+                self._diagnose()
+                self._since_diagnosis = 0
+
+    def end_epoch(self, loss: float | None = None, val_loss: float | None = None) -> None:
+        """Mark an epoch boundary in a hand-written loop (for windows and overfitting)."""
+        self._resolve_update()
+        self._end_epoch(len(self.trace.epochs), {"loss": loss, "val_loss": val_loss})
+        self.trace.epoch_starts.append(self._step)
+
+    def finish(self) -> list[Finding]:
+        """Final diagnosis; removes every hook. Returns the findings."""
+        self._resolve_update()
+        self._disarm()
+        for h in self._permanent:
+            h.remove()
+        self._permanent = []
+        self._close_windows(force=True)
+        self._diagnose()
+        self._finished = True
+        return self.findings
+
+    def report(self) -> str:
+        """The findings and the measurements, as text."""
+        from .report import text_report
+
+        return text_report(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Findings, the model profile, the feature audit and every recorded series."""
+        return jsonable(
+            {
+                "findings": [f.to_dict() for f in self.findings],
+                "profile": self.profile.to_dict(),
+                "sample_every": self._every,
+                "audit": self.audit_report.to_dict() if self.audit_report is not None else None,
+                "trace": self.trace.to_dict(),
+            }
+        )
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> str:
+        """Strict JSON of :meth:`to_dict`; written atomically to ``path`` when given."""
+        kwargs.setdefault("indent", 2)
+        text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+        if path is not None:
+            atomic_write(path, text)
+        return text
+
+    def save_html(self, path: str | os.PathLike[str]) -> str:
+        """Write a self-contained HTML report (plots embedded) to ``path``; returns the path."""
+        from .html import html_report
+
+        atomic_write(path, html_report(self))
+        return os.fspath(path)
+
+    # ------------------------------------------------------------------ callbacks (fit)
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        assert state is not None
+        self._in_fit = True
+        self.loss_fn = state.loss_fn
+        self._step = state.global_step
+        if self.sample_every is None:
+            spe = max(int(state.steps_per_epoch or 0), 1)
+            self._every = max(1, min(DEFAULT_SAMPLE_EVERY, spe // MIN_SAMPLES_PER_EPOCH))
+        if self.verbose is None:
+            bars = [cb for cb in state.callbacks if type(cb).__name__ == "ProgressBar"]
+            self.verbose = bool(bars)
+            self._bar_owner = bars[0] if bars else None
+        if state.history is not None:
+            state.history.findings = []
+            state.history.doctor = self
+        self.attach(state.model, state.optimizer)
+        X = _train_inputs(state.train_loader)
+        if X is not None:
+            try:
+                self.audit(X)
+            except ValueError:
+                raise
+            except Exception as e:  # an odd dataset must not stop training; say so
+                self._say(f"doctor: skipped the feature audit ({e!r})")
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.trace.epoch_starts or self.trace.epoch_starts[-1] != self._step:
+            self.trace.epoch_starts.append(self._step)
+
+    def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        assert state is not None
+        self._observe(state.loss, state.inputs, state.targets, state.loss_fn)
+
+    def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        if self._snapshot_pending:
+            self._resolve_update()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._end_epoch(epoch, logs or {})
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.finish()
+        state = self.state
+        if state is not None and state.history is not None:
+            state.history.findings[:] = self.findings
+        if self.verbose:
+            from .report import summary_lines
+
+            for line in summary_lines(self):
+                self._say(line)
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self, loss: Any, inputs: Any, targets: Any, loss_fn: Any) -> None:
+        s = self._step
+        value = _loss_value(loss)
+        self.trace.loss.append(value)
+        if self.optimizer is not None and self.optimizer.param_groups:
+            self.trace.lr.append(float(self.optimizer.param_groups[0]["lr"]))
+        finite = math.isfinite(value)
+        if self._loss_ref is None and finite:
+            self._loss_ref = value
+        if not finite or (
+            self._loss_ref is not None
+            and self._loss_ref > 0
+            and value > ALARM_LOSS_FACTOR * self._loss_ref
+        ):
+            self._alarm_until = s + ALARM_STEPS
+        if self._armed:
+            self._sample(s)
+        if not finite and self.trace.nonfinite is None:
+            self._nonfinite(s, "loss", [], str(value), inputs, targets, loss_fn)
+        elif self._armed and self.trace.nonfinite is None:
+            self._check_sample_finite(s, inputs, targets, loss_fn)
+        was_armed = self._armed
+        self._disarm()
+        if was_armed:
+            self._fast_diagnosis()
+        self._step = s + 1
+        self._arm_if_sampled(self._step)
+
+    def _sample(self, s: int) -> None:
+        norms: dict[str, float] = {}
+        total2 = 0.0
+        for name, p in self._params:
+            g = p.grad
+            if g is None:
+                continue
+            a = g.data.ravel()
+            n2 = float(np.dot(a, a))  # BLAS: no warning on overflow, inf or nan comes out
+            norms[name] = math.sqrt(n2) if n2 >= 0 else math.nan
+            total2 += n2
+        self.trace.add_sample(s, norms, self._signal)
+        self._signal = {}
+        self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
+        for path, m in self._bn_modules:
+            rec = self.trace.batchnorm.setdefault(
+                path, {"step": [], "mean_abs_running_mean": [], "mean_running_var": []}
+            )
+            rec["step"].append(s)
+            rm, rv = m.running_mean, m.running_var
+            rec["mean_abs_running_mean"].append(
+                float(np.abs(rm.data).mean()) if rm is not None else math.nan
+            )
+            rec["mean_running_var"].append(float(rv.data.mean()) if rv is not None else math.nan)
+        # Keep the weights this step starts from, to measure the update after the step.
+        for name, p in self._weights:
+            buf = self._snapshot.get(name)
+            if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
+                self._snapshot[name] = p.data.copy()
+            else:
+                np.copyto(buf, p.data)
+        self._snapshot_pending = True
+        self._since_diagnosis += 1
+
+    def _resolve_update(self) -> None:
+        """After the optimizer step of a sampled step: |w_after - w_before| / |w_before|."""
+        if not self._snapshot_pending:
+            return
+        self._snapshot_pending = False
+        ratios = {}
+        broken = []
+        for name, p in self._weights:
+            before = self._snapshot.get(name)
+            if before is None or before.shape != p.data.shape:
+                continue
+            b = before.ravel()
+            w2 = float(np.dot(b, b))
+            diff = p.data - before
+            d = diff.ravel()
+            d2 = float(np.dot(d, d))
+            if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(d).all():
+                broken.append(name)
+            ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
+        self.trace.set_update_ratio(ratios)
+        if broken and self.trace.nonfinite is None:
+            s = self.trace.samples[-1]
+            lr = self.trace.lr[s] if len(self.trace.lr) > s else None
+            self._record_nonfinite(
+                {
+                    "step": s,
+                    "source": "parameter",
+                    "names": broken,
+                    "value": "non-finite",
+                    "anomaly": None,
+                    "note": (
+                        f"The optimizer update of step {s} made them non-finite from finite "
+                        f"weights and finite gradients (gradient norm "
+                        f"{self._total_norm:.3g}, learning rate {lr}): the step overflowed."
+                    ),
+                }
+            )
+
+    def _check_sample_finite(self, s: int, inputs: Any, targets: Any, loss_fn: Any) -> None:
+        if math.isfinite(self._total_norm):
+            return
+        i = len(self.trace.samples) - 1
+        grads = dict(self._params)
+        # an infinite norm may be float32 overflow of a finite gradient: look closer
+        bad = [
+            n
+            for n, series in self.trace.grad_norm.items()
+            if len(series) > i
+            and not math.isfinite(series[i])
+            and grads[n].grad is not None
+            and not np.isfinite(grads[n].grad.data).all()
+        ]
+        if bad:
+            self._nonfinite(s, "gradient", bad, "non-finite", inputs, targets, loss_fn)
+
+    def _nonfinite(
+        self,
+        s: int,
+        source: str,
+        names: list[str],
+        value: str,
+        inputs: Any,
+        targets: Any,
+        loss_fn: Any,
+    ) -> None:
+        event: dict[str, Any] = {
+            "step": s,
+            "source": source,
+            "names": names,
+            "value": value,
+            "last_sampled_step": self.trace.samples[-2] if len(self.trace.samples) >= 2 else None,
+        }
+        if self.replay_nan and self.model is not None:
+            self._disarm()
+            anomaly, note = replay_anomaly(self.model, inputs, targets, loss_fn)
+            event["anomaly"] = anomaly
+            event["note"] = note
+        else:
+            event["anomaly"] = None
+            event["note"] = "The replay under gw.detect_anomaly was switched off (replay_nan)."
+        self._record_nonfinite(event)
+
+    def _record_nonfinite(self, event: dict[str, Any]) -> None:
+        self.trace.nonfinite = event
+        self._alarm_until = max(self._alarm_until, event["step"] + ALARM_STEPS)
+        f = detect_nan(self.trace, self.profile, self.thresholds)
+        if f is not None:
+            self._merge([f])
+
+    # ------------------------------------------------------------------ hooks
+    def _install_permanent_hooks(self) -> None:
+        for h in self._permanent:
+            h.remove()
+        self._permanent = []
+        self._bn_modules = []
+        for path, m in self._modules.items():
+            if path in self.profile.dropouts and self.profile.dropouts[path] > 0:
+                self._permanent.append(m.register_forward_hook(self._dropout_hook))
+            if path in self.profile.batchnorm and hasattr(m, "running_var"):
+                self._bn_modules.append((path, m))
+
+    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        # Evaluating (no gradient recorded) while the layer is still in training mode.
+        if module.training and not _is_grad_enabled():
+            path = self._paths.get(id(module), "?")
+            self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
+
+    def _arm_if_sampled(self, s: int) -> None:
+        if self._finished:
+            return
+        if s % self._every == 0 or s <= self._alarm_until:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._armed or self.model is None:
+            return
+        self._armed = True
+        add = self._handles.append
+        for m in self._act_modules:
+            add(m.register_forward_hook(self._activation_hook))
+        for m in self._layer_modules:
+            add(m.register_forward_hook(self._layer_hook))
+        if not self._order_known:
+            self._call_order = []
+            for m in self._other_leaves:
+                add(m.register_forward_hook(self._order_hook))
+        add(self.model.register_forward_hook(self._root_hook))
+
+    def _disarm(self) -> None:
+        if not self._armed:
+            return
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._armed = False
+        if not self._order_known and self._call_order:
+            self._order_known = True
+            self.profile = profile_model(self.model, self.optimizer, self._call_order)
+            self.profile.feature_names = self.feature_names
+
+    def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if self._call_order is not None and module.training and _is_grad_enabled():
+            path = self._paths.get(id(module))
+            if path is not None and path not in self._call_order:
+                self._call_order.append(path)
+
+    def _activation_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if not module.training or not _is_grad_enabled() or not isinstance(output, Tensor):
+            return
+        self._order_hook(module, inputs, output)
+        path = self._paths[id(module)]
+        stats = self.trace.activations[path]
+        th = self.thresholds
+        stats.observe(self._step, output.data, th.sigmoid_margin, th.tanh_limit)
+        self._last_activation_output = (path, id(output))
+
+    def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if not module.training or not _is_grad_enabled() or not isinstance(output, Tensor):
+            return
+        self._order_hook(module, inputs, output)
+        if not output.requires_grad:
+            return
+        path = self._paths[id(module)]
+        signal = self._signal  # the dict of this step (replaced after each sample)
+
+        def record(g: Tensor) -> None:
+            a = g.data.ravel()
+            n2 = float(np.dot(a, a))
+            signal[path] = math.sqrt(n2 / max(a.size, 1)) if n2 >= 0 else math.nan
+
+        output.register_hook(record)
+
+    def _root_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        last = getattr(self, "_last_activation_output", None)
+        if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
+            self.trace.activations[last[0]].is_output = True
+        self._last_activation_output = None
+
+    # ------------------------------------------------------------------ diagnosis
+    def _end_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        val = logs.get("val_loss")
+        loss = logs.get("loss")
+        self.trace.epochs.append(
+            {
+                "epoch": epoch,
+                "loss": float(loss) if loss is not None else None,
+                "val_loss": float(val) if val is not None else None,
+                "end_step": self._step - 1,
+            }
+        )
+        self._close_windows(force=False)
+        self._diagnose()
+
+    def _close_windows(self, force: bool) -> None:
+        epoch = self.trace.epoch_of(self._step - 1)
+        for stats in self.trace.activations.values():
+            if stats.examples >= self.thresholds.min_window_examples or (
+                force and stats.examples > 0 and not stats.windows
+            ):
+                stats.close_window(self._step - 1, epoch, self.thresholds.pinned_unit)
+
+    def _fast_diagnosis(self) -> None:
+        # Cheap test first (one float): the full detector only once the norm has grown.
+        t = self._total_norm
+        if self._norm_ref is None and t > 0 and math.isfinite(t):
+            self._norm_ref = t
+        if self._norm_ref is not None and t >= self.thresholds.explode_growth * self._norm_ref:
+            f = detect_exploding(self.trace, self.profile, self.thresholds)
+            if f is not None:
+                self._merge([f])
+
+    def _diagnose(self) -> None:
+        self._merge(diagnose(self.trace, self.profile, self.thresholds, self.audit_report))
+
+    def _merge(self, new: list[Finding]) -> None:
+        """Keep each finding at its worst (earliest start); announce new serious ones."""
+        if not new:
+            return
+        for f in new:
+            k = _key(f)
+            old = self._raw.get(k)
+            if old is None:
+                self._raw[k] = f
+            elif f.rank >= old.rank:
+                if old.step is not None and (f.step is None or old.step < f.step):
+                    f.step, f.epoch = old.step, old.epoch
+                self._raw[k] = f
+        findings = self.findings
+        history = self.state.history if self.state is not None else None
+        if history is not None and isinstance(getattr(history, "findings", None), list):
+            history.findings[:] = findings
+        for f in findings:
+            k = _key(f)
+            if f.rank >= 1 and k not in self._announced:
+                self._announced.add(k)
+                if self.verbose or (self.verbose is None and not self._in_fit):
+                    self._say("doctor: " + f.headline())
+
+    def _say(self, line: str) -> None:
+        bar = getattr(self._bar_owner, "bar", None)
+        if bar is not None:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line, file=getattr(self._bar_owner, "file", None) or sys.stdout)
+        else:
+            print(line, flush=True)
+
+
+def _loss_value(loss: Any) -> float:
+    if isinstance(loss, Tensor):
+        return float(loss.data)
+    return float(loss)
+
+
+def _train_inputs(loader: Any) -> Any:
+    ds = getattr(loader, "dataset", None)
+    arrays = getattr(ds, "arrays", None)
+    if arrays:
+        return arrays[0]
+    return None
+
+
+def atomic_write(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, then
+    rename it, so a crash never leaves a half-written file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gradwell-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

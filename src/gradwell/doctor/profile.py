@@ -1,0 +1,156 @@
+"""A plain description of the model and optimizer, for detectors and prescriptions.
+
+Prescriptions name real places and values ("replace Sigmoid at layers.1 with
+ReLU", "lower the learning rate from 0.5 to 0.05"); they read them from a
+:class:`ModelProfile` rather than from live objects, so they are testable alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Activation class name -> family the monitor treats it as.
+ACTIVATION_FAMILIES = {
+    "ReLU": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LeakyReLU": "other",
+    "ELU": "other",
+    "GELU": "other",
+    "Softplus": "other",
+}
+
+
+def class_family(module: Any) -> tuple[str, str] | None:
+    """(class name, family) of an activation module, following subclasses; else None."""
+    for cls in type(module).__mro__:
+        if cls.__name__ in ACTIVATION_FAMILIES:
+            return cls.__name__, ACTIVATION_FAMILIES[cls.__name__]
+    return None
+
+
+def _is_class(module: Any, name: str) -> bool:
+    return any(cls.__name__ == name for cls in type(module).__mro__)
+
+
+@dataclass
+class ModelProfile:
+    """Where things are in the model (module paths in forward order) and the optimizer's
+    settings.
+
+    >>> p = ModelProfile(order=["0", "1", "2"], types={"0": "Linear", "1": "Sigmoid",
+    ...                  "2": "Linear"}, layers=["0", "2"], activations={"1": "sigmoid"})
+    >>> p.layer_before("1"), p.activation_after("0")
+    ('0', '1')
+    """
+
+    order: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
+    layers: list[str] = field(default_factory=list)
+    activations: dict[str, str] = field(default_factory=dict)
+    batchnorm: list[str] = field(default_factory=list)
+    dropouts: dict[str, float] = field(default_factory=dict)
+    param_module: dict[str, str] = field(default_factory=dict)
+    lrs: list[float] = field(default_factory=list)
+    optimizer: str | None = None
+    weight_decay: float = 0.0
+    feature_names: list[str] | None = None
+
+    def _index(self, path: str) -> int:
+        return self.order.index(path) if path in self.order else -1
+
+    def layer_before(self, path: str) -> str | None:
+        """The nearest parameterised layer called before module ``path``."""
+        i = self._index(path)
+        before = [p for p in self.order[:i] if p in self.layers] if i >= 0 else []
+        return before[-1] if before else None
+
+    def activation_after(self, layer: str) -> str | None:
+        """The first activation module called after ``layer`` and before the next layer."""
+        i = self._index(layer)
+        if i < 0:
+            return None
+        for p in self.order[i + 1 :]:
+            if p in self.layers:
+                return None
+            if p in self.activations:
+                return p
+        return None
+
+    def has_batchnorm_after(self, layer: str) -> bool:
+        i = self._index(layer)
+        if i < 0:
+            return False
+        for p in self.order[i + 1 :]:
+            if p in self.layers:
+                return False
+            if p in self.batchnorm:
+                return True
+        return False
+
+    @property
+    def hidden_layers(self) -> list[str]:
+        """Parameterised layers except the last (the output layer)."""
+        return self.layers[:-1]
+
+    def activations_of(self, *families: str) -> list[str]:
+        return [p for p in self.order if self.activations.get(p) in families]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "order": list(self.order),
+            "types": dict(self.types),
+            "layers": list(self.layers),
+            "activations": dict(self.activations),
+            "batchnorm": list(self.batchnorm),
+            "dropouts": dict(self.dropouts),
+            "lrs": list(self.lrs),
+            "optimizer": self.optimizer,
+            "weight_decay": self.weight_decay,
+            "feature_names": self.feature_names,
+        }
+
+
+def profile_model(
+    model: Any, optimizer: Any = None, call_order: list[str] | None = None
+) -> ModelProfile:
+    """Describe ``model`` (an ``nn.Module``) and ``optimizer``.
+
+    ``call_order`` lists module paths in the order a forward pass called them (the
+    monitor records it); without it the registration order of ``named_modules`` is used.
+    """
+    modules = dict(model.named_modules())
+    leaves = [p for p, m in modules.items() if p and not any(True for _ in m.children())]
+    if not leaves and "" in modules:
+        leaves = [""]
+    order = [p for p in (call_order or []) if p in modules]
+    order += [p for p in leaves if p not in order]
+    prof = ModelProfile(order=order)
+    for path in order:
+        m = modules[path]
+        prof.types[path] = type(m).__name__
+        fam = class_family(m)
+        if fam is not None:
+            prof.activations[path] = fam[1]
+        if _is_class(m, "BatchNorm1d") or type(m).__name__.startswith("BatchNorm"):
+            prof.batchnorm.append(path)
+        if _is_class(m, "Dropout"):
+            prof.dropouts[path] = float(getattr(m, "rate", getattr(m, "p", 0.0)))
+        params = getattr(m, "_parameters", {})
+        w = params.get("weight")
+        if w is not None and getattr(w, "ndim", 0) >= 2:
+            prof.layers.append(path)
+    for mod_path, m in modules.items():
+        for name, p in getattr(m, "_parameters", {}).items():
+            if p is not None:
+                full = f"{mod_path}.{name}" if mod_path else name
+                prof.param_module[full] = mod_path
+    if optimizer is not None:
+        groups = getattr(optimizer, "param_groups", [])
+        prof.lrs = [float(g["lr"]) for g in groups if "lr" in g]
+        prof.optimizer = type(optimizer).__name__
+        prof.weight_decay = max(
+            (float(g.get("weight_decay", 0.0) or 0.0) for g in groups), default=0.0
+        )
+    return prof

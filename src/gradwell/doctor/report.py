@@ -1,0 +1,230 @@
+"""The doctor's findings and measurements as text (the summary after fit, the report)."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .findings import Finding
+from .trace import finite_median
+
+if TYPE_CHECKING:
+    from .doctor import Doctor
+
+
+def fmt_value(v: Any, depth: int = 0) -> str:
+    """Short text for an evidence value: floats to 3 significant digits, long lists cut."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.3g}"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, dict):
+        if depth >= 1:
+            items = list(v.items())
+            body = ", ".join(f"{k}={fmt_value(x, depth + 1)}" for k, x in items[:6])
+            return "{" + body + (", ..." if len(items) > 6 else "") + "}"
+        return "; ".join(f"{k}: {fmt_value(x, depth + 1)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        body = ", ".join(fmt_value(x, depth + 1) for x in list(v)[:8])
+        return "[" + body + (", ..." if len(v) > 8 else "") + "]"
+    return str(v)
+
+
+def evidence_lines(ev: dict[str, Any]) -> list[str]:
+    return [f"{k}: {fmt_value(v, 1)}" for k, v in ev.items()]
+
+
+def finding_text(f: Finding, number: int | None = None, width: int = 96) -> str:
+    when = []
+    if f.epoch is not None:
+        when.append(f"epoch {f.epoch + 1}")
+    if f.step is not None:
+        when.append(f"step {f.step}")
+    head = f"[{f.severity}] {f.kind} at {f.where}" + (f" ({', '.join(when)})" if when else "")
+    if number is not None:
+        head = f"{number}. {head}"
+    wrap = textwrap.TextWrapper(width=width, initial_indent="   ", subsequent_indent="   ")
+    lines = [head, wrap.fill(f.explanation), "   evidence:"]
+    ev_wrap = textwrap.TextWrapper(width=width, initial_indent="     ", subsequent_indent="       ")
+    lines += [ev_wrap.fill(line) for line in evidence_lines(f.evidence)]
+    if f.remedies:
+        lines.append("   remedies (most promising first):")
+        rw = textwrap.TextWrapper(width=width, subsequent_indent="        ")
+        lines += [rw.fill(f"     {i}. {r}") for i, r in enumerate(f.remedies, 1)]
+    return "\n".join(lines)
+
+
+def _counts(findings: list[Finding]) -> str:
+    parts = []
+    for sev in ("critical", "warning", "info"):
+        n = sum(f.severity == sev for f in findings)
+        if n:
+            parts.append(f"{n} {sev}")
+    return ", ".join(parts) if parts else "none"
+
+
+def summary_lines(doctor: Doctor) -> list[str]:
+    """What fit prints at the end: a verdict, then one line per warning/critical finding."""
+    findings = doctor.findings
+    serious = [f for f in findings if f.rank >= 1]
+    n = doctor.trace.n_samples
+    if not serious:
+        info = sum(f.severity == "info" for f in findings)
+        extra = f" ({info} informational note{'s' if info != 1 else ''})" if info else ""
+        return [f"doctor: no problems found in {n} sampled steps{extra}."]
+    lines = [
+        f"doctor: {len(serious)} problem{'s' if len(serious) > 1 else ''} found "
+        f"({_counts(findings)}):"
+    ]
+    lines += ["  " + f.headline() for f in serious]
+    lines.append(
+        "  details: history.findings, history.doctor.report(), "
+        "history.doctor.save_html('report.html')"
+    )
+    return lines
+
+
+def layer_rows(doctor: Doctor) -> list[dict[str, Any]]:
+    """One row per parameter: median gradient norm, update ratio, and its layer's signal."""
+    tr, prof = doctor.trace, doctor.profile
+    rows = []
+    for name, series in tr.grad_norm.items():
+        module = prof.param_module.get(name, "")
+        rows.append(
+            {
+                "parameter": name,
+                "module": module,
+                "type": prof.types.get(module, ""),
+                "grad_norm": finite_median(series),
+                "grad_norm_last": series[-1] if series else math.nan,
+                "signal": finite_median(tr.signal.get(module, [])),
+                "update_ratio": finite_median(tr.update_ratio.get(name, [])),
+            }
+        )
+    return rows
+
+
+def activation_rows(doctor: Doctor) -> list[dict[str, Any]]:
+    rows = []
+    for path, a in doctor.trace.activations.items():
+        w = a.windows[-1] if a.windows else None
+        rows.append(
+            {
+                "module": path,
+                "type": doctor.profile.types.get(path, a.kind),
+                "units": a.units,
+                "dead_fraction": w["dead_fraction"] if w and a.kind == "relu" else math.nan,
+                "pinned_fraction": w["pinned_fraction"] if w and a.kind != "relu" else math.nan,
+                "active_fraction": finite_median(a.active_fraction),
+                "saturated_fraction": finite_median(a.saturated_fraction),
+                "windows": len(a.windows),
+            }
+        )
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
+    if not rows:
+        return []
+    cells = [
+        [fmt_value(r[k]) if not isinstance(r[k], str) else r[k] for k, _ in columns] for r in rows
+    ]
+    heads = [h for _, h in columns]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
+    out = [
+        "  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return out
+
+
+def text_report(doctor: Doctor) -> str:
+    tr, prof = doctor.trace, doctor.profile
+    findings = doctor.findings
+    lines = ["gradwell training doctor", "=" * 24]
+    lr = ", ".join(f"{x:.3g}" for x in prof.lrs) if prof.lrs else "?"
+    lines.append(
+        f"run: {len(tr.loss)} steps, {len(tr.epochs)} epochs, {tr.n_samples} sampled steps "
+        f"(every {doctor._every}); optimizer: {prof.optimizer or '?'} (lr {lr}); "
+        f"{len(prof.layers)} layers with weights"
+    )
+    if tr.loss:
+        finite = [x for x in tr.loss if math.isfinite(x)]
+        if finite:
+            lines.append(
+                f"loss: first {tr.loss[0]:.4g}, best {min(finite):.4g}, last {tr.loss[-1]:.4g}"
+            )
+    lines += ["", f"findings: {_counts(findings)}", "-" * 40]
+    if not findings:
+        lines.append("none: no detector fired.")
+    for i, f in enumerate(findings, 1):
+        lines += [finding_text(f, i), ""]
+    rows = layer_rows(doctor)
+    if rows:
+        lines += ["", "per-parameter gradients (medians over sampled steps)"]
+        lines += _table(
+            rows,
+            [
+                ("parameter", "parameter"),
+                ("type", "layer"),
+                ("grad_norm", "grad norm"),
+                ("signal", "grad rms at output"),
+                ("update_ratio", "update/weight"),
+            ],
+        )
+    arows = activation_rows(doctor)
+    if arows:
+        lines += ["", "activations (latest window; medians over sampled steps)"]
+        lines += _table(
+            arows,
+            [
+                ("module", "module"),
+                ("type", "type"),
+                ("units", "units"),
+                ("dead_fraction", "dead"),
+                ("pinned_fraction", "pinned"),
+                ("active_fraction", "active"),
+                ("saturated_fraction", "saturated"),
+            ],
+        )
+    if tr.batchnorm:
+        lines += ["", "BatchNorm running statistics (latest sample)"]
+        bn_rows = [
+            {
+                "module": p,
+                "mean_abs_running_mean": d["mean_abs_running_mean"][-1],
+                "mean_running_var": d["mean_running_var"][-1],
+                "min_running_var": d["min_running_var"][-1],
+            }
+            for p, d in tr.batchnorm.items()
+            if d["step"]
+        ]
+        lines += _table(
+            bn_rows,
+            [
+                ("module", "module"),
+                ("mean_abs_running_mean", "mean |running_mean|"),
+                ("mean_running_var", "mean running_var"),
+                ("min_running_var", "min running_var"),
+            ],
+        )
+    if doctor.audit_report is not None:
+        report = doctor.audit_report
+        lines += [""]
+        if len(report.columns) <= 40:
+            lines.append(str(report))
+        else:
+            lines.append(
+                f"feature audit: {report.n_rows} rows, {len(report.columns)} columns "
+                f"({len(report.scale_ratio_warnings)} scale warnings)"
+            )
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,100 @@
+"""The doctor's thresholds, each with the reason for its value.
+
+They are ratios and fractions, never absolute numbers tied to one model or seed:
+the same rule must hold for a 2-8-8-2 net and a 784-512-256-10 one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision rules of the detectors (override any with ``Doctor(thresholds=...)``).
+
+    >>> Thresholds().vanishing_ratio
+    0.01
+    >>> Thresholds(dead_warning=0.5).dead_warning
+    0.5
+    """
+
+    # --- windows --------------------------------------------------------------------
+    #: Fewest sampled steps a window-based rule needs before it may fire.
+    min_samples: int = 5
+    #: Fraction of a window's sampled steps in which a condition must hold ("persistent").
+    persistence: float = 0.8
+    #: Fewest examples seen by the activation monitor before a unit may be called dead or
+    #: pinned. A unit that is active for 2% of examples goes unseen in 256 examples with
+    #: probability 0.98**256 < 0.6%.
+    min_window_examples: int = 256
+
+    # --- vanishing gradients --------------------------------------------------------
+    #: A hidden layer is starved when the gradient reaching its output is below this
+    #: fraction of the strongest gradient reaching any later hidden layer. A sigmoid
+    #: passes on at most 1/4 of the gradient (sigma' <= 0.25), so two decades is what
+    #: three or four sigmoid layers do; ReLU with He initialisation keeps the ratio near 1.
+    vanishing_ratio: float = 1e-2
+    #: Starved by five decades: the layer learns nothing at all.
+    vanishing_critical_ratio: float = 1e-5
+
+    # --- exploding gradients --------------------------------------------------------
+    #: Growth of the total gradient norm over its value at the start of training.
+    #: Healthy runs shrink it or grow it a few times; a hundredfold is a runaway.
+    explode_growth: float = 100.0
+    explode_critical_growth: float = 1e4
+
+    # --- activations ----------------------------------------------------------------
+    #: A ReLU layer with this fraction of its units silent for every example of a window.
+    dead_info: float = 0.1
+    dead_warning: float = 0.3
+    dead_critical: float = 0.9
+    #: sigmoid outputs within this distance of 0 or 1 are saturated: sigma' < 0.0099, under
+    #: 4% of its peak 0.25.
+    sigmoid_margin: float = 0.01
+    #: |tanh| above this is saturated: tanh' < 0.02, 2% of its peak 1.
+    tanh_limit: float = 0.99
+    #: A unit is pinned when saturated for at least this fraction of a window's examples.
+    pinned_unit: float = 0.95
+    #: Fractions of pinned units in a layer for info / warning / critical.
+    saturated_info: float = 0.1
+    saturated_warning: float = 0.3
+    saturated_critical: float = 0.9
+
+    # --- learning rate --------------------------------------------------------------
+    #: Loss diverged: the latest smoothed loss is this many times the starting loss.
+    diverge_factor: float = 2.0
+    diverge_critical_factor: float = 10.0
+    #: Loss spikes: steps whose loss is this many times both the starting and the median
+    #: loss. Mini-batch noise gives a few times; an overshooting step gives orders of magnitude.
+    loss_spike_factor: float = 100.0
+    #: Loss gave back at least this share of the progress it had made...
+    giveback_share: float = 0.5
+    #: ...and rose at least this many times above its best.
+    giveback_factor: float = 1.5
+    #: Weights change by more than this fraction per step while the loss goes nowhere.
+    #: A well-tuned run changes them by about 1e-3 per step.
+    update_ratio_high: float = 0.1
+    #: Weights change by less than this fraction per step...
+    update_ratio_low: float = 1e-4
+    #: ...and the loss improved by less than this share of its starting value.
+    stalled_progress: float = 0.05
+    #: Fewest optimizer steps before "barely moving" may be judged.
+    min_steps_for_stall: int = 30
+
+    # --- features -------------------------------------------------------------------
+    #: A column whose 1st or 99th percentile lies beyond +-this is far from [-1, 1].
+    feature_magnitude: float = 10.0
+    #: Ranges of two columns differing more than this many times (the audit's rule).
+    feature_range_ratio: float = 100.0
+
+    # --- dropout --------------------------------------------------------------------
+    #: A dropout rate at or above this drops nearly everything (1.0 drops everything).
+    dropout_high: float = 0.9
+
+    # --- overfitting ----------------------------------------------------------------
+    #: Validation loss this far above its best (relative)...
+    overfit_rise: float = 0.1
+    overfit_info_rise: float = 0.03
+    #: ...for at least this many epochs after the best one, while training loss fell.
+    overfit_patience: int = 3

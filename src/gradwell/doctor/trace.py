@@ -1,0 +1,246 @@
+"""What the doctor recorded during a run: plain numbers, no references to the model.
+
+The monitor fills a :class:`Trace`; the detectors read it. Keeping the two apart
+means every detector can be tested on hand-made statistics.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NAN = float("nan")
+
+
+@dataclass
+class ActivationStats:
+    """Statistics after one activation module.
+
+    ``kind`` is the activation's family: "relu" (output 0 means silent), "sigmoid",
+    "tanh", or "other". Per sampled step: ``active_fraction`` (share of outputs > 0),
+    ``silent_fraction`` (share of units that output 0 for the whole batch) and
+    ``saturated_fraction`` (share of outputs near an asymptote). A window (an epoch,
+    and at least ``Thresholds.min_window_examples`` examples) ORs "ever positive"
+    over every example it saw: a ReLU unit never positive in a window is dead.
+    """
+
+    path: str
+    kind: str
+    units: int
+    is_output: bool = False
+    steps: list[int] = field(default_factory=list)
+    active_fraction: list[float] = field(default_factory=list)
+    silent_fraction: list[float] = field(default_factory=list)
+    saturated_fraction: list[float] = field(default_factory=list)
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    # Accumulators of the open window.
+    ever_positive: np.ndarray | None = None
+    saturated_count: np.ndarray | None = None
+    examples: int = 0
+    window_start: int | None = None
+    # Sampled step at which each unit was last positive (-1: never seen positive).
+    last_alive: np.ndarray | None = None
+
+    def observe(self, step: int, out: np.ndarray, sigmoid_margin: float, tanh_limit: float) -> None:
+        """Fold one batch of outputs (rows are examples) into the statistics."""
+        a = out.reshape(out.shape[0], -1) if out.ndim != 2 else out
+        n, units = a.shape
+        if self.ever_positive is None or self.ever_positive.shape[0] != units:
+            self.units = units
+            self.ever_positive = np.zeros(units, dtype=bool)
+            self.saturated_count = np.zeros(units, dtype=np.int64)
+            self.last_alive = np.full(units, -1, dtype=np.int64)
+        assert self.saturated_count is not None and self.last_alive is not None
+        if self.window_start is None:
+            self.window_start = step
+        self.steps.append(step)
+        self.examples += n
+        positive = a > 0
+        unit_on = positive.any(axis=0)
+        self.ever_positive |= unit_on
+        self.last_alive[unit_on] = step
+        self.active_fraction.append(float(np.count_nonzero(positive)) / max(a.size, 1))
+        self.silent_fraction.append(1.0 - float(np.count_nonzero(unit_on)) / max(units, 1))
+        if self.kind == "sigmoid":
+            sat = (a < sigmoid_margin) | (a > 1.0 - sigmoid_margin)
+        elif self.kind == "tanh":
+            sat = np.abs(a) > tanh_limit
+        else:
+            sat = None
+        if sat is not None:
+            counts = sat.sum(axis=0)
+            self.saturated_count += counts
+            self.saturated_fraction.append(float(counts.sum()) / max(a.size, 1))
+        else:
+            self.saturated_fraction.append(NAN)
+
+    def close_window(self, end_step: int, epoch: int | None, pinned_unit: float) -> dict | None:
+        """End the open window: record its dead and pinned fractions, then start afresh."""
+        if self.ever_positive is None or self.examples == 0:
+            return None
+        assert self.saturated_count is not None and self.last_alive is not None
+        dead = ~self.ever_positive
+        pinned = self.saturated_count >= pinned_unit * self.examples
+        # When did the dead units die: the first sampled step after each one's last sign
+        # of life (units never seen alive died before the first sample).
+        died_at = None
+        if dead.any():
+            after = [_next_sample(self.steps, int(s)) for s in self.last_alive[dead]]
+            died_at = int(np.median(after))
+        window = {
+            "start_step": self.window_start,
+            "end_step": end_step,
+            "epoch": epoch,
+            "examples": self.examples,
+            "units": self.units,
+            "dead_units": int(dead.sum()) if self.kind == "relu" else 0,
+            "dead_fraction": float(dead.mean()) if self.kind == "relu" else 0.0,
+            "dead_unit_indices": np.flatnonzero(dead).tolist() if self.kind == "relu" else [],
+            "died_at_step": died_at if self.kind == "relu" else None,
+            "never_alive": int((self.last_alive[dead] < 0).sum()) if self.kind == "relu" else 0,
+            "pinned_units": int(pinned.sum()),
+            "pinned_fraction": float(pinned.mean()) if self.kind in ("sigmoid", "tanh") else 0.0,
+            "saturated_fraction": float(self.saturated_count.sum())
+            / max(self.examples * self.units, 1),
+        }
+        self.windows.append(window)
+        self.ever_positive[:] = False
+        self.saturated_count[:] = 0
+        self.examples = 0
+        self.window_start = None
+        return window
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "units": self.units,
+            "is_output": self.is_output,
+            "steps": list(self.steps),
+            "active_fraction": list(self.active_fraction),
+            "silent_fraction": list(self.silent_fraction),
+            "saturated_fraction": list(self.saturated_fraction),
+            "windows": [dict(w) for w in self.windows],
+        }
+
+
+def _next_sample(steps: list[int], step: int) -> int:
+    """The first sampled step after ``step`` (or the first one, for step -1)."""
+    i = bisect.bisect_right(steps, step)
+    return steps[min(i, len(steps) - 1)]
+
+
+@dataclass
+class Trace:
+    """Everything the monitor measured.
+
+    ``loss`` and ``lr`` hold one value per optimizer step (global step = index).
+    The per-sample series are aligned with ``samples`` (the sampled global steps):
+    ``grad_norm[param]`` (L2 norm of the gradient), ``signal[layer]`` (RMS of the
+    loss gradient with respect to the layer's output: the back-propagated signal),
+    ``update_ratio[param]`` (``|w_after - w_before| / |w_before|`` of that step's
+    update; NaN when not measured). ``epochs`` holds one dict per finished epoch
+    (``epoch``, ``loss``, ``val_loss``, ``end_step``).
+    """
+
+    loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    samples: list[int] = field(default_factory=list)
+    grad_norm: dict[str, list[float]] = field(default_factory=dict)
+    signal: dict[str, list[float]] = field(default_factory=dict)
+    update_ratio: dict[str, list[float]] = field(default_factory=dict)
+    activations: dict[str, ActivationStats] = field(default_factory=dict)
+    batchnorm: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    epoch_starts: list[int] = field(default_factory=list)
+    nonfinite: dict[str, Any] | None = None
+    dropout_in_eval: dict[str, int] = field(default_factory=dict)
+
+    # --- recording --------------------------------------------------------------
+    def add_sample(
+        self,
+        step: int,
+        grad_norm: dict[str, float],
+        signal: dict[str, float] | None = None,
+    ) -> None:
+        """Record one sampled step; series missing a value get NaN to stay aligned."""
+        n = len(self.samples)
+        self.samples.append(step)
+        _append_aligned(self.grad_norm, grad_norm, n)
+        _append_aligned(self.signal, signal or {}, n)
+        _append_aligned(self.update_ratio, {}, n)
+
+    def set_update_ratio(self, ratios: dict[str, float]) -> None:
+        """Fill in the update ratios of the latest sample (measured after its step)."""
+        n = len(self.samples)
+        for name, value in ratios.items():
+            series = self.update_ratio.setdefault(name, [NAN] * n)
+            if len(series) < n:
+                series.extend([NAN] * (n - len(series)))
+            series[n - 1] = value
+
+    # --- reading ----------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    def epoch_of(self, step: int | None) -> int | None:
+        """The epoch (0-based) that global step ``step`` belongs to (None if unknown)."""
+        if step is None or not self.epoch_starts:
+            return None
+        return max(bisect.bisect_right(self.epoch_starts, step) - 1, 0)
+
+    def window(self, min_samples: int) -> list[int]:
+        """Indices of the samples in the evaluation window: those of the current epoch
+        (the latest one started), extended back to at least ``min_samples`` samples."""
+        n = len(self.samples)
+        start_step = self.epoch_starts[-1] if self.epoch_starts else 0
+        first = bisect.bisect_left(self.samples, start_step)
+        first = min(first, max(n - min_samples, 0))
+        return list(range(first, n))
+
+    def total_grad_norm(self) -> np.ndarray:
+        """Global gradient norm per sample (NaN or inf when any part is)."""
+        if not self.grad_norm:
+            return np.zeros(len(self.samples))
+        m = np.array(list(self.grad_norm.values()), dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.sqrt(np.nansum(m * m, axis=0) + np.where(np.isnan(m).any(axis=0), np.nan, 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loss": list(self.loss),
+            "lr": list(self.lr),
+            "samples": list(self.samples),
+            "grad_norm": {k: list(v) for k, v in self.grad_norm.items()},
+            "signal": {k: list(v) for k, v in self.signal.items()},
+            "update_ratio": {k: list(v) for k, v in self.update_ratio.items()},
+            "activations": {k: a.to_dict() for k, a in self.activations.items()},
+            "batchnorm": {k: {s: list(v) for s, v in d.items()} for k, d in self.batchnorm.items()},
+            "epochs": [dict(e) for e in self.epochs],
+            "epoch_starts": list(self.epoch_starts),
+            "nonfinite": self.nonfinite,
+            "dropout_in_eval": dict(self.dropout_in_eval),
+        }
+
+
+def _append_aligned(series: dict[str, list[float]], values: dict[str, float], n: int) -> None:
+    for name, value in values.items():
+        s = series.setdefault(name, [])
+        if len(s) < n:
+            s.extend([NAN] * (n - len(s)))
+        s.append(value)
+    for s in series.values():
+        if len(s) < n + 1:
+            s.extend([NAN] * (n + 1 - len(s)))
+
+
+def finite_median(values: Any) -> float:
+    """Median of the finite values (NaN when there are none)."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else math.nan
