@@ -39,6 +39,7 @@ def current_module_path(names: dict[int, str] | None = None) -> str | None:
 
 
 def value_range(a: np.ndarray) -> tuple[float, float] | None:
+    a = np.asarray(a)
     if a.dtype.kind not in "fiu" or a.size == 0:
         return None
     finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
@@ -83,7 +84,9 @@ def _count_nonfinite(a: np.ndarray) -> dict[str, int]:
 
 
 def _finite(a: Any) -> bool:
-    return not (isinstance(a, np.ndarray) and a.dtype.kind == "f") or bool(np.isfinite(a).all())
+    # np.generic too: full reductions (sum, mean, max) return numpy scalars, not 0-d arrays.
+    floating = isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind == "f"
+    return not floating or bool(np.isfinite(a).all())
 
 
 class detect_anomaly:
