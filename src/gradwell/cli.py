@@ -75,13 +75,27 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor.tour import command
+
+    return command(args)
+
+
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    from .doctor.tour import add_arguments
+
+    add_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "demo": ("train an MLP on handwritten digits and report test accuracy", _demo),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
+    "doctor": ("--tour: break training in the classic ways, diagnose and repair each", _doctor),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "explain": _explain_arguments,
+    "doctor": _doctor_arguments,
 }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import prescriptions as rx
-from .findings import Finding, severity_rank
+from .findings import Finding
 from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, finite_median
@@ -252,7 +252,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
     }.get(source, source)
     value = ev.get("value")
     became = f"became {value}" if value is not None else "became non-finite"
-    text = f"At step {step}, {what} {became}."
+    text = f"At step {step}, {what} {became}"
     remedies: list[rx.Remedy] = []
     if anomaly:
         op = anomaly.get("op", "?")
@@ -260,9 +260,9 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         ranges = ", ".join(_range_text(r) for r in anomaly.get("input_ranges", []))
         where = module or (names[0] if names else "loss")
         text += (
-            f" The first op to produce inf or NaN from finite values was '{op}' "
-            f"({anomaly.get('phase', 'forward')}) in {module or 'the loss'}, with inputs in "
-            f"{ranges}, at {anomaly.get('code', '?')}."
+            f"; the first op to make inf or NaN from finite values was '{op}' "
+            f"({anomaly.get('phase', 'forward')}) in module {module or '?'}, from inputs in "
+            f"{ranges}. Code: {anomaly.get('code', '?')}."
         )
         lo = min((r[0] for r in anomaly.get("input_ranges", []) if r), default=math.nan)
         if op in ("log", "log1p") and lo <= 0:
@@ -292,7 +292,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
             )
     else:
         where = names[0] if names else ("loss" if source == "loss" else source)
-        text += " " + (ev.get("note") or "The op that produced it could not be located.")
+        text += ". " + (ev.get("note") or "The op that produced it could not be located.")
     remedies += [rx.change_lr(prof, 0.1)]
     ref = _reference(trace.total_grad_norm())
     remedies.append(rx.clip_grad_norm(rx.nice(ref) if math.isfinite(ref) else 1.0))
@@ -386,6 +386,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
             "died_at_step": died,
             "dead_from_start": w["never_alive"],
             "dead_unit_indices": w["dead_unit_indices"][:50],
+            "first_layer": prev == (prof.layers[0] if prof.layers else None),
         }
         step = died if died is not None else w["start_step"]
         out.append(
@@ -641,28 +642,41 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
 
 
 def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> Finding | None:
-    """Input columns far from [-1, 1], or far from each other in scale (from the audit)."""
+    """Input columns far from [-1, 1] or far from each other in scale (warning), or within
+    scale but with outliers far beyond it (info), from the preprocessing audit.
+
+    Scale is judged on the bulk of each column (its 1st to 99th percentiles), so a
+    z-scored column with a few extreme values is an outlier matter, not a scale one.
+    """
     if report is None:
         return None
-    flagged: dict[str, float] = {}
-    for c in report.columns:
-        if c.count == 0 or c.min == c.max:
-            continue
-        mag = max(abs(c.min), abs(c.max))
-        if mag > th.feature_magnitude:
-            flagged[c.name] = mag
+    cols = [c for c in report.columns if c.count > 0 and c.min != c.max]
+    bulk_mag = {c.name: max(abs(c.p01), abs(c.p99)) for c in cols}
+    bulk_range = {c.name: c.p99 - c.p01 for c in cols}
+    scale: dict[str, float] = {n: m for n, m in bulk_mag.items() if m > th.feature_magnitude}
     ratio_msgs = []
-    for w in report.scale_ratio_warnings:
-        if w.ratio < th.feature_range_ratio:
-            continue
-        ratio_msgs.append(w.message)
-        if w.column_range > 2.0 and w.column not in flagged:
-            flagged[w.column] = w.column_range
-        ref = report[w.reference]
-        if w.reference_range < 0.2 and w.reference not in flagged:
-            flagged[w.reference] = max(abs(ref.min), abs(ref.max))
+    spans = {n: r for n, r in bulk_range.items() if r > 0}
+    if len(spans) >= 2:
+        ref = min(spans, key=lambda n: spans[n])
+        for n, r in spans.items():
+            if r > th.feature_range_ratio * spans[ref]:
+                ratio_msgs.append(
+                    f"{n!r} spans {_sci(r)} (1st-99th percentile), {r / spans[ref]:.0f}x the "
+                    f"span of {ref!r} ({_sci(spans[ref])})"
+                )
+                if r > 2.0:
+                    scale.setdefault(n, bulk_mag[n])
+                if spans[ref] < 0.2:
+                    scale.setdefault(ref, bulk_mag[ref])
+    outliers = {
+        c.name: max(abs(c.min), abs(c.max))
+        for c in cols
+        if c.name not in scale and max(abs(c.min), abs(c.max)) > th.feature_magnitude
+    }
+    flagged = scale or outliers
     if not flagged:
         return None
+    severity = "warning" if scale else "info"
     order = sorted(flagged, key=lambda n: -flagged[n])
     chains = {}
     details = {}
@@ -672,23 +686,31 @@ def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> 
         details[name] = {
             "min": c.min,
             "max": c.max,
-            "mean": c.mean,
-            "std": c.std,
             "p01": c.p01,
             "p99": c.p99,
+            "mean": c.mean,
+            "std": c.std,
             "skewness": c.skewness,
             "outlier_fraction": c.outlier_fraction,
             "recommended": c.chain_string,
             "reason": c.reason,
         }
     worst = report[order[0]]
-    explanation = (
-        f"{len(order)} input column{'s' if len(order) > 1 else ''} "
-        f"{'are' if len(order) > 1 else 'is'} far from [-1, 1] or from the others' scale "
-        f"(worst: {order[0]} spans {_sci(worst.min)}..{_sci(worst.max)}). No single learning "
-        f"rate suits weights that see such different scales: gradient descent crawls, "
-        f"saturates units, or diverges into the NaN trap."
-    )
+    s = "s" if len(order) > 1 else ""
+    if scale:
+        explanation = (
+            f"{len(order)} input column{s} {'are' if s else 'is'} far from [-1, 1] or from the "
+            f"other columns' scale (worst: {order[0]}, 1st-99th percentiles "
+            f"{_sci(worst.p01)}..{_sci(worst.p99)}). No single learning rate suits weights that "
+            f"see such different scales: gradient descent crawls, saturates units, or diverges "
+            f"into the NaN trap."
+        )
+    else:
+        explanation = (
+            f"{len(order)} input column{s} {'are' if s else 'is'} scaled, but with outliers far "
+            f"beyond [-1, 1] (worst: {order[0]} reaches {_sci(flagged[order[0]])}); clipping "
+            f"them keeps single examples from dominating the gradient."
+        )
     remedies = [
         rx.scale_columns(chains),
         rx.Remedy(
@@ -698,13 +720,13 @@ def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> 
     ]
     evidence = {
         "columns": details,
-        "scale_ratio_warnings": ratio_msgs,
+        "scale_ratio_warnings": ratio_msgs[:20],
         "rows_audited": report.n_rows,
     }
     return Finding(
         "unscaled_features",
-        "warning",
-        rx.paths(order, 8),
+        severity,
+        ", ".join(order),
         None,
         None,
         evidence,
@@ -882,6 +904,16 @@ def diagnose(
     return findings
 
 
+_SCALE_CONSEQUENCES = (
+    "saturated_activations",
+    "dead_relu",
+    "exploding_gradients",
+    "nan_trap",
+    "learning_rate_too_high",
+)
+_SCALE_FIRST = "scale the input features first (see unscaled_features): "
+
+
 def relate(findings: list[Finding]) -> None:
     """Apply the relations between findings in place (see :func:`diagnose`)."""
     serious = {f.kind for f in findings if f.rank >= 1}
@@ -902,29 +934,21 @@ def relate(findings: list[Finding]) -> None:
                 + ", ".join(sorted(blocked))
                 + " (see those findings), not of the learning rate itself."
             )
-    unscaled = next(
-        (
-            f
-            for f in findings
-            if f.kind == "unscaled_features" and f.rank >= severity_rank("warning")
-        ),
-        None,
-    )
+    unscaled = next((f for f in findings if f.kind == "unscaled_features" and f.rank >= 1), None)
     if unscaled is None:
         return
+    # Findings that unscaled inputs typically cause: scaling becomes their first remedy,
+    # and the unscaled finding takes the severity of the worst of them (it is the root).
+    caused = []
     for f in findings:
-        first_layer = f.kind != "saturated_activations" or f.evidence.get("first_layer")
-        if (
-            f.kind
-            in (
-                "saturated_activations",
-                "exploding_gradients",
-                "nan_trap",
-                "learning_rate_too_high",
-            )
-            and first_layer
-        ):
-            f.remedies.insert(
-                0, "scale the input features first (see unscaled_features): " + unscaled.remedies[0]
-            )
-            f.actions.insert(0, dict(unscaled.actions[0]))
+        if f.kind in _SCALE_CONSEQUENCES and f.evidence.get("first_layer", True):
+            caused.append(f)
+            if not f.remedies or not f.remedies[0].startswith(_SCALE_FIRST):
+                f.remedies.insert(0, _SCALE_FIRST + unscaled.remedies[0])
+                f.actions.insert(0, dict(unscaled.actions[0]))
+    if caused:
+        worst = max(caused, key=lambda f: f.rank)
+        if worst.rank > unscaled.rank:
+            unscaled.severity = worst.severity
+        names = ", ".join(f"{f.kind} at {f.where}" for f in caused)
+        unscaled.explanation += f" In this run it probably led to: {names}."

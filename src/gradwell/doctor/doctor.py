@@ -47,6 +47,7 @@ AUDIT_ROWS = 5000
 HAND_WINDOW = 20
 
 _KEYED_BY_PLACE = ("dead_relu", "saturated_activations", "dropout_misconfigured")
+_UNION_OF_PLACES = ("vanishing_gradients", "exploding_gradients")
 
 
 def _key(f: Finding) -> tuple[str, str]:
@@ -139,7 +140,7 @@ class Doctor(Callback):
         self._loss_ref: float | None = None
         self._snapshot: dict[str, np.ndarray] = {}
         self._snapshot_pending = False
-        self._signal: dict[str, float] = {}
+        self._signal: dict[str, np.ndarray] = {}
         self._total_norm = math.nan
         self._norm_ref: float | None = None
         self._call_order: list[str] | None = None
@@ -374,6 +375,11 @@ class Doctor(Callback):
         self._arm_if_sampled(self._step)
 
     def _sample(self, s: int) -> None:
+        # One errstate for the whole sample: a float32 dot of huge values warns on overflow.
+        with np.errstate(all="ignore"):
+            self._sample_numbers(s)
+
+    def _sample_numbers(self, s: int) -> None:
         norms: dict[str, float] = {}
         total2 = 0.0
         for name, p in self._params:
@@ -384,7 +390,12 @@ class Doctor(Callback):
             n2 = float(np.dot(a, a))  # BLAS: no warning on overflow, inf or nan comes out
             norms[name] = math.sqrt(n2) if n2 >= 0 else math.nan
             total2 += n2
-        self.trace.add_sample(s, norms, self._signal)
+        signal = {}
+        for path, g in self._signal.items():
+            a = g.ravel()
+            n2 = float(np.dot(a, a))
+            signal[path] = math.sqrt(n2 / max(a.size, 1)) if n2 >= 0 else math.nan
+        self.trace.add_sample(s, norms, signal)
         self._signal = {}
         self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
         for path, m in self._bn_modules:
@@ -412,6 +423,10 @@ class Doctor(Callback):
         if not self._snapshot_pending:
             return
         self._snapshot_pending = False
+        with np.errstate(all="ignore"):
+            self._update_ratios()
+
+    def _update_ratios(self) -> None:
         ratios = {}
         broken = []
         for name, p in self._weights:
@@ -573,9 +588,7 @@ class Doctor(Callback):
         signal = self._signal  # the dict of this step (replaced after each sample)
 
         def record(g: Tensor) -> None:
-            a = g.data.ravel()
-            n2 = float(np.dot(a, a))
-            signal[path] = math.sqrt(n2 / max(a.size, 1)) if n2 >= 0 else math.nan
+            signal[path] = g.data  # reduced to its RMS in _sample
 
         output.register_hook(record)
 
@@ -631,8 +644,16 @@ class Doctor(Callback):
             if old is None:
                 self._raw[k] = f
             elif f.rank >= old.rank:
-                if old.step is not None and (f.step is None or old.step < f.step):
+                keep_start = f.kind not in _KEYED_BY_PLACE  # per-layer kinds: latest window
+                if keep_start and old.step is not None and (f.step is None or old.step < f.step):
                     f.step, f.epoch = old.step, old.epoch
+                if f.kind in _UNION_OF_PLACES:
+                    # the places affected at any time in the run, in forward order
+                    seen = set(old.locations) | set(f.locations)
+                    order = [p for p in self.profile.order if p in seen]
+                    order += sorted(seen - set(order))
+                    f.where = ", ".join(order)
+                    f.evidence["layers_over_the_run"] = order
                 self._raw[k] = f
         findings = self.findings
         history = self.state.history if self.state is not None else None

@@ -87,7 +87,13 @@ class Finding:
         at = f" ({', '.join(when)})" if when else ""
         first = self.explanation.split(". ")[0].rstrip(".")
         fix = f" -> {self.remedies[0]}" if self.remedies else ""
-        return f"[{self.severity}] {self.kind} at {self.where}{at}: {first}{fix}"
+        places = self.locations
+        where = (
+            self.where
+            if len(places) <= 6
+            else (", ".join(places[:6]) + f" and {len(places) - 6} more")
+        )
+        return f"[{self.severity}] {self.kind} at {where}{at}: {first}{fix}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (non-finite numbers become strings "nan", "inf", "-inf")."""

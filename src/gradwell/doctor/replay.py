@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import engine
 from ..autograd.anomaly import detect_anomaly
 
 
@@ -54,17 +55,39 @@ def replay_anomaly(
     for p in twin.parameters():
         p.grad = None
     trap = detect_anomaly(raise_error=False, module_names=names)
+    # Backward runs outside any module call, so remember which module made each tensor in
+    # the forward pass: a backward anomaly is then named by the module of its node.
+    made_in: dict[int, tuple[Any, str]] = {}
+    backward_module: list[str] = []
+
+    def remember(op: Any, ins: Any, out: Any) -> None:
+        if engine.module_stack:
+            mod = engine.module_stack[-1]
+            made_in[id(out)] = (out, names.get(id(mod), type(mod).__name__))
+
+    def locate(node: Any, g: Any, input_grads: Any) -> None:
+        if trap.anomalies and not backward_module and trap.anomalies[0].phase == "backward":
+            backward_module.append(made_in.get(id(node), (None, ""))[1])
+
     try:
         with trap:
-            out = twin(inputs)
-            if loss_fn is not None and targets is not None:
-                loss = loss_fn(out, targets)
-                if not trap.anomalies and getattr(loss, "requires_grad", False):
-                    loss.backward()
+            engine.forward_hooks.append(remember)
+            engine.vjp_hooks.append(locate)
+            try:
+                out = twin(inputs)
+                if loss_fn is not None and targets is not None:
+                    loss = loss_fn(out, targets)
+                    if not trap.anomalies and getattr(loss, "requires_grad", False):
+                        loss.backward()
+            finally:
+                engine.forward_hooks.remove(remember)
+                engine.vjp_hooks.remove(locate)
     except Exception as e:  # the replay is best effort: report, never break training
         return None, f"Replaying the batch under gw.detect_anomaly failed: {e!r}."
     if trap.anomalies:
         a = trap.anomalies[0]
+        if a.phase == "backward" and backward_module and backward_module[0]:
+            a.module = backward_module[0]
         found = asdict(a)
         found["input_shapes"] = [list(s) for s in a.input_shapes]
         found["input_ranges"] = [list(r) if r else None for r in a.input_ranges]
