@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import prescriptions as rx
-from .findings import Finding
+from .findings import Finding, severity_rank
 from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, finite_median
@@ -336,14 +336,17 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         if w is None:
             continue
         frac = w["dead_fraction"]
-        severity = _severity(frac, th.dead_info, th.dead_warning, th.dead_critical)
+        from_start = w["never_alive"] >= max(1, w["dead_units"]) / 2
+        # Units silent from initialisation (narrow layers on low-dimensional inputs) waste
+        # capacity; units killed during training are the pathology, so they warn sooner.
+        warn_at = th.dead_from_start_warning if from_start else th.dead_warning
+        severity = _severity(frac, th.dead_info, warn_at, th.dead_critical)
         if severity is None:
             continue
         died = w["died_at_step"]
         blocked_by = _zero_dropout_before(prof, path)
         if blocked_by is not None:
             severity = "info"
-        from_start = w["never_alive"] >= max(1, w["dead_units"]) / 2
         prev = prof.layer_before(path)
         when = (
             "from the first sampled step"
@@ -414,9 +417,15 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
         if w is None:
             continue
         frac = w["pinned_fraction"]
-        severity = _severity(frac, th.saturated_info, th.saturated_warning, th.saturated_critical)
-        if severity is None:
+        sat = w["saturated_fraction"]
+        ranks = [
+            _severity(frac, th.saturated_info, th.saturated_warning, th.saturated_critical),
+            _severity(sat, th.saturated_output_info, th.saturated_output_warning, 2.0),
+        ]
+        ranks = [r for r in ranks if r is not None]
+        if not ranks:
             continue
+        severity = max(ranks, key=severity_rank)
         name = prof.types.get(path, stats.kind)
         bound = (
             f"within {th.sigmoid_margin} of 0 or 1"
@@ -424,10 +433,10 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
             else f"beyond +-{th.tanh_limit}"
         )
         explanation = (
-            f"{frac:.0%} of the {w['units']} {name} units at {path} output values {bound} for "
-            f"at least {th.pinned_unit:.0%} of the {w['examples']} examples of the latest "
-            f"window. There the derivative is nearly 0, so these units neither learn nor pass "
-            f"gradient back."
+            f"{sat:.0%} of the outputs of the {w['units']} {name} units at {path} are {bound} "
+            f"over the {w['examples']} examples of the latest window, and {frac:.0%} of the "
+            f"units are pinned there (for at least {th.pinned_unit:.0%} of the examples). There "
+            f"the derivative is nearly 0, so these units barely learn or pass gradient back."
         )
         prev = prof.layer_before(path)
         remedies = [rx.replace_activation([path], name, "ReLU")]
@@ -593,7 +602,12 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 )
             )
             return out
-        progress = (L0 - last) / abs(L0) if L0 != 0 else math.inf
+        # Progress from the medians of the first and last thirds of the run: single batches,
+        # and even short blocks of them, are too noisy to judge "barely moving".
+        third = max(loss.size // 3, 1)
+        start = float(np.median(loss[:third]))
+        end = float(np.median(loss[-third:]))
+        progress = (start - end) / abs(start) if start != 0 else math.inf
         all_ratio = _median_update_ratio(trace, prof)
         if (
             not went_nonfinite
@@ -611,14 +625,15 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
             )
             explanation = (
                 f"With learning rate {lr_text}, the loss {moved} in "
-                f"{loss.size} steps ({_sci(L0)} -> {_sci(last)}) and each update changes the "
+                f"{loss.size} steps ({_sci(start)} -> {_sci(end)}, medians of the first and "
+                f"last thirds) and each update changes the "
                 f"weights by {_sci(all_ratio)} of their size (about 1e-3 is typical of a "
                 f"well-tuned run)."
             )
             evidence = {
                 "lr": prof.lrs,
-                "loss_start": L0,
-                "loss_recent": last,
+                "loss_first_third": start,
+                "loss_last_third": end,
                 "relative_progress": progress,
                 "median_update_ratio": all_ratio,
                 "steps": int(loss.size),
@@ -796,6 +811,15 @@ def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
 # --- overfitting ---------------------------------------------------------------------------
 
 
+def _kendall_tau(values: np.ndarray) -> float:
+    """Share of increasing minus decreasing pairs (i < j): 1 for a steady rise."""
+    n = values.size
+    if n < 2:
+        return 0.0
+    d = np.sign(values[None, :] - values[:, None])
+    return float(np.triu(d, 1).sum()) / (n * (n - 1) / 2)
+
+
 def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
     """Validation loss persistently above its best while the training loss kept falling."""
     rows = [
@@ -813,10 +837,20 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     best = int(np.argmin(val))
     if len(rows) - 1 - best < th.overfit_patience:
         return None
+    # The best level is judged on the median-of-3 smoothed curve: one lucky epoch of a noisy
+    # validation loss is not a level the model reached.
+    padded = np.concatenate([val[:1], val, val[-1:]])
+    smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    best_level = float(smooth[: len(rows) - th.overfit_patience].min())
     recent = val[-th.overfit_patience :]
-    scale = abs(val[best]) if val[best] != 0 else 1.0
-    rise = float(recent.min() - val[best]) / scale
-    if rise < th.overfit_info_rise or not train[-1] < train[best]:
+    scale = abs(best_level) if best_level != 0 else 1.0
+    rise = float(recent.min() - best_level) / scale
+    fell = (train[best] - train[-1]) / abs(train[best]) if train[best] != 0 else 0.0
+    if rise < th.overfit_info_rise or fell < th.overfit_train_fall:
+        return None
+    # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best.
+    trend = _kendall_tau(val[best + 1 :])
+    if trend < th.overfit_trend:
         return None
     severity = "warning" if rise >= th.overfit_rise else "info"
     best_epoch = int(rows[best]["epoch"])
@@ -848,8 +882,10 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         "best_val_loss": float(val[best]),
         "recent_val_loss": float(val[-1]),
         "rise": rise,
+        "trend_after_best": trend,
         "train_loss_at_best": float(train[best]),
         "train_loss_recent": float(train[-1]),
+        "train_loss_fall": float(fell),
     }
     step = rows[best].get("end_step")
     f = _finding("overfitting", severity, "model", step, trace, evidence, explanation, remedies)

@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,7 @@ HAND_WINDOW = 20
 
 _KEYED_BY_PLACE = ("dead_relu", "saturated_activations", "dropout_misconfigured")
 _UNION_OF_PLACES = ("vanishing_gradients", "exploding_gradients")
+_CURRENT_STATE = ("overfitting",)
 
 
 def _key(f: Finding) -> tuple[str, str]:
@@ -81,7 +83,9 @@ class Doctor(Callback):
     ``feature_names`` (for the feature audit), ``verbose`` (print a line when a
     warning or critical finding first appears, and a summary at the end; default:
     as ``fit``'s verbose), ``replay_nan`` (replay the batch that produced the
-    first non-finite value under ``gw.detect_anomaly``).
+    first non-finite value under ``gw.detect_anomaly``), ``raise_errors`` (let an error
+    inside the doctor propagate; by default it warns, switches itself off and training
+    goes on).
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -107,6 +111,7 @@ class Doctor(Callback):
         feature_names: list[str] | None = None,
         verbose: bool | None = None,
         replay_nan: bool = True,
+        raise_errors: bool = False,
     ) -> None:
         super().__init__()
         if sample_every is not None and (not isinstance(sample_every, int) or sample_every < 1):
@@ -126,6 +131,8 @@ class Doctor(Callback):
         self.feature_names = list(feature_names) if feature_names is not None else None
         self.verbose = verbose
         self.replay_nan = replay_nan
+        self.raise_errors = raise_errors
+        self._broken = False
         self.trace = Trace()
         self.profile = ModelProfile()
         self.audit_report: Any = None
@@ -232,22 +239,31 @@ class Doctor(Callback):
         step. ``inputs``/``targets`` let the doctor replay the batch if a NaN appears."""
         if not self._attached:
             raise RuntimeError("Doctor.step: no model attached; create Doctor(model, optimizer)")
+        self._safely(self._hand_step, loss, inputs, targets)
+
+    def _hand_step(self, loss: Any, inputs: Any, targets: Any) -> None:
         self._resolve_update()
         self._observe(loss, inputs, targets, self.loss_fn)
-        if not self._in_fit:
-            if self._since_diagnosis >= HAND_WINDOW:
-                self._close_windows(force=False)
-                self._diagnose()
-                self._since_diagnosis = 0
+        if not self._in_fit and self._since_diagnosis >= HAND_WINDOW:
+            self._close_windows(force=False)
+            self._diagnose()
+            self._since_diagnosis = 0
 
     def end_epoch(self, loss: float | None = None, val_loss: float | None = None) -> None:
         """Mark an epoch boundary in a hand-written loop (for windows and overfitting)."""
+        self._safely(self._hand_epoch, loss, val_loss)
+
+    def _hand_epoch(self, loss: float | None, val_loss: float | None) -> None:
         self._resolve_update()
         self._end_epoch(len(self.trace.epochs), {"loss": loss, "val_loss": val_loss})
         self.trace.epoch_starts.append(self._step)
 
     def finish(self) -> list[Finding]:
         """Final diagnosis; removes every hook. Returns the findings."""
+        self._safely(self._finish)
+        return self.findings
+
+    def _finish(self) -> None:
         self._resolve_update()
         self._disarm()
         for h in self._permanent:
@@ -256,7 +272,6 @@ class Doctor(Callback):
         self._close_windows(force=True)
         self._diagnose()
         self._finished = True
-        return self.findings
 
     def report(self) -> str:
         """The findings and the measurements, as text."""
@@ -292,7 +307,42 @@ class Doctor(Callback):
         return os.fspath(path)
 
     # ------------------------------------------------------------------ callbacks (fit)
+    # Each hook runs its work through _safely: a bug in the doctor must never stop training.
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        assert state is not None
+        if self.feature_names is not None:  # a wrong configuration is the user's to fix
+            X = _train_inputs(state.train_loader)
+            width = int(np.prod(np.shape(X)[1:])) if X is not None else None
+            if width is not None and width != len(self.feature_names):
+                raise ValueError(
+                    f"Doctor: feature_names has {len(self.feature_names)} names but the "
+                    f"training inputs have {width} columns"
+                )
+        self._safely(self._train_begin)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._broken and (
+            not self.trace.epoch_starts or self.trace.epoch_starts[-1] != self._step
+        ):
+            self.trace.epoch_starts.append(self._step)
+
+    def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        state = self.state
+        if not self._broken and state is not None:
+            self._safely(self._observe, state.loss, state.inputs, state.targets, state.loss_fn)
+
+    def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        if self._snapshot_pending and not self._broken:
+            self._safely(self._resolve_update)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._safely(self._end_epoch, epoch, logs or {})
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._safely(self._train_end)
+
+    def _train_begin(self) -> None:
         state = self.state
         assert state is not None
         self._in_fit = True
@@ -311,31 +361,10 @@ class Doctor(Callback):
         self.attach(state.model, state.optimizer)
         X = _train_inputs(state.train_loader)
         if X is not None:
-            try:
-                self.audit(X)
-            except ValueError:
-                raise
-            except Exception as e:  # an odd dataset must not stop training; say so
-                self._say(f"doctor: skipped the feature audit ({e!r})")
+            self.audit(X)
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if not self.trace.epoch_starts or self.trace.epoch_starts[-1] != self._step:
-            self.trace.epoch_starts.append(self._step)
-
-    def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
-        state = self.state
-        assert state is not None
-        self._observe(state.loss, state.inputs, state.targets, state.loss_fn)
-
-    def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
-        if self._snapshot_pending:
-            self._resolve_update()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._end_epoch(epoch, logs or {})
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.finish()
+    def _train_end(self) -> None:
+        self._finish()
         state = self.state
         if state is not None and state.history is not None:
             state.history.findings[:] = self.findings
@@ -344,6 +373,27 @@ class Doctor(Callback):
 
             for line in summary_lines(self):
                 self._say(line)
+
+    def _safely(self, fn: Any, *args: Any) -> None:
+        if self._broken:
+            return
+        try:
+            fn(*args)
+        except Exception as e:
+            if self.raise_errors:
+                raise
+            self._broken = True
+            self._armed = True  # so that _disarm removes whatever is installed
+            self._disarm()
+            for h in self._permanent:
+                h.remove()
+            self._permanent = []
+            warnings.warn(
+                f"gradwell doctor: switched off after an internal error ({e!r}); training "
+                "goes on unaffected. Please report it.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------------ observation
     def _observe(self, loss: Any, inputs: Any, targets: Any, loss_fn: Any) -> None:
@@ -632,7 +682,15 @@ class Doctor(Callback):
                 self._merge([f])
 
     def _diagnose(self) -> None:
-        self._merge(diagnose(self.trace, self.profile, self.thresholds, self.audit_report))
+        found = diagnose(self.trace, self.profile, self.thresholds, self.audit_report)
+        # A trend judged on the whole run: the latest verdict replaces earlier ones.
+        for key in [k for k in self._raw if k[0] in _CURRENT_STATE]:
+            if not any(_key(f) == key for f in found):
+                del self._raw[key]
+        for f in found:
+            if f.kind in _CURRENT_STATE:
+                self._raw.pop(_key(f), None)
+        self._merge(found)
 
     def _merge(self, new: list[Finding]) -> None:
         """Keep each finding at its worst (earliest start); announce new serious ones."""
@@ -654,6 +712,13 @@ class Doctor(Callback):
                     order += sorted(seen - set(order))
                     f.where = ", ".join(order)
                     f.evidence["layers_over_the_run"] = order
+                    for key in ("ratio_to_strongest_later_layer", "growth_by_layer"):
+                        if key in old.evidence and key in f.evidence:
+                            merged = dict(old.evidence[key])
+                            pick = min if key.startswith("ratio") else max
+                            for p, v in f.evidence[key].items():
+                                merged[p] = pick(v, merged.get(p, v))
+                            f.evidence[key] = merged
                 self._raw[k] = f
         findings = self.findings
         history = self.state.history if self.state is not None else None

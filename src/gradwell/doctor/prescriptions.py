@@ -24,9 +24,9 @@ class Remedy:
 
 def fmt_num(x: float) -> str:
     """A short human form: 0.05, 1e-05, 3.2e+04, 12."""
-    if x == 0 or not math.isfinite(x):
+    if not math.isfinite(x):
         return str(x)
-    return f"{x:.3g}"
+    return f"{x:.3g}"  # 0 -> "0", 0.05 -> "0.05", 1e-05 -> "1e-05"
 
 
 def nice(x: float) -> float:

@@ -49,6 +49,9 @@ class Thresholds:
     dead_info: float = 0.1
     dead_warning: float = 0.3
     dead_critical: float = 0.9
+    #: Warning level for units that were never active since initialisation (deep, narrow
+    #: ReLU stacks on low-dimensional inputs leave 10-40% of some layers silent from the start).
+    dead_from_start_warning: float = 0.5
     #: sigmoid outputs within this distance of 0 or 1 are saturated: sigma' < 0.0099, under
     #: 4% of its peak 0.25.
     sigmoid_margin: float = 0.01
@@ -60,6 +63,10 @@ class Thresholds:
     saturated_info: float = 0.1
     saturated_warning: float = 0.3
     saturated_critical: float = 0.9
+    #: Fractions of a layer's outputs (example x unit) saturated, for info / warning. Healthy
+    #: sigmoid and tanh layers stay well under half; a layer fed unscaled inputs goes over 0.9.
+    saturated_output_info: float = 0.4
+    saturated_output_warning: float = 0.7
 
     # --- learning rate --------------------------------------------------------------
     #: Loss diverged: the latest smoothed loss is this many times the starting loss.
@@ -98,3 +105,9 @@ class Thresholds:
     overfit_info_rise: float = 0.03
     #: ...for at least this many epochs after the best one, while training loss fell.
     overfit_patience: int = 3
+    #: ...and the epochs after the best rise as a trend (Kendall's tau at least this), not a
+    #: plateau whose noise happens to sit above the best value.
+    overfit_trend: float = 0.2
+    #: ...while the training loss fell by at least this share since the best epoch (the
+    #: model kept fitting the training set).
+    overfit_train_fall: float = 0.1
