@@ -119,8 +119,9 @@ def fit(
     ("accuracy", "top_5_accuracy", "mse", "rmse", "mae", "r2") or callables
     ``fn(y_true, y_pred)``. Each step runs: forward, loss, backward, optional
     gradient clipping to the total norm ``clip_grad_norm``, optimizer step, callbacks.
-    ``epochs`` is the index of the last epoch: a run resumed with
-    ``initial_epoch=k`` trains epochs k .. epochs-1. ``verbose``: 0 silent, 1 a
+    Epochs are numbered from 0 and ``epochs`` is where training ends (as in Keras):
+    a run resumed with ``initial_epoch=k`` trains epochs k .. epochs-1; a given
+    DataLoader is set to each epoch's shuffle order (``set_epoch``). ``verbose``: 0 silent, 1 a
     progress bar per epoch (one line per epoch when stdout is not a terminal),
     2 one line per epoch. ``doctor``: the training doctor, on by default (``False``
     turns it off; pass a ``gw.doctor.Doctor`` to configure it); its findings are in
