@@ -183,3 +183,17 @@ def test_evaluate_returns_loss_and_metrics(blobs, make_model):
     )
     assert set(logs) == {"loss", "accuracy"}
     assert logs["accuracy"] == np.mean(gw.predict(model, X).argmax(axis=1) == y)
+
+
+def test_evaluate_accepts_a_loss_name_like_fit():
+    import numpy as np
+
+    import gradwell as gw
+
+    model = gw.nn.Sequential(gw.nn.Linear(4, 3, rng=0))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 4)).astype("float32")
+    y = rng.integers(0, 3, 20)
+    by_name = gw.evaluate(model, (X, y), loss="cross_entropy")["loss"]
+    by_module = gw.evaluate(model, (X, y), loss=gw.nn.CrossEntropyLoss())["loss"]
+    assert by_name == by_module

@@ -195,9 +195,9 @@ def lr_find(
         raise ValueError(f"lr_find: beta must be in [0, 1); got {beta!r}")
     if not diverge > 1:
         raise ValueError(f"lr_find: diverge must be > 1; got {diverge!r}")
-    from ..train.fit import _loss_fn
+    from ..train.predict import resolve_loss
 
-    loss_fn = _loss_fn(loss)
+    loss_fn = resolve_loss(loss, "lr_find")
     saved_model = model.state_dict()
     saved_opt = copy.deepcopy(optimizer.state_dict())
     was_training = model.training

@@ -13,34 +13,8 @@ from ..data.loader import DataLoader, Seed
 from . import metrics as _metrics
 from .callbacks import Callback, CallbackList, TrainingState
 from .history import History
-from .predict import _evaluate, fresh_copy
+from .predict import _evaluate, fresh_copy, resolve_loss
 from .progress import ProgressBar
-
-#: Loss names accepted by ``fit(loss=...)`` and the gw.nn loss class each stands for.
-LOSS_NAMES = {
-    "cross_entropy": "CrossEntropyLoss",
-    "nll": "NLLLoss",
-    "mse": "MSELoss",
-    "l1": "L1Loss",
-    "mae": "L1Loss",
-    "huber": "HuberLoss",
-    "bce_with_logits": "BCEWithLogitsLoss",
-}
-
-
-def _loss_fn(loss: Any) -> Any:
-    if isinstance(loss, str):
-        if loss not in LOSS_NAMES:
-            raise ValueError(
-                f"fit: unknown loss {loss!r}; expected one of {', '.join(LOSS_NAMES)} or a "
-                "callable loss(outputs, targets) such as gw.nn.CrossEntropyLoss()"
-            )
-        from .. import nn
-
-        return getattr(nn, LOSS_NAMES[loss])()
-    if not callable(loss):
-        raise TypeError(f"fit: loss must be callable as loss(outputs, targets); got {loss!r}")
-    return loss
 
 
 def _takes_logits(loss_fn: Any) -> bool:
@@ -145,7 +119,7 @@ def fit(
         )
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
-    loss_fn = _loss_fn(loss)
+    loss_fn = resolve_loss(loss, "fit")
     train_loader = _loader(train, batch_size, shuffle, seed, "train")
     val_loader = (
         None if validation is None else _loader(validation, batch_size, False, None, "validation")

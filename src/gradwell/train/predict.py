@@ -62,6 +62,34 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(outputs)
 
 
+#: Loss names accepted by ``fit`` and ``evaluate`` and the gw.nn loss class each stands for.
+LOSS_NAMES = {
+    "cross_entropy": "CrossEntropyLoss",
+    "nll": "NLLLoss",
+    "mse": "MSELoss",
+    "l1": "L1Loss",
+    "mae": "L1Loss",
+    "huber": "HuberLoss",
+    "bce_with_logits": "BCEWithLogitsLoss",
+}
+
+
+def resolve_loss(loss: Any, where: str) -> Any:
+    """A loss callable from a callable or a name such as \"cross_entropy\"."""
+    if isinstance(loss, str):
+        if loss not in LOSS_NAMES:
+            raise ValueError(
+                f"{where}: unknown loss {loss!r}; expected one of {', '.join(LOSS_NAMES)} or a "
+                "callable loss(outputs, targets) such as gw.nn.CrossEntropyLoss()"
+            )
+        from .. import nn
+
+        return getattr(nn, LOSS_NAMES[loss])()
+    if not callable(loss):
+        raise TypeError(f"{where}: loss must be callable as loss(outputs, targets); got {loss!r}")
+    return loss
+
+
 def evaluate(
     model: Any,
     data: Any,
@@ -83,7 +111,8 @@ def evaluate(
     {'loss': 0.08, 'accuracy': 0.975}
     """
     accumulators = [_metrics.get(m) for m in metrics]
-    return _evaluate(model, _batches(data, batch_size, "evaluate"), loss, accumulators, prefix)
+    loss_fn = None if loss is None else resolve_loss(loss, "evaluate")
+    return _evaluate(model, _batches(data, batch_size, "evaluate"), loss_fn, accumulators, prefix)
 
 
 def _evaluate(
