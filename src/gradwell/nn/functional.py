@@ -24,7 +24,7 @@ from ..autograd.creation import _rng
 from ..autograd.functional import elu, leaky_relu, log_softmax, softmax, softplus
 from ..autograd.ops import gelu, relu, sigmoid, tanh
 from ..autograd.tensor import Tensor
-from . import fused
+from . import fused, kernels
 from .module import where_called
 
 __all__ = [
@@ -183,9 +183,9 @@ def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = Non
 def dropout_mask(
     shape: tuple[int, ...], dtype: Any, rate: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """0 where dropped, 1 / (1 - rate) where kept; uniforms drawn in float32 (half the work)."""
-    keep = rng.random(shape, dtype=np.float32) >= rate
-    return np.multiply(keep, 1.0 / (1.0 - rate), dtype=dtype)
+    """0 where dropped, 1 / (1 - rate) where kept; one 64-bit seed drawn from ``rng``."""
+    seed = np.uint64(rng.bit_generator.random_raw())
+    return kernels.dropout_mask(tuple(shape), np.empty(0, dtype), float(rate), seed)
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..autograd import ops
 from ..autograd.ops import TensorF, primitive
+from . import kernels
 from .module import where_called
 
 # ---------------------------------------------------------------------------
@@ -69,6 +70,8 @@ def _(F, g, out, ins, needs, attrs):
 # ---------------------------------------------------------------------------
 # batch_norm
 
+_NO_AFFINE = np.empty(0, np.float32)  # stands for "no gamma/beta" in the compiled kernels
+
 
 @primitive("batch_norm", saves=True)
 def batch_norm(
@@ -95,23 +98,16 @@ def batch_norm(
                 f"training (batch statistics of a single example are meaningless); got input "
                 f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
             )
-        mean = np.add.reduce(x, 0)  # skips np.mean's per-call bookkeeping
-        mean *= 1.0 / n
-        xhat = x - mean
-        var = np.einsum("ij,ij->j", xhat, xhat) / n  # one pass, no squared temporary
-        inv_std = 1.0 / np.sqrt(var + eps)
-        xhat *= inv_std
+        gamma, beta = affine if affine else (_NO_AFFINE, _NO_AFFINE)
+        out, xhat, mean, var, inv_std = kernels.batch_norm_train(
+            np.ascontiguousarray(x), gamma, beta, eps
+        )
         if running_mean is not None:
             running_mean *= 1.0 - momentum
             running_mean += momentum * mean
         if running_var is not None:
             running_var *= 1.0 - momentum
             running_var += (momentum * n / (n - 1)) * var
-        if affine:
-            out = xhat * affine[0]
-            out += affine[1]
-        else:
-            out = xhat.copy()  # the output must not alias what backward reads
         return out, (xhat, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
@@ -142,6 +138,17 @@ def _(F, g, out, ins, needs, attrs):
             xhat = (x - mu) * inv_std
     elif training:
         xhat, inv_std = attrs["saved"]
+        gx, gxhat, gsum = kernels.batch_norm_train_grad(
+            np.ascontiguousarray(g), xhat, inv_std, _NO_AFFINE if gamma is None else gamma,
+            needs[0],
+        )  # fmt: skip
+        if gamma is None:
+            return (gx if needs[0] else None,)
+        return (
+            (gx if needs[0] else None),
+            (gxhat if needs[1] else None),
+            (gsum if needs[2] else None),
+        )
     else:
         mu, inv_std = attrs["saved"]
         xhat = None  # made below only if the gamma gradient needs it

@@ -1,0 +1,110 @@
+"""Compiled inner loops of the fused layers (numba).
+
+Each is the arithmetic of one fused primitive in ``fused.py``, done in a few
+passes over memory instead of a numpy temporary per step. Measured on (32, 512)
+float32 on one core: batch-norm forward 28 -> 8 us, dropout 48 -> 8 us (see
+benchmarks/README.md). Loops are compiled on first use and cached on disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def batch_norm_train(x: Any, gamma: Any, beta: Any, eps: float) -> Any:
+    """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
+
+    Returns (out, xhat, mean, var, inv_std). ``gamma``/``beta`` may be empty (no affine).
+    """
+    n, c = x.shape
+    dt = x.dtype.type
+    mean = np.zeros(c, x.dtype)
+    var = np.zeros(c, x.dtype)
+    for i in range(n):
+        for j in range(c):
+            mean[j] += x[i, j]
+    inv_n = dt(1.0 / n)
+    for j in range(c):
+        mean[j] *= inv_n
+    for i in range(n):
+        for j in range(c):
+            d = x[i, j] - mean[j]
+            var[j] += d * d
+    inv_std = np.empty(c, x.dtype)
+    for j in range(c):
+        var[j] *= inv_n
+        inv_std[j] = dt(1.0) / np.sqrt(var[j] + dt(eps))
+    xhat = np.empty_like(x)
+    out = np.empty_like(x)
+    affine = gamma.size > 0
+    for i in range(n):
+        for j in range(c):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            xhat[i, j] = h
+            out[i, j] = h * gamma[j] + beta[j] if affine else h
+    return out, xhat, mean, var, inv_std
+
+
+@_jit
+def batch_norm_train_grad(g: Any, xhat: Any, inv_std: Any, gamma: Any, need_x: bool) -> Any:
+    """Gradients of ``batch_norm_train``: (gx, d gamma = sum g xhat, d beta = sum g).
+
+    gx = gamma inv_std / N (N g - sum g - xhat sum(g xhat)); empty when not needed.
+    """
+    n, c = g.shape
+    dt = g.dtype.type
+    gsum = np.zeros(c, g.dtype)
+    gxhat = np.zeros(c, g.dtype)
+    for i in range(n):
+        for j in range(c):
+            gi = g[i, j]
+            gsum[j] += gi
+            gxhat[j] += gi * xhat[i, j]
+    if not need_x:
+        return np.empty((0, 0), g.dtype), gxhat, gsum
+    scale = inv_std.copy() if gamma.size == 0 else inv_std * gamma
+    inv_n = dt(1.0 / n)
+    a = np.empty(c, g.dtype)
+    b = np.empty(c, g.dtype)
+    for j in range(c):
+        a[j] = gxhat[j] * scale[j] * inv_n
+        b[j] = gsum[j] * scale[j] * inv_n
+    gx = np.empty_like(g)
+    for i in range(n):
+        for j in range(c):
+            gx[i, j] = g[i, j] * scale[j] - (xhat[i, j] * a[j] + b[j])
+    return gx, gxhat, gsum
+
+
+@_jit
+def _mix64(z: Any) -> Any:
+    # SplitMix64's finaliser: a strong 64-bit hash of a counter.
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@_jit
+def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
+    """0 with probability ``rate``, else 1 / (1 - rate); element i hashes (seed, i).
+
+    Counter-based, so the mask depends only on the seed (drawn from the layer's
+    Generator) and is the same however the loop is run.
+    """
+    mask = np.empty(shape, dtype_like.dtype)
+    flat = mask.ravel()
+    scale = dtype_like.dtype.type(1.0 / (1.0 - rate))
+    zero = dtype_like.dtype.type(0.0)
+    # Keep when the top 32 bits of the hash, a uniform integer in [0, 2^32), are >= rate * 2^32.
+    threshold = np.uint64(min(rate * 4294967296.0, 4294967295.0))
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    for i in range(flat.size):
+        r = _mix64(seed + np.uint64(i + 1) * golden) >> np.uint64(32)
+        flat[i] = scale if r >= threshold else zero
+    return mask
