@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -83,18 +84,20 @@ def train(
 ) -> Any:
     """fit with a quiet Doctor; returns the History (findings in history.findings)."""
     doctor = doctor if doctor is not None else gw.doctor.Doctor(verbose=False, raise_errors=True)
-    return gw.fit(
-        model,
-        (X, y),
-        loss=gw.nn.CrossEntropyLoss(),
-        optimizer=opt,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        verbose=0,
-        validation=validation,
-        doctor=doctor,
-    )
+    with warnings.catch_warnings():  # the pathologies overflow on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return gw.fit(
+            model,
+            (X, y),
+            loss=gw.nn.CrossEntropyLoss(),
+            optimizer=opt,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            verbose=0,
+            validation=validation,
+            doctor=doctor,
+        )
 
 
 def serious(history: Any) -> list[Any]:

@@ -307,7 +307,9 @@ def test_z_scored_data_with_outliers_is_only_an_info(data):
 
 
 @pytest.mark.parametrize("seed", (0, 1))
-@pytest.mark.parametrize("data,act", itertools.product(["blobs", "wine"], ["Sigmoid", "Tanh"]))
+@pytest.mark.parametrize(
+    "data,act", list(itertools.product(["blobs", "wine"], ["Sigmoid", "Tanh"]))
+)
 def test_unscaled_inputs_saturate_the_first_sigmoid_or_tanh_layer(data, act, seed):
     if data == "wine":
         X, y, _ = _raw("wine")

@@ -103,9 +103,9 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         if any(prof.activation_after(layer) == p for layer in hidden)
     ]
     explanation = (
-        f"The gradient reaching {where[0]} is {_sci(starved[0][1])} times the gradient "
-        f"reaching later hidden layers (median over {len(idx)} sampled steps), so the layers "
-        f"near the input barely learn."
+        f"The gradient at the output of layer {where[0]} is {_sci(starved[0][1])} times the "
+        f"gradient at later hidden layers (median over {len(idx)} sampled steps), so the "
+        f"layers near the input barely learn."
     )
     if saturating:
         explanation += (
@@ -418,11 +418,11 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
             continue
         frac = w["pinned_fraction"]
         sat = w["saturated_fraction"]
-        ranks = [
+        levels = [
             _severity(frac, th.saturated_info, th.saturated_warning, th.saturated_critical),
             _severity(sat, th.saturated_output_info, th.saturated_output_warning, 2.0),
         ]
-        ranks = [r for r in ranks if r is not None]
+        ranks = [r for r in levels if r is not None]
         if not ranks:
             continue
         severity = max(ranks, key=severity_rank)
@@ -866,8 +866,7 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         r0 = min(low.values())
         remedies.append(rx.set_dropout(list(low), r0, float(f"{min(0.5, r0 + 0.2):.2g}")))
     elif not prof.dropouts:
-        acts = [prof.activation_after(p) for p in prof.hidden_layers]
-        acts = [a for a in acts if a]
+        acts = [a for a in (prof.activation_after(p) for p in prof.hidden_layers) if a]
         if acts:
             remedies.append(
                 rx.Remedy(
@@ -965,6 +964,8 @@ def relate(findings: list[Finding]) -> None:
     for f in findings:
         if f.kind == "learning_rate_too_low" and blocked and f.rank >= 1:
             f.severity = "info"
+            if "Probably a consequence of" in f.explanation:
+                continue
             f.explanation += (
                 " Probably a consequence of "
                 + ", ".join(sorted(blocked))
@@ -987,4 +988,5 @@ def relate(findings: list[Finding]) -> None:
         if worst.rank > unscaled.rank:
             unscaled.severity = worst.severity
         names = ", ".join(f"{f.kind} at {f.where}" for f in caused)
-        unscaled.explanation += f" In this run it probably led to: {names}."
+        if " In this run it probably led to: " not in unscaled.explanation:
+            unscaled.explanation += f" In this run it probably led to: {names}."

@@ -148,6 +148,7 @@ class Doctor(Callback):
         self._snapshot: dict[str, np.ndarray] = {}
         self._snapshot_pending = False
         self._signal: dict[str, np.ndarray] = {}
+        self._last_activation_output: tuple[str, int] | None = None
         self._total_norm = math.nan
         self._norm_ref: float | None = None
         self._call_order: list[str] | None = None
@@ -643,7 +644,7 @@ class Doctor(Callback):
         output.register_hook(record)
 
     def _root_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        last = getattr(self, "_last_activation_output", None)
+        last = self._last_activation_output
         if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
             self.trace.activations[last[0]].is_output = True
         self._last_activation_output = None

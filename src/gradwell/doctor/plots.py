@@ -61,6 +61,14 @@ def loss_figure(doctor: Doctor) -> Any | None:
     vals = [(e["end_step"], e["val_loss"]) for e in tr.epochs if e.get("val_loss") is not None]
     if vals:
         ax.plot(*zip(*vals), "s-", color="#8e44ad", label="validation loss (epoch)")
+    marked = set()
+    for f in doctor.findings:  # where each problem began
+        if f.rank < 1 or f.step is None or f.step >= len(tr.loss) or f.kind in marked:
+            continue
+        marked.add(f.kind)
+        ax.axvline(f.step, color=COLORS[f.severity], ls=":", lw=1)
+        ax.annotate(f.kind, (f.step, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                    va="top", ha="right", fontsize=7, color=COLORS[f.severity])  # fmt: skip
     bad = [i for i, v in enumerate(tr.loss) if not math.isfinite(v)]
     if bad:
         ax.axvline(bad[0], color=COLORS["critical"], ls="--", label=f"first non-finite ({bad[0]})")

@@ -123,7 +123,9 @@ def activation_rows(doctor: Doctor) -> list[dict[str, Any]]:
                 "units": a.units,
                 "dead_fraction": w["dead_fraction"] if w and a.kind == "relu" else math.nan,
                 "pinned_fraction": w["pinned_fraction"] if w and a.kind != "relu" else math.nan,
-                "active_fraction": finite_median(a.active_fraction),
+                "active_fraction": finite_median(a.active_fraction)
+                if a.kind == "relu"
+                else math.nan,
                 "saturated_fraction": finite_median(a.saturated_fraction),
                 "windows": len(a.windows),
             }
