@@ -205,10 +205,21 @@ def cross_entropy(
     Inputs are checked by :func:`gradwell.nn.functional.cross_entropy`.
     """
     n, c = x.shape
-    logp, p = _log_softmax_and_softmax(x)
     eps = label_smoothing
     saved: tuple[Any, ...]
-    if target.dtype.kind in "iu":
+    if (
+        target.dtype.kind in "iu"
+        and weight is None
+        and not eps
+        and not 0 <= ignore_index < c
+        and n > 0
+        and target.min() >= 0
+    ):  # the common case, in one compiled pass
+        per_sample, p = kernels.softmax_cross_entropy(np.ascontiguousarray(x), target)
+        denom = n
+        saved = (p, np.arange(n), target, np.ones(n, x.dtype), None, None, denom)
+    elif target.dtype.kind in "iu":
+        logp, p = _log_softmax_and_softmax(x)
         ignorable = 0 <= ignore_index < c or (n > 0 and target.min() < 0)
         valid = target != ignore_index if ignorable else None
         t = target if valid is None else np.where(valid, target, 0)
@@ -230,6 +241,7 @@ def cross_entropy(
             per_sample -= smooth
         saved = (p, rows, t, a, b, valid, denom)
     else:
+        logp, p = _log_softmax_and_softmax(x)
         q = _soft_target(target, eps, weight)
         per_sample = -np.einsum("ij,ij->i", q, logp)
         denom = n

@@ -108,3 +108,29 @@ def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
         r = _mix64(seed + np.uint64(i + 1) * golden) >> np.uint64(32)
         flat[i] = scale if r >= threshold else zero
     return mask
+
+
+@_jit
+def softmax_cross_entropy(x: Any, target: Any) -> Any:
+    """Per-row loss logsumexp(x_i) - x_i[t_i] and the softmax probabilities of (N, C) logits.
+
+    Targets must be valid class indices (the caller checks). Stable for any finite logits.
+    """
+    n, c = x.shape
+    p = np.empty_like(x)
+    loss = np.empty(n, x.dtype)
+    for i in range(n):
+        m = x[i, 0]
+        for j in range(1, c):
+            if x[i, j] > m:
+                m = x[i, j]
+        total = x.dtype.type(0.0)
+        for j in range(c):
+            e = np.exp(x[i, j] - m)
+            p[i, j] = e
+            total += e
+        inv = x.dtype.type(1.0) / total
+        for j in range(c):
+            p[i, j] *= inv
+        loss[i] = np.log(total) + (m - x[i, target[i]])  # small terms first: exact at 1e4
+    return loss, p
