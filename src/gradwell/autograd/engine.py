@@ -126,14 +126,21 @@ def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     return g
 
 
-def _apply_hooks(hooks: list[Any], g: Any, create_graph: bool) -> Any:
-    """Run a tensor's own hooks; they see and may replace its gradient as a Tensor."""
+def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
+    """``t``'s total gradient after its own hooks (which see Tensors) and the global ones.
+
+    Any hook may return a replacement gradient.
+    """
     from .tensor import Tensor
 
-    for h in hooks:
+    for h in t._hooks or ():
         r = h(g if create_graph else Tensor(g))
         if r is not None:
             g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
+    for gh in grad_hooks:
+        r = gh(t, g)
+        if r is not None:
+            g = r
     return g
 
 
@@ -183,13 +190,8 @@ def run_backward(
         while heap:
             _, key, node = heapq.heappop(heap)
             g = grads.pop(key)
-            if node._hooks:
-                g = _apply_hooks(node._hooks, g, create_graph)
-            if grad_hooks:
-                for h in grad_hooks:
-                    r = h(node, g)
-                    if r is not None:
-                        g = r
+            if node._hooks or grad_hooks:
+                g = _observed(node, g, create_graph)
             if wanted is not None and key in wanted:
                 found[wanted[key]] = g
             node_inputs = node._inputs
@@ -228,13 +230,8 @@ def run_backward(
         handed_out: set[int] = set()
         for k, leaf in leaves.items():
             g = grads.pop(k)
-            if leaf._hooks:
-                g = _apply_hooks(leaf._hooks, g, create_graph)
-            if grad_hooks:
-                for h in grad_hooks:
-                    r = h(leaf, g)
-                    if r is not None:
-                        g = r
+            if leaf._hooks or grad_hooks:
+                g = _observed(leaf, g, create_graph)
             if wanted is not None:
                 if k in wanted:
                     found[wanted[k]] = g
