@@ -11,6 +11,9 @@ the loss's scale or one seed. :func:`diagnose` runs them all and relates them
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -481,7 +484,7 @@ def _blocks(loss: np.ndarray) -> tuple[np.ndarray, int]:
     return np.median(loss[: k * size].reshape(k, size), axis=1), size
 
 
-def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int] | None = None) -> float:
+def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int]) -> float:
     weights = [
         n
         for n in trace.update_ratio
@@ -492,7 +495,7 @@ def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int] | None
     vals = []
     for n in weights:
         s = np.asarray(trace.update_ratio[n], dtype=np.float64)
-        vals.append(s if idx is None else s[idx])
+        vals.append(s[idx])
     return finite_median(np.concatenate(vals)) if vals else math.nan
 
 
@@ -608,7 +611,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         start = float(np.median(loss[:third]))
         end = float(np.median(loss[-third:]))
         progress = (start - end) / abs(start) if start != 0 else math.inf
-        all_ratio = _median_update_ratio(trace, prof)
+        all_ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples, 200))
         if (
             not went_nonfinite
             and loss.size >= th.min_steps_for_stall
@@ -656,21 +659,42 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
 # --- setup: features and dropout ------------------------------------------------------------
 
 
-def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> Finding | None:
-    """Input columns far from [-1, 1] or far from each other in scale (warning), or within
-    scale but with outliers far beyond it (info), from the preprocessing audit.
+@dataclass(frozen=True)
+class ColumnScale:
+    """The numbers that judge a column's scale: finite min, max, 1st and 99th percentiles."""
 
-    Scale is judged on the bulk of each column (its 1st to 99th percentiles), so a
-    z-scored column with a few extreme values is an outlier matter, not a scale one.
-    """
-    if report is None:
-        return None
-    cols = [c for c in report.columns if c.count > 0 and c.min != c.max]
-    bulk_mag = {c.name: max(abs(c.p01), abs(c.p99)) for c in cols}
-    bulk_range = {c.name: c.p99 - c.p01 for c in cols}
+    min: float
+    max: float
+    p01: float
+    p99: float
+
+
+def column_scales(X: np.ndarray, names: Sequence[str]) -> dict[str, ColumnScale]:
+    """Per-column scale numbers in a few vectorised passes (non-finite values ignored);
+    constant and empty columns are left out."""
+    work = np.asarray(X, dtype=np.float64)
+    if not np.isfinite(work).all():
+        work = np.where(np.isfinite(work), work, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        lo, hi = np.nanmin(work, axis=0), np.nanmax(work, axis=0)
+        p01, p99 = np.nanpercentile(work, [1, 99], axis=0)
+    return {
+        n: ColumnScale(float(lo[j]), float(hi[j]), float(p01[j]), float(p99[j]))
+        for j, n in enumerate(names)
+        if np.isfinite(lo[j]) and lo[j] != hi[j]
+    }
+
+
+def unscaled_columns(
+    scales: dict[str, ColumnScale], th: Thresholds
+) -> tuple[dict[str, float], dict[str, float], list[str]]:
+    """(columns off scale -> magnitude, columns with far outliers -> magnitude, messages
+    about column spans differing by more than ``th.feature_range_ratio``)."""
+    bulk_mag = {n: max(abs(c.p01), abs(c.p99)) for n, c in scales.items()}
     scale: dict[str, float] = {n: m for n, m in bulk_mag.items() if m > th.feature_magnitude}
     ratio_msgs = []
-    spans = {n: r for n, r in bulk_range.items() if r > 0}
+    spans = {n: c.p99 - c.p01 for n, c in scales.items() if c.p99 > c.p01}
     if len(spans) >= 2:
         ref = min(spans, key=lambda n: spans[n])
         for n, r in spans.items():
@@ -684,10 +708,34 @@ def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> 
                 if spans[ref] < 0.2:
                     scale.setdefault(ref, bulk_mag[ref])
     outliers = {
-        c.name: max(abs(c.min), abs(c.max))
-        for c in cols
-        if c.name not in scale and max(abs(c.min), abs(c.max)) > th.feature_magnitude
+        n: max(abs(c.min), abs(c.max))
+        for n, c in scales.items()
+        if n not in scale and max(abs(c.min), abs(c.max)) > th.feature_magnitude
     }
+    return scale, outliers, ratio_msgs
+
+
+def detect_unscaled(
+    report: Any, th: Thresholds, scales: dict[str, ColumnScale] | None = None
+) -> Finding | None:
+    """Input columns far from [-1, 1] or far from each other in scale (warning), or within
+    scale but with outliers far beyond it (info).
+
+    Scale is judged on the bulk of each column (its 1st to 99th percentiles), so a
+    z-scored column with a few extreme values is an outlier matter, not a scale one.
+    ``scales`` (from :func:`column_scales`) covers every column; ``report`` is the
+    preprocessing audit of at least the flagged ones (for the recommended chains).
+    Without ``scales`` they are read from ``report``.
+    """
+    if report is None and scales is None:
+        return None
+    if scales is None:
+        scales = {
+            c.name: ColumnScale(c.min, c.max, c.p01, c.p99)
+            for c in report.columns
+            if c.count > 0 and c.min != c.max
+        }
+    scale, outliers, ratio_msgs = unscaled_columns(scales, th)
     flagged = scale or outliers
     if not flagged:
         return None
@@ -737,6 +785,7 @@ def detect_unscaled(report: Any, th: Thresholds, trace: Trace | None = None) -> 
         "columns": details,
         "scale_ratio_warnings": ratio_msgs[:20],
         "rows_audited": report.n_rows,
+        "columns_audited": len(scales),
     }
     return Finding(
         "unscaled_features",
@@ -926,7 +975,7 @@ def diagnose(
         detect_exploding(trace, prof, th),
         detect_vanishing(trace, prof, th),
         detect_overfitting(trace, prof, th),
-        detect_unscaled(audit_report, th, trace),
+        detect_unscaled(audit_report, th),
     ):
         if f is not None:
             findings.append(f)

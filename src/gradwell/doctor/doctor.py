@@ -27,7 +27,15 @@ import numpy as np
 from ..autograd import engine
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .detectors import detect_exploding, detect_nan, diagnose, relate
+from .detectors import (
+    column_scales,
+    detect_exploding,
+    detect_nan,
+    detect_unscaled,
+    diagnose,
+    relate,
+    unscaled_columns,
+)
 from .findings import Finding, jsonable
 from .profile import ModelProfile, class_family, profile_model
 from .replay import replay_anomaly
@@ -42,8 +50,11 @@ MIN_SAMPLES_PER_EPOCH = 5
 ALARM_STEPS = 20
 #: The loss at this multiple of its starting level raises the alarm.
 ALARM_LOSS_FACTOR = 2.0
-#: Rows of the training inputs the feature audit looks at (evenly spaced).
-AUDIT_ROWS = 5000
+#: The feature audit looks at evenly spaced rows of the training inputs: at most this
+#: many values in all (rows x columns), and between 256 and 5000 rows. Enough to place the
+#: 1st and 99th percentiles that judge a column's scale, at a few milliseconds.
+AUDIT_VALUES = 200_000
+AUDIT_ROWS = (256, 5000)
 #: Samples between diagnoses when there are no epochs (a hand-written loop).
 HAND_WINDOW = 20
 
@@ -135,7 +146,10 @@ class Doctor(Callback):
         self._broken = False
         self.trace = Trace()
         self.profile = ModelProfile()
-        self.audit_report: Any = None
+        self._audit_rows: np.ndarray | None = None
+        self._audit_names: list[str] = []
+        self._full_audit: Any = None
+        self._unscaled: Finding | None = None
         self._raw: dict[tuple[str, str], Finding] = {}
         self._announced: set[tuple[str, str]] = set()
         self._handles: list[Any] = []
@@ -150,6 +164,7 @@ class Doctor(Callback):
         self._signal: dict[str, np.ndarray] = {}
         self._last_activation_output: tuple[str, int] | None = None
         self._total_norm = math.nan
+        self._group0: dict[str, Any] | None = None
         self._norm_ref: float | None = None
         self._call_order: list[str] | None = None
         self._order_known = False
@@ -191,6 +206,8 @@ class Doctor(Callback):
         self.profile.feature_names = self.feature_names
         self._params = [(n, p) for n, p in model.named_parameters()]
         self._weights = [(n, p) for n, p in self._params if p.data.ndim >= 2]
+        groups = getattr(self._optimizer, "param_groups", None)
+        self._group0 = groups[0] if groups else None
         self._modules = dict(model.named_modules())
         self._paths = {id(m): p for p, m in self._modules.items()}
         self._install_permanent_hooks()
@@ -210,30 +227,54 @@ class Doctor(Callback):
         self._attached = True
         if not self.trace.epoch_starts:
             self.trace.epoch_starts.append(self._step)
-        self._arm_if_sampled(self._step)
+        if self._step % self._every == 0 or self._step <= self._alarm_until:
+            self._arm()
         return self
 
-    def audit(self, X: Any) -> Any:
-        """Run the feature audit on (up to 5000 evenly spaced rows of) ``X``."""
-        from ..preprocessing import audit
-
+    def audit(self, X: Any) -> None:
+        """Check the scale of the input columns of ``X`` (evenly spaced rows: up to 5000,
+        fewer for wide inputs). The column scales are computed here in a few vectorised
+        passes; the preprocessing audit runs on the flagged columns only, and on all of
+        them when :attr:`audit_report` is first read (for the reports)."""
         arr = X.data if isinstance(X, Tensor) else np.asarray(X)
         if arr.ndim < 2 or arr.dtype.kind not in "fc" or arr.shape[0] < 2:
-            return None
+            return
         arr = arr.reshape(arr.shape[0], -1)
-        if arr.shape[0] > AUDIT_ROWS:
-            arr = arr[np.linspace(0, arr.shape[0] - 1, AUDIT_ROWS).astype(np.int64)]
+        rows = min(max(AUDIT_VALUES // arr.shape[1], AUDIT_ROWS[0]), AUDIT_ROWS[1])
+        if arr.shape[0] > rows:
+            arr = arr[np.linspace(0, arr.shape[0] - 1, rows).astype(np.int64)]
         names = self.feature_names
         if names is not None and len(names) != arr.shape[1]:
             raise ValueError(
                 f"Doctor: feature_names has {len(names)} names but the inputs have "
                 f"{arr.shape[1]} columns"
             )
-        self.audit_report = audit(
-            arr, feature_names=names, scale_ratio_limit=self.thresholds.feature_range_ratio
-        )
+        names = list(names) if names is not None else [f"x{j}" for j in range(arr.shape[1])]
+        self._audit_rows, self._audit_names, self._full_audit = arr, names, None
+        scales = column_scales(arr, names)
+        scale, outliers, _ = unscaled_columns(scales, self.thresholds)
+        flagged = [j for j, n in enumerate(names) if n in scale or n in outliers]
+        self._unscaled = None
+        if flagged:
+            from ..preprocessing import audit
+
+            subset = audit(arr[:, flagged], feature_names=[names[j] for j in flagged])
+            self._unscaled = detect_unscaled(subset, self.thresholds, scales)
         self._diagnose()
-        return self.audit_report
+
+    @property
+    def audit_report(self) -> Any:
+        """The preprocessing audit of the training inputs (None when they were not seen);
+        computed on first use."""
+        if self._full_audit is None and self._audit_rows is not None:
+            from ..preprocessing import audit
+
+            self._full_audit = audit(
+                self._audit_rows,
+                feature_names=self._audit_names,
+                scale_ratio_limit=self.thresholds.feature_range_ratio,
+            )
+        return self._full_audit
 
     def step(self, loss: Any, inputs: Any = None, targets: Any = None) -> None:
         """Observe one training step: call after ``loss.backward()``, before the optimizer
@@ -398,32 +439,33 @@ class Doctor(Callback):
 
     # ------------------------------------------------------------------ observation
     def _observe(self, loss: Any, inputs: Any, targets: Any, loss_fn: Any) -> None:
+        # Every step: one float, two appends, a few comparisons. The rest only when sampled.
         s = self._step
-        value = _loss_value(loss)
-        self.trace.loss.append(value)
-        if self.optimizer is not None and self.optimizer.param_groups:
-            self.trace.lr.append(float(self.optimizer.param_groups[0]["lr"]))
-        finite = math.isfinite(value)
-        if self._loss_ref is None and finite:
-            self._loss_ref = value
-        if not finite or (
-            self._loss_ref is not None
-            and self._loss_ref > 0
-            and value > ALARM_LOSS_FACTOR * self._loss_ref
-        ):
+        value = float(loss.data) if isinstance(loss, Tensor) else float(loss)
+        trace = self.trace
+        trace.loss.append(value)
+        group = self._group0
+        if group is not None:
+            trace.lr.append(group["lr"])
+        finite = value == value and value not in (math.inf, -math.inf)
+        ref = self._loss_ref
+        if ref is None and finite:
+            self._loss_ref = ref = value
+        if not finite or (ref is not None and 0 < ref < value / ALARM_LOSS_FACTOR):
             self._alarm_until = s + ALARM_STEPS
-        if self._armed:
+        armed = self._armed
+        if armed:
             self._sample(s)
-        if not finite and self.trace.nonfinite is None:
+        if not finite and trace.nonfinite is None:
             self._nonfinite(s, "loss", [], str(value), inputs, targets, loss_fn)
-        elif self._armed and self.trace.nonfinite is None:
+        elif armed and trace.nonfinite is None:
             self._check_sample_finite(s, inputs, targets, loss_fn)
-        was_armed = self._armed
-        self._disarm()
-        if was_armed:
+        if armed:
+            self._disarm()
             self._fast_diagnosis()
-        self._step = s + 1
-        self._arm_if_sampled(self._step)
+        self._step = s = s + 1
+        if (s % self._every == 0 or s <= self._alarm_until) and not self._finished:
+            self._arm()
 
     def _sample(self, s: int) -> None:
         # One errstate for the whole sample: a float32 dot of huge values warns on overflow.
@@ -451,14 +493,16 @@ class Doctor(Callback):
         self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
         for path, m in self._bn_modules:
             rec = self.trace.batchnorm.setdefault(
-                path, {"step": [], "mean_abs_running_mean": [], "mean_running_var": []}
+                path, {"step": [], "rms_running_mean": [], "mean_running_var": []}
             )
             rec["step"].append(s)
             rm, rv = m.running_mean, m.running_var
-            rec["mean_abs_running_mean"].append(
-                float(np.abs(rm.data).mean()) if rm is not None else math.nan
-            )
-            rec["mean_running_var"].append(float(rv.data.mean()) if rv is not None else math.nan)
+            if rm is not None:
+                a = rm.data.ravel()
+                rec["rms_running_mean"].append(math.sqrt(float(np.dot(a, a)) / max(a.size, 1)))
+            if rv is not None:
+                a = rv.data.ravel()
+                rec["mean_running_var"].append(float(np.add.reduce(a)) / max(a.size, 1))
         # Keep the weights this step starts from, to measure the update after the step.
         for name, p in self._weights:
             buf = self._snapshot.get(name)
@@ -486,10 +530,10 @@ class Doctor(Callback):
                 continue
             b = before.ravel()
             w2 = float(np.dot(b, b))
-            diff = p.data - before
-            d = diff.ravel()
-            d2 = float(np.dot(d, d))
-            if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(d).all():
+            np.subtract(p.data, before, out=before)  # the snapshot becomes the update
+            d2 = float(np.dot(b, b))
+            # finite weights before, non-finite after: this update broke them
+            if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(p.data).all():
                 broken.append(name)
             ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
         self.trace.set_update_ratio(ratios)
@@ -569,7 +613,8 @@ class Doctor(Callback):
         self._permanent = []
         self._bn_modules = []
         for path, m in self._modules.items():
-            if path in self.profile.dropouts and self.profile.dropouts[path] > 0:
+            # fit always evaluates in eval mode; a hand-written loop may forget model.eval()
+            if not self._in_fit and self.profile.dropouts.get(path, 0.0) > 0:
                 self._permanent.append(m.register_forward_hook(self._dropout_hook))
             if path in self.profile.batchnorm and hasattr(m, "running_var"):
                 self._bn_modules.append((path, m))
@@ -579,12 +624,6 @@ class Doctor(Callback):
         if module.training and not _is_grad_enabled():
             path = self._paths.get(id(module), "?")
             self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
-
-    def _arm_if_sampled(self, s: int) -> None:
-        if self._finished:
-            return
-        if s % self._every == 0 or s <= self._alarm_until:
-            self._arm()
 
     def _arm(self) -> None:
         if self._armed or self.model is None:
@@ -683,7 +722,9 @@ class Doctor(Callback):
                 self._merge([f])
 
     def _diagnose(self) -> None:
-        found = diagnose(self.trace, self.profile, self.thresholds, self.audit_report)
+        found = diagnose(self.trace, self.profile, self.thresholds)
+        if self._unscaled is not None:
+            found.append(self._unscaled)
         # A trend judged on the whole run: the latest verdict replaces earlier ones.
         for key in [k for k in self._raw if k[0] in _CURRENT_STATE]:
             if not any(_key(f) == key for f in found):
@@ -740,12 +781,6 @@ class Doctor(Callback):
             tqdm.write(line, file=getattr(self._bar_owner, "file", None) or sys.stdout)
         else:
             print(line, flush=True)
-
-
-def _loss_value(loss: Any) -> float:
-    if isinstance(loss, Tensor):
-        return float(loss.data)
-    return float(loss)
 
 
 def _train_inputs(loader: Any) -> Any:

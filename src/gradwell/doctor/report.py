@@ -203,7 +203,7 @@ def text_report(doctor: Doctor) -> str:
         bn_rows = [
             {
                 "module": p,
-                "mean_abs_running_mean": d["mean_abs_running_mean"][-1],
+                "rms_running_mean": d["rms_running_mean"][-1],
                 "mean_running_var": d["mean_running_var"][-1],
                 "min_running_var": d["min_running_var"][-1],
             }
@@ -214,7 +214,7 @@ def text_report(doctor: Doctor) -> str:
             bn_rows,
             [
                 ("module", "module"),
-                ("mean_abs_running_mean", "mean |running_mean|"),
+                ("rms_running_mean", "RMS of running_mean"),
                 ("mean_running_var", "mean running_var"),
                 ("min_running_var", "min running_var"),
             ],

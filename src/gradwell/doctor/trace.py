@@ -59,24 +59,30 @@ class ActivationStats:
             self.window_start = step
         self.steps.append(step)
         self.examples += n
-        positive = a > 0
-        unit_on = positive.any(axis=0)
-        self.ever_positive |= unit_on
-        self.last_alive[unit_on] = step
-        self.active_fraction.append(float(np.count_nonzero(positive)) / max(a.size, 1))
-        self.silent_fraction.append(1.0 - float(np.count_nonzero(unit_on)) / max(units, 1))
+        size = max(a.size, 1)
+        if self.kind == "relu":
+            positive = a > 0
+            unit_on = np.logical_or.reduce(positive, axis=0)
+            self.ever_positive |= unit_on
+            np.copyto(self.last_alive, step, where=unit_on)
+            self.active_fraction.append(np.count_nonzero(positive) / size)
+            self.silent_fraction.append(1.0 - np.count_nonzero(unit_on) / max(units, 1))
+            self.saturated_fraction.append(NAN)
+            return
         if self.kind == "sigmoid":
             sat = (a < sigmoid_margin) | (a > 1.0 - sigmoid_margin)
         elif self.kind == "tanh":
             sat = np.abs(a) > tanh_limit
         else:
-            sat = None
-        if sat is not None:
-            counts = sat.sum(axis=0)
-            self.saturated_count += counts
-            self.saturated_fraction.append(float(counts.sum()) / max(a.size, 1))
-        else:
+            self.active_fraction.append(NAN)
+            self.silent_fraction.append(NAN)
             self.saturated_fraction.append(NAN)
+            return
+        counts = np.add.reduce(sat, axis=0, dtype=np.int64)
+        self.saturated_count += counts
+        self.active_fraction.append(NAN)
+        self.silent_fraction.append(NAN)
+        self.saturated_fraction.append(float(counts.sum()) / size)
 
     def close_window(self, end_step: int, epoch: int | None, pinned_unit: float) -> dict | None:
         """End the open window: record its dead and pinned fractions, then start afresh."""
@@ -88,7 +94,7 @@ class ActivationStats:
         # When did the dead units die: the first sampled step after each one's last sign
         # of life (units never seen alive died before the first sample).
         died_at = None
-        if dead.any():
+        if self.kind == "relu" and dead.any():
             after = [_next_sample(self.steps, int(s)) for s in self.last_alive[dead]]
             died_at = int(np.median(after))
         window = {
@@ -150,6 +156,7 @@ class Trace:
     loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
+    total_norm: list[float] = field(default_factory=list)
     grad_norm: dict[str, list[float]] = field(default_factory=dict)
     signal: dict[str, list[float]] = field(default_factory=dict)
     update_ratio: dict[str, list[float]] = field(default_factory=dict)
@@ -170,6 +177,8 @@ class Trace:
         """Record one sampled step; series missing a value get NaN to stay aligned."""
         n = len(self.samples)
         self.samples.append(step)
+        total2 = sum(v * v for v in grad_norm.values())  # inf and nan propagate
+        self.total_norm.append(math.sqrt(total2) if total2 >= 0 else math.nan)
         _append_aligned(self.grad_norm, grad_norm, n)
         _append_aligned(self.signal, signal or {}, n)
         _append_aligned(self.update_ratio, {}, n)
@@ -194,28 +203,27 @@ class Trace:
             return None
         return max(bisect.bisect_right(self.epoch_starts, step) - 1, 0)
 
-    def window(self, min_samples: int) -> list[int]:
+    def window(self, min_samples: int, max_samples: int = 50) -> list[int]:
         """Indices of the samples in the evaluation window: those of the current epoch
-        (the latest one started), extended back to at least ``min_samples`` samples."""
+        (the latest one started), extended back to at least ``min_samples`` samples and
+        cut to the latest ``max_samples`` (so a diagnosis costs the same late in a run)."""
         n = len(self.samples)
         start_step = self.epoch_starts[-1] if self.epoch_starts else 0
         first = bisect.bisect_left(self.samples, start_step)
         first = min(first, max(n - min_samples, 0))
+        first = max(first, n - max_samples)
         return list(range(first, n))
 
     def total_grad_norm(self) -> np.ndarray:
         """Global gradient norm per sample (NaN or inf when any part is)."""
-        if not self.grad_norm:
-            return np.zeros(len(self.samples))
-        m = np.array(list(self.grad_norm.values()), dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.sqrt(np.nansum(m * m, axis=0) + np.where(np.isnan(m).any(axis=0), np.nan, 0))
+        return np.asarray(self.total_norm, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "loss": list(self.loss),
             "lr": list(self.lr),
             "samples": list(self.samples),
+            "total_norm": list(self.total_norm),
             "grad_norm": {k: list(v) for k, v in self.grad_norm.items()},
             "signal": {k: list(v) for k, v in self.signal.items()},
             "update_ratio": {k: list(v) for k, v in self.update_ratio.items()},
@@ -230,13 +238,16 @@ class Trace:
 
 def _append_aligned(series: dict[str, list[float]], values: dict[str, float], n: int) -> None:
     for name, value in values.items():
-        s = series.setdefault(name, [])
+        s = series.get(name)
+        if s is None:
+            series[name] = s = []
         if len(s) < n:
             s.extend([NAN] * (n - len(s)))
         s.append(value)
-    for s in series.values():
-        if len(s) < n + 1:
-            s.extend([NAN] * (n + 1 - len(s)))
+    if len(values) != len(series):  # a series without a value this time: pad it
+        for s in series.values():
+            if len(s) < n + 1:
+                s.extend([NAN] * (n + 1 - len(s)))
 
 
 def finite_median(values: Any) -> float:
