@@ -49,60 +49,29 @@ def _import_numba() -> Any:
     return _numba
 
 
-# Arrays at least this long are updated by all cores: below it, waking the threads
-# costs more than the loop (a 2-8-8-2 MLP's parameters stay on one core).
-PARALLEL_MIN_SIZE = 1 << 16
-
-
-def prange(*args: int) -> range:
-    """``range`` in Python; the kernels' loops become numba.prange when compiled."""
-    return range(*args)
-
-
 class Kernel:
     """An elementwise loop over flat arrays, compiled by numba on first use.
 
-    ``get()`` returns a function with the loop's signature that runs the compiled
-    loop -- on one core for small arrays, split over all cores for large ones --
-    or None when the kernels are disabled or numba is missing (the caller then
-    runs its numpy formulation). Both compilations run the same per-element
-    arithmetic, so results do not depend on the split. The loops index 1-D
-    contiguous arrays without bounds checks, so callers pass flat views of
-    arrays whose sizes they have checked.
+    ``get()`` returns the compiled function, or None when the kernels are
+    disabled or numba is missing (the caller then runs its numpy formulation).
+    The loops index 1-D contiguous arrays without bounds checks, so callers
+    pass flat views of arrays whose sizes they have checked.
     """
 
-    __slots__ = ("_loop", "_serial", "_parallel", "_run")
+    __slots__ = ("_loop", "_compiled")
 
     def __init__(self, loop: Callable[..., None]) -> None:
         self._loop = loop
-        self._serial: Callable[..., None] | None = None
-        self._parallel: Callable[..., None] | None = None
-        self._run: Callable[..., None] | None = None
-
-    def _compile(self, parallel: bool) -> Callable[..., None]:
-        numba = _import_numba()
-        self._loop.__globals__["prange"] = numba.prange
-        # error_model="numpy": division by zero gives inf/nan as numpy does, and
-        # without the Python-style check the loop vectorises.
-        return numba.njit(cache=True, nogil=True, error_model="numpy", parallel=parallel)(
-            self._loop
-        )
+        self._compiled: Callable[..., None] | None = None
 
     def get(self) -> Callable[..., None] | None:
         if not _enabled:
             return None
-        if self._run is None:
-            if _import_numba() is False:
+        if self._compiled is None:
+            numba = _import_numba()
+            if numba is False:
                 return None
-            self._serial = serial = self._compile(parallel=False)
-
-            def run(p: Any, *args: Any) -> None:
-                if p.size < PARALLEL_MIN_SIZE:
-                    serial(p, *args)
-                    return
-                if self._parallel is None:
-                    self._parallel = self._compile(parallel=True)
-                self._parallel(p, *args)
-
-            self._run = run
-        return self._run
+            # error_model="numpy": division by zero gives inf/nan as numpy does, and
+            # without the Python-style check the loop vectorises.
+            self._compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(self._loop)
+        return self._compiled

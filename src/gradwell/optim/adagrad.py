@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel, prange
+from ._fused import Kernel
 from .optimizer import Optimizer, check_lr, check_range, flat_view, new_state_array
 
 
@@ -108,7 +108,7 @@ def _adagrad_loop(
     """The Adagrad rule in one pass over flat arrays (compiled by numba)."""
     f = p.dtype.type
     clr_, eps_, wd = f(clr), f(eps), f(weight_decay)
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         if weight_decay != 0:
             gi = gi + wd * p[i]

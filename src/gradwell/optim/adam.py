@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel, prange
+from ._fused import Kernel
 from .optimizer import Optimizer, check_betas, check_bool, check_lr, check_range, flat_view
 
 
@@ -188,7 +188,7 @@ def _adam_loop(
     f = p.dtype.type
     c1, b2, c2 = f(1.0 - beta1), f(beta2), f(1.0 - beta2)
     step_, bc2_, eps_, l2_, decay_ = f(step_size), f(bc2_sqrt), f(eps), f(l2), f(decay)
-    for i in prange(p.size):
+    for i in range(p.size):
         pi = p[i]
         gi = g[i]
         if l2 != 0:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel, prange
+from ._fused import Kernel
 from .optimizer import Optimizer, check_bool, check_lr, check_range, flat_view
 
 
@@ -165,7 +165,7 @@ def _rmsprop_loop(
     f = p.dtype.type
     lr_, a_, c_, eps_ = f(lr), f(alpha), f(1.0 - alpha), f(eps)
     wd, mu = f(weight_decay), f(momentum)
-    for i in prange(p.size):
+    for i in range(p.size):
         gi = g[i]
         if weight_decay != 0:
             gi = gi + wd * p[i]

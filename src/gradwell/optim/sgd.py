@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel, prange
+from ._fused import Kernel
 from .optimizer import Optimizer, check_bool, check_lr, check_range, flat_view
 
 
@@ -164,7 +164,7 @@ def _sgd_loop(
     """The SGD rule in one pass over flat arrays (compiled by numba)."""
     f = p.dtype.type
     lr_, mu, keep, wd = f(lr), f(momentum), f(1.0 - dampening), f(weight_decay)
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i]
         if maximize:
             d = -d
