@@ -68,12 +68,12 @@ def test_history_carries_the_findings_and_the_doctor():
     assert off.findings == [] and off.doctor is None
 
 
-def test_sampling_interval_defaults_to_ten_or_five_samples_an_epoch():
-    X, y, C = dataset("blobs", 0, n=3200)  # 100 steps an epoch: every 10th step
+def test_sampling_interval_defaults_to_sixteen_or_four_samples_an_epoch():
+    X, y, C = dataset("blobs", 0, n=3200)  # 100 steps an epoch: every 16th step
     d = Doctor(verbose=False, raise_errors=True)
     _fit(mlp(X.shape[1], [16], C, seed=0), X, y, d, epochs=1, lr=0.01)
-    assert d.trace.samples == list(range(0, 100, 10))
-    X, y, C = dataset("blobs", 0, n=320)  # 10 steps an epoch: every 2nd step
+    assert d.trace.samples == list(range(0, 100, 16))
+    X, y, C = dataset("blobs", 0, n=320)  # 10 steps an epoch: every 10 // 4 = 2nd step
     d = Doctor(verbose=False, raise_errors=True)
     _fit(mlp(X.shape[1], [16], C, seed=0), X, y, d, epochs=2, lr=0.01)
     assert d.trace.samples == list(range(0, 20, 2))
@@ -85,7 +85,9 @@ def test_alarm_samples_every_step_when_the_loss_jumps():
     d = Doctor(verbose=False, raise_errors=True)
     _fit(mlp(X.shape[1], [16, 16], C, seed=0), X, y, d, epochs=1, lr=5.0, opt="sgd")
     loss = np.asarray(d.trace.loss)
-    first_jump = int(np.argmax(~(loss <= 2 * loss[0])))
+    # the starting level: the median of the first 5 losses (of those seen so far)
+    ref = np.array([np.inf] + [np.median(loss[: min(i, 5)]) for i in range(1, len(loss))])
+    first_jump = int(np.argmax(~(loss <= 3 * ref)))
     assert first_jump > 0
     assert list(range(first_jump + 1, first_jump + 6)) == [
         s for s in d.trace.samples if first_jump < s <= first_jump + 5

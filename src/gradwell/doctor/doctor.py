@@ -42,14 +42,19 @@ from .replay import replay_anomaly
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace
 
-#: Sample at most every this many steps (the measured overhead stays under 10%)...
-DEFAULT_SAMPLE_EVERY = 10
-#: ...but at least this many times per epoch, so short epochs still give windows.
-MIN_SAMPLES_PER_EPOCH = 5
+#: Sample every this many steps at most: a sampled step costs about half a step of the
+#: smallest benchmark model (benchmarks/doctor_overhead.py), so this keeps the doctor
+#: under 10% of the step time there and far under it for larger models...
+DEFAULT_SAMPLE_EVERY = 16
+#: ...and at least this many times per epoch, so short epochs still give windows.
+MIN_SAMPLES_PER_EPOCH = 4
 #: Steps sampled densely after the loss jumps (so an explosion is seen in detail).
 ALARM_STEPS = 20
-#: The loss at this multiple of its starting level raises the alarm.
-ALARM_LOSS_FACTOR = 2.0
+#: The loss at this multiple of its starting level raises the alarm (mini-batch noise
+#: stays well under it; an explosion passes it within a step or two)...
+ALARM_LOSS_FACTOR = 3.0
+#: ...the median of the first this-many losses.
+ALARM_REFERENCE_STEPS = 5
 #: The feature audit looks at evenly spaced rows of the training inputs: at most this
 #: many values in all (rows x columns), and between 256 and 5000 rows. Enough to place the
 #: 1st and 99th percentiles that judge a column's scale, at a few milliseconds.
@@ -89,8 +94,8 @@ class Doctor(Callback):
         doctor.finish()
         print(doctor.report())
 
-    Options: ``sample_every`` (steps between detailed samples; default: 10, or fewer
-    so that an epoch has at least 5), ``thresholds`` (a :class:`Thresholds`),
+    Options: ``sample_every`` (steps between detailed samples; default: 16, or fewer
+    so that an epoch has at least 4), ``thresholds`` (a :class:`Thresholds`),
     ``feature_names`` (for the feature audit), ``verbose`` (print a line when a
     warning or critical finding first appears, and a summary at the end; default:
     as ``fit``'s verbose), ``replay_nan`` (replay the batch that produced the
@@ -448,11 +453,12 @@ class Doctor(Callback):
         if group is not None:
             trace.lr.append(group["lr"])
         finite = value == value and value not in (math.inf, -math.inf)
-        ref = self._loss_ref
-        if ref is None and finite:
-            self._loss_ref = ref = value
+        ref = self._loss_ref  # the starting level, from the steps before this one
         if not finite or (ref is not None and 0 < ref < value / ALARM_LOSS_FACTOR):
             self._alarm_until = s + ALARM_STEPS
+        if len(trace.loss) <= ALARM_REFERENCE_STEPS:  # median of the first few losses
+            first = [v for v in trace.loss if v == v and v not in (math.inf, -math.inf)]
+            self._loss_ref = float(np.median(first)) if first else None
         armed = self._armed
         if armed:
             self._sample(s)
@@ -651,6 +657,7 @@ class Doctor(Callback):
             self._order_known = True
             self.profile = profile_model(self.model, self.optimizer, self._call_order)
             self.profile.feature_names = self.feature_names
+            self._call_order = None  # known: the hooks stop recording it
 
     def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if self._call_order is not None and module.training and _is_grad_enabled():

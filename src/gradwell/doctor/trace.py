@@ -61,11 +61,12 @@ class ActivationStats:
         self.examples += n
         size = max(a.size, 1)
         if self.kind == "relu":
-            positive = a > 0
-            unit_on = np.logical_or.reduce(positive, axis=0)
+            # ReLU outputs are >= 0, so "positive" is "nonzero" and a unit fired in this
+            # batch when its largest output is above 0: no boolean matrix is needed.
+            unit_on = a.max(axis=0) > 0
             self.ever_positive |= unit_on
             np.copyto(self.last_alive, step, where=unit_on)
-            self.active_fraction.append(np.count_nonzero(positive) / size)
+            self.active_fraction.append(np.count_nonzero(a) / size)
             self.silent_fraction.append(1.0 - np.count_nonzero(unit_on) / max(units, 1))
             self.saturated_fraction.append(NAN)
             return
