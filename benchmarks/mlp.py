@@ -260,9 +260,35 @@ def _worker(framework: str, rows: list[str], threads: int, seconds: float) -> No
             result["blas"] = []
     for row in rows:
         sizes, batch = ROWS[row]
-        seconds_per_step, n = time_steps(BUILDERS[framework](sizes, batch), seconds)
-        result[row] = {"us": seconds_per_step * 1e6, "steps": n}
+        step = BUILDERS[framework](sizes, batch)
+        for _ in range(10):  # warm-up: JIT compilation (numba, XLA) is not training memory
+            step()
+        before = _reset_peak_rss()
+        seconds_per_step, n = time_steps(step, seconds, warmup=0)
+        # Peak growth while training: the high-water mark of resident memory during the
+        # timed steps, less the resident size when they began.
+        grown = max(0, _peak_rss() - before) if before is not None else None
+        result[row] = {"us": seconds_per_step * 1e6, "steps": n, "mem": grown}
     print(json.dumps(result))
+
+
+def _reset_peak_rss() -> int | None:
+    """Reset the kernel's resident high-water mark (Linux) and return the current size."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return None
+
+
+def _peak_rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _child_env(threads: int) -> dict[str, str]:
@@ -280,8 +306,19 @@ def _child_env(threads: int) -> dict[str, str]:
 
 
 def _run_framework(framework: str, rows: list[str], threads: int, seconds: float) -> Any:
+    """Each row in its own process (a clean memory high-water mark); results merged."""
+    merged: dict[str, Any] = {}
+    for row in rows:
+        one = _run_row(framework, row, threads, seconds)
+        if one is None:
+            return None
+        merged.update(one)
+    return merged
+
+
+def _run_row(framework: str, row: str, threads: int, seconds: float) -> Any:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--rows",
-           ",".join(rows), "--threads", str(threads), "--seconds", str(seconds)]  # fmt: skip
+           row, "--threads", str(threads), "--seconds", str(seconds)]  # fmt: skip
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     preexec = None
     if cpus and threads < len(cpus):
@@ -378,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
 
             versions[f] = md.version(f)
 
-    headers = ["model", "batch", "gradwell us", "torch us", "jax us", "ratio", "floor us"]
+    headers = ["model", "batch", "gradwell us", "torch us", "jax us", "ratio", "floor us",
+               "gradwell MB", "torch MB", "jax MB"]  # fmt: skip
     table = []
     for row in rows:
         sizes, batch = ROWS[row]
@@ -390,12 +428,20 @@ def main(argv: list[str] | None = None) -> int:
         others = [t for t in (us("torch"), us("jax")) if t is not None]
         ratio = f"{us('gradwell') / min(others):.2f}" if others and us("gradwell") else "-"
         floor = matmul_flops(sizes, batch) / (gflops * 1e9) * 1e6 if gflops else None
+
+        def mb(f: str, row: str = row) -> str:
+            r = results.get(f)
+            mem = r[row].get("mem") if r else None
+            return "-" if mem is None else f"{mem / 2**20:,.1f}"
+
         table.append(["-".join(map(str, sizes)), str(batch), _fmt_us(us("gradwell")),
                       _fmt_us(us("torch")), _fmt_us(us("jax")), ratio,
-                      "-" if floor is None else f"{floor:,.1f}"])  # fmt: skip
+                      "-" if floor is None else f"{floor:,.1f}",
+                      mb("gradwell"), mb("torch"), mb("jax")])  # fmt: skip
     labels = [f"torch {versions['torch']}" if versions["torch"] else "torch",
               f"jax {versions['jax']}" if versions["jax"] else "jax"]  # fmt: skip
-    print(f"(µs per training step, median; ratio = gradwell / faster of {' and '.join(labels)})")
+    print(f"(µs per training step, median; ratio = gradwell / faster of {' and '.join(labels)};"
+          " MB = peak resident memory growth while training)")  # fmt: skip
     if args.markdown:
         print("| " + " | ".join(headers) + " |")
         print("|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|")
