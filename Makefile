@@ -41,6 +41,7 @@ format: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/mlp.py
+	$(PY) benchmarks/doctor_overhead.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
