@@ -392,6 +392,8 @@ class Doctor(Callback):
     def _train_begin(self) -> None:
         state = self.state
         assert state is not None
+        if self._attached and (self.trace.loss or self._finished):
+            self._start_afresh()  # one Doctor, several fits: each run is diagnosed on its own
         self._in_fit = True
         self.loss_fn = state.loss_fn
         self._step = state.global_step
@@ -420,6 +422,19 @@ class Doctor(Callback):
 
             for line in summary_lines(self):
                 self._say(line)
+
+    def _start_afresh(self) -> None:
+        self._disarm()
+        for h in self._permanent:
+            h.remove()
+        self._permanent = []
+        self.trace = Trace()
+        self._raw, self._announced = {}, set()
+        self._step, self._alarm_until, self._loss_ref = 0, -1, None
+        self._snapshot_pending, self._finished = False, False
+        self._norm_ref, self._unscaled = None, None
+        self._audit_rows, self._full_audit = None, None
+        self._order_known, self._call_order = False, None
 
     def _safely(self, fn: Any, *args: Any) -> None:
         if self._broken:

@@ -136,7 +136,8 @@ def html_report(doctor: Doctor) -> str:
         "<h1>gradwell training doctor</h1>",
         f'<p class="muted">{len(tr.loss)} steps, {len(tr.epochs)} epochs, {tr.n_samples} '
         f"sampled steps (every {doctor._every}); optimizer {_e(prof.optimizer or '?')} "
-        f"(lr {_e(lr)}); {len(prof.layers)} layers with weights.</p>",
+        f"(lr {_e(lr)}); {len(prof.layers)} layer{'s' if len(prof.layers) != 1 else ''} with "
+        "weights.</p>",
         verdict,
         "<h2>Findings</h2>",
         "".join(_finding_html(f) for f in findings) or "<p>No detector fired.</p>",

@@ -157,7 +157,7 @@ def text_report(doctor: Doctor) -> str:
     lines.append(
         f"run: {len(tr.loss)} steps, {len(tr.epochs)} epochs, {tr.n_samples} sampled steps "
         f"(every {doctor._every}); optimizer: {prof.optimizer or '?'} (lr {lr}); "
-        f"{len(prof.layers)} layers with weights"
+        f"{len(prof.layers)} layer{'s' if len(prof.layers) != 1 else ''} with weights"
     )
     if tr.loss:
         finite = [x for x in tr.loss if math.isfinite(x)]
