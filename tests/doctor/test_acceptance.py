@@ -420,3 +420,22 @@ def test_noisy_validation_plateau_is_not_overfitting(seed):
         doctor=gw.doctor.Doctor(verbose=False, raise_errors=True),
     )  # fmt: skip
     assert "overfitting" not in kinds(history)
+
+
+@pytest.mark.parametrize("column", [0, 3])
+def test_nan_in_the_data_is_blamed_on_the_data_not_an_op(column):
+    X, y, C = dataset("blobs", 0)
+    X = X.copy()
+    X[100, column] = np.nan
+    model = mlp(X.shape[1], [16], C, seed=0)
+    names = [f"f{j}" for j in range(X.shape[1])]
+    doctor = gw.doctor.Doctor(verbose=False, raise_errors=True, feature_names=names)
+    history = train(model, X, y, optimizer("adam", model, 0.01), epochs=1, doctor=doctor)
+    f = next(f for f in history.findings if f.kind == "nan_trap")
+    assert f.where == names[column] and f.evidence["source"] == "inputs"
+    loader = gw.data.DataLoader((X, y), batch_size=32, shuffle=True, seed=0)  # fit's batches
+    first_bad = next(i for i, (xb, _) in enumerate(loader) if np.isnan(xb.numpy()).any())
+    assert f.step == first_bad
+    assert f.remedies[0].startswith(
+        f"remove or impute the inf/NaN values of column {names[column]}"
+    )

@@ -252,6 +252,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         "parameter": "the parameter " + rx.paths(names, 3),
         "batchnorm": "the running statistics of " + rx.paths(names, 3),
         "activation": "the output of " + rx.paths(names, 3),
+        "inputs": "the training inputs (columns " + rx.paths(names, 3) + ")",
     }.get(source, source)
     value = ev.get("value")
     became = f"became {value}" if value is not None else "became non-finite"
@@ -296,6 +297,21 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
     else:
         where = names[0] if names else ("loss" if source == "loss" else source)
         text += ". " + (ev.get("note") or "The op that produced it could not be located.")
+    if source == "inputs":
+        text = (
+            f"At step {step}, the loss became {value}: the batch's inputs hold inf or NaN in "
+            f"column {rx.paths(names, 3)}. They came with the data; no op made them."
+        )
+        remedies.append(
+            rx.Remedy(
+                f"remove or impute the inf/NaN values of column {rx.paths(names, 3)} before "
+                "training (the gw.preprocessing scalers report the first bad row)",
+                {"action": "clean_inputs", "columns": names},
+            )
+        )
+        evidence = {k: v for k, v in ev.items() if k != "anomaly"}
+        return _finding("nan_trap", "critical", ", ".join(names) or "inputs", step, trace,
+                        evidence, text, remedies)  # fmt: skip
     remedies += [rx.change_lr(prof, 0.1)]
     ref = _reference(trace.total_grad_norm())
     remedies.append(rx.clip_grad_norm(rx.nice(ref) if math.isfinite(ref) else 1.0))

@@ -610,7 +610,14 @@ class Doctor(Callback):
             "value": value,
             "last_sampled_step": self.trace.samples[-2] if len(self.trace.samples) >= 2 else None,
         }
-        if self.replay_nan and self.model is not None:
+        bad_columns = self._nonfinite_inputs(inputs)
+        if bad_columns:  # the data itself: nothing to replay
+            event.update(source="inputs", names=bad_columns, anomaly=None)
+            event["note"] = (
+                f"The batch's inputs hold inf or NaN (columns {', '.join(bad_columns[:6])}): "
+                "they came with the data, no op made them."
+            )
+        elif self.replay_nan and self.model is not None:
             self._disarm()
             anomaly, note = replay_anomaly(self.model, inputs, targets, loss_fn)
             event["anomaly"] = anomaly
@@ -619,6 +626,18 @@ class Doctor(Callback):
             event["anomaly"] = None
             event["note"] = "The replay under gw.detect_anomaly was switched off (replay_nan)."
         self._record_nonfinite(event)
+
+    def _nonfinite_inputs(self, inputs: Any) -> list[str]:
+        """Names of the input columns holding inf or NaN in this batch."""
+        arr = inputs.data if isinstance(inputs, Tensor) else inputs
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.ndim == 0:
+            return []
+        flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=0))
+        names = self.feature_names
+        if names is None or len(names) != flat.shape[1]:
+            names = [f"x{j}" for j in range(flat.shape[1])]
+        return [names[j] for j in bad]
 
     def _record_nonfinite(self, event: dict[str, Any]) -> None:
         self.trace.nonfinite = event
