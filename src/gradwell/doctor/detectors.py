@@ -393,7 +393,8 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
                         {"action": "reinitialise", "modules": [prev]},
                     )
                 )
-        remedies.append(rx.change_lr(prof, 0.1))
+        if not from_start:  # killed by big updates; units dead since initialisation were not
+            remedies.append(rx.change_lr(prof, 0.1))
         remedies.append(
             rx.replace_activation([path], prof.types.get(path, "ReLU"), "LeakyReLU(0.01)")
         )
@@ -921,7 +922,8 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     best_epoch = int(rows[best]["epoch"])
     explanation = (
         f"Validation loss was lowest at epoch {best_epoch + 1} ({_sci(float(val[best]))}) and "
-        f"has stayed at least {rise:.0%} above it for {len(rows) - 1 - best} epochs, while the "
+        f"has risen in the {len(rows) - 1 - best} epochs since (the last "
+        f"{th.overfit_patience} are at least {rise:.0%} above its best level), while the "
         f"training loss kept falling ({_sci(float(train[best]))} -> {_sci(float(train[-1]))}): "
         f"the model is memorising the training set."
     )
