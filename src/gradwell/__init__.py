@@ -7,6 +7,8 @@
 tensor([2., 4.])
 """
 
+from . import _memory  # noqa: F401, I001  first: malloc keeps freed array pages (see there)
+
 from . import data, doctor, nn, optim, preprocessing, viz
 from .autograd import (
     AnomalyError,
