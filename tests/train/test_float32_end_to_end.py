@@ -25,8 +25,9 @@ def _watch_float64():
     return seen, forward, vjp
 
 
-@pytest.mark.parametrize("opt_cls", [gw.optim.Adam, gw.optim.AdamW, gw.optim.SGD,
-                                     gw.optim.RMSprop, gw.optim.Adagrad])
+@pytest.mark.parametrize(
+    "opt_cls", [gw.optim.Adam, gw.optim.AdamW, gw.optim.SGD, gw.optim.RMSprop, gw.optim.Adagrad]
+)
 @pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
 def test_forward_backward_and_step_stay_float32(opt_cls, loss_name):
     rng = np.random.default_rng(0)
