@@ -79,7 +79,9 @@ def profile(sizes: list[int], batch: int, steps: int) -> dict[str, float]:
         for name, (fwd, vjp) in originals.items():
             REGISTRY[name].forward, REGISTRY[name].vjp = fwd, vjp
     fwd_ops = sum(v for k, v in spent.items() if k.startswith("forward ") and k != "forward total")
-    bwd_ops = sum(v for k, v in spent.items() if k.startswith("backward ") and k != "backward total")
+    bwd_ops = sum(
+        v for k, v in spent.items() if k.startswith("backward ") and k != "backward total"
+    )
     spent["forward dispatch (Python)"] = spent["forward total"] - fwd_ops
     spent["backward dispatch (engine)"] = spent["backward total"] - bwd_ops
     return {k: v / steps * 1e6 for k, v in spent.items()}
