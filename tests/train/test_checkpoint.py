@@ -134,7 +134,7 @@ def test_a_crash_while_saving_leaves_the_old_checkpoint_intact(
                 raise OSError("disk full")
 
         monkeypatch.setattr(
-            checkpoint.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode))
+            checkpoint.os, "fdopen", lambda fd, mode, **kw: HalfWriter(real_fdopen(fd, mode, **kw))
         )
     else:
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_file
 from .csv import CSVFormatError, is_numeric, parse_numeric, read_csv_columns
 
 Seed = int | np.random.Generator | None
@@ -604,27 +604,21 @@ def download_file(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> P
     a file that looks valid.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with atomic_file(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            digest = hashlib.sha256()
             for chunk in iter(lambda: resp.read(1 << 20), b""):
                 digest.update(chunk)
                 out.write(chunk)
-        got = digest.hexdigest()
-        if got != sha256:
-            raise OSError(
-                f"download of {url}: expected sha256 {sha256}, got {got}; the file was not kept"
-            )
-        os.replace(tmp, dest)
+            got = digest.hexdigest()
+            if got != sha256:  # raising here leaves dest as it was
+                raise OSError(
+                    f"download of {url}: expected sha256 {sha256}, got {got}; the file was not kept"
+                )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         raise OSError(
             f"could not download {url} ({err}); check the network, or pass path= to a local copy"
         ) from err
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return dest
 
 

@@ -18,12 +18,12 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
 from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..autograd import engine
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
@@ -830,19 +830,3 @@ def _train_inputs(loader: Any) -> Any:
     if arrays:
         return arrays[0]
     return None
-
-
-def atomic_write(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then
-    rename it, so a crash never leaves a half-written file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gradwell-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -101,7 +101,7 @@ class LRFindResult:
 
     def save(self, path: str | os.PathLike[str]) -> str:
         """Save the plot (.png, .svg, .pdf) or the numbers (.json); written atomically."""
-        from .doctor import atomic_write
+        from .._atomic import atomic_file, atomic_write
 
         path = os.fspath(path)
         ext = os.path.splitext(path)[1].lower()
@@ -112,17 +112,8 @@ class LRFindResult:
             raise ValueError(
                 f"LRFindResult.save: expected a .png, .svg, .pdf or .json path; got {path!r}"
             )
-        import tempfile
-
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".gradwell-", suffix=ext, dir=folder)
-        os.close(fd)
-        try:
-            self.plot().savefig(tmp, format=ext[1:])
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_file(path, "wb") as f:
+            self.plot().savefig(f, format=ext[1:])
         return path
 
 

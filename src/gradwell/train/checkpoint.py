@@ -20,10 +20,8 @@ only; it never runs code (no pickle).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save as _safetensors_bytes
 
+from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
 
 FORMAT = "gradwell.checkpoint"
@@ -150,36 +149,12 @@ def _state_array(value: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ file I/O
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # some systems cannot open folders; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename)."""
     if path.is_dir():
         raise IsADirectoryError(f"gw.save: {path} is a folder; a checkpoint is one file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write(path, data, durable=True)
 
 
 # ------------------------------------------------------------------ public API

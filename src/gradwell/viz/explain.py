@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from html import escape
 from importlib import resources
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from ..autograd.ops import ArrayF
 from ..autograd.tensor import Tensor
 from .graph import Graph, Node, Trace, graph
@@ -449,13 +449,5 @@ def write_atomic(path: Path, text: str) -> Path:
         raise FileNotFoundError(
             f"explain(): the folder {str(parent)!r} for {str(path)!r} does not exist"
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
     return path.resolve()
