@@ -42,32 +42,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:  # the same rows as the MLP benchmark, when it is there
-    from mlp import ROWS
-except ImportError:  # pragma: no cover
-    ROWS = {
-        "tiny": ([2, 8, 8, 2], 32),
-        "mlp128": ([784, 512, 256, 10], 128),
-        "mlp32": ([784, 512, 256, 10], 32),
-        "wide": ([1024, 1024, 1024, 1024, 10], 256),
-    }
+from mlp import ROWS, gradwell_model  # noqa: E402  (the same rows and model)
 
 CLOCK = time.thread_time
 STEPS = 50  # batches per epoch: the default then samples every 12th step
 EPOCHS = {"tiny": 6, "mlp128": 2, "mlp32": 2, "wide": 1}
-
-
-def build(sizes: list[int]) -> tuple[Any, Any]:
-    import gradwell as gw
-
-    nn = gw.nn
-    layers: list[Any] = []
-    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(n_in, n_out, rng=0), nn.BatchNorm1d(n_out), nn.ReLU(),
-                   nn.Dropout(0.1, rng=0)]  # fmt: skip
-    layers.append(nn.Linear(sizes[-2], sizes[-1], rng=0))
-    model = nn.Sequential(*layers)
-    return model, gw.optim.Adam(model.parameters(), lr=1e-3)
 
 
 def data(sizes: list[int], batch: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +83,7 @@ def run(
     import gradwell as gw
     from gradwell.doctor import Doctor
 
-    model, opt = build(sizes)
+    model, opt = gradwell_model(sizes)
     doctor: Any = {"off": False, "default": True, "every": Doctor(sample_every=1)}[mode]
     timer = step_timer()
     t0 = CLOCK()

@@ -102,7 +102,9 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
 
 
 # --------------------------------------------------------------- frameworks
-def gradwell_step(sizes: list[int], batch: int) -> Any:
+def gradwell_model(sizes: list[int]) -> tuple[Any, Any]:
+    """The benchmark's model in gradwell and its Adam optimizer (also used by the other
+    benchmarks of this folder)."""
     import gradwell as gw
 
     nn = gw.nn
@@ -112,8 +114,14 @@ def gradwell_step(sizes: list[int], batch: int) -> Any:
                    nn.Dropout(0.1, rng=0)]  # fmt: skip
     layers.append(nn.Linear(sizes[-2], sizes[-1], rng=0))
     model = nn.Sequential(*layers)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = gw.optim.Adam(model.parameters(), lr=1e-3)
+    return model, gw.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def gradwell_step(sizes: list[int], batch: int) -> Any:
+    import gradwell as gw
+
+    model, opt = gradwell_model(sizes)
+    loss_fn = gw.nn.CrossEntropyLoss()
     data = [(gw.Tensor(x), gw.Tensor(y)) for x, y in synthetic_batches(sizes, batch)]
     i = 0
 

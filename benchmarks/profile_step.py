@@ -20,22 +20,15 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from mlp import ROWS, synthetic_batches  # noqa: E402
+from mlp import ROWS, gradwell_model, synthetic_batches  # noqa: E402
 
 
 def profile(sizes: list[int], batch: int, steps: int) -> dict[str, float]:
     import gradwell as gw
     from gradwell.autograd.ops import REGISTRY
 
-    nn = gw.nn
-    layers: list[Any] = []
-    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
-        layers += [nn.Linear(n_in, n_out, rng=0), nn.BatchNorm1d(n_out), nn.ReLU(),
-                   nn.Dropout(0.1, rng=0)]  # fmt: skip
-    layers.append(nn.Linear(sizes[-2], sizes[-1], rng=0))
-    model = nn.Sequential(*layers)
-    loss_fn = nn.CrossEntropyLoss()
-    opt = gw.optim.Adam(model.parameters(), lr=1e-3)
+    model, opt = gradwell_model(sizes)
+    loss_fn = gw.nn.CrossEntropyLoss()
     data = [(gw.Tensor(x), gw.Tensor(y)) for x, y in synthetic_batches(sizes, batch)]
 
     spent: dict[str, float] = defaultdict(float)
