@@ -78,7 +78,7 @@ def _(F, g, out, ins, needs, attrs):
 # ---------------------------------------------------------------------------
 # batch_norm
 
-_NO_AFFINE = np.empty(0, np.float32)  # stands for "no gamma/beta" in the compiled kernels
+_NO_AFFINE = np.empty(0, np.float32)  # "no gamma/beta" (or no running stats) for the kernels
 
 
 @primitive("batch_norm", saves=True)
@@ -107,15 +107,12 @@ def batch_norm(
                 f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
             )
         gamma, beta = affine if affine else (_NO_AFFINE, _NO_AFFINE)
-        out, xhat, mean, var, inv_std = kernels.batch_norm_train(
-            np.ascontiguousarray(x), gamma, beta, eps
-        )
-        if running_mean is not None:
-            running_mean *= 1.0 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1.0 - momentum
-            running_var += (momentum * n / (n - 1)) * var
+        out, xhat, inv_std = kernels.batch_norm_train(
+            np.ascontiguousarray(x), gamma, beta, eps,
+            _NO_AFFINE if running_mean is None else running_mean,
+            _NO_AFFINE if running_var is None else running_var,
+            momentum,
+        )  # fmt: skip
         return out, (xhat, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
@@ -293,8 +290,11 @@ def _(F, g, out, ins, needs, attrs):
     gx = gt = None
     if classes:
         _, rows, t, a, b, valid, _ = saved
+        plain = b is None and valid is None and attrs["weight"] is None  # a is all ones
         r = a + (float(b.sum()) if valid is None else valid * b.sum()) if b is not None else a
-        if needs[0] and not tensor_mode:  # sparse: G = r p - valid b - a onehot(t)
+        if needs[0] and not tensor_mode and plain and np.ndim(gcol) == 0:
+            gx = kernels.softmax_cross_entropy_grad(p, t, float(gcol))  # (p - onehot) g
+        elif needs[0] and not tensor_mode:  # sparse: G = r p - valid b - a onehot(t)
             gx = p * (gcol * r[:, None])
             if b is not None:
                 gx -= (gcol * valid[:, None]) * b if valid is not None else gcol * b

@@ -17,10 +17,15 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def batch_norm_train(x: Any, gamma: Any, beta: Any, eps: float) -> Any:
+def batch_norm_train(
+    x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
+    momentum: float,
+) -> Any:  # fmt: skip
     """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
 
-    Returns (out, xhat, mean, var, inv_std). ``gamma``/``beta`` may be empty (no affine).
+    Returns (out, xhat, inv_std). ``gamma``/``beta`` may be empty (no affine). The
+    running statistics (empty to skip) move by ``momentum`` towards the batch mean
+    and the unbiased variance, in place.
     """
     n, c = x.shape
     dt = x.dtype.type
@@ -48,7 +53,13 @@ def batch_norm_train(x: Any, gamma: Any, beta: Any, eps: float) -> Any:
             h = (x[i, j] - mean[j]) * inv_std[j]
             xhat[i, j] = h
             out[i, j] = h * gamma[j] + beta[j] if affine else h
-    return out, xhat, mean, var, inv_std
+    keep, step = dt(1.0 - momentum), dt(momentum)
+    unbias = dt(momentum * n / (n - 1))
+    for j in range(running_mean.size):
+        running_mean[j] = running_mean[j] * keep + step * mean[j]
+    for j in range(running_var.size):
+        running_var[j] = running_var[j] * keep + unbias * var[j]
+    return out, xhat, inv_std
 
 
 @_jit
@@ -134,3 +145,16 @@ def softmax_cross_entropy(x: Any, target: Any) -> Any:
             p[i, j] *= inv
         loss[i] = np.log(total) + (m - x[i, target[i]])  # small terms first: exact at 1e4
     return loss, p
+
+
+@_jit
+def softmax_cross_entropy_grad(p: Any, target: Any, g: float) -> Any:
+    """g * (p - onehot(target)): the gradient of the summed per-row losses, scaled by g."""
+    n, c = p.shape
+    scale = p.dtype.type(g)
+    gx = np.empty_like(p)
+    for i in range(n):
+        for j in range(c):
+            gx[i, j] = p[i, j] * scale
+        gx[i, target[i]] -= scale
+    return gx
