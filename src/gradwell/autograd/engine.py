@@ -201,9 +201,12 @@ def run_backward(
             if create_graph:
                 in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
             else:
-                in_grads = node._op.vjp(
-                    F, g, node.data, [t.data for t in node_inputs], needs, node._attrs
+                datas = (
+                    (node_inputs[0].data,)
+                    if len(node_inputs) == 1
+                    else [t.data for t in node_inputs]
                 )
+                in_grads = node._op.vjp(F, g, node.data, datas, needs, node._attrs)
             if vjp_hooks:
                 for vh in vjp_hooks:
                     vh(node, g, in_grads)

@@ -70,18 +70,23 @@ def primitive(name: str, saves: bool = False) -> Callable[[Callable[..., Any]], 
 
 
 def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> Tensor:
-    out = op.forward(*[t.data for t in inputs], **attrs)
+    # One and two inputs are nearly every call: spelled out, they skip the generic loops.
+    if len(inputs) == 1:
+        a = inputs[0]
+        out = op.forward(a.data, **attrs)
+        needs: tuple[bool, ...] = (a.requires_grad,)
+    elif len(inputs) == 2:
+        a, b = inputs
+        out = op.forward(a.data, b.data, **attrs)
+        needs = (a.requires_grad, b.requires_grad)
+    else:
+        out = op.forward(*[t.data for t in inputs], **attrs)
+        needs = tuple([t.requires_grad for t in inputs])
     if op.saves:
         out, saved = out
         attrs = {**attrs, "saved": saved}
-    if _mode.enabled and op.vjp is not None:
-        needs = tuple([t.requires_grad for t in inputs])
-        if True in needs:
-            result = Tensor(out, True, op, inputs, attrs)
-            result._needs = needs
-            result._seq = next(node_counter)
-        else:
-            result = Tensor(out)
+    if True in needs and _mode.enabled and op.vjp is not None:
+        result = Tensor(out, True, op, inputs, attrs, needs, next(node_counter))
     else:
         result = Tensor(out)
     if forward_hooks:

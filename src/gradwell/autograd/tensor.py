@@ -44,6 +44,8 @@ class Tensor:
         _op: Any = None,
         _inputs: tuple[Tensor, ...] | None = (),
         _attrs: dict[str, Any] | None = None,
+        _needs: tuple[bool, ...] = (),
+        _seq: int = 0,
     ) -> None:
         self.data = data
         self.grad: Tensor | None = None
@@ -51,8 +53,8 @@ class Tensor:
         self._op = _op
         self._inputs = _inputs
         self._attrs = _attrs
-        self._needs: tuple[bool, ...] = ()
-        self._seq = 0
+        self._needs = _needs  # which inputs require grad, fixed when the op ran
+        self._seq = _seq  # creation number: larger than every input's
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
         self.name: str | None = None
 
