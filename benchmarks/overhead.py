@@ -22,15 +22,19 @@ from collections.abc import Callable
 import gradwell as gw
 
 
-def _time(fn: Callable[[], None], rounds: int = 300) -> float:
-    for _ in range(30):
-        fn()
-    samples = []
+def _time_interleaved(fns: list[Callable[[], None]], rounds: int = 400) -> list[float]:
+    """Median seconds per call of each function, taking turns call by call, so a burst
+    of other work on the machine slows every framework alike rather than one."""
+    for fn in fns:
+        for _ in range(30):
+            fn()
+    samples: list[list[float]] = [[] for _ in fns]
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+        for fn, out in zip(fns, samples):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(s) for s in samples]
 
 
 def make_step(lib, blocks: int) -> Callable[[], None]:
@@ -56,7 +60,8 @@ def main() -> None:
     print(f"{'graph':<10}{'framework':<16}{'us/op (fwd+bwd)':>18}{'gradwell / it':>16}")
     for blocks in (1, 25):
         ops = 4 * blocks + 1  # the blocks plus the final sum
-        times = [(name, _time(make_step(lib, blocks)) / ops) for name, lib in libs]
+        medians = _time_interleaved([make_step(lib, blocks) for _, lib in libs])
+        times = [(name, t / ops) for (name, _), t in zip(libs, medians)]
         for name, t in times:
             label = f"{4 * blocks} ops"
             print(f"{label:<10}{name:<16}{t * 1e6:>18.2f}{times[0][1] / t:>16.2f}")

@@ -144,6 +144,19 @@ def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
     return g
 
 
+# (Tensor, ArrayF, TensorF): bound on first use, since those modules import this one.
+_late_imports: tuple[Any, Any, Any] | None = None
+
+
+def _bind_late_imports() -> tuple[Any, Any, Any]:
+    global _late_imports
+    from .ops import ArrayF, TensorF
+    from .tensor import Tensor
+
+    _late_imports = (Tensor, ArrayF, TensorF)
+    return _late_imports
+
+
 def run_backward(
     outputs: Sequence[Tensor],
     grad_outputs: Sequence[Any],
@@ -163,9 +176,7 @@ def run_backward(
     order discovered on the fly: when a node comes off the heap, every consumer of
     it has already added its contribution, so its gradient is complete.
     """
-    from .ops import ArrayF, TensorF
-    from .tensor import Tensor
-
+    new_tensor, ArrayF, TensorF = _late_imports or _bind_late_imports()
     F = TensorF if create_graph else ArrayF
     grads: dict[int, Any] = {}
     heap: list[tuple[int, int, Tensor]] = []
@@ -241,9 +252,9 @@ def run_backward(
             elif create_graph:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
             elif leaf.grad is None:
-                leaf.grad = Tensor(_leaf_grad(g, handed_out))
+                leaf.grad = new_tensor(_leaf_grad(g, handed_out))
             else:
-                leaf.grad = Tensor(leaf.grad.data + g)
+                leaf.grad = new_tensor(leaf.grad.data + g)
     finally:
         _mode.enabled = previous_mode
     return found if inputs is not None else None

@@ -126,6 +126,12 @@ def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
 
 
 def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
+    if len(args) == 2:  # tensor <op> number, the common case, without the general loops
+        a, b = args
+        if isinstance(a, Tensor) and isinstance(b, (int, float)):
+            return a, _scalar_constant(b, a.data.dtype)
+        if isinstance(b, Tensor) and isinstance(a, (int, float)):
+            return _scalar_constant(a, b.data.dtype), b
     like = None
     for a in args:
         if isinstance(a, Tensor):
