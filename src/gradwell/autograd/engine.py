@@ -2,12 +2,12 @@
 
 Every differentiable result is a :class:`Tensor` that remembers the primitive
 that made it (``_op``), its inputs (``_inputs``, the graph's edges) and the
-primitive's non-tensor arguments (``_attrs``). ``backward`` orders the graph
-once (iteratively, so depth is unlimited), then visits each node exactly once
-in reverse topological order: a node's gradient is the sum of its consumers'
-contributions, complete before it is propagated. That is the dynamic
-programming that makes backward linear in the number of nodes, however many
-paths the graph has.
+primitive's non-tensor arguments (``_attrs``), and a creation number (``_seq``).
+``backward`` visits each node exactly once, in decreasing creation number -- a
+reverse topological order, found with a heap and no recursion, so depth is
+unlimited. A node's gradient is the sum of its consumers' contributions,
+complete before it is propagated: the dynamic programming that makes backward
+linear in the number of nodes, however many paths the graph has.
 """
 
 from __future__ import annotations
@@ -89,32 +89,6 @@ def _released(node: Tensor) -> GraphReleasedError:
         f"backward reached op '{node._op.name}' whose graph was already freed by an earlier "
         "backward; pass retain_graph=True to the first backward() to go through it twice"
     )
-
-
-def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """Recorded nodes reachable from ``roots``, inputs before the ops that use them.
-
-    Iterative depth-first post-order: no recursion, so a chain of any depth works.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots if r._op is not None]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        inputs = node._inputs
-        if inputs is None:
-            raise _released(node)
-        stack.append((node, True))
-        for inp in inputs:
-            if inp._op is not None and id(inp) not in seen:
-                stack.append((inp, False))
-    return order
 
 
 def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
