@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from train.fitting import quick_fit
 
 import gradwell as gw
 from gradwell.train.callbacks import (
@@ -17,17 +18,8 @@ from gradwell.train.callbacks import (
 )
 
 
-def _fit(model, data, **kw):
-    args = dict(
-        loss=gw.nn.CrossEntropyLoss(),
-        optimizer=gw.optim.Adam(model.parameters(), lr=0.05),
-        epochs=3,
-        batch_size=16,
-        seed=0,
-        verbose=0,
-    )
-    args.update(kw)
-    return gw.fit(model, data, **args)
+def _fit(model, data, epochs=3, **kw):
+    return quick_fit(model, data, epochs=epochs, **kw)
 
 
 class Scripted(Callback):

@@ -5,22 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from train.fitting import quick_fit
 
 import gradwell as gw
 from gradwell.train.callbacks import Callback
 
 
-def _fit(model, data, **kw):
-    args = dict(
-        loss=gw.nn.CrossEntropyLoss(),
-        optimizer=gw.optim.Adam(model.parameters(), lr=0.05),
-        epochs=5,
-        batch_size=16,
-        seed=0,
-        verbose=0,
-    )
-    args.update(kw)
-    return gw.fit(model, data, **args)
+def _fit(model, data, epochs=5, **kw):
+    return quick_fit(model, data, epochs=epochs, **kw)
 
 
 def test_loss_decreases_and_history_has_one_value_per_epoch_and_step(blobs, make_model):
