@@ -23,6 +23,12 @@ def test_python_scalars_do_not_upcast():
         assert y.dtype == np.float32
 
 
+def test_negative_zero_constant_keeps_its_sign():
+    x = gw.tensor([1.0])
+    assert np.signbit((x * 0.0).numpy()[0]) == False  # noqa: E712
+    assert np.signbit((x * -0.0).numpy()[0]) == True  # noqa: E712
+
+
 def test_float_arrays_take_the_tensor_dtype():
     x = gw.tensor([1.0, 2.0])
     assert (x * np.array([1.0, 2.0])).dtype == np.float32

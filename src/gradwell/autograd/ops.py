@@ -110,11 +110,12 @@ def constant_dtype(value: Any, like: np.dtype | None) -> np.dtype | None:
 
 # Constant tensors for Python numbers, reused: `x * 0.5` in a loop should not build a
 # new array each time. They never require grad and the engine never writes to them.
-_constants: dict[tuple[type, Any, Any], Tensor] = {}
+_constants: dict[tuple[type, Any, Any, float], Tensor] = {}
 
 
 def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
-    key = (type(value), value, like)
+    # The sign is part of the key: -0.0 == 0.0, yet x * -0.0 and x * 0.0 differ.
+    key = (type(value), value, like, math.copysign(1.0, value))
     t = _constants.get(key)
     if t is None:
         if len(_constants) > 4096:
