@@ -117,12 +117,9 @@ def gradwell_model(sizes: list[int]) -> tuple[Any, Any]:
     return model, gw.optim.Adam(model.parameters(), lr=1e-3)
 
 
-def gradwell_step(sizes: list[int], batch: int) -> Any:
-    import gradwell as gw
-
-    model, opt = gradwell_model(sizes)
-    loss_fn = gw.nn.CrossEntropyLoss()
-    data = [(gw.Tensor(x), gw.Tensor(y)) for x, y in synthetic_batches(sizes, batch)]
+def eager_step(model: Any, loss_fn: Any, opt: Any, data: list[Any]) -> Any:
+    """One training step as both eager frameworks spell it: zero the gradients, forward,
+    loss, backward, update, read the loss; batches taken in turn from ``data``."""
     i = 0
 
     def step() -> None:
@@ -136,6 +133,15 @@ def gradwell_step(sizes: list[int], batch: int) -> Any:
         loss.item()
 
     return step
+
+
+def gradwell_step(sizes: list[int], batch: int) -> Any:
+    import gradwell as gw
+
+    model, opt = gradwell_model(sizes)
+    loss_fn = gw.nn.CrossEntropyLoss()
+    data = [(gw.Tensor(x), gw.Tensor(y)) for x, y in synthetic_batches(sizes, batch)]
+    return eager_step(model, loss_fn, opt, data)
 
 
 def torch_step(sizes: list[int], batch: int) -> Any:
@@ -150,19 +156,7 @@ def torch_step(sizes: list[int], batch: int) -> Any:
     loss_fn = torch.nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in synthetic_batches(sizes, batch)]
-    i = 0
-
-    def step() -> None:
-        nonlocal i
-        x, y = data[i % len(data)]
-        i += 1
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        loss.item()
-
-    return step
+    return eager_step(model, loss_fn, opt, data)
 
 
 def jax_step(sizes: list[int], batch: int) -> Any:
