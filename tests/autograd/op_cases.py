@@ -123,6 +123,8 @@ CASES.update(
             (lambda x: _nnF.batch_norm(x, None, None, training=True), [(4, 2)]),
             (lambda x, g, b: _nnF.batch_norm(x, *_RUNNING, g, b), [(4, 3), (3,), (3,)]),
         ],
+        # A fresh Generator with the same seed per call: the same mask at every probe.
+        "dropout": [(lambda x: _nnF.dropout(x, 0.4, rng=np.random.default_rng(3)), [(6, 5)])],
         "cross_entropy": [
             (lambda x: _nnF.cross_entropy(x, _CLASSES), [(4, 5)]),
             (

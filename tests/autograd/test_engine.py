@@ -208,7 +208,7 @@ def test_tensor_hook_sees_and_can_replace_the_gradient():
 
 def test_forward_hook_sees_every_op_and_costs_nothing_when_absent():
     seen = []
-    engine.forward_hooks.append(lambda op, ins, out: seen.append(op.name))
+    engine.forward_hooks.append(lambda op, ins, out, attrs: seen.append(op.name))
     try:
         gw.tanh(gw.tensor([1.0]) * 2)
     finally:

@@ -13,7 +13,7 @@ from gradwell.autograd import engine
 def _watch_float64():
     seen: list[str] = []
 
-    def forward(op, inputs, out):
+    def forward(op, inputs, out, attrs):
         if out.dtype == np.float64:
             seen.append(f"forward {op.name}")
 

@@ -123,7 +123,7 @@ class detect_anomaly:
         if self.raise_error:
             raise AnomalyError(anomaly)
 
-    def _forward(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+    def _forward(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor, attrs: Any) -> None:
         if self.anomalies and not self.raise_error:
             return  # only the first producer matters; later ones merely pass it on
         if _finite(out.data) or not all(_finite(t.data) for t in inputs):

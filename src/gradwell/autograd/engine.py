@@ -37,11 +37,12 @@ _mode = _GradMode()
 node_counter = itertools.count()
 
 # Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
-#   forward_hooks: fn(op, inputs, output) after every recorded or unrecorded op.
+#   forward_hooks: fn(op, inputs, output, attrs) after every recorded or unrecorded op
+#                  (``attrs``: the op's keyword arguments, without what it saved).
 #   grad_hooks:    fn(node, grad) when a node's (or leaf's) total gradient is known in
 #                  backward; it may return a replacement gradient.
 #   vjp_hooks:     fn(node, grad, input_grads) after each VJP ran.
-forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor], None]] = []
+forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor, dict[str, Any]], None]] = []
 grad_hooks: list[Callable[[Tensor, Any], Any]] = []
 vjp_hooks: list[Callable[[Tensor, Any, Sequence[Any]], None]] = []
 

@@ -82,16 +82,17 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     else:
         out = op.forward(*[t.data for t in inputs], **attrs)
         needs = tuple([t.requires_grad for t in inputs])
+    node_attrs = attrs
     if op.saves:
         out, saved = out
-        attrs = {**attrs, "saved": saved}
+        node_attrs = {**attrs, "saved": saved}
     if True in needs and _mode.enabled and op.vjp is not None:
-        result = Tensor(out, True, op, inputs, attrs, needs, next(node_counter))
+        result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
     else:
         result = Tensor(out)
     if forward_hooks:
         for hook in forward_hooks:
-            hook(op, inputs, result)
+            hook(op, inputs, result, attrs)
     return result
 
 

@@ -60,7 +60,7 @@ def replay_anomaly(
     made_in: dict[int, tuple[Any, str]] = {}
     backward_module: list[str] = []
 
-    def remember(op: Any, ins: Any, out: Any) -> None:
+    def remember(op: Any, ins: Any, out: Any, attrs: Any) -> None:
         if engine.module_stack:
             mod = engine.module_stack[-1]
             made_in[id(out)] = (out, names.get(id(mod), type(mod).__name__))

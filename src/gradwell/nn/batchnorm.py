@@ -82,22 +82,16 @@ class BatchNorm1d(Module):
             )
         affine = (self.weight, self.bias) if self.affine else ()
         tracking = self.training and self.track_running_stats
-        momentum = 0.0
-        if tracking:
-            count = int(self.num_batches_tracked.data) + 1
-            momentum = 1.0 / count if self.momentum is None else self.momentum
-        out = fused.batch_norm(
+        return fused.batch_norm(
             x,
             *affine,
             training=self.training or not self.track_running_stats,
             eps=self.eps,
-            momentum=momentum,
+            momentum=self.momentum if tracking else 0.0,
             running_mean=self.running_mean.data if self.track_running_stats else None,
             running_var=self.running_var.data if self.track_running_stats else None,
+            num_batches_tracked=self.num_batches_tracked.data if tracking else None,
         )
-        if tracking:  # after the op succeeded: a rejected batch leaves no trace
-            self.num_batches_tracked.data += 1
-        return out
 
     def extra_repr(self) -> str:
         return (

@@ -177,15 +177,8 @@ def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = Non
     x = _as_tensor(input)
     if rate == 1.0:
         return ops.mul(x, 0.0)
-    return ops.mul(x, Tensor(dropout_mask(x.shape, x.dtype, rate, _rng(rng))))
+    return fused.dropout(x, rate=rate, rng=_rng(rng))
 
-
-def dropout_mask(
-    shape: tuple[int, ...], dtype: Any, rate: float, rng: np.random.Generator
-) -> np.ndarray:
-    """0 where dropped, 1 / (1 - rate) where kept; one 64-bit seed drawn from ``rng``."""
-    seed = np.uint64(rng.bit_generator.random_raw())
-    return kernels.dropout_mask(tuple(shape), np.empty(0, dtype), float(rate), seed)
 
 
 # ---------------------------------------------------------------------------

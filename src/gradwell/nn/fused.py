@@ -87,16 +87,20 @@ def batch_norm(
     *affine: Any,
     training: bool,
     eps: float,
-    momentum: float,
+    momentum: float | None,
     running_mean: np.ndarray | None,
     running_var: np.ndarray | None,
+    num_batches_tracked: np.ndarray | None = None,
 ) -> Any:
     """(x - mean) / sqrt(var + eps) * gamma + beta over the batch axis of (N, C) input.
 
     ``affine`` is ``(gamma, beta)`` or empty. In training the batch mean and biased
     variance normalise, and the running statistics (arrays, updated in place when
     given) move by ``momentum`` towards the batch mean and the unbiased variance.
-    Otherwise the running statistics normalise.
+    Otherwise the running statistics normalise. ``num_batches_tracked`` (a 0-d
+    array, counted up in place in training) makes ``momentum=None`` a cumulative
+    average. Every update of the layer's state happens here, inside the op, so a
+    replayed op (:mod:`gradwell.autograd.capture`) updates it too.
     """
     n = x.shape[0]
     if training:
@@ -107,12 +111,16 @@ def batch_norm(
                 f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
             )
         gamma, beta = affine if affine else (_NO_AFFINE, _NO_AFFINE)
+        if momentum is None:
+            momentum = 0.0 if num_batches_tracked is None else 1.0 / (num_batches_tracked + 1)
         out, xhat, inv_std = kernels.batch_norm_train(
             np.ascontiguousarray(x), gamma, beta, eps,
             _NO_AFFINE if running_mean is None else running_mean,
             _NO_AFFINE if running_var is None else running_var,
-            momentum,
+            float(momentum),
         )  # fmt: skip
+        if num_batches_tracked is not None:  # after the kernel: a rejected batch counts not
+            num_batches_tracked += 1
         return out, (xhat, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
@@ -175,6 +183,27 @@ def _(F, g, out, ins, needs, attrs):
     if gamma is None:
         return (gx,)
     return gx, (gxhat if need_gamma else None), (gsum if need_beta else None)
+
+
+# ---------------------------------------------------------------------------
+# dropout
+
+
+@primitive("dropout", saves=True)
+def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
+    """x times a fresh mask: 0 with probability ``rate``, else 1 / (1 - rate).
+
+    The mask's seed is drawn from ``rng`` inside the op, so every call of the op --
+    eager, or replayed by :mod:`gradwell.autograd.capture` -- draws the next one.
+    """
+    seed = np.uint64(rng.bit_generator.random_raw())
+    mask = kernels.dropout_mask(x.shape, np.empty(0, x.dtype), float(rate), seed)
+    return x * mask, mask
+
+
+@dropout.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * attrs["saved"],)
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from ..autograd import functional as _fn
 from ..autograd.creation import _rng
 from ..autograd.tensor import Tensor
 from . import fused, init
-from .functional import check_rate, dropout_mask
+from .functional import check_rate
 from .module import Module
 from .parameter import Parameter
 
@@ -124,7 +124,7 @@ class Dropout(Module):
             x = Tensor(np.asarray(x))
         if rate == 1.0:
             return x * 0.0
-        return x * Tensor(dropout_mask(x.shape, x.dtype, rate, self.rng))
+        return fused.dropout(x, rate=rate, rng=self.rng)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

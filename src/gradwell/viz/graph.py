@@ -155,7 +155,7 @@ class Trace:
         self._modules: dict[int, Any] = {}
         self._keep: list[Tensor] = []  # keeps ids unique while the trace lives
 
-    def _record(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+    def _record(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor, attrs: Any) -> None:
         if engine.module_stack:
             self._modules[id(out)] = engine.module_stack[-1]
             self._keep.append(out)
