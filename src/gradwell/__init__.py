@@ -85,7 +85,17 @@ from .autograd.ops import (
     where,
 )
 from .doctor import lr_find
-from .train import History, callbacks, evaluate, fit, load, metrics, predict, save
+from .train import (
+    History,
+    callbacks,
+    compile_step,
+    evaluate,
+    fit,
+    load,
+    metrics,
+    predict,
+    save,
+)
 
 __version__ = "0.1.0"
 
@@ -100,6 +110,7 @@ __all__ = [
     "arange",
     "broadcast_to",
     "callbacks",
+    "compile_step",
     "clip",
     "concatenate",
     "data",

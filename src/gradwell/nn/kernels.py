@@ -123,28 +123,34 @@ def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
 
 @_jit
 def softmax_cross_entropy(x: Any, target: Any) -> Any:
-    """Per-row loss logsumexp(x_i) - x_i[t_i] and the softmax probabilities of (N, C) logits.
-
-    Targets must be valid class indices (the caller checks). Stable for any finite logits.
+    """Per-row loss logsumexp(x_i) - x_i[t_i], the softmax probabilities of (N, C)
+    logits, the summed loss (accumulated in float64) and whether every target was a
+    class index in [0, C) -- if not, nothing else is meaningful and the caller takes
+    its general path. Stable for any finite logits.
     """
     n, c = x.shape
     p = np.empty_like(x)
     loss = np.empty(n, x.dtype)
     for i in range(n):
+        if target[i] < 0 or target[i] >= c:
+            return loss, p, 0.0, False
+    total = 0.0
+    for i in range(n):
         m = x[i, 0]
         for j in range(1, c):
             if x[i, j] > m:
                 m = x[i, j]
-        total = x.dtype.type(0.0)
+        row = x.dtype.type(0.0)
         for j in range(c):
             e = np.exp(x[i, j] - m)
             p[i, j] = e
-            total += e
-        inv = x.dtype.type(1.0) / total
+            row += e
+        inv = x.dtype.type(1.0) / row
         for j in range(c):
             p[i, j] *= inv
-        loss[i] = np.log(total) + (m - x[i, target[i]])  # small terms first: exact at 1e4
-    return loss, p
+        loss[i] = np.log(row) + (m - x[i, target[i]])  # small terms first: exact at 1e4
+        total += loss[i]
+    return loss, p, total, True
 
 
 @_jit

@@ -17,6 +17,16 @@ from .parameter import Parameter
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
 
 
+class _Edits:
+    """How many times any module's attributes, modes or loaded state changed.
+
+    A compiled step (:mod:`gradwell.train.compiled`) captures again after a change,
+    since its plan holds the attribute values and arrays of the time it captured.
+    """
+
+    count = 0
+
+
 class RemovableHandle:
     """Returned by :meth:`Module.register_forward_hook`; ``remove()`` unregisters the hook."""
 
@@ -135,6 +145,8 @@ class Module:
                 f"cannot assign '{name}' before Module.__init__() ran: call super().__init__() "
                 f"first in {type(self).__name__}.__init__"
             )
+        if d.get(name, _Edits) is not value:  # _Edits: a sentinel no value can be
+            _Edits.count += 1
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
         if isinstance(value, Parameter):
             buffers.pop(name, None)
@@ -164,6 +176,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        _Edits.count += 1
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         object.__delattr__(self, name)
@@ -180,6 +193,7 @@ class Module:
             raise KeyError(f"a buffer name must be a non-empty string without '.'; got {name!r}")
         if name in self.__dict__ and name not in self._buffers:
             raise KeyError(f"'{name}' is already an attribute of {type(self).__name__}")
+        _Edits.count += 1
         self._buffers[name] = None if value is None else _as_buffer(value, name)
         object.__setattr__(self, name, self._buffers[name])
 
@@ -190,6 +204,7 @@ class Module:
                 f"register_parameter('{name}'): expected a Parameter or None; "
                 f"got {type(param).__name__}"
             )
+        _Edits.count += 1
         self._parameters[name] = param
         self._buffers.pop(name, None)
         self._modules.pop(name, None)
@@ -201,6 +216,7 @@ class Module:
             raise TypeError(
                 f"add_module('{name}'): expected a Module or None; got {type(module).__name__}"
             )
+        _Edits.count += 1
         self._modules[name] = module
         self._parameters.pop(name, None)
         self._buffers.pop(name, None)
@@ -314,7 +330,9 @@ class Module:
         """
         mode = bool(mode)
         for module in self.modules():
-            module.__dict__["training"] = mode
+            if module.__dict__["training"] is not mode:
+                _Edits.count += 1
+                module.__dict__["training"] = mode
         return self
 
     def eval(self) -> Module:
@@ -428,6 +446,7 @@ class Module:
                 t.data[...] = arr
             else:
                 t.data = np.array(arr, dtype=t.data.dtype)
+        _Edits.count += 1
         return IncompatibleKeys(missing, unexpected)
 
     # --- display ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from . import callbacks, metrics
 from .callbacks import Callback
 from .checkpoint import CheckpointError, load, save
+from .compiled import CompiledStep, compile_step
 from .fit import fit
 from .history import History
 from .predict import evaluate, predict
@@ -10,8 +11,10 @@ from .predict import evaluate, predict
 __all__ = [
     "Callback",
     "CheckpointError",
+    "CompiledStep",
     "History",
     "callbacks",
+    "compile_step",
     "evaluate",
     "fit",
     "load",
