@@ -90,16 +90,17 @@ class Plan:
         """None if ``other`` replays the same computation; else what differs, in words."""
         if self.n_args != other.n_args or len(self.ops) != len(other.ops):
             return f"the call ran {len(self.ops)} ops once and {len(other.ops)} the next time"
-        if len(self.outside) != len(other.outside) or any(
-            a is not b for a, b in zip(self.outside, other.outside)
-        ):
-            for a, b in zip(self.outside, other.outside):
-                if a is not b:
-                    return (
-                        f"a tensor of shape {b.shape} made outside gradwell's ops is new on "
-                        "every call (build it once, outside the step, or with gradwell ops)"
-                    )
+        if len(self.outside) != len(other.outside):
             return "the call used a different number of tensors from outside"
+        for k, (a, b) in enumerate(zip(self.outside, other.outside)):
+            if a is not b:
+                slot = self.n_args + k
+                user = next((op.name for op, _, ins, _ in self.ops if slot in ins), "?")
+                return (
+                    f"an input of op '{user}' (shape {b.shape}) is a different tensor on every "
+                    "call: a tensor built outside gradwell's ops, or a Python number that "
+                    "changes (build it once, outside the step)"
+                )
         for (op, attrs, ins, needs), (op2, attrs2, ins2, needs2) in zip(self.ops, other.ops):
             if op is not op2 or ins != ins2 or needs != needs2:
                 return f"op '{op.name}' was followed by different ops on another call"

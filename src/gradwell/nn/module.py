@@ -18,13 +18,21 @@ ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
 
 
 class _Edits:
-    """How many times any module's attributes, modes or loaded state changed.
+    """How many times a module that a compiled step captured changed: an attribute
+    set, its mode, or its state loaded.
 
-    A compiled step (:mod:`gradwell.train.compiled`) captures again after a change,
-    since its plan holds the attribute values and arrays of the time it captured.
+    A compiled step (:mod:`gradwell.train.compiled`) marks the modules it records
+    (``_captured``) and records again after a change, since its plan holds the
+    attribute values and arrays of the time it recorded. Other modules -- a loss
+    built inside a loop, a copy made by a diagnostic -- change nothing.
     """
 
     count = 0
+
+
+def _edited(module: Module) -> None:
+    if module.__dict__.get("_captured"):
+        _Edits.count += 1
 
 
 class RemovableHandle:
@@ -145,7 +153,7 @@ class Module:
                 f"cannot assign '{name}' before Module.__init__() ran: call super().__init__() "
                 f"first in {type(self).__name__}.__init__"
             )
-        if d.get(name, _Edits) is not value:  # _Edits: a sentinel no value can be
+        if d.get("_captured") and d.get(name, _Edits) is not value:  # _Edits: a sentinel
             _Edits.count += 1
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
         if isinstance(value, Parameter):
@@ -176,7 +184,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        _Edits.count += 1
+        _edited(self)
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         object.__delattr__(self, name)
@@ -193,7 +201,7 @@ class Module:
             raise KeyError(f"a buffer name must be a non-empty string without '.'; got {name!r}")
         if name in self.__dict__ and name not in self._buffers:
             raise KeyError(f"'{name}' is already an attribute of {type(self).__name__}")
-        _Edits.count += 1
+        _edited(self)
         self._buffers[name] = None if value is None else _as_buffer(value, name)
         object.__setattr__(self, name, self._buffers[name])
 
@@ -204,7 +212,7 @@ class Module:
                 f"register_parameter('{name}'): expected a Parameter or None; "
                 f"got {type(param).__name__}"
             )
-        _Edits.count += 1
+        _edited(self)
         self._parameters[name] = param
         self._buffers.pop(name, None)
         self._modules.pop(name, None)
@@ -216,7 +224,7 @@ class Module:
             raise TypeError(
                 f"add_module('{name}'): expected a Module or None; got {type(module).__name__}"
             )
-        _Edits.count += 1
+        _edited(self)
         self._modules[name] = module
         self._parameters.pop(name, None)
         self._buffers.pop(name, None)
@@ -331,7 +339,7 @@ class Module:
         mode = bool(mode)
         for module in self.modules():
             if module.__dict__["training"] is not mode:
-                _Edits.count += 1
+                _edited(module)
                 module.__dict__["training"] = mode
         return self
 
@@ -446,7 +454,8 @@ class Module:
                 t.data[...] = arr
             else:
                 t.data = np.array(arr, dtype=t.data.dtype)
-        _Edits.count += 1
+        for module in self.modules():
+            _edited(module)
         return IncompatibleKeys(missing, unexpected)
 
     # --- display ----------------------------------------------------------------------

@@ -101,12 +101,13 @@ class CompiledStep:
         return outputs, self.loss_fn(outputs, y)
 
     def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> tuple[Any, Any]:
-        self._hook_dicts = [
-            m._forward_hooks
-            for owner in (self.model, self.loss_fn)
-            if isinstance(owner, Module)
+        modules = [
+            m for owner in (self.model, self.loss_fn) if isinstance(owner, Module)
             for m in owner.modules()
-        ]
+        ]  # fmt: skip
+        for m in modules:
+            m.__dict__["_captured"] = True  # from now on, a change to it counts as an edit
+        self._hook_dicts = [m._forward_hooks for m in modules]
         if isinstance(entry, str) or self._observed(x, y):
             outputs, loss = self._forward(x, y)
             loss.backward()

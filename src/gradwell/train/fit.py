@@ -12,6 +12,7 @@ from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
 from . import metrics as _metrics
 from .callbacks import Callback, CallbackList, TrainingState
+from .compiled import CompiledStep
 from .history import History
 from .predict import _evaluate, fresh_copy, resolve_loss
 from .progress import ProgressBar
@@ -81,6 +82,7 @@ def fit(
     clip_grad_norm: float | None = None,
     initial_epoch: int = 0,
     doctor: Any = True,
+    compile: bool = False,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -99,7 +101,10 @@ def fit(
     progress bar per epoch (one line per epoch when stdout is not a terminal),
     2 one line per epoch. ``doctor``: the training doctor, on by default (``False``
     turns it off; pass a ``gw.doctor.Doctor`` to configure it); its findings are in
-    ``history.findings``.
+    ``history.findings``. ``compile=True`` runs forward, loss and backward through
+    :func:`gw.compile_step <gradwell.train.compiled.compile_step>`: the same numbers,
+    replayed without Python per op once two steps of a batch shape agree (the
+    doctor's sampled steps, and anything else that hooks the model, run eagerly).
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -117,6 +122,8 @@ def fit(
         raise ValueError(
             f"fit: expected 0 <= initial_epoch <= epochs ({epochs}); got {initial_epoch!r}"
         )
+    if not isinstance(compile, bool):
+        raise TypeError(f"fit: expected compile to be True or False; got {compile!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
     loss_fn = resolve_loss(loss, "fit")
@@ -153,6 +160,7 @@ def fit(
     after_backward = cbs.hooks["on_after_backward"]
     batch_end = cbs.hooks["on_batch_end"]
 
+    compiled = CompiledStep(model, loss_fn) if compile else None
     clip: Callable[..., Any] | None = None
     params = None
     if clip_grad_norm is not None:
@@ -184,10 +192,13 @@ def fit(
                     hook(step, {"size": n})
 
             optimizer.zero_grad(set_to_none=True)
-            outputs = model(inputs)
-            loss_t = loss_fn(outputs, targets)
+            if compiled is None:
+                outputs = model(inputs)
+                loss_t = loss_fn(outputs, targets)
+                loss_t.backward()
+            else:
+                outputs, loss_t = compiled(inputs, targets)
             state.outputs, state.loss = outputs, loss_t
-            loss_t.backward()
             if clip is not None:
                 clip(params, clip_grad_norm)
             if after_backward:

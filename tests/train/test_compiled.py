@@ -1,0 +1,241 @@
+"""compile_step: a replayed step is the eager step, bit for bit, or it runs eagerly."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import gradwell as gw
+from gradwell.autograd import engine
+
+nn = gw.nn
+
+
+def _mlp(momentum=0.1, dtype="float32"):
+    return nn.Sequential(
+        nn.Linear(5, 16, rng=0, dtype=dtype),
+        nn.BatchNorm1d(16, momentum=momentum, dtype=dtype),
+        nn.ReLU(),
+        nn.Dropout(0.3, rng=1),
+        nn.Linear(16, 8, rng=2, dtype=dtype),
+        nn.Tanh(),
+        nn.Linear(8, 3, rng=3, dtype=dtype),
+    )
+
+
+def _batches(n_batches=4, sizes=(32,), dtype=np.float32, regression=False):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n_batches):
+        n = sizes[i % len(sizes)]
+        x = gw.Tensor(rng.standard_normal((n, 5)).astype(dtype))
+        y = rng.standard_normal((n, 3)).astype(dtype) if regression else rng.integers(0, 3, n)
+        out.append((x, gw.Tensor(y)))
+    return out
+
+
+def _train(model, loss_fn, batches, steps, compiled, opt_cls=gw.optim.Adam, **opt_kw):
+    opt = opt_cls(model.parameters(), **{"lr": 0.01, **opt_kw})
+    step = gw.compile_step(model, loss_fn) if compiled else None
+    losses = []
+    for i in range(steps):
+        x, y = batches[i % len(batches)]
+        opt.zero_grad()
+        if step is None:
+            loss = loss_fn(model(x), y)
+            loss.backward()
+        else:
+            _, loss = step(x, y)
+        opt.step()
+        losses.append(loss.item())
+    return losses, step
+
+
+def _same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        np.testing.assert_array_equal(sa[k].data, sb[k].data, err_msg=k)
+
+
+@pytest.mark.parametrize(
+    ("loss_fn", "regression", "opt_cls", "opt_kw", "momentum", "dtype"),
+    [
+        (nn.CrossEntropyLoss(), False, gw.optim.Adam, {}, 0.1, np.float32),
+        (nn.MSELoss(), True, gw.optim.SGD, {"momentum": 0.9}, None, np.float32),
+        (nn.CrossEntropyLoss(label_smoothing=0.1), False, gw.optim.AdamW, {}, 0.3, np.float64),
+    ],
+)
+def test_replay_equals_eager_bit_for_bit(loss_fn, regression, opt_cls, opt_kw, momentum, dtype):
+    batches = _batches(regression=regression, sizes=(32, 32, 32, 7), dtype=dtype)
+    runs = []
+    for compiled in (False, True):
+        model = _mlp(momentum, np.dtype(dtype).name)
+        losses, step = _train(model, loss_fn, batches, 16, compiled, opt_cls, **opt_kw)
+        runs.append((model, losses, step))
+    (eager, eager_losses, _), (model, losses, step) = runs
+    assert losses == eager_losses
+    _same_state(eager, model)  # weights, running statistics, num_batches_tracked
+    assert model[3].rng.bit_generator.state == eager[3].rng.bit_generator.state
+    # Two recordings per batch shape (32 and 7 rows), every other step replayed.
+    assert step.replays == 16 - 4
+    assert step.fallback_reason is None
+
+
+def test_gradients_land_in_grad_as_backward_puts_them():
+    batches = _batches()
+    model, twin = _mlp(), _mlp()
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches:  # record, record, replay, replay
+        model.zero_grad()
+        twin.zero_grad()
+        outputs, loss = step(x, y)
+        expected = nn.CrossEntropyLoss()(twin(x), y)
+        expected.backward()
+        assert loss.item() == expected.item()
+        for p, q in zip(model.parameters(), twin.parameters()):
+            np.testing.assert_array_equal(p.grad.data, q.grad.data)
+            assert p.grad.data.flags.writeable and p.grad.data.flags.owndata
+    assert step.replays == 2
+    # Without zero_grad, gradients accumulate, as with backward().
+    before = [p.grad.data.copy() for p in model.parameters()]
+    step(*batches[0])
+    assert step.replays == 3
+    twin_grads = [p.grad.data.copy() for p in twin.parameters()]
+    nn.CrossEntropyLoss()(twin(batches[0][0]), batches[0][1]).backward()
+    for p, b, q, t in zip(model.parameters(), before, twin.parameters(), twin_grads):
+        np.testing.assert_allclose(p.grad.data - b, q.grad.data - t, rtol=1e-6, atol=1e-6)
+
+
+def test_the_replayed_outputs_equal_the_eager_outputs():
+    batches = _batches()
+    model = _mlp().eval()  # no dropout draw, no running-statistics change: comparable
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches * 2:
+        outputs, _ = step(x, y)
+        np.testing.assert_array_equal(outputs.data, model(x).data)
+    assert step.replays == 6
+
+
+class _FreshConstant(nn.Module):
+    """Adds a tensor made outside gradwell's ops, new on every call."""
+
+    def forward(self, x):
+        return x + gw.Tensor(np.ones(x.shape[1], x.dtype))
+
+
+class _Counter(nn.Module):
+    """Scales by a Python number that changes on every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.__dict__["calls"] += 1
+        return x * (1.0 / self.__dict__["calls"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [(_FreshConstant(), "different tensor on every call"), (_Counter(), "op 'mul'")],
+)
+def test_a_step_that_differs_between_calls_runs_eagerly_and_says_why(extra, reason):
+    batches = _batches()
+    models = [nn.Sequential(nn.Linear(5, 3, rng=0), extra) for _ in range(2)]
+    eager_losses, _ = _train(models[0], nn.CrossEntropyLoss(), batches, 6, False)
+    if isinstance(extra, _Counter):
+        extra.__dict__["calls"] = 0
+    with pytest.warns(RuntimeWarning, match="compile_step: running eagerly"):
+        losses, step = _train(models[1], nn.CrossEntropyLoss(), batches, 6, True)
+    assert reason in step.fallback_reason
+    assert step.replays == 0
+    assert losses == eager_losses
+
+
+def test_hooks_anomaly_mode_and_no_grad_run_eagerly():
+    batches = _batches()
+    model = _mlp()
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    step(*batches[0])
+    step(*batches[1])
+    step(*batches[2])
+    assert step.replays == 1
+    seen = []
+    handle = model[2].register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    step(*batches[3])
+    assert seen == [(32, 16)] and step.replays == 1
+    handle.remove()
+    step(*batches[0])
+    assert step.replays == 2
+    with gw.detect_anomaly():
+        step(*batches[1])
+    assert step.replays == 2 and engine.forward_hooks == []
+    x = gw.Tensor(batches[2][0].data, requires_grad=True)
+    step(x, batches[2][1])
+    assert step.replays == 2 and x.grad is not None
+
+
+def test_changes_to_the_model_are_seen():
+    batches = _batches()
+    model = _mlp()
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches:
+        step(x, y)
+    assert step.replays == 2
+    # A layer frozen after capture gets no gradient in the replay either.
+    model[0].requires_grad_(False)
+    model.zero_grad()
+    step(*batches[0])
+    assert model[0].weight.grad is None and model[4].weight.grad is not None
+    # A changed attribute (the dropout rate) makes the step record again.
+    model[3].rate = 0.0
+    replays = step.replays
+    step(*batches[1])
+    step(*batches[2])
+    step(*batches[3])
+    assert step.replays == replays + 1
+    twin = _mlp()
+    twin[0].requires_grad_(False)
+    twin[3].rate = 0.0
+    twin.load_state_dict(model.state_dict())
+    model.zero_grad()
+    _, loss = step(*batches[0])
+    expected = nn.CrossEntropyLoss()(twin(batches[0][0]), batches[0][1])
+    assert loss.item() == expected.item()
+    # train()/eval() and load_state_dict record again too.
+    model.eval()
+    _, loss = step(*batches[1])
+    twin.eval()
+    assert loss.item() == nn.CrossEntropyLoss()(twin(batches[1][0]), batches[1][1]).item()
+
+
+def test_fit_with_compile_equals_fit_without():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    runs = []
+    for compile in (False, True):
+        model = _mlp()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no fallback warning
+            history = gw.fit(
+                model,
+                (X, y),
+                loss="cross_entropy",
+                optimizer=gw.optim.Adam(model.parameters(), lr=0.01),
+                epochs=4,
+                batch_size=32,  # 200 rows: a short last batch of 8
+                seed=0,
+                verbose=0,
+                metrics=["accuracy"],
+                compile=compile,
+            )
+        runs.append((model, history))
+    (a, ha), (b, hb) = runs
+    assert ha.steps["loss"] == hb.steps["loss"]
+    assert ha["accuracy"] == hb["accuracy"]
+    _same_state(a, b)
+    with pytest.raises(TypeError, match="compile"):
+        gw.fit(a, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(a.parameters(), 0.1),
+               epochs=1, compile="yes")  # fmt: skip
