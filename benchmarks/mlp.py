@@ -41,7 +41,7 @@ ROWS: dict[str, tuple[list[int], int]] = {
     "mlp32": ([784, 512, 256, 10], 32),
     "wide": ([1024, 1024, 1024, 1024, 10], 256),
 }
-FRAMEWORKS = ("gradwell", "torch", "jax")
+FRAMEWORKS = ("gradwell", "compiled", "torch", "jax")  # compiled: gradwell's compile_step
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # Variables that change which OpenBLAS kernel runs; shown in the header when set.
 BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_VERBOSE")
@@ -144,6 +144,27 @@ def gradwell_step(sizes: list[int], batch: int) -> Any:
     return eager_step(model, loss_fn, opt, data)
 
 
+def compiled_step(sizes: list[int], batch: int) -> Any:
+    """gradwell's step through ``gw.compile_step``: forward, loss and backward replayed."""
+    import gradwell as gw
+
+    model, opt = gradwell_model(sizes)
+    step = gw.compile_step(model, gw.nn.CrossEntropyLoss())
+    data = [(gw.Tensor(x), gw.Tensor(y)) for x, y in synthetic_batches(sizes, batch)]
+    i = 0
+
+    def run() -> None:
+        nonlocal i
+        x, y = data[i % len(data)]
+        i += 1
+        opt.zero_grad(set_to_none=True)
+        _, loss = step(x, y)
+        opt.step()
+        loss.item()
+
+    return run
+
+
 def torch_step(sizes: list[int], batch: int) -> Any:
     import torch
 
@@ -237,7 +258,12 @@ def jax_step(sizes: list[int], batch: int) -> Any:
     return step
 
 
-BUILDERS = {"gradwell": gradwell_step, "torch": torch_step, "jax": jax_step}
+BUILDERS = {
+    "gradwell": gradwell_step,
+    "compiled": compiled_step,
+    "torch": torch_step,
+    "jax": jax_step,
+}
 
 
 # --------------------------------------------------------------- processes
@@ -351,7 +377,7 @@ def _best(results: list[Any], rows: list[str]) -> Any:
 def _installed(framework: str) -> bool:
     import importlib.util
 
-    return framework == "gradwell" or importlib.util.find_spec(framework) is not None
+    return framework in ("gradwell", "compiled") or importlib.util.find_spec(framework) is not None
 
 
 def _cpu_name() -> str:
@@ -412,13 +438,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"({f} not installed: pip install {f} to compare)")
     versions = {"gradwell": None, "torch": None, "jax": None}
     for f in frameworks:
-        if f != "gradwell" and results.get(f):
+        if f in ("torch", "jax") and results.get(f):
             import importlib.metadata as md
 
             versions[f] = md.version(f)
 
-    headers = ["model", "batch", "gradwell us", "torch us", "jax us", "ratio", "floor us",
-               "gradwell MB", "torch MB", "jax MB"]  # fmt: skip
+    headers = ["model", "batch", "gradwell us", "compiled us", "torch us", "jax us", "ratio",
+               "ratio compiled", "floor us", "gradwell MB", "compiled MB", "torch MB",
+               "jax MB"]  # fmt: skip
     table = []
     for row in rows:
         sizes, batch = ROWS[row]
@@ -428,7 +455,11 @@ def main(argv: list[str] | None = None) -> int:
             return r[row]["us"] if r else None
 
         others = [t for t in (us("torch"), us("jax")) if t is not None]
-        ratio = f"{us('gradwell') / min(others):.2f}" if others and us("gradwell") else "-"
+
+        def ratio(f: str) -> str:
+            mine = us(f)
+            return f"{mine / min(others):.2f}" if others and mine else "-"
+
         floor = matmul_flops(sizes, batch) / (gflops * 1e9) * 1e6 if gflops else None
 
         def mb(f: str, row: str = row) -> str:
@@ -437,12 +468,14 @@ def main(argv: list[str] | None = None) -> int:
             return "-" if mem is None else f"{mem / 2**20:,.1f}"
 
         table.append(["-".join(map(str, sizes)), str(batch), _fmt_us(us("gradwell")),
-                      _fmt_us(us("torch")), _fmt_us(us("jax")), ratio,
+                      _fmt_us(us("compiled")), _fmt_us(us("torch")), _fmt_us(us("jax")),
+                      ratio("gradwell"), ratio("compiled"),
                       "-" if floor is None else f"{floor:,.1f}",
-                      mb("gradwell"), mb("torch"), mb("jax")])  # fmt: skip
+                      mb("gradwell"), mb("compiled"), mb("torch"), mb("jax")])  # fmt: skip
     labels = [f"torch {versions['torch']}" if versions["torch"] else "torch",
               f"jax {versions['jax']}" if versions["jax"] else "jax"]  # fmt: skip
-    print(f"(µs per training step, median; ratio = gradwell / faster of {' and '.join(labels)};"
+    print(f"(µs per training step, median; gradwell = eager, compiled = gw.compile_step; ratio ="
+          f" gradwell's time / the faster of {' and '.join(labels)};"
           " MB = peak resident memory growth while training)")  # fmt: skip
     if args.markdown:
         print("| " + " | ".join(headers) + " |")

@@ -86,6 +86,7 @@ def _(F, g, out, ins, needs, attrs):
 # batch_norm
 
 _NO_AFFINE = np.empty(0, np.float32)  # "no gamma/beta" (or no running stats) for the kernels
+_UNCOUNTED = np.zeros((), np.int64)  # a counter nobody reads, for batches not tracked
 
 
 @primitive("batch_norm", saves=True)
@@ -125,9 +126,8 @@ def batch_norm(
             _NO_AFFINE if running_mean is None else running_mean,
             _NO_AFFINE if running_var is None else running_var,
             float(momentum),
+            _UNCOUNTED if num_batches_tracked is None else num_batches_tracked,
         )  # fmt: skip
-        if num_batches_tracked is not None:  # after the kernel: a rejected batch counts not
-            num_batches_tracked += 1
         return out, (xhat, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)

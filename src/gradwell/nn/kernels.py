@@ -19,13 +19,13 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 @_jit
 def batch_norm_train(
     x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
-    momentum: float,
+    momentum: float, batches: Any,
 ) -> Any:  # fmt: skip
     """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
 
     Returns (out, xhat, inv_std). ``gamma``/``beta`` may be empty (no affine). The
     running statistics (empty to skip) move by ``momentum`` towards the batch mean
-    and the unbiased variance, in place.
+    and the unbiased variance, in place, and the 0-d counter ``batches`` counts one up.
     """
     n, c = x.shape
     dt = x.dtype.type
@@ -59,6 +59,7 @@ def batch_norm_train(
         running_mean[j] = running_mean[j] * keep + step * mean[j]
     for j in range(running_var.size):
         running_var[j] = running_var[j] * keep + unbias * var[j]
+    batches[()] += 1
     return out, xhat, inv_std
 
 

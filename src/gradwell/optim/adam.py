@@ -49,6 +49,8 @@ class Adam(Optimizer):
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
         super().__init__(params, defaults)
+        # parameter -> (its array, m, v, v_max, their flat views): see _flats
+        self._flat_cache: dict[Any, tuple[Any, ...]] = {}
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
         check_lr(group, where)
@@ -80,28 +82,51 @@ class Adam(Optimizer):
                         "exp_avg_sq": np.zeros(data.shape, data.dtype),
                     }
                 t = state["step"] = state["step"] + 1
-                m = state["exp_avg"]
-                v = state["exp_avg_sq"]
-                v_max = v
-                if amsgrad:
-                    v_max = state.get("max_exp_avg_sq")
-                    if v_max is None:
-                        v_max = state["max_exp_avg_sq"] = np.zeros(data.shape, data.dtype)
                 step_size = lr / (1.0 - beta1**t)
                 bc2_sqrt = math.sqrt(1.0 - beta2**t)
-                flat = flat_view(data) if kernel is not None else None
-                if kernel is not None and flat is not None:
+                flats = self._flats(p, data, state, amsgrad) if kernel is not None else None
+                if flats is not None:
                     kernel(
-                        flat, g.ravel(), m.ravel(), v.ravel(), v_max.ravel(),
-                        step_size, beta1, beta2, bc2_sqrt, eps, l2, decay, amsgrad,
+                        *flats, g.ravel(), step_size, beta1, beta2, bc2_sqrt, eps, l2, decay,
+                        amsgrad,
                     )  # fmt: skip
-                else:
-                    a, b = self._scratch_for(p, data)
-                    _adam_numpy(
-                        data, g, m, v, v_max, a, b, step_size, beta1, beta2, bc2_sqrt, eps, l2,
-                        decay, amsgrad,
-                    )  # fmt: skip
+                    continue
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                v_max = self._max_exp_avg_sq(state, data) if amsgrad else v
+                a, b = self._scratch_for(p, data)
+                _adam_numpy(
+                    data, g, m, v, v_max, a, b, step_size, beta1, beta2, bc2_sqrt, eps, l2,
+                    decay, amsgrad,
+                )  # fmt: skip
         return loss
+
+    @staticmethod
+    def _max_exp_avg_sq(state: dict[str, Any], data: np.ndarray) -> np.ndarray:
+        v_max = state.get("max_exp_avg_sq")
+        if v_max is None:
+            v_max = state["max_exp_avg_sq"] = np.zeros(data.shape, data.dtype)
+        return v_max  # type: ignore[no-any-return]
+
+    def _flats(
+        self, p: Any, data: np.ndarray, state: dict[str, Any], amsgrad: bool
+    ) -> tuple[np.ndarray, ...] | None:
+        """Flat views of the parameter, m, v and v_max for the kernel, or None if the
+        parameter cannot be written through one. Kept between steps: on a small model
+        making them anew is a good part of the step's time."""
+        cache = self._flat_cache
+        hit = cache.get(p)
+        m = state["exp_avg"]
+        if hit is not None and hit[0] is data and hit[1] is m and hit[2] is state["exp_avg_sq"]:
+            if not amsgrad or hit[3] is state.get("max_exp_avg_sq"):
+                return hit[4]  # type: ignore[no-any-return]
+        flat = flat_view(data)
+        if flat is None:
+            return None
+        v = state["exp_avg_sq"]
+        v_max = self._max_exp_avg_sq(state, data) if amsgrad else v
+        flats = (flat, m.ravel(), v.ravel(), v_max.ravel())
+        cache[p] = (data, m, v, v_max if amsgrad else None, flats)
+        return flats
 
 
 class AdamW(Adam):
@@ -171,10 +196,10 @@ def _adam_numpy(
 
 def _adam_loop(
     p: np.ndarray,
-    g: np.ndarray,
     m: np.ndarray,
     v: np.ndarray,
     v_max: np.ndarray,
+    g: np.ndarray,
     step_size: float,
     beta1: float,
     beta2: float,
