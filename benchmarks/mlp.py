@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
         others = [t for t in (us("torch"), us("jax")) if t is not None]
 
-        def ratio(f: str) -> str:
+        def ratio(f: str, others: list[float] = others) -> str:
             mine = us(f)
             return f"{mine / min(others):.2f}" if others and mine else "-"
 

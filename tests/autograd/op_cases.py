@@ -108,6 +108,15 @@ def make_inputs(specs: list, rng: np.random.Generator) -> list[gw.Tensor]:
 _nnF = gw.nn.functional
 _CLASSES = np.array([1, 0, 3, 1])
 _RUNNING = (np.array([0.1, -0.2, 0.3]), np.array([0.5, 1.5, 2.0]))
+
+
+def _bn_relu_dropout(x, *affine, rate, rng):
+    return gw.nn.fused.batch_norm_relu_dropout(
+        x, *affine, eps=1e-5, momentum=0.1, running_mean=None, running_var=None,
+        num_batches_tracked=None, rate=rate, rng=rng,
+    )  # fmt: skip
+
+
 CASES.update(
     {
         "linear": [
@@ -125,6 +134,13 @@ CASES.update(
         ],
         # A fresh Generator with the same seed per call: the same mask at every probe.
         "dropout": [(lambda x: _nnF.dropout(x, 0.4, rng=np.random.default_rng(3)), [(6, 5)])],
+        "batch_norm_relu_dropout": [
+            (
+                lambda x, g, b: _bn_relu_dropout(x, g, b, rate=0.3, rng=np.random.default_rng(3)),
+                [(6, 4), (4,), (4,)],
+            ),
+            (lambda x: _bn_relu_dropout(x, rate=0.0, rng=None), [(5, 3)]),
+        ],
         "cross_entropy": [
             (lambda x: _nnF.cross_entropy(x, _CLASSES), [(4, 5)]),
             (

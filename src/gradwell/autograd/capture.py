@@ -104,9 +104,9 @@ class Plan:
         for (op, attrs, ins, needs), (op2, attrs2, ins2, needs2) in zip(self.ops, other.ops):
             if op is not op2 or ins != ins2 or needs != needs2:
                 return f"op '{op.name}' was followed by different ops on another call"
-            for k, v in attrs.items():
-                if k not in attrs2 or not _same_value(v, attrs2[k]):
-                    return f"op '{op.name}' took a different '{k}' on another call"
+            for name, v in attrs.items():
+                if name not in attrs2 or not _same_value(v, attrs2[name]):
+                    return f"op '{op.name}' took a different '{name}' on another call"
             if len(attrs) != len(attrs2):
                 return f"op '{op.name}' took different arguments on another call"
         if self.outputs != other.outputs or self.loss != other.loss:
@@ -189,36 +189,94 @@ def plan(args: Sequence[Tensor], ran: Recording, outputs: Sequence[Tensor], loss
     return Plan(len(args), outside, ops, shapes, slots, slots[loss])
 
 
+# Chains of ops that a replay runs as one fused primitive: (op names, the fused
+# primitive, a function of the chain's attrs giving the fused op's attrs, or None
+# where the chain does not qualify). Registered with :func:`fusion`.
+FUSIONS: list[tuple[tuple[str, ...], Primitive, Callable[[list[dict[str, Any]]], Any]]] = []
+
+
+def fusion(
+    names: tuple[str, ...], fused: Primitive
+) -> Callable[[Callable[[list[dict[str, Any]]], Any]], Callable[[list[dict[str, Any]]], Any]]:
+    """Register ``fused`` to replace the ops ``names`` when they run in a row, each the
+    only consumer of the one before. ``fused`` takes the first op's inputs and must
+    give the last op's output and the first op's input gradients, bit for bit.
+    Longer chains are tried first."""
+
+    def register(merge: Callable[[list[dict[str, Any]]], Any]) -> Callable[..., Any]:
+        FUSIONS.append((names, fused, merge))
+        FUSIONS.sort(key=lambda f: -len(f[0]))
+        return merge
+
+    return register
+
+
+Step = tuple[Primitive, dict[str, Any], tuple[int, ...], "tuple[bool, ...] | None", int]
+
+
+def _fuse(steps: list[Step], outputs: list[int]) -> list[Step]:
+    """``steps`` with every chain that a registered fusion covers replaced by one step."""
+    uses: dict[int, int] = {j: 1 for j in outputs}
+    for _, _, ins, _, _ in steps:
+        for k in ins:
+            uses[k] = uses.get(k, 0) + 1
+    fused_steps: list[Step] = []
+    i = 0
+    while i < len(steps):
+        for names, fused, merge in FUSIONS:
+            chain = steps[i : i + len(names)]
+            if (
+                len(chain) == len(names)
+                and all(c[0].name == n and c[3] is not None for c, n in zip(chain, names))
+                and all(
+                    nxt[2] == (cur[4],) and uses.get(cur[4]) == 1
+                    for cur, nxt in zip(chain, chain[1:])
+                )
+            ):
+                attrs = merge([c[1] for c in chain])
+                if attrs is not None:
+                    fused_steps.append((fused, attrs, chain[0][2], chain[0][3], chain[-1][4]))
+                    i += len(chain)
+                    break
+        else:
+            fused_steps.append(steps[i])
+            i += 1
+    return fused_steps
+
+
 def _generate(p: Plan) -> Callable[..., Any]:
-    """The plan as one straight-line Python function (as torch.fx emits code).
+    """The plan as one straight-line Python function (as torch.fx emits code), with
+    registered chains of ops fused.
 
     ``replay(*arg_arrays, *outside_arrays)`` runs every forward, then every VJP in
     reverse order, and returns (output arrays, gradients of the outside tensors that
-    require grad). Unrolled, a replay pays no loop, list or dict of its own: on a
-    small model that halves the time around the ops. Variable ``s<j>`` holds slot
-    j's array, ``g<j>`` its gradient; the namespace holds the ops and their attrs.
+    require grad). Unrolled, a replay pays no loop, list or dict of its own.
+    Variable ``s<j>`` holds slot j's array, ``g<j>`` its gradient; the namespace
+    holds the ops and their attrs.
     """
     n_in = p.n_args + len(p.outside)
+    steps = _fuse(
+        [(op, attrs, ins, needs, n_in + i) for i, (op, attrs, ins, needs) in enumerate(p.ops)],
+        p.outputs,
+    )
     ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "sum_to": ArrayF.sum_to}
     lines = [f"def replay({', '.join(f's{j}' for j in range(n_in))}):"]
-    for i, (op, attrs, ins, _) in enumerate(p.ops):
+    for i, (op, attrs, ins, _, j) in enumerate(steps):
         ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
         call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
-        out = f"s{n_in + i}, saved{i}" if op.saves else f"s{n_in + i}"
+        out = f"s{j}, saved{i}" if op.saves else f"s{j}"
         lines.append(f"    {out} = f{i}({call})")
 
     # Which slots can receive a gradient: the loss, and inputs a recorded op needs.
     reached = {p.loss}
-    for i in range(len(p.ops) - 1, -1, -1):
-        _, _, ins, needs = p.ops[i]
-        if needs is not None and n_in + i in reached:
+    for _, _, ins, needs, j in reversed(steps):
+        if needs is not None and j in reached:
             reached.update(k for k, need in zip(ins, needs) if need)
     lines.append("    " + " = ".join(f"g{j}" for j in sorted(reached)) + " = None")
     ns["loss_shape"] = p.shapes[p.loss]
     lines.append(f"    g{p.loss} = ones(loss_shape, s{p.loss}.dtype)")
-    for i in range(len(p.ops) - 1, -1, -1):
-        op, attrs, ins, needs = p.ops[i]
-        j = n_in + i
+    for i in range(len(steps) - 1, -1, -1):
+        op, attrs, ins, needs, j = steps[i]
         if needs is None or j not in reached:
             continue
         ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs

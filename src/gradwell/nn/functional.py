@@ -24,7 +24,7 @@ from ..autograd.creation import _rng
 from ..autograd.functional import elu, leaky_relu, log_softmax, softmax, softplus
 from ..autograd.ops import gelu, relu, sigmoid, tanh
 from ..autograd.tensor import Tensor
-from . import fused, kernels
+from . import fused
 from .module import where_called
 
 __all__ = [
@@ -178,7 +178,6 @@ def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = Non
     if rate == 1.0:
         return ops.mul(x, 0.0)
     return fused.dropout(x, rate=rate, rng=_rng(rng))
-
 
 
 # ---------------------------------------------------------------------------

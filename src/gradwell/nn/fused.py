@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import ops
+from ..autograd.capture import fusion
 from ..autograd.ops import TensorF, primitive
 from . import kernels
 from .module import where_called
@@ -89,6 +90,36 @@ _NO_AFFINE = np.empty(0, np.float32)  # "no gamma/beta" (or no running stats) fo
 _UNCOUNTED = np.zeros((), np.int64)  # a counter nobody reads, for batches not tracked
 
 
+def _train_arguments(
+    x: Any,
+    affine: tuple[Any, ...],
+    eps: float,
+    momentum: float | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    num_batches_tracked: np.ndarray | None,
+) -> tuple[Any, ...]:
+    """The arguments of ``kernels.batch_norm_train`` for a batch normalised in training."""
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"batch_norm{where_called()}: expected more than 1 value per channel when "
+            f"training (batch statistics of a single example are meaningless); got input "
+            f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
+        )
+    gamma, beta = affine if affine else (_NO_AFFINE, _NO_AFFINE)
+    if momentum is not None:
+        step = float(momentum)
+    else:  # a cumulative average over the batches seen
+        step = 0.0 if num_batches_tracked is None else 1.0 / (int(num_batches_tracked) + 1)
+    return (
+        np.ascontiguousarray(x), gamma, beta, eps,
+        _NO_AFFINE if running_mean is None else running_mean,
+        _NO_AFFINE if running_var is None else running_var,
+        step,
+        _UNCOUNTED if num_batches_tracked is None else num_batches_tracked,
+    )  # fmt: skip
+
+
 @primitive("batch_norm", saves=True)
 def batch_norm(
     x: Any,
@@ -110,24 +141,11 @@ def batch_norm(
     average. Every update of the layer's state happens here, inside the op, so a
     replayed op (:mod:`gradwell.autograd.capture`) updates it too.
     """
-    n = x.shape[0]
     if training:
-        if n < 2:
-            raise ValueError(
-                f"batch_norm{where_called()}: expected more than 1 value per channel when "
-                f"training (batch statistics of a single example are meaningless); got input "
-                f"shape {x.shape}. Use a batch of at least 2, or eval() mode"
-            )
-        gamma, beta = affine if affine else (_NO_AFFINE, _NO_AFFINE)
-        if momentum is None:
-            momentum = 0.0 if num_batches_tracked is None else 1.0 / (num_batches_tracked + 1)
-        out, xhat, inv_std = kernels.batch_norm_train(
-            np.ascontiguousarray(x), gamma, beta, eps,
-            _NO_AFFINE if running_mean is None else running_mean,
-            _NO_AFFINE if running_var is None else running_var,
-            float(momentum),
-            _UNCOUNTED if num_batches_tracked is None else num_batches_tracked,
-        )  # fmt: skip
+        args = _train_arguments(
+            x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
+        )
+        out, xhat, inv_std = kernels.batch_norm_train(*args)
         return out, (xhat, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
@@ -190,6 +208,65 @@ def _(F, g, out, ins, needs, attrs):
     if gamma is None:
         return (gx,)
     return gx, (gxhat if need_gamma else None), (gsum if need_beta else None)
+
+
+@primitive("batch_norm_relu_dropout", saves=True)
+def batch_norm_relu_dropout(
+    x: Any,
+    *affine: Any,
+    eps: float,
+    momentum: float | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    num_batches_tracked: np.ndarray | None,
+    rate: float,
+    rng: np.random.Generator | None,
+) -> Any:
+    """Training-mode ``batch_norm``, ``relu`` and ``dropout(rate)`` (0: none) in one pass.
+
+    A compiled step runs it where a plan has the three ops (or the first two) in a
+    row (:func:`gradwell.autograd.capture.fusion`): the same numbers, the same state
+    updates and the same draw from ``rng``, with one kernel each way instead of
+    three, and only what batch norm saves is kept (the mask is recomputed).
+    """
+    args = _train_arguments(
+        x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
+    )
+    seed = np.uint64(rng.bit_generator.random_raw()) if rng is not None and rate > 0.0 else 0
+    out, xhat, inv_std = kernels.batch_norm_relu_dropout_train(*args, float(rate), np.uint64(seed))  # type: ignore[call-arg]
+    return out, (xhat, inv_std, seed)
+
+
+@batch_norm_relu_dropout.defvjp
+def _(F, g, out, ins, needs, attrs):
+    xhat, inv_std, seed = attrs["saved"]
+    rate = attrs["rate"]
+    gamma, beta = (ins[1], ins[2]) if len(ins) == 3 else (_NO_AFFINE, _NO_AFFINE)
+    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": (xhat, inv_std)}
+    if F is TensorF:  # the mask and relu's gate are constants: chain them, then batch norm
+        gamma_, beta_ = (gamma.data, beta.data) if len(ins) == 3 else (None, None)
+        normalised = xhat if gamma_ is None else xhat * gamma_ + beta_
+        if rate > 0.0:
+            g = g * kernels.dropout_mask(xhat.shape, np.empty(0, xhat.dtype), rate, seed)
+        g = g * (normalised > 0)
+        return batch_norm.vjp(F, g, out, ins, needs, bn_attrs)  # type: ignore[misc]
+    gx, ggamma, gbeta = kernels.batch_norm_relu_dropout_grad(
+        np.ascontiguousarray(g), xhat, inv_std, gamma, beta, needs[0], float(rate), seed
+    )
+    if len(ins) == 1:
+        return (gx if needs[0] else None,)
+    return (gx if needs[0] else None), (ggamma if needs[1] else None), (gbeta if needs[2] else None)
+
+
+@fusion(("batch_norm", "relu", "dropout"), batch_norm_relu_dropout)
+@fusion(("batch_norm", "relu"), batch_norm_relu_dropout)
+def _(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    bn = chain_attrs[0]
+    if not bn["training"]:
+        return None
+    drop = chain_attrs[2] if len(chain_attrs) == 3 else {"rate": 0.0, "rng": None}
+    fused = {k: v for k, v in bn.items() if k != "training"}
+    return {"num_batches_tracked": None, **fused, "rate": drop["rate"], "rng": drop["rng"]}
 
 
 # ---------------------------------------------------------------------------

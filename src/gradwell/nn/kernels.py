@@ -103,6 +103,19 @@ def _mix64(z: Any) -> Any:
 
 
 @_jit
+def _kept(seed: Any, i: int, threshold: Any) -> bool:
+    # Element i is kept when the top 32 bits of its hash, uniform in [0, 2^32), reach
+    # the threshold rate * 2^32.
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    return (_mix64(seed + np.uint64(i + 1) * golden) >> np.uint64(32)) >= threshold
+
+
+@_jit
+def _threshold(rate: float) -> Any:
+    return np.uint64(min(rate * 4294967296.0, 4294967295.0))
+
+
+@_jit
 def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
     """0 with probability ``rate``, else 1 / (1 - rate); element i hashes (seed, i).
 
@@ -113,13 +126,60 @@ def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
     flat = mask.ravel()
     scale = dtype_like.dtype.type(1.0 / (1.0 - rate))
     zero = dtype_like.dtype.type(0.0)
-    # Keep when the top 32 bits of the hash, a uniform integer in [0, 2^32), are >= rate * 2^32.
-    threshold = np.uint64(min(rate * 4294967296.0, 4294967295.0))
-    golden = np.uint64(0x9E3779B97F4A7C15)
+    threshold = _threshold(rate)
     for i in range(flat.size):
-        r = _mix64(seed + np.uint64(i + 1) * golden) >> np.uint64(32)
-        flat[i] = scale if r >= threshold else zero
+        flat[i] = scale if _kept(seed, i, threshold) else zero
     return mask
+
+
+@_jit
+def batch_norm_relu_dropout_train(
+    x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
+    momentum: float, batches: Any, rate: float, seed: Any,
+) -> Any:  # fmt: skip
+    """``batch_norm_train``, then relu, then dropout with the mask of ``dropout_mask``
+    (``rate`` 0: none), applied in place: the same numbers as the three ops in a row."""
+    out, xhat, inv_std = batch_norm_train(
+        x, gamma, beta, eps, running_mean, running_var, momentum, batches
+    )
+    flat = out.ravel()
+    zero = out.dtype.type(0.0)
+    scale = out.dtype.type(1.0 / (1.0 - rate))
+    threshold = _threshold(rate)
+    for i in range(flat.size):
+        o = flat[i]
+        r = o if o > zero or o != o else zero  # np.maximum(o, 0): NaN stays, -0.0 -> 0.0
+        if rate > 0.0:
+            r = r * (scale if _kept(seed, i, threshold) else zero)
+        flat[i] = r
+    return out, xhat, inv_std
+
+
+@_jit
+def batch_norm_relu_dropout_grad(
+    g: Any, xhat: Any, inv_std: Any, gamma: Any, beta: Any, need_x: bool, rate: float,
+    seed: Any,
+) -> Any:  # fmt: skip
+    """Gradients of ``batch_norm_relu_dropout_train`` as ``batch_norm_train_grad`` gives
+    them. The dropout mask and the sign of each normalised output are recomputed
+    (from ``seed`` and ``xhat``), not saved; the upstream gradient passes through
+    them as the dropout and relu VJPs pass it: (g * mask) * (out > 0)."""
+    n, c = g.shape
+    dt = g.dtype.type
+    zero, one = dt(0.0), dt(1.0)
+    scale = dt(1.0 / (1.0 - rate))
+    threshold = _threshold(rate)
+    affine = gamma.size > 0
+    gb = np.empty_like(g)
+    for i in range(n):
+        for j in range(c):
+            h = xhat[i, j]
+            o = h * gamma[j] + beta[j] if affine else h
+            v = g[i, j]
+            if rate > 0.0:
+                v = v * (scale if _kept(seed, i * c + j, threshold) else zero)
+            gb[i, j] = v * (one if o > zero else zero)
+    return batch_norm_train_grad(gb, xhat, inv_std, gamma, need_x)
 
 
 @_jit

@@ -85,7 +85,7 @@ class Adam(Optimizer):
                 step_size = lr / (1.0 - beta1**t)
                 bc2_sqrt = math.sqrt(1.0 - beta2**t)
                 flats = self._flats(p, data, state, amsgrad) if kernel is not None else None
-                if flats is not None:
+                if kernel is not None and flats is not None:
                     kernel(
                         *flats, g.ravel(), step_size, beta1, beta2, bc2_sqrt, eps, l2, decay,
                         amsgrad,
