@@ -37,6 +37,7 @@ from .detectors import (
     unscaled_columns,
 )
 from .findings import Finding, jsonable
+from .kernels import squares_and_change, sum_of_squares
 from .profile import ModelProfile, class_family, profile_model
 from .replay import replay_anomaly
 from .thresholds import Thresholds
@@ -500,27 +501,27 @@ class Doctor(Callback):
             g = p.grad
             if g is None:
                 continue
-            a = g.data.ravel()
-            n2 = float(np.dot(a, a))  # BLAS: no warning on overflow, inf or nan comes out
+            n2 = sum_of_squares(g.data.ravel())  # float64: inf or nan come out as such
             norms[name] = math.sqrt(n2) if n2 >= 0 else math.nan
             total2 += n2
         signal = {}
         for path, g in self._signal.items():
             a = g.ravel()
-            n2 = float(np.dot(a, a))
+            n2 = sum_of_squares(a)
             signal[path] = math.sqrt(n2 / max(a.size, 1)) if n2 >= 0 else math.nan
         self.trace.add_sample(s, norms, signal)
         self._signal = {}
         self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
+        records = self.trace.batchnorm
         for path, m in self._bn_modules:
-            rec = self.trace.batchnorm.setdefault(
-                path, {"step": [], "rms_running_mean": [], "mean_running_var": []}
-            )
+            rec = records.get(path)
+            if rec is None:
+                rec = records[path] = {"step": [], "rms_running_mean": [], "mean_running_var": []}
             rec["step"].append(s)
             rm, rv = m.running_mean, m.running_var
             if rm is not None:
                 a = rm.data.ravel()
-                rec["rms_running_mean"].append(math.sqrt(float(np.dot(a, a)) / max(a.size, 1)))
+                rec["rms_running_mean"].append(math.sqrt(sum_of_squares(a) / max(a.size, 1)))
             if rv is not None:
                 a = rv.data.ravel()
                 rec["mean_running_var"].append(float(np.add.reduce(a)) / max(a.size, 1))
@@ -549,10 +550,7 @@ class Doctor(Callback):
             before = self._snapshot.get(name)
             if before is None or before.shape != p.data.shape:
                 continue
-            b = before.ravel()
-            w2 = float(np.dot(b, b))
-            np.subtract(p.data, before, out=before)  # the snapshot becomes the update
-            d2 = float(np.dot(b, b))
+            w2, d2 = squares_and_change(before.ravel(), p.data.ravel())
             # finite weights before, non-finite after: this update broke them
             if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(p.data).all():
                 broken.append(name)

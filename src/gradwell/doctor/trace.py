@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .kernels import relu_batch
+
 NAN = float("nan")
 
 
@@ -63,11 +65,9 @@ class ActivationStats:
         if self.kind == "relu":
             # ReLU outputs are >= 0, so "positive" is "nonzero" and a unit fired in this
             # batch when its largest output is above 0: no boolean matrix is needed.
-            unit_on = a.max(axis=0) > 0
-            self.ever_positive |= unit_on
-            np.copyto(self.last_alive, step, where=unit_on)
-            self.active_fraction.append(np.count_nonzero(a) / size)
-            self.silent_fraction.append(1.0 - np.count_nonzero(unit_on) / max(units, 1))
+            nonzero, on = relu_batch(a, step, self.ever_positive, self.last_alive)
+            self.active_fraction.append(nonzero / size)
+            self.silent_fraction.append(1.0 - on / max(units, 1))
             self.saturated_fraction.append(NAN)
             return
         if self.kind == "sigmoid":

@@ -1,0 +1,66 @@
+"""Compiled passes of the doctor's sampled steps (numba): each replaces a handful of
+numpy calls that, on a small model, cost more in dispatch than in arithmetic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
+    """Fold a batch of ReLU outputs ``a`` (rows are examples) into the unit statistics.
+
+    A unit is on in this batch when its largest output is above 0 (a NaN among its
+    outputs makes that largest output NaN: not on, as with ``a.max(axis=0) > 0``);
+    on units get ``ever_positive`` set and ``last_alive = step``. Returns (nonzero
+    outputs, units on).
+    """
+    n, units = a.shape
+    on = 0
+    nonzero = 0
+    seen = np.zeros(units, np.bool_)
+    nan = np.zeros(units, np.bool_)
+    for i in range(n):
+        for j in range(units):
+            v = a[i, j]
+            if v != 0:
+                nonzero += 1
+            if v > 0:
+                seen[j] = True
+            elif v != v:
+                nan[j] = True
+    for j in range(units):
+        if seen[j] and not nan[j]:
+            ever_positive[j] = True
+            last_alive[j] = step
+            on += 1
+    return nonzero, on
+
+
+@_jit
+def squares_and_change(before: Any, after: Any) -> Any:
+    """(sum of before**2, sum of (after - before)**2) of two flat arrays, in float64."""
+    w2 = 0.0
+    d2 = 0.0
+    for i in range(before.size):
+        b = float(before[i])
+        d = float(after[i]) - b
+        w2 += b * b
+        d2 += d * d
+    return w2, d2
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def sum_of_squares(a: Any) -> float:
+    """Sum of a flat array's squares, accumulated in float64 (reassociated, so that the
+    loop vectorises: inf and NaN still come out)."""
+    total = 0.0
+    for i in range(a.size):
+        v = float(a[i])
+        total += v * v
+    return total
