@@ -82,18 +82,14 @@ class Adam(Optimizer):
                         "exp_avg_sq": np.zeros(data.shape, data.dtype),
                     }
                 t = state["step"] = state["step"] + 1
-                step_size = lr / (1.0 - beta1**t)
-                bc2_sqrt = math.sqrt(1.0 - beta2**t)
                 flats = self._flats(p, data, state, amsgrad) if kernel is not None else None
                 if kernel is not None and flats is not None:
-                    kernel(
-                        *flats, g.ravel(), step_size, beta1, beta2, bc2_sqrt, eps, l2, decay,
-                        amsgrad,
-                    )  # fmt: skip
+                    kernel(*flats, g.ravel(), t, lr, beta1, beta2, eps, l2, decay, amsgrad)
                     continue
                 m, v = state["exp_avg"], state["exp_avg_sq"]
                 v_max = self._max_exp_avg_sq(state, data) if amsgrad else v
                 a, b = self._scratch_for(p, data)
+                step_size, bc2_sqrt = _bias_corrections(t, lr, beta1, beta2)
                 _adam_numpy(
                     data, g, m, v, v_max, a, b, step_size, beta1, beta2, bc2_sqrt, eps, l2,
                     decay, amsgrad,
@@ -194,22 +190,30 @@ def _adam_numpy(
     p -= np.multiply(np.divide(m, denom, out=b), step_size, out=b)
 
 
+def _bias_corrections(t: int, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
+    """Step ``t``'s step size lr / (1 - beta1^t) and sqrt(1 - beta2^t), in float64."""
+    return lr / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t)
+
+
 def _adam_loop(
     p: np.ndarray,
     m: np.ndarray,
     v: np.ndarray,
     v_max: np.ndarray,
     g: np.ndarray,
-    step_size: float,
+    t: int,
+    lr: float,
     beta1: float,
     beta2: float,
-    bc2_sqrt: float,
     eps: float,
     l2: float,
     decay: float,
     amsgrad: bool,
 ) -> None:
     """The Adam/AdamW rule in one pass over flat arrays (compiled by numba)."""
+    # _bias_corrections, spelled out for numba (float powers: C's pow, as in Python)
+    step_size = lr / (1.0 - beta1 ** float(t))
+    bc2_sqrt = np.sqrt(1.0 - beta2 ** float(t))
     f = p.dtype.type
     c1, b2, c2 = f(1.0 - beta1), f(beta2), f(1.0 - beta2)
     step_, bc2_, eps_, l2_, decay_ = f(step_size), f(bc2_sqrt), f(eps), f(l2), f(decay)
