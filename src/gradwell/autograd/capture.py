@@ -78,12 +78,12 @@ class Plan:
         outputs, grads = self._replay(*args, *[t.data for t in self.outside])
         handed_out: set[int] = set()
         for leaf, g in zip(self._grad_leaves, grads):
-            if g is None:
-                continue
-            if leaf.grad is None:
-                leaf.grad = Tensor(_leaf_grad(g, handed_out))
-            else:
-                leaf.grad = Tensor(leaf.grad.data + g)
+            if g is not None:
+                previous = leaf.grad
+                if previous is None:
+                    leaf.grad = Tensor(_leaf_grad(g, handed_out))
+                else:
+                    leaf.grad = Tensor(previous.data + g)
         return outputs
 
     def same_as(self, other: Plan) -> str | None:

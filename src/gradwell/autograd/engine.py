@@ -95,7 +95,8 @@ def _released(node: Tensor) -> GraphReleasedError:
 def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     """A gradient array that a leaf may own: never shared with another leaf, writable."""
     if isinstance(g, np.ndarray):
-        if not g.flags.owndata or not g.flags.writeable or id(g) in handed_out:
+        # A view (base set) or a read-only array is copied; the cheap tests go first.
+        if g.base is not None or id(g) in handed_out or not g.flags.writeable:
             g = g.copy()
         handed_out.add(id(g))
     return g

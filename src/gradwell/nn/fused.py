@@ -333,7 +333,7 @@ def cross_entropy(
     if fast is not None and fast[3]:
         per_sample, p, total, _ = fast
         denom = n
-        saved = (p, np.arange(n), target, np.ones(n, x.dtype), None, None, denom)
+        saved = (p, None, target, None, None, None, denom)  # rows, a: made if a VJP needs them
     elif target.dtype.kind in "iu":
         logp, p = _log_softmax_and_softmax(x)
         ignorable = 0 <= ignore_index < c or (n > 0 and target.min() < 0)
@@ -367,8 +367,10 @@ def cross_entropy(
     if total is None:
         total = per_sample.sum()
     if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):  # all rows ignored: nan, as torch
+        if denom:
             total = total / denom
+        else:  # every row ignored: nan, as torch
+            total = np.nan
     return np.asarray(total, dtype=x.dtype), saved
 
 
@@ -402,6 +404,8 @@ def _(F, g, out, ins, needs, attrs):
     gx = gt = None
     if classes:
         _, rows, t, a, b, valid, _ = saved
+        if rows is None:  # the forward's fast path: every row counts once
+            rows, a = np.arange(n), np.ones(n, x.dtype)
         plain = b is None and valid is None and attrs["weight"] is None  # a is all ones
         r = a + (float(b.sum()) if valid is None else valid * b.sum()) if b is not None else a
         if needs[0] and not tensor_mode and plain and np.ndim(gcol) == 0:
