@@ -123,6 +123,7 @@ CASES.update(
             (_nnF.linear, [(4, 3), (2, 3), (2,)]),
             (_nnF.linear, [(2, 3, 3), (5, 3)]),
             (_nnF.linear, [(3,), (2, 3), (2,)]),
+            (_nnF.linear, [(16, 32), (24, 32), (24,)]),  # past the compiled small-product path
         ],
         "batch_norm": [
             (

@@ -225,3 +225,42 @@ def softmax_cross_entropy_grad(p: Any, target: Any, g: float) -> Any:
             gx[i, j] = p[i, j] * scale
         gx[i, target[i]] -= scale
     return gx
+
+
+@_jit
+def linear_small(x: Any, w: Any, b: Any) -> Any:
+    """x @ w.T + b (``b`` empty: no bias) as plain loops, for products of a few thousand
+    multiply-adds, where a BLAS call costs more than the arithmetic."""
+    n, k = x.shape
+    m = w.shape[0]
+    out = np.empty((n, m), x.dtype)
+    for i in range(n):
+        for j in range(m):
+            acc = x.dtype.type(0.0)
+            for t in range(k):
+                acc += x[i, t] * w[j, t]
+            out[i, j] = acc + b[j] if b.size else acc
+    return out
+
+
+@_jit
+def linear_small_grad(g: Any, x: Any, w: Any, need_x: bool, need_w: bool, need_b: bool) -> Any:
+    """The gradients of ``linear_small`` for upstream ``g``: (g @ w, g.T @ x, g summed over
+    rows), each empty when not needed."""
+    n, m = g.shape
+    k = x.shape[1]
+    gx = np.zeros((n if need_x else 0, k), g.dtype)
+    gw = np.zeros((m if need_w else 0, k), g.dtype)
+    gb = np.zeros(m if need_b else 0, g.dtype)
+    for i in range(n):
+        for j in range(m):
+            gij = g[i, j]
+            if need_b:
+                gb[j] += gij
+            if need_w:
+                for t in range(k):
+                    gw[j, t] += gij * x[i, t]
+            if need_x:
+                for t in range(k):
+                    gx[i, t] += gij * w[j, t]
+    return gx, gw, gb
