@@ -1,19 +1,20 @@
-"""Capture the ops of one call, then replay them -- forward and backward -- on arrays.
+"""Record the ops of one call, then replay them -- forward and backward -- on arrays.
 
 In eager mode every module call, op dispatch and Tensor costs Python time; on a
-small model that is most of a training step. :func:`capture` runs a function once,
-eagerly, and keeps every primitive it applied (the forward hooks see them all) as
-a flat :class:`Plan`: the primitive, its attrs, and where each input comes from --
-an argument, an earlier op, or a tensor from outside the call (a parameter, a
-cached constant). :meth:`Plan.run` replays the forwards on new argument arrays,
-then the VJPs of the recorded nodes in reverse creation order, and adds the
-gradients to the outside tensors that require them: what ``backward()`` does, in
-the same order, so the numbers are the same bit for bit.
+small model that is most of a training step. :func:`record` runs a function once,
+eagerly, keeping every primitive it applied (the forward hooks see them all);
+:func:`plan` turns that into a flat :class:`Plan`: the primitive, its attrs, and
+where each input comes from -- an argument, an earlier op, or a tensor from
+outside the call (a parameter, a cached constant). :meth:`Plan.run` replays the
+forwards on new argument arrays, then the VJPs of the recorded nodes in reverse
+creation order, and adds the gradients to the outside tensors that require them:
+what ``backward()`` does, in the same order, so the numbers are the same bit for
+bit. Chains of ops registered with :func:`fusion` run as one fused primitive.
 
 State that ops keep in their attrs (batch-norm running statistics, the dropout
 Generator) is updated by the replayed ops too. What a plan cannot see is Python
 that runs between the ops: control flow on values, or state a module changes by
-itself. Two captures on different batches must agree (:meth:`Plan.same_as`)
+itself. Two recordings on different batches must agree (:meth:`Plan.same_as`)
 before :mod:`gradwell.train.compiled` trusts a plan.
 """
 
@@ -103,7 +104,7 @@ class Plan:
                 )
         for (op, attrs, ins, needs), (op2, attrs2, ins2, needs2) in zip(self.ops, other.ops):
             if op is not op2 or ins != ins2 or needs != needs2:
-                return f"op '{op.name}' was followed by different ops on another call"
+                return f"op '{op2.name}' ran where op '{op.name}' ran on another call"
             for name, v in attrs.items():
                 if name not in attrs2 or not _same_value(v, attrs2[name]):
                     return f"op '{op.name}' took a different '{name}' on another call"
@@ -111,6 +112,8 @@ class Plan:
                 return f"op '{op.name}' took different arguments on another call"
         if self.outputs != other.outputs or self.loss != other.loss:
             return "the outputs came from different ops on another call"
+        if self.shapes != other.shapes:
+            return "an op's result had another shape on another call (a shape set by values)"
         return None
 
 

@@ -206,7 +206,7 @@ def _input_and_target(input: Any, target: Any, who: str) -> tuple[Tensor, Tensor
     x = _as_tensor(input)
     y = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
     if y.dtype != x.dtype:
-        y = ops.astype(y, dtype=x.dtype) if y.requires_grad else Tensor(y.data.astype(x.dtype))
+        y = ops.astype(y, dtype=x.dtype)  # an op, so that a compiled step replays it
     if x.shape != y.shape:
         hint = ""
         if x.shape == y.shape + (1,) or y.shape == x.shape + (1,):
@@ -331,16 +331,7 @@ def _logits_and_classes(
                 f"{who}: class-index target must have shape ({n},) for input of "
                 f"shape {x.shape}; got target shape {t.shape}"
             )
-        labels = t.data
-        if n and (labels.min() < 0 or labels.max() >= c):
-            bad = np.flatnonzero(((labels < 0) | (labels >= c)) & (labels != ignore_index))
-            if bad.size:
-                row = int(bad[0])
-                raise ValueError(
-                    f"{who}: target class {labels[row]} at row {row} is outside "
-                    f"[0, {c}) for input with {c} classes (ignore_index="
-                    f"{ignore_index})"
-                )
+        fused.check_classes(t.data, c, ignore_index, who)
         return x, t
     if kind == "f":
         if t.shape != x.shape:
@@ -350,7 +341,7 @@ def _logits_and_classes(
                 "integers)"
             )
         if t.dtype != x.dtype:
-            t = ops.astype(t, dtype=x.dtype) if t.requires_grad else Tensor(t.data.astype(x.dtype))
+            t = ops.astype(t, dtype=x.dtype)  # an op, so that a compiled step replays it
         return x, t
     raise TypeError(
         f"{who}: target must hold integer class indices or float class "

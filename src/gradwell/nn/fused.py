@@ -325,6 +325,18 @@ def _log_softmax_and_softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return logp, p
 
 
+def check_classes(labels: np.ndarray, c: int, ignore_index: int, who: str) -> None:
+    """Raise if a class index is outside [0, c) and is not ``ignore_index``."""
+    if labels.size and (labels.min() < 0 or labels.max() >= c):
+        bad = np.flatnonzero(((labels < 0) | (labels >= c)) & (labels != ignore_index))
+        if bad.size:
+            row = int(bad[0])
+            raise ValueError(
+                f"{who}: target class {labels[row]} at row {row} is outside [0, {c}) for "
+                f"input with {c} classes (ignore_index={ignore_index})"
+            )
+
+
 @primitive("cross_entropy", saves=True)
 def cross_entropy(
     x: Any,
@@ -356,6 +368,8 @@ def cross_entropy(
         denom = n
         saved = (p, None, target, None, None, None, denom)  # rows, a: made if a VJP needs them
     elif target.dtype.kind in "iu":
+        # Checked here too: a compiled step replays this op without its Python callers.
+        check_classes(target, c, ignore_index, f"cross_entropy{where_called()}")
         logp, p = _log_softmax_and_softmax(x)
         ignorable = 0 <= ignore_index < c or (n > 0 and target.min() < 0)
         valid = target != ignore_index if ignorable else None
