@@ -239,3 +239,32 @@ def test_fit_with_compile_equals_fit_without():
     with pytest.raises(TypeError, match="compile"):
         gw.fit(a, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(a.parameters(), 0.1),
                epochs=1, compile="yes")  # fmt: skip
+
+
+def test_targets_of_another_dtype_are_cast_inside_the_replay():
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Linear(5, 3, rng=0))
+    step = gw.compile_step(model, nn.MSELoss())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            x = rng.standard_normal((8, 5)).astype(np.float32)
+            y = rng.standard_normal((8, 3))  # float64 targets for a float32 model
+            model.zero_grad()
+            _, loss = step(x, y)
+            expected = nn.MSELoss()(model(x), y)
+            assert loss.item() == expected.item() and loss.dtype == np.float32
+    assert step.replays == 2
+
+
+def test_a_bad_class_index_is_a_clear_error_in_a_replay_too():
+    batches = _batches()
+    model = _mlp()
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches:
+        step(x, y)
+    assert step.replays == 2
+    labels = batches[0][1].data.copy()
+    labels[5] = 3  # 3 classes: 0, 1, 2
+    with pytest.raises(ValueError, match=r"target class 3 at row 5 is outside \[0, 3\)"):
+        step(batches[0][0], gw.Tensor(labels))
