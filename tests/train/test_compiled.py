@@ -248,12 +248,13 @@ def test_targets_of_another_dtype_are_cast_inside_the_replay():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for _ in range(4):
-            x = rng.standard_normal((8, 5)).astype(np.float32)
-            y = rng.standard_normal((8, 3))  # float64 targets for a float32 model
+            x = rng.standard_normal((8, 5))  # float64 arrays for a float32 model
+            y = rng.standard_normal((8, 3))
             model.zero_grad()
             _, loss = step(x, y)
             expected = nn.MSELoss()(model(x), y)
             assert loss.item() == expected.item() and loss.dtype == np.float32
+            assert model[0].weight.grad.dtype == np.float32
     assert step.replays == 2
 
 

@@ -71,7 +71,7 @@ class CompiledStep:
         self._hook_dicts: list[dict[int, Any]] = []
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
-        x = inputs if isinstance(inputs, Tensor) else Tensor(np.asarray(inputs))
+        x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
         if self._edits != _Edits.count:  # a module changed: every plan may be stale
             self._plans.clear()
@@ -83,6 +83,14 @@ class CompiledStep:
             outputs, loss = entry.run((x.data, y.data))
             return Tensor(outputs), Tensor(loss)
         return self._record(key, entry, x, y)
+
+    def _as_input(self, inputs: Any) -> np.ndarray:
+        """A float array takes the model's parameter dtype, as Linear does with arrays."""
+        arr = np.asarray(inputs)
+        if arr.dtype.kind == "f" and isinstance(self.model, Module):
+            for p in self.model.parameters():
+                return arr.astype(p.data.dtype, copy=False)
+        return arr
 
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
