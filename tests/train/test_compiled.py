@@ -269,3 +269,28 @@ def test_a_bad_class_index_is_a_clear_error_in_a_replay_too():
     labels[5] = 3  # 3 classes: 0, 1, 2
     with pytest.raises(ValueError, match=r"target class 3 at row 5 is outside \[0, 3\)"):
         step(batches[0][0], gw.Tensor(labels))
+
+
+def test_the_doctor_sees_the_same_run_with_compile_including_a_late_nan():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(256, 2)).astype(np.float32)
+    y = (X[:, :1] * 2.0 + X[:, 1:] ** 2).astype(np.float32)
+    runs = []
+    for compile in (False, True):
+        model = nn.Sequential(nn.Linear(2, 16, rng=0), nn.ReLU(), nn.Linear(16, 1, rng=1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the overflow is the point
+            history = gw.fit(
+                model, (X, y), loss="mse", optimizer=gw.optim.SGD(model.parameters(), lr=3.0),
+                epochs=3, batch_size=32, seed=0, verbose=0, compile=compile,
+                doctor=gw.doctor.Doctor(verbose=False, raise_errors=True),
+            )  # fmt: skip
+        runs.append(history)
+    eager, compiled = runs
+    np.testing.assert_array_equal(eager.steps["loss"], compiled.steps["loss"])  # NaN == NaN here
+    assert [(f.kind, f.step, f.where) for f in eager.findings] == [
+        (f.kind, f.step, f.where) for f in compiled.findings
+    ]
+    nan = next(f for f in compiled.findings if f.kind == "nan_trap")
+    assert nan.step > 2  # a step that replayed: the doctor's replay still names the op
+    assert nan.evidence["anomaly"] is not None
