@@ -294,3 +294,36 @@ def test_the_doctor_sees_the_same_run_with_compile_including_a_late_nan():
     nan = next(f for f in compiled.findings if f.kind == "nan_trap")
     assert nan.step > 2  # a step that replayed: the doctor's replay still names the op
     assert nan.evidence["anomaly"] is not None
+
+
+class _Tied(nn.Module):
+    """One weight used twice (its gradient sums two contributions), a reshape, a GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.a = nn.Linear(6, 6, rng=0)
+        self.act = nn.GELU()
+        self.out = nn.Linear(6, 1, rng=1)
+
+    def forward(self, x):
+        h = self.act(self.a(self.flatten(x)))
+        return self.out(self.act(self.a(h)) + h)
+
+
+def test_shared_weights_reshapes_and_a_logistic_loss_replay_exactly():
+    rng = np.random.default_rng(0)
+    batches = [
+        (gw.Tensor(rng.standard_normal((16, 2, 3)).astype(np.float32)),
+         gw.Tensor(rng.integers(0, 2, (16, 1)).astype(np.float32)))
+        for _ in range(3)
+    ]  # fmt: skip
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=gw.tensor([2.0]))
+    runs = []
+    for compiled in (False, True):
+        model = _Tied()
+        losses, step = _train(model, loss_fn, batches, 8, compiled, gw.optim.SGD, momentum=0.9)
+        runs.append((model, losses, step))
+    (eager, eager_losses, _), (model, losses, step) = runs
+    assert losses == eager_losses and step.replays == 6
+    _same_state(eager, model)
