@@ -327,3 +327,46 @@ def test_shared_weights_reshapes_and_a_logistic_loss_replay_exactly():
     (eager, eager_losses, _), (model, losses, step) = runs
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, model)
+
+
+class _BatchNormUsedTwice(nn.Module):
+    """A batch-norm output that feeds the relu and a skip connection: not fusable."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 8, rng=0)
+        self.bn = nn.BatchNorm1d(8)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout(0.2, rng=3)
+        self.out = nn.Linear(8, 3, rng=1)
+
+    def forward(self, x):
+        h = self.bn(self.lin(x))
+        return self.out(self.drop(self.act(h)) + h)
+
+
+def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly():
+    from gradwell.autograd.capture import _fuse
+
+    batches = _batches()
+    runs = []
+    for compiled in (False, True):
+        model = _BatchNormUsedTwice()
+        losses, step = _train(model, nn.CrossEntropyLoss(), batches, 8, compiled)
+        runs.append((model, losses, step))
+    (eager, eager_losses, _), (model, losses, step) = runs
+    assert losses == eager_losses and step.replays == 6
+    _same_state(eager, model)
+    plan = next(iter(step._plans.values()))
+    n_in = plan.n_args + len(plan.outside)
+    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
+    assert "batch_norm_relu_dropout" not in [s[0].name for s in steps]
+    # ...while the plain chain of the other tests is fused
+    model = _mlp()
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches:
+        step(x, y)
+    plan = next(iter(step._plans.values()))
+    n_in = plan.n_args + len(plan.outside)
+    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
+    assert [s[0].name for s in steps].count("batch_norm_relu_dropout") == 1
