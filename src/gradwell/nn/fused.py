@@ -253,8 +253,10 @@ def batch_norm_relu_dropout(
     args = _train_arguments(
         x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
     )
-    seed = np.uint64(rng.bit_generator.random_raw()) if rng is not None and rate > 0.0 else 0
-    out, xhat, inv_std = kernels.batch_norm_relu_dropout_train(*args, float(rate), np.uint64(seed))  # type: ignore[call-arg]
+    drawn = rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0
+    seed = np.uint64(drawn)
+    kernel: Any = kernels.batch_norm_relu_dropout_train
+    out, xhat, inv_std = kernel(*args, float(rate), seed)
     return out, (xhat, inv_std, seed)
 
 
