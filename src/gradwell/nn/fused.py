@@ -248,33 +248,31 @@ def batch_norm_relu_dropout(
     A compiled step runs it where a plan has the three ops (or the first two) in a
     row (:func:`gradwell.autograd.capture.fusion`): the same numbers, the same state
     updates and the same draw from ``rng``, with one kernel each way instead of
-    three, and only what batch norm saves is kept (the mask is recomputed).
+    three. It keeps only the batch mean and 1 / std: backward recomputes the normalised
+    input from the input and reads both gates (relu's and the mask's) from the output.
     """
     args = _train_arguments(
         x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
     )
     drawn = rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0
-    seed = np.uint64(drawn)
     kernel: Any = kernels.batch_norm_relu_dropout_train
-    out, xhat, inv_std = kernel(*args, float(rate), seed)
-    return out, (xhat, inv_std, seed)
+    out, mean, inv_std = kernel(*args, float(rate), np.uint64(drawn))
+    return out, (mean, inv_std)
 
 
 @batch_norm_relu_dropout.defvjp
 def _(F, g, out, ins, needs, attrs):
-    xhat, inv_std, seed = attrs["saved"]
+    mean, inv_std = attrs["saved"]
     rate = attrs["rate"]
-    gamma, beta = (ins[1], ins[2]) if len(ins) == 3 else (_NO_AFFINE, _NO_AFFINE)
-    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": (xhat, inv_std)}
-    if F is TensorF:  # the mask and relu's gate are constants: chain them, then batch norm
-        gamma_, beta_ = (gamma.data, beta.data) if len(ins) == 3 else (None, None)
-        normalised = xhat if gamma_ is None else xhat * gamma_ + beta_
-        if rate > 0.0:
-            g = g * kernels.dropout_mask(xhat.shape, np.empty(0, xhat.dtype), rate, seed)
-        g = g * (normalised > 0)
-        return batch_norm.vjp(F, g, out, ins, needs, bn_attrs)  # type: ignore[misc]
+    gamma = ins[1] if len(ins) == 3 else _NO_AFFINE
+    if F is TensorF:  # the gates are constants: apply them, then batch norm's VJP
+        x = ins[0].data
+        gate = (out.data > 0) * np.asarray(1.0 / (1.0 - rate), x.dtype)
+        saved = ((x - mean) * inv_std, inv_std)
+        bn_attrs = {"training": True, "eps": attrs["eps"], "saved": saved}
+        return batch_norm.vjp(F, g * gate, out, ins, needs, bn_attrs)  # type: ignore[misc]
     gx, ggamma, gbeta = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), xhat, inv_std, gamma, beta, needs[0], float(rate), seed
+        np.ascontiguousarray(g), out, ins[0], mean, inv_std, gamma, needs[0], float(rate)
     )
     if len(ins) == 1:
         return (gx if needs[0] else None,)

@@ -14,19 +14,14 @@ import numba
 import numpy as np
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+# Helpers that take the caller's work arrays are inlined into it: compiled apart, they
+# could not know that those arrays never overlap the data, and would not vectorise.
+_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 
-@_jit
-def batch_norm_train(
-    x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
-    momentum: float, batches: Any,
-) -> Any:  # fmt: skip
-    """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
-
-    Returns (out, xhat, inv_std). ``gamma``/``beta`` may be empty (no affine). The
-    running statistics (empty to skip) move by ``momentum`` towards the batch mean
-    and the unbiased variance, in place, and the 0-d counter ``batches`` counts one up.
-    """
+@_inline
+def _statistics(x: Any, eps: float) -> Any:
+    """Per column of (N, C) ``x``: batch mean, biased variance, 1 / sqrt(var + eps)."""
     n, c = x.shape
     dt = x.dtype.type
     mean = np.zeros(c, x.dtype)
@@ -45,6 +40,39 @@ def batch_norm_train(
     for j in range(c):
         var[j] *= inv_n
         inv_std[j] = dt(1.0) / np.sqrt(var[j] + dt(eps))
+    return mean, var, inv_std
+
+
+@_inline
+def _update_running(
+    running_mean: Any, running_var: Any, mean: Any, var: Any, momentum: float, n: int,
+    batches: Any,
+) -> None:  # fmt: skip
+    """Move the running statistics (empty: skipped) by ``momentum`` towards the batch
+    mean and the unbiased variance, in place; count the 0-d ``batches`` one up."""
+    dt = mean.dtype.type
+    keep, step = dt(1.0 - momentum), dt(momentum)
+    unbias = dt(momentum * n / (n - 1))
+    for j in range(running_mean.size):
+        running_mean[j] = running_mean[j] * keep + step * mean[j]
+    for j in range(running_var.size):
+        running_var[j] = running_var[j] * keep + unbias * var[j]
+    batches[()] += 1
+
+
+@_jit
+def batch_norm_train(
+    x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
+    momentum: float, batches: Any,
+) -> Any:  # fmt: skip
+    """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
+
+    Returns (out, xhat, inv_std). ``gamma``/``beta`` may be empty (no affine). The
+    running statistics (empty to skip) move by ``momentum`` towards the batch mean
+    and the unbiased variance, in place, and the 0-d counter ``batches`` counts one up.
+    """
+    n, c = x.shape
+    mean, var, inv_std = _statistics(x, eps)
     xhat = np.empty_like(x)
     out = np.empty_like(x)
     affine = gamma.size > 0
@@ -53,14 +81,23 @@ def batch_norm_train(
             h = (x[i, j] - mean[j]) * inv_std[j]
             xhat[i, j] = h
             out[i, j] = h * gamma[j] + beta[j] if affine else h
-    keep, step = dt(1.0 - momentum), dt(momentum)
-    unbias = dt(momentum * n / (n - 1))
-    for j in range(running_mean.size):
-        running_mean[j] = running_mean[j] * keep + step * mean[j]
-    for j in range(running_var.size):
-        running_var[j] = running_var[j] * keep + unbias * var[j]
-    batches[()] += 1
+    _update_running(running_mean, running_var, mean, var, momentum, n, batches)
     return out, xhat, inv_std
+
+
+@_inline
+def _gradient_coefficients(gsum: Any, gxhat: Any, inv_std: Any, gamma: Any, n: int) -> Any:
+    """(scale, a, b) with gx = g * scale - (xhat * a + b): scale = gamma inv_std
+    (inv_std without affine), a = sum(g xhat) scale / N and b = sum(g) scale / N."""
+    dt = gsum.dtype.type
+    scale = inv_std.copy() if gamma.size == 0 else inv_std * gamma
+    inv_n = dt(1.0 / n)
+    a = np.empty_like(gsum)
+    b = np.empty_like(gsum)
+    for j in range(gsum.size):
+        a[j] = gxhat[j] * scale[j] * inv_n
+        b[j] = gsum[j] * scale[j] * inv_n
+    return scale, a, b
 
 
 @_jit
@@ -70,7 +107,6 @@ def batch_norm_train_grad(g: Any, xhat: Any, inv_std: Any, gamma: Any, need_x: b
     gx = gamma inv_std / N (N g - sum g - xhat sum(g xhat)); empty when not needed.
     """
     n, c = g.shape
-    dt = g.dtype.type
     gsum = np.zeros(c, g.dtype)
     gxhat = np.zeros(c, g.dtype)
     for i in range(n):
@@ -80,13 +116,7 @@ def batch_norm_train_grad(g: Any, xhat: Any, inv_std: Any, gamma: Any, need_x: b
             gxhat[j] += gi * xhat[i, j]
     if not need_x:
         return np.empty((0, 0), g.dtype), gxhat, gsum
-    scale = inv_std.copy() if gamma.size == 0 else inv_std * gamma
-    inv_n = dt(1.0 / n)
-    a = np.empty(c, g.dtype)
-    b = np.empty(c, g.dtype)
-    for j in range(c):
-        a[j] = gxhat[j] * scale[j] * inv_n
-        b[j] = gsum[j] * scale[j] * inv_n
+    scale, a, b = _gradient_coefficients(gsum, gxhat, inv_std, gamma, n)
     gx = np.empty_like(g)
     for i in range(n):
         for j in range(c):
@@ -138,48 +168,60 @@ def batch_norm_relu_dropout_train(
     momentum: float, batches: Any, rate: float, seed: Any,
 ) -> Any:  # fmt: skip
     """``batch_norm_train``, then relu, then dropout with the mask of ``dropout_mask``
-    (``rate`` 0: none), applied in place: the same numbers as the three ops in a row."""
-    out, xhat, inv_std = batch_norm_train(
-        x, gamma, beta, eps, running_mean, running_var, momentum, batches
-    )
-    flat = out.ravel()
-    zero = out.dtype.type(0.0)
-    scale = out.dtype.type(1.0 / (1.0 - rate))
+    (``rate`` 0: none): the same numbers as the three ops in a row. Returns (out,
+    mean, inv_std): backward recomputes xhat from ``x`` rather than keep it."""
+    n, c = x.shape
+    dt = x.dtype.type
+    mean, var, inv_std = _statistics(x, eps)
+    out = np.empty_like(x)
+    affine = gamma.size > 0
+    zero = dt(0.0)
+    scale = dt(1.0 / (1.0 - rate))
     threshold = _threshold(rate)
-    for i in range(flat.size):
-        o = flat[i]
-        r = o if o > zero or o != o else zero  # np.maximum(o, 0): NaN stays, -0.0 -> 0.0
-        if rate > 0.0:
-            r = r * (scale if _kept(seed, i, threshold) else zero)
-        flat[i] = r
-    return out, xhat, inv_std
+    for i in range(n):
+        for j in range(c):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            o = h * gamma[j] + beta[j] if affine else h
+            r = o if o > zero or o != o else zero  # np.maximum(o, 0): NaN stays, -0.0 -> 0.0
+            out[i, j] = r
+    if rate > 0.0:  # a loop of its own: the hash vectorises apart from the rest
+        flat = out.ravel()
+        for k in range(flat.size):
+            flat[k] = flat[k] * (scale if _kept(seed, k, threshold) else zero)
+    _update_running(running_mean, running_var, mean, var, momentum, n, batches)
+    return out, mean, inv_std
 
 
 @_jit
 def batch_norm_relu_dropout_grad(
-    g: Any, xhat: Any, inv_std: Any, gamma: Any, beta: Any, need_x: bool, rate: float,
-    seed: Any,
-) -> Any:  # fmt: skip
+    g: Any, out: Any, x: Any, mean: Any, inv_std: Any, gamma: Any, need_x: bool, rate: float
+) -> Any:
     """Gradients of ``batch_norm_relu_dropout_train`` as ``batch_norm_train_grad`` gives
-    them. The dropout mask and the sign of each normalised output are recomputed
-    (from ``seed`` and ``xhat``), not saved; the upstream gradient passes through
-    them as the dropout and relu VJPs pass it: (g * mask) * (out > 0)."""
+    them. The upstream gradient passes the dropout and relu gates as their VJPs pass
+    it, and both gates are read from the output: an output above 0 passed both
+    (factor 1 / (1 - rate)); any other (0, or NaN) passed none. xhat is recomputed
+    from ``x`` as forward computed it."""
     n, c = g.shape
     dt = g.dtype.type
-    zero, one = dt(0.0), dt(1.0)
-    scale = dt(1.0 / (1.0 - rate))
-    threshold = _threshold(rate)
-    affine = gamma.size > 0
-    gb = np.empty_like(g)
+    zero = dt(0.0)
+    factor = dt(1.0 / (1.0 - rate))
+    gsum = np.zeros(c, g.dtype)
+    gxhat = np.zeros(c, g.dtype)
     for i in range(n):
         for j in range(c):
-            h = xhat[i, j]
-            o = h * gamma[j] + beta[j] if affine else h
-            v = g[i, j]
-            if rate > 0.0:
-                v = v * (scale if _kept(seed, i * c + j, threshold) else zero)
-            gb[i, j] = v * (one if o > zero else zero)
-    return batch_norm_train_grad(gb, xhat, inv_std, gamma, need_x)
+            gi = g[i, j] * (factor if out[i, j] > zero else zero)
+            gsum[j] += gi
+            gxhat[j] += gi * ((x[i, j] - mean[j]) * inv_std[j])
+    if not need_x:
+        return np.empty((0, 0), g.dtype), gxhat, gsum
+    scale, a, b = _gradient_coefficients(gsum, gxhat, inv_std, gamma, n)
+    gx = np.empty_like(g)
+    for i in range(n):
+        for j in range(c):
+            gi = g[i, j] * (factor if out[i, j] > zero else zero)
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            gx[i, j] = gi * scale[j] - (h * a[j] + b[j])
+    return gx, gxhat, gsum
 
 
 @_jit
