@@ -103,7 +103,7 @@ def test_json_is_strict_and_complete(sick_doctor, tmp_path):
     data = json.loads(path.read_text())
     assert data == json.loads(text)
     assert [f["kind"] for f in data["findings"]] == [f.kind for f in sick_doctor.findings]
-    assert data["trace"]["samples"] == sick_doctor.trace.samples
+    assert data["trace"]["samples"] == list(sick_doctor.trace.samples)
     assert data["audit"]["columns"][0]["name"] == "feature_0"
     assert not re.search(r"[:\[,]\s*(NaN|-?Infinity)\b", text)  # strict JSON numbers
 

@@ -37,11 +37,11 @@ from .detectors import (
     unscaled_columns,
 )
 from .findings import Finding, jsonable
-from .kernels import squares_and_change, sum_of_squares
+from .kernels import squares_and_change, sum_of_squares, total
 from .profile import ModelProfile, class_family, profile_model
 from .replay import replay_anomaly
 from .thresholds import Thresholds
-from .trace import ActivationStats, Trace
+from .trace import ActivationStats, Trace, floats, ints
 
 #: Sample every this many steps at most: a sampled step costs about half a step of the
 #: smallest benchmark model (benchmarks/doctor_overhead.py), so this keeps the doctor
@@ -165,6 +165,8 @@ class Doctor(Callback):
         self._every = sample_every or DEFAULT_SAMPLE_EVERY
         self._alarm_until = -1
         self._loss_ref: float | None = None
+        self._alarm_level = math.inf  # a loss above it raises the alarm
+        self._next_event = 0  # the next step _observe looks at closely
         self._snapshot: dict[str, np.ndarray] = {}
         self._snapshot_pending = False
         self._signal: dict[str, np.ndarray] = {}
@@ -235,6 +237,7 @@ class Doctor(Callback):
             self.trace.epoch_starts.append(self._step)
         if self._step % self._every == 0 or self._step <= self._alarm_until:
             self._arm()
+        self._next_event = 0
         return self
 
     def audit(self, X: Any) -> None:
@@ -376,9 +379,14 @@ class Doctor(Callback):
             self.trace.epoch_starts.append(self._step)
 
     def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        # Every step comes here: _safely written out, one call fewer on the hot path.
         state = self.state
-        if not self._broken and state is not None:
-            self._safely(self._observe, state.loss, state.inputs, state.targets, state.loss_fn)
+        if self._broken or state is None:
+            return
+        try:
+            self._observe(state.loss, state.inputs, state.targets, state.loss_fn)
+        except Exception as e:
+            self._fail(e)
 
     def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
         if self._snapshot_pending and not self._broken:
@@ -398,6 +406,7 @@ class Doctor(Callback):
         self._in_fit = True
         self.loss_fn = state.loss_fn
         self._step = state.global_step
+        self._next_event = 0
         if self.sample_every is None:
             spe = max(int(state.steps_per_epoch or 0), 1)
             self._every = max(1, min(DEFAULT_SAMPLE_EVERY, spe // MIN_SAMPLES_PER_EPOCH))
@@ -432,6 +441,7 @@ class Doctor(Callback):
         self.trace = Trace()
         self._raw, self._announced = {}, set()
         self._step, self._alarm_until, self._loss_ref = 0, -1, None
+        self._alarm_level, self._next_event = math.inf, 0
         self._snapshot_pending, self._finished = False, False
         self._norm_ref, self._unscaled = None, None
         self._audit_rows, self._full_audit = None, None
@@ -443,41 +453,56 @@ class Doctor(Callback):
         try:
             fn(*args)
         except Exception as e:
-            if self.raise_errors:
-                raise
-            self._broken = True
-            self._armed = True  # so that _disarm removes whatever is installed
-            self._disarm()
-            for h in self._permanent:
-                h.remove()
-            self._permanent = []
-            warnings.warn(
-                f"gradwell doctor: switched off after an internal error ({e!r}); training "
-                "goes on unaffected. Please report it.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            self._fail(e)
+
+    def _fail(self, e: Exception) -> None:
+        """Called while ``e`` is being handled: re-raise it, or switch the doctor off."""
+        if self.raise_errors:
+            raise  # noqa: PLE0704  (the exception being handled by the caller)
+        self._broken = True
+        self._armed = True  # so that _disarm removes whatever is installed
+        self._disarm()
+        for h in self._permanent:
+            h.remove()
+        self._permanent = []
+        warnings.warn(
+            f"gradwell doctor: switched off after an internal error ({e!r}); training "
+            "goes on unaffected. Please report it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
     # ------------------------------------------------------------------ observation
     def _observe(self, loss: Any, inputs: Any, targets: Any, loss_fn: Any) -> None:
-        # Every step: one float, two appends, a few comparisons. The rest only when sampled.
-        s = self._step
+        # Every step: one float, two appends, two comparisons. The rest only on a step
+        # that is sampled, that starts the run, or whose loss is not finite or jumped.
         value = float(loss.data) if isinstance(loss, Tensor) else float(loss)
         trace = self.trace
         trace.loss.append(value)
         group = self._group0
         if group is not None:
             trace.lr.append(group["lr"])
-        finite = value == value and value not in (math.inf, -math.inf)
-        ref = self._loss_ref  # the starting level, from the steps before this one
-        if not finite or (ref is not None and 0 < ref < value / ALARM_LOSS_FACTOR):
+        s = self._step
+        if s < self._next_event and -math.inf < value <= self._alarm_level:
+            self._step = s + 1
+            return
+        self._observe_closely(s, value, inputs, targets, loss_fn)
+
+    def _observe_closely(
+        self, s: int, value: float, inputs: Any, targets: Any, loss_fn: Any
+    ) -> None:
+        trace = self.trace
+        finite = math.isfinite(value)
+        if not finite or value > self._alarm_level:
             self._alarm_until = s + ALARM_STEPS
         if len(trace.loss) <= ALARM_REFERENCE_STEPS:  # median of the first few losses
-            first = [v for v in trace.loss if v == v and v not in (math.inf, -math.inf)]
-            self._loss_ref = float(np.median(first)) if first else None
+            first = [v for v in trace.loss if math.isfinite(v)]
+            self._loss_ref = ref = float(np.median(first)) if first else None
+            # the starting level, for the steps after these
+            self._alarm_level = ALARM_LOSS_FACTOR * ref if ref is not None and ref > 0 else math.inf
         armed = self._armed
         if armed:
-            self._sample(s)
+            self._sample_numbers(s)
         if not finite and trace.nonfinite is None:
             self._nonfinite(s, "loss", [], str(value), inputs, targets, loss_fn)
         elif armed and trace.nonfinite is None:
@@ -488,13 +513,16 @@ class Doctor(Callback):
         self._step = s = s + 1
         if (s % self._every == 0 or s <= self._alarm_until) and not self._finished:
             self._arm()
-
-    def _sample(self, s: int) -> None:
-        # One errstate for the whole sample: a float32 dot of huge values warns on overflow.
-        with np.errstate(all="ignore"):
-            self._sample_numbers(s)
+        # The next step that needs this method: the one before the next sampled step
+        # (it arms the hooks), a sampled one, or any while the starting level is measured.
+        if self._armed or len(trace.loss) < ALARM_REFERENCE_STEPS:
+            self._next_event = s
+        else:
+            self._next_event = s + (-s % self._every) - 1
 
     def _sample_numbers(self, s: int) -> None:
+        # The arithmetic runs in compiled kernels (float64) or on Python floats: no numpy
+        # warning can arise, so no errstate is needed (it costs about a microsecond).
         norms: dict[str, float] = {}
         total2 = 0.0
         for name, p in self._params:
@@ -516,7 +544,11 @@ class Doctor(Callback):
         for path, m in self._bn_modules:
             rec = records.get(path)
             if rec is None:
-                rec = records[path] = {"step": [], "rms_running_mean": [], "mean_running_var": []}
+                rec = records[path] = {
+                    "step": ints(),
+                    "rms_running_mean": floats(),
+                    "mean_running_var": floats(),
+                }
             rec["step"].append(s)
             rm, rv = m.running_mean, m.running_var
             if rm is not None:
@@ -524,7 +556,7 @@ class Doctor(Callback):
                 rec["rms_running_mean"].append(math.sqrt(sum_of_squares(a) / max(a.size, 1)))
             if rv is not None:
                 a = rv.data.ravel()
-                rec["mean_running_var"].append(float(np.add.reduce(a)) / max(a.size, 1))
+                rec["mean_running_var"].append(total(a) / max(a.size, 1))
         # Keep the weights this step starts from, to measure the update after the step.
         for name, p in self._weights:
             buf = self._snapshot.get(name)
@@ -540,8 +572,7 @@ class Doctor(Callback):
         if not self._snapshot_pending:
             return
         self._snapshot_pending = False
-        with np.errstate(all="ignore"):
-            self._update_ratios()
+        self._update_ratios()
 
     def _update_ratios(self) -> None:
         ratios = {}
@@ -640,6 +671,7 @@ class Doctor(Callback):
     def _record_nonfinite(self, event: dict[str, Any]) -> None:
         self.trace.nonfinite = event
         self._alarm_until = max(self._alarm_until, event["step"] + ALARM_STEPS)
+        self._next_event = 0
         f = detect_nan(self.trace, self.profile, self.thresholds)
         if f is not None:
             self._merge([f])

@@ -64,3 +64,12 @@ def sum_of_squares(a: Any) -> float:
         v = float(a[i])
         total += v * v
     return total
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def total(a: Any) -> float:
+    """Sum of a flat array, accumulated in float64 (reassociated, as above)."""
+    result = 0.0
+    for i in range(a.size):
+        result += float(a[i])
+    return result

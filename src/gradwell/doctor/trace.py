@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +18,18 @@ import numpy as np
 from .kernels import relu_batch
 
 NAN = float("nan")
+
+
+def floats() -> MutableSequence[float]:
+    """A growing series of raw doubles. Series are arrays, not lists: a list keeps one
+    Python object alive per value, and those scattered survivors measurably slow the
+    following training steps of a small model (benchmarks/doctor_overhead.py)."""
+    return array("d")
+
+
+def ints() -> MutableSequence[int]:
+    """A growing series of raw 64-bit integers (step numbers), as :func:`floats`."""
+    return array("q")
 
 
 @dataclass
@@ -34,10 +48,10 @@ class ActivationStats:
     kind: str
     units: int
     is_output: bool = False
-    steps: list[int] = field(default_factory=list)
-    active_fraction: list[float] = field(default_factory=list)
-    silent_fraction: list[float] = field(default_factory=list)
-    saturated_fraction: list[float] = field(default_factory=list)
+    steps: MutableSequence[int] = field(default_factory=ints)
+    active_fraction: MutableSequence[float] = field(default_factory=floats)
+    silent_fraction: MutableSequence[float] = field(default_factory=floats)
+    saturated_fraction: MutableSequence[float] = field(default_factory=floats)
     windows: list[dict[str, Any]] = field(default_factory=list)
     # Accumulators of the open window.
     ever_positive: np.ndarray | None = None
@@ -135,7 +149,7 @@ class ActivationStats:
         }
 
 
-def _next_sample(steps: list[int], step: int) -> int:
+def _next_sample(steps: Sequence[int], step: int) -> int:
     """The first sampled step after ``step`` (or the first one, for step -1)."""
     i = bisect.bisect_right(steps, step)
     return steps[min(i, len(steps) - 1)]
@@ -154,15 +168,16 @@ class Trace:
     (``epoch``, ``loss``, ``val_loss``, ``end_step``).
     """
 
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    samples: list[int] = field(default_factory=list)
-    total_norm: list[float] = field(default_factory=list)
-    grad_norm: dict[str, list[float]] = field(default_factory=dict)
-    signal: dict[str, list[float]] = field(default_factory=dict)
-    update_ratio: dict[str, list[float]] = field(default_factory=dict)
+    loss: MutableSequence[float] = field(default_factory=floats)
+    lr: MutableSequence[float] = field(default_factory=floats)
+    samples: MutableSequence[int] = field(default_factory=ints)
+    total_norm: MutableSequence[float] = field(default_factory=floats)
+    grad_norm: dict[str, MutableSequence[float]] = field(default_factory=dict)
+    signal: dict[str, MutableSequence[float]] = field(default_factory=dict)
+    update_ratio: dict[str, MutableSequence[float]] = field(default_factory=dict)
     activations: dict[str, ActivationStats] = field(default_factory=dict)
-    batchnorm: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # per batch-norm layer: "step" (ints), "rms_running_mean", "mean_running_var"
+    batchnorm: dict[str, dict[str, MutableSequence[Any]]] = field(default_factory=dict)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     epoch_starts: list[int] = field(default_factory=list)
     nonfinite: dict[str, Any] | None = None
@@ -188,7 +203,9 @@ class Trace:
         """Fill in the update ratios of the latest sample (measured after its step)."""
         n = len(self.samples)
         for name, value in ratios.items():
-            series = self.update_ratio.setdefault(name, [NAN] * n)
+            series = self.update_ratio.get(name)
+            if series is None:
+                series = self.update_ratio[name] = floats()
             if len(series) < n:
                 series.extend([NAN] * (n - len(series)))
             series[n - 1] = value
@@ -237,11 +254,13 @@ class Trace:
         }
 
 
-def _append_aligned(series: dict[str, list[float]], values: dict[str, float], n: int) -> None:
+def _append_aligned(
+    series: dict[str, MutableSequence[float]], values: dict[str, float], n: int
+) -> None:
     for name, value in values.items():
         s = series.get(name)
         if s is None:
-            series[name] = s = []
+            series[name] = s = floats()
         if len(s) < n:
             s.extend([NAN] * (n - len(s)))
         s.append(value)
