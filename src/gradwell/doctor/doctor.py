@@ -9,7 +9,8 @@ Per step it reads one float (the loss). On a sampled step (every ``sample_every`
 steps, and every step while the loss looks alarming) it also measures each
 parameter's gradient norm (one dot product each), the gradient reaching each
 layer's output, statistics after every activation, BatchNorm running statistics,
-and the update-to-weight ratio of the step.
+and the update-to-weight ratio of the step (read on the next step, when the
+optimizer has moved the weights).
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class Doctor(Callback):
         self._every = sample_every or DEFAULT_SAMPLE_EVERY
         self._alarm_until = -1
         self._loss_ref: float | None = None
+        self._first_losses: list[float] = []  # the first few, for the starting level
         self._alarm_level = math.inf  # a loss above it raises the alarm
         self._next_event = 0  # the next step _observe looks at closely
         self._snapshot: dict[str, np.ndarray] = {}
@@ -293,8 +295,12 @@ class Doctor(Callback):
         self._safely(self._hand_step, loss, inputs, targets)
 
     def _hand_step(self, loss: Any, inputs: Any, targets: Any) -> None:
-        self._resolve_update()
-        self._observe(loss, inputs, targets, self.loss_fn)
+        value = float(loss.data) if isinstance(loss, Tensor) else float(loss)
+        self.trace.loss.append(value)
+        group = self._group0
+        if group is not None:
+            self.trace.lr.append(group["lr"])
+        self._observe(value, inputs, targets, self.loss_fn)
         if not self._in_fit and self._since_diagnosis >= HAND_WINDOW:
             self._close_windows(force=False)
             self._diagnose()
@@ -305,7 +311,6 @@ class Doctor(Callback):
         self._safely(self._hand_epoch, loss, val_loss)
 
     def _hand_epoch(self, loss: float | None, val_loss: float | None) -> None:
-        self._resolve_update()
         self._end_epoch(len(self.trace.epochs), {"loss": loss, "val_loss": val_loss})
         self.trace.epoch_starts.append(self._step)
 
@@ -381,16 +386,12 @@ class Doctor(Callback):
     def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
         # Every step comes here: _safely written out, one call fewer on the hot path.
         state = self.state
-        if self._broken or state is None:
+        if self._broken or state is None or state.loss is None:
             return
         try:
-            self._observe(state.loss, state.inputs, state.targets, state.loss_fn)
+            self._observe(float(state.loss.data), state.inputs, state.targets, state.loss_fn)
         except Exception as e:
             self._fail(e)
-
-    def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
-        if self._snapshot_pending and not self._broken:
-            self._safely(self._resolve_update)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._safely(self._end_epoch, epoch, logs or {})
@@ -417,6 +418,9 @@ class Doctor(Callback):
         if state.history is not None:
             state.history.findings = []
             state.history.doctor = self
+            # fit records every step's loss and learning rate there: the trace reads
+            # them rather than keep copies (the steps stay cheaper)
+            self.trace.loss, self.trace.lr = state.history.steps["loss"], state.history.steps["lr"]
         self.attach(state.model, state.optimizer)
         X = _train_inputs(state.train_loader)
         if X is not None:
@@ -441,6 +445,7 @@ class Doctor(Callback):
         self.trace = Trace()
         self._raw, self._announced = {}, set()
         self._step, self._alarm_until, self._loss_ref = 0, -1, None
+        self._first_losses = []
         self._alarm_level, self._next_event = math.inf, 0
         self._snapshot_pending, self._finished = False, False
         self._norm_ref, self._unscaled = None, None
@@ -473,15 +478,10 @@ class Doctor(Callback):
         )
 
     # ------------------------------------------------------------------ observation
-    def _observe(self, loss: Any, inputs: Any, targets: Any, loss_fn: Any) -> None:
-        # Every step: one float, two appends, two comparisons. The rest only on a step
-        # that is sampled, that starts the run, or whose loss is not finite or jumped.
-        value = float(loss.data) if isinstance(loss, Tensor) else float(loss)
-        trace = self.trace
-        trace.loss.append(value)
-        group = self._group0
-        if group is not None:
-            trace.lr.append(group["lr"])
+    def _observe(self, value: float, inputs: Any, targets: Any, loss_fn: Any) -> None:
+        # Every step: two comparisons (the loss and learning rate are already in the
+        # trace). The rest only on a step that is sampled, comes right before or after
+        # one, starts the run, or whose loss is not finite or jumped.
         s = self._step
         if s < self._next_event and -math.inf < value <= self._alarm_level:
             self._step = s + 1
@@ -491,13 +491,18 @@ class Doctor(Callback):
     def _observe_closely(
         self, s: int, value: float, inputs: Any, targets: Any, loss_fn: Any
     ) -> None:
+        # The update of a sampled step is measured on the step after it: the optimizer
+        # has stepped since, and nothing else has.
+        self._resolve_update()
         trace = self.trace
         finite = math.isfinite(value)
         if not finite or value > self._alarm_level:
             self._alarm_until = s + ALARM_STEPS
-        if len(trace.loss) <= ALARM_REFERENCE_STEPS:  # median of the first few losses
-            first = [v for v in trace.loss if math.isfinite(v)]
-            self._loss_ref = ref = float(np.median(first)) if first else None
+        first = self._first_losses
+        if len(first) < ALARM_REFERENCE_STEPS:  # the median of the first few losses
+            first.append(value)
+            finite_first = [v for v in first if math.isfinite(v)]
+            self._loss_ref = ref = float(np.median(finite_first)) if finite_first else None
             # the starting level, for the steps after these
             self._alarm_level = ALARM_LOSS_FACTOR * ref if ref is not None and ref > 0 else math.inf
         armed = self._armed
@@ -514,8 +519,9 @@ class Doctor(Callback):
         if (s % self._every == 0 or s <= self._alarm_until) and not self._finished:
             self._arm()
         # The next step that needs this method: the one before the next sampled step
-        # (it arms the hooks), a sampled one, or any while the starting level is measured.
-        if self._armed or len(trace.loss) < ALARM_REFERENCE_STEPS:
+        # (it arms the hooks), a sampled one, the one after (it measures the update), or
+        # any while the starting level is measured.
+        if self._armed or self._snapshot_pending or len(first) < ALARM_REFERENCE_STEPS:
             self._next_event = s
         else:
             self._next_event = s + (-s % self._every) - 1
@@ -761,6 +767,7 @@ class Doctor(Callback):
 
     # ------------------------------------------------------------------ diagnosis
     def _end_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        self._resolve_update()
         val = logs.get("val_loss")
         loss = logs.get("loss")
         self.trace.epochs.append(
