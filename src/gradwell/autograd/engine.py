@@ -107,8 +107,7 @@ def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
 
     Any hook may return a replacement gradient.
     """
-    from .tensor import Tensor
-
+    Tensor = (_late_imports or _bind_late_imports())[0]
     for h in t._hooks or ():
         r = h(g if create_graph else Tensor(g))
         if r is not None:

@@ -535,17 +535,16 @@ class Doctor(Callback):
             g = p.grad
             if g is None:
                 continue
-            n2 = sum_of_squares(g.data.ravel())  # float64: inf or nan come out as such
+            n2 = sum_of_squares(g.data)  # float64: inf or nan come out as such
             norms[name] = math.sqrt(n2) if n2 >= 0 else math.nan
             total2 += n2
         signal = {}
         for path, g in self._signal.items():
-            a = g.ravel()
-            n2 = sum_of_squares(a)
-            signal[path] = math.sqrt(n2 / max(a.size, 1)) if n2 >= 0 else math.nan
-        self.trace.add_sample(s, norms, signal)
-        self._signal = {}
+            n2 = sum_of_squares(g)
+            signal[path] = math.sqrt(n2 / max(g.size, 1)) if n2 >= 0 else math.nan
         self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
+        self.trace.add_sample(s, norms, signal, self._total_norm)
+        self._signal = {}
         records = self.trace.batchnorm
         for path, m in self._bn_modules:
             rec = records.get(path)
@@ -558,10 +557,10 @@ class Doctor(Callback):
             rec["step"].append(s)
             rm, rv = m.running_mean, m.running_var
             if rm is not None:
-                a = rm.data.ravel()
+                a = rm.data
                 rec["rms_running_mean"].append(math.sqrt(sum_of_squares(a) / max(a.size, 1)))
             if rv is not None:
-                a = rv.data.ravel()
+                a = rv.data
                 rec["mean_running_var"].append(total(a) / max(a.size, 1))
         # Keep the weights this step starts from, to measure the update after the step.
         for name, p in self._weights:
@@ -587,7 +586,7 @@ class Doctor(Callback):
             before = self._snapshot.get(name)
             if before is None or before.shape != p.data.shape:
                 continue
-            w2, d2 = squares_and_change(before.ravel(), p.data.ravel())
+            w2, d2 = squares_and_change(before, p.data)
             # finite weights before, non-finite after: this update broke them
             if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(p.data).all():
                 broken.append(name)
@@ -710,11 +709,11 @@ class Doctor(Callback):
             add(m.register_forward_hook(self._activation_hook))
         for m in self._layer_modules:
             add(m.register_forward_hook(self._layer_hook))
-        if not self._order_known:
+        if not self._order_known:  # the model's structure: learnt on the first sample
             self._call_order = []
             for m in self._other_leaves:
                 add(m.register_forward_hook(self._order_hook))
-        add(self.model.register_forward_hook(self._root_hook))
+            add(self.model.register_forward_hook(self._root_hook))
 
     def _disarm(self) -> None:
         if not self._armed:
@@ -736,9 +735,10 @@ class Doctor(Callback):
                 self._call_order.append(path)
 
     def _activation_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        if not module.training or not _is_grad_enabled() or not isinstance(output, Tensor):
+        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
             return
-        self._order_hook(module, inputs, output)
+        if self._call_order is not None:
+            self._order_hook(module, inputs, output)
         path = self._paths[id(module)]
         stats = self.trace.activations[path]
         th = self.thresholds
@@ -746,9 +746,10 @@ class Doctor(Callback):
         self._last_activation_output = (path, id(output))
 
     def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        if not module.training or not _is_grad_enabled() or not isinstance(output, Tensor):
+        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
             return
-        self._order_hook(module, inputs, output)
+        if self._call_order is not None:
+            self._order_hook(module, inputs, output)
         if not output.requires_grad:
             return
         path = self._paths[id(module)]

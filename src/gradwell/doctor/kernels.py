@@ -1,5 +1,6 @@
 """Compiled passes of the doctor's sampled steps (numba): each replaces a handful of
-numpy calls that, on a small model, cost more in dispatch than in arithmetic."""
+numpy calls that, on a small model, cost more in dispatch than in arithmetic. They
+take arrays of any shape (flattened inside, so the caller makes no view)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
 
 @_jit
 def squares_and_change(before: Any, after: Any) -> Any:
-    """(sum of before**2, sum of (after - before)**2) of two flat arrays, in float64."""
+    """(sum of before**2, sum of (after - before)**2) of two same-shaped arrays, in float64."""
+    before, after = before.ravel(), after.ravel()  # views of contiguous arrays
     w2 = 0.0
     d2 = 0.0
     for i in range(before.size):
@@ -57,8 +59,9 @@ def squares_and_change(before: Any, after: Any) -> Any:
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def sum_of_squares(a: Any) -> float:
-    """Sum of a flat array's squares, accumulated in float64 (reassociated, so that the
-    loop vectorises: inf and NaN still come out)."""
+    """Sum of an array's squares, accumulated in float64 (reassociated, so that the loop
+    vectorises: inf and NaN still come out)."""
+    a = a.ravel()
     total = 0.0
     for i in range(a.size):
         v = float(a[i])
@@ -68,7 +71,8 @@ def sum_of_squares(a: Any) -> float:
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def total(a: Any) -> float:
-    """Sum of a flat array, accumulated in float64 (reassociated, as above)."""
+    """Sum of an array, accumulated in float64 (reassociated, as above)."""
+    a = a.ravel()
     result = 0.0
     for i in range(a.size):
         result += float(a[i])

@@ -189,12 +189,17 @@ class Trace:
         step: int,
         grad_norm: dict[str, float],
         signal: dict[str, float] | None = None,
+        total_norm: float | None = None,
     ) -> None:
-        """Record one sampled step; series missing a value get NaN to stay aligned."""
+        """Record one sampled step; series missing a value get NaN to stay aligned.
+        ``total_norm`` (the global gradient norm) is computed from ``grad_norm`` unless
+        given."""
         n = len(self.samples)
         self.samples.append(step)
-        total2 = sum(v * v for v in grad_norm.values())  # inf and nan propagate
-        self.total_norm.append(math.sqrt(total2) if total2 >= 0 else math.nan)
+        if total_norm is None:
+            total2 = sum(v * v for v in grad_norm.values())  # inf and nan propagate
+            total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
+        self.total_norm.append(total_norm)
         _append_aligned(self.grad_norm, grad_norm, n)
         _append_aligned(self.signal, signal or {}, n)
         _append_aligned(self.update_ratio, {}, n)
