@@ -737,13 +737,14 @@ class Doctor(Callback):
     def _activation_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
             return
-        if self._call_order is not None:
-            self._order_hook(module, inputs, output)
         path = self._paths[id(module)]
-        stats = self.trace.activations[path]
         th = self.thresholds
-        stats.observe(self._step, output.data, th.sigmoid_margin, th.tanh_limit)
-        self._last_activation_output = (path, id(output))
+        self.trace.activations[path].observe(
+            self._step, output.data, th.sigmoid_margin, th.tanh_limit
+        )
+        if self._call_order is not None:  # the first sample learns the model's structure
+            self._order_hook(module, inputs, output)
+            self._last_activation_output = (path, id(output))
 
     def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
