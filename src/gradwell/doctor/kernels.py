@@ -43,9 +43,10 @@ def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
     return nonzero, on
 
 
-@_jit
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def squares_and_change(before: Any, after: Any) -> Any:
-    """(sum of before**2, sum of (after - before)**2) of two same-shaped arrays, in float64."""
+    """(sum of before**2, sum of (after - before)**2) of two same-shaped arrays, in float64
+    (reassociated, as sum_of_squares: in order, the two sums ran 10x slower)."""
     before, after = before.ravel(), after.ravel()  # views of contiguous arrays
     w2 = 0.0
     d2 = 0.0
