@@ -209,7 +209,7 @@ def batch_norm_relu_dropout_grad(
     gxhat = np.zeros(c, g.dtype)
     for i in range(n):
         for j in range(c):
-            gi = g[i, j] * (factor if out[i, j] > zero else zero)
+            gi = g[i, j] * (factor * (out[i, j] > zero))  # no branch: the gates are random
             gsum[j] += gi
             gxhat[j] += gi * ((x[i, j] - mean[j]) * inv_std[j])
     if not need_x:
@@ -218,7 +218,7 @@ def batch_norm_relu_dropout_grad(
     gx = np.empty_like(g)
     for i in range(n):
         for j in range(c):
-            gi = g[i, j] * (factor if out[i, j] > zero else zero)
+            gi = g[i, j] * (factor * (out[i, j] > zero))
             h = (x[i, j] - mean[j]) * inv_std[j]
             gx[i, j] = gi * scale[j] - (h * a[j] + b[j])
     return gx, gxhat, gsum
