@@ -50,8 +50,8 @@ def squares_and_change(before: Any, after: Any) -> Any:
     w2 = 0.0
     d2 = 0.0
     for i in range(before.size):
-        b = float(before[i])
-        d = float(after[i]) - b
+        b = np.float64(before[i])  # numba's float() keeps a float32 a float32
+        d = np.float64(after[i]) - b
         w2 += b * b
         d2 += d * d
     return w2, d2
@@ -64,7 +64,7 @@ def sum_of_squares(a: Any) -> float:
     a = a.ravel()
     total = 0.0
     for i in range(a.size):
-        v = float(a[i])
+        v = np.float64(a[i])  # squared in float64: a float32 square overflows past 1.8e19
         total += v * v
     return total
 
@@ -75,5 +75,5 @@ def total(a: Any) -> float:
     a = a.ravel()
     result = 0.0
     for i in range(a.size):
-        result += float(a[i])
+        result += np.float64(a[i])
     return result
