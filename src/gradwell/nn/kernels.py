@@ -183,11 +183,9 @@ def batch_norm_relu_dropout_train(
             h = (x[i, j] - mean[j]) * inv_std[j]
             o = h * gamma[j] + beta[j] if affine else h
             r = o if o > zero or o != o else zero  # np.maximum(o, 0): NaN stays, -0.0 -> 0.0
+            if rate > 0.0:  # the same in every iteration: compiled out of the loop
+                r = r * (scale if _kept(seed, i * c + j, threshold) else zero)
             out[i, j] = r
-    if rate > 0.0:  # a loop of its own: the hash vectorises apart from the rest
-        flat = out.ravel()
-        for k in range(flat.size):
-            flat[k] = flat[k] * (scale if _kept(seed, k, threshold) else zero)
     _update_running(running_mean, running_var, mean, var, momentum, n, batches)
     return out, mean, inv_std
 
