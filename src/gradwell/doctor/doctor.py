@@ -44,9 +44,10 @@ from .replay import replay_anomaly
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, floats, ints
 
-#: Sample every this many steps at most: a sampled step costs about half a step of the
-#: smallest benchmark model (benchmarks/doctor_overhead.py), so this keeps the doctor
-#: under 10% of the step time there and far under it for larger models...
+#: Sample every this many steps at most: a sampled step costs about three quarters of a
+#: step of the smallest benchmark model (benchmarks/doctor_overhead.py; sampled every
+#: 12th step there, because of the rule below, the doctor costs it 9-10%) and far less
+#: of a larger model's step...
 DEFAULT_SAMPLE_EVERY = 16
 #: ...and at least this many times per epoch, so short epochs still give windows.
 MIN_SAMPLES_PER_EPOCH = 4
@@ -165,7 +166,6 @@ class Doctor(Callback):
         self._step = 0
         self._every = sample_every or DEFAULT_SAMPLE_EVERY
         self._alarm_until = -1
-        self._loss_ref: float | None = None
         self._first_losses: list[float] = []  # the first few, for the starting level
         self._alarm_level = math.inf  # a loss above it raises the alarm
         self._next_event = 0  # the next step _observe looks at closely
@@ -449,7 +449,7 @@ class Doctor(Callback):
         self._permanent = []
         self.trace = Trace()
         self._raw, self._announced = {}, set()
-        self._step, self._alarm_until, self._loss_ref = 0, -1, None
+        self._step, self._alarm_until = 0, -1
         self._first_losses = []
         self._alarm_level, self._next_event = math.inf, 0
         self._snapshot_pending, self._finished = False, False
@@ -508,9 +508,9 @@ class Doctor(Callback):
         if len(first) < ALARM_REFERENCE_STEPS:  # the median of the first few losses
             first.append(value)
             finite_first = [v for v in first if math.isfinite(v)]
-            self._loss_ref = ref = float(np.median(finite_first)) if finite_first else None
+            ref = float(np.median(finite_first)) if finite_first else math.nan
             # the starting level, for the steps after these
-            self._alarm_level = ALARM_LOSS_FACTOR * ref if ref is not None and ref > 0 else math.inf
+            self._alarm_level = ALARM_LOSS_FACTOR * ref if ref > 0 else math.inf
         armed = self._armed
         if armed:
             self._sample_numbers(s)

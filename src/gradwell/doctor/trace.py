@@ -159,7 +159,9 @@ def _next_sample(steps: Sequence[int], step: int) -> int:
 class Trace:
     """Everything the monitor measured.
 
-    ``loss`` and ``lr`` hold one value per optimizer step (global step = index).
+    ``loss`` and ``lr`` hold one value per optimizer step (global step = index); in
+    ``gw.fit`` they are the history's own lists (``history.steps``). Series are
+    sequences of numbers (arrays, see :func:`floats`; ``to_dict`` gives lists).
     The per-sample series are aligned with ``samples`` (the sampled global steps):
     ``grad_norm[param]`` (L2 norm of the gradient), ``signal[layer]`` (RMS of the
     loss gradient with respect to the layer's output: the back-propagated signal),
