@@ -117,6 +117,13 @@ def _bn_relu_dropout(x, *affine, rate, rng):
     )  # fmt: skip
 
 
+def _linear_block(x, w, *rest, rate=0.0, rng=None):
+    return gw.nn.fused.linear_batch_norm_relu_dropout(
+        x, w, *rest, eps=1e-5, momentum=0.1, running_mean=None, running_var=None,
+        num_batches_tracked=None, rate=rate, rng=rng,
+    )  # fmt: skip
+
+
 CASES.update(
     {
         "linear": [
@@ -141,6 +148,17 @@ CASES.update(
                 [(6, 4), (4,), (4,)],
             ),
             (lambda x: _bn_relu_dropout(x, rate=0.0, rng=None), [(5, 3)]),
+        ],
+        "linear_batch_norm_relu_dropout": [
+            (  # the compiled small product: the bias inside it
+                lambda x, w, b, g, be: _linear_block(
+                    x, w, b, g, be, rate=0.3, rng=np.random.default_rng(3)
+                ),
+                [(6, 4), (5, 4), (5,), (5,), (5,)],
+            ),
+            # past it: the bias added by batch norm (with and without gamma and beta)
+            (lambda x, w, b: _linear_block(x, w, b), [(10, 12), (70, 12), (70,)]),
+            (lambda x, w, g, be: _linear_block(x, w, g, be), [(10, 12), (70, 12), (70,), (70,)]),
         ],
         "cross_entropy": [
             (lambda x: _nnF.cross_entropy(x, _CLASSES), [(4, 5)]),

@@ -360,7 +360,9 @@ def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly
     plan = next(iter(step._plans.values()))
     n_in = plan.n_args + len(plan.outside)
     steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
-    assert "batch_norm_relu_dropout" not in [s[0].name for s in steps]
+    names = [s[0].name for s in steps]
+    assert "batch_norm_relu_dropout" not in names
+    assert "linear_batch_norm_relu_dropout" not in names
     # ...while the plain chain of the other tests is fused
     model = _mlp()
     step = gw.compile_step(model, nn.CrossEntropyLoss())
@@ -369,4 +371,35 @@ def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly
     plan = next(iter(step._plans.values()))
     n_in = plan.n_args + len(plan.outside)
     steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
-    assert [s[0].name for s in steps].count("batch_norm_relu_dropout") == 1
+    # (with the Linear before it: the whole block is one op)
+    assert [s[0].name for s in steps].count("linear_batch_norm_relu_dropout") == 1
+
+
+def test_wide_blocks_fuse_with_their_linear_and_replay_exactly():
+    # Past the compiled small products: the Linear's bias is added inside batch norm's
+    # kernel and its gradient summed there; short (24) and plain (80) batches.
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((n, 40)).astype(np.float32) for n in (24, 80)]
+    batches = [(gw.Tensor(x), gw.Tensor(rng.integers(0, 3, len(x)))) for x in xs]
+
+    def model():
+        return nn.Sequential(
+            nn.Linear(40, 128, rng=0), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.2, rng=1),
+            nn.Linear(128, 64, rng=2), nn.BatchNorm1d(64, affine=False), nn.ReLU(),
+            nn.Linear(64, 3, rng=3),
+        )  # fmt: skip
+
+    runs = []
+    for compiled in (False, True):
+        m = model()
+        losses, step = _train(m, nn.CrossEntropyLoss(), batches, 10, compiled)
+        runs.append((m, losses, step))
+    (eager, eager_losses, _), (m, losses, step) = runs
+    assert losses == eager_losses and step.replays == 6
+    _same_state(eager, m)
+    from gradwell.autograd.capture import _fuse
+
+    plan = next(iter(step._plans.values()))
+    n_in = plan.n_args + len(plan.outside)
+    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
+    assert [s[0].name for s in steps].count("linear_batch_norm_relu_dropout") == 2

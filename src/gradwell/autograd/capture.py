@@ -202,9 +202,10 @@ def fusion(
     names: tuple[str, ...], fused: Primitive
 ) -> Callable[[Callable[[list[dict[str, Any]]], Any]], Callable[[list[dict[str, Any]]], Any]]:
     """Register ``fused`` to replace the ops ``names`` when they run in a row, each the
-    only consumer of the one before. ``fused`` takes the first op's inputs and must
-    give the last op's output and the first op's input gradients, bit for bit.
-    Longer chains are tried first."""
+    only consumer of the one before, which it takes as its first input. ``fused``
+    takes the first op's inputs, then each later op's other inputs, in order, and
+    must give the last op's output and the gradients of all those inputs, bit for
+    bit. Longer chains are tried first."""
 
     def register(merge: Callable[[list[dict[str, Any]]], Any]) -> Callable[..., Any]:
         FUSIONS.append((names, fused, merge))
@@ -232,13 +233,16 @@ def _fuse(steps: list[Step], outputs: list[int]) -> list[Step]:
                 len(chain) == len(names)
                 and all(c[0].name == n and c[3] is not None for c, n in zip(chain, names))
                 and all(
-                    nxt[2] == (cur[4],) and uses.get(cur[4]) == 1
+                    nxt[2][:1] == (cur[4],) and uses.get(cur[4]) == 1
                     for cur, nxt in zip(chain, chain[1:])
                 )
             ):
                 attrs = merge([c[1] for c in chain])
                 if attrs is not None:
-                    fused_steps.append((fused, attrs, chain[0][2], chain[0][3], chain[-1][4]))
+                    head, tail = chain[0], chain[1:]
+                    ins = head[2] + tuple(k for c in tail for k in c[2][1:])
+                    needs = (head[3] or ()) + tuple(n for c in tail for n in (c[3] or ())[1:])
+                    fused_steps.append((fused, attrs, ins, needs, chain[-1][4]))
                     i += len(chain)
                     break
         else:

@@ -63,17 +63,21 @@ def linear(x: Any, w: Any, *bias: Any) -> Any:
     x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # one matmul over leading axes
     if _tiny(x, w, bias):
         return kernels.linear_small(x, w, bias[0] if bias else _NO_BIAS[x.dtype.char])
-    if x2.shape[0] <= _SMALL_BATCH and w.size >= _LARGE_WEIGHT:
-        # OpenBLAS is slow at a short, wide x @ w.T; the transposed product w @ x.T
-        # plus a copy back measured about 35% faster for 32 rows (784 -> 512).
-        out = np.ascontiguousarray(np.dot(w, x2.T).T)
-    else:
-        out = np.dot(x2, w.T)  # np.dot: less overhead than `@` on small arrays
+    out = _product(x2, w)
     if x.ndim != 2:
         out = out.reshape(x.shape[:-1] + (w.shape[0],))
     if bias:
         out += bias[0]  # `out` is fresh from the matmul: adding in place is safe
     return out
+
+
+def _product(x2: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x2 @ w.T for 2-D arrays, C-contiguous."""
+    if x2.shape[0] <= _SMALL_BATCH and w.size >= _LARGE_WEIGHT:
+        # OpenBLAS is slow at a short, wide x @ w.T; the transposed product w @ x.T
+        # plus a copy back measured about 35% faster for 32 rows (784 -> 512).
+        return np.ascontiguousarray(np.dot(w, x2.T).T)
+    return np.dot(x2, w.T)  # np.dot: less overhead than `@` on small arrays
 
 
 @linear.defvjp
@@ -251,43 +255,148 @@ def batch_norm_relu_dropout(
     three. It keeps only the batch mean and 1 / std: backward recomputes the normalised
     input from the input and reads both gates (relu's and the mask's) from the output.
     """
+    out, mean, inv_std = _batch_norm_relu_dropout(
+        x, _EMPTY[x.dtype.char], affine, eps, momentum, running_mean, running_var,
+        num_batches_tracked, rate, rng,
+    )  # fmt: skip
+    return out, (mean, inv_std)
+
+
+_EMPTY = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # "no bias"
+
+
+def _batch_norm_relu_dropout(
+    x: Any, bias: Any, affine: tuple[Any, ...], eps: float, momentum: float | None,
+    running_mean: Any, running_var: Any, num_batches_tracked: Any, rate: float, rng: Any,
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """(out, mean, inv_std) of the fused chain on ``x + bias`` (``bias`` empty: none)."""
     args = _train_arguments(
         x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
     )
     drawn = rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0
     kernel: Any = kernels.batch_norm_relu_dropout_train
-    out, mean, inv_std = kernel(*args, float(rate), np.uint64(drawn))
-    return out, (mean, inv_std)
+    return kernel(args[0], bias, *args[1:], float(rate), np.uint64(drawn))  # type: ignore[no-any-return]
+
+
+def _gated_batch_norm_vjp(
+    F: Any, g: Any, out: Any, ins: tuple[Any, ...], needs: tuple[bool, ...],
+    attrs: dict[str, Any], mean: Any, inv_std: Any,
+) -> Any:  # fmt: skip
+    """With recorded ops (second order): the gates are constants; apply them, then
+    batch norm's VJP with respect to ``ins`` (its input, then gamma and beta)."""
+    x = ins[0].data
+    gate = (out.data > 0) * np.asarray(1.0 / (1.0 - attrs["rate"]), x.dtype)
+    saved = ((x - mean) * inv_std, inv_std)
+    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": saved}
+    return batch_norm.vjp(F, g * gate, out, ins, needs, bn_attrs)  # type: ignore[misc]
 
 
 @batch_norm_relu_dropout.defvjp
 def _(F, g, out, ins, needs, attrs):
     mean, inv_std = attrs["saved"]
-    rate = attrs["rate"]
+    if F is TensorF:
+        return _gated_batch_norm_vjp(F, g, out, ins, needs, attrs, mean, inv_std)
     gamma = ins[1] if len(ins) == 3 else _NO_AFFINE
-    if F is TensorF:  # the gates are constants: apply them, then batch norm's VJP
-        x = ins[0].data
-        gate = (out.data > 0) * np.asarray(1.0 / (1.0 - rate), x.dtype)
-        saved = ((x - mean) * inv_std, inv_std)
-        bn_attrs = {"training": True, "eps": attrs["eps"], "saved": saved}
-        return batch_norm.vjp(F, g * gate, out, ins, needs, bn_attrs)  # type: ignore[misc]
-    gx, ggamma, gbeta = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), out, ins[0], mean, inv_std, gamma, needs[0], float(rate)
-    )
+    gx, ggamma, gbeta, _ = kernels.batch_norm_relu_dropout_grad(
+        np.ascontiguousarray(g), out, ins[0], _EMPTY[g.dtype.char], mean, inv_std, gamma,
+        needs[0], float(attrs["rate"]),
+    )  # fmt: skip
     if len(ins) == 1:
         return (gx if needs[0] else None,)
     return (gx if needs[0] else None), (ggamma if needs[1] else None), (gbeta if needs[2] else None)
 
 
-@fusion(("batch_norm", "relu", "dropout"), batch_norm_relu_dropout)
-@fusion(("batch_norm", "relu"), batch_norm_relu_dropout)
-def _(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The fused op's attrs from those of batch_norm, relu (and dropout); None (no
+    fusion) for a batch norm in eval mode."""
     bn = chain_attrs[0]
     if not bn["training"]:
         return None
     drop = chain_attrs[2] if len(chain_attrs) == 3 else {"rate": 0.0, "rng": None}
     fused = {k: v for k, v in bn.items() if k != "training"}
     return {"num_batches_tracked": None, **fused, "rate": drop["rate"], "rng": drop["rng"]}
+
+
+fusion(("batch_norm", "relu", "dropout"), batch_norm_relu_dropout)(_chain_attrs)
+fusion(("batch_norm", "relu"), batch_norm_relu_dropout)(_chain_attrs)
+
+
+@primitive("linear_batch_norm_relu_dropout", saves=True)
+def linear_batch_norm_relu_dropout(
+    x: Any,
+    w: Any,
+    *rest: Any,
+    eps: float,
+    momentum: float | None,
+    running_mean: np.ndarray | None,
+    running_var: np.ndarray | None,
+    num_batches_tracked: np.ndarray | None,
+    rate: float,
+    rng: np.random.Generator | None,
+) -> Any:
+    """``linear`` of 2-D ``x``, then ``batch_norm_relu_dropout``: ``rest`` is the linear's
+    bias if it has one, then batch norm's gamma and beta if it has them.
+
+    A compiled step runs it for a Linear -> BatchNorm1d -> ReLU (-> Dropout) block:
+    the same numbers bit for bit, with the bias added as batch norm reads the
+    product, and its gradient summed as batch norm's backward writes the input
+    gradient (two passes over memory fewer than the ops in a row).
+    """
+    bias, affine = _bias_and_affine(rest)
+    if _tiny(x, w, bias):  # the compiled small product adds its bias itself
+        y, folded = kernels.linear_small(x, w, bias[0] if bias else _NO_BIAS[x.dtype.char]), ()
+    else:
+        y, folded = _product(x, w), bias
+    out, mean, inv_std = _batch_norm_relu_dropout(
+        y, folded[0] if folded else _EMPTY[y.dtype.char], affine, eps, momentum,
+        running_mean, running_var, num_batches_tracked, rate, rng,
+    )  # fmt: skip
+    return out, (y, bool(folded), mean, inv_std)
+
+
+def _bias_and_affine(rest: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    # one or three: a bias comes first; zero or two: no bias (gamma and beta come in pairs)
+    return (rest[:1], rest[1:]) if len(rest) % 2 else ((), rest)
+
+
+@linear_batch_norm_relu_dropout.defvjp
+def _(F, g, out, ins, needs, attrs):
+    y, folded, mean, inv_std = attrs["saved"]
+    x, w = ins[0], ins[1]
+    bias, affine = _bias_and_affine(ins[2:])
+    n_linear = 2 + len(bias)
+    if F is TensorF:  # recompute the linear's output with a recorded op, then chain
+        yb = linear(x, w, *bias)
+        bn = _gated_batch_norm_vjp(
+            F, g, out, (yb, *affine), (True, *needs[n_linear:]), attrs, mean, inv_std
+        )
+        return (*linear.vjp(F, bn[0], yb, (x, w, *bias), needs[:n_linear], {}), *bn[1:])
+    gamma = affine[0] if affine else _NO_AFFINE
+    gy, ggamma, gbeta, gbias = kernels.batch_norm_relu_dropout_grad(
+        np.ascontiguousarray(g), out, y, bias[0] if folded else _EMPTY[y.dtype.char], mean,
+        inv_std, gamma, True, float(attrs["rate"]),
+    )  # fmt: skip
+    if folded and gy.shape[1] > 1:  # (one column: numpy sums it pairwise, not in order)
+        grads = (
+            np.dot(gy, w) if needs[0] else None,
+            np.dot(gy.T, x) if needs[1] else None,
+            gbias if needs[2] else None,
+        )
+    else:
+        grads = linear.vjp(F, gy, y, (x, w, *bias), needs[:n_linear], {})  # type: ignore[misc]
+    if not affine:
+        return grads
+    return (*grads, ggamma if needs[-2] else None, gbeta if needs[-1] else None)
+
+
+def _linear_chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return _chain_attrs(chain_attrs[1:])  # linear has no attrs of its own
+
+
+fusion(("linear", "batch_norm", "relu", "dropout"), linear_batch_norm_relu_dropout)(
+    _linear_chain_attrs
+)
+fusion(("linear", "batch_norm", "relu"), linear_batch_norm_relu_dropout)(_linear_chain_attrs)
 
 
 # ---------------------------------------------------------------------------

@@ -20,21 +20,24 @@ _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always
 
 
 @_inline
-def _statistics(x: Any, eps: float) -> Any:
-    """Per column of (N, C) ``x``: batch mean, biased variance, 1 / sqrt(var + eps)."""
+def _statistics(x: Any, bias: Any, eps: float) -> Any:
+    """Per column of (N, C) ``x + bias`` (``bias`` empty: none): batch mean, biased
+    variance, 1 / sqrt(var + eps). The sum is formed as it is read, rounded as an
+    array ``x + bias`` would be."""
     n, c = x.shape
     dt = x.dtype.type
+    has_bias = bias.size > 0
     mean = np.zeros(c, x.dtype)
     var = np.zeros(c, x.dtype)
     for i in range(n):
         for j in range(c):
-            mean[j] += x[i, j]
+            mean[j] += x[i, j] + bias[j] if has_bias else x[i, j]
     inv_n = dt(1.0 / n)
     for j in range(c):
         mean[j] *= inv_n
     for i in range(n):
         for j in range(c):
-            d = x[i, j] - mean[j]
+            d = (x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]
             var[j] += d * d
     inv_std = np.empty(c, x.dtype)
     for j in range(c):
@@ -72,7 +75,7 @@ def batch_norm_train(
     and the unbiased variance, in place, and the 0-d counter ``batches`` counts one up.
     """
     n, c = x.shape
-    mean, var, inv_std = _statistics(x, eps)
+    mean, var, inv_std = _statistics(x, np.empty(0, x.dtype), eps)
     xhat = np.empty_like(x)
     out = np.empty_like(x)
     affine = gamma.size > 0
@@ -164,15 +167,17 @@ def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
 
 @_jit
 def batch_norm_relu_dropout_train(
-    x: Any, gamma: Any, beta: Any, eps: float, running_mean: Any, running_var: Any,
-    momentum: float, batches: Any, rate: float, seed: Any,
+    x: Any, bias: Any, gamma: Any, beta: Any, eps: float, running_mean: Any,
+    running_var: Any, momentum: float, batches: Any, rate: float, seed: Any,
 ) -> Any:  # fmt: skip
-    """``batch_norm_train``, then relu, then dropout with the mask of ``dropout_mask``
-    (``rate`` 0: none): the same numbers as the three ops in a row. Returns (out,
-    mean, inv_std): backward recomputes xhat from ``x`` rather than keep it."""
+    """``batch_norm_train`` of ``x + bias`` (``bias`` empty: of ``x``), then relu, then
+    dropout with the mask of ``dropout_mask`` (``rate`` 0: none): the same numbers as
+    the ops in a row. Returns (out, mean, inv_std): backward recomputes xhat from
+    ``x`` and ``bias`` rather than keep it."""
     n, c = x.shape
     dt = x.dtype.type
-    mean, var, inv_std = _statistics(x, eps)
+    has_bias = bias.size > 0
+    mean, var, inv_std = _statistics(x, bias, eps)
     out = np.empty_like(x)
     affine = gamma.size > 0
     zero = dt(0.0)
@@ -180,7 +185,7 @@ def batch_norm_relu_dropout_train(
     threshold = _threshold(rate)
     for i in range(n):
         for j in range(c):
-            h = (x[i, j] - mean[j]) * inv_std[j]
+            h = ((x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]) * inv_std[j]
             o = h * gamma[j] + beta[j] if affine else h
             r = o if o > zero or o != o else zero  # np.maximum(o, 0): NaN stays, -0.0 -> 0.0
             if rate > 0.0:  # the same in every iteration: compiled out of the loop
@@ -192,34 +197,43 @@ def batch_norm_relu_dropout_train(
 
 @_jit
 def batch_norm_relu_dropout_grad(
-    g: Any, out: Any, x: Any, mean: Any, inv_std: Any, gamma: Any, need_x: bool, rate: float
-) -> Any:
+    g: Any, out: Any, x: Any, bias: Any, mean: Any, inv_std: Any, gamma: Any, need_x: bool,
+    rate: float,
+) -> Any:  # fmt: skip
     """Gradients of ``batch_norm_relu_dropout_train`` as ``batch_norm_train_grad`` gives
-    them. The upstream gradient passes the dropout and relu gates as their VJPs pass
-    it, and both gates are read from the output: an output above 0 passed both
-    (factor 1 / (1 - rate)); any other (0, or NaN) passed none. xhat is recomputed
-    from ``x`` as forward computed it."""
+    them, and with ``bias`` the column sums of gx (the bias gradient, summed over the
+    rows in order, as numpy's ``add.reduce(gx, 0)`` does for more than one column).
+    The upstream gradient passes the dropout and relu gates as their VJPs pass it,
+    and both gates are read from the output: an output above 0 passed both (factor
+    1 / (1 - rate)); any other (0, or NaN) passed none. xhat is recomputed from
+    ``x`` and ``bias`` as forward computed it."""
     n, c = g.shape
     dt = g.dtype.type
     zero = dt(0.0)
     factor = dt(1.0 / (1.0 - rate))
+    has_bias = bias.size > 0
     gsum = np.zeros(c, g.dtype)
     gxhat = np.zeros(c, g.dtype)
     for i in range(n):
         for j in range(c):
             gi = g[i, j] * (factor * (out[i, j] > zero))  # no branch: the gates are random
+            h = ((x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]) * inv_std[j]
             gsum[j] += gi
-            gxhat[j] += gi * ((x[i, j] - mean[j]) * inv_std[j])
+            gxhat[j] += gi * h
+    gbias = np.zeros(c if has_bias and need_x else 0, g.dtype)
     if not need_x:
-        return np.empty((0, 0), g.dtype), gxhat, gsum
+        return np.empty((0, 0), g.dtype), gxhat, gsum, gbias
     scale, a, b = _gradient_coefficients(gsum, gxhat, inv_std, gamma, n)
     gx = np.empty_like(g)
     for i in range(n):
         for j in range(c):
             gi = g[i, j] * (factor * (out[i, j] > zero))
-            h = (x[i, j] - mean[j]) * inv_std[j]
-            gx[i, j] = gi * scale[j] - (h * a[j] + b[j])
-    return gx, gxhat, gsum
+            h = ((x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]) * inv_std[j]
+            v = gi * scale[j] - (h * a[j] + b[j])
+            gx[i, j] = v
+            if has_bias:
+                gbias[j] += v
+    return gx, gxhat, gsum, gbias
 
 
 @_jit
