@@ -256,13 +256,10 @@ def batch_norm_relu_dropout(
     input from the input and reads both gates (relu's and the mask's) from the output.
     """
     out, mean, inv_std = _batch_norm_relu_dropout(
-        x, _EMPTY[x.dtype.char], affine, eps, momentum, running_mean, running_var,
+        x, _NO_BIAS[x.dtype.char], affine, eps, momentum, running_mean, running_var,
         num_batches_tracked, rate, rng,
     )  # fmt: skip
     return out, (mean, inv_std)
-
-
-_EMPTY = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # "no bias"
 
 
 def _batch_norm_relu_dropout(
@@ -298,7 +295,7 @@ def _(F, g, out, ins, needs, attrs):
         return _gated_batch_norm_vjp(F, g, out, ins, needs, attrs, mean, inv_std)
     gamma = ins[1] if len(ins) == 3 else _NO_AFFINE
     gx, ggamma, gbeta, _ = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), out, ins[0], _EMPTY[g.dtype.char], mean, inv_std, gamma,
+        np.ascontiguousarray(g), out, ins[0], _NO_BIAS[g.dtype.char], mean, inv_std, gamma,
         needs[0], float(attrs["rate"]),
     )  # fmt: skip
     if len(ins) == 1:
@@ -348,7 +345,7 @@ def linear_batch_norm_relu_dropout(
     else:
         y, folded = _product(x, w), bias
     out, mean, inv_std = _batch_norm_relu_dropout(
-        y, folded[0] if folded else _EMPTY[y.dtype.char], affine, eps, momentum,
+        y, folded[0] if folded else _NO_BIAS[y.dtype.char], affine, eps, momentum,
         running_mean, running_var, num_batches_tracked, rate, rng,
     )  # fmt: skip
     return out, (y, bool(folded), mean, inv_std)
@@ -373,7 +370,7 @@ def _(F, g, out, ins, needs, attrs):
         return (*linear.vjp(F, bn[0], yb, (x, w, *bias), needs[:n_linear], {}), *bn[1:])
     gamma = affine[0] if affine else _NO_AFFINE
     gy, ggamma, gbeta, gbias = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), out, y, bias[0] if folded else _EMPTY[y.dtype.char], mean,
+        np.ascontiguousarray(g), out, y, bias[0] if folded else _NO_BIAS[y.dtype.char], mean,
         inv_std, gamma, True, float(attrs["rate"]),
     )  # fmt: skip
     if folded and gy.shape[1] > 1:  # (one column: numpy sums it pairwise, not in order)
