@@ -10,6 +10,9 @@ formula that stays finite where the chain would not (stability):
 * ``bce_with_logits``: the logistic loss written so that exp never overflows,
   with the exact gradient ``sigmoid(x) - y`` (also at x = 0, where a composition
   of relu and abs would give the wrong one-sided value).
+* ``batch_norm_relu_dropout`` and ``linear_batch_norm_relu_dropout``: the chains
+  that a compiled step (:mod:`gradwell.autograd.capture`) runs as one op, with
+  the numbers of the ops in a row, bit for bit.
 
 The VJPs follow the engine's rule: with ``F = ArrayF`` they run on arrays using
 what the forward saved; with ``F = TensorF`` (``create_graph=True``) they
