@@ -9,6 +9,19 @@ from gradwell.nn import fused
 F = gw.nn.functional
 
 
+def _assert_same(chain, fused_op, dtype):
+    """The ops in a row and the fused op gave the same (output, gradients, running mean,
+    running variance, batch count, dropout Generator state), bit for bit."""
+    (o1, g1, rm1, rv1, c1, s1), (o2, g2, rm2, rv2, c2, s2) = chain, fused_op
+    np.testing.assert_array_equal(o1, o2)
+    assert o1.dtype == o2.dtype == dtype
+    for a, b in zip(g1, g2):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rm1, rm2)
+    np.testing.assert_array_equal(rv1, rv2)
+    assert c1 == c2 == 1 and s1 == s2
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("affine", [True, False])
 @pytest.mark.parametrize("rate", [0.0, 0.3])
@@ -44,14 +57,7 @@ def test_fused_chain_equals_the_ops_in_a_row(dtype, affine, rate):
         out.backward(gw.Tensor(g0))
         grads = [x.grad.data] + [p.grad.data for p in params]
         results.append((out.data, grads, rm, rv, count, drop_rng.bit_generator.state))
-    (o1, g1, rm1, rv1, c1, s1), (o2, g2, rm2, rv2, c2, s2) = results
-    np.testing.assert_array_equal(o1, o2)
-    assert o1.dtype == o2.dtype == dtype
-    for a, b in zip(g1, g2):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(rm1, rm2)
-    np.testing.assert_array_equal(rv1, rv2)
-    assert c1 == c2 == 1 and s1 == s2
+    _assert_same(*results, dtype)
 
 
 def test_fused_chain_rejects_a_single_row_as_batch_norm_does():
@@ -99,11 +105,4 @@ def test_linear_block_equals_the_ops_in_a_row(shape, dtype, bias, affine, rate):
         out.backward(gw.Tensor(g0))
         grads = [x.grad.data, w.grad.data] + [p.grad.data for p in params]
         results.append((out.data, grads, rm, rv, count, drop_rng.bit_generator.state))
-    (o1, g1, rm1, rv1, c1, s1), (o2, g2, rm2, rv2, c2, s2) = results
-    np.testing.assert_array_equal(o1, o2)
-    assert o1.dtype == o2.dtype == dtype
-    for a, b in zip(g1, g2):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(rm1, rm2)
-    np.testing.assert_array_equal(rv1, rv2)
-    assert c1 == c2 == 1 and s1 == s2
+    _assert_same(*results, dtype)

@@ -345,9 +345,18 @@ class _BatchNormUsedTwice(nn.Module):
         return self.out(self.drop(self.act(h)) + h)
 
 
-def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly():
+def _replayed_ops(step):
+    """The names of the ops that the step's first plan replays, after fusion."""
     from gradwell.autograd.capture import _fuse
 
+    plan = next(iter(step._plans.values()))
+    n_in = plan.n_args + len(plan.outside)
+    return [
+        s[0].name for s in _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
+    ]
+
+
+def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly():
     batches = _batches()
     runs = []
     for compiled in (False, True):
@@ -357,10 +366,7 @@ def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly
     (eager, eager_losses, _), (model, losses, step) = runs
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, model)
-    plan = next(iter(step._plans.values()))
-    n_in = plan.n_args + len(plan.outside)
-    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
-    names = [s[0].name for s in steps]
+    names = _replayed_ops(step)
     assert "batch_norm_relu_dropout" not in names
     assert "linear_batch_norm_relu_dropout" not in names
     # ...while the plain chain of the other tests is fused
@@ -368,11 +374,8 @@ def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly
     step = gw.compile_step(model, nn.CrossEntropyLoss())
     for x, y in batches:
         step(x, y)
-    plan = next(iter(step._plans.values()))
-    n_in = plan.n_args + len(plan.outside)
-    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
     # (with the Linear before it: the whole block is one op)
-    assert [s[0].name for s in steps].count("linear_batch_norm_relu_dropout") == 1
+    assert _replayed_ops(step).count("linear_batch_norm_relu_dropout") == 1
 
 
 def test_wide_blocks_fuse_with_their_linear_and_replay_exactly():
@@ -397,9 +400,4 @@ def test_wide_blocks_fuse_with_their_linear_and_replay_exactly():
     (eager, eager_losses, _), (m, losses, step) = runs
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, m)
-    from gradwell.autograd.capture import _fuse
-
-    plan = next(iter(step._plans.values()))
-    n_in = plan.n_args + len(plan.outside)
-    steps = _fuse([(*op, n_in + i) for i, op in enumerate(plan.ops)], plan.outputs)
-    assert [s[0].name for s in steps].count("linear_batch_norm_relu_dropout") == 2
+    assert _replayed_ops(step).count("linear_batch_norm_relu_dropout") == 2
