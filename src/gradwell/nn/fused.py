@@ -173,8 +173,8 @@ def batch_norm(
         args = _train_arguments(
             x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
         )
-        out, xhat, inv_std = kernels.batch_norm_train(*args)
-        return out, (xhat, inv_std)
+        out, mean, inv_std = kernels.batch_norm_train(*args)
+        return out, (mean, inv_std)
     assert running_mean is not None and running_var is not None  # checked by the callers
     inv_std = 1.0 / np.sqrt(running_var + eps)
     scale = inv_std * affine[0] if affine else inv_std
@@ -203,9 +203,9 @@ def _(F, g, out, ins, needs, attrs):
             mu, inv_std = attrs["saved"]
             xhat = (x - mu) * inv_std
     elif training:
-        xhat, inv_std = attrs["saved"]
+        mean, inv_std = attrs["saved"]
         gx, gxhat, gsum = kernels.batch_norm_train_grad(
-            np.ascontiguousarray(g), xhat, inv_std, _NO_AFFINE if gamma is None else gamma,
+            np.ascontiguousarray(g), x, mean, inv_std, _NO_AFFINE if gamma is None else gamma,
             needs[0],
         )  # fmt: skip
         if gamma is None:
@@ -284,10 +284,8 @@ def _gated_batch_norm_vjp(
 ) -> Any:  # fmt: skip
     """With recorded ops (second order): the gates are constants; apply them, then
     batch norm's VJP with respect to ``ins`` (its input, then gamma and beta)."""
-    x = ins[0].data
-    gate = (out.data > 0) * np.asarray(1.0 / (1.0 - attrs["rate"]), x.dtype)
-    saved = ((x - mean) * inv_std, inv_std)
-    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": saved}
+    gate = (out.data > 0) * np.asarray(1.0 / (1.0 - attrs["rate"]), ins[0].data.dtype)
+    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": (mean, inv_std)}
     return batch_norm.vjp(F, g * gate, out, ins, needs, bn_attrs)  # type: ignore[misc]
 
 
@@ -411,6 +409,9 @@ def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
     eager, or replayed by :mod:`gradwell.autograd.capture` -- draws the next one.
     """
     seed = np.uint64(rng.bit_generator.random_raw())
+    if x.dtype.char in _NO_BIAS:  # float32 or float64: mask and product in one pass
+        out, mask = kernels.dropout_forward(x, float(rate), seed)
+        return out, mask
     mask = kernels.dropout_mask(x.shape, np.empty(0, x.dtype), float(rate), seed)
     return x * mask, mask
 

@@ -70,22 +70,21 @@ def batch_norm_train(
 ) -> Any:  # fmt: skip
     """Normalise (N, C) ``x`` by its batch mean and biased variance, then scale and shift.
 
-    Returns (out, xhat, inv_std). ``gamma``/``beta`` may be empty (no affine). The
+    Returns (out, mean, inv_std): backward recomputes the normalised input xhat from
+    ``x`` rather than keep it. ``gamma``/``beta`` may be empty (no affine). The
     running statistics (empty to skip) move by ``momentum`` towards the batch mean
     and the unbiased variance, in place, and the 0-d counter ``batches`` counts one up.
     """
     n, c = x.shape
     mean, var, inv_std = _statistics(x, np.empty(0, x.dtype), eps)
-    xhat = np.empty_like(x)
     out = np.empty_like(x)
     affine = gamma.size > 0
     for i in range(n):
         for j in range(c):
             h = (x[i, j] - mean[j]) * inv_std[j]
-            xhat[i, j] = h
             out[i, j] = h * gamma[j] + beta[j] if affine else h
     _update_running(running_mean, running_var, mean, var, momentum, n, batches)
-    return out, xhat, inv_std
+    return out, mean, inv_std
 
 
 @_inline
@@ -104,8 +103,11 @@ def _gradient_coefficients(gsum: Any, gxhat: Any, inv_std: Any, gamma: Any, n: i
 
 
 @_jit
-def batch_norm_train_grad(g: Any, xhat: Any, inv_std: Any, gamma: Any, need_x: bool) -> Any:
-    """Gradients of ``batch_norm_train``: (gx, d gamma = sum g xhat, d beta = sum g).
+def batch_norm_train_grad(
+    g: Any, x: Any, mean: Any, inv_std: Any, gamma: Any, need_x: bool
+) -> Any:  # fmt: skip
+    """Gradients of ``batch_norm_train``: (gx, d gamma = sum g xhat, d beta = sum g),
+    with xhat = (x - mean) inv_std recomputed as forward computed it.
 
     gx = gamma inv_std / N (N g - sum g - xhat sum(g xhat)); empty when not needed.
     """
@@ -116,14 +118,15 @@ def batch_norm_train_grad(g: Any, xhat: Any, inv_std: Any, gamma: Any, need_x: b
         for j in range(c):
             gi = g[i, j]
             gsum[j] += gi
-            gxhat[j] += gi * xhat[i, j]
+            gxhat[j] += gi * ((x[i, j] - mean[j]) * inv_std[j])
     if not need_x:
         return np.empty((0, 0), g.dtype), gxhat, gsum
     scale, a, b = _gradient_coefficients(gsum, gxhat, inv_std, gamma, n)
     gx = np.empty_like(g)
     for i in range(n):
         for j in range(c):
-            gx[i, j] = g[i, j] * scale[j] - (xhat[i, j] * a[j] + b[j])
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            gx[i, j] = g[i, j] * scale[j] - (h * a[j] + b[j])
     return gx, gxhat, gsum
 
 
@@ -163,6 +166,22 @@ def dropout_mask(shape: Any, dtype_like: Any, rate: float, seed: Any) -> Any:
     for i in range(flat.size):
         flat[i] = scale if _kept(seed, i, threshold) else zero
     return mask
+
+
+@_jit
+def dropout_forward(x: Any, rate: float, seed: Any) -> Any:
+    """(x times the mask of ``dropout_mask``, that mask) in one pass over float ``x``."""
+    mask = np.empty(x.shape, x.dtype)
+    out = np.empty(x.shape, x.dtype)
+    flat, flat_mask, flat_out = x.ravel(), mask.ravel(), out.ravel()  # C order, as the mask
+    scale = x.dtype.type(1.0 / (1.0 - rate))
+    zero = x.dtype.type(0.0)
+    threshold = _threshold(rate)
+    for i in range(flat.size):
+        m = scale if _kept(seed, i, threshold) else zero
+        flat_mask[i] = m
+        flat_out[i] = flat[i] * m
+    return out, mask
 
 
 @_jit
