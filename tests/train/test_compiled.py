@@ -51,6 +51,16 @@ def _train(model, loss_fn, batches, steps, compiled, opt_cls=gw.optim.Adam, **op
     return losses, step
 
 
+def _eager_and_compiled(make_model, loss_fn, batches, steps, opt_cls=gw.optim.Adam, **opt_kw):
+    """The same training run eagerly and through compile_step: (eager model, its
+    losses), (compiled model, its losses, the CompiledStep)."""
+    eager = make_model()
+    eager_losses, _ = _train(eager, loss_fn, batches, steps, False, opt_cls, **opt_kw)
+    model = make_model()
+    losses, step = _train(model, loss_fn, batches, steps, True, opt_cls, **opt_kw)
+    return (eager, eager_losses), (model, losses, step)
+
+
 def _same_state(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)
@@ -68,12 +78,9 @@ def _same_state(a, b):
 )
 def test_replay_equals_eager_bit_for_bit(loss_fn, regression, opt_cls, opt_kw, momentum, dtype):
     batches = _batches(regression=regression, sizes=(32, 32, 32, 7), dtype=dtype)
-    runs = []
-    for compiled in (False, True):
-        model = _mlp(momentum, np.dtype(dtype).name)
-        losses, step = _train(model, loss_fn, batches, 16, compiled, opt_cls, **opt_kw)
-        runs.append((model, losses, step))
-    (eager, eager_losses, _), (model, losses, step) = runs
+    (eager, eager_losses), (model, losses, step) = _eager_and_compiled(
+        lambda: _mlp(momentum, np.dtype(dtype).name), loss_fn, batches, 16, opt_cls, **opt_kw
+    )
     assert losses == eager_losses
     _same_state(eager, model)  # weights, running statistics, num_batches_tracked
     assert model[3].rng.bit_generator.state == eager[3].rng.bit_generator.state
@@ -319,12 +326,9 @@ def test_shared_weights_reshapes_and_a_logistic_loss_replay_exactly():
         for _ in range(3)
     ]  # fmt: skip
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=gw.tensor([2.0]))
-    runs = []
-    for compiled in (False, True):
-        model = _Tied()
-        losses, step = _train(model, loss_fn, batches, 8, compiled, gw.optim.SGD, momentum=0.9)
-        runs.append((model, losses, step))
-    (eager, eager_losses, _), (model, losses, step) = runs
+    (eager, eager_losses), (model, losses, step) = _eager_and_compiled(
+        _Tied, loss_fn, batches, 8, gw.optim.SGD, momentum=0.9
+    )
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, model)
 
@@ -358,12 +362,9 @@ def _replayed_ops(step):
 
 def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly():
     batches = _batches()
-    runs = []
-    for compiled in (False, True):
-        model = _BatchNormUsedTwice()
-        losses, step = _train(model, nn.CrossEntropyLoss(), batches, 8, compiled)
-        runs.append((model, losses, step))
-    (eager, eager_losses, _), (model, losses, step) = runs
+    (eager, eager_losses), (model, losses, step) = _eager_and_compiled(
+        _BatchNormUsedTwice, nn.CrossEntropyLoss(), batches, 8
+    )
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, model)
     names = _replayed_ops(step)
@@ -392,12 +393,9 @@ def test_wide_blocks_fuse_with_their_linear_and_replay_exactly():
             nn.Linear(64, 3, rng=3),
         )  # fmt: skip
 
-    runs = []
-    for compiled in (False, True):
-        m = model()
-        losses, step = _train(m, nn.CrossEntropyLoss(), batches, 10, compiled)
-        runs.append((m, losses, step))
-    (eager, eager_losses, _), (m, losses, step) = runs
+    (eager, eager_losses), (m, losses, step) = _eager_and_compiled(
+        model, nn.CrossEntropyLoss(), batches, 10
+    )
     assert losses == eager_losses and step.replays == 6
     _same_state(eager, m)
     assert _replayed_ops(step).count("linear_batch_norm_relu_dropout") == 2
