@@ -61,6 +61,14 @@ def _eager_and_compiled(make_model, loss_fn, batches, steps, opt_cls=gw.optim.Ad
     return (eager, eager_losses), (model, losses, step)
 
 
+def _stepped(model, batches):
+    """A compile_step of ``model`` with cross-entropy, run once on every batch."""
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for x, y in batches:
+        step(x, y)
+    return step
+
+
 def _same_state(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)
@@ -186,9 +194,7 @@ def test_hooks_anomaly_mode_and_no_grad_run_eagerly():
 def test_changes_to_the_model_are_seen():
     batches = _batches()
     model = _mlp()
-    step = gw.compile_step(model, nn.CrossEntropyLoss())
-    for x, y in batches:
-        step(x, y)
+    step = _stepped(model, batches)
     assert step.replays == 2
     # A layer frozen after capture gets no gradient in the replay either.
     model[0].requires_grad_(False)
@@ -268,9 +274,7 @@ def test_targets_of_another_dtype_are_cast_inside_the_replay():
 def test_a_bad_class_index_is_a_clear_error_in_a_replay_too():
     batches = _batches()
     model = _mlp()
-    step = gw.compile_step(model, nn.CrossEntropyLoss())
-    for x, y in batches:
-        step(x, y)
+    step = _stepped(model, batches)
     assert step.replays == 2
     labels = batches[0][1].data.copy()
     labels[5] = 3  # 3 classes: 0, 1, 2
@@ -372,9 +376,7 @@ def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly
     assert "linear_batch_norm_relu_dropout" not in names
     # ...while the plain chain of the other tests is fused
     model = _mlp()
-    step = gw.compile_step(model, nn.CrossEntropyLoss())
-    for x, y in batches:
-        step(x, y)
+    step = _stepped(model, batches)
     # (with the Linear before it: the whole block is one op)
     assert _replayed_ops(step).count("linear_batch_norm_relu_dropout") == 1
 
