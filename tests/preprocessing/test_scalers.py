@@ -271,6 +271,18 @@ def test_get_set_params_and_repr():
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
+# (interquartile range, largest value): a subnormal range; a normal one that 1e3 is
+# more than the largest float of its spreads away from the median
+@pytest.mark.parametrize(("tiny", "big"), [(1.1e-308, 15.0), (1e-306, 1e3)])
+def test_robust_scaling_that_would_overflow_uses_the_range_instead(tiny, big):
+    X = np.array([big, 1.0, tiny, tiny, tiny, 0.0, 0.0, 0.0, 0.0, 0.0])[:, None]
+    s = RobustScaler().fit(X)
+    z = s.transform(X)
+    assert np.isfinite(z).all()
+    assert s.spread_[0] == big
+    np.testing.assert_allclose(s.inverse_transform(z), X, rtol=1e-12, atol=0)
+
+
 @settings(max_examples=60, deadline=None)
 @given(X=arrays(np.float64, st.tuples(st.integers(1, 30), st.integers(1, 4)), elements=finite))
 def test_inverse_round_trips_for_invertible_scalers(X):

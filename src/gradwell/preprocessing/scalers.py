@@ -91,13 +91,15 @@ def column_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _inverse_spread(numerator: float, spread: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``numerator / spread`` per column, 0 where the column is (numerically) constant.
 
-    A spread so tiny that the factor would overflow the data's dtype (subnormal
-    ranges) counts as constant too, so no inf or NaN can come out of the transform.
+    A spread below the dtype's smallest normal number (a subnormal range, whose
+    relative precision is gone and whose inverse nearly overflows) counts as
+    constant too.
     """
+    tiny = np.finfo(dtype).tiny
     with np.errstate(divide="ignore", over="ignore"):
-        scale = numerator / np.where(spread > 0, spread, 1.0)
+        scale = numerator / np.where(spread >= tiny, spread, 1.0)
     limit = np.finfo(dtype).max
-    return np.where((spread > 0) & np.isfinite(scale) & (np.abs(scale) < limit), scale, 0.0)
+    return np.where((spread >= tiny) & np.isfinite(scale) & (np.abs(scale) < limit), scale, 0.0)
 
 
 class _AffineScaler(Scaler):
@@ -240,9 +242,17 @@ class RobustScaler(_AffineScaler):
         lo, hi = (float(v) for v in self.quantiles)
         q_lo, median, q_hi = column_quantiles(values, [lo, 0.5, hi])
         spread = q_hi - q_lo
-        if np.any(spread == 0):
-            full = column_max(values).astype(np.float64) - column_min(values)
-            spread = np.where(spread == 0, full, spread)
+        # The quantile spread can be far smaller than the distance of the extremes from
+        # the median (zero, subnormal, or outliers 1e300 spreads away): where scaling by
+        # it would overflow on the training data itself, the full range scales instead.
+        top = column_max(values).astype(np.float64)
+        bottom = column_min(values).astype(np.float64)
+        reach = np.maximum(top - median, median - bottom)
+        limit = np.finfo(values.dtype).max
+        with np.errstate(over="ignore"):
+            unusable = (spread < np.finfo(values.dtype).tiny) | (reach >= spread * limit)
+        if np.any(unusable):
+            spread = np.where(unusable, top - bottom, spread)
         scale = _inverse_spread(1.0, spread, values.dtype)
         self.center_ = median
         self.spread_ = spread
