@@ -444,8 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             versions[f] = md.version(f)
 
     headers = ["model", "batch", "gradwell us", "compiled us", "torch us", "jax us", "ratio",
-               "ratio compiled", "floor us", "gradwell MB", "compiled MB", "torch MB",
-               "jax MB"]  # fmt: skip
+               "ratio compiled", "floor us", "compiled / floor", "gradwell MB", "compiled MB",
+               "torch MB", "jax MB"]  # fmt: skip
     table = []
     for row in rows:
         sizes, batch = ROWS[row]
@@ -471,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                       _fmt_us(us("compiled")), _fmt_us(us("torch")), _fmt_us(us("jax")),
                       ratio("gradwell"), ratio("compiled"),
                       "-" if floor is None else f"{floor:,.1f}",
+                      "-" if floor is None or us("compiled") is None
+                      else f"{us('compiled') / floor:,.2f}",
                       mb("gradwell"), mb("compiled"), mb("torch"), mb("jax")])  # fmt: skip
     labels = [f"torch {versions['torch']}" if versions["torch"] else "torch",
               f"jax {versions['jax']}" if versions["jax"] else "jax"]  # fmt: skip
