@@ -72,9 +72,12 @@ def test_fused_chain_rejects_a_single_row_as_batch_norm_does():
 # product of short batches (bias added by batch norm), the plain product, one column
 @pytest.mark.parametrize("shape", [(16, 5, 6), (24, 40, 128), (80, 20, 30), (70, 130, 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("bias,affine", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    "bias,affine", [(True, True), (True, False), (False, True), (False, False)]
+)
 @pytest.mark.parametrize("rate", [0.0, 0.3])
-def test_linear_block_equals_the_ops_in_a_row(shape, dtype, bias, affine, rate):
+@pytest.mark.parametrize("x_grad", [True, False])  # False: a first layer, fed the data
+def test_linear_block_equals_the_ops_in_a_row(shape, dtype, bias, affine, rate, x_grad):
     n, fan_in, fan_out = shape
     rng = np.random.default_rng(1)
     x0 = rng.standard_normal((n, fan_in)).astype(dtype)
@@ -85,7 +88,7 @@ def test_linear_block_equals_the_ops_in_a_row(shape, dtype, bias, affine, rate):
     b0, gamma, beta = (rng.standard_normal((3, fan_out)) + 0.5).astype(dtype)
     results = []
     for chain in (True, False):
-        x, w = gw.Tensor(x0.copy(), requires_grad=True), gw.Tensor(w0.copy(), requires_grad=True)
+        x, w = gw.Tensor(x0.copy(), requires_grad=x_grad), gw.Tensor(w0.copy(), requires_grad=True)
         params = [gw.Tensor(b0.copy(), requires_grad=True)] if bias else []
         if affine:
             params += [gw.Tensor(v.copy(), requires_grad=True) for v in (gamma, beta)]
@@ -103,6 +106,8 @@ def test_linear_block_equals_the_ops_in_a_row(shape, dtype, bias, affine, rate):
                 x, w, *params, **attrs, num_batches_tracked=count, rate=rate, rng=drop_rng
             )
         out.backward(gw.Tensor(g0))
-        grads = [x.grad.data, w.grad.data] + [p.grad.data for p in params]
+        grads = [x.grad.data] if x_grad else []
+        grads += [w.grad.data] + [p.grad.data for p in params]
+        assert x_grad or x.grad is None
         results.append((out.data, grads, rm, rv, count, drop_rng.bit_generator.state))
     _assert_same(*results, dtype)

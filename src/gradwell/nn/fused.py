@@ -273,9 +273,13 @@ def _batch_norm_relu_dropout(
     args = _train_arguments(
         x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
     )
-    drawn = rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0
     kernel: Any = kernels.batch_norm_relu_dropout_train
-    return kernel(args[0], bias, *args[1:], float(rate), np.uint64(drawn))  # type: ignore[no-any-return]
+    return kernel(args[0], bias, *args[1:], float(rate), _seed(rng, rate))  # type: ignore[no-any-return]
+
+
+def _seed(rng: np.random.Generator | None, rate: float) -> np.uint64:
+    """The dropout mask's seed: one draw from the layer's Generator, as ``dropout`` makes."""
+    return np.uint64(rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0)
 
 
 def _gated_batch_norm_vjp(
@@ -341,10 +345,17 @@ def linear_batch_norm_relu_dropout(
     gradient (two passes over memory fewer than the ops in a row).
     """
     bias, affine = _bias_and_affine(rest)
-    if _tiny(x, w, bias):  # the compiled small product adds its bias itself
-        y, folded = kernels.linear_small(x, w, bias[0] if bias else _NO_BIAS[x.dtype.char]), ()
-    else:
-        y, folded = _product(x, w), bias
+    if _tiny(x, w, bias):  # one compiled call for the block; the small product adds its bias
+        args = _train_arguments(
+            x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
+        )
+        kernel: Any = kernels.linear_batch_norm_relu_dropout_small
+        out, y, mean, inv_std = kernel(
+            x, w, bias[0] if bias else _NO_BIAS[x.dtype.char], *args[1:], float(rate),
+            _seed(rng, rate),
+        )  # fmt: skip
+        return out, (y, False, mean, inv_std)
+    y, folded = _product(x, w), bias
     out, mean, inv_std = _batch_norm_relu_dropout(
         y, folded[0] if folded else _NO_BIAS[y.dtype.char], affine, eps, momentum,
         running_mean, running_var, num_batches_tracked, rate, rng,
@@ -370,18 +381,28 @@ def _(F, g, out, ins, needs, attrs):
         )
         return (*linear.vjp(F, bn[0], yb, (x, w, *bias), needs[:n_linear], {}), *bn[1:])
     gamma = affine[0] if affine else _NO_AFFINE
-    gy, ggamma, gbeta, gbias = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), out, y, bias[0] if folded else _NO_BIAS[y.dtype.char], mean,
-        inv_std, gamma, True, float(attrs["rate"]),
-    )  # fmt: skip
-    if folded and gy.shape[1] > 1:  # (one column: numpy sums it pairwise, not in order)
-        grads = (
-            np.dot(gy, w) if needs[0] else None,
-            np.dot(gy.T, x) if needs[1] else None,
-            gbias if needs[2] else None,
-        )
+    if _tiny(x, w, bias):  # as forward: one compiled call, the two VJPs in a row
+        need_b = bool(bias) and needs[2]
+        gx, gw, gb, ggamma, gbeta = kernels.linear_batch_norm_relu_dropout_small_grad(
+            np.ascontiguousarray(g), out, y, x, w, mean, inv_std, gamma,
+            float(attrs["rate"]), needs[0], needs[1], need_b,
+        )  # fmt: skip
+        grads = (gx if needs[0] else None, gw if needs[1] else None, *(
+            (gb if need_b else None,) if bias else ()
+        ))  # fmt: skip
     else:
-        grads = linear.vjp(F, gy, y, (x, w, *bias), needs[:n_linear], {})  # type: ignore[misc]
+        gy, ggamma, gbeta, gbias = kernels.batch_norm_relu_dropout_grad(
+            np.ascontiguousarray(g), out, y, bias[0] if folded else _NO_BIAS[y.dtype.char],
+            mean, inv_std, gamma, True, float(attrs["rate"]),
+        )  # fmt: skip
+        if folded and gy.shape[1] > 1:  # (one column: numpy sums it pairwise, not in order)
+            grads = (
+                np.dot(gy, w) if needs[0] else None,
+                np.dot(gy.T, x) if needs[1] else None,
+                gbias if needs[2] else None,
+            )
+        else:
+            grads = linear.vjp(F, gy, y, (x, w, *bias), needs[:n_linear], {})  # type: ignore[misc]
     if not affine:
         return grads
     return (*grads, ggamma if needs[-2] else None, gbeta if needs[-1] else None)
