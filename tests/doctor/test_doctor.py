@@ -14,6 +14,7 @@ from doctor.kit import dataset, mlp
 import gradwell as gw
 from gradwell.autograd import engine
 from gradwell.doctor import Doctor, Thresholds
+from gradwell.doctor.doctor import UPDATE_ENTRIES
 
 
 def _fit(model, X, y, doctor, lr=0.05, epochs=3, opt="adam", quiet=True, **kw):
@@ -145,6 +146,39 @@ def test_gradient_norms_update_ratios_and_signal_follow_their_formulas():
         for n, v in expected[s]["ratio"].items():
             assert tr.update_ratio[n][i] == pytest.approx(v, rel=1e-4)
         assert tr.signal["0"][i] == pytest.approx(expected[s]["signal"], rel=1e-5)
+
+
+def test_update_ratio_of_a_large_weight_is_estimated_from_a_fixed_sample_of_its_entries():
+    # 64 -> 128: 8,192 entries, twice UPDATE_ENTRIES; Adam updates every entry by about
+    # lr, so the ratio is a sum over all of them, which the sample must estimate
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 64)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = gw.nn.Sequential(
+        gw.nn.Linear(64, 128, rng=0), gw.nn.ReLU(), gw.nn.Linear(128, 2, rng=1)
+    )
+    opt = gw.optim.Adam(model.parameters(), lr=0.01)
+    doctor = Doctor(model, opt, sample_every=1, verbose=False, raise_errors=True)
+    exact = []
+    for s in range(4):
+        xb, yb = gw.tensor(X[s * 64 : (s + 1) * 64]), gw.tensor(y[s * 64 : (s + 1) * 64])
+        opt.zero_grad()
+        loss = gw.nn.CrossEntropyLoss()(model(xb), yb)
+        loss.backward()
+        doctor.step(loss, xb, yb)
+        before = {n: p.data.astype(np.float64) for n, p in model.named_parameters()}
+        opt.step()
+        exact.append({
+            n: float(np.linalg.norm(p.data - before[n]) / np.linalg.norm(before[n]))
+            for n, p in model.named_parameters()
+        })  # fmt: skip
+    doctor.finish()
+    ratios = doctor.trace.update_ratio
+    assert model[0].weight.data.size > UPDATE_ENTRIES >= model[2].weight.data.size
+    for i in range(4):
+        assert ratios["0.weight"][i] == pytest.approx(exact[i]["0.weight"], rel=0.05)
+        assert ratios["0.weight"][i] != pytest.approx(exact[i]["0.weight"], rel=1e-6)  # a sample
+        assert ratios["2.weight"][i] == pytest.approx(exact[i]["2.weight"], rel=1e-5)  # all
 
 
 def test_activation_and_batchnorm_statistics():
