@@ -195,9 +195,16 @@ def test_activation_and_batchnorm_statistics():
     for i, out in enumerate(seen):
         assert relu.active_fraction[i] == pytest.approx(float((out > 0).mean()))
         assert relu.silent_fraction[i] == pytest.approx(1 - float((out > 0).any(axis=0).mean()))
+    # batch norm's running statistics: at each diagnosis (here the final one, after 5 steps)
     bn = doctor.trace.batchnorm["1"]
-    assert list(bn["step"]) == list(range(5))
-    assert bn["mean_running_var"][-1] == pytest.approx(float(model[1].running_var.numpy().mean()))
+    assert list(bn["step"]) == [5]
+    rm, rv = (b.numpy().astype(np.float64) for b in (model[1].running_mean, model[1].running_var))
+    assert bn["rms_running_mean"][-1] == pytest.approx(float(np.sqrt(np.mean(rm**2))))
+    assert bn["mean_running_var"][-1] == pytest.approx(float(rv.mean()))
+    assert bn["min_running_var"][-1] == pytest.approx(float(rv.min()))
+    report = doctor.report()  # (it used to fail on a model with batch norm)
+    assert "BatchNorm running statistics" in report
+    assert f"{float(rv.min()):.3g}" in report
 
 
 def test_hand_written_loop_finds_dead_units_with_epochs():

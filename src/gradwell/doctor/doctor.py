@@ -559,23 +559,6 @@ class Doctor(Callback):
         self._total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
         self.trace.add_sample(s, norms, signal, self._total_norm)
         self._signal = {}
-        records = self.trace.batchnorm
-        for path, m in self._bn_modules:
-            rec = records.get(path)
-            if rec is None:
-                rec = records[path] = {
-                    "step": ints(),
-                    "rms_running_mean": floats(),
-                    "mean_running_var": floats(),
-                }
-            rec["step"].append(s)
-            rm, rv = m.running_mean, m.running_var
-            if rm is not None:
-                a = rm.data
-                rec["rms_running_mean"].append(math.sqrt(sum_of_squares(a) / max(a.size, 1)))
-            if rv is not None:
-                a = rv.data
-                rec["mean_running_var"].append(total(a) / max(a.size, 1))
         # Keep the (watched entries of the) weights this step starts from, to measure the
         # update after the step.
         for name, p in self._weights:
@@ -825,6 +808,7 @@ class Doctor(Callback):
                 self._merge([f])
 
     def _diagnose(self) -> None:
+        self._record_batchnorm()
         found = diagnose(self.trace, self.profile, self.thresholds)
         if self._unscaled is not None:
             found.append(self._unscaled)
@@ -836,6 +820,31 @@ class Doctor(Callback):
             if f.kind in _CURRENT_STATE:
                 self._raw.pop(_key(f), None)
         self._merge(found)
+
+    def _record_batchnorm(self) -> None:
+        """The running statistics of each batch-norm layer, at every diagnosis (an epoch's
+        end in fit): they move slowly, and no detector reads them, so a sampled step
+        does not pay for them."""
+        records = self.trace.batchnorm
+        for path, m in self._bn_modules:
+            rm, rv = m.running_mean, m.running_var
+            if rm is None or rv is None:
+                continue
+            rec = records.get(path)
+            if rec is None:
+                rec = records[path] = {
+                    "step": ints(),
+                    "rms_running_mean": floats(),
+                    "mean_running_var": floats(),
+                    "min_running_var": floats(),
+                }
+            if rec["step"] and rec["step"][-1] == self._step:
+                continue  # (finish right after an epoch's end: no step since)
+            mean, var = rm.data, rv.data
+            rec["step"].append(self._step)
+            rec["rms_running_mean"].append(math.sqrt(sum_of_squares(mean) / max(mean.size, 1)))
+            rec["mean_running_var"].append(total(var) / max(var.size, 1))
+            rec["min_running_var"].append(float(np.min(var)) if var.size else math.nan)
 
     def _merge(self, new: list[Finding]) -> None:
         """Keep each finding at its worst (earliest start); announce new serious ones."""

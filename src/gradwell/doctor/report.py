@@ -199,7 +199,7 @@ def text_report(doctor: Doctor) -> str:
             ],
         )
     if tr.batchnorm:
-        lines += ["", "BatchNorm running statistics (latest sample)"]
+        lines += ["", "BatchNorm running statistics (at the last diagnosis)"]
         bn_rows = [
             {
                 "module": p,

@@ -179,7 +179,8 @@ class Trace:
     signal: dict[str, MutableSequence[float]] = field(default_factory=dict)
     update_ratio: dict[str, MutableSequence[float]] = field(default_factory=dict)
     activations: dict[str, ActivationStats] = field(default_factory=dict)
-    # per batch-norm layer: "step" (ints), "rms_running_mean", "mean_running_var"
+    # per batch-norm layer, at each diagnosis (an epoch's end in fit): "step" (ints),
+    # "rms_running_mean", "mean_running_var", "min_running_var"
     batchnorm: dict[str, dict[str, MutableSequence[Any]]] = field(default_factory=dict)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     epoch_starts: list[int] = field(default_factory=list)
