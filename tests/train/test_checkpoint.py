@@ -166,6 +166,13 @@ def test_load_errors_are_clear(make_model, blobs, tmp_path):
     with pytest.raises(TypeError, match="metadata 'when' is a object"):
         gw.save(tmp_path / "d.safetensors", model, when=object())
     assert not (tmp_path / "d.safetensors").exists()
+    # the order of torch.save(obj, path), the other way round from gw.save(path, model)
+    for fn in (gw.save, gw.load):
+        with pytest.raises(TypeError, match=r"path first, then the model .* swap them"):
+            fn(model, tmp_path / "e.safetensors")
+    with pytest.raises(TypeError, match="expected a model .* got OrderedDict"):
+        gw.save(tmp_path / "e.safetensors", model.state_dict())
+    assert not (tmp_path / "e.safetensors").exists()
 
 
 def _run(make_model, blobs, epochs, initial_epoch=0, resume_from=None, ckpt_dir=None):

@@ -158,6 +158,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 # ------------------------------------------------------------------ public API
+def _checkpoint_path(path: Any, model: Any, who: str) -> Path:
+    """``path`` as a Path, or a clear error when the arguments came the other way round
+    (PyTorch's ``torch.save`` takes the object first, the path second)."""
+    if not isinstance(path, (str, os.PathLike)):
+        swapped = isinstance(model, (str, os.PathLike))
+        raise TypeError(
+            f"{who}: expected the checkpoint's path first, then the model "
+            f"(gw.{who}(path, model, ...)); got a {type(path).__name__} as the path"
+            + (" and a path as the model: swap them" if swapped else "")
+        )
+    if not hasattr(model, "state_dict"):
+        raise TypeError(
+            f"{who}: expected a model (a gw.nn.Module) after the path; got {type(model).__name__}"
+        )
+    return Path(path)
+
+
 def save(
     path: str | os.PathLike[str],
     model: Any,
@@ -181,7 +198,7 @@ def save(
     >>> gw.load("run.safetensors", model, optimizer)["epoch"]   # doctest: +SKIP
     10
     """
-    path = Path(path)
+    path = _checkpoint_path(path, model, "save")
     arrays: dict[str, np.ndarray] = {}
     for name, value in model.state_dict().items():
         arrays[f"model.{name}"] = _contiguous(_state_array(value))
@@ -257,7 +274,7 @@ def load(
     saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict).
     Never runs code from the file.
     """
-    path = Path(path)
+    path = _checkpoint_path(path, model, "load")
     config, arrays = _read(path)
     model.load_state_dict({name: arrays[f"model.{name}"] for name in config["model_keys"]})
 
