@@ -3,6 +3,7 @@
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -245,6 +246,20 @@ def test_cli_expression(tmp_path, capsys):
     assert final["set"][0][2] == number(2 + math.tanh(1))
     assert main(["explain", "--expr", "x.__class__", "-o", str(out)]) == 2
     assert "is not allowed" in capsys.readouterr().err
+
+
+def test_cli_expression_at_a_point_where_it_is_not_finite(tmp_path, capsys):
+    out = tmp_path / "e.html"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's warnings must not escape the command
+        assert main(["explain", "--expr", "log(x) + y", "--x", "-1", "-o", str(out)]) == 0
+    _, data = page_data(out)
+    final = [s for s in data["views"][0]["steps"] if s["phase"] == "forward"][-1]
+    assert final["set"][0][2] == number(math.nan)  # shown on the page as it is
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(out)
+    assert captured.err.count("\n") == 1  # one note, no source lines
+    assert "note: not every value is finite (invalid value encountered in log)" in captured.err
 
 
 def test_cli_saved_model(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 import numpy as np
 
@@ -47,6 +48,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # numpy's warnings (0 / 0, log of a negative number) would print source lines; the
+    # page shows the resulting inf and nan, and one note below says where they came from
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        status = _write(args)
+    notes = sorted({str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)})
+    if status == 0 and notes:
+        print(
+            f"gradwell explain: note: not every value is finite ({'; '.join(notes)}); the "
+            "page shows the inf and nan values where they arise",
+            file=sys.stderr,
+        )
+    return status
+
+
+def _write(args: argparse.Namespace) -> int:
     from .examples import default_network, explain_mlp, expression, mlp_from_checkpoint
     from .explain import explain
 
