@@ -1,4 +1,4 @@
-"""The doctor's compiled passes against the numpy formulas they replace."""
+"""The doctor's compiled passes, and its medians, against the numpy formulas they replace."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from gradwell.doctor.kernels import relu_batch, squares_and_change, sum_of_squares, total
+from gradwell.doctor.trace import median, row_medians
 
 SPECIAL = st.sampled_from([0.0, -0.0, 1.0, 3e38, np.nan, np.inf, -np.inf, 1e-45])
 VALUES = st.one_of(st.floats(-1e3, 1e3, width=32), SPECIAL)
@@ -42,3 +43,19 @@ def test_sums_accumulate_in_float64_and_keep_inf_and_nan(a):
     w2, d2 = squares_and_change(a, after)
     assert w2 == pytest.approx(want_squares, rel=rtol, nan_ok=True)
     assert d2 == pytest.approx(want_change, rel=rtol, nan_ok=True)
+
+
+FINITE = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrays(np.float64, st.integers(1, 40), elements=FINITE))
+def test_median_equals_numpy_median(a):
+    assert median(a) == float(np.median(a))
+    assert median(list(a)) == float(np.median(a))
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 9)), elements=FINITE))
+def test_row_medians_equal_numpy_median_by_row(a):
+    np.testing.assert_array_equal(row_medians(a), np.median(a, axis=1))

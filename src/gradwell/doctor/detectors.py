@@ -22,7 +22,7 @@ from . import prescriptions as rx
 from .findings import Finding, severity_rank
 from .profile import ModelProfile
 from .thresholds import Thresholds
-from .trace import ActivationStats, Trace, finite_median
+from .trace import ActivationStats, Trace, finite_median, median, row_medians
 
 
 def _finding(
@@ -80,7 +80,7 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         if valid.size < th.min_samples:
             continue
         if np.mean(valid < th.vanishing_ratio) >= th.persistence:
-            starved.append((layer, float(np.median(valid))))
+            starved.append((layer, median(valid)))
     if not starved:
         return None
     worst = min(r for _, r in starved)
@@ -498,7 +498,7 @@ def _blocks(loss: np.ndarray) -> tuple[np.ndarray, int]:
     k = n // size
     if k == 0:
         return np.array([]), size
-    return np.median(loss[: k * size].reshape(k, size), axis=1), size
+    return row_medians(loss[: k * size].reshape(k, size)), size
 
 
 def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int]) -> float:
@@ -533,7 +533,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         # The starting level: the first loss, unless the first block sits higher (a noisy
         # first batch of an already trained model must not make every later batch look bad).
         first = float(raw[0])
-        L0 = max(first, float(np.median(loss[: min(size, loss.size)])))
+        L0 = max(first, median(loss[: min(size, loss.size)]))
         best = float(m.min())
         last = float(m[-1])
         prev = float(m[-2]) if m.size >= 2 else last
@@ -548,7 +548,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 for v in (last, prev)
             )
         )
-        spike_level = th.loss_spike_factor * max(first, float(np.median(loss)))
+        spike_level = th.loss_spike_factor * max(first, median(loss))
         spikes = np.flatnonzero(loss >= spike_level)
         spiked = spikes.size >= 2
         stalled_huge = (
@@ -625,8 +625,8 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         # Progress from the medians of the first and last thirds of the run: single batches,
         # and even short blocks of them, are too noisy to judge "barely moving".
         third = max(loss.size // 3, 1)
-        start = float(np.median(loss[:third]))
-        end = float(np.median(loss[-third:]))
+        start = median(loss[:third])
+        end = median(loss[-third:])
         progress = (start - end) / abs(start) if start != 0 else math.inf
         all_ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples, 200))
         if (

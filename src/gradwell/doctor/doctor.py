@@ -42,7 +42,7 @@ from .kernels import squares_and_change, sum_of_squares, total
 from .profile import ModelProfile, class_family, profile_model
 from .replay import replay_anomaly
 from .thresholds import Thresholds
-from .trace import ActivationStats, Trace, floats, ints
+from .trace import ActivationStats, Trace, floats, ints, median
 
 #: Sample every this many steps at most: a sampled step costs about three quarters of a
 #: step of the smallest benchmark model (benchmarks/doctor_overhead.py; sampled every
@@ -516,7 +516,7 @@ class Doctor(Callback):
         if len(first) < ALARM_REFERENCE_STEPS:  # the median of the first few losses
             first.append(value)
             finite_first = [v for v in first if math.isfinite(v)]
-            ref = float(np.median(finite_first)) if finite_first else math.nan
+            ref = median(finite_first) if finite_first else math.nan
             # the starting level, for the steps after these
             self._alarm_level = ALARM_LOSS_FACTOR * ref if ref > 0 else math.inf
         armed = self._armed

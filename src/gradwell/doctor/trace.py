@@ -283,4 +283,25 @@ def finite_median(values: Any) -> float:
     """Median of the finite values (NaN when there are none)."""
     a = np.asarray(values, dtype=np.float64)
     a = a[np.isfinite(a)]
-    return float(np.median(a)) if a.size else math.nan
+    return median(a) if a.size else math.nan
+
+
+def median(values: Any) -> float:
+    """``np.median`` of a non-empty 1-D array without NaN, the same number, at a third of
+    its cost on the short arrays of a diagnosis (about 15 us a call there, for a few
+    dozen values): the middle value, or the mean of the two middle ones."""
+    a = np.asarray(values, dtype=np.float64)
+    k = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, k)[k])
+    middle = np.partition(a, (k - 1, k))
+    return float((middle[k - 1] + middle[k]) / 2)
+
+
+def row_medians(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1)`` of a 2-D float64 array without NaN, as :func:`median`."""
+    k = a.shape[1] // 2
+    if a.shape[1] % 2:
+        return np.partition(a, k, axis=1)[:, k]
+    middle = np.partition(a, (k - 1, k), axis=1)
+    return (middle[:, k - 1] + middle[:, k]) / 2
