@@ -1,0 +1,156 @@
+"""Gradient averaging over ranks: buckets, filled from gradient hooks, all-reduced early.
+
+Parameters are grouped, in the reverse of ``model.parameters()`` (roughly the order
+backward reaches them), into buckets of about ``bucket_bytes`` each: one flat array
+per bucket. Each parameter's gradient hook copies the gradient into its slot; when
+a bucket is full its non-blocking all-reduce starts at once, while backward goes on
+producing the next gradients, and every later hook drives the started ones forward
+(Open MPI moves a non-blocking collective only inside MPI calls). Buckets start in
+the same order on every rank -- bucket ``i`` only after bucket ``i - 1`` -- since MPI
+matches collectives by their order. The last hook waits for all buckets, divides
+by the number of ranks and hands every parameter its averaged gradient, so after
+``backward()`` every rank holds the same gradients, bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from .collectives import wait
+from .world import _world
+
+DEFAULT_BUCKET_BYTES = 1 << 20
+
+
+class _Bucket:
+    __slots__ = ("buffer", "params", "slots", "filled", "request")
+
+    def __init__(self, params: list[Any]) -> None:
+        dtype = params[0].data.dtype
+        sizes = [p.data.size for p in params]
+        self.buffer = np.zeros(sum(sizes), dtype=dtype)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        self.params = params
+        self.slots = [
+            self.buffer[a:b].reshape(p.data.shape) for a, b, p in zip(offsets, offsets[1:], params)
+        ]
+        self.filled = 0
+        self.request: Any = None
+
+
+class GradientReducer:
+    """Averages the gradients of ``params`` over all ranks, from their gradient hooks.
+
+    ``stats`` accumulates, over steps, the seconds spent copying into buckets and
+    starting all-reduces (``issue``), waiting for them after backward (``wait``: the
+    part of communication not hidden behind backward) and the steps counted.
+    """
+
+    def __init__(self, params: list[Any], bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
+        if not isinstance(bucket_bytes, int) or bucket_bytes < 1:
+            raise ValueError(f"DataParallel: expected bucket_bytes >= 1; got {bucket_bytes!r}")
+        self.params = [p for p in params if p.requires_grad]
+        self.buckets: list[_Bucket] = []
+        self._where: dict[int, tuple[_Bucket, int]] = {}
+        current: list[Any] = []
+        size = 0
+        for p in reversed(self.params):
+            if current and (
+                size + p.data.nbytes > bucket_bytes or p.data.dtype != current[0].data.dtype
+            ):
+                self.buckets.append(_Bucket(current))
+                current, size = [], 0
+            current.append(p)
+            size += p.data.nbytes
+        if current:
+            self.buckets.append(_Bucket(current))
+        for bucket in self.buckets:
+            for i, p in enumerate(bucket.params):
+                self._where[id(p)] = (bucket, i)
+        self._ready = 0  # parameters whose gradient has arrived this step
+        self._next = 0  # the next bucket to start
+        self._previous: dict[int, Any] = {}  # .grad before this backward (accumulation)
+        self.stats = {"issue": 0.0, "wait": 0.0, "steps": 0}
+        self._handles = [p.register_hook(self._hook(p)) for p in self.params]
+
+    @property
+    def pending(self) -> bool:
+        """Whether some gradients of the current step have not been averaged yet."""
+        return self._ready > 0
+
+    def _hook(self, p: Any) -> Any:
+        bucket, i = self._where[id(p)]
+
+        def hook(grad: Tensor) -> Any:
+            started = time.perf_counter()
+            np.copyto(bucket.slots[i], grad.data)
+            self._previous[id(p)] = p.grad
+            bucket.filled += 1
+            self._ready += 1
+            self._start_full_buckets()
+            self.stats["issue"] += time.perf_counter() - started
+            if self._ready == len(self.params):
+                return self.finish(last=p)
+            return None
+
+        return hook
+
+    def _start_full_buckets(self) -> None:
+        MPI = _world.MPI
+        buckets = self.buckets
+        while self._next < len(buckets) and buckets[self._next].filled == len(
+            buckets[self._next].params
+        ):
+            b = buckets[self._next]
+            b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+            self._next += 1
+        started = [b.request for b in buckets[: self._next] if b.request is not None]
+        if started:
+            MPI.Request.Testall(started)  # progress for the ones already on their way
+
+    def finish(self, last: Any = None) -> Any:
+        """Average whatever this step has: parameters without a gradient count as zero.
+
+        Called by the last gradient hook (then ``last`` is that parameter, whose
+        averaged gradient is returned for backward to store), and by ``fit`` after
+        backward for the steps where some parameter got no gradient. A no-op when
+        nothing is pending.
+        """
+        if not self._ready:
+            return None
+        started = time.perf_counter()
+        for bucket in self.buckets:
+            if bucket.filled < len(bucket.params):
+                for i, p in enumerate(bucket.params):
+                    if id(p) not in self._previous:  # no gradient this step: zero
+                        bucket.slots[i][...] = 0
+                        self._previous[id(p)] = p.grad
+                bucket.filled = len(bucket.params)
+        self._start_full_buckets()
+        wait([b.request for b in self.buckets], "the gradient all-reduce")
+        scale = 1.0 / _world.size
+        result = None
+        for bucket in self.buckets:
+            bucket.buffer *= bucket.buffer.dtype.type(scale)
+            bucket.request, bucket.filled = None, 0
+            for p, slot in zip(bucket.params, bucket.slots):
+                if p is last:
+                    result = slot.copy()  # backward adds it to the previous .grad itself
+                    continue
+                before = self._previous[id(p)]
+                p.grad = Tensor(slot.copy() if before is None else before.data + slot)
+        self._previous.clear()
+        self._ready = self._next = 0
+        self.stats["wait"] += time.perf_counter() - started
+        self.stats["steps"] += 1
+        return result
+
+    def remove(self) -> None:
+        """Unregister the gradient hooks."""
+        for h in self._handles:
+            h()
+        self._handles = []

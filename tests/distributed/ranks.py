@@ -1,0 +1,213 @@
+"""What each rank runs in the multi-rank tests: ``mpiexec -n 2 python ranks.py SCENARIO OUT``.
+
+Rank 0 writes what the test checks to ``OUT`` (JSON, and checkpoints beside it).
+"""
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import gradwell as gw
+from gradwell import distributed as dist
+from gradwell import nn
+
+B = 8  # examples per rank and batch
+STEPS = 20
+
+
+def build(seed=0, width=16, dropout=0.0):
+    # No bias before BatchNorm: its true gradient is zero, and Adam would turn the
+    # round-off left in it (different at 1 and 2 ranks) into steps of size lr.
+    return nn.Sequential(
+        nn.Linear(6, width, bias=False, rng=seed),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Dropout(dropout, rng=seed + 2),
+        nn.Linear(width, 3, rng=seed + 1),
+    )
+
+
+def data(n=STEPS * 2 * B // 2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1)
+    return X, y
+
+
+def optimizers(params):
+    params = list(params)
+    return {
+        "sgd": gw.optim.SGD(params, lr=0.1, momentum=0.9),
+        "adam": gw.optim.Adam(params, lr=0.01),
+    }
+
+
+def weights(model):
+    return {
+        k: np.asarray(v.data if hasattr(v, "data") else v) for k, v in model.state_dict().items()
+    }
+
+
+def equivalence(out):
+    """20 steps at 2 ranks x B against 20 steps of one process x 2B (computed here too)."""
+    X, y = data()  # 10 batches of 2B an epoch: 2 epochs are 20 steps
+    loss_fn = nn.CrossEntropyLoss()
+    result = {}
+    for name in ("sgd", "adam"):
+        net = dist.DataParallel(build(), sync_batchnorm=True)
+        opt = optimizers(net.parameters())[name]
+        sampler = dist.DistributedSampler(len(X), seed=0)
+        loader = gw.data.DataLoader((X, y), batch_size=B, sampler=sampler)
+        identical = True
+        for _ in range(2):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss_fn(net(xb), yb).backward()
+                grads = [p.grad.data.tobytes() for p in net.parameters()]
+                identical &= all(g == grads for g in dist.all_gather_object(grads))
+                opt.step()
+        ref = build()
+        ref_opt = optimizers(ref.parameters())[name]
+        ref_loader = gw.data.DataLoader((X, y), batch_size=2 * B, shuffle=True, seed=0)
+        for _ in range(2):
+            for xb, yb in ref_loader:
+                ref_opt.zero_grad()
+                loss_fn(ref(xb), yb).backward()
+                ref_opt.step()
+        ours, theirs = weights(net), weights(ref)
+        result[name] = {
+            "grads_identical": bool(identical),
+            "steps": net.reducer.stats["steps"],
+            "diffs": {
+                k: float(np.max(np.abs(ours[k] - theirs[k])))
+                for k in ours
+                if ours[k].dtype.kind == "f"
+            },
+            "max_abs_weight": max(float(np.max(np.abs(theirs[k]))) for k in theirs),
+            "same_on_ranks": all(
+                all(np.array_equal(a[k], ours[k]) for k in ours)
+                for a in dist.all_gather_object(ours)
+            ),
+        }
+    # Dropout: masks differ between ranks, and the same seeds give the same masks again.
+    masks = []
+    for _ in range(2):
+        net = dist.DataParallel(build(dropout=0.5))
+        drop = net.module[3]
+        masks.append((drop(gw.ones(4, 16)).data != 0).tolist())
+    everyone = dist.all_gather_object(masks)
+    result["dropout_differs_between_ranks"] = everyone[0][0] != everyone[1][0]
+    result["dropout_reproducible"] = all(m[0] == m[1] for m in everyone)
+    return result
+
+
+def fit_and_resume(out):
+    """fit(distributed=True) for 2 epochs with checkpoints; resume epoch 2 from the first."""
+    X, y = data(seed=1)
+    Xv, yv = data(n=37, seed=2)
+    folder = Path(out).parent
+
+    def run(model, epochs, initial_epoch=0, callbacks=()):
+        opt = gw.optim.Adam(model.parameters(), lr=0.01)
+        if initial_epoch:
+            gw.load(folder / f"ckpt-{initial_epoch}.safetensors", model, opt)
+        return gw.fit(
+            model,
+            (X, y),
+            loss="cross_entropy",
+            optimizer=opt,
+            epochs=epochs,
+            batch_size=B,
+            initial_epoch=initial_epoch,
+            seed=3,
+            verbose=0,
+            metrics=["accuracy"],
+            validation=(Xv, yv),
+            callbacks=list(callbacks),
+            distributed={"sync_batchnorm": True},
+        )
+
+    model = build()
+    saver = gw.callbacks.ModelCheckpoint(folder / "ckpt-{epoch}.safetensors", monitor="loss")
+    history = run(model, 2, callbacks=[saver])
+    dist.barrier()  # rank 0 has written the checkpoints
+    resumed = build(seed=5)  # other initial weights: the checkpoint must replace them
+    run(resumed, 2, initial_epoch=1)
+    a, b = weights(model), weights(resumed)
+    logs = {k: v for k, v in history.history.items() if k != "time"}
+    return {
+        "history": history.history,
+        "logs_same_on_ranks": all(h == logs for h in dist.all_gather_object(logs)),
+        "resumed_at_2_equal": all(np.array_equal(a[k], b[k]) for k in a),
+        "saved_by_rank": dist.all_gather_object(len(saver.saved)),
+        "saved": [str(p) for p in saver.saved],
+    }
+
+
+class _On(gw.callbacks.Callback):
+    """Calls ``action`` on rank 1 at batch 3 of the first epoch."""
+
+    def __init__(self, action):
+        super().__init__()
+        self.action = action
+
+    def on_batch_end(self, step, logs=None):
+        if dist.rank() == 1 and step == 3:
+            self.action()
+
+
+def _fit(X, y, model=None, callbacks=()):
+    model = model or build()
+    return gw.fit(
+        model,
+        (X, y),
+        loss="cross_entropy",
+        optimizer=gw.optim.SGD(model.parameters(), lr=0.1),
+        epochs=2,
+        batch_size=B,
+        seed=0,
+        verbose=1,
+        callbacks=list(callbacks),
+        distributed=True,
+    )
+
+
+def nan_on_rank_1(out):
+    X, y = data()
+    if dist.rank() == 1:
+        shard = dist.DistributedSampler(len(X), seed=0).indices(0)
+        X[shard[3 * B]] = np.nan  # batch 3 of epoch 0 on rank 1
+    _fit(X, y)
+
+
+def killed(out):
+    _fit(*data(), callbacks=[_On(lambda: os.kill(os.getpid(), signal.SIGKILL))])
+
+
+def hangs(out):
+    import time
+
+    _fit(*data(), callbacks=[_On(lambda: time.sleep(120))])
+
+
+def raises(out):
+    def fail():
+        raise ValueError("a bug on rank 1")
+
+    _fit(*data(), callbacks=[_On(fail)])
+
+
+def mismatch(out):
+    dist.DataParallel(build(width=16 if dist.rank() == 0 else 17))
+
+
+if __name__ == "__main__":
+    scenario, out = sys.argv[1], sys.argv[2]
+    dist.init(timeout=float(os.environ.get("GRADWELL_TEST_TIMEOUT", "20")))
+    result = globals()[scenario](out)
+    if dist.is_main() and result is not None:
+        Path(out).write_text(json.dumps(result))
