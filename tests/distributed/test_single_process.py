@@ -207,3 +207,19 @@ def test_reduced_metrics_are_the_metric_over_every_ranks_examples(metric, monkey
     assert other.name == metric
     with pytest.raises(TypeError, match="cannot reduce the metric"):
         dist_fit.ReducedMetric(object.__new__(gw.train.metrics.Metric))
+
+
+def test_a_deep_copy_of_a_replica_does_not_feed_the_gradient_all_reduce():
+    """The doctor replays a NaN batch on a deep copy of the model: its backward must not
+    start collectives that the other ranks never join."""
+    import copy
+
+    model = gw.nn.Linear(3, 2, rng=0)
+    reducer = dist.GradientReducer(list(model.parameters()))
+    twin = copy.deepcopy(model)
+    twin(gw.ones(4, 3)).sum().backward()
+    assert not reducer.pending
+    assert twin.weight.grad is not None
+    reducer.remove()
+    model(gw.ones(4, 3)).sum().backward()  # no hooks left: plain local gradients
+    assert not reducer.pending and model.weight.grad is not None

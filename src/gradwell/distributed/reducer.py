@@ -42,12 +42,35 @@ class _Bucket:
         self.request: Any = None
 
 
+def _ignore(grad: Any) -> None:
+    return None
+
+
+class _GradientHook:
+    """The hook of one parameter. A deep copy of the parameter (the doctor replays a
+    batch on a copy of the model) gets a hook that does nothing: only the replica's own
+    backward may feed the all-reduce, or the ranks' collectives would no longer match."""
+
+    __slots__ = ("reducer", "param", "bucket", "index")
+
+    def __init__(self, reducer: GradientReducer, param: Any, bucket: _Bucket, index: int):
+        self.reducer, self.param, self.bucket, self.index = reducer, param, bucket, index
+
+    def __call__(self, grad: Tensor) -> Any:
+        return self.reducer._arrived(self.param, self.bucket, self.index, grad)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return _ignore
+
+
 class GradientReducer:
     """Averages the gradients of ``params`` over all ranks, from their gradient hooks.
 
     ``stats`` accumulates, over steps, the seconds spent copying into buckets and
-    starting all-reduces (``issue``), waiting for them after backward (``wait``: the
-    part of communication not hidden behind backward) and the steps counted.
+    starting all-reduces (``issue``), between the first bucket's start and the end of
+    backward (``window``: the backward time communication can hide behind), waiting
+    for them after backward (``wait``: the part of communication not hidden, with the
+    averaging) and the steps counted.
     """
 
     def __init__(self, params: list[Any], bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
@@ -74,30 +97,29 @@ class GradientReducer:
         self._ready = 0  # parameters whose gradient has arrived this step
         self._next = 0  # the next bucket to start
         self._previous: dict[int, Any] = {}  # .grad before this backward (accumulation)
-        self.stats = {"issue": 0.0, "wait": 0.0, "steps": 0}
-        self._handles = [p.register_hook(self._hook(p)) for p in self.params]
+        self.stats = {"issue": 0.0, "window": 0.0, "wait": 0.0, "steps": 0}
+        self._first_start = 0.0
+        self._handles = [
+            p.register_hook(_GradientHook(self, p, *self._where[id(p)])) for p in self.params
+        ]
 
     @property
     def pending(self) -> bool:
         """Whether some gradients of the current step have not been averaged yet."""
         return self._ready > 0
 
-    def _hook(self, p: Any) -> Any:
-        bucket, i = self._where[id(p)]
-
-        def hook(grad: Tensor) -> Any:
-            started = time.perf_counter()
-            np.copyto(bucket.slots[i], grad.data)
-            self._previous[id(p)] = p.grad
-            bucket.filled += 1
-            self._ready += 1
-            self._start_full_buckets()
-            self.stats["issue"] += time.perf_counter() - started
-            if self._ready == len(self.params):
-                return self.finish(last=p)
-            return None
-
-        return hook
+    def _arrived(self, p: Any, bucket: _Bucket, i: int, grad: Tensor) -> Any:
+        """``p``'s gradient hook: into its bucket; start what is full; finish after the last."""
+        started = time.perf_counter()
+        np.copyto(bucket.slots[i], grad.data)
+        self._previous[id(p)] = p.grad
+        bucket.filled += 1
+        self._ready += 1
+        self._start_full_buckets()
+        self.stats["issue"] += time.perf_counter() - started
+        if self._ready == len(self.params):
+            return self.finish(last=p)
+        return None
 
     def _start_full_buckets(self) -> None:
         MPI = _world.MPI
@@ -107,6 +129,8 @@ class GradientReducer:
         ):
             b = buckets[self._next]
             b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+            if self._next == 0:
+                self._first_start = time.perf_counter()
             self._next += 1
         started = [b.request for b in buckets[: self._next] if b.request is not None]
         if started:
@@ -123,6 +147,8 @@ class GradientReducer:
         if not self._ready:
             return None
         started = time.perf_counter()
+        if self._next:
+            self.stats["window"] += started - self._first_start
         for bucket in self.buckets:
             if bucket.filled < len(bucket.params):
                 for i, p in enumerate(bucket.params):
