@@ -12,6 +12,8 @@ the first bucket started: what communication can hide behind), ``wait`` (time af
 backward until every bucket is reduced and averaged: the communication *not* hidden),
 and ``alone`` (the same buckets all-reduced on their own, blocking: the whole cost of
 communication). ``comm %`` is (issue + wait) / step; ``hidden`` is 1 - wait / alone.
+"2 blocking" is ``DataParallel(overlap=False)``: each bucket's blocking all-reduce
+runs in the hook that fills it (no overlap; then ``issue`` holds the communication).
 
 The cost model: the all-reduce latency ``a`` (8 bytes) and bus bandwidth measured at
 2 ranks here, fed into the ring all-reduce time for N machines,
@@ -44,7 +46,7 @@ MODEL_ROWS = {"mlp128": ROWS["mlp128"], "wide": ROWS["wide"]}
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def worker(row: str, steps: int) -> dict[str, Any] | None:
+def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
     """One rank of a measurement; rank 0 returns the numbers."""
     import numpy as np
 
@@ -54,7 +56,7 @@ def worker(row: str, steps: int) -> dict[str, Any] | None:
     dist.init()
     sizes, batch = MODEL_ROWS[row]
     model, _ = gradwell_model(sizes)
-    net = dist.DataParallel(model)
+    net = dist.DataParallel(model, overlap=overlap)
     opt = gw.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = gw.nn.CrossEntropyLoss()
     data = [(gw.tensor(x), gw.tensor(y)) for x, y in synthetic_batches(sizes, batch)]
@@ -151,8 +153,9 @@ def _mpiexec() -> list[str]:
     return [found, *flags]
 
 
-def measure(row: str, ranks: int, steps: int) -> dict[str, Any]:
+def measure(row: str, ranks: int, steps: int, overlap: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", row, "--steps", str(steps)]
+    cmd += [] if overlap else ["--no-overlap"]
     if ranks > 1:
         cmd = [*_mpiexec(), "-n", str(ranks), *cmd]
     env = {**os.environ, **ONE_THREAD}
@@ -177,19 +180,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        result = worker(args.worker, args.steps)
+        result = worker(args.worker, args.steps, not args.no_overlap)
         if result is not None:
             print(json.dumps(result), flush=True)
         return
 
     rows = args.rows.split(",")
-    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for _ in range(args.repeat):  # rows and rank counts take turns: a burst of load spoils one
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    setups = [("1", 1, True), ("2", 2, True), ("2 blocking", 2, False)]
+    for _ in range(args.repeat):  # rows and setups take turns: a burst of load spoils one
         for row in rows:
-            for ranks in (1, 2):
-                runs.setdefault((row, ranks), []).append(measure(row, ranks, args.steps))
+            for name, ranks, overlap in setups:
+                runs.setdefault((row, name), []).append(measure(row, ranks, args.steps, overlap))
 
     sep = " | " if args.markdown else "  "
     print(f"{args.repeat} repeats, {args.steps} timed steps each, 1 BLAS thread per rank; "
@@ -198,19 +203,20 @@ def main() -> None:
             "wait ms", "alone ms", "comm %", "hidden %"]  # fmt: skip
     table = [head]
     for (row, ranks), rs in runs.items():
+        several = ranks != "1"
         comm = [(r["issue_s"] + r["wait_s"]) / r["step_s"] for r in rs]
         hidden = [1 - r["wait_s"] / r["alone_s"] if r["alone_s"] else 0.0 for r in rs]
         table.append([
-            row, str(ranks), str(rs[0]["batch_per_rank"]),
+            row, ranks, str(rs[0]["batch_per_rank"]),
             _spread([r["step_s"] for r in rs], 1e3), _spread([r["samples_per_s"] for r in rs],
                                                              fmt="{:.0f}"),
             *(_spread([r[k] for r in rs], 1e3, "{:.2f}")
               for k in ("issue_s", "window_s", "wait_s", "alone_s")),
-            _spread(comm, 100) if ranks > 1 else "-", _spread(hidden, 100) if ranks > 1 else "-",
+            _spread(comm, 100) if several else "-", _spread(hidden, 100) if several else "-",
         ])  # fmt: skip
     _print(table, sep, args.markdown)
 
-    two = [r for (row, ranks), rs in runs.items() if ranks == 2 for r in rs]
+    two = [r for (row, ranks), rs in runs.items() if ranks != "1" for r in rs]
     latency = statistics.median(r["latency_s"] for r in two)
     bus = statistics.median(r["bus_bytes_per_s"] for r in two)
     print(f"\nmeasured at 2 ranks (shared memory): all-reduce latency {latency * 1e6:.1f} us, "
@@ -218,8 +224,8 @@ def main() -> None:
     print("ring all-reduce of the gradients at N machines, no overlap (comm % of a step):")
     model = [["row", "grad MB", "compute ms", "link", *(f"N={n}" for n in (2, 8, 32, 128))]]
     for row in rows:
-        grad = runs[(row, 1)][0]["grad_bytes"]
-        compute = statistics.median(r["step_s"] for r in runs[(row, 1)])
+        grad = runs[(row, "1")][0]["grad_bytes"]
+        compute = statistics.median(r["step_s"] for r in runs[(row, "1")])
         for gbit in (1, 10):
             link = gbit * 1e9 / 8
             cells = []

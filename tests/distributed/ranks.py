@@ -93,6 +93,19 @@ def equivalence(out):
                 for a in dist.all_gather_object(ours)
             ),
         }
+    # Accumulation: two backward passes without zero_grad add two averages (zero_grad
+    # that keeps the arrays writes zeros into the reducer's buckets, where .grad lives).
+    net = dist.DataParallel(build(), overlap=False)
+    xb, yb = gw.tensor(X[:B] + dist.rank()), gw.tensor(y[:B])
+    loss_fn(net(xb), yb).backward()
+    once = [p.grad.data.copy() for p in net.parameters()]
+    net.zero_grad(set_to_none=False)
+    for _ in range(2):
+        loss_fn(net(xb), yb).backward()
+    result["accumulates"] = all(
+        np.allclose(p.grad.data, 2 * g, rtol=1e-6, atol=1e-7)
+        for p, g in zip(net.parameters(), once)
+    )
     # Dropout: masks differ between ranks, and the same seeds give the same masks again.
     masks = []
     for _ in range(2):

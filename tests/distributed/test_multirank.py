@@ -63,6 +63,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
         assert r["same_on_ranks"]
         # float32 round-off: the two sums run in another order (weights are O(1))
         assert max(r["diffs"].values()) < 2e-5, r["diffs"]
+    assert result["accumulates"]
     assert result["dropout_differs_between_ranks"]
     assert result["dropout_reproducible"]
 

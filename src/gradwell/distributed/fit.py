@@ -26,7 +26,7 @@ from .world import DistributedError, init, is_main, rank, world_size
 
 #: Callbacks that print or write files: rank 0 runs them, the other ranks leave them out.
 MAIN_ONLY: tuple[type, ...] = (ModelCheckpoint, CSVLogger)
-_OPTIONS = ("sync_batchnorm", "bucket_bytes")
+_OPTIONS = ("sync_batchnorm", "bucket_bytes", "overlap")
 
 
 def _options(distributed: Any) -> dict[str, Any]:

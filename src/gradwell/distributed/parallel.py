@@ -66,7 +66,11 @@ def _reseed_generators(model: Any) -> None:
 
 
 def replicate(
-    model: Any, *, sync_batchnorm: bool = False, bucket_bytes: int = DEFAULT_BUCKET_BYTES
+    model: Any,
+    *,
+    sync_batchnorm: bool = False,
+    bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+    overlap: bool = True,
 ) -> GradientReducer | None:
     """Make ``model`` one replica of a data-parallel job, in place.
 
@@ -87,7 +91,7 @@ def replicate(
     _reseed_generators(model)
     if sync_batchnorm:
         convert_sync_batchnorm(model)
-    return GradientReducer(list(model.parameters()), bucket_bytes)
+    return GradientReducer(list(model.parameters()), bucket_bytes, overlap)
 
 
 class DataParallel(Module):
@@ -96,7 +100,8 @@ class DataParallel(Module):
     At creation it checks that every rank built the same model and copies rank 0's
     weights to all. From then on each ``backward()`` ends with the gradients averaged
     over the ranks (in buckets, all-reduced from the gradient hooks while backward
-    still runs), so an optimizer stepping on each rank keeps the replicas identical.
+    still runs; ``overlap=False``: blocking, see :class:`GradientReducer`), so an
+    optimizer stepping on each rank keeps the replicas identical.
     BatchNorm normalises each rank's batch (as PyTorch's DDP) unless
     ``sync_batchnorm=True`` (statistics of all ranks' batches together). Dropout
     masks differ between ranks, reproducibly. ``state_dict`` is the wrapped module's,
@@ -117,12 +122,15 @@ class DataParallel(Module):
         *,
         sync_batchnorm: bool = False,
         bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        overlap: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DataParallel: expected a gw.nn.Module; got {type(module).__name__}")
         self.module = module
-        self.reducer = replicate(module, sync_batchnorm=sync_batchnorm, bucket_bytes=bucket_bytes)
+        self.reducer = replicate(
+            module, sync_batchnorm=sync_batchnorm, bucket_bytes=bucket_bytes, overlap=overlap
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.reducer is not None and self.reducer.pending:

@@ -7,7 +7,10 @@ a bucket is full its non-blocking all-reduce starts at once, while backward goes
 producing the next gradients, and every later hook drives the started ones forward
 (Open MPI moves a non-blocking collective only inside MPI calls). Buckets start in
 the same order on every rank -- bucket ``i`` only after bucket ``i - 1`` -- since MPI
-matches collectives by their order. The last hook waits for all buckets, divides
+matches collectives by their order. ``overlap=False`` runs each bucket's blocking
+all-reduce in the hook instead: no overlap, but Open MPI's blocking all-reduce can be
+several times faster than its non-blocking one on one machine (see
+``benchmarks/distributed.py``). The last hook waits for all buckets, divides
 by the number of ranks and hands every parameter its averaged gradient, so after
 ``backward()`` every rank holds the same gradients, bit for bit.
 """
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from .collectives import wait
+from .collectives import _watchdog, wait
 from .world import _world
 
 DEFAULT_BUCKET_BYTES = 1 << 20
@@ -73,9 +76,14 @@ class GradientReducer:
     averaging) and the steps counted.
     """
 
-    def __init__(self, params: list[Any], bucket_bytes: int = DEFAULT_BUCKET_BYTES) -> None:
+    def __init__(
+        self, params: list[Any], bucket_bytes: int = DEFAULT_BUCKET_BYTES, overlap: bool = True
+    ) -> None:
         if not isinstance(bucket_bytes, int) or bucket_bytes < 1:
             raise ValueError(f"DataParallel: expected bucket_bytes >= 1; got {bucket_bytes!r}")
+        if not isinstance(overlap, bool):
+            raise TypeError(f"DataParallel: expected overlap True or False; got {overlap!r}")
+        self.overlap = overlap
         self.params = [p for p in params if p.requires_grad]
         self.buckets: list[_Bucket] = []
         self._where: dict[int, tuple[_Bucket, int]] = {}
@@ -111,8 +119,12 @@ class GradientReducer:
     def _arrived(self, p: Any, bucket: _Bucket, i: int, grad: Tensor) -> Any:
         """``p``'s gradient hook: into its bucket; start what is full; finish after the last."""
         started = time.perf_counter()
+        before = p.grad
+        if before is not None and np.may_share_memory(before.data, bucket.buffer):
+            # the last step's average, still in the bucket: keep it for accumulation
+            before = p.grad = Tensor(before.data.copy())
         np.copyto(bucket.slots[i], grad.data)
-        self._previous[id(p)] = p.grad
+        self._previous[id(p)] = before
         bucket.filled += 1
         self._ready += 1
         self._start_full_buckets()
@@ -128,9 +140,13 @@ class GradientReducer:
             buckets[self._next].params
         ):
             b = buckets[self._next]
-            b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
             if self._next == 0:
                 self._first_start = time.perf_counter()
+            if self.overlap:
+                b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+            else:
+                with _watchdog.guard("the gradient all-reduce"):
+                    _world.comm.Allreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
             self._next += 1
         started = [b.request for b in buckets[: self._next] if b.request is not None]
         if started:
@@ -157,7 +173,7 @@ class GradientReducer:
                         self._previous[id(p)] = p.grad
                 bucket.filled = len(bucket.params)
         self._start_full_buckets()
-        wait([b.request for b in self.buckets], "the gradient all-reduce")
+        wait([b.request for b in self.buckets if b.request is not None], "the gradient all-reduce")
         scale = 1.0 / _world.size
         result = None
         for bucket in self.buckets:
@@ -165,10 +181,12 @@ class GradientReducer:
             bucket.request, bucket.filled = None, 0
             for p, slot in zip(bucket.params, bucket.slots):
                 if p is last:
-                    result = slot.copy()  # backward adds it to the previous .grad itself
+                    result = slot  # backward copies it (a view) or adds it to .grad
                     continue
                 before = self._previous[id(p)]
-                p.grad = Tensor(slot.copy() if before is None else before.data + slot)
+                # A view of the bucket: no copy. The next backward writes the bucket again
+                # only after this .grad was used (and saves it first when it accumulates).
+                p.grad = Tensor(slot) if before is None else Tensor(before.data + slot)
         self._previous.clear()
         self._ready = self._next = 0
         self.stats["wait"] += time.perf_counter() - started
