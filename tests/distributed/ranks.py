@@ -152,7 +152,10 @@ def fit_and_resume(out):
     run(resumed, 2, initial_epoch=1)
     a, b = weights(model), weights(resumed)
     logs = {k: v for k, v in history.history.items() if k != "time"}
+    norms = history.doctor.trace.grad_norm  # read after backward: the averaged gradients
     return {
+        "doctor_grad_norms_same_on_ranks": all(n == norms for n in dist.all_gather_object(norms)),
+        "doctor_sampled": len(history.doctor.trace.samples),
         "history": history.history,
         "logs_same_on_ranks": all(h == logs for h in dist.all_gather_object(logs)),
         "resumed_at_2_equal": all(np.array_equal(a[k], b[k]) for k in a),

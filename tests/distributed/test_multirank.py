@@ -76,6 +76,7 @@ def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
     assert result["logs_same_on_ranks"]
     assert result["saved_by_rank"] == [2, 0]  # rank 0 writes, rank 1 does not
     assert result["resumed_at_2_equal"]
+    assert result["doctor_sampled"] > 0 and result["doctor_grad_norms_same_on_ranks"]
 
     # At 1 rank: epoch 2 from the first checkpoint with batch 2B is the 2-rank epoch 2.
     X, y = data(seed=1)

@@ -121,11 +121,13 @@ class JobCallback(Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         state = self.state
         assert state is not None
-        if self.reducer is None:
-            self.reducer = replicate(state.model, **self.options)
+        self.reducer = replicate(state.model, **self.options)
         for cb in state.callbacks:  # the doctor speaks on rank 0 only
             if not is_main() and hasattr(cb, "verbose") and type(cb).__name__ == "Doctor":
                 cb.verbose = False
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.reducer.remove()  # the model is a plain model again (fit again: hooks again)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._loss_sum, self._seen = 0.0, 0

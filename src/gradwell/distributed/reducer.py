@@ -2,7 +2,8 @@
 
 Parameters are grouped, in the reverse of ``model.parameters()`` (roughly the order
 backward reaches them), into buckets of about ``bucket_bytes`` each: one flat array
-per bucket. Each parameter's gradient hook copies the gradient into its slot; when
+per bucket. Each parameter's gradient hook writes its gradient divided by the number
+of ranks into its slot (one pass: the all-reduced sum is then the average); when
 a bucket is full its non-blocking all-reduce starts at once, while backward goes on
 producing the next gradients, and every later hook drives the started ones forward
 (Open MPI moves a non-blocking collective only inside MPI calls). Buckets start in
@@ -10,9 +11,14 @@ the same order on every rank -- bucket ``i`` only after bucket ``i - 1`` -- sinc
 matches collectives by their order. ``overlap=False`` runs each bucket's blocking
 all-reduce in the hook instead: no overlap, but Open MPI's blocking all-reduce can be
 several times faster than its non-blocking one on one machine (see
-``benchmarks/distributed.py``). The last hook waits for all buckets, divides
-by the number of ranks and hands every parameter its averaged gradient, so after
-``backward()`` every rank holds the same gradients, bit for bit.
+``benchmarks/distributed.py``). The last hook waits for all buckets and hands every
+parameter its averaged gradient, so after ``backward()`` every rank holds the same
+gradients, bit for bit.
+
+How much communication hides behind backward depends on when the engine calls a
+parameter's hook: today it calls them once the whole graph is done (leaves last), so
+what overlaps is the tail of backward; an engine that calls each as soon as the
+parameter's gradient is complete needs no change here.
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class GradientReducer:
         if not isinstance(overlap, bool):
             raise TypeError(f"DataParallel: expected overlap True or False; got {overlap!r}")
         self.overlap = overlap
+        self._scale = 1.0 / max(_world.size, 1)
         self.params = [p for p in params if p.requires_grad]
         self.buckets: list[_Bucket] = []
         self._where: dict[int, tuple[_Bucket, int]] = {}
@@ -123,7 +130,7 @@ class GradientReducer:
         if before is not None and np.may_share_memory(before.data, bucket.buffer):
             # the last step's average, still in the bucket: keep it for accumulation
             before = p.grad = Tensor(before.data.copy())
-        np.copyto(bucket.slots[i], grad.data)
+        np.multiply(grad.data, self._scale, out=bucket.slots[i])
         self._previous[id(p)] = before
         bucket.filled += 1
         self._ready += 1
@@ -174,10 +181,8 @@ class GradientReducer:
                 bucket.filled = len(bucket.params)
         self._start_full_buckets()
         wait([b.request for b in self.buckets if b.request is not None], "the gradient all-reduce")
-        scale = 1.0 / _world.size
         result = None
         for bucket in self.buckets:
-            bucket.buffer *= bucket.buffer.dtype.type(scale)
             bucket.request, bucket.filled = None, 0
             for p, slot in zip(bucket.params, bucket.slots):
                 if p is last:
