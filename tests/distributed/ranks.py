@@ -106,6 +106,7 @@ def equivalence(out):
         np.allclose(p.grad.data, 2 * g, rtol=1e-6, atol=1e-7)
         for p, g in zip(net.parameters(), once)
     )
+    result["mismatch"] = dist.all_gather_object(mismatch())
     # Dropout: masks differ between ranks, and the same seeds give the same masks again.
     masks = []
     for _ in range(2):
@@ -217,8 +218,13 @@ def raises(out):
     _fit(*data(), callbacks=[_On(fail)])
 
 
-def mismatch(out):
-    dist.DataParallel(build(width=16 if dist.rank() == 0 else 17))
+def mismatch():
+    """Rank 1 builds another model: every rank raises the same error, none hangs."""
+    try:
+        dist.DataParallel(build(width=16 if dist.rank() == 0 else 17))
+    except dist.DistributedError as e:
+        return {"collective": e.collective, "message": str(e)}
+    return None
 
 
 if __name__ == "__main__":

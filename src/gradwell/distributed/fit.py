@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..data.loader import DataLoader
+from ..doctor import Doctor
 from ..train import metrics as _metrics
 from ..train.callbacks import Callback, CSVLogger, ModelCheckpoint
 from .collectives import all_gather_object, all_reduce, broadcast
@@ -123,7 +124,7 @@ class JobCallback(Callback):
         assert state is not None
         self.reducer = replicate(state.model, **self.options)
         for cb in state.callbacks:  # the doctor speaks on rank 0 only
-            if not is_main() and hasattr(cb, "verbose") and type(cb).__name__ == "Doctor":
+            if not is_main() and isinstance(cb, Doctor):
                 cb.verbose = False
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

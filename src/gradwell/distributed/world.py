@@ -129,6 +129,7 @@ def _install_excepthook() -> None:
             # Every rank raised it together: one copy of the message, a clean non-zero exit.
             if _world.rank == 0:
                 previous(kind, error, tb)
+            sys.stdout.flush()
             sys.stderr.flush()
             os._exit(1)
         text = "".join(traceback.format_exception(kind, error, tb))
