@@ -11,6 +11,7 @@ one process every call returns its input.
 from __future__ import annotations
 
 import contextlib
+import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -89,9 +90,7 @@ def all_reduce(array: Any, op: str = "sum") -> np.ndarray:
     mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
     with _watchdog.guard("all_reduce"):
         _world.comm.Allreduce(MPI.IN_PLACE, out, mpi_op)
-    if op == "mean":
-        out /= _world.size
-    return out
+    return out / _world.size if op == "mean" else out
 
 
 def broadcast(array: Any, root: int = 0) -> np.ndarray:
@@ -125,8 +124,6 @@ def all_gather_object(obj: Any) -> list[Any]:
     """
     if _world.size == 1:
         return [obj]
-    import pickle
-
     data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
     sizes = np.zeros(_world.size, dtype=np.int64)
     sizes[_world.rank] = data.size

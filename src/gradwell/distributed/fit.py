@@ -54,6 +54,8 @@ def _sharded(loader: Any, pad: bool, what: str) -> DataLoader:
             f"fit(distributed=True) gives each rank its share of the {what} data: pass arrays "
             f"(X, y) or a gw.data.DataLoader; got {type(loader).__name__}"
         )
+    if loader.sampler is not None:  # sharded already (a DistributedSampler of one's own)
+        return loader
     seed = 0
     if loader.shuffle:  # fit(seed=None) draws a seed per process: rank 0's counts
         assert loader.seed is not None
