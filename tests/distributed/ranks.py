@@ -107,6 +107,14 @@ def equivalence(out):
         for p, g in zip(net.parameters(), once)
     )
     result["mismatch"] = dist.all_gather_object(mismatch())
+    # BatchNorm per rank (the default): the ranks' statistics differ, rank 0's are kept
+    model = build()
+    gw.fit(model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(),
+           lr=0.1), epochs=1, batch_size=B, seed=0, verbose=0, distributed=True)  # fmt: skip
+    state = weights(model)
+    result["per_rank_bn_same_state"] = all(
+        all(np.array_equal(a[k], state[k]) for k in state) for a in dist.all_gather_object(state)
+    )
     # Dropout: masks differ between ranks, and the same seeds give the same masks again.
     masks = []
     for _ in range(2):

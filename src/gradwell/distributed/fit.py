@@ -21,7 +21,7 @@ from ..doctor import Doctor
 from ..train import metrics as _metrics
 from ..train.callbacks import Callback, CSVLogger, ModelCheckpoint
 from .collectives import all_gather_object, all_reduce, broadcast
-from .parallel import replicate
+from .parallel import broadcast_buffers, replicate
 from .sampler import DistributedSampler
 from .world import DistributedError, init, is_main, rank, world_size
 
@@ -139,9 +139,11 @@ class JobCallback(Callback):
         self.reducer.finish()  # parameters without a gradient this step (else a no-op)
 
     def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
-        assert logs is not None
+        assert logs is not None and self.state is not None
         self._loss_sum += logs["loss"] * logs["size"]
         self._seen += logs["size"]
+        # after the step's update, so validation and checkpoints see rank 0's statistics
+        broadcast_buffers(self.state.model)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is None:

@@ -45,11 +45,18 @@ def check_same_model(model: Any) -> None:
         )
 
 
-def _broadcast_state(model: Any) -> None:
-    """Rank 0's parameters and buffers everywhere (in place: optimizers keep their arrays)."""
-    for _, t in list(model.named_parameters()) + list(model.named_buffers()):
+def _broadcast(tensors: Any) -> None:
+    """Rank 0's values of ``tensors`` everywhere (in place: optimizers keep their arrays)."""
+    for t in tensors:
         if t is not None:
             t.data[...] = broadcast(t.data)
+
+
+def broadcast_buffers(model: Any) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank. With BatchNorm
+    per rank each rank's statistics drift apart; as PyTorch's DDP, rank 0's count."""
+    if world_size() > 1:
+        _broadcast(model.buffers())
 
 
 def _reseed_generators(model: Any) -> None:
@@ -87,7 +94,7 @@ def replicate(
     if world_size() == 1:
         return None
     check_same_model(model)
-    _broadcast_state(model)
+    _broadcast([*model.parameters(), *model.buffers()])
     _reseed_generators(model)
     if sync_batchnorm:
         convert_sync_batchnorm(model)
@@ -104,7 +111,8 @@ class DataParallel(Module):
     optimizer stepping on each rank keeps the replicas identical.
     BatchNorm normalises each rank's batch (as PyTorch's DDP) unless
     ``sync_batchnorm=True`` (statistics of all ranks' batches together). Dropout
-    masks differ between ranks, reproducibly. ``state_dict`` is the wrapped module's,
+    masks differ between ranks, reproducibly. Each training forward starts from rank 0's
+    buffers (as DDP's ``broadcast_buffers``). ``state_dict`` is the wrapped module's,
     so checkpoints load with or without DataParallel, at any number of ranks.
     In a single process it is just ``module``.
 
@@ -133,12 +141,15 @@ class DataParallel(Module):
         )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        if self.reducer is not None and self.reducer.pending:
-            raise DistributedError(
-                "DataParallel: the previous backward left some parameters without a gradient "
-                "(the model did not use them), so their average was never taken. Call "
-                "model.reducer.finish() after backward() and before optimizer.step()"
-            )
+        if self.reducer is not None:
+            if self.reducer.pending:
+                raise DistributedError(
+                    "DataParallel: the previous backward left some parameters without a "
+                    "gradient (the model did not use them), so their average was never taken. "
+                    "Call model.reducer.finish() after backward() and before optimizer.step()"
+                )
+            if self.training:  # not in evaluation: ranks may evaluate different batch counts
+                broadcast_buffers(self.module)
         return self.module(*args, **kwargs)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> Any:
@@ -148,4 +159,4 @@ class DataParallel(Module):
         return self.module.load_state_dict(*args, **kwargs)
 
 
-__all__ = ["DataParallel", "check_same_model", "replicate"]
+__all__ = ["DataParallel", "broadcast_buffers", "check_same_model", "replicate"]
