@@ -107,6 +107,7 @@ def equivalence(out):
         for p, g in zip(net.parameters(), once)
     )
     result["mismatch"] = dist.all_gather_object(mismatch())
+    result["unused"] = dist.all_gather_object(unused_parameters(X, y))
     # BatchNorm per rank (the default): the ranks' statistics differ, rank 0's are kept
     model = build()
     gw.fit(model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(),
@@ -224,6 +225,45 @@ def raises(out):
         raise ValueError("a bug on rank 1")
 
     _fit(*data(), callbacks=[_On(fail)])
+
+
+class _Unused(nn.Module):
+    """A model with a layer its forward never calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.used, self.unused = nn.Linear(6, 3, rng=0), nn.Linear(6, 3, rng=1)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def unused_parameters(X, y):
+    """fit averages what it has (the unused layer's gradient is zero); a hand-written
+    loop is told at the next forward, on every rank."""
+    model = _Unused()
+    before = model.unused.weight.data.copy()
+    gw.fit(
+        model,
+        (X[:32], y[:32]),
+        loss="cross_entropy",
+        epochs=1,
+        batch_size=B,
+        seed=0,
+        optimizer=gw.optim.SGD(model.parameters(), lr=0.1),
+        verbose=0,
+        distributed=True,
+    )
+    fit_ok = np.array_equal(model.unused.weight.data, before)
+    net = dist.DataParallel(_Unused())
+    nn.CrossEntropyLoss()(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
+    try:
+        net(gw.tensor(X[:B]))
+        told = ""
+    except dist.DistributedError as e:
+        told = str(e)
+    net.reducer.finish()
+    return {"fit_ok": fit_ok, "told": told}
 
 
 def mismatch():

@@ -67,6 +67,9 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
         # float32 round-off: the two sums run in another order (weights are O(1))
         assert max(r["diffs"].values()) < 2e-5, r["diffs"]
     assert result["accumulates"]
+    for unused in result["unused"]:  # parameters a forward never used
+        assert unused["fit_ok"]
+        assert "left some parameters without a gradient" in unused["told"]
     assert result["per_rank_bn_same_state"]  # rank 0's running statistics everywhere
     # ranks that built different models are told at start-up, all of them, and go on
     for told in result["mismatch"]:
