@@ -107,6 +107,7 @@ def equivalence(out):
         for p, g in zip(net.parameters(), once)
     )
     result["mismatch"] = dist.all_gather_object(mismatch())
+    result["dead_units"] = dist.all_gather_object(dead_units())
     result["unused"] = dist.all_gather_object(unused_parameters(X, y))
     # BatchNorm per rank (the default): the ranks' statistics differ, rank 0's are kept
     model = build()
@@ -264,6 +265,25 @@ def unused_parameters(X, y):
         told = str(e)
     net.reducer.finish()
     return {"fit_ok": fit_ok, "told": told}
+
+
+def dead_units():
+    """Unit 0 is silent on rank 0's examples only, unit 1 on every rank's: the job's
+    doctor calls unit 1 dead, not unit 0 (the intersection over ranks)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(512, 2)).astype(np.float32)
+    X[:, 0] = np.abs(X[:, 0]) * (-1.0 if dist.rank() == 0 else 1.0)
+    y = (X[:, 1] > 0).astype(np.int64)
+    first = nn.Linear(2, 3, rng=0)
+    first.weight.data[:] = [[1, 0], [0, 0], [0, 1]]
+    first.bias.data[:] = [0, -1, 0]
+    model = nn.Sequential(first, nn.ReLU(), nn.Linear(3, 2, rng=1))
+    history = gw.fit(
+        model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(), lr=1e-6),
+        epochs=2, batch_size=32, seed=0, verbose=0, distributed=True,
+        doctor=gw.doctor.Doctor(sample_every=1),
+    )  # fmt: skip
+    return [w["dead_unit_indices"] for w in history.doctor.trace.activations["1"].windows]
 
 
 def mismatch():

@@ -70,7 +70,12 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
     for unused in result["unused"]:  # parameters a forward never used
         assert unused["fit_ok"]
         assert "left some parameters without a gradient" in unused["told"]
-    assert result["per_rank_bn_same_state"]  # rank 0's running statistics everywhere
+    assert result["per_rank_bn_same_state"]
+    # a unit silent on rank 0's examples but not on rank 1's is alive for the job
+    assert result["dead_units"] == [
+        [[1], [1]],
+        [[1], [1]],
+    ]  # rank 0's running statistics everywhere
     # ranks that built different models are told at start-up, all of them, and go on
     for told in result["mismatch"]:
         assert told["collective"]

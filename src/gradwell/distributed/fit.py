@@ -21,6 +21,7 @@ from ..doctor import Doctor
 from ..train import metrics as _metrics
 from ..train.callbacks import Callback, CSVLogger, ModelCheckpoint
 from .collectives import all_gather_object, all_reduce, broadcast
+from .diagnosis import merge_activation_windows
 from .parallel import broadcast_buffers, replicate
 from .sampler import DistributedSampler
 from .world import DistributedError, init, is_main, rank, world_size
@@ -129,7 +130,15 @@ class JobCallback(Callback):
             if not is_main() and isinstance(cb, Doctor):
                 cb.verbose = False
 
+    def _merge_doctors_numbers(self) -> None:
+        """Before each doctor judges (it runs after this callback): see diagnosis.py."""
+        assert self.state is not None
+        for cb in self.state.callbacks:
+            if isinstance(cb, Doctor):
+                merge_activation_windows(cb.trace)
+
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._merge_doctors_numbers()
         self.reducer.remove()  # the model is a plain model again (fit again: hooks again)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -150,6 +159,7 @@ class JobCallback(Callback):
             return
         state = self.state
         assert state is not None
+        self._merge_doctors_numbers()
         total, seen = all_reduce(np.array([self._loss_sum, float(self._seen)]))
         logs["loss"] = total / seen if seen else float("nan")
         val = state.validation_loader
