@@ -208,7 +208,13 @@ def nan_on_rank_1(out):
     if dist.rank() == 1:
         shard = dist.DistributedSampler(len(X), seed=0).indices(0)
         X[shard[3 * B]] = np.nan  # batch 3 of epoch 0 on rank 1
-    _fit(X, y)
+    try:
+        _fit(X, y)
+    except dist.DistributedError as e:
+        found = [(f.kind, f.evidence.get("rank")) for f in e.history.findings]
+        if dist.is_main():
+            Path(out).write_text(json.dumps({"findings": found}))
+        raise
 
 
 def killed(out):

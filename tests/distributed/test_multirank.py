@@ -131,8 +131,9 @@ def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
 
 
 def test_a_nan_on_rank_1_stops_every_rank_with_the_doctors_finding_and_the_rank(tmp_path):
-    job, _ = run("nan_on_rank_1", tmp_path)
+    job, result = run("nan_on_rank_1", tmp_path)
     assert job.returncode != 0
+    assert ["nan_trap", 1] in result["findings"]  # rank 1's finding, in rank 0's history
     err = job.stderr
     assert "training stopped on all 2 ranks at epoch 0, batch 3" in err
     assert "non-finite loss on rank 1" in err

@@ -11,7 +11,9 @@ them meets a non-finite loss or asks to stop.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -183,6 +185,7 @@ class JobGuard(Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.error = None
+        self.findings: list[Any] = []
 
     def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
         state = self.state
@@ -201,12 +204,14 @@ class JobGuard(Callback):
     def _stop_for_nonfinite(self, bad: list[int], step: int, loss: float) -> None:
         state = self.state
         assert state is not None
-        findings = getattr(state.history, "findings", None) or []
-        mine = [f.headline() for f in findings if "nan" in str(getattr(f, "kind", ""))]
-        if rank() in bad and not mine:
-            mine = [f"the loss is {loss}"]
-        said = all_gather_object(mine[:1] if rank() in bad else [])
-        where = "; ".join(f"rank {r}: {said[r][0] if said[r] else 'non-finite loss'}" for r in bad)
+        nan = [f for f in getattr(state.history, "findings", None) or [] if "nan" in f.kind]
+        said: tuple[str, Any] = (f"the loss is {loss}", None)
+        if nan:  # the doctor's finding itself travels too, when it pickles
+            f = dataclasses.replace(nan[0], evidence={**nan[0].evidence, "rank": rank()})
+            said = (f.headline(), f if _picklable(f) else None)
+        everyone = all_gather_object(said if rank() in bad else None)
+        self.findings = [everyone[r][1] for r in bad if r != rank() and everyone[r][1]]
+        where = "; ".join(f"rank {r}: {everyone[r][0]}" for r in bad)
         self.error = DistributedError(
             f"training stopped on all {world_size()} ranks at epoch {state.epoch}, batch {step} "
             f"(global step {state.global_step - 1}): a non-finite loss on rank "
@@ -217,8 +222,20 @@ class JobGuard(Callback):
         state.stop_training = True
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.error is not None:
-            raise self.error
+        if self.error is None:
+            return
+        findings = getattr(self.state.history if self.state else None, "findings", None)
+        if isinstance(findings, list):  # after the doctor's own: the other ranks' findings
+            findings.extend(self.findings)
+        raise self.error
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True
 
 
 def distribute(
