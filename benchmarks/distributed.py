@@ -48,8 +48,6 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 
 def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
     """One rank of a measurement; rank 0 returns the numbers."""
-    import numpy as np
-
     import gradwell as gw
     from gradwell import distributed as dist
 
@@ -108,7 +106,6 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
         "buckets": len(reducer.buckets) if reducer else 0,
         **link,
     }
-    del np
     return result if dist.is_main() else None
 
 
