@@ -11,7 +11,7 @@ and starting their all-reduces, inside backward), ``window`` (backward time left
 the first bucket started: what communication can hide behind), ``wait`` (time after
 backward until every bucket is reduced and averaged: the communication *not* hidden),
 and ``alone`` (the same buckets all-reduced on their own, blocking: the whole cost of
-communication). ``comm %`` is (issue + wait) / step; ``hidden`` is 1 - wait / alone.
+communication). ``comm %`` is (issue + wait) / step.
 "2 blocking" is ``DataParallel(overlap=False)``: each bucket's blocking all-reduce
 runs in the hook that fills it (no overlap; then ``issue`` holds the communication).
 
@@ -197,19 +197,18 @@ def main() -> None:
     print(f"{args.repeat} repeats, {args.steps} timed steps each, 1 BLAS thread per rank; "
           "median [min-max] of the repeats")  # fmt: skip
     head = ["row", "ranks", "batch/rank", "step ms", "samples/s", "issue ms", "window ms",
-            "wait ms", "alone ms", "comm %", "hidden %"]  # fmt: skip
+            "wait ms", "alone ms", "comm %"]  # fmt: skip
     table = [head]
     for (row, ranks), rs in runs.items():
         several = ranks != "1"
         comm = [(r["issue_s"] + r["wait_s"]) / r["step_s"] for r in rs]
-        hidden = [1 - r["wait_s"] / r["alone_s"] if r["alone_s"] else 0.0 for r in rs]
         table.append([
             row, ranks, str(rs[0]["batch_per_rank"]),
             _spread([r["step_s"] for r in rs], 1e3), _spread([r["samples_per_s"] for r in rs],
                                                              fmt="{:.0f}"),
             *(_spread([r[k] for r in rs], 1e3, "{:.2f}")
               for k in ("issue_s", "window_s", "wait_s", "alone_s")),
-            _spread(comm, 100) if several else "-", _spread(hidden, 100) if several else "-",
+            _spread(comm, 100) if several else "-",
         ])  # fmt: skip
     _print(table, sep, args.markdown)
 

@@ -46,10 +46,18 @@ def check_same_model(model: Any) -> None:
 
 
 def _broadcast(tensors: Any) -> None:
-    """Rank 0's values of ``tensors`` everywhere (in place: optimizers keep their arrays)."""
+    """Rank 0's values of ``tensors`` everywhere (in place: optimizers keep their arrays),
+    one broadcast per dtype: each collective costs a round trip however small it is."""
+    by_dtype: dict[Any, list[Any]] = {}
     for t in tensors:
         if t is not None:
-            t.data[...] = broadcast(t.data)
+            by_dtype.setdefault(t.data.dtype, []).append(t)
+    for group in by_dtype.values():
+        flat = broadcast(np.concatenate([t.data.reshape(-1) for t in group]))
+        start = 0
+        for t in group:
+            t.data[...] = flat[start : start + t.data.size].reshape(t.data.shape)
+            start += t.data.size
 
 
 def broadcast_buffers(model: Any) -> None:
