@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .world import _world, abort
+from .world import _world, abort, world_size
 
 _OPS = ("sum", "mean", "max", "min")
 
@@ -84,7 +84,7 @@ def all_reduce(array: Any, op: str = "sum") -> np.ndarray:
     """
     _check_op(op, "all_reduce")
     out = np.array(getattr(array, "data", array), copy=True, order="C")
-    if _world.size == 1:
+    if world_size() == 1:
         return out
     MPI = _world.MPI
     mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
@@ -101,7 +101,7 @@ def broadcast(array: Any, root: int = 0) -> np.ndarray:
     array([0, 1, 2])
     """
     out = np.array(getattr(array, "data", array), copy=True, order="C")
-    if _world.size == 1:
+    if world_size() == 1:
         return out
     if not 0 <= root < _world.size:
         raise ValueError(f"broadcast: root must be a rank in 0..{_world.size - 1}; got {root!r}")
@@ -112,7 +112,7 @@ def broadcast(array: Any, root: int = 0) -> np.ndarray:
 
 def barrier() -> None:
     """Wait until every rank has reached this point."""
-    if _world.size > 1:
+    if world_size() > 1:
         with _watchdog.guard("barrier"):
             _world.comm.Barrier()
 
@@ -122,7 +122,7 @@ def all_gather_object(obj: Any) -> list[Any]:
 
     The sizes travel first, then the pickled bytes.
     """
-    if _world.size == 1:
+    if world_size() == 1:
         return [obj]
     data = np.frombuffer(pickle.dumps(obj), dtype=np.uint8)
     sizes = np.zeros(_world.size, dtype=np.int64)

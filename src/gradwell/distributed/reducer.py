@@ -30,7 +30,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from .collectives import _watchdog, wait
-from .world import _world
+from .world import _world, world_size
 
 DEFAULT_BUCKET_BYTES = 1 << 20
 
@@ -90,7 +90,7 @@ class GradientReducer:
         if not isinstance(overlap, bool):
             raise TypeError(f"DataParallel: expected overlap True or False; got {overlap!r}")
         self.overlap = overlap
-        self._scale = 1.0 / max(_world.size, 1)
+        self._scale = 1.0 / world_size()
         self.params = [p for p in params if p.requires_grad]
         self.buckets: list[_Bucket] = []
         self._where: dict[int, tuple[_Bucket, int]] = {}

@@ -95,18 +95,23 @@ def init(timeout: float | None = None) -> None:
 
 
 def rank() -> int:
-    """This process's rank, 0 .. world_size() - 1 (0 in a single process)."""
+    """This process's rank, 0 .. world_size() - 1 (0 in a single process). Joins the
+    job first if :func:`init` was not called yet (as do the other functions here)."""
+    if not _world.initialized:
+        init()
     return _world.rank
 
 
 def world_size() -> int:
     """The number of processes in the job (1 in a single process)."""
+    if not _world.initialized:
+        init()
     return _world.size
 
 
 def is_main() -> bool:
     """True on rank 0: the process that prints, shows progress and writes files."""
-    return _world.rank == 0
+    return rank() == 0
 
 
 def abort(message: str, code: int = 1) -> None:
