@@ -43,6 +43,7 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
         self._scratch: dict[Tensor, tuple[Array, Array]] = {}
+        self._state_checked: dict[Tensor, Array] = {}  # parameter -> the array its state fits
         self._arena: dict[np.dtype, Array] = {}
         if isinstance(params, (Tensor, dict)):
             raise TypeError(
@@ -126,7 +127,23 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
                     f"but its gradient has shape {g.shape}; they must match"
                 )
+            if self._state_checked.get(p) is not data:  # new data: once, not every step
+                self._check_state(p, i, data)
+                self._state_checked[p] = data
             yield p, data, g
+
+    def _check_state(self, p: Tensor, i: int, data: Array) -> None:
+        """Raise if ``p``'s state arrays no longer fit its data (it was given data of
+        another shape after a step): the fused kernels index both without bounds checks."""
+        for key, value in self.state.get(p, {}).items():
+            if isinstance(value, np.ndarray) and value.shape != data.shape:
+                name = f" {p.name!r}" if p.name else ""
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i}{name} of its group now has shape "
+                    f"{data.shape}, but its state {key!r} has shape {value.shape} (its shape at "
+                    "an earlier step): new data of another shape needs a fresh state; "
+                    "delete optimizer.state[param] or build a new optimizer"
+                )
 
     def _scratch_for(self, p: Tensor, data: Array) -> tuple[Array, Array]:
         """Two work arrays shaped like ``data``, views into one buffer per dtype.
