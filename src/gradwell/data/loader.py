@@ -8,7 +8,7 @@ same batches as an uninterrupted run with the same seed (no generator state to s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -175,8 +175,28 @@ class DataLoader:
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed = state["seed"]
-        self.epoch = int(state["epoch"])
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: Any) -> Callable[[], None]:
+        """Check ``state``; return the function that loads it (which cannot fail)."""
+        seed = state.get("seed", ()) if isinstance(state, dict) else ()
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        if not (
+            (seed is None or (isinstance(seed, int) and seed >= 0))
+            and isinstance(epoch, int)
+            and epoch >= 0
+            and not isinstance(seed, bool)
+            and not isinstance(epoch, bool)
+        ):
+            raise ValueError(
+                "DataLoader.load_state_dict: expected {'seed': an int >= 0 or None, 'epoch': an "
+                f"int >= 0}} (as made by state_dict()); got {state!r:.200}"
+            )
+
+        def write() -> None:
+            self.seed, self.epoch = seed, epoch
+
+        return write
 
     def __repr__(self) -> str:
         return (

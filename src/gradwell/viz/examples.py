@@ -196,20 +196,15 @@ def mlp_from_checkpoint(path: str | os.PathLike[str], activation: str = "tanh") 
     parameter names: Linear layers at Sequential positions ``i`` (``i.weight``,
     ``i.bias``), with ``activation`` in the positions between them.
     """
-    from safetensors import safe_open
-
     from .. import nn
     from ..train import load
+    from ..train.checkpoint import read
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--model: no checkpoint file at {path}")
-    with safe_open(str(path), framework="numpy") as f:
-        shapes = {
-            k[len("model.") :]: f.get_slice(k).get_shape()
-            for k in f.keys()
-            if k.startswith("model.")
-        }
+    _, arrays = read(path)  # a clear error for a file that is not a gradwell checkpoint
+    shapes = {k[len("model.") :]: a.shape for k, a in arrays.items() if k.startswith("model.")}
     linear: dict[int, tuple[int, int]] = {}
     for key, shape in shapes.items():
         index, _, leaf = key.partition(".")
