@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from .tensor import Tensor
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -30,9 +31,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     >>> gw.tensor([1.0, 2.0], requires_grad=True).dtype
     dtype('float32')
     """
-    if isinstance(data, Tensor):
-        data = data.data
-    arr = np.array(data, dtype=dtype, copy=True)
+    # Refuse text and objects before any cast: numpy would parse "1" into a float.
+    arr = np.array(numeric_array(data, "gw.tensor", "biufc"), dtype=dtype, copy=True)
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
     if requires_grad and arr.dtype.kind not in "fc":

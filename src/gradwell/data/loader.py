@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd.tensor import Tensor
 
 Seed = int | np.random.Generator | None
 
 
 def _as_array(a: Any, where: str) -> np.ndarray:
-    """An array for a dataset: float64 becomes float32 (the library's default float)."""
-    arr = a.data if isinstance(a, Tensor) else np.asarray(a)
+    """An array of numbers for a dataset: float64 becomes float32 (the library's default)."""
+    arr = numeric_array(a, where)
     if arr.ndim == 0:
         raise ValueError(f"{where}: expected an array with one row per example; got a scalar")
     if arr.dtype == np.float64:
@@ -47,7 +48,7 @@ class TensorDataset:
     """Examples stored as arrays that share their first axis (one row per example).
 
     float64 arrays are stored as float32 (one copy, made here); integer labels
-    and other dtypes are kept as they are.
+    and other numeric dtypes are kept as they are; text and objects are refused.
 
     >>> import numpy as np, gradwell as gw
     >>> ds = gw.data.TensorDataset(np.zeros((5, 3)), np.arange(5))
