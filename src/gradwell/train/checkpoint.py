@@ -273,7 +273,12 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.nda
         )
     try:
         config = json.loads(meta["gradwell"])
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise CheckpointError(
+            f"gw.load: {path} is not a gradwell checkpoint: its metadata nests more than "
+            f"{_MAX_DEPTH} levels"
+        ) from None
+    except ValueError as e:
         raise CheckpointError(
             f"gw.load: {path} is not a gradwell checkpoint: its metadata is not valid JSON "
             f"({str(e)[:80]})"
@@ -369,10 +374,10 @@ def load(
         saved_class = config[what]["class"]
         if saved_class != type(obj).__name__:
             raise CheckpointError(
-                f"gw.load: {path} holds the state of a {saved_class} {what}; it cannot be "
-                f"loaded into a {type(obj).__name__}"
+                f"gw.load: {path} holds {what} state of class {saved_class}; it cannot be "
+                f"loaded into {type(obj).__name__}"
             )
-        writes.append(_prepared(obj, _unpack(config[what]["state"], arrays, where)))
+        writes.append(_prepared(obj, _unpack(config[what]["state"], arrays, where), where))
 
     random_state = config["random_state"]
     generators = _generators(model)
@@ -383,7 +388,7 @@ def load(
     if loader is not None:
         if random_state["loader"] is None:
             raise CheckpointError(f"gw.load: {path} holds no data loader state (none was saved)")
-        writes.append(_prepared(loader, _unpack(random_state["loader"], arrays, where)))
+        writes.append(_prepared(loader, _unpack(random_state["loader"], arrays, where), where))
 
     result = dict(config["metadata"])
     if "scaler" in config or "scalers" in config:
@@ -395,7 +400,9 @@ def load(
             else:
                 result["scalers"] = {k: from_config(c) for k, c in config["scalers"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise CheckpointError(f"{where}: its scaler cannot be rebuilt ({e})") from None
+            raise CheckpointError(
+                f"{where}: its scaler cannot be rebuilt ({type(e).__name__}: {e})"
+            ) from None
     # Objects that cannot check first (not gradwell's) load before the checked writes,
     # which cannot fail: if one of them raises, the rest is still untouched.
     for write in sorted(writes, key=lambda w: isinstance(w, _Unchecked), reverse=True):
@@ -413,11 +420,19 @@ class _Unchecked:
         self.obj.load_state_dict(self.state)
 
 
-def _prepared(obj: Any, state: Any) -> Any:
+def _prepared(obj: Any, state: Any, where: str | None = None) -> Any:
     """The function that loads ``state`` into ``obj``, after checking it whole
-    (gradwell's modules, optimizers, schedules and loaders check in ``_prepare_load``)."""
+    (gradwell's modules, optimizers, schedules and loaders check in ``_prepare_load``).
+    With ``where``, a state that does not fit is a CheckpointError naming the file."""
     prepare = getattr(obj, "_prepare_load", None)
-    return _Unchecked(obj, state) if prepare is None else prepare(state)
+    if prepare is None:
+        return _Unchecked(obj, state)
+    if where is None:
+        return prepare(state)
+    try:
+        return prepare(state)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def _generator_write(generator: np.random.Generator, state: Any, key: str, where: str) -> Any:
