@@ -120,12 +120,18 @@ class Optimizer:
             grad = p.grad
             if grad is None:
                 continue
+            if not isinstance(grad, Tensor):
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} of its group has a gradient that is "
+                    f"not a Tensor ({type(grad).__name__}); assign p.grad = gw.tensor(...)"
+                )
             data = p.data
             g = grad.data
-            if g.shape != data.shape:
+            if g.shape != data.shape or g.dtype.kind not in "fiu":
                 raise ValueError(
                     f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
-                    f"but its gradient has shape {g.shape}; they must match"
+                    f"(dtype {data.dtype}) but its gradient has shape {g.shape} (dtype "
+                    f"{g.dtype}); they must match, with real numbers"
                 )
             if self._state_checked.get(p) is not data:  # new data: once, not every step
                 self._check_state(p, i, data)
