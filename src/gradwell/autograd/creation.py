@@ -31,8 +31,16 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     >>> gw.tensor([1.0, 2.0], requires_grad=True).dtype
     dtype('float32')
     """
-    # Refuse text and objects before any cast: numpy would parse "1" into a float.
-    arr = np.array(numeric_array(data, "gw.tensor", "biufc"), dtype=dtype, copy=True)
+    if isinstance(data, Tensor):
+        data = data.data
+    try:  # without the dtype first: cast to float, numpy would parse the text "1" as 1.0
+        arr = np.array(data, copy=True)
+    except ValueError:  # ragged rows: the error says so
+        numeric_array(data, "gw.tensor")
+        raise
+    numeric_array(arr, "gw.tensor", "biufc")  # refuses text and objects
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
     if requires_grad and arr.dtype.kind not in "fc":

@@ -116,6 +116,7 @@ class Optimizer:
 
     def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
         """(parameter, its array, its gradient array) for each parameter that has a gradient."""
+        checked = self._state_checked
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
@@ -127,15 +128,14 @@ class Optimizer:
                 )
             data = p.data
             g = grad.data
-            if g.shape != data.shape or g.dtype.kind not in "fiu":
+            if g.shape != data.shape:
                 raise ValueError(
                     f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
-                    f"(dtype {data.dtype}) but its gradient has shape {g.shape} (dtype "
-                    f"{g.dtype}); they must match, with real numbers"
+                    f"but its gradient has shape {g.shape}; they must match"
                 )
-            if self._state_checked.get(p) is not data:  # new data: once, not every step
+            if checked.get(p) is not data:  # new data: checked once, not every step
                 self._check_state(p, i, data)
-                self._state_checked[p] = data
+                checked[p] = data
             yield p, data, g
 
     def _check_state(self, p: Tensor, i: int, data: Array) -> None:
