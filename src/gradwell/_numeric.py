@@ -36,6 +36,10 @@ def numeric_array(data: Any, where: str, kinds: str = "biuf") -> np.ndarray:
     kind = arr.dtype.kind
     if kind not in kinds:
         what = _KIND_NAMES.get(kind, f"dtype {arr.dtype}")
-        hint = " (convert text to numbers first, e.g. with gw.data.datasets.load_csv)" if kind in "US" else ""
+        hint = (
+            " (convert text to numbers first, e.g. with gw.data.datasets.load_csv)"
+            if kind in "US"
+            else ""
+        )
         raise TypeError(f"{where}: expected numbers; got {what} (dtype {arr.dtype}){hint}")
     return arr

@@ -107,7 +107,7 @@ class _Parser(argparse.ArgumentParser):
             option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
             message += (
                 f" (a value that starts with '-', such as a formula, must be attached with '=':"
-                f" {option}=VALUE, e.g. --expr=\"-x*y\")"
+                f' {option}=VALUE, e.g. --expr="-x*y")'
             )
         super().error(message)
 

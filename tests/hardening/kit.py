@@ -15,8 +15,13 @@ DOCUMENTED: tuple[type[BaseException], ...] = (ValueError, TypeError)
 # say nothing about the input (the scalers' NotFittedError is also a ValueError).
 
 
-def outcome(fn: Callable[..., Any], *args: Any, documented: tuple[type[BaseException], ...] = DOCUMENTED,
-            names: tuple[str, ...] = (), **kwargs: Any) -> Any:  # fmt: skip
+def outcome(
+    fn: Callable[..., Any],
+    *args: Any,
+    documented: tuple[type[BaseException], ...] = DOCUMENTED,
+    names: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> Any:
     """``fn(*args, **kwargs)``, or the documented exception it raised (returned).
 
     The exception must carry a message and, when ``names`` are given, name one of
@@ -39,7 +44,10 @@ class Hang(Exception):
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
     """Fail (raise Hang) instead of hanging, where SIGALRM exists (POSIX, main thread)."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
 

@@ -61,7 +61,10 @@ def test_output_folder(tmp_path, capsys):
     [
         (b"\xff" * 8 + b"garbage", "not a readable safetensors file"),  # header too large
         (b"", "not a readable safetensors file"),
-        (b'\x0c\x00\x00\x00\x00\x00\x00\x00{"a":"b"}   ', "not a readable safetensors|not a gradwell"),
+        (
+            b'\x0c\x00\x00\x00\x00\x00\x00\x00{"a":"b"}   ',
+            "not a readable safetensors|not a gradwell",
+        ),
     ],
 )
 def test_a_model_that_is_not_a_checkpoint(tmp_path, capsys, content, message):

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from hardening.kit import outcome, time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from hardening.kit import outcome, time_limit
 from safetensors.numpy import save_file
 
 import gradwell as gw
@@ -61,8 +61,22 @@ OPS_RAISE = (ValueError, TypeError, OverflowError)
 
 
 # ------------------------------------------------------------------ Tensor ops
-UNARY = [gw.tanh, gw.exp, gw.log, gw.sqrt, gw.relu, gw.sigmoid, gw.abs, gw.sum, gw.mean,
-         gw.max, gw.softmax, gw.log_softmax, gw.flatten, gw.var]  # fmt: skip
+UNARY = [
+    gw.tanh,
+    gw.exp,
+    gw.log,
+    gw.sqrt,
+    gw.relu,
+    gw.sigmoid,
+    gw.abs,
+    gw.sum,
+    gw.mean,
+    gw.max,
+    gw.softmax,
+    gw.log_softmax,
+    gw.flatten,
+    gw.var,
+]
 BINARY = [gw.add, gw.mul, gw.div, gw.sub, gw.matmul, gw.maximum, gw.pow]
 
 
@@ -135,8 +149,14 @@ def test_layers(make, x, training):
         backward(y)
 
 
-LOSSES = [gw.nn.MSELoss, gw.nn.L1Loss, gw.nn.HuberLoss, gw.nn.BCEWithLogitsLoss,
-          gw.nn.CrossEntropyLoss, gw.nn.NLLLoss]  # fmt: skip
+LOSSES = [
+    gw.nn.MSELoss,
+    gw.nn.L1Loss,
+    gw.nn.HuberLoss,
+    gw.nn.BCEWithLogitsLoss,
+    gw.nn.CrossEntropyLoss,
+    gw.nn.NLLLoss,
+]
 
 
 @FAST
@@ -151,10 +171,28 @@ def test_losses(make, x, target):
 
 # ------------------------------------------------------------------ optimizers
 OPTIMIZERS = [gw.optim.SGD, gw.optim.Adam, gw.optim.AdamW, gw.optim.RMSprop, gw.optim.Adagrad]
-hyper = st.one_of(floats, st.integers(-2, 2), st.booleans(), st.none(), st.text(max_size=2),
-                  st.tuples(floats, floats))  # fmt: skip
-HYPERPARAMETERS = ["lr", "momentum", "betas", "eps", "weight_decay", "alpha", "nesterov",
-                   "amsgrad", "centered", "lr_decay", "dampening", "maximize"]  # fmt: skip
+hyper = st.one_of(
+    floats,
+    st.integers(-2, 2),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=2),
+    st.tuples(floats, floats),
+)
+HYPERPARAMETERS = [
+    "lr",
+    "momentum",
+    "betas",
+    "eps",
+    "weight_decay",
+    "alpha",
+    "nesterov",
+    "amsgrad",
+    "centered",
+    "lr_decay",
+    "dampening",
+    "maximize",
+]
 
 
 @FAST
@@ -187,9 +225,13 @@ def test_optimizers(make, options, start, grad, steps):
 # ------------------------------------------------------------------ fit, scalers
 def rows_of(width: int) -> st.SearchStrategy:
     """Arrays of 0-6 rows of ``width`` values, numbers of any kind, NaN and inf included."""
-    return DTYPES.flatmap(lambda dt: hnp.arrays(
-        dt, st.tuples(st.integers(0, 6), st.just(width)),
-        elements=floats if np.dtype(dt).kind == "f" else None))  # fmt: skip
+    return DTYPES.flatmap(
+        lambda dt: hnp.arrays(
+            dt,
+            st.tuples(st.integers(0, 6), st.just(width)),
+            elements=floats if np.dtype(dt).kind == "f" else None,
+        )
+    )
 
 
 @SLOW
@@ -205,12 +247,21 @@ def test_fit(X, y, loss, epochs, batch_size, metrics):
     with time_limit(30):
         model = gw.nn.Sequential(gw.nn.Linear(3, 2, rng=0))
         opt = gw.optim.Adam(model.parameters(), lr=0.01)
-        outcome(gw.fit, model, (X, y), loss=loss, optimizer=opt, epochs=epochs,
-                batch_size=batch_size, metrics=metrics, verbose=0, doctor=False)  # fmt: skip
+        outcome(
+            gw.fit,
+            model,
+            (X, y),
+            loss=loss,
+            optimizer=opt,
+            epochs=epochs,
+            batch_size=batch_size,
+            metrics=metrics,
+            verbose=0,
+            doctor=False,
+        )
 
 
-SCALERS = [pp.LinearScaler, pp.ZScoreScaler, pp.RobustScaler, pp.LogScaler, pp.Clip,
-           pp.AutoScaler]  # fmt: skip
+SCALERS = [pp.LinearScaler, pp.ZScoreScaler, pp.RobustScaler, pp.LogScaler, pp.Clip, pp.AutoScaler]
 
 
 @FAST
@@ -228,29 +279,39 @@ def test_scalers(make, X, later):
 
 
 # ------------------------------------------------------------------ files and the CLI
-cell = st.one_of(st.sampled_from(["1", "-2.5", "", "nan", "1e39", "inf", "x", '"', "1,2"]),
-                 st.text(max_size=3))  # fmt: skip
+cell = st.one_of(
+    st.sampled_from(["1", "-2.5", "", "nan", "1e39", "inf", "x", '"', "1,2"]), st.text(max_size=3)
+)
 
 
 @FAST
-@given(st.lists(st.lists(cell, min_size=1, max_size=4), min_size=0, max_size=5),
-       st.binary(max_size=8), st.sampled_from([None, "a", 0, -1, 7]))  # fmt: skip
+@given(
+    st.lists(st.lists(cell, min_size=1, max_size=4), min_size=0, max_size=5),
+    st.binary(max_size=8),
+    st.sampled_from([None, "a", 0, -1, 7]),
+)
 def test_load_csv(tmp_path_factory, rows, tail, target):
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     text = "a,b,c\n" + "\n".join(",".join(r) for r in rows)
     path.write_bytes(text.encode("utf-8") + tail)
     with time_limit(10):
-        outcome(load_csv, path, target=target, documented=(ValueError, TypeError, KeyError),
-                names=("t.csv", "load_csv"))  # fmt: skip
+        outcome(
+            load_csv,
+            path,
+            target=target,
+            documented=(ValueError, TypeError, KeyError),
+            names=("t.csv", "load_csv"),
+        )
 
 
 def json_values() -> st.SearchStrategy:
     return st.recursive(
         st.one_of(st.none(), st.booleans(), st.integers(), floats, st.text(max_size=4)),
-        lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+        ),
         max_leaves=12,
-    )  # fmt: skip
+    )
 
 
 @FAST
@@ -263,8 +324,11 @@ def test_load(tmp_path_factory, raw, meta, as_gradwell):
     else:  # a real safetensors file with made-up gradwell metadata
         if as_gradwell and isinstance(meta, dict):
             meta = {"format": "gradwell.checkpoint", "version": 1, **meta}
-        save_file({"model.0.weight": np.zeros((2, 2), np.float32)}, str(path),
-                  metadata={"gradwell": json.dumps(meta)})  # fmt: skip
+        save_file(
+            {"model.0.weight": np.zeros((2, 2), np.float32)},
+            str(path),
+            metadata={"gradwell": json.dumps(meta)},
+        )
     before = model.state_dict()
     opt = gw.optim.SGD(model.parameters(), lr=0.1)
     with time_limit(10):
@@ -274,9 +338,30 @@ def test_load(tmp_path_factory, raw, meta, as_gradwell):
             np.testing.assert_array_equal(v, before[k])
 
 
-ARGS = ["explain", "demo", "--expr", "--expr=-x", "x*y", "-x*y", "9**9**9", "--x", "nan",
-        "1e308", "--y", "-o", "--model", "--example", "1,2", "--target", "1", "--activation",
-        "relu", "bogus", "-h", "doctor"]  # fmt: skip
+ARGS = [
+    "explain",
+    "demo",
+    "--expr",
+    "--expr=-x",
+    "x*y",
+    "-x*y",
+    "9**9**9",
+    "--x",
+    "nan",
+    "1e308",
+    "--y",
+    "-o",
+    "--model",
+    "--example",
+    "1,2",
+    "--target",
+    "1",
+    "--activation",
+    "relu",
+    "bogus",
+    "-h",
+    "doctor",
+]
 
 
 @SLOW

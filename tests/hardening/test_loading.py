@@ -14,7 +14,9 @@ from gradwell.train.checkpoint import CheckpointError
 
 
 def make_model():
-    return gw.nn.Sequential(gw.nn.Linear(2, 3, rng=0), gw.nn.Dropout(0.5, rng=1), gw.nn.Linear(3, 1, rng=2))
+    return gw.nn.Sequential(
+        gw.nn.Linear(2, 3, rng=0), gw.nn.Dropout(0.5, rng=1), gw.nn.Linear(3, 1, rng=2)
+    )
 
 
 def trained(model, opt):
@@ -68,8 +70,9 @@ def test_an_optimizer_whose_groups_do_not_match_changes_nothing(tmp_path):
     trained(model, opt)
     path = gw.save(tmp_path / "run.safetensors", model, opt)
     other = make_model()
-    other_opt = gw.optim.Adam([{"params": list(other.parameters())[:2]},
-                               {"params": list(other.parameters())[2:]}], lr=0.1)  # fmt: skip
+    other_opt = gw.optim.Adam(
+        [{"params": list(other.parameters())[:2]}, {"params": list(other.parameters())[2:]}], lr=0.1
+    )
     trained(other, other_opt)
     before = snapshot(other, other_opt)
     with pytest.raises(CheckpointError, match=r"run.safetensors: .*1 parameter group\(s\)"):
@@ -132,34 +135,63 @@ def edited(meta, change):
 
 
 SCHEMA_CASES = {
-    "not JSON": (lambda m: "{not json", "not a gradwell checkpoint: its metadata is not valid JSON"),
+    "not JSON": (
+        lambda m: "{not json",
+        "not a gradwell checkpoint: its metadata is not valid JSON",
+    ),
     "a JSON list": (lambda m: "[1, 2]", "not a gradwell checkpoint: its format is 'list'"),
     "another format": (lambda m: edited(m, lambda c: c.update(format="x")), "its format is 'x'"),
-    "a newer version": (lambda m: edited(m, lambda c: c.update(version=7)),
-                        "written by a newer version of gradwell"),
-    "a bool version": (lambda m: edited(m, lambda c: c.update(version=True)), "format version is True"),
+    "a newer version": (
+        lambda m: edited(m, lambda c: c.update(version=7)),
+        "written by a newer version of gradwell",
+    ),
+    "a bool version": (
+        lambda m: edited(m, lambda c: c.update(version=True)),
+        "format version is True",
+    ),
     "no model_keys": (lambda m: edited(m, lambda c: c.pop("model_keys")), "'model_keys' must be"),
-    "no random_state": (lambda m: edited(m, lambda c: c.pop("random_state")), "'random_state' must"),
-    "a key with no tensor": (lambda m: edited(m, lambda c: c["model_keys"].append("7.weight")),
-                             "model key '7.weight' has no tensor"),
+    "no random_state": (
+        lambda m: edited(m, lambda c: c.pop("random_state")),
+        "'random_state' must",
+    ),
+    "a key with no tensor": (
+        lambda m: edited(m, lambda c: c["model_keys"].append("7.weight")),
+        "model key '7.weight' has no tensor",
+    ),
     "a bogus RNG state": (
-        lambda m: edited(m, lambda c: c["random_state"]["modules"].update(
-            {"1.rng": {"dict": [["bit_generator", "PCG64"], ["state", 5]]}})),
-        "the random state of '1.rng' is not a PCG64 state"),
+        lambda m: edited(
+            m,
+            lambda c: c["random_state"]["modules"].update(
+                {"1.rng": {"dict": [["bit_generator", "PCG64"], ["state", 5]]}}
+            ),
+        ),
+        "the random state of '1.rng' is not a PCG64 state",
+    ),
     "200k levels of nesting": (lambda m: "[" * 200_000 + "]" * 200_000, "nests more than"),
-    "deep but valid JSON": (lambda m: edited(m, lambda c: c["metadata"].update(
-        deep=json.loads("[" * 100 + "]" * 100))), "nests more than 64 levels"),
-    "an unknown tag": (lambda m: edited(m, lambda c: c["optimizer"].update(state={"pickle": "x"})),
-                       "where an array reference or a tagged container was expected"),
-    "a missing array": (lambda m: edited(m, lambda c: c["optimizer"].update(state={"array": "no"})),
-                        "where an array reference"),
+    "deep but valid JSON": (
+        lambda m: edited(m, lambda c: c["metadata"].update(deep=json.loads("[" * 100 + "]" * 100))),
+        "nests more than 64 levels",
+    ),
+    "an unknown tag": (
+        lambda m: edited(m, lambda c: c["optimizer"].update(state={"pickle": "x"})),
+        "where an array reference or a tagged container was expected",
+    ),
+    "a missing array": (
+        lambda m: edited(m, lambda c: c["optimizer"].update(state={"array": "no"})),
+        "where an array reference",
+    ),
     "optimizer state of the wrong kind": (
         lambda m: edited(m, lambda c: c["optimizer"].update(state={"dict": [["state", 1]]})),
-        "Adam.load_state_dict: expected a dict"),
-    "metadata not a dict": (lambda m: edited(m, lambda c: c.update(metadata=[])), "'metadata' must"),
-    "a broken scaler": (lambda m: edited(m, lambda c: c.update(scaler={"type": "LinearScaler",
-                                                                      "fitted": True})),
-                        "its scaler cannot be rebuilt"),
+        "Adam.load_state_dict: expected a dict",
+    ),
+    "metadata not a dict": (
+        lambda m: edited(m, lambda c: c.update(metadata=[])),
+        "'metadata' must",
+    ),
+    "a broken scaler": (
+        lambda m: edited(m, lambda c: c.update(scaler={"type": "LinearScaler", "fitted": True})),
+        "its scaler cannot be rebuilt",
+    ),
 }
 
 
@@ -179,8 +211,10 @@ def test_metadata_not_written_by_gradwell(saved, tmp_path, case):
     assert_unchanged(before, model, opt)
 
 
-@pytest.mark.parametrize("content", [b"", b"\xff" * 64, b"\x08" + b"\x00" * 7 + b"{}      ",
-                                     b"PK\x03\x04 a zip file, or a pickle"])  # fmt: skip
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xff" * 64, b"\x08" + b"\x00" * 7 + b"{}      ", b"PK\x03\x04 a zip file, or a pickle"],
+)
 def test_files_that_are_not_safetensors(tmp_path, content):
     path = tmp_path / "x.safetensors"
     path.write_bytes(content)

@@ -13,8 +13,12 @@ from gradwell.data.datasets import load_csv
 
 @pytest.mark.parametrize(
     "layer",
-    [gw.nn.Linear(2, 2, rng=0), gw.nn.BatchNorm1d(2), gw.nn.Dropout(0.5, rng=0),
-     gw.nn.Sequential(gw.nn.Linear(2, 2, rng=0))],  # fmt: skip
+    [
+        gw.nn.Linear(2, 2, rng=0),
+        gw.nn.BatchNorm1d(2),
+        gw.nn.Dropout(0.5, rng=0),
+        gw.nn.Sequential(gw.nn.Linear(2, 2, rng=0)),
+    ],
     ids=["Linear", "BatchNorm1d", "Dropout", "Sequential"],
 )
 @pytest.mark.parametrize(
@@ -86,7 +90,9 @@ def test_cross_entropy_accepts_true_distributions_and_labels():
 def test_csv_cells_beyond_float32_are_bad_cells(tmp_path, cell):
     path = tmp_path / "t.csv"
     path.write_text(f"a,b,y\n1,2,0\n3,{cell},1\n")
-    with pytest.raises(CSVFormatError, match=rf"t.csv: .* column 'b', got '{cell}' in data row 1 \(line 3\)"):
+    with pytest.raises(
+        CSVFormatError, match=rf"t.csv: .* column 'b', got '{cell}' in data row 1 \(line 3\)"
+    ):
         load_csv(path, target="y")
     path.write_text(f"a,y\n1,0.5\n3,{cell}\n")
     with pytest.raises(CSVFormatError, match="column 'y'"):
@@ -103,7 +109,9 @@ def test_csv_missing_cells_still_read_as_nan(tmp_path):
 def test_latin1_bytes_name_the_file_and_line(tmp_path):
     path = tmp_path / "cities.csv"
     path.write_bytes(b"name,value\nparis,1\nmontr\xe9al,2\n")
-    with pytest.raises(CSVFormatError, match=r"cities.csv: line 3 holds the byte 0xe9, .* not UTF-8"):
+    with pytest.raises(
+        CSVFormatError, match=r"cities.csv: line 3 holds the byte 0xe9, .* not UTF-8"
+    ):
         load_csv(path)
 
 

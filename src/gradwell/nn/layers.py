@@ -83,8 +83,8 @@ class Linear(Module):
 
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):  # plain arrays take the weight's dtype (no float64 leak)
-            x = Tensor(numeric_array(x, f"{self._short_repr()} input").astype(
-                self.weight.data.dtype, copy=False))  # fmt: skip
+            arr = numeric_array(x, f"{self._short_repr()} input")
+            x = Tensor(arr.astype(self.weight.data.dtype, copy=False))
         if self.bias is None:
             return fused.linear(x, self.weight)
         return fused.linear(x, self.weight, self.bias)

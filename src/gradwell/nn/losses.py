@@ -11,7 +11,6 @@ the whole training and validation targets once before the first step.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 import numpy as np
@@ -27,17 +26,21 @@ class _Loss(Module):
         super().__init__()
         self.reduction = F.check_reduction(reduction, type(self).__name__)
 
+    _targets_checked = False  # set by fit while the targets it feeds were checked whole
+
     def check_target(self, target: Any, where: str = "") -> None:
         """Raise ValueError, naming the first bad element, if ``target`` holds values
         this loss cannot take (nothing to check for most losses)."""
 
+    def trust_targets(self, checked: bool) -> None:
+        """``fit`` says whether it checked every target it will pass (then each call
+        skips the check). Not a setting: it bypasses ``__setattr__``, so a compiled
+        step that captured this loss does not record again."""
+        self.__dict__["_targets_checked"] = bool(checked)
+
     def _check_per_call(self, target: Any) -> None:
-        if self not in targets_checked:
+        if not self._targets_checked:
             self.check_target(target)
-
-
-targets_checked: weakref.WeakSet[Module] = weakref.WeakSet()
-"""Losses whose targets ``fit`` has checked whole: they skip the check on each call."""
 
 
 def _values(target: Any) -> np.ndarray:
@@ -188,7 +191,8 @@ class CrossEntropyLoss(_Loss):
         if not t.min() >= 0:
             bad = ~(t >= 0)
             raise ValueError(
-                f"{who}: expected class probabilities >= 0; got {float(t[bad][0]):g} at {_first_bad(bad)}"
+                f"{who}: expected class probabilities >= 0; got {float(t[bad][0]):g} at "
+                f"{_first_bad(bad)}"
             )
         sums = t.sum(axis=1, dtype=np.float64)
         tolerance = max(1e-4, 100 * float(np.finfo(t.dtype).eps))

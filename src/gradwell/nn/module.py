@@ -446,7 +446,9 @@ class Module:
             except ValueError:  # ragged nested lists
                 arr = np.empty(0, object)
             if arr.dtype.kind not in "biuf":
-                mismatched.append(f"'{key}': expected numbers, the state dict has dtype {arr.dtype}")
+                mismatched.append(
+                    f"'{key}': expected numbers, the state dict has dtype {arr.dtype}"
+                )
             elif arr.shape != t.data.shape:
                 mismatched.append(
                     f"'{key}': the model has shape {t.data.shape}, the state dict has {arr.shape}"

@@ -104,8 +104,12 @@ def _unpack(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     if not isinstance(obj, dict):
         return obj
     tag, value = next(iter(obj.items())) if len(obj) == 1 else (None, None)
-    if tag == "dict" and isinstance(value, list) and all(
-        isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (str, int)) for kv in value
+    if (
+        tag == "dict"
+        and isinstance(value, list)
+        and all(
+            isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (str, int)) for kv in value
+        )
     ):
         return {k: _unpack(v, arrays, where) for k, v in value}
     if tag == "tuple" and isinstance(value, list):
@@ -363,9 +367,7 @@ def load(
     config, arrays = read(path)
     where = f"gw.load: {path}"
     # Every part is checked before anything is written, so a failed load changes nothing.
-    writes = [
-        _prepared(model, {name: arrays[f"model.{name}"] for name in config["model_keys"]})
-    ]
+    writes = [_prepared(model, {name: arrays[f"model.{name}"] for name in config["model_keys"]})]
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:
             continue
@@ -383,8 +385,8 @@ def load(
     generators = _generators(model)
     for key, packed in random_state["modules"].items():
         if key in generators:
-            writes.append(_generator_write(generators[key], _unpack(packed, arrays, where), key,
-                                           where))  # fmt: skip
+            state = _unpack(packed, arrays, where)
+            writes.append(_generator_write(generators[key], state, key, where))
     if loader is not None:
         if random_state["loader"] is None:
             raise CheckpointError(f"gw.load: {path} holds no data loader state (none was saved)")

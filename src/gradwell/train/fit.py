@@ -137,7 +137,9 @@ def fit(
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
     loaders = {"train": train_loader, "validation": val_loader}
-    _inputs.check_targets(loss_fn, train_metrics, {k: v for k, v in loaders.items() if v is not None})
+    _inputs.check_targets(
+        loss_fn, train_metrics, {k: v for k, v in loaders.items() if v is not None}
+    )
 
     history = History()
     state = TrainingState(

@@ -12,7 +12,6 @@ import numpy as np
 
 from .._numeric import numeric_array
 from ..data.loader import DataLoader, TensorDataset
-from ..nn.losses import targets_checked
 from .metrics import Metric, _Ratio
 
 
@@ -74,7 +73,7 @@ def check_batches(loader: Any, what: str) -> None:
 def check_targets(loss_fn: Any, metrics: list[Metric], loaders: dict[str, Any]) -> None:
     """Check every target once, when the data is held in arrays: the loss's range
     (``check_target``) and whether class metrics fit them. A loss whose targets are all
-    checked skips its check on each call (``targets_checked``)."""
+    checked skips its check on each call (``trust_targets``)."""
     targets = {}
     for what, loader in loaders.items():
         dataset = getattr(loader, "dataset", None) if isinstance(loader, DataLoader) else None
@@ -87,9 +86,9 @@ def check_targets(loss_fn: Any, metrics: list[Metric], loaders: dict[str, Any]) 
         for metric in metrics:
             if isinstance(metric, _Ratio):
                 _check_class_labels(y, metric.name, what)
-    targets_checked.discard(loss_fn)
-    if check is not None and len(targets) == len(loaders):
-        targets_checked.add(loss_fn)
+    trust = getattr(loss_fn, "trust_targets", None)
+    if trust is not None:
+        trust(check is not None and len(targets) == len(loaders))
 
 
 def _check_class_labels(y: np.ndarray, metric: str, what: str) -> None:
@@ -108,4 +107,6 @@ def _check_class_labels(y: np.ndarray, metric: str, what: str) -> None:
 
 def release(loss_fn: Any) -> None:
     """After fit: the loss checks its targets on every call again."""
-    targets_checked.discard(loss_fn)
+    trust = getattr(loss_fn, "trust_targets", None)
+    if trust is not None:
+        trust(False)

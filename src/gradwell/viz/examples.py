@@ -175,7 +175,7 @@ def _check_allowed(node: ast.AST, text: str) -> None:
             f"+ - * / ** and the functions {', '.join(sorted(FUNCTIONS))}"
         )
     if number:
-        assert isinstance(node, ast.Constant)
+        assert isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
         try:
             node.value = float(node.value)  # Python's integers would grow without bound
         except OverflowError:
