@@ -22,11 +22,11 @@ from .module import Module
 
 
 class _Loss(Module):
+    _targets_checked = False  # set by fit while the targets it feeds were checked whole
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = F.check_reduction(reduction, type(self).__name__)
-
-    _targets_checked = False  # set by fit while the targets it feeds were checked whole
 
     def check_target(self, target: Any, where: str = "") -> None:
         """Raise ValueError, naming the first bad element, if ``target`` holds values
@@ -42,6 +42,9 @@ class _Loss(Module):
         if not self._targets_checked:
             self.check_target(target)
 
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
 
 def _values(target: Any) -> np.ndarray:
     return np.asarray(target.data if isinstance(target, Tensor) else target)
@@ -52,9 +55,6 @@ def _first_bad(bad: np.ndarray) -> str:
     if len(index) == 1:
         return f"element {index[0]}"
     return f"row {index[0]}, column {index[1]}" if len(index) == 2 else f"index {tuple(index)}"
-
-    def extra_repr(self) -> str:
-        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
 
 
 def _optional_buffer(value: Any) -> Tensor | None:

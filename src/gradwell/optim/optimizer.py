@@ -262,10 +262,7 @@ class Optimizer:
                     continue
                 # JSON turns tuples such as betas into lists; keep the optimizer's types.
                 merged[k] = tuple(v) if isinstance(group.get(k), tuple) else v
-            try:
-                self._check_group(merged, f"{where}: parameter group {gi}")
-            except TypeError as e:
-                raise ValueError(str(e)) from None
+            self._check_group(merged, f"{where}: parameter group {gi}")
             merged["params"] = group["params"]
             new_groups.append(merged)
             by_index.update(zip(saved_params, group["params"]))

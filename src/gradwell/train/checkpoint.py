@@ -14,7 +14,8 @@ safetensors reader:
 
 The file is written whole to a temporary file in the same folder, flushed to disk,
 then renamed over ``path`` (an atomic replace): a crash leaves either the old
-checkpoint or the new one, never a truncated file. Loading reads arrays and JSON
+checkpoint or the new one, never a truncated file; the temporary file a killed save
+leaves behind is removed by the next save to the same path. Loading reads arrays and JSON
 only; it never runs code (no pickle).
 """
 

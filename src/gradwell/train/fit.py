@@ -136,10 +136,7 @@ def fit(
     for m in train_metrics:
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
-    loaders = {"train": train_loader, "validation": val_loader}
-    _inputs.check_targets(
-        loss_fn, train_metrics, {k: v for k, v in loaders.items() if v is not None}
-    )
+    _inputs.check_targets(loss_fn, train_metrics, train_loader, val_loader)
 
     history = History()
     state = TrainingState(

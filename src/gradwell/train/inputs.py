@@ -70,10 +70,15 @@ def check_batches(loader: Any, what: str) -> None:
         raise ValueError(f"fit: {what} data has no rows, so there is nothing to train on")
 
 
-def check_targets(loss_fn: Any, metrics: list[Metric], loaders: dict[str, Any]) -> None:
+def check_targets(
+    loss_fn: Any, metrics: list[Metric], train_loader: Any, val_loader: Any = None
+) -> None:
     """Check every target once, when the data is held in arrays: the loss's range
     (``check_target``) and whether class metrics fit them. A loss whose targets are all
     checked skips its check on each call (``trust_targets``)."""
+    loaders = {"train": train_loader}
+    if val_loader is not None:
+        loaders["validation"] = val_loader
     targets = {}
     for what, loader in loaders.items():
         dataset = getattr(loader, "dataset", None) if isinstance(loader, DataLoader) else None
