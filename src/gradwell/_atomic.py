@@ -79,7 +79,10 @@ def _new_temporary(target: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a file system without locks: nobody can take it for stale
+                pass
             if os.fstat(fd).st_nlink == 0:  # a cleanup took it for stale before we locked it
                 os.close(fd)
                 continue

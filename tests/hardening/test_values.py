@@ -59,8 +59,9 @@ def test_bce_with_logits_targets_are_probabilities(target, message):
 
 
 def test_soft_bce_targets_are_fine():
-    loss = gw.nn.BCEWithLogitsLoss()(gw.tensor([0.0, 0.0]), gw.tensor([0.25, 1.0]))
-    assert loss.item() > 0
+    loss_fn = gw.nn.BCEWithLogitsLoss(reduction="sum")
+    assert loss_fn(gw.tensor([0.0, 0.0]), gw.tensor([0.25, 1.0])).item() > 0
+    assert repr(loss_fn) == "BCEWithLogitsLoss(reduction='sum')"
 
 
 @pytest.mark.parametrize(
