@@ -120,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
     args = parser.parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    try:
+        return COMMANDS[args.command][1](args)
+    except OSError as e:  # a path that cannot be read or written: one line, no traceback
+        print(f"gradwell {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

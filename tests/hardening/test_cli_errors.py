@@ -75,3 +75,12 @@ def test_a_model_that_is_not_a_checkpoint(tmp_path, capsys, content, message):
     err = capsys.readouterr().err
     assert str(path) in err and "Traceback" not in err
     assert any(m in err for m in message.split("|"))
+
+
+def test_an_unwritable_path_is_one_line_for_every_command(tmp_path, capsys):
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    status = main(["doctor", "--tour", "--cases", "nan_trap", "--html", str(taken)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gradwell doctor:") and str(taken) in err and "Traceback" not in err
