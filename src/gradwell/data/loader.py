@@ -182,9 +182,10 @@ class DataLoader:
         """Check ``state``; return the function that loads it (which cannot fail)."""
         seed = state.get("seed", ()) if isinstance(state, dict) else ()
         epoch = state.get("epoch") if isinstance(state, dict) else None
+        whole = (int, np.integer)
         if not (
-            (seed is None or (isinstance(seed, int) and seed >= 0))
-            and isinstance(epoch, int)
+            (seed is None or (isinstance(seed, whole) and seed >= 0))
+            and isinstance(epoch, whole)
             and epoch >= 0
             and not isinstance(seed, bool)
             and not isinstance(epoch, bool)
@@ -195,7 +196,7 @@ class DataLoader:
             )
 
         def write() -> None:
-            self.seed, self.epoch = seed, epoch
+            self.seed, self.epoch = None if seed is None else int(seed), int(epoch)
 
         return write
 

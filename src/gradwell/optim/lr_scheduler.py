@@ -127,7 +127,7 @@ class LRScheduler:
                 f"schedule (missing {sorted(expected - got)}, unexpected {sorted(got - expected)})"
             )
         last_epoch = state_dict["last_epoch"]
-        if not isinstance(last_epoch, int) or isinstance(last_epoch, bool):
+        if not isinstance(last_epoch, numbers.Integral) or isinstance(last_epoch, bool):
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: last_epoch must be an int; "
                 f"got {last_epoch!r:.80}"
