@@ -20,6 +20,7 @@ from gradwell.viz.examples import MAX_DEPTH, MAX_LENGTH, expression
         ("(" * 250 + "x" + ")" * 250, "not a valid expression"),  # the parser's own limit
         ("__import__('os')", "not allowed"),
         ("x.__class__", "not allowed"),
+        ("x * (-8) ** (1 / 3)", "is a complex number"),
     ],
 )
 def test_expressions_are_bounded(text, message):

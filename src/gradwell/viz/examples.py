@@ -116,6 +116,11 @@ def expression(text: str, x: float, y: float) -> Tensor:
         raise ValueError(f"--expr: evaluating {text!r} at x={x}, y={y} failed: {e}") from None
     if not isinstance(value, Tensor) or not value.requires_grad:
         raise ValueError(f"--expr: {text!r} does not depend on x or y, so it has no gradient")
+    if value.dtype.kind == "c":
+        raise ValueError(
+            f"--expr: {text!r} is a complex number at x={x}, y={y} (a negative number to a "
+            "fractional power?); explain draws real values only"
+        )
     value.name = "f"
     return value
 
