@@ -107,6 +107,19 @@ def test_a_bad_scheduler_state_changes_nothing():
     assert repr(seq.state_dict()) == before
 
 
+def test_save_refuses_metadata_that_load_would_refuse(tmp_path):
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="metadata nests more than 62 levels"):
+        gw.save(tmp_path / "a.safetensors", make_model(), notes=deep)
+    nested = []
+    for _ in range(60):
+        nested = [nested]
+    path = gw.save(tmp_path / "a.safetensors", make_model(), notes=nested)
+    assert gw.load(path, make_model())["notes"] == nested
+
+
 def test_save_refuses_a_scaler_that_is_not_one(tmp_path):
     with pytest.raises(TypeError, match="scaler must be a scaler from gw.preprocessing .* got int"):
         gw.save(tmp_path / "a.safetensors", make_model(), scaler=1)

@@ -248,6 +248,8 @@ def save(
     for key in _RESERVED:
         if key in metadata:
             raise TypeError(f"gw.save: metadata key {key!r} is reserved")
+    if _depth(metadata) > _MAX_DEPTH - 2:  # what load would refuse (the config wraps it)
+        raise ValueError(f"gw.save: metadata nests more than {_MAX_DEPTH - 2} levels")
     config["metadata"] = {k: _plain_json(v, repr(k)) for k, v in metadata.items()}
     header = json.dumps(config, separators=(",", ":"))
     _atomic_write(path, _safetensors_bytes(arrays, metadata={"gradwell": header}))
