@@ -231,7 +231,11 @@ def test_printed_line_when_a_problem_first_appears_and_the_summary(monkeypatch):
     first = [line for line in lines if line.startswith("doctor: [critical] dropout_misconfigured")]
     assert len(first) == 1  # once, when it first appears
     assert lines.index(first[0]) < lines.index(next(x for x in lines if x.startswith("Epoch 1/3")))
-    assert any(line.startswith("doctor: 1 problem found (1 critical") for line in lines)
+    # the summary shows the chain: the dropout, and the stalled run it led to
+    summary = next(i for i, line in enumerate(lines) if line.startswith("doctor: 2 problems"))
+    assert lines[summary].startswith("doctor: 2 problems found (1 critical, 1 warning")
+    assert lines[summary + 1].startswith("  [critical] dropout_misconfigured")
+    assert lines[summary + 2].startswith("      which led to: [warning] stalled_training")
     assert "history.doctor.save_html" in lines[-1]
 
 
@@ -256,7 +260,7 @@ def test_an_internal_error_switches_the_doctor_off_and_training_goes_on(monkeypa
 
     X, y, C = dataset("blobs", 0)
     ref = _fit(mlp(X.shape[1], [16], C, seed=0), X, y, False)
-    monkeypatch.setattr(module, "diagnose", broken)
+    monkeypatch.setattr(module, "detect_all", broken)
     with pytest.warns(RuntimeWarning, match="switched off after an internal error"):
         model = mlp(X.shape[1], [16], C, seed=0)
         history = _fit(model, X, y, Doctor(verbose=False), quiet=False)

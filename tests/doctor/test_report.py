@@ -52,7 +52,11 @@ def test_finding_validates_kind_and_severity_and_round_trips():
         Finding("dead_units", "warning", "x", None, None, {}, "", [])
     with pytest.raises(ValueError, match="severity must be one of"):
         Finding("dead_relu", "error", "x", None, None, {}, "", [])
-    assert len(KINDS) == 10
+    assert len(KINDS) == 16
+    linked = Finding("stalled_training", "warning", "model", 9, 1, {}, "Flat.", [], [],
+                     caused_by=["dead_relu"])  # fmt: skip
+    assert Finding.from_dict(linked.to_dict()).caused_by == ["dead_relu"]
+    assert linked.id == "stalled_training" and "(caused by dead_relu)" in linked.headline()
 
 
 # --------------------------------------------------------------------------- prescriptions
@@ -66,8 +70,8 @@ def test_remedies_name_the_actual_values():
     assert rx.change_lr(two, 0.1).text == (
         "lower the learning rates: 0.1 to 0.01 (group 0), 0.01 to 0.001 (group 1)"
     )
-    assert rx.replace_activation(["layers.1", "layers.3"], "Sigmoid", "Tanh").text == (
-        "replace Sigmoid at layers.1, layers.3 with Tanh"
+    assert rx.replace_activation(["layers.1", "layers.3"], "Sigmoid", "Tanh").text.startswith(
+        "replace Sigmoid at layers.1, layers.3 with Tanh and use Glorot (Xavier) init"
     )
     assert rx.add_batchnorm(["layers.0"]).text.startswith("add BatchNorm1d after layers.0")
     assert rx.clip_grad_norm(1.0).text.startswith("clip the gradient norm at 1 ")
@@ -124,12 +128,12 @@ def test_html_report_is_self_contained(sick_doctor, tmp_path):
 
 
 def test_failed_write_leaves_nothing_behind(sick_doctor, tmp_path, monkeypatch):
-    import gradwell.doctor.html as html_module
+    import gradwell.doctor.doctor as doctor_module
 
-    def boom(doctor):
+    def boom(report):
         raise RuntimeError("plotting failed")
 
-    monkeypatch.setattr(html_module, "html_report", boom)
+    monkeypatch.setattr(doctor_module, "html_report", boom)
     target = tmp_path / "report.html"
     target.write_text("the previous report")
     with pytest.raises(RuntimeError, match="plotting failed"):

@@ -15,6 +15,7 @@ optimizer has moved the weights).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -28,19 +29,15 @@ from .._atomic import atomic_write
 from ..autograd import engine
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .detectors import (
-    column_scales,
-    detect_exploding,
-    detect_nan,
-    detect_unscaled,
-    diagnose,
-    relate,
-    unscaled_columns,
-)
+from .detectors import detect_exploding, detect_nan
+from .check import audit_features, preflight
+from .diagnosis import detect_all, relate
 from .findings import Finding, jsonable
 from .kernels import squares_and_change, sum_of_squares, total
 from .profile import ModelProfile, class_family, profile_model
 from .replay import replay_anomaly
+from .html import html_report
+from .report import Report, summary_lines, text_report
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, floats, ints, median
 
@@ -72,13 +69,13 @@ HAND_WINDOW = 20
 #: estimate is within a few percent of the whole ratio.
 UPDATE_ENTRIES = 4096
 
-_KEYED_BY_PLACE = ("dead_relu", "saturated_activations", "dropout_misconfigured")
 _UNION_OF_PLACES = ("vanishing_gradients", "exploding_gradients")
-_CURRENT_STATE = ("overfitting",)
+#: Judged on the whole run so far: the latest verdict replaces earlier ones.
+_CURRENT_STATE = ("overfitting", "stalled_training", "oscillating_loss")
 
 
-def _key(f: Finding) -> tuple[str, str]:
-    return (f.kind, f.where if f.kind in _KEYED_BY_PLACE else "")
+def _key(f: Finding) -> str:
+    return f.kind  # one finding per kind: a problem at several places is one finding
 
 
 def _is_grad_enabled() -> bool:
@@ -164,8 +161,8 @@ class Doctor(Callback):
         self._audit_names: list[str] = []
         self._full_audit: Any = None
         self._unscaled: Finding | None = None
-        self._raw: dict[tuple[str, str], Finding] = {}
-        self._announced: set[tuple[str, str]] = set()
+        self._raw: dict[str, Finding] = {}
+        self._announced: dict[str, int] = {}  # kind -> the severity rank last printed
         self._handles: list[Any] = []
         self._permanent: list[Any] = []
         self._armed = False
@@ -206,15 +203,12 @@ class Doctor(Callback):
 
     @property
     def findings(self) -> list[Finding]:
-        """Every finding so far, most severe first (root causes ahead of consequences)."""
-        from .detectors import PRIORITY
-
+        """Every finding so far, root causes first (``findings[0]``'s first remedy is the
+        one to apply first); each carries ``caused_by`` and ``consequences``."""
         view = [Finding.from_dict(f.to_dict()) for f in self._raw.values()]
         for v, f in zip(view, self._raw.values()):
             v.evidence = dict(f.evidence)  # keep raw numbers (to_dict stringifies non-finite)
-        relate(view)
-        view.sort(key=lambda f: (-f.rank, PRIORITY.index(f.kind)))
-        return view
+        return relate(view)
 
     def attach(self, model: Any, optimizer: Any = None, train_inputs: Any = None) -> Doctor:
         """Start watching ``model`` (and ``optimizer``); audit ``train_inputs`` if given."""
@@ -270,15 +264,7 @@ class Doctor(Callback):
             )
         names = list(names) if names is not None else [f"x{j}" for j in range(arr.shape[1])]
         self._audit_rows, self._audit_names, self._full_audit = arr, names, None
-        scales = column_scales(arr, names)
-        scale, outliers, _ = unscaled_columns(scales, self.thresholds)
-        flagged = [j for j, n in enumerate(names) if n in scale or n in outliers]
-        self._unscaled = None
-        if flagged:
-            from ..preprocessing import audit
-
-            subset = audit(arr[:, flagged], feature_names=[names[j] for j in flagged])
-            self._unscaled = detect_unscaled(subset, self.thresholds, scales)
+        self._unscaled = audit_features(arr, names, self.thresholds)
         self._diagnose()
 
     @property
@@ -337,11 +323,20 @@ class Doctor(Callback):
         self._diagnose()
         self._finished = True
 
+    def snapshot(self) -> Report:
+        """A frozen copy of what the reports show: the findings, the measurements, the
+        profile and the feature audit (later steps do not change it)."""
+        return Report(
+            tuple(self.findings),
+            copy.deepcopy(self.trace),
+            copy.deepcopy(self.profile),
+            self.audit_report,
+            self._every,
+        )
+
     def report(self) -> str:
         """The findings and the measurements, as text."""
-        from .report import text_report
-
-        return text_report(self)
+        return text_report(self.snapshot())
 
     def to_dict(self) -> dict[str, Any]:
         """Findings, the model profile, the feature audit and every recorded series."""
@@ -365,9 +360,7 @@ class Doctor(Callback):
 
     def save_html(self, path: str | os.PathLike[str]) -> str:
         """Write a self-contained HTML report (plots embedded) to ``path``; returns the path."""
-        from .html import html_report
-
-        atomic_write(path, html_report(self))
+        atomic_write(path, html_report(self.snapshot()))
         return os.fspath(path)
 
     # ------------------------------------------------------------------ callbacks (fit)
@@ -435,9 +428,27 @@ class Doctor(Callback):
             # them rather than keep copies (the steps stay cheaper)
             self.trace.loss, self.trace.lr = state.history.steps["loss"], state.history.steps["lr"]
         self.attach(state.model, state.optimizer)
-        X = _train_inputs(state.train_loader)
+        X, y = _train_arrays(state.train_loader)
+        self._preflight(X, y, getattr(state.train_loader, "batch_size", None))
         if X is not None:
             self.audit(X)
+
+    def _preflight(self, X: Any, y: Any, batch_size: int | None) -> None:
+        """The pre-flight check (gw.doctor.check) on the training data: its numbers go into
+        the trace, the call order and output module into the profile, and what it finds
+        (the learning rate against its optimizer's range among them) into the findings."""
+        setup, prof = preflight(
+            self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size
+        )
+        self.trace.setup = setup
+        if (setup.get("probe") or {}).get("order"):
+            prof.feature_names = self.feature_names
+            self.profile = prof
+            self._order_known = True  # the probe saw the call order: no order hooks needed
+            out = self.trace.activations.get(prof.output_module or "")
+            if out is not None:
+                out.is_output = True
+        self._merge(detect_all(self.trace, self.profile, self.thresholds, setup_only=True))
 
     def _train_end(self) -> None:
         self._finish()
@@ -445,9 +456,7 @@ class Doctor(Callback):
         if state is not None and state.history is not None:
             state.history.findings[:] = self.findings
         if self.verbose:
-            from .report import summary_lines
-
-            for line in summary_lines(self):
+            for line in summary_lines(self.snapshot()):
                 self._say(line)
 
     def _start_afresh(self) -> None:
@@ -456,7 +465,7 @@ class Doctor(Callback):
             h.remove()
         self._permanent = []
         self.trace = Trace()
-        self._raw, self._announced = {}, set()
+        self._raw, self._announced = {}, {}
         self._step, self._alarm_until = 0, -1
         self._first_losses = []
         self._alarm_level, self._next_event = math.inf, 0
@@ -730,7 +739,9 @@ class Doctor(Callback):
         self._armed = False
         if not self._order_known and self._call_order:
             self._order_known = True
-            self.profile = profile_model(self.model, self.optimizer, self._call_order)
+            self.profile = profile_model(
+                self.model, self.optimizer, self._call_order, self.profile.output_module
+            )
             self.profile.feature_names = self.feature_names
             self._call_order = None  # known: the hooks stop recording it
 
@@ -809,7 +820,7 @@ class Doctor(Callback):
 
     def _diagnose(self) -> None:
         self._record_batchnorm()
-        found = diagnose(self.trace, self.profile, self.thresholds)
+        found = detect_all(self.trace, self.profile, self.thresholds)
         if self._unscaled is not None:
             found.append(self._unscaled)
         # A trend judged on the whole run: the latest verdict replaces earlier ones.
@@ -856,8 +867,8 @@ class Doctor(Callback):
             if old is None:
                 self._raw[k] = f
             elif f.rank >= old.rank:
-                keep_start = f.kind not in _KEYED_BY_PLACE  # per-layer kinds: latest window
-                if keep_start and old.step is not None and (f.step is None or old.step < f.step):
+                # when it began: the earliest onset seen (the one the live line printed)
+                if old.step is not None and (f.step is None or old.step < f.step):
                     f.step, f.epoch = old.step, old.epoch
                 if f.kind in _UNION_OF_PLACES:
                     # the places affected at any time in the run, in forward order
@@ -878,10 +889,10 @@ class Doctor(Callback):
         history = self.state.history if self.state is not None else None
         if history is not None and isinstance(getattr(history, "findings", None), list):
             history.findings[:] = findings
-        for f in findings:
+        for f in findings:  # a new serious finding, or one that became more serious
             k = _key(f)
-            if f.rank >= 1 and k not in self._announced:
-                self._announced.add(k)
+            if f.rank >= 1 and f.rank > self._announced.get(k, 0):
+                self._announced[k] = f.rank
                 if self.verbose or (self.verbose is None and not self._in_fit):
                     self._say("doctor: " + f.headline())
 
@@ -904,8 +915,13 @@ def _watched_entries(size: int) -> np.ndarray | None:
 
 
 def _train_inputs(loader: Any) -> Any:
+    return _train_arrays(loader)[0]
+
+
+def _train_arrays(loader: Any) -> tuple[Any, Any]:
+    """The training inputs and targets as arrays, when the loader holds them so."""
     ds = getattr(loader, "dataset", None)
     arrays = getattr(ds, "arrays", None)
-    if arrays:
-        return arrays[0]
-    return None
+    if not arrays:
+        return None, None
+    return arrays[0], (arrays[1] if len(arrays) > 1 else None)

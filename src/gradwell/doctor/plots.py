@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from .doctor import Doctor
+    from .report import Report
 
 #: Severity colours shared by the HTML and the plots.
 COLORS = {"critical": "#c0392b", "warning": "#d68910", "info": "#2874a6"}
@@ -40,7 +40,7 @@ def _finite(a: Any) -> np.ndarray:
     return np.where(np.isfinite(x), x, np.nan)
 
 
-def loss_figure(doctor: Doctor) -> Any | None:
+def loss_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.loss:
         return None
@@ -82,7 +82,7 @@ def loss_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def grad_heatmap_figure(doctor: Doctor) -> Any | None:
+def grad_heatmap_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.grad_norm or not tr.samples:
         return None
@@ -103,7 +103,7 @@ def grad_heatmap_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def signal_figure(doctor: Doctor) -> Any | None:
+def signal_figure(doctor: Report) -> Any | None:
     tr, prof = doctor.trace, doctor.profile
     layers = [p for p in prof.layers if p in tr.signal]
     if len(layers) < 2:
@@ -123,7 +123,7 @@ def signal_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def activation_figure(doctor: Doctor) -> Any | None:
+def activation_figure(doctor: Report) -> Any | None:
     acts = doctor.trace.activations
     if not acts:
         return None
@@ -158,7 +158,7 @@ def activation_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def update_ratio_figure(doctor: Doctor) -> Any | None:
+def update_ratio_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.update_ratio or not tr.samples:
         return None
