@@ -784,16 +784,29 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     raw = np.asarray(trace.loss, dtype=np.float64)
     if raw.size < th.min_steps_for_stall or not np.isfinite(raw).all():
         return []
-    m, size = _blocks(raw)
-    if m.size < 6:
-        return []
-    recent = m[-max(m.size // 3, 2) :]
-    before = m[: m.size - recent.size]
+    # epoch means when there are enough epochs (they average the batch noise away), else
+    # medians of blocks of steps, judged with a margin for their noise
+    epochs = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
+    if len(epochs) >= 4 and np.isfinite(epochs).all():
+        m, size = np.asarray(epochs, dtype=np.float64), 0
+        margin = th.stall_improvement
+        k = max(2, m.size // 3)
+        window = int(raw.size - 1 - trace.epochs[-k - 1]["end_step"])
+    elif trace.epochs:
+        return []  # wait for 4 epochs: fewer are too short a window to call a stall
+    else:
+        m, size = _blocks(raw)
+        if m.size < 6:
+            return []
+        margin = 4 * th.stall_improvement
+        k = max(m.size // 3, 2)
+        window = k * size
+    recent, before = m[-k:], m[:-k]
     best_before = float(before.min())
     start = max(float(raw[0]), float(m[0]))
     chance = _chance_level(trace)
     level = chance if math.isfinite(chance) and chance > 0 else start
-    improving = float(recent.min()) < (1 - th.stall_improvement) * best_before
+    improving = float(recent.min()) < (1 - margin) * best_before
     far_from_good = float(np.median(recent)) >= th.stall_level * level
     if improving or not far_from_good:
         return []
@@ -813,14 +826,16 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     if math.isfinite(ratio) and ratio < th.update_ratio_low and not causes:
         causes.append(f"each update moves the weights by only {_sci(ratio)} of their size")
         remedies.append(rx.raise_lr(prof, ratio))
+    # without a mechanism the run may just be on a hard plateau: a note, not a warning
+    severity = "warning" if causes else "info"
     if not causes:
-        causes.append("no dead, saturated or starved units and no blow-up were measured")
+        causes.append("no dead or saturated units, no tiny updates and no blow-up were measured")
         if prof.optimizer != "Adam":
             remedies.append(rx.set_optimizer("Adam", 1e-3, " (robust to a badly chosen rate)"))
         remedies.append(rx.find_lr())
     vs = "the best constant prediction" if level == chance else "where it started"
     explanation = (
-        f"The loss has not improved in the last {recent.size * size} steps and stays at "
+        f"The loss has not improved in the last {window} steps and stays at "
         f"{_sci(float(np.median(recent)))}, about as high as {vs} ({_sci(level)}): the run "
         f"has stopped learning. Measured: {'; '.join(causes)}."
     )
@@ -829,15 +844,15 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
         "loss_recent": float(np.median(recent)),
         "best_before_window": best_before,
         "constant_prediction_loss": chance,
-        "window_steps": int(recent.size * size),
+        "window_steps": window,
         "median_update_ratio": ratio,
         "max_dead_fraction": dead,
         "max_pinned_fraction": pinned,
         "diverged_at_lr": div_lr,
     }
-    step = int((m.size - recent.size) * size)
+    step = int(raw.size - window)
     return [
-        _finding("stalled_training", "warning", "model", step, trace, evidence, explanation,
+        _finding("stalled_training", severity, "model", step, trace, evidence, explanation,
                  remedies)  # fmt: skip
     ]
 

@@ -199,7 +199,7 @@ def detect_bad_initialization(trace: Trace, prof: ModelProfile, th: Thresholds) 
     loss, expected = probe.get("loss", math.nan), probe.get("expected_loss", math.nan)
     loss_ratio = loss / expected if expected and expected > 0 else math.nan
     saturated = {p: f for p, f in (probe.get("saturated") or {}).items()
-                 if f >= th.saturated_output_warning}  # fmt: skip
+                 if f >= th.saturated_output_info}  # fmt: skip
     reasons, where = [], []
     if high and (loss_ratio > th.init_loss_factor or depth > th.init_depth_ratio):
         where = high
@@ -216,7 +216,7 @@ def detect_bad_initialization(trace: Trace, prof: ModelProfile, th: Thresholds) 
         reasons.append(f"the activations shrink {_sci(1 / depth)}-fold from {hidden[0]} to "
                        f"{hidden[-1]}, so the signal dies layer by layer")  # fmt: skip
     elif saturated and high:
-        where = [p for p in high if prof.activation_after(p) in saturated] or high
+        where = high  # every layer whose gain is too high, not only those before the worst
         reasons.append(f"{rx.paths(list(saturated))} saturate before the first update")
     if not reasons:
         return []

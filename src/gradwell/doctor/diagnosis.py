@@ -62,7 +62,8 @@ REGISTRY: tuple[Detector, ...] = (
               "oscillating_loss", "stalled_training")),
     Detector("exploding_gradients", d.detect_exploding, True,
              ("nan_trap", "dead_relu", "saturated_activations", *_BLOCKED)),
-    Detector("nan_trap", d.detect_nan, False, ()),
+    # after a NaN the weights are NaN: units look dead and the loss stays flat
+    Detector("nan_trap", d.detect_nan, False, ("dead_relu", "saturated_activations", *_BLOCKED)),
     Detector("saturated_activations", d.detect_saturation, True,
              ("vanishing_gradients", *_BLOCKED)),
     Detector("vanishing_gradients", d.detect_vanishing, True, ("dead_relu", *_BLOCKED)),
@@ -91,6 +92,7 @@ _FIX_FIRST = {
     "learning_rate_too_high": "lower the learning rate",
     "learning_rate_too_low": "raise the learning rate",
     "exploding_gradients": "stop the explosion",
+    "nan_trap": "remove the source of the NaN",
     "saturated_activations": "fix the saturated layers",
     "vanishing_gradients": "fix the vanishing gradients",
     "dead_relu": "fix the dead units",

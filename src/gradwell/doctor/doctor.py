@@ -824,7 +824,7 @@ class Doctor(Callback):
         if self._unscaled is not None:
             found.append(self._unscaled)
         # A trend judged on the whole run: the latest verdict replaces earlier ones.
-        for key in [k for k in self._raw if k[0] in _CURRENT_STATE]:
+        for key in [k for k in self._raw if k in _CURRENT_STATE]:
             if not any(_key(f) == key for f in found):
                 del self._raw[key]
         for f in found:

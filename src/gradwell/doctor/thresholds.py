@@ -88,9 +88,9 @@ class Thresholds:
     stalled_progress: float = 0.05
     #: Fewest optimizer steps before "barely moving" may be judged.
     min_steps_for_stall: int = 30
-    #: Stalled: the last third of the run's loss never got this share below the best before
-    #: it...
-    stall_improvement: float = 0.02
+    #: Stalled: the epoch losses of the last third of the run never got this share below the
+    #: best before it (blocks of steps, when there are fewer than 4 epochs: 4 times this)...
+    stall_improvement: float = 0.005
     #: ...while at this share of the starting loss, or of the best constant prediction's
     #: (cross-entropy at the class entropy: chance).
     stall_level: float = 0.9
