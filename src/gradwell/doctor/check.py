@@ -57,6 +57,8 @@ def audit_targets(y: Any, loss: str | None) -> dict[str, Any]:
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.dtype.kind not in "biuf":
         return {}
     arr = arr[_evenly(arr.shape[0], TARGET_ROWS)].astype(np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]  # one column: as a vector of labels or values
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return {}

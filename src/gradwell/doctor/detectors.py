@@ -383,8 +383,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
     if not layers:
         return []
     severity = max((x["severity"] for x in layers), key=severity_rank)
-    # the finding speaks of the layers at its severity; milder ones stay in the evidence
-    main = [x for x in layers if x["severity"] == severity]
+    main = _affected(layers, severity)
     worst = max(main, key=lambda x: x["w"]["dead_fraction"])
     w = worst["w"]
     paths_ = [x["path"] for x in main]
@@ -448,6 +447,12 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
     ]
 
 
+def _affected(layers: list[dict[str, Any]], severity: str) -> list[dict[str, Any]]:
+    """The layers a merged finding names (and its remedies change): every layer that
+    fired, the milder ones too, so that following the remedy literally fixes them all."""
+    return layers
+
+
 def _zero_dropout_before(prof: ModelProfile, path: str) -> str | None:
     """A Dropout with rate 1.0 called before module ``path`` (it zeroes the input)."""
     i = prof.order.index(path) if path in prof.order else -1
@@ -480,7 +485,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     if not layers:
         return []
     severity = max((x["severity"] for x in layers), key=severity_rank)
-    main = [x for x in layers if x["severity"] == severity]
+    main = _affected(layers, severity)
     worst = max(main, key=lambda x: x["w"]["saturated_fraction"])
     w, path = worst["w"], worst["path"]
     name = prof.types.get(path, worst["kind"])
@@ -805,7 +810,8 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     best_before = float(before.min())
     start = max(float(raw[0]), float(m[0]))
     chance = _chance_level(trace)
-    level = chance if math.isfinite(chance) and chance > 0 else start
+    # at its starting level, or no better than predicting a constant (chance)
+    level = min(chance, start) if math.isfinite(chance) and chance > 0 else start
     improving = float(recent.min()) < (1 - margin) * best_before
     far_from_good = float(np.median(recent)) >= th.stall_level * level
     if improving or not far_from_good:
@@ -871,7 +877,10 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     raw = np.asarray(trace.loss, dtype=np.float64)
     if raw.size < th.min_steps_for_stall or not np.isfinite(raw).all():
         return []
-    m, size = _blocks(raw)
+    # short blocks (a thirtieth of the run): enough of them to count changes of direction
+    size = max(3, raw.size // 30)
+    k = raw.size // size
+    m = row_medians(raw[: k * size].reshape(k, size))
     if m.size < 8:
         return []
     tail = m[m.size // 3 :]  # past the first descent

@@ -63,7 +63,7 @@ REGISTRY: tuple[Detector, ...] = (
     Detector("exploding_gradients", d.detect_exploding, True,
              ("nan_trap", "dead_relu", "saturated_activations", *_BLOCKED)),
     # after a NaN the weights are NaN: units look dead and the loss stays flat
-    Detector("nan_trap", d.detect_nan, False, ("dead_relu", "saturated_activations", *_BLOCKED)),
+    Detector("nan_trap", d.detect_nan, False, ("dead_relu", *_BLOCKED)),
     Detector("saturated_activations", d.detect_saturation, True,
              ("vanishing_gradients", *_BLOCKED)),
     Detector("vanishing_gradients", d.detect_vanishing, True, ("dead_relu", *_BLOCKED)),

@@ -96,9 +96,9 @@ class Thresholds:
     stall_level: float = 0.9
 
     # --- oscillation ----------------------------------------------------------------
-    #: Oscillating: block medians of the loss change direction at least this often (a
-    #: random walk: half the time)...
-    oscillation_flips: float = 0.5
+    #: Oscillating: block medians of the loss change direction at least this often (noise
+    #: around a level: two thirds of the time; a steady descent: rarely)...
+    oscillation_flips: float = 0.4
     #: ...by a median step of at least this share of the starting loss (mini-batch noise of
     #: a healthy run, averaged over a block, is a few per cent).
     oscillation_swing: float = 0.1
