@@ -14,7 +14,7 @@ from doctor.kit import dataset, mlp
 import gradwell as gw
 from gradwell.autograd import engine
 from gradwell.doctor import Doctor, Thresholds
-from gradwell.doctor.doctor import UPDATE_ENTRIES
+from gradwell.doctor.probes import UPDATE_ENTRIES
 
 
 def _fit(model, X, y, doctor, lr=0.05, epochs=3, opt="adam", quiet=True, **kw):

@@ -11,35 +11,27 @@ first look, a few milliseconds).
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
 from ..autograd.tensor import Tensor
 from ..train.predict import resolve_loss
 from .detectors import column_scales, detect_unscaled, unscaled_columns
 from .diagnosis import detect_all, relate
 from .findings import Finding
-from .profile import ModelProfile, class_family, profile_model
+from .probes import evenly, probe_setup
+from .profile import ModelProfile, profile_model
 from .thresholds import Thresholds
 from .trace import Trace
 
-#: Rows of the batch the check runs forward and backward (evenly spaced over the data):
-#: enough for a stable initial loss and layer scales, at the cost of about one step.
-PROBE_ROWS = 128
 #: Rows the target audit reads at most (evenly spaced).
 TARGET_ROWS = 5000
 
 
 def _array(x: Any) -> np.ndarray:
     return x.data if isinstance(x, Tensor) else np.asarray(x)
-
-
-def _evenly(n: int, k: int) -> np.ndarray:
-    return np.linspace(0, n - 1, min(n, k)).astype(np.int64)
 
 
 def loss_name(loss_fn: Any) -> str | None:
@@ -56,7 +48,7 @@ def audit_targets(y: Any, loss: str | None) -> dict[str, Any]:
     arr = _array(y)
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.dtype.kind not in "biuf":
         return {}
-    arr = arr[_evenly(arr.shape[0], TARGET_ROWS)].astype(np.float64)
+    arr = arr[evenly(arr.shape[0], TARGET_ROWS)].astype(np.float64)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]  # one column: as a vector of labels or values
     finite = arr[np.isfinite(arr)]
@@ -114,81 +106,6 @@ def _expected_loss(loss: str | None, n_out: int | None, y: np.ndarray) -> float:
     return math.nan
 
 
-def _rms(a: np.ndarray) -> float:
-    a = a.astype(np.float64, copy=False)
-    return float(np.sqrt(np.mean(a * a))) if a.size else math.nan
-
-
-def probe(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dict[str, Any]:
-    """One forward and backward of an evenly spaced batch on a copy of ``model`` (so no
-    weight, buffer, gradient or random state of the model changes): the initial loss,
-    its expected value, the call order, the module that made the output, and per layer
-    the RMS of its input, output and output gradient (``gain`` = output / input RMS)."""
-    xa = _array(X)
-    rows = _evenly(xa.shape[0], PROBE_ROWS)
-    xb = Tensor(np.ascontiguousarray(xa[rows]))
-    yb = Tensor(np.ascontiguousarray(_array(y)[rows])) if y is not None else None
-    # Hooks (the doctor's among them) are not copied: the copy must not feed them.
-    memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
-    twin = copy.deepcopy(model, memo)
-    twin.train()
-    paths = {id(m): p for p, m in twin.named_modules()}
-    leaves = [(p, m) for p, m in twin.named_modules() if p and not any(True for _ in m.children())]
-    order: list[str] = []
-    made: dict[int, str] = {}
-    layers: dict[str, dict[str, Any]] = {}
-    saturated: dict[str, float] = {}
-    dead: dict[str, float] = {}
-    grads: dict[str, list[Any]] = {}
-
-    def hook(module: Any, inputs: Any, output: Any) -> None:
-        path = paths[id(module)]
-        if path not in order:
-            order.append(path)
-        if not isinstance(output, Tensor):
-            return
-        made[id(output)] = path
-        w = getattr(module, "_parameters", {}).get("weight")
-        if w is not None and w.data.ndim >= 2 and inputs and isinstance(inputs[0], Tensor):
-            i_rms, o_rms = _rms(inputs[0].data), _rms(output.data)
-            layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
-                            "gain": o_rms / i_rms if i_rms > 0 else math.nan}  # fmt: skip
-            if output.requires_grad:
-                box = grads.setdefault(path, [])
-                output.register_hook(lambda g: box.append(_rms(g.data)))
-        fam = class_family(module)
-        if fam is not None and fam[1] == "sigmoid":
-            a = output.data
-            saturated[path] = float(np.mean((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin)))
-        elif fam is not None and fam[1] == "tanh":
-            saturated[path] = float(np.mean(np.abs(output.data) > th.tanh_limit))
-        elif fam is not None and fam[1] == "relu":
-            a = output.data.reshape(output.data.shape[0], -1)
-            dead[path] = float(np.mean(~(a > 0).any(axis=0)))
-
-    handles = [m.register_forward_hook(hook) for _, m in leaves]
-    out: dict[str, Any] = {}
-    try:
-        with engine.enable_grad():
-            pred = twin(xb)
-            out["output_module"] = made.get(id(pred)) if isinstance(pred, Tensor) else None
-            if loss_fn is not None and yb is not None:
-                loss = loss_fn(pred, yb)
-                out["loss"] = float(loss.data)
-                if getattr(loss, "requires_grad", False):
-                    loss.backward()
-    except Exception as e:  # a setup error surfaces in the first step; the check reports
-        out["error"] = f"{type(e).__name__}: {e}"
-    finally:
-        for h in handles:
-            h.remove()
-    for p, g in grads.items():
-        if g and p in layers:
-            layers[p]["grad_rms"] = g[0]
-    out.update(order=order, layers=layers, saturated=saturated, dead=dead, rows=int(rows.size))
-    return out
-
-
 def preflight(
     model: Any,
     loss_fn: Any,
@@ -206,7 +123,7 @@ def preflight(
     if y is not None:
         setup["targets"] = audit_targets(y, name)
     if X is not None and _array(X).ndim >= 1 and _array(X).shape[0] > 0:
-        p = probe(model, loss_fn, X, y, th)
+        p = probe_setup(model, loss_fn, X, y, th)
         prof = profile_model(model, optimizer, p["order"], p.get("output_module"))
         last = prof.layers[-1] if prof.layers else None
         ya = _array(y) if y is not None else np.zeros(0)

@@ -255,3 +255,63 @@ def _unique_ids(findings: list[Finding]) -> dict[int, str]:
         used.add(name)
         ids[id(f)] = name
     return ids
+
+
+#: Kinds whose places add up over the run (a layer starved once stays named).
+_UNION_OF_PLACES = ("vanishing_gradients", "exploding_gradients")
+#: Kinds judged on the whole run so far: the latest verdict replaces earlier ones.
+CURRENT_STATE = ("overfitting", "stalled_training", "oscillating_loss")
+
+
+class Ledger:
+    """The findings of a run, one per kind: each kept at its worst, with the earliest onset
+    (when the problem began: what the live line printed); the places of vanishing and
+    exploding gradients add up over the run. :attr:`findings` is the related view, root
+    causes first.
+    """
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Finding] = {}
+
+    def update(self, found: list[Finding], order: list[str]) -> None:
+        """A full diagnosis: the run-wide verdicts are replaced, the rest merged."""
+        for kind in CURRENT_STATE:
+            self.raw.pop(kind, None)
+        self.merge(found, order)
+
+    def merge(self, new: list[Finding], order: list[str] | None = None) -> None:
+        """Add findings; ``order``: module paths in forward order (for merged places)."""
+        for f in new:
+            old = self.raw.get(f.kind)
+            if old is not None and f.rank < old.rank:
+                continue
+            if old is not None:
+                if old.step is not None and (f.step is None or old.step < f.step):
+                    f.step, f.epoch = old.step, old.epoch
+                if f.kind in _UNION_OF_PLACES:
+                    _union_places(old, f, order or [])
+            self.raw[f.kind] = f
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Copies of the findings, related and ordered root causes first."""
+        view = [Finding.from_dict(f.to_dict()) for f in self.raw.values()]
+        for v, f in zip(view, self.raw.values()):
+            v.evidence = dict(f.evidence)  # keep raw numbers (to_dict stringifies non-finite)
+        return relate(view)
+
+
+def _union_places(old: Finding, f: Finding, order: list[str]) -> None:
+    """``f`` names the places affected at any time in the run, in forward order."""
+    seen = set(old.locations) | set(f.locations)
+    places = [p for p in order if p in seen]
+    places += sorted(seen - set(places))
+    f.where = ", ".join(places)
+    f.evidence["layers_over_the_run"] = places
+    for key in ("ratio_to_strongest_later_layer", "growth_by_layer"):
+        if key in old.evidence and key in f.evidence:
+            merged = dict(old.evidence[key])
+            pick = min if key.startswith("ratio") else max
+            for p, v in f.evidence[key].items():
+                merged[p] = pick(v, merged.get(p, v))
+            f.evidence[key] = merged
