@@ -78,16 +78,19 @@ def audit_targets(y: Any, loss: str | None) -> dict[str, Any]:
                    constant_loss=float(-(share * np.log(share)).sum()))  # fmt: skip
     elif one_hot:
         share = arr.mean(axis=0)
-        share = share[share > 0]
-        out.update(kind="classes", classes=int(arr.shape[1]),
-                   constant_loss=float(-(share * np.log(share)).sum() / max(share.sum(), 1e-12)))  # fmt: skip
+        share = share[share > 0] / max(share.sum(), 1e-12)
+        entropy = float(-(share * np.log(share)).sum())
+        out.update(kind="classes", classes=int(arr.shape[1]), constant_loss=entropy)
     else:
         out["kind"] = "continuous"
         if loss in ("MSELoss", "mse_loss"):
             out["constant_loss"] = float(np.mean(np.var(arr, axis=0)))
         elif loss in ("L1Loss", "l1_loss"):
             out["constant_loss"] = float(np.mean(np.abs(arr - np.median(arr, axis=0))))
-    if loss in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits") and out["kind"] != "continuous":
+    if (
+        loss in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits")
+        and out["kind"] != "continuous"
+    ):
         q = min(max(float(flat.mean()), 1e-6), 1 - 1e-6)
         out["constant_loss"] = float(-(q * math.log(q) + (1 - q) * math.log(1 - q)))
     return out

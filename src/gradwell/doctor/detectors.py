@@ -308,7 +308,11 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
 
 
 def _domain_remedies(
-    op: str, anomaly: dict[str, Any], module: str | None, in_what: str, where: str,
+    op: str,
+    anomaly: dict[str, Any],
+    module: str | None,
+    in_what: str,
+    where: str,
     prof: ModelProfile,
 ) -> list[rx.Remedy]:
     """The fix that follows from the producing op's domain: log, sqrt and pow need a
@@ -413,7 +417,9 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
                 rx.reinitialise(prevs, "he", " (biases at 0) and check the scale of their inputs")
             )
     if killed:  # killed by big updates; units dead since initialisation were not
-        remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
+        remedies.append(
+            rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th))
+        )
     remedies.append(rx.replace_activation(paths_, "ReLU", "LeakyReLU(0.01)"))
     no_bn = [x["prev"] for x in main if x["prev"] and not prof.has_batchnorm_after(x["prev"])]
     if no_bn:
@@ -442,8 +448,9 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
     }
     step = min(died) if died else min(x["w"]["start_step"] for x in main)
     return [
-        _finding("dead_relu", severity, ", ".join(paths_), step, trace, evidence, explanation,
-                 remedies)  # fmt: skip
+        _finding(
+            "dead_relu", severity, ", ".join(paths_), step, trace, evidence, explanation, remedies
+        )  # fmt: skip
     ]
 
 
@@ -537,8 +544,16 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     # it began at the first window that saw it: the onset the live line printed
     step = min(_first_saturated_step(trace.activations[x["path"]], th) for x in main)
     return [
-        _finding("saturated_activations", severity, ", ".join(paths_), step, trace, evidence,
-                 explanation, remedies)  # fmt: skip
+        _finding(
+            "saturated_activations",
+            severity,
+            ", ".join(paths_),
+            step,
+            trace,
+            evidence,
+            explanation,
+            remedies,
+        )  # fmt: skip
     ]
 
 
@@ -682,8 +697,12 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                     trace,
                     evidence,
                     explanation,
-                    [rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)),
-                     rx.find_lr()],
+                    [
+                        rx.lower_lr(
+                            prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)
+                        ),
+                        rx.find_lr(),
+                    ],
                 )  # fmt: skip
             )
             return out
@@ -858,8 +877,9 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     }
     step = int(raw.size - window)
     return [
-        _finding("stalled_training", severity, "model", step, trace, evidence, explanation,
-                 remedies)  # fmt: skip
+        _finding(
+            "stalled_training", severity, "model", step, trace, evidence, explanation, remedies
+        )  # fmt: skip
     ]
 
 
@@ -899,7 +919,9 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     if small_batch:
         remedies.append(rx.set_batch_size(batch, 32))
     remedies.append(
-        rx.change_lr(prof, 0.3, " (the loss swings without trending: each step overshoots a little)")
+        rx.change_lr(
+            prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
+        )
     )
     if not small_batch and batch is not None:
         remedies.append(rx.set_batch_size(batch, max(32, 4 * batch)))
@@ -921,8 +943,9 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     }
     step = int((m.size // 3) * size)
     return [
-        _finding("oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation,
-                 remedies)  # fmt: skip
+        _finding(
+            "oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation, remedies
+        )  # fmt: skip
     ]
 
 
@@ -1101,7 +1124,9 @@ def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
         severity = "critical" if all_of else "warning"
         evidence["rate"] = max(high.values())
         evidence["rates"] = high
-        rate_text = rx.fmt_num(old) if old is not None else "up to " + rx.fmt_num(max(high.values()))
+        rate_text = (
+            rx.fmt_num(old) if old is not None else "up to " + rx.fmt_num(max(high.values()))
+        )
         if all_of:
             texts.append(
                 f"Dropout at {rx.paths(where)} has rate {rate_text}: in training it replaces "
@@ -1128,8 +1153,16 @@ def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
         remedies.append(eval_fix)
     places = list(dict.fromkeys([*high, *in_eval]))
     return [
-        _finding("dropout_misconfigured", severity, ", ".join(places), None, trace, evidence,
-                 " ".join(texts), remedies)  # fmt: skip
+        _finding(
+            "dropout_misconfigured",
+            severity,
+            ", ".join(places),
+            None,
+            trace,
+            evidence,
+            " ".join(texts),
+            remedies,
+        )  # fmt: skip
     ]
 
 

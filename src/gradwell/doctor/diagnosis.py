@@ -37,6 +37,12 @@ class Detector:
     setup: bool = False  # judged before training (gw.doctor.check runs these)
 
 
+def _features_audited_elsewhere(trace: Trace, prof: ModelProfile, th: Thresholds) -> None:
+    """The feature audit needs the inputs themselves: it runs once, where they are seen
+    (``Doctor.audit``, ``check``), and its finding joins the others there."""
+    return None
+
+
 _BLOCKED = ("stalled_training", "learning_rate_too_low")
 _GRADIENTS = ("exploding_gradients", "nan_trap", "learning_rate_too_high")
 
@@ -51,7 +57,7 @@ REGISTRY: tuple[Detector, ...] = (
     Detector("unscaled_targets", s.detect_unscaled_targets, False,
              (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
              setup=True),
-    Detector("unscaled_features", d.detect_unscaled, False,
+    Detector("unscaled_features", _features_audited_elsewhere, False,
              (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
              setup=True),
     Detector("bad_initialization", s.detect_bad_initialization, True,
@@ -133,10 +139,9 @@ def detect_all(
         if det.run in seen or (setup_only and not det.setup):
             continue
         seen.add(det.run)
-        if det.run is d.detect_unscaled:
-            found += _as_list(d.detect_unscaled(audit_report, th) if audit_report else None)
-        else:
-            found += _as_list(det.run(trace, prof, th))
+        found += _as_list(det.run(trace, prof, th))
+    if audit_report is not None:
+        found += _as_list(d.detect_unscaled(audit_report, th))
     if setup_only:
         for run in SETUP_EXTRA:
             found += _as_list(run(trace, prof, th))

@@ -446,6 +446,7 @@ class Doctor(Callback):
             probes.sample(s)
             self._since_diagnosis += 1
         if self.trace.nonfinite is None:
+            args: tuple[str, list[str], str] | None
             if not math.isfinite(value):
                 args = ("loss", [], str(value))
             else:

@@ -82,7 +82,10 @@ def lower_lr(prof: ModelProfile, ratio: float = math.nan, diverged_at: float = m
     lr = prof.lrs[0] if prof.lrs else math.nan
     if math.isfinite(ratio) and ratio > HIGHEST_HEALTHY_UPDATE_RATIO:
         factor = min(factor, HIGHEST_HEALTHY_UPDATE_RATIO / ratio)
-        why = f" (each update moved the weights by {fmt_num(ratio)} of their size; 1e-2 or less is safe)"
+        why = (
+            f" (each update moved the weights by {fmt_num(ratio)} of their size; 1e-2 or "
+            "less is safe)"
+        )
     if math.isfinite(diverged_at) and lr > 0 and diverged_at <= lr:
         factor = min(factor, 0.1 * diverged_at / lr)
     return change_lr(prof, nice_factor(max(factor, 1e-5)), why)
@@ -95,7 +98,9 @@ def raise_lr(prof: ModelProfile, ratio: float, ceiling: float = math.inf) -> Rem
     lr = prof.lrs[0] if prof.lrs else math.nan
     if math.isfinite(ceiling) and lr > 0:
         factor = min(factor, 0.5 * ceiling / lr)
-    why = f" (each update moves the weights by {fmt_num(ratio)} of their size; about 1e-3 is typical)"
+    why = (
+        f" (each update moves the weights by {fmt_num(ratio)} of their size; about 1e-3 is typical)"
+    )
     return change_lr(prof, nice_factor(max(factor, 1.0)), why)
 
 
@@ -112,7 +117,8 @@ def nice_factor(x: float) -> float:
 
 def set_optimizer(name: str, lr: float, why: str = "") -> Remedy:
     return Remedy(
-        f"use {name} with lr {fmt_num(lr)}: gw.optim.{name}(model.parameters(), lr={fmt_num(lr)}){why}",
+        f"use {name} with lr {fmt_num(lr)}: gw.optim.{name}(model.parameters(), "
+        f"lr={fmt_num(lr)}){why}",
         {"action": "set_optimizer", "optimizer": name, "lr": lr},
     )
 

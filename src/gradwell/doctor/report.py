@@ -121,8 +121,14 @@ def summary_lines(report: Report) -> list[str]:
         if depth == 0:
             lines.append("  " + f.headline())
         else:
-            when = f" (epoch {f.epoch + 1}, step {f.step})" if f.step is not None and f.epoch is not None else ""
-            lines.append("  " + "    " * depth + f"which led to: [{f.severity}] {f.kind} at {f.where}{when}")
+            when = (
+                f" (epoch {f.epoch + 1}, step {f.step})"
+                if f.step is not None and f.epoch is not None
+                else ""
+            )
+            lines.append(
+                "  " + "    " * depth + f"which led to: [{f.severity}] {f.kind} at {f.where}{when}"
+            )
         for c in f.consequences:
             if c in by_id and c not in shown and by_id[c].rank >= 1:
                 show(by_id[c], depth + 1)
