@@ -64,7 +64,7 @@ def test_weights_far_above_he_are_bad_initialization_first(data, factor, seed):
     f = history.findings[0]  # the root cause comes first
     assert f.kind == "bad_initialization" and f.severity in ("warning", "critical")
     assert set(f.locations) <= set(linear_paths(model)) and f.step is None
-    assert f.evidence["initial_loss"] > 10 * f.evidence["expected_initial_loss"]
+    assert f.evidence["initial_loss"] > 5 * f.evidence["expected_initial_loss"]
     assert f.actions[0] == {"action": "reinitialise", "modules": f.locations, "init": "he"}
     assert "He (Kaiming)" in f.remedies[0]
 
@@ -214,24 +214,27 @@ def test_a_stall_behind_dropout_one_is_its_consequence(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("data", ["blobs", "circle"])
 def test_momentum_sgd_on_single_examples_oscillates(data, seed):
-    X, y, C = dataset(data, seed, n=160)
+    X, y, C = dataset(data, seed, n=96)
     model = mlp(X.shape[1], [32, 32], C, seed=seed)
-    opt = gw.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    history = train(model, X, y, opt, epochs=3, batch_size=1, seed=seed)
-    f = of_kind(serious(history), "oscillating_loss")
-    if f is None:  # the swings grew into a trend upwards: a rate too high, said so
-        assert "learning_rate_too_high" in kinds(history), [g.headline() for g in history.findings]
-        return
-    assert f.evidence["batch_size"] == 1
-    assert {"action": "set_batch_size", "batch_size": 32} in f.actions
-    assert any(a["action"] == "scale_lr" and a["factor"] < 1 for a in f.actions)
+    lr = 0.05
+    opt = gw.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    history = train(model, X, y, opt, epochs=8, batch_size=1, seed=seed)
+    found = kinds(history)
+    # the epoch loss swings; where the swings grow into a trend, the rate is too high
+    assert {"oscillating_loss", "learning_rate_too_high"} & set(found), found
+    for f in serious(history):
+        if f.kind in ("oscillating_loss", "learning_rate_too_high"):
+            assert {"action": "set_batch_size", "batch_size": 32} in f.actions
+            assert any(a["action"] == "scale_lr" and a["factor"] < 1 for a in f.actions)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_minibatch_noise_of_a_converging_run_is_not_oscillation(seed):
-    X, y, C = dataset("blobs", seed, n=160)
+@pytest.mark.parametrize("momentum,bs,lr", [(0.9, 1, 0.01), (0.0, 4, 0.05)])
+def test_minibatch_noise_of_a_converging_run_is_not_oscillation(momentum, bs, lr, seed):
+    X, y, C = dataset("blobs", seed, n=96)
     model = mlp(X.shape[1], [32, 32], C, seed=seed)
-    history = train(model, X, y, optimizer("sgd", model, 0.05), epochs=3, batch_size=4, seed=seed)
+    opt = gw.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    history = train(model, X, y, opt, epochs=8, batch_size=bs, seed=seed)
     assert "oscillating_loss" not in kinds(history)
 
 

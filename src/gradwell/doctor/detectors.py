@@ -701,6 +701,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                         rx.lower_lr(
                             prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)
                         ),
+                        *_batch_remedy(trace),
                         rx.find_lr(),
                     ],
                 )  # fmt: skip
@@ -755,6 +756,12 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 )
             )
     return out
+
+
+def _batch_remedy(trace: Trace) -> list[rx.Remedy]:
+    """A larger batch, when the run's batches are tiny (their gradients are noise)."""
+    batch = trace.setup.get("batch_size")
+    return [rx.set_batch_size(batch, 32)] if batch is not None and batch <= 8 else []
 
 
 def starting_update_ratio(trace: Trace, prof: ModelProfile) -> float:
@@ -892,21 +899,16 @@ def _max_window(trace: Trace, kinds: Any, key: str) -> float:
 
 
 def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """The loss swings up and down by a large share of its starting level without a trend
-    (lr slightly too high, or momentum SGD on tiny batches)."""
-    raw = np.asarray(trace.loss, dtype=np.float64)
-    if raw.size < th.min_steps_for_stall or not np.isfinite(raw).all():
+    """The epoch loss swings up and down by a large share of its starting level without a
+    trend (lr slightly too high, or momentum SGD on tiny batches). Epoch means, not
+    batches: they average the mini-batch noise away, so what is left swings for a cause."""
+    loss = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
+    if len(loss) < 6 or not np.isfinite(loss).all():
         return []
-    # short blocks (a thirtieth of the run): enough of them to count changes of direction
-    size = max(3, raw.size // 30)
-    k = raw.size // size
-    m = row_medians(raw[: k * size].reshape(k, size))
-    if m.size < 8:
-        return []
-    tail = m[m.size // 3 :]  # past the first descent
+    tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
     d = np.diff(tail)
-    start = max(float(raw[0]), float(m[0]))
-    if d.size < 4 or not start > 0:
+    start = max(float(trace.loss[0]) if len(trace.loss) else 0.0, float(loss[0]))
+    if not start > 0:
         return []
     flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
     swing = float(np.median(np.abs(d))) / start
@@ -928,20 +930,20 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     if prof.optimizer != "Adam":
         remedies.append(rx.set_optimizer("Adam", 1e-3))
     explanation = (
-        f"The loss swings up and down by a median {swing:.0%} of its starting level "
-        f"({_sci(start)}) between blocks of {size} steps, changing direction {flips:.0%} of the "
+        f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
+        f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
         f"time, without a trend (Kendall's tau {trend:+.2f}): the steps overshoot back and forth."
     )
     evidence = {
         "swing": swing,
         "direction_changes": flips,
         "trend": trend,
-        "block_size": size,
+        "epoch_losses": [float(v) for v in loss],
         "batch_size": batch,
         "momentum": prof.momentum,
         "lr": prof.lrs,
     }
-    step = int((m.size // 3) * size)
+    step = int(trace.epochs[1]["end_step"]) + 1  # the swings judged began after epoch 2
     return [
         _finding(
             "oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation, remedies

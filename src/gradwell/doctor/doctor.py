@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .check import audit_features, preflight
+from .check import audit_features, audit_rows, preflight
 from .detectors import detect_exploding, detect_nan
 from .diagnosis import Ledger, detect_all
 from .findings import Finding, jsonable
@@ -41,11 +41,6 @@ from .schedule import DEFAULT_SAMPLE_EVERY, MIN_SAMPLES_PER_EPOCH, Schedule
 from .thresholds import Thresholds
 from .trace import Trace
 
-#: The feature audit looks at evenly spaced rows of the training inputs: at most this
-#: many values in all (rows x columns), and between 256 and 5000 rows. Enough to place the
-#: 1st and 99th percentiles that judge a column's scale, at a few milliseconds.
-AUDIT_VALUES = 200_000
-AUDIT_ROWS = (256, 5000)
 #: Samples between diagnoses when there are no epochs (a hand-written loop).
 HAND_WINDOW = 20
 
@@ -204,13 +199,9 @@ class Doctor(Callback):
         fewer for wide inputs). The column scales are computed here in a few vectorised
         passes; the preprocessing audit runs on the flagged columns only, and on all of
         them when :attr:`audit_report` is first read (for the reports)."""
-        arr = X.data if isinstance(X, Tensor) else np.asarray(X)
-        if arr.ndim < 2 or arr.dtype.kind not in "fc" or arr.shape[0] < 2:
+        arr = audit_rows(X)
+        if arr is None:
             return
-        arr = arr.reshape(arr.shape[0], -1)
-        rows = min(max(AUDIT_VALUES // arr.shape[1], AUDIT_ROWS[0]), AUDIT_ROWS[1])
-        if arr.shape[0] > rows:
-            arr = arr[np.linspace(0, arr.shape[0] - 1, rows).astype(np.int64)]
         names = self.feature_names
         if names is not None and len(names) != arr.shape[1]:
             raise ValueError(

@@ -96,11 +96,11 @@ class Thresholds:
     stall_level: float = 0.9
 
     # --- oscillation ----------------------------------------------------------------
-    #: Oscillating: block medians of the loss change direction at least this often (noise
-    #: around a level: two thirds of the time; a steady descent: rarely)...
+    #: Oscillating (judged on 6 epochs or more): the epoch loss changes direction at least
+    #: this often (a steady descent: rarely)...
     oscillation_flips: float = 0.4
-    #: ...by a median step of at least this share of the starting loss (mini-batch noise of
-    #: a healthy run, averaged over a block, is a few per cent).
+    #: ...by a median step of at least this share of the starting loss (the batch noise of
+    #: a healthy run, averaged over an epoch, is well under one per cent).
     oscillation_swing: float = 0.1
 
     # --- features -------------------------------------------------------------------
@@ -113,8 +113,9 @@ class Thresholds:
     #: Regression targets whose median magnitude or spread is above this are off unit scale.
     target_magnitude: float = 100.0
     #: A fresh model's loss above this many times its expected value (log(classes) for
-    #: cross-entropy, the target's second moment plus 1 for MSE) is badly initialised...
-    init_loss_factor: float = 10.0
+    #: cross-entropy, the target's second moment plus 1 for MSE; He or Glorot init start
+    #: within about twice it) is badly initialised...
+    init_loss_factor: float = 5.0
     #: ...when its layers multiply the signal's scale by more than this (He init with ReLU
     #: gives sqrt(2), Glorot about 1, PyTorch's default 0.58)...
     init_gain_high: float = 2.5
