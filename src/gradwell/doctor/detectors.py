@@ -116,13 +116,7 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
             "most all of it, usually much less), so a stack of them starves the "
             "first layers."
         )
-    remedies: list[rx.Remedy] = []
-    by_type: dict[str, list[str]] = {}
-    for p in saturating:
-        by_type.setdefault(prof.types.get(p, p), []).append(p)
-    for old, ps in by_type.items():
-        feeding = [q for q in (prof.layer_before(a) for a in ps) if q]
-        remedies.append(rx.replace_activation(ps, old, "ReLU", feeding))
+    remedies = _to_relu(prof, saturating)
     no_bn = [p for p in hidden if not prof.has_batchnorm_after(p)]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn))
@@ -146,6 +140,18 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         explanation,
         remedies,
     )
+
+
+def _to_relu(prof: ModelProfile, activations: list[str]) -> list[rx.Remedy]:
+    """Replace the sigmoid/tanh modules ``activations`` with ReLU, one remedy per type, the
+    Linear layers that feed them re-initialised with He."""
+    by_type: dict[str, list[str]] = {}
+    for p in activations:
+        by_type.setdefault(prof.types.get(p, p), []).append(p)
+    return [
+        rx.replace_activation(ps, old, "ReLU", [q for q in map(prof.layer_before, ps) if q])
+        for old, ps in by_type.items()
+    ]
 
 
 def _module_norms(trace: Trace, prof: ModelProfile) -> dict[str, np.ndarray]:
@@ -386,24 +392,24 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         )  # fmt: skip
     if not layers:
         return []
+    # one finding names every layer that fired, so that following its remedy fixes them all
     severity = max((x["severity"] for x in layers), key=severity_rank)
-    main = _affected(layers, severity)
-    worst = max(main, key=lambda x: x["w"]["dead_fraction"])
+    worst = max(layers, key=lambda x: x["w"]["dead_fraction"])
     w = worst["w"]
-    paths_ = [x["path"] for x in main]
-    killed = [x for x in main if not x["from_start"] and x["blocked_by"] is None]
+    paths_ = [x["path"] for x in layers]
+    killed = [x for x in layers if not x["from_start"] and x["blocked_by"] is None]
     died = [x["w"]["died_at_step"] for x in killed if x["w"]["died_at_step"] is not None]
     when = f"since about step {min(died)}" if died else "from the first sampled step"
-    many = len(main) > 1
+    many = len(layers) > 1
     explanation = (
         f"{w['dead_fraction']:.0%} of the {w['units']} ReLU units at {worst['path']} output 0 "
         f"for every one of the {w['examples']} examples seen in the latest window, {when}"
-        + (f"; {len(main) - 1} more ReLU layer{'s' if len(main) > 2 else ''} "
+        + (f"; {len(layers) - 1} more ReLU layer{'s' if len(layers) > 2 else ''} "
            f"({rx.paths([p for p in paths_ if p != worst['path']])}) likewise" if many else "")
         + ". A dead ReLU passes no gradient, so it never recovers."
     )  # fmt: skip
     remedies: list[rx.Remedy] = []
-    blocked = [x for x in main if x["blocked_by"] is not None]
+    blocked = [x for x in layers if x["blocked_by"] is not None]
     if blocked:
         explanation += (
             f" Its input is all zeros because Dropout at {blocked[0]['blocked_by']} drops "
@@ -411,7 +417,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         )
     elif not killed:
         explanation += " They were dead from the start: initialisation or input scale."
-        prevs = [x["prev"] for x in main if x["prev"]]
+        prevs = [x["prev"] for x in layers if x["prev"]]
         if prevs:
             remedies.append(
                 rx.reinitialise(prevs, "he", " (biases at 0) and check the scale of their inputs")
@@ -421,7 +427,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
             rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th))
         )
     remedies.append(rx.replace_activation(paths_, "ReLU", "LeakyReLU(0.01)"))
-    no_bn = [x["prev"] for x in main if x["prev"] and not prof.has_batchnorm_after(x["prev"])]
+    no_bn = [x["prev"] for x in layers if x["prev"] and not prof.has_batchnorm_after(x["prev"])]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn))
     evidence = {
@@ -432,7 +438,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         "window_steps": [w["start_step"], w["end_step"]],
         "died_at_step": w["died_at_step"],
         "dead_from_start": w["never_alive"],
-        "first_layer": any(x["prev"] == (prof.layers[0] if prof.layers else None) for x in main),
+        "first_layer": any(x["prev"] == (prof.layers[0] if prof.layers else None) for x in layers),
         "by_layer": {
             x["path"]: {
                 "dead_fraction": x["w"]["dead_fraction"],
@@ -446,18 +452,12 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
             for x in layers
         },
     }
-    step = min(died) if died else min(x["w"]["start_step"] for x in main)
+    step = min(died) if died else min(x["w"]["start_step"] for x in layers)
     return [
         _finding(
             "dead_relu", severity, ", ".join(paths_), step, trace, evidence, explanation, remedies
         )  # fmt: skip
     ]
-
-
-def _affected(layers: list[dict[str, Any]], severity: str) -> list[dict[str, Any]]:
-    """The layers a merged finding names (and its remedies change): every layer that
-    fired, the milder ones too, so that following the remedy literally fixes them all."""
-    return layers
 
 
 def _zero_dropout_before(prof: ModelProfile, path: str) -> str | None:
@@ -492,8 +492,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     if not layers:
         return []
     severity = max((x["severity"] for x in layers), key=severity_rank)
-    main = _affected(layers, severity)
-    worst = max(main, key=lambda x: x["w"]["saturated_fraction"])
+    worst = max(layers, key=lambda x: x["w"]["saturated_fraction"])
     w, path = worst["w"], worst["path"]
     name = prof.types.get(path, worst["kind"])
     bound = (
@@ -501,7 +500,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
         if worst["kind"] == "sigmoid"
         else f"beyond +-{th.tanh_limit}"
     )
-    paths_ = [x["path"] for x in main]
+    paths_ = [x["path"] for x in layers]
     others = [p for p in paths_ if p != path]
     explanation = (
         f"{w['saturated_fraction']:.0%} of the outputs of the {w['units']} {name} units at "
@@ -512,13 +511,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
         + ". There the derivative is nearly 0, so these units barely learn or pass gradient back."
     )
     prevs = [q for q in (prof.layer_before(p) for p in paths_) if q]
-    remedies: list[rx.Remedy] = []
-    by_type: dict[str, list[str]] = {}
-    for p in paths_:
-        by_type.setdefault(prof.types.get(p, p), []).append(p)
-    for old, ps in by_type.items():
-        feeding = [q for q in (prof.layer_before(a) for a in ps) if q]
-        remedies.append(rx.replace_activation(ps, old, "ReLU", feeding))
+    remedies = _to_relu(prof, paths_)
     no_bn = [q for q in prevs if not prof.has_batchnorm_after(q)]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn))
@@ -542,7 +535,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
         },
     }
     # it began at the first window that saw it: the onset the live line printed
-    step = min(_first_saturated_step(trace.activations[x["path"]], th) for x in main)
+    step = min(_first_saturated_step(trace.activations[x["path"]], th) for x in layers)
     return [
         _finding(
             "saturated_activations",
