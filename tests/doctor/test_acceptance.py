@@ -287,6 +287,10 @@ def test_unscaled_real_data_is_flagged_with_column_names(name, expected, act):
     assert f.locations[0] == max(names, key=lambda n: np.abs(X[:, names.index(n)]).max())
     assert "column " + f.locations[0] in f.remedies[0]
     assert f.step is None  # a property of the setup, found before the first step
+    # a short summary, the per-column details under one key
+    assert set(f.evidence) == {"summary", "worst", "columns_flagged", "rows_audited",
+                               "columns_audited", "columns"}  # fmt: skip
+    assert f.evidence["worst"] == f.locations[0] and f.locations[0] in f.evidence["summary"]
     col = f.evidence["columns"][f.locations[0]]
     j = names.index(f.locations[0])
     assert col["max"] == pytest.approx(float(X[:, j].max()))

@@ -239,6 +239,22 @@ def test_printed_line_when_a_problem_first_appears_and_the_summary(monkeypatch):
     assert "history.doctor.save_html" in lines[-1]
 
 
+def test_the_live_line_and_the_summary_agree_on_onset_and_severity(monkeypatch):
+    X, y, C = dataset("blobs", 0)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    model = mlp(X.shape[1], [32, 32], C, "Tanh", seed=0)
+    history = _fit(model, X * 60, y, True, verbose=1, epochs=6, lr=0.01)
+    lines = out.getvalue().splitlines()
+    for f in (f for f in history.findings if f.rank >= 1):
+        live = [x for x in lines if x.startswith("doctor: [") and f"] {f.kind} at " in x]
+        assert live, f.kind
+        # the last line printed for it names the severity and onset of the final finding
+        assert live[-1].startswith(f"doctor: [{f.severity}] {f.kind} at {f.where}"), live
+        if f.step is not None:
+            assert f"(epoch {f.epoch + 1}, step {f.step})" in live[-1], live
+
+
 def test_progress_bar_is_not_broken(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
