@@ -836,18 +836,22 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     if improving or not far_from_good:
         return []
     ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples))
-    dead = _max_window(trace, "relu", "dead_fraction")
-    pinned = _max_window(trace, ("sigmoid", "tanh"), "pinned_fraction")
+    dead, dead_at = _latest_windows(trace, ("relu",), "dead_fraction", th.dead_warning)
+    pinned, pinned_at = _latest_windows(
+        trace, ("sigmoid", "tanh"), "pinned_fraction", th.saturated_warning
+    )
     div_lr = diverged_lr(trace, th)
     causes = []
     remedies: list[rx.Remedy] = []
-    if dead >= th.dead_warning:
-        causes.append(f"{dead:.0%} of the units of a ReLU layer are dead")
-    if pinned >= th.saturated_warning:
-        causes.append(f"{pinned:.0%} of the units of a sigmoid/tanh layer are pinned")
-    if math.isfinite(div_lr):
+    if math.isfinite(div_lr):  # first: a blow-up is what kills or pins units
         causes.append(f"the loss blew up earlier at learning rate {rx.fmt_num(div_lr)}")
         remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), div_lr))
+    if dead_at:
+        causes.append(f"{dead:.0%} of the units of ReLU layer {rx.paths(dead_at)} are dead")
+        remedies.append(rx.replace_activation(dead_at, "ReLU", "LeakyReLU(0.01)"))
+    if pinned_at:
+        causes.append(f"{pinned:.0%} of the units at {rx.paths(pinned_at)} are pinned")
+        remedies += _to_relu(prof, pinned_at)
     if math.isfinite(ratio) and ratio < th.update_ratio_low and not causes:
         causes.append(f"each update moves the weights by only {_sci(ratio)} of their size")
         remedies.append(rx.raise_lr(prof, ratio))
@@ -883,12 +887,14 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     ]
 
 
-def _max_window(trace: Trace, kinds: Any, key: str) -> float:
-    """The largest ``key`` of the latest window over the activation layers of ``kinds``."""
-    kinds = (kinds,) if isinstance(kinds, str) else kinds
-    vals = [a.windows[-1][key] for a in trace.activations.values()
-            if a.kind in kinds and a.windows and not a.is_output]  # fmt: skip
-    return max(vals, default=0.0)
+def _latest_windows(
+    trace: Trace, kinds: tuple[str, ...], key: str, level: float
+) -> tuple[float, list[str]]:
+    """The largest ``key`` of the latest windows of the hidden activation layers of
+    ``kinds``, and the layers where it is at ``level`` or above."""
+    vals = {p: a.windows[-1][key] for p, a in trace.activations.items()
+            if a.kind in kinds and a.windows and not a.is_output}  # fmt: skip
+    return max(vals.values(), default=0.0), [p for p, v in vals.items() if v >= level]
 
 
 def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
