@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .check import audit_features, audit_rows, preflight
+from .check import audit_features, audit_rows, is_builtin_loss, preflight
 from .detectors import detect_exploding, detect_nan
 from .diagnosis import Ledger, detect_all
 from .findings import Finding, jsonable
@@ -375,8 +375,9 @@ class Doctor(Callback):
         the trace, the call order and output module into the profile, and what it finds
         (the learning rate against its optimizer's range among them) into the findings."""
         setup, prof = preflight(
-            self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size
-        )
+            self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
+            call_loss=is_builtin_loss(self.loss_fn),
+        )  # fmt: skip
         self.trace.setup = setup
         if (setup.get("probe") or {}).get("order"):
             self._probes.learn_structure(prof)
