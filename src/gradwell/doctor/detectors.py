@@ -290,7 +290,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         )
         remedies.append(
             rx.Remedy(
-                f"remove or impute the inf/NaN values of column {rx.paths(names, 3)} before "
+                f"remove or impute the inf/NaN values of column {rx.every(names)} before "
                 "training (the gw.preprocessing scalers report the first bad row)",
                 {"action": "clean_inputs", "columns": names},
             )
@@ -1230,7 +1230,7 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         if acts:
             remedies.append(
                 rx.Remedy(
-                    f"add Dropout(0.2) after {rx.paths(acts)}",
+                    f"add Dropout(0.2) after {rx.every(acts)}",
                     {"action": "add_dropout", "after": acts, "rate": 0.2},
                 )
             )

@@ -56,7 +56,7 @@ def detect_missing_nonlinearity(trace: Trace, prof: ModelProfile, th: Thresholds
     )
     remedies = [
         rx.Remedy(
-            f"insert a ReLU after {rx.paths(firsts)} (and use He init for the layers before it)",
+            f"insert a ReLU after {rx.every(firsts)} (and use He init for the layers before it)",
             {"action": "insert_activation", "after": firsts, "activation": "ReLU"},
         )
     ]

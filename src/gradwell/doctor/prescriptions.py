@@ -40,11 +40,17 @@ def nice(x: float) -> float:
 
 
 def paths(items: Sequence[str], limit: int = 6) -> str:
-    """'layers.1, layers.3 and 4 more'."""
+    """'layers.1, layers.3 and 4 more' (for explanations; a remedy names them all, with
+    :func:`every`, so that following it literally changes every one)."""
     items = list(items)
     if len(items) <= limit:
         return ", ".join(items)
     return ", ".join(items[:limit]) + f" and {len(items) - limit} more"
+
+
+def every(items: Sequence[str]) -> str:
+    """'layers.1, layers.3, layers.5': every place, as a remedy must name them."""
+    return ", ".join(items)
 
 
 def change_lr(prof: ModelProfile, factor: float, why: str = "") -> Remedy:
@@ -160,7 +166,7 @@ def guard_division(where_op: str, code: str) -> Remedy:
 
 def remove_module(modules: Sequence[str], why: str) -> Remedy:
     return Remedy(
-        f"remove {paths(modules)} {why}",
+        f"remove {every(modules)} {why}",
         {"action": "remove_module", "modules": list(modules)},
     )
 
@@ -208,9 +214,9 @@ def replace_activation(
     """Swap the activation modules ``where``; the Linear ``layers`` feeding them are
     re-initialised for the new activation."""
     init = init_for(new)
-    text = f"replace {old} at {paths(where)} with {new} and use {init_words(init)}"
+    text = f"replace {old} at {every(where)} with {new} and use {init_words(init)}"
     if layers:
-        text += f" for {paths(layers)}"
+        text += f" for {every(layers)}"
     return Remedy(
         text,
         {"action": "replace_activation", "modules": list(where), "from": old, "to": new,
@@ -224,14 +230,14 @@ def init_words(init: str) -> str:
 
 def reinitialise(layers: Sequence[str], init: str, why: str = "") -> Remedy:
     return Remedy(
-        f"re-initialise {paths(layers)} with {init_words(init)}{why}",
+        f"re-initialise {every(layers)} with {init_words(init)}{why}",
         {"action": "reinitialise", "modules": list(layers), "init": init},
     )
 
 
 def add_batchnorm(after: Sequence[str]) -> Remedy:
     return Remedy(
-        f"add BatchNorm1d after {paths(after)} (between each Linear and its activation)",
+        f"add BatchNorm1d after {every(after)} (between each Linear and its activation)",
         {"action": "add_batchnorm", "after": list(after)},
     )
 
@@ -248,7 +254,7 @@ def clip_grad_norm(max_norm: float) -> Remedy:
 def set_dropout(where: Sequence[str], old: float | None, new: float) -> Remedy:
     was = f" from {fmt_num(old)}" if old is not None else ""
     return Remedy(
-        f"set the Dropout rate at {paths(where)}{was} to {fmt_num(new)}",
+        f"set the Dropout rate at {every(where)}{was} to {fmt_num(new)}",
         {"action": "set_dropout", "modules": list(where), "rate": new},
     )
 
