@@ -70,6 +70,19 @@ def test_weights_far_above_he_are_bad_initialization_first(data, factor, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("depth", [3, 6])
+def test_a_regression_net_at_2_8_times_he_is_bad_init_before_the_explosion(depth, seed):
+    # the case: the loss far above the target's scale before the first update
+    X, y = regression(seed)
+    model = mlp(2, [64] * depth, 1, seed=seed, init=scaled_init(2.8))
+    history = fit(model, X, y, gw.optim.SGD(model.parameters(), lr=0.01), loss="mse", seed=seed)
+    first = history.findings[0]
+    assert first.kind == "bad_initialization" and first.actions[0]["init"] == "he"
+    for f in serious(history)[1:]:
+        assert f.caused_by, f.headline()  # the explosion, NaN and dead units follow from it
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("depth", [12, 16])
 def test_small_init_in_a_deep_relu_stack_ranks_before_the_vanishing_and_dead_units(depth, seed):
     X, y, C = dataset("circle", seed)
