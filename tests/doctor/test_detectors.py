@@ -472,3 +472,37 @@ def test_diagnose_orders_root_causes_first_by_mechanism():
     kinds = [f.kind for f in diagnose(tr, prof, TH)]
     # two unrelated critical roots: the setup's problem (dropout 1.0) comes first
     assert kinds[:2] == ["dropout_misconfigured", "nan_trap"]
+
+
+def _at(kind, step, severity="warning"):
+    return Finding(kind, severity, "x", step, 0, {}, "Something.", [f"fix {kind}"],
+                   [{"action": kind}])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        # the orders: scaling or init at step 0 before the explosion it causes...
+        [_at("bad_initialization", None), _at("exploding_gradients", 3, "critical")],
+        [_at("unscaled_features", None), _at("exploding_gradients", 3, "critical")],
+        # ...the explosion before the dead units and the stall it leaves behind...
+        [_at("exploding_gradients", 2), _at("dead_relu", 5, "critical"),
+         _at("stalled_training", 40)],
+        # ...vanishing gradients before the dead units at the top of a starved stack
+        [_at("vanishing_gradients", 0), _at("dead_relu", 11, "critical")],
+    ],
+)  # fmt: skip
+def test_root_causes_come_first_whatever_the_severity(chain):
+    for order in (chain, chain[::-1]):
+        found = relate([Finding.from_dict(f.to_dict()) for f in order])
+        assert [f.kind for f in found] == [f.kind for f in chain]
+        root = found[0]
+        assert root.caused_by == [] and root.severity == "critical"  # as serious as its effects
+        for f in found[1:]:
+            assert root.id in f.caused_by and f.id in root.consequences
+            assert f.actions[0] == root.actions[0]  # the cause's fix comes first
+
+
+def test_a_consequence_that_began_before_its_supposed_cause_is_not_linked():
+    found = relate([_at("vanishing_gradients", 30), _at("dead_relu", 4)])
+    assert all(f.caused_by == [] for f in found)

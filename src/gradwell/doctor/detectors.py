@@ -123,10 +123,11 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     if not saturating:
         act = prof.activation_after(hidden[0])
         remedies.append(rx.reinitialise(hidden, rx.init_for(prof.types.get(act or "", None))))
+    fewer = max(1, len(prof.hidden_layers) // 2)
     remedies.append(
         rx.Remedy(
-            f"use fewer hidden layers (this model has {len(prof.hidden_layers)})",
-            {"action": "fewer_layers"},
+            f"use fewer hidden layers: {fewer} instead of {len(prof.hidden_layers)}",
+            {"action": "fewer_layers", "hidden_layers": fewer},
         )
     )
     severity = "critical" if worst < th.vanishing_critical_ratio else "warning"
