@@ -32,7 +32,10 @@ class Detector:
 
     kind: str
     run: Run  # (trace, profile, thresholds) -> Finding, list of Findings or None
-    merges: bool  # its findings at several places are one problem, one finding
+    #: the places it is found at add up over the run: one finding names every layer it was
+    #: seen at (vanishing, exploding). (Every detector returns at most one finding, naming
+    #: every place it affects now: dead units, saturation, dropout are merged there.)
+    merges: bool
     causes: tuple[str, ...]  # the kinds it can cause
     setup: bool = False  # judged before training (gw.doctor.check runs these)
 
@@ -49,10 +52,10 @@ _GRADIENTS = ("exploding_gradients", "nan_trap", "learning_rate_too_high")
 #: Every detector, in the order of mechanisms (root causes first). A finding can only be
 #: caused by one whose kind comes earlier here.
 REGISTRY: tuple[Detector, ...] = (
-    Detector("output_loss_mismatch", s.detect_output_loss_mismatch, True,
+    Detector("output_loss_mismatch", s.detect_output_loss_mismatch, False,
              ("dead_relu", "vanishing_gradients", *_BLOCKED), setup=True),
-    Detector("missing_nonlinearity", s.detect_missing_nonlinearity, True, _BLOCKED, setup=True),
-    Detector("dropout_misconfigured", d.detect_dropout, True,
+    Detector("missing_nonlinearity", s.detect_missing_nonlinearity, False, _BLOCKED, setup=True),
+    Detector("dropout_misconfigured", d.detect_dropout, False,
              ("dead_relu", "vanishing_gradients", "oscillating_loss", *_BLOCKED), setup=True),
     Detector("unscaled_targets", s.detect_unscaled_targets, False,
              (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
@@ -60,7 +63,7 @@ REGISTRY: tuple[Detector, ...] = (
     Detector("unscaled_features", _features_audited_elsewhere, False,
              (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
              setup=True),
-    Detector("bad_initialization", s.detect_bad_initialization, True,
+    Detector("bad_initialization", s.detect_bad_initialization, False,
              (*_GRADIENTS, "vanishing_gradients", "saturated_activations", "dead_relu",
               *_BLOCKED), setup=True),
     Detector("learning_rate_too_high", d.detect_learning_rate, False,
@@ -70,10 +73,10 @@ REGISTRY: tuple[Detector, ...] = (
              ("nan_trap", "dead_relu", "saturated_activations", *_BLOCKED)),
     # after a NaN the weights are NaN: units look dead and the loss stays flat
     Detector("nan_trap", d.detect_nan, False, ("dead_relu", *_BLOCKED)),
-    Detector("saturated_activations", d.detect_saturation, True,
+    Detector("saturated_activations", d.detect_saturation, False,
              ("vanishing_gradients", *_BLOCKED)),
     Detector("vanishing_gradients", d.detect_vanishing, True, ("dead_relu", *_BLOCKED)),
-    Detector("dead_relu", d.detect_dead_relu, True, _BLOCKED),
+    Detector("dead_relu", d.detect_dead_relu, False, _BLOCKED),
     Detector("oscillating_loss", d.detect_oscillating, False, ()),
     # after what can flatten the loss for other reasons (then it is demoted to info)
     Detector("learning_rate_too_low", d.detect_learning_rate, False, ("stalled_training",)),
@@ -262,16 +265,14 @@ def _unique_ids(findings: list[Finding]) -> dict[int, str]:
     return ids
 
 
-#: Kinds whose places add up over the run (a layer starved once stays named).
-_UNION_OF_PLACES = ("vanishing_gradients", "exploding_gradients")
 #: Kinds judged on the whole run so far: the latest verdict replaces earlier ones.
 CURRENT_STATE = ("overfitting", "stalled_training", "oscillating_loss")
 
 
 class Ledger:
     """The findings of a run, one per kind: each kept at its worst, with the earliest onset
-    (when the problem began: what the live line printed); the places of vanishing and
-    exploding gradients add up over the run. :attr:`findings` is the related view, root
+    (when the problem began: what the live line printed); the places of the kinds whose
+    detector declares ``merges`` add up over the run. :attr:`findings` is the related view, root
     causes first.
     """
 
@@ -293,7 +294,7 @@ class Ledger:
             if old is not None:
                 if old.step is not None and (f.step is None or old.step < f.step):
                     f.step, f.epoch = old.step, old.epoch
-                if f.kind in _UNION_OF_PLACES:
+                if BY_KIND[f.kind].merges:
                     _union_places(old, f, order or [])
             self.raw[f.kind] = f
 
