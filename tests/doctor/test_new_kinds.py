@@ -233,6 +233,9 @@ def test_momentum_sgd_on_single_examples_oscillates(data, seed):
     opt = gw.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     history = train(model, X, y, opt, epochs=8, batch_size=1, seed=seed)
     found = kinds(history)
+    if history["loss"][-1] < 0.1 * history["loss"][0]:  # this draw converged after all
+        assert "oscillating_loss" not in found
+        return
     # the epoch loss swings; where the swings grow into a trend, the rate is too high
     assert {"oscillating_loss", "learning_rate_too_high"} & set(found), found
     for f in serious(history):
