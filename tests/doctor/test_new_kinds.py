@@ -404,3 +404,14 @@ def test_adam_at_lr_one_is_lowered_enough_in_one_step():
     fixed = mlp(X.shape[1], [32, 32], C, seed=0)
     after = fit(fixed, X, y, gw.optim.Adam(fixed.parameters(), lr=new_lr))
     assert serious(after) == [] and after["loss"][-1] < 0.5 * history["loss"][-1]
+
+
+def test_check_says_clearly_what_it_expected():
+    model = head(3)
+    X, y, C = blobs()
+    with pytest.raises(TypeError, match="X must be an array of numbers"):
+        gw.doctor.check(model, "cross_entropy", None, gw.data.DataLoader((X, y)), y)
+    with pytest.raises(ValueError, match="same number of rows; got 512 and 10"):
+        gw.doctor.check(model, "cross_entropy", None, X, y[:10])
+    with pytest.raises(ValueError, match="unknown loss 'crossentropy'"):
+        gw.doctor.check(model, "crossentropy", None, X, y)

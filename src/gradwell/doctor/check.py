@@ -179,6 +179,19 @@ def check(
     """
     th = thresholds or Thresholds()
     loss_fn = resolve_loss(loss, "gw.doctor.check") if loss is not None else None
+    for name, arr in (("X", X), ("y", y)):
+        a = None if arr is None else _array(arr)
+        if a is not None and (a.ndim == 0 or a.dtype.kind not in "biuf"):
+            raise TypeError(
+                f"gw.doctor.check: {name} must be an array of numbers with one row per example "
+                f"(a numpy array or gw.Tensor); got {type(arr).__name__} "
+                f"{getattr(a, 'dtype', '')} of shape {getattr(a, 'shape', '?')}"
+            )
+    if X is not None and y is not None and len(_array(X)) != len(_array(y)):
+        raise ValueError(
+            f"gw.doctor.check: X and y must have the same number of rows; got {len(_array(X))} "
+            f"and {len(_array(y))}"
+        )
     setup, prof = preflight(model, loss_fn, optimizer, X, y, th, batch_size)
     trace = Trace(setup=setup)
     found = detect_all(trace, prof, th, setup_only=True)
