@@ -19,6 +19,7 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from ..train.predict import resolve_loss
 from .detectors import column_scales, detect_unscaled, unscaled_columns
+from .detectors_setup import REGRESSION_LOSSES
 from .diagnosis import detect_all, relate
 from .findings import Finding
 from .probes import evenly, probe_setup
@@ -75,8 +76,10 @@ def audit_targets(y: Any, loss: str | None) -> dict[str, Any]:
         "std": float(flat.std()),
         "median_abs": float(np.median(np.abs(flat))),
     }
-    one_hot = arr.ndim == 2 and arr.shape[1] > 1 and integer and set(distinct.tolist()) <= {0, 1}
-    if arr.ndim == 1 and integer and flat.min() >= 0 and distinct.size <= max(100, flat.size // 10):
+    # labels: small non-negative integers (or one-hot rows), unless a regression loss reads them
+    labels = integer and loss not in REGRESSION_LOSSES
+    one_hot = arr.ndim == 2 and arr.shape[1] > 1 and labels and set(distinct.tolist()) <= {0, 1}
+    if arr.ndim == 1 and labels and flat.min() >= 0 and distinct.size <= max(100, flat.size // 10):
         counts = np.bincount(flat.astype(np.int64))
         share = counts[counts > 0] / counts.sum()
         out.update(kind="classes", classes=int(flat.max()) + 1,
@@ -109,7 +112,7 @@ def _expected_loss(loss: str | None, n_out: int | None, y: np.ndarray) -> float:
         return math.log(n_out) if n_out > 1 else math.nan
     if loss in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits"):
         return math.log(2.0)
-    if loss in ("MSELoss", "mse_loss") and y.dtype.kind == "f":
+    if loss in ("MSELoss", "mse_loss") and y.dtype.kind in "biuf" and y.size:
         return float(np.mean(np.square(y.astype(np.float64)))) + 1.0
     return math.nan
 
