@@ -1,9 +1,10 @@
 """Diagnosis: the detectors as a registry, and the links from causes to consequences.
 
-Each :class:`Detector` declares the kind it finds, whether its findings at several
-places are one problem (merged into one finding that names every place), and which
-kinds it can cause. The registry's order is the order of mechanisms, root causes
-first: a setup problem (the loss, the layers, the data, the initialisation, the
+Each :class:`Detector` declares the kind it finds, its priority (its place in the
+registry), whether the places it is found at add up over the run, and which kinds it
+can cause. Every detector returns at most one finding: a problem at several places is
+one finding naming them all. The registry's order is the order of mechanisms, root
+causes first: a setup problem (the loss, the layers, the data, the initialisation, the
 learning rate) before what it does to the gradients, and that before what it leaves
 behind (dead units, a stalled run). :func:`diagnose` runs every detector on the Trace
 and :func:`relate` links each finding to the earlier findings that can cause it, then
