@@ -34,9 +34,11 @@ from .trace import ActivationStats, Trace, floats, ints
 #: estimate is within a few percent of the whole ratio.
 UPDATE_ENTRIES = 4096
 #: Rows of the batch the pre-flight probe runs forward and backward (evenly spaced over
-#: the data): enough for the initial loss (its standard error about an eighth of its
-#: spread) and the layer scales, at the cost of a small step.
-PROBE_ROWS = 64
+#: the data): at most 64 (the initial loss to about an eighth of its spread), fewer for
+#: large models so that the probe costs a few milliseconds (its matmuls cost rows x
+#: parameters), never under 16.
+PROBE_ROWS = (16, 64)
+PROBE_VALUES = 4_000_000  # rows x parameters
 
 
 def _is_grad_enabled() -> bool:
@@ -409,7 +411,9 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
     output and output gradient (``gain`` = output / input RMS); per sigmoid/tanh the
     share of saturated outputs, per ReLU the share of silent units."""
     xa = _array(X)
-    rows = evenly(xa.shape[0], PROBE_ROWS)
+    n_params = sum(p.data.size for p in model.parameters())
+    k = min(max(PROBE_VALUES // max(n_params, 1), PROBE_ROWS[0]), PROBE_ROWS[1])
+    rows = evenly(xa.shape[0], k)
     xb = Tensor(np.ascontiguousarray(xa[rows]))
     yb = Tensor(np.ascontiguousarray(_array(y)[rows])) if y is not None else None
     # Hooks (the doctor's among them) are not copied: the copy must not feed them.
