@@ -319,3 +319,16 @@ def test_nonfinite_loss_in_a_hand_loop_without_the_batch_is_reported_honestly():
     f = next(f for f in doctor.finish() if f.kind == "nan_trap")
     assert f.step == 1 and f.where == "loss"
     assert "pass inputs= and targets=" in f.explanation
+
+
+def test_a_failed_pre_flight_check_leaves_the_rest_of_the_doctor_on(monkeypatch):
+    import gradwell.doctor.doctor as module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot copy this model")
+
+    monkeypatch.setattr(module, "preflight", broken)
+    X, y, C = dataset("blobs", 0)
+    history = _fit(mlp(X.shape[1], [16], C, seed=0, dropout=1.0), X, y, Doctor(verbose=False))
+    assert history.findings[0].kind == "dropout_misconfigured"
+    assert "cannot copy this model" in history.doctor.trace.setup["error"]

@@ -374,10 +374,16 @@ class Doctor(Callback):
         """The pre-flight check (gw.doctor.check) on the training data: its numbers go into
         the trace, the call order and output module into the profile, and what it finds
         (the learning rate against its optimizer's range among them) into the findings."""
-        setup, prof = preflight(
-            self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
-            call_loss=is_builtin_loss(self.loss_fn),
-        )  # fmt: skip
+        try:
+            setup, prof = preflight(
+                self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
+                call_loss=is_builtin_loss(self.loss_fn),
+            )  # fmt: skip
+        except Exception as e:  # (a model that cannot be copied): watch the run without it
+            if self.raise_errors:
+                raise
+            self.trace.setup = {"error": f"the pre-flight check failed: {e!r}"}
+            return
         self.trace.setup = setup
         if (setup.get("probe") or {}).get("order"):
             self._probes.learn_structure(prof)
