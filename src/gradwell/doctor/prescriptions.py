@@ -55,7 +55,7 @@ def every(items: Sequence[str]) -> str:
 
 def change_lr(prof: ModelProfile, factor: float, why: str = "") -> Remedy:
     """Multiply every parameter group's learning rate by ``factor``; the new rates are
-    rounded to two significant digits. ``why`` says what sized the change."""
+    rounded to three significant digits. ``why`` says what sized the change."""
     verb = "lower" if factor < 1 else "raise"
     action: dict[str, Any] = {"action": "scale_lr", "factor": factor}
     if not prof.lrs:
@@ -144,13 +144,13 @@ def positive_output(module: str, op: str, inside: bool) -> Remedy:
     if inside:
         text = (
             f"keep the input of the {op} inside module {module} positive: take the {op} of "
-            f"softplus(x) or of gw.clamp(x, 1e-6, None) there"
+            f"softplus(x) or of gw.clip(x, 1e-6) there"
         )
         how = "clamp"
     else:
         text = (
             f"keep the model's output positive before the {op}: put a Softplus after {module} "
-            f"(or exp of its output), or clamp it (gw.clamp(y, 1e-6, None))"
+            f"(or exp of its output), or clamp it (gw.clip(y, 1e-6))"
         )
         how = "softplus"
     return Remedy(text, {"action": "positive_output", "module": module, "how": how, "op": op})
