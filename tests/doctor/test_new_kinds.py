@@ -41,13 +41,24 @@ def regression(seed, n=512):
 def fit(model, X, y, opt, loss="cross_entropy", epochs=4, batch_size=32, seed=0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the sick runs overflow on purpose
-        return gw.fit(model, (X, y), loss=loss, optimizer=opt, epochs=epochs,
-                      batch_size=batch_size, seed=seed, verbose=0,
-                      doctor=gw.doctor.Doctor(verbose=False, raise_errors=True))  # fmt: skip
+        history = gw.fit(model, (X, y), loss=loss, optimizer=opt, epochs=epochs,
+                         batch_size=batch_size, seed=seed, verbose=0,
+                         doctor=gw.doctor.Doctor(verbose=False, raise_errors=True))  # fmt: skip
+    machine_ready(history.findings)
+    return history
+
+
+def machine_ready(findings):
+    """Every remedy has its action, and a serious finding's first one can be applied."""
+    for f in findings:
+        assert len(f.actions) == len(f.remedies), f.headline()
+        assert all("action" in a for a in f.actions)
+        assert f.rank < 1 or f.actions, f.headline()
+    return findings
 
 
 def of_kind(findings, kind):
-    found = [f for f in findings if f.kind == kind]
+    found = [f for f in machine_ready(findings) if f.kind == kind]
     assert len(found) <= 1  # one finding per kind
     return found[0] if found else None
 
