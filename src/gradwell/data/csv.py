@@ -17,11 +17,14 @@ class CSVFormatError(ValueError):
     """A CSV file that cannot be read as a numeric table: the message names row and column."""
 
 
-def read_csv_columns(path: str | os.PathLike) -> tuple[list[str], list[list[str]], list[int]]:
+def read_csv_columns(
+    path: str | os.PathLike, encoding: str = "utf-8-sig"
+) -> tuple[list[str], list[list[str]], list[int]]:
     """The header and the raw cells of every data row, with each row's line number.
 
     Blank lines are skipped; a row with a different number of fields than the
-    header raises :class:`CSVFormatError` naming its line.
+    header raises :class:`CSVFormatError` naming its line. ``encoding`` is the file's
+    text encoding (UTF-8 with or without a byte-order mark by default).
     """
     path = Path(path)
     if not path.is_file():
@@ -29,7 +32,7 @@ def read_csv_columns(path: str | os.PathLike) -> tuple[list[str], list[list[str]
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with path.open(newline="", encoding=encoding) as f:
         reader = csv.reader(f)
         try:
             for fields in reader:
@@ -47,7 +50,7 @@ def read_csv_columns(path: str | os.PathLike) -> tuple[list[str], list[list[str]
                 rows.append(fields)
                 lines.append(reader.line_num)
         except UnicodeDecodeError:
-            raise _not_utf8(path) from None
+            raise _not_decodable(path, encoding) from None
         except csv.Error as e:
             limit = csv.field_size_limit()
             why = (
@@ -71,18 +74,21 @@ def read_csv_columns(path: str | os.PathLike) -> tuple[list[str], list[list[str]
     return header, rows, lines
 
 
-def _not_utf8(path: Path) -> CSVFormatError:
-    """The error for a file that is not UTF-8 text, naming the line of the first bad byte."""
+def _not_decodable(path: Path, encoding: str) -> CSVFormatError:
+    """The error for a file that is not text in ``encoding``, naming the line of the
+    first bad byte."""
     data = path.read_bytes()
     try:
-        data.decode("utf-8")
+        data.decode(encoding)
         where = ""
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         where = f" line {line} holds the byte 0x{data[e.start]:02x}, which"
+    shown = "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf-8-sig") else encoding
     return CSVFormatError(
-        f"{path.name}:{where} is not UTF-8 text; save the file as UTF-8 (for example "
-        f"with iconv -f latin1 -t utf-8 {path.name})"
+        f"{path.name}:{where} is not {shown} text; pass its encoding (load_csv(..., "
+        f'encoding="latin-1"), gradwell train --encoding latin-1) or save the file as UTF-8 '
+        f"(for example with iconv -f latin1 -t utf-8 {path.name})"
     )
 
 
@@ -127,6 +133,55 @@ def _parse(cells: Sequence[str], column: str, lines: Sequence[int], source: str)
                 f"{i} (line {lines[i]})"
             ) from None
     return out
+
+
+#: Cells read as booleans (compared lower-case, after stripping blanks).
+BOOLEANS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def is_missing(cell: str) -> bool:
+    return cell.strip().lower() in NA_VALUES
+
+
+def column_kind(cells: Sequence[str]) -> str:
+    """``"numeric"``, ``"boolean"`` or ``"categorical"`` for one column's cells.
+
+    A column is categorical when most of its present cells are not numbers: a
+    numeric column with a stray word stays numeric, so the word is reported as a
+    bad cell rather than silently turning the column into text.
+    """
+    if is_numeric(cells):
+        return "numeric"
+    present = [c.strip().lower() for c in cells if not is_missing(c)]
+    if present and all(c in BOOLEANS for c in present):
+        return "boolean"
+    numbers = sum(1 for c in present if _is_float(c))
+    return "numeric" if numbers * 2 > len(present) else "categorical"
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_boolean(cells: Sequence[str]) -> np.ndarray:
+    """1.0 for true/yes, 0.0 for false/no, NaN for missing (cells checked by column_kind)."""
+    return np.array(
+        [np.nan if is_missing(c) else BOOLEANS[c.strip().lower()] for c in cells],
+        dtype=np.float64,
+    )
+
+
+def parse_categorical(cells: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Level codes (float, NaN for missing) and the sorted levels of a text column."""
+    stripped = [None if is_missing(c) else c.strip() for c in cells]
+    levels = tuple(sorted({c for c in stripped if c is not None}))
+    index = {c: float(i) for i, c in enumerate(levels)}
+    codes = np.array([np.nan if c is None else index[c] for c in stripped], dtype=np.float64)
+    return codes, levels
 
 
 def is_numeric(cells: Sequence[str]) -> bool:

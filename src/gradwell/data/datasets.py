@@ -17,15 +17,23 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._atomic import atomic_file
-from .csv import CSVFormatError, is_numeric, parse_numeric, read_csv_columns
+from .csv import (
+    CSVFormatError,
+    column_kind,
+    is_numeric,
+    parse_boolean,
+    parse_categorical,
+    parse_numeric,
+    read_csv_columns,
+)
 
 Seed = int | np.random.Generator | None
 TASKS = ("classification", "regression")
@@ -36,7 +44,9 @@ class Dataset:
     """A table of examples: ``X`` (n, d) float32, ``y`` (n,) or None, names and task.
 
     ``target_names`` are the class names for classification (``y`` holds their
-    indices) and the target's name for regression.
+    indices) and the target's name for regression. ``categories`` maps each
+    categorical (text) feature to its levels: its column of ``X`` holds level
+    indices (NaN for a missing cell); :meth:`frame` gives the text back.
 
     >>> import numpy as np
     >>> from gradwell.data.datasets import Dataset
@@ -53,6 +63,7 @@ class Dataset:
     task: str
     description: str = ""
     name: str = ""
+    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -102,6 +113,21 @@ class Dataset:
         """Number of classes (0 for regression)."""
         return len(self.target_names) if self.task == "classification" else 0
 
+    def frame(self) -> dict[str, np.ndarray]:
+        """The features as named 1-D arrays, as in the file: float64 for numeric
+        columns, object arrays of strings (None where missing) for categorical ones.
+        This is what :class:`gradwell.preprocessing.TablePreprocessor` takes."""
+        out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(self.feature_names):
+            column = self.X[:, j].astype(np.float64)
+            if name in self.categories:
+                levels = np.array([*self.categories[name], None], dtype=object)
+                codes = np.where(np.isnan(column), len(levels) - 1, column).astype(np.int64)
+                out[name] = levels[codes]
+            else:
+                out[name] = column
+        return out
+
     def columns(self) -> dict[str, np.ndarray]:
         """The features as a dict of named 1-D arrays (views of ``X``), e.g. for a ColumnScaler."""
         return {name: self.X[:, j] for j, name in enumerate(self.feature_names)}
@@ -150,6 +176,7 @@ class Dataset:
             self.task,
             self.description,
             self.name,
+            self.categories,
         )
 
 
@@ -435,15 +462,24 @@ def load_csv(
     target: str | int | None = None,
     columns: Sequence[str] | None = None,
     task: str = "auto",
+    *,
+    categorical: Sequence[str] = (),
+    encoding: str = "utf-8-sig",
 ) -> Dataset:
-    """Load a numeric CSV with a header row into a :class:`Dataset`.
+    """Load a CSV with a header row into a :class:`Dataset`.
 
     ``target`` names (or indexes) the target column; ``None`` loads features only
     (``y`` is None). ``columns`` chooses the feature columns and their order (all
     others but the target by default). Empty cells and ``NA``, ``NaN``, ``null``,
-    ``?`` read as NaN (use ``nan_policy`` in the scalers, or the audit, to see them);
-    any other non-numeric feature cell raises :class:`CSVFormatError` naming the
-    row, line and column, as does a row with the wrong number of fields.
+    ``?`` read as NaN (use ``nan_policy`` in the scalers, or the audit, to see them).
+
+    Columns of true/false or yes/no read as 1/0. A column whose present cells are
+    mostly text is categorical (and so is every column named in ``categorical``):
+    its levels go to ``categories`` and its column of ``X`` holds level indices
+    (see :meth:`Dataset.frame`). A stray word in an otherwise numeric column raises
+    :class:`CSVFormatError` naming the row, line and column, as does a row with the
+    wrong number of fields. ``encoding`` is the file's text encoding; a byte it
+    cannot decode raises naming the line.
 
     ``task="auto"`` makes a non-numeric target (class names) or an integer target
     with at most 20 distinct values a classification (class names sorted), and
@@ -461,7 +497,7 @@ def load_csv(
         raise ValueError(
             f"load_csv: expected task 'auto', {TASKS[0]!r} or {TASKS[1]!r}, got {task!r}"
         )
-    header, rows, lines = read_csv_columns(path)
+    header, rows, lines = read_csv_columns(path, encoding)
     source = Path(path).name
     target_name: str | None = None
     if target is not None:
@@ -493,11 +529,23 @@ def load_csv(
             )
     if not rows:
         raise CSVFormatError(f"{source}: expected at least one data row, got only the header")
+    unknown = [c for c in categorical if c not in features]
+    if unknown:
+        raise KeyError(
+            f"load_csv: expected categorical columns among the features {features}, got {unknown}"
+        )
     position = {h: j for j, h in enumerate(header)}
     X = np.empty((len(rows), len(features)), dtype=np.float32)
+    categories: dict[str, tuple[str, ...]] = {}
     for k, name in enumerate(features):
-        j = position[name]
-        X[:, k] = parse_numeric([r[j] for r in rows], name, lines, source)
+        cells = [r[position[name]] for r in rows]
+        column_type = "categorical" if name in categorical else column_kind(cells)
+        if column_type == "categorical":
+            X[:, k], categories[name] = parse_categorical(cells)
+        elif column_type == "boolean":
+            X[:, k] = parse_boolean(cells)
+        else:
+            X[:, k] = parse_numeric(cells, name, lines, source)
     y = None
     targets: tuple[str, ...] = ()
     kind = "regression"
@@ -509,7 +557,9 @@ def load_csv(
     description = f"{source}: {len(rows)} rows, features {features}" + (
         f", target {target_name!r}" if target_name else ""
     )
-    return Dataset(X, y, tuple(features), targets, kind, description, Path(path).stem)
+    if categories:
+        description += f" (categorical: {list(categories)})"
+    return Dataset(X, y, tuple(features), targets, kind, description, Path(path).stem, categories)
 
 
 def _target(

@@ -31,8 +31,11 @@ from .audit import AuditReport, ColumnAudit, ScaleWarning, audit
 from .auto import AutoScaler
 from .base import Scaler, from_config
 from .column import ColumnScaler
+from .encoders import OneHotEncoder
+from .imputers import Imputer
 from .pipeline import Pipeline, parse_chain
 from .scalers import Clip, LinearScaler, LogScaler, RobustScaler, ZScoreScaler
+from .table import TablePreprocessor
 
 __all__ = [
     "AuditReport",
@@ -42,15 +45,18 @@ __all__ = [
     "ColumnMismatchError",
     "ColumnScaler",
     "DomainError",
+    "Imputer",
     "LinearScaler",
     "LogScaler",
     "NonFiniteValueError",
     "NotFittedError",
     "NotInvertibleError",
+    "OneHotEncoder",
     "Pipeline",
     "RobustScaler",
     "ScaleWarning",
     "Scaler",
+    "TablePreprocessor",
     "ZScoreScaler",
     "audit",
     "from_config",
