@@ -94,6 +94,7 @@ from .train import (
     load,
     metrics,
     predict,
+    register_module,
     save,
 )
 
@@ -148,6 +149,7 @@ __all__ = [
     "max",
     "maximum",
     "metrics",
+    "register_module",
     "mean",
     "min",
     "minimum",

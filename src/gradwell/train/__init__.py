@@ -1,6 +1,7 @@
 """Training: the fit loop, callbacks, metrics, prediction and checkpoints."""
 
 from . import callbacks, metrics
+from .architecture import register_module
 from .callbacks import Callback
 from .checkpoint import CheckpointError, load, save
 from .compiled import CompiledStep, compile_step
@@ -20,5 +21,6 @@ __all__ = [
     "load",
     "metrics",
     "predict",
+    "register_module",
     "save",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from safetensors import safe_open
@@ -32,6 +32,7 @@ from safetensors.numpy import save as _safetensors_bytes
 
 from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
+from . import architecture
 
 FORMAT = "gradwell.checkpoint"
 VERSION = 1
@@ -222,6 +223,7 @@ def save(
         arrays[f"model.{name}"] = _contiguous(_state_array(value))
     config: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     config["model_keys"] = list(model.state_dict().keys())
+    config["architecture"] = architecture.describe(model)
     if optimizer is not None:
         config["optimizer"] = {
             "class": type(optimizer).__name__,
@@ -340,6 +342,8 @@ def _check_schema(config: Any, arrays: dict[str, np.ndarray], where: str) -> Non
         if part in config:
             entry("class", str, "a class name", entry(part, dict, "a dict"))
             entry("state", dict, "a packed state", config[part])
+    if "architecture" in config:
+        entry("architecture", dict, "a module description")
     if "scaler" in config:
         entry("scaler", dict, "a scaler configuration")
     if "scalers" in config:
@@ -350,27 +354,66 @@ class _Missing:
     """Marks an entry absent from the checkpoint's JSON."""
 
 
+class Loaded(NamedTuple):
+    """What ``gw.load(path)`` returns without a model: the model rebuilt from the
+    architecture the checkpoint describes, its saved preprocessing (or None) and metadata."""
+
+    model: Any
+    preprocessing: Any
+    metadata: dict[str, Any]
+
+
 def load(
     path: str | os.PathLike[str],
-    model: Any,
+    model: Any = None,
     optimizer: Any = None,
     scheduler: Any = None,
     *,
     loader: Any = None,
-) -> dict[str, Any]:
+) -> Any:
     """Load a checkpoint written by :func:`save` into ``model`` (and the others given).
 
     Restores parameters and buffers (strictly: names and shapes must match), the
     random state of the model's Generators (Dropout), and, when passed, the
     optimizer's, scheduler's and loader's state. Returns the saved metadata; a
     saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict).
-    Never runs code from the file.
+    A model whose architecture differs from the saved one (a Tanh where a ReLU was
+    saved) is a CheckpointError naming the first difference.
+
+    Without ``model``, the model is built from the architecture stored in the file
+    (built-in modules, and user modules registered with ``gw.register_module``) and
+    a :class:`Loaded` ``(model, preprocessing, metadata)`` is returned, the model in
+    eval mode. Never runs code from the file and never unpickles.
+
+    >>> model, preprocessing, metadata = gw.load("model.safetensors")  # doctest: +SKIP
     """
-    path = _checkpoint_path(path, model, "load")
+    rebuild = model is None
+    if rebuild:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"load: expected a checkpoint path, got {type(path).__name__}")
+        path = Path(path)
+    else:
+        path = _checkpoint_path(path, model, "load")
     config, arrays = read(path)
     where = f"gw.load: {path}"
+    if rebuild:
+        if "architecture" not in config:
+            raise CheckpointError(
+                f"{where} does not describe its model (it was saved by an older gradwell); "
+                "build the model and pass it: gw.load(path, model)"
+            )
+        try:
+            model = architecture.build(config["architecture"])
+        except architecture.ArchitectureError as e:
+            raise CheckpointError(f"{where}: {e}") from None
     # Every part is checked before anything is written, so a failed load changes nothing.
     writes = [_prepared(model, {name: arrays[f"model.{name}"] for name in config["model_keys"]})]
+    if "architecture" in config and not rebuild:  # same tensors, yet maybe a Tanh for a ReLU
+        difference = architecture.first_difference(
+            config["architecture"], architecture.describe(model)
+        )
+        if difference:
+            raise CheckpointError(f"{where}: the architecture differs: {difference}")
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:
             continue
@@ -412,6 +455,10 @@ def load(
     # which cannot fail: if one of them raises, the rest is still untouched.
     for write in sorted(writes, key=lambda w: isinstance(w, _Unchecked), reverse=True):
         write()
+    if rebuild:
+        model.eval()
+        preprocessing = result.pop("scaler", None)
+        return Loaded(model, preprocessing, result)
     return result
 
 
@@ -457,4 +504,4 @@ def _generator_write(generator: np.random.Generator, state: Any, key: str, where
     return write
 
 
-__all__ = ["CheckpointError", "load", "save"]
+__all__ = ["CheckpointError", "Loaded", "load", "save"]
