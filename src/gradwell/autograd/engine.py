@@ -1,4 +1,4 @@
-"""The reverse-mode engine: recording ops on the forward pass, and backward.
+"""The backward interpreter: the one algorithm that turns recorded ops into gradients.
 
 Every differentiable result is a :class:`Tensor` that remembers the primitive
 that made it (``_op``), its inputs (``_inputs``, the graph's edges) and the
@@ -7,78 +7,30 @@ primitive's non-tensor arguments (``_attrs``), and a creation number (``_seq``).
 reverse topological order, found with a heap and no recursion, so depth is
 unlimited. A node's gradient is the sum of its consumers' contributions,
 complete before it is propagated: the dynamic programming that makes backward
-linear in the number of nodes, however many paths the graph has.
+linear in the number of nodes, however many paths the graph has. Eager backward
+and the compiled replay (:mod:`gradwell.autograd.tape`) both run it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import itertools
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .ops import Primitive
-    from .tensor import Tensor
+from .ops import ArrayF, TensorF
+from .recording import _mode, enable_grad, is_grad_enabled, no_grad, observers, writes
+from .tensor import METHODS, Tensor, _seed_gradient
 
-
-class _GradMode:
-    """Whether new ops are recorded. A plain attribute: read on every op."""
-
-    enabled = True
-
-
-_mode = _GradMode()
-
-# Creation numbers of recorded nodes: an op's output is numbered after its inputs.
-node_counter = itertools.count()
-
-# Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
-#   forward_hooks: fn(op, inputs, output, attrs) after every recorded or unrecorded op
-#                  (``attrs``: the op's keyword arguments, without what it saved).
-#   grad_hooks:    fn(node, grad) when a node's (or leaf's) total gradient is known in
-#                  backward; it may return a replacement gradient.
-#   vjp_hooks:     fn(node, grad, input_grads) after each VJP ran.
-forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor, dict[str, Any]], None]] = []
-grad_hooks: list[Callable[[Tensor, Any], Any]] = []
-vjp_hooks: list[Callable[[Tensor, Any, Sequence[Any]], None]] = []
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Record nothing inside the block (inference, optimizer updates).
-
-    >>> import gradwell as gw
-    >>> x = gw.tensor([1.0], requires_grad=True)
-    >>> with gw.no_grad():
-    ...     y = x * 2
-    >>> y.requires_grad
-    False
-    """
-
-    def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
-
-
-class enable_grad(contextlib.ContextDecorator):
-    """Record ops again inside a ``no_grad`` block."""
-
-    def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
-
-
-def is_grad_enabled() -> bool:
-    return _mode.enabled
+__all__ = [
+    "GraphReleasedError",
+    "enable_grad",
+    "grad",
+    "is_grad_enabled",
+    "no_grad",
+    "run_backward",
+]
 
 
 class GraphReleasedError(RuntimeError):
@@ -92,6 +44,20 @@ def _released(node: Tensor) -> GraphReleasedError:
     )
 
 
+def _check_versions(node: Tensor) -> None:
+    """Raise if a tensor that ``node``'s op read, or its output, was written in place
+    (through the Tensor API) after the op ran: its VJP would use the new values."""
+    seq = node._seq
+    for k, t in enumerate((node, *node._inputs)):  # type: ignore[misc]
+        if t._version > seq:
+            what = "its output" if k == 0 else f"its input {k - 1} (shape {t.shape})"
+            raise RuntimeError(
+                f"backward through op '{node._op.name}': {what} was modified in place after "
+                "the op ran, so its gradient would come from the new values; make the change "
+                "after backward(), or write to a copy"
+            )
+
+
 def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     """A gradient array that a leaf may own: never shared with another leaf, writable."""
     if isinstance(g, np.ndarray):
@@ -103,33 +69,32 @@ def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
 
 
 def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
-    """``t``'s total gradient after its own hooks (which see Tensors) and the global ones.
+    """``t``'s total gradient after its own hooks (which see Tensors) and the observers'.
 
     Any hook may return a replacement gradient.
     """
-    Tensor = (_late_imports or _bind_late_imports())[0]
     for h in t._hooks or ():
         r = h(g if create_graph else Tensor(g))
         if r is not None:
             g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
-    for gh in grad_hooks:
-        r = gh(t, g)
+    for observe in observers.grad:
+        r = observe(t, g)
         if r is not None:
             g = r
     return g
 
 
-# (Tensor, ArrayF, TensorF): bound on first use, since those modules import this one.
-_late_imports: tuple[Any, Any, Any] | None = None
-
-
-def _bind_late_imports() -> tuple[Any, Any, Any]:
-    global _late_imports
-    from .ops import ArrayF, TensorF
-    from .tensor import Tensor
-
-    _late_imports = (Tensor, ArrayF, TensorF)
-    return _late_imports
+def _reference_vjp(node: Tensor, g: Tensor, inputs: Sequence[Tensor]) -> list[Any]:
+    """The VJP of a fused op for ``create_graph``: its reference definition, recorded
+    on the inputs and differentiated by this interpreter, so every order is exact."""
+    with enable_grad():
+        out = node._op.reference(*inputs, **(node._attrs or {}))
+        wanted = list({id(t): t for t, need in zip(inputs, node._needs) if need}.values())
+        found = run_backward(
+            [out], [g], retain_graph=True, create_graph=True, inputs=wanted, stop_at_inputs=True
+        )
+    by_id = {id(t): f for t, f in zip(wanted, found or ())}
+    return [by_id[id(t)] if need else None for t, need in zip(inputs, node._needs)]
 
 
 def run_backward(
@@ -139,19 +104,20 @@ def run_backward(
     retain_graph: bool,
     create_graph: bool,
     inputs: Sequence[Tensor] | None = None,
+    stop_at_inputs: bool = False,
 ) -> list[Any] | None:
     """Propagate ``grad_outputs`` from ``outputs`` to the leaves.
 
     With ``inputs=None`` gradients accumulate into the leaves' ``.grad`` (backward);
     otherwise the gradients of ``inputs`` are returned and no ``.grad`` is touched
-    (``gw.grad``). Gradients are numpy arrays, or Tensors with ``create_graph``.
+    (``gw.grad``); ``stop_at_inputs`` goes no further up than ``inputs``. Gradients are
+    numpy arrays, or Tensors with ``create_graph``.
 
     Every recorded node carries a creation number, larger than its inputs'. Visiting
     nodes from a max-heap of creation numbers is therefore a reverse topological
     order discovered on the fly: when a node comes off the heap, every consumer of
     it has already added its contribution, so its gradient is complete.
     """
-    new_tensor, ArrayF, TensorF = _late_imports or _bind_late_imports()
     F = TensorF if create_graph else ArrayF
     grads: dict[int, Any] = {}
     heap: list[tuple[int, int, Tensor]] = []
@@ -176,16 +142,23 @@ def run_backward(
         while heap:
             _, key, node = heapq.heappop(heap)
             g = grads.pop(key)
-            if node._hooks or grad_hooks:
+            if node._hooks or observers.grad:
                 g = _observed(node, g, create_graph)
             if wanted is not None and key in wanted:
                 found[wanted[key]] = g
+                if stop_at_inputs:
+                    continue
             node_inputs = node._inputs
             if node_inputs is None:
                 raise _released(node)
             needs = node._needs
+            if writes.last > node._seq:  # something was written in place since the op ran
+                _check_versions(node)
             if create_graph:
-                in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
+                if node._op.reference is not None:
+                    in_grads = _reference_vjp(node, g, node_inputs)
+                else:
+                    in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
             else:
                 datas = (
                     (node_inputs[0].data,)
@@ -193,9 +166,9 @@ def run_backward(
                     else [t.data for t in node_inputs]
                 )
                 in_grads = node._op.vjp(F, g, node.data, datas, needs, node._attrs)
-            if vjp_hooks:
-                for vh in vjp_hooks:
-                    vh(node, g, in_grads)
+            if observers.vjp:
+                for observe in observers.vjp:
+                    observe(node, g, in_grads)
             if not retain_graph:
                 node._inputs = None
                 node._attrs = None
@@ -219,17 +192,19 @@ def run_backward(
         handed_out: set[int] = set()
         for k, leaf in leaves.items():
             g = grads.pop(k)
-            if leaf._hooks or grad_hooks:
+            if leaf._hooks or observers.grad:
                 g = _observed(leaf, g, create_graph)
+            if g.dtype != leaf.data.dtype:  # a float32 leaf's gradient is float32, as in torch
+                g = F.cast(g, leaf.data.dtype)
             if wanted is not None:
                 if k in wanted:
                     found[wanted[k]] = g
             elif create_graph:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
             elif leaf.grad is None:
-                leaf.grad = new_tensor(_leaf_grad(g, handed_out))
+                leaf.grad = Tensor(_leaf_grad(g, handed_out))
             else:
-                leaf.grad = new_tensor(leaf.grad.data + g)
+                leaf.grad = Tensor(leaf.grad.data + g)
     finally:
         _mode.enabled = previous_mode
     return found if inputs is not None else None
@@ -255,8 +230,6 @@ def grad(
     >>> dx.item(), d2x.item()
     (12.0, 12.0)
     """
-    from .tensor import Tensor, _seed_gradient
-
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
@@ -289,5 +262,4 @@ def grad(
     return tuple(result)
 
 
-# Modules being called, innermost last; diagnostics read it to name where an op ran.
-module_stack: list[Any] = []
+METHODS["run_backward"] = run_backward

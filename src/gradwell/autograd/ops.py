@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from scipy.special import erf as _erf
 
-from .engine import _mode, forward_hooks, node_counter
-from .tensor import Tensor
+from .recording import Step, _mode, node_counter, observers
+from .tensor import METHODS, Tensor
 
 REGISTRY: dict[str, Primitive] = {}
 _NO_ATTRS: dict[str, Any] = {}
@@ -34,18 +34,26 @@ class Primitive:
     requires grad, records the result as a graph node.
     """
 
-    __slots__ = ("name", "forward", "vjp", "saves", "__dict__")
+    __slots__ = ("name", "forward", "vjp", "saves", "reference", "__dict__")
 
     def __init__(self, name: str, forward: Callable[..., Any], saves: bool) -> None:
         self.name = name
         self.forward = forward
         self.vjp: Callable[..., Sequence[Any]] | None = None
         self.saves = saves
+        # A fused primitive's definition in core primitives, ``reference(*inputs, **attrs)``
+        # on Tensors (``attrs`` with what forward saved): backward with ``create_graph``
+        # differentiates it, so ``vjp`` is only ever called on arrays.
+        self.reference: Callable[..., Any] | None = None
         self.__doc__ = forward.__doc__
 
     def defvjp(self, vjp: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
         self.vjp = vjp
         return vjp
+
+    def defreference(self, reference: Callable[..., Any]) -> Callable[..., Any]:
+        self.reference = reference
+        return reference
 
     def __call__(self, *args: Any, **attrs: Any) -> Tensor:
         for a in args:
@@ -90,9 +98,10 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
     else:
         result = Tensor(out)
-    if forward_hooks:
-        for hook in forward_hooks:
-            hook(op, inputs, result, attrs)
+    if observers.op:
+        step = Step(op, inputs, result, attrs)
+        for observe in observers.op:
+            observe(step)
     return result
 
 
@@ -861,3 +870,6 @@ class TensorF:
     @staticmethod
     def scatter_add(g: Tensor, *, index: Any, shape: tuple[int, ...]) -> Tensor:
         return scatter_add(g, index=index, shape=shape)
+
+
+METHODS.update(REGISTRY)  # Tensor's operators and methods call the primitives by name

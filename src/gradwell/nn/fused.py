@@ -11,7 +11,7 @@ formula that stays finite where the chain would not (stability):
   with the exact gradient ``sigmoid(x) - y`` (also at x = 0, where a composition
   of relu and abs would give the wrong one-sided value).
 * ``batch_norm_relu_dropout`` and ``linear_batch_norm_relu_dropout``: the chains
-  that a compiled step (:mod:`gradwell.autograd.capture`) runs as one op, with
+  that a compiled step (:mod:`gradwell.autograd.tape`) runs as one op, with
   the numbers of the ops in a row, bit for bit.
 
 The VJPs follow the engine's rule: with ``F = ArrayF`` they run on arrays using
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from ..autograd import ops
-from ..autograd.capture import fusion
 from ..autograd.ops import TensorF, primitive
 from . import kernels
 from .module import where_called
@@ -167,7 +166,7 @@ def batch_norm(
     Otherwise the running statistics normalise. ``num_batches_tracked`` (a 0-d
     array, counted up in place in training) makes ``momentum=None`` a cumulative
     average. Every update of the layer's state happens here, inside the op, so a
-    replayed op (:mod:`gradwell.autograd.capture`) updates it too.
+    replayed op (:mod:`gradwell.autograd.tape`) updates it too.
     """
     if training:
         args = _train_arguments(
@@ -253,7 +252,7 @@ def batch_norm_relu_dropout(
     """Training-mode ``batch_norm``, ``relu`` and ``dropout(rate)`` (0: none) in one pass.
 
     A compiled step runs it where a plan has the three ops (or the first two) in a
-    row (:func:`gradwell.autograd.capture.fusion`): the same numbers, the same state
+    row (:data:`FUSIONS`): the same numbers, the same state
     updates and the same draw from ``rng``, with one kernel each way instead of
     three. It keeps only the batch mean and 1 / std: backward recomputes the normalised
     input from the input and reads both gates (relu's and the mask's) from the output.
@@ -317,10 +316,6 @@ def _chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
     drop = chain_attrs[2] if len(chain_attrs) == 3 else {"rate": 0.0, "rng": None}
     fused = {k: v for k, v in bn.items() if k != "training"}
     return {"num_batches_tracked": None, **fused, "rate": drop["rate"], "rng": drop["rng"]}
-
-
-fusion(("batch_norm", "relu", "dropout"), batch_norm_relu_dropout)(_chain_attrs)
-fusion(("batch_norm", "relu"), batch_norm_relu_dropout)(_chain_attrs)
 
 
 @primitive("linear_batch_norm_relu_dropout", saves=True)
@@ -412,10 +407,19 @@ def _linear_chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | N
     return _chain_attrs(chain_attrs[1:])  # linear has no attrs of its own
 
 
-fusion(("linear", "batch_norm", "relu", "dropout"), linear_batch_norm_relu_dropout)(
-    _linear_chain_attrs
-)
-fusion(("linear", "batch_norm", "relu"), linear_batch_norm_relu_dropout)(_linear_chain_attrs)
+# The rewrite table of a compiled step (:func:`gradwell.autograd.tape.plan`): chains of ops
+# in a row, the fused primitive that replaces them, and the fused op's attrs (or None
+# where the chain does not qualify).
+FUSIONS = [
+    (
+        ("linear", "batch_norm", "relu", "dropout"),
+        linear_batch_norm_relu_dropout,
+        _linear_chain_attrs,
+    ),
+    (("linear", "batch_norm", "relu"), linear_batch_norm_relu_dropout, _linear_chain_attrs),
+    (("batch_norm", "relu", "dropout"), batch_norm_relu_dropout, _chain_attrs),
+    (("batch_norm", "relu"), batch_norm_relu_dropout, _chain_attrs),
+]
 
 
 # ---------------------------------------------------------------------------
@@ -427,7 +431,7 @@ def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
     """x times a fresh mask: 0 with probability ``rate``, else 1 / (1 - rate).
 
     The mask's seed is drawn from ``rng`` inside the op, so every call of the op --
-    eager, or replayed by :mod:`gradwell.autograd.capture` -- draws the next one.
+    eager, or replayed by :mod:`gradwell.autograd.tape` -- draws the next one.
     """
     seed = np.uint64(rng.bit_generator.random_raw())
     if x.dtype.char in _NO_BIAS:  # float32 or float64: mask and product in one pass

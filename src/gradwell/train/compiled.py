@@ -1,15 +1,16 @@
-"""compile_step: a model's forward, loss and backward, captured once and then replayed.
+"""compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
-The first calls for a given input shape run eagerly and record their ops; once two
-recordings on different batches agree, later calls replay the plan on the new
-arrays (:mod:`gradwell.autograd.capture`) without calling a module or building a
-Tensor per op. Anything a plan cannot reproduce sends the call back to eager
-mode, which is always correct: hooks on modules, tensors or the engine (the
-training doctor's sampled steps, ``detect_anomaly``), grad mode off, an argument
-that requires grad, or two recordings that differ (the reason is kept in
-``fallback_reason`` and warned about once). A change to any module -- an
-attribute set, ``train()``/``eval()``, ``load_state_dict`` -- makes the next calls
-record again.
+The first calls for a given input shape run eagerly under
+:func:`gradwell.autograd.record`; once two recordings on different batches agree,
+later calls replay the tape (:mod:`gradwell.autograd.tape`, with the fused chains of
+:data:`gradwell.nn.fused.FUSIONS`) on the new arrays, without calling a module or
+checking an argument, and ``backward()`` runs as in eager mode. Anything a tape
+cannot reproduce sends the call back to eager mode, which is always correct:
+observers (the training doctor's sampled steps, ``detect_anomaly``), forward hooks
+on modules, grad mode off, an argument that requires grad, or two recordings that
+differ (the reason is kept in ``fallback_reason`` and warned about once). A change
+to any module's state -- an attribute set, ``train()``/``eval()``,
+``load_state_dict`` -- shows in its version, and the next calls record again.
 
 What a replay cannot know about is Python in a custom ``forward`` that branches on
 values (``if x.mean() > 0``) or keeps its own state between calls: such a model
@@ -23,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
-from ..autograd.capture import NotReplayable, Plan, plan, record
+from ..autograd.recording import is_grad_enabled, observers, record
+from ..autograd.tape import NotReplayable, Plan, plan
 from ..autograd.tensor import Tensor
-from ..nn.module import Module, _Edits
+from ..nn.fused import FUSIONS
+from ..nn.module import Module
 
 
 class _Pending:
@@ -42,8 +44,8 @@ class CompiledStep:
     """``outputs, loss = step(inputs, targets)``: forward, loss and ``loss.backward()``.
 
     Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any
-    already present: zero them first, as in an eager loop). In replay the
-    returned tensors carry no graph.
+    already present: zero them first, as in an eager loop); the returned tensors
+    are those of an eager step after ``backward()``.
 
     >>> import gradwell as gw
     >>> model = gw.nn.Sequential(gw.nn.Linear(3, 4, rng=0), gw.nn.ReLU(), gw.nn.Linear(4, 2, rng=0))
@@ -67,21 +69,22 @@ class CompiledStep:
         self.replays = 0  # how many calls were replayed rather than run eagerly
         self.fallback_reason: str | None = None
         self._plans: dict[tuple[Any, ...], Plan | _Pending | str] = {}
-        self._edits = _Edits.count
+        self._modules: list[Module] = []  # those of the model and the loss, when recorded
+        self._versions: list[int] = []  # and their versions then
         self._hook_dicts: list[dict[int, Any]] = []
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
-        if self._edits != _Edits.count:  # a module changed: every plan may be stale
-            self._plans.clear()
-            self._edits = _Edits.count
+        if [m.__dict__["_version"] for m in self._modules] != self._versions:
+            self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if type(entry) is Plan and not self._observed(x, y) and entry.requires_grad_unchanged():
+        if type(entry) is Plan and not self._observed(x, y):
             self.replays += 1
             outputs, loss = entry.run((x.data, y.data))
-            return Tensor(outputs), Tensor(loss)
+            loss.backward()
+            return outputs, loss
         return self._record(key, entry, x, y)
 
     def _as_input(self, inputs: Any) -> np.ndarray:
@@ -95,10 +98,8 @@ class CompiledStep:
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
         return bool(
-            engine.forward_hooks
-            or engine.grad_hooks
-            or engine.vjp_hooks
-            or not engine._mode.enabled
+            observers
+            or not is_grad_enabled()
             or x.requires_grad
             or y.requires_grad
             or any(self._hook_dicts)
@@ -109,21 +110,21 @@ class CompiledStep:
         return outputs, self.loss_fn(outputs, y)
 
     def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> tuple[Any, Any]:
-        modules = [
+        self._modules = [
             m for owner in (self.model, self.loss_fn) if isinstance(owner, Module)
             for m in owner.modules()
         ]  # fmt: skip
-        for m in modules:
-            m.__dict__["_captured"] = True  # from now on, a change to it counts as an edit
-        self._hook_dicts = [m._forward_hooks for m in modules]
+        self._versions = [m.__dict__["_version"] for m in self._modules]
+        self._hook_dicts = [m._forward_hooks for m in self._modules]
         if isinstance(entry, str) or self._observed(x, y):
             outputs, loss = self._forward(x, y)
             loss.backward()
             return outputs, loss
-        (outputs, loss), ran = record(self._forward, (x, y))
+        with record() as tape:
+            outputs, loss = self._forward(x, y)
         loss.backward()
         try:
-            new = plan((x, y), ran, (outputs, loss), loss=1)
+            new = plan((x, y), tape, (outputs, loss), FUSIONS)
         except NotReplayable as e:
             self._give_up(key, str(e))
             return outputs, loss
