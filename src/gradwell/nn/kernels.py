@@ -3,20 +3,17 @@
 Each is the arithmetic of one fused primitive in ``fused.py``, done in a few
 passes over memory instead of a numpy temporary per step. Measured on (32, 512)
 float32 on one core: batch-norm forward 28 -> 8 us, dropout 48 -> 8 us (see
-benchmarks/README.md). Loops are compiled on first use and cached on disk.
+benchmarks/README.md). numba's policy is :mod:`gradwell._jit`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-# Helpers that take the caller's work arrays are inlined into it: compiled apart, they
-# could not know that those arrays never overlap the data, and would not vectorise.
-_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+from .._jit import inline as _inline
+from .._jit import jit as _jit
 
 
 @_inline
