@@ -11,14 +11,16 @@ loop, and tested against an independent formula (``tests/optim/test_update_rules
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 
-jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+jit: Any = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 # Helpers that take the caller's work arrays are inlined into it: compiled apart, they
 # could not know that those arrays never overlap the data, and would not vectorise.
-inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+inline: Any = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
 # Sums whose order does not matter (statistics of the doctor): reassociated, so that the
 # loop vectorises; inf and NaN still come out.
-reassociating = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+reassociating: Any = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
