@@ -45,11 +45,14 @@ def _released(node: Tensor) -> GraphReleasedError:
 
 
 def _check_versions(node: Tensor) -> None:
-    """Raise if a tensor that ``node``'s op read, or its output, was written in place
-    (through the Tensor API) after the op ran: its VJP would use the new values."""
-    seq = node._seq
-    for k, t in enumerate((node, *node._inputs)):  # type: ignore[misc]
-        if t._version > seq:
+    """Raise if a tensor whose values ``node``'s VJP reads (its inputs, its output) was
+    written in place (through the Tensor API) after the op ran."""
+    seq, reads = node._seq, node._op.reads
+    read = [node] if "o" in reads else [None]
+    if "i" in reads:
+        read += node._inputs  # type: ignore[arg-type]
+    for k, t in enumerate(read):
+        if t is not None and t._version > seq:
             what = "its output" if k == 0 else f"its input {k - 1} (shape {t.shape})"
             raise RuntimeError(
                 f"backward through op '{node._op.name}': {what} was modified in place after "

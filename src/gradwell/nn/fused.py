@@ -53,7 +53,7 @@ def _tiny(x: Any, w: Any, bias: tuple[Any, ...]) -> bool:
     )
 
 
-@primitive("linear")
+@primitive("linear", reads="i")
 def linear(x: Any, w: Any, *bias: Any) -> Any:
     """x @ w.T + b for w of shape (out_features, in_features); x may have leading axes."""
     if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -147,7 +147,7 @@ def _train_arguments(
     )  # fmt: skip
 
 
-@primitive("batch_norm", saves=True)
+@primitive("batch_norm", saves=True, reads="i")
 def batch_norm(
     x: Any,
     *affine: Any,
@@ -426,7 +426,7 @@ FUSIONS = [
 # dropout
 
 
-@primitive("dropout", saves=True)
+@primitive("dropout", saves=True, reads="")
 def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
     """x times a fresh mask: 0 with probability ``rate``, else 1 / (1 - rate).
 
@@ -472,7 +472,7 @@ def check_classes(labels: np.ndarray, c: int, ignore_index: int, who: str) -> No
             )
 
 
-@primitive("cross_entropy", saves=True)
+@primitive("cross_entropy", saves=True, reads="i")
 def cross_entropy(
     x: Any,
     target: Any,
@@ -620,7 +620,7 @@ def _softplus_neg(x: Any) -> Any:
     return ops.softplus(-x, beta=1.0, threshold=20.0)
 
 
-@primitive("bce_with_logits")
+@primitive("bce_with_logits", reads="i")
 def bce_with_logits(x: Any, y: Any, *pos_weight: Any) -> Any:
     """Elementwise binary cross-entropy of logits x against targets y in [0, 1]:
     (1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x)), which is max(x, 0) - x y +
