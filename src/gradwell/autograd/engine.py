@@ -48,9 +48,9 @@ def _check_versions(node: Tensor) -> None:
     """Raise if a tensor whose values ``node``'s VJP reads (its inputs, its output) was
     written in place (through the Tensor API) after the op ran."""
     seq, reads = node._seq, node._op.reads
-    read = [node] if "o" in reads else [None]
+    read: list[Tensor | None] = [node if "o" in reads else None]
     if "i" in reads:
-        read += node._inputs  # type: ignore[arg-type]
+        read.extend(node._inputs or ())
     for k, t in enumerate(read):
         if t is not None and t._version > seq:
             what = "its output" if k == 0 else f"its input {k - 1} (shape {t.shape})"
