@@ -91,7 +91,7 @@ def _reference_vjp(node: Tensor, g: Tensor, inputs: Sequence[Tensor]) -> list[An
     """The VJP of a fused op for ``create_graph``: its reference definition, recorded
     on the inputs and differentiated by this interpreter, so every order is exact."""
     with enable_grad():
-        out = node._op.reference(*inputs, **(node._attrs or {}))
+        out = node._op.reference(node.data, *inputs, **(node._attrs or {}))
         wanted = list({id(t): t for t, need in zip(inputs, node._needs) if need}.values())
         found = run_backward(
             [out], [g], retain_graph=True, create_graph=True, inputs=wanted, stop_at_inputs=True

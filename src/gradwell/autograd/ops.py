@@ -44,8 +44,9 @@ class Primitive:
         self.vjp: Callable[..., Sequence[Any]] | None = None
         self.saves = saves
         self.reads = reads  # the VJP reads the values of: "i" its inputs, "o" its output
-        # A fused primitive's definition in core primitives, ``reference(*inputs, **attrs)``
-        # on Tensors (``attrs`` with what forward saved): backward with ``create_graph``
+        # A fused primitive's definition in core primitives, ``reference(out, *inputs,
+        # **attrs)`` on Tensors (``out``: the forward's output array, for what it drew at
+        # random; ``attrs`` with what it saved): backward with ``create_graph``
         # differentiates it, so ``vjp`` is only ever called on arrays.
         self.reference: Callable[..., Any] | None = None
         self.__doc__ = forward.__doc__
