@@ -355,7 +355,7 @@ class _BatchNormUsedTwice(nn.Module):
 def _replayed_ops(step):
     """The names of the ops that the step's first plan replays, after fusion."""
     plan = next(iter(step._plans.values()))
-    return [op.name for op, _, _ in plan.steps]
+    return [op.name for op, *_ in plan.steps]
 
 
 def test_a_chain_whose_middle_is_used_elsewhere_is_not_fused_and_replays_exactly():

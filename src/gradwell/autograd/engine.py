@@ -8,7 +8,7 @@ reverse topological order, found with a heap and no recursion, so depth is
 unlimited. A node's gradient is the sum of its consumers' contributions,
 complete before it is propagated: the dynamic programming that makes backward
 linear in the number of nodes, however many paths the graph has. Eager backward
-and the compiled replay (:mod:`gradwell.autograd.tape`) both run it.
+and the compiled replay (:mod:`gradwell.train.compiled`) both run it.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def batch_norm(
     Otherwise the running statistics normalise. ``num_batches_tracked`` (a 0-d
     array, counted up in place in training) makes ``momentum=None`` a cumulative
     average. Every update of the layer's state happens here, inside the op, so a
-    replayed op (:mod:`gradwell.autograd.tape`) updates it too.
+    replayed op (:mod:`gradwell.train.compiled`) updates it too.
     """
     if training:
         args = _train_arguments(
@@ -334,7 +334,7 @@ def _linear_chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | N
     return _chain_attrs(chain_attrs[1:])  # linear has no attrs of its own
 
 
-# The rewrite table of a compiled step (:func:`gradwell.autograd.tape.plan`): chains of ops
+# The rewrite table of a compiled step (:mod:`gradwell.train.compiled`): chains of ops
 # in a row, the fused primitive that replaces them, and the fused op's attrs (or None
 # where the chain does not qualify).
 FUSIONS = [
@@ -358,7 +358,7 @@ def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
     """x times a fresh mask: 0 with probability ``rate``, else 1 / (1 - rate).
 
     The mask's seed is drawn from ``rng`` inside the op, so every call of the op --
-    eager, or replayed by :mod:`gradwell.autograd.tape` -- draws the next one.
+    eager, or replayed by :mod:`gradwell.train.compiled` -- draws the next one.
     """
     seed = np.uint64(rng.bit_generator.random_raw())
     if x.dtype.char in NO_BIAS:  # float32 or float64: mask and product in one pass

@@ -1,51 +1,146 @@
 """compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
-The first calls for a given input shape run eagerly under
-:func:`gradwell.autograd.record`; once two recordings on different batches agree,
-later calls replay the tape (:mod:`gradwell.autograd.tape`, with the fused chains of
-:data:`gradwell.nn.fused.FUSIONS`) on the new arrays, without calling a module or
-checking an argument, and ``backward()`` runs as in eager mode. Anything a tape
-cannot reproduce sends the call back to eager mode, which is always correct:
-observers (the training doctor's sampled steps, ``detect_anomaly``), forward hooks
-on modules, grad mode off, an argument that requires grad, or two recordings that
-differ (the reason is kept in ``fallback_reason`` and warned about once). A change
-to any module's state -- an attribute set, ``train()``/``eval()``,
-``load_state_dict`` -- shows in its version, and the next calls record again.
-
-What a replay cannot know about is Python in a custom ``forward`` that branches on
-values (``if x.mean() > 0``) or keeps its own state between calls: such a model
-should run eagerly, as it must under ``torch.jit.trace`` or a CUDA graph.
+The first calls for an input signature run eagerly under :func:`gradwell.autograd.record`;
+the tape becomes a :class:`Plan` (ops over slots, the chains of ``nn.fused.FUSIONS``
+fused). Once two recordings agree, later calls apply the plan's ops to the new arrays
+(no module, no argument check; ops update the state in their attrs) and ``backward()``
+runs as in eager mode: one backward, the same numbers bit for bit. Observers, forward
+hooks, grad mode off, an argument that requires grad or recordings that differ
+(``fallback_reason``, warned once) run eagerly; a module whose version moved (an
+attribute set, ``train()``/``eval()``, ``load_state_dict``) is recorded again. Python
+that branches on values in ``forward`` is invisible to a plan, as to ``torch.jit.trace``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..autograd.recording import is_grad_enabled, observers, record
-from ..autograd.tape import NotReplayable, Plan, plan
+from ..autograd.ops import Primitive, apply
+from ..autograd.recording import Step, is_grad_enabled, observers, record
 from ..autograd.tensor import Tensor
 from ..nn.fused import FUSIONS
 from ..nn.module import Module
 
+# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot.
+PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int]
 
-class _Pending:
-    """A first recording, waiting for a second one to agree with it."""
 
-    __slots__ = ("plan",)
+class NotReplayable(Exception):
+    """A recorded call that a plan could not reproduce; the message says which op and why."""
 
-    def __init__(self, first: Plan) -> None:
-        self.plan = first
+
+class Plan:
+    """The ops of one recorded call over slots: the arguments, then the tensors from
+    outside, then one per op in the order they ran."""
+
+    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs")
+
+    def __init__(self, args: Sequence[Tensor], tape: Sequence[Step], outputs: Sequence[Tensor]):
+        made = {id(s.output) for s in tape}  # the tape keeps them alive: ids stay unique
+        slot = {id(a): i for i, a in enumerate(args)}
+        self.n_args, self.outside = len(args), []
+        for t in (t for s in tape for t in s.inputs if id(t) not in slot and id(t) not in made):
+            if t._op is not None:
+                raise NotReplayable(f"an input of shape {t.shape} comes from an op run before")
+            slot[id(t)] = len(slot)
+            self.outside.append(t)
+        shapes = [t.shape for t in (*args, *self.outside)]
+        steps: list[PlanStep] = []
+        for s in tape:
+            if s.output._hooks:
+                raise NotReplayable(f"the output of op '{s.op.name}' has a gradient hook")
+            steps.append((s.op, dict(s.attrs), tuple(slot[id(t)] for t in s.inputs), len(slot)))
+            slot[id(s.output)] = len(slot)
+            shapes.append(s.output.shape)
+        if any(id(t) not in slot for t in outputs):
+            raise NotReplayable("an output is not a tensor the call's ops made or read")
+        fused = _fuse(steps, [slot[id(t)] for t in outputs])
+        # Number what remains in order, so that a replay appends each op's result.
+        renumber = {k: k for k in range(len(shapes) - len(steps))}
+        renumber.update({out: len(renumber) + j for j, (*_, out) in enumerate(fused)})
+        self.steps = [(op, a, tuple(renumber[k] for k in ins), renumber[out])
+                      for op, a, ins, out in fused]  # fmt: skip
+        self.shapes = [shapes[k] for k in renumber]
+        self.outputs = [renumber[slot[id(t)]] for t in outputs]
+
+    def run(self, args: Sequence[Any]) -> list[Tensor]:
+        """Apply the ops to argument arrays; returns the output tensors (graph nodes)."""
+        values = [Tensor(a) for a in args] + self.outside
+        for op, attrs, ins, _ in self.steps:
+            values.append(apply(op, tuple([values[k] for k in ins]), attrs))
+        return [values[j] for j in self.outputs]
+
+    def same_as(self, other: Plan) -> str | None:
+        """None if ``other`` replays the same computation; else what differs, in words."""
+        if len(self.steps) != len(other.steps) or len(self.outside) != len(other.outside):
+            return f"the call ran {len(self.steps)} ops once and {len(other.steps)} the next time"
+        for k, (a, b) in enumerate(zip(self.outside, other.outside)):
+            if a is not b:
+                user = next(op.name for op, _, ins, _ in self.steps if self.n_args + k in ins)
+                return (
+                    f"an input of op '{user}' (shape {b.shape}) is a different tensor on every "
+                    "call: a tensor built outside gradwell's ops, or a Python number that "
+                    "changes (build it once, outside the step)"
+                )
+        for (op, attrs, ins, _), (op2, attrs2, ins2, _) in zip(self.steps, other.steps):
+            if op is not op2 or ins != ins2 or attrs.keys() != attrs2.keys():
+                return f"op '{op2.name}' ran where op '{op.name}' ran on another call"
+            for name, v in attrs.items():
+                if not _same_value(v, attrs2[name]):
+                    return f"op '{op.name}' took a different '{name}' on another call"
+        if self.outputs != other.outputs or self.shapes != other.shapes:
+            return "an op's result had another shape on another call (a shape set by values)"
+        return None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Attrs equal for replay: arrays and objects by identity, plain values by value."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or isinstance(a, np.ndarray):
+        return False
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return isinstance(a, (int, float, complex, str, bytes, slice, np.generic, np.dtype)) and bool(
+        a == b
+    )
+
+
+def _fuse(steps: list[PlanStep], outputs: list[int]) -> list[PlanStep]:
+    """``steps`` with every chain that :data:`FUSIONS` names replaced by its fused op: ops
+    in a row, each the only consumer of the one before, which it takes as its first
+    input. The fused op takes the first op's inputs, then each later op's other inputs."""
+    uses = dict.fromkeys(outputs, 1)
+    for _, _, ins, _ in steps:
+        for k in ins:
+            uses[k] = uses.get(k, 0) + 1
+    table = sorted(FUSIONS, key=lambda row: -len(row[0]))
+    fused, i = [], 0
+    while i < len(steps):
+        for names, op, merge in table:
+            chain = steps[i : i + len(names)]
+            linked = all(b[2][:1] == (a[3],) and uses[a[3]] == 1 for a, b in zip(chain, chain[1:]))
+            names_match = [c[0].name for c in chain] == list(names)
+            if names_match and linked and (attrs := merge([c[1] for c in chain])) is not None:
+                ins = chain[0][2] + tuple(k for c in chain[1:] for k in c[2][1:])
+                fused.append((op, attrs, ins, chain[-1][3]))
+                i += len(chain)
+                break
+        else:
+            fused.append(steps[i])
+            i += 1
+    return fused
 
 
 class CompiledStep:
     """``outputs, loss = step(inputs, targets)``: forward, loss and ``loss.backward()``.
 
-    Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any
-    already present: zero them first, as in an eager loop); the returned tensors
-    are those of an eager step after ``backward()``.
+    Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any already
+    present: zero them first, as in an eager loop).
 
     >>> import gradwell as gw
     >>> model = gw.nn.Sequential(gw.nn.Linear(3, 4, rng=0), gw.nn.ReLU(), gw.nn.Linear(4, 2, rng=0))
@@ -64,14 +159,14 @@ class CompiledStep:
                 f"compile_step: expected a model and a loss function (callables); got "
                 f"{type(model).__name__} and {type(loss_fn).__name__}"
             )
-        self.model = model
-        self.loss_fn = loss_fn
+        self.model, self.loss_fn = model, loss_fn
         self.replays = 0  # how many calls were replayed rather than run eagerly
         self.fallback_reason: str | None = None
-        self._plans: dict[tuple[Any, ...], Plan | _Pending | str] = {}
-        self._modules: list[Module] = []  # those of the model and the loss, when recorded
+        # per input signature: a plan, (the first recording,) waiting for a second, or why not
+        self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
+        self._modules: list[Module] = []  # the model's and the loss's, when last recorded
         self._versions: list[int] = []  # and their versions then
-        self._hook_dicts: list[dict[int, Any]] = []
+        self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
@@ -80,12 +175,13 @@ class CompiledStep:
             self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if type(entry) is Plan and not self._observed(x, y):
+        if isinstance(entry, Plan) and not self._observed(x, y):
             self.replays += 1
             outputs, loss = entry.run((x.data, y.data))
-            loss.backward()
-            return outputs, loss
-        return self._record(key, entry, x, y)
+        else:
+            outputs, loss = self._record(key, entry, x, y)
+        loss.backward()
+        return outputs, loss
 
     def _as_input(self, inputs: Any) -> np.ndarray:
         """A float array takes the model's parameter dtype, as Linear does with arrays."""
@@ -97,62 +193,41 @@ class CompiledStep:
 
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
-        return bool(
-            observers
-            or not is_grad_enabled()
-            or x.requires_grad
-            or y.requires_grad
-            or any(self._hook_dicts)
-        )
+        watched = bool(observers) or any(self._hook_dicts) or not is_grad_enabled()
+        return watched or x.requires_grad or y.requires_grad
 
-    def _forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        outputs = self.model(x)
-        return outputs, self.loss_fn(outputs, y)
-
-    def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> tuple[Any, Any]:
-        self._modules = [
-            m for owner in (self.model, self.loss_fn) if isinstance(owner, Module)
-            for m in owner.modules()
-        ]  # fmt: skip
+    def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
+        owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
+        self._modules = [m for o in owners for m in o.modules()]
         self._versions = [m.__dict__["_version"] for m in self._modules]
         self._hook_dicts = [m._forward_hooks for m in self._modules]
         if isinstance(entry, str) or self._observed(x, y):
-            outputs, loss = self._forward(x, y)
-            loss.backward()
-            return outputs, loss
+            outputs = self.model(x)
+            return [outputs, self.loss_fn(outputs, y)]
         with record() as tape:
-            outputs, loss = self._forward(x, y)
-        loss.backward()
+            outputs = self.model(x)
+            result = [outputs, self.loss_fn(outputs, y)]
         try:
-            new = plan((x, y), tape, (outputs, loss), FUSIONS)
+            new = Plan((x, y), tape, result)
+            difference = entry[0].same_as(new) if isinstance(entry, tuple) else None
         except NotReplayable as e:
-            self._give_up(key, str(e))
-            return outputs, loss
-        if isinstance(entry, _Pending):
-            difference = entry.plan.same_as(new)
-            if difference is not None:
-                self._give_up(key, difference)
-                return outputs, loss
+            difference = str(e)
+        if difference is not None:
+            self._plans[key] = difference
+            if self.fallback_reason is None:
+                why = f"compile_step: running eagerly for inputs of shape {key[0]}: {difference}"
+                warnings.warn(why, RuntimeWarning, stacklevel=3)
+            self.fallback_reason = difference
+        elif isinstance(entry, tuple):
             self._plans[key] = new
-        else:
-            if len(self._plans) >= 8:  # a few shapes at a time (e.g. the last, short batch)
+        else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
+            if len(self._plans) >= 8:
                 self._plans.clear()
-            self._plans[key] = _Pending(new)
-        return outputs, loss
-
-    def _give_up(self, key: tuple[Any, ...], reason: str) -> None:
-        self._plans[key] = reason
-        if self.fallback_reason is None:
-            warnings.warn(
-                f"compile_step: running eagerly for inputs of shape {key[0]}: {reason}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        self.fallback_reason = reason
+            self._plans[key] = (new,)
+        return result
 
 
 def compile_step(model: Any, loss_fn: Any) -> CompiledStep:
-    """Forward, loss and backward of ``model`` as one call that replays after its first
-    two: see :class:`CompiledStep`. Use it like
-    ``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()``."""
+    """``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()`` as one call that
+    replays after its first two: see :class:`CompiledStep`."""
     return CompiledStep(model, loss_fn)
