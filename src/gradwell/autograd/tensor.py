@@ -199,12 +199,12 @@ class Tensor:
     # assigning ``.data``, bypasses this and is the caller's responsibility.
     def __setitem__(self, index: Any, value: Any) -> None:
         self.data[_plain_index(index)] = value.data if isinstance(value, Tensor) else value
-        self._version = recording.stamp_write()
+        self.bump_version()
 
     def fill_(self, value: Any) -> Tensor:
         """Set every element to ``value``, in place."""
         self.data.fill(value)
-        self._version = recording.stamp_write()
+        self.bump_version()
         return self
 
     def zero_(self) -> Tensor:
