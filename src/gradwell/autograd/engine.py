@@ -8,7 +8,8 @@ reverse topological order, found with a heap and no recursion, so depth is
 unlimited. A node's gradient is the sum of its consumers' contributions,
 complete before it is propagated: the dynamic programming that makes backward
 linear in the number of nodes, however many paths the graph has. Eager backward
-and the compiled replay (:mod:`gradwell.train.compiled`) both run it.
+and the compiled replay (:mod:`gradwell.train.compiled`) share its per-step functions:
+:func:`accumulate` (sum a contribution, undoing broadcasting) and :func:`hand_out`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,26 @@ def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
             g = g.copy()
         handed_out.add(id(g))
     return g
+
+
+def accumulate(total: Any, g: Any, shape: tuple[int, ...], sum_to: Any) -> Any:
+    """A node's gradient so far (None: none yet) plus one consumer's contribution, summed
+    back to the node's ``shape`` first: broadcasting is undone here, once, for every op."""
+    if g.shape != shape:
+        g = sum_to(g, shape)
+    return g if total is None else total + g
+
+
+def hand_out(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
+    """Add a first-order gradient array to ``leaf.grad``, in the leaf's dtype (a float32
+    leaf's gradient is float32, as in PyTorch)."""
+    dtype = leaf.data.dtype
+    if g.dtype is not dtype and g.dtype != dtype:
+        g = g.astype(dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor(_leaf_grad(g, handed_out))
+    else:
+        leaf.grad = Tensor(leaf.grad.data + g)
 
 
 def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
@@ -139,13 +160,17 @@ def run_backward(
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found: list[Any] = [None] * len(inputs) if inputs is not None else []
 
+    # Hot loop: the observers (registered before backward starts) and the heap's
+    # functions are read once, as locals.
+    grad_observers, vjp_observers = observers.grad, observers.vjp
+    push, pop, sum_to = heapq.heappush, heapq.heappop, F.sum_to
     previous_mode = _mode.enabled
     _mode.enabled = create_graph
     try:
         while heap:
-            _, key, node = heapq.heappop(heap)
+            _, key, node = pop(heap)
             g = grads.pop(key)
-            if node._hooks or observers.grad:
+            if node._hooks or grad_observers:
                 g = _observed(node, g, create_graph)
             if wanted is not None and key in wanted:
                 found[wanted[key]] = g
@@ -154,23 +179,22 @@ def run_backward(
             node_inputs = node._inputs
             if node_inputs is None:
                 raise _released(node)
-            needs = node._needs
+            needs, op = node._needs, node._op
             if writes.last > node._seq:  # something was written in place since the op ran
                 _check_versions(node)
-            if create_graph:
-                if node._op.reference is not None:
-                    in_grads = _reference_vjp(node, g, node_inputs)
-                else:
-                    in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
-            else:
+            if not create_graph:
                 datas = (
                     (node_inputs[0].data,)
                     if len(node_inputs) == 1
                     else [t.data for t in node_inputs]
                 )
-                in_grads = node._op.vjp(F, g, node.data, datas, needs, node._attrs)
-            if observers.vjp:
-                for observe in observers.vjp:
+                in_grads = op.vjp(F, g, node.data, datas, needs, node._attrs)
+            elif op.reference is not None:
+                in_grads = _reference_vjp(node, g, node_inputs)
+            else:
+                in_grads = op.vjp(F, g, node, node_inputs, needs, node._attrs)
+            if vjp_observers:
+                for observe in vjp_observers:
                     observe(node, g, in_grads)
             if not retain_graph:
                 node._inputs = None
@@ -178,39 +202,80 @@ def run_backward(
             for inp, need, ig in zip(node_inputs, needs, in_grads):
                 if not need or ig is None:
                     continue
-                if ig.shape != inp.data.shape:
-                    ig = F.sum_to(ig, inp.data.shape)
                 k = id(inp)
-                prev = grads.get(k)
-                if prev is not None:
-                    grads[k] = prev + ig
-                    continue
-                grads[k] = ig
-                if inp._op is None:
-                    leaves[k] = inp
-                else:
-                    heapq.heappush(heap, (-inp._seq, k, inp))
+                total = grads.get(k)
+                grads[k] = accumulate(total, ig, inp.data.shape, sum_to)
+                if total is None:  # its first contribution: visit it once all are in
+                    if inp._op is None:
+                        leaves[k] = inp
+                    else:
+                        push(heap, (-inp._seq, k, inp))
 
         # Leaves last, each once, with the sum of all its contributions.
         handed_out: set[int] = set()
         for k, leaf in leaves.items():
             g = grads.pop(k)
-            if leaf._hooks or observers.grad:
+            if leaf._hooks or grad_observers:
                 g = _observed(leaf, g, create_graph)
-            if g.dtype != leaf.data.dtype:  # a float32 leaf's gradient is float32, as in torch
-                g = F.cast(g, leaf.data.dtype)
+            if wanted is None and not create_graph:
+                hand_out(leaf, g, handed_out)
+                continue
+            dtype = leaf.data.dtype
+            if g.dtype is not dtype and g.dtype != dtype:  # a float32 leaf gets float32, as torch
+                g = F.cast(g, dtype)
             if wanted is not None:
                 if k in wanted:
                     found[wanted[k]] = g
-            elif create_graph:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
-            elif leaf.grad is None:
-                leaf.grad = Tensor(_leaf_grad(g, handed_out))
             else:
-                leaf.grad = Tensor(leaf.grad.data + g)
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
     finally:
         _mode.enabled = previous_mode
     return found if inputs is not None else None
+
+
+def compile_replay(p: Any) -> Any:
+    """A compiled step's plan (:class:`gradwell.train.compiled.Plan`: steps ``(op, attrs,
+    input slots, output slot, needs)`` over slots) as one straight-line function, as
+    torch.fx emits code: the forwards, then this interpreter's work for each recorded
+    step in its order (reverse creation order, inputs in order), each contribution summed
+    by :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds
+    slot j's array, ``g<j>`` its gradient; ``replay(*arrays)`` returns (the output
+    arrays, the gradients of the outside tensors that require grad) for :func:`hand_out`.
+    Replays run only when nothing observes them, so no hook appears here."""
+    n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
+    ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to}
+    lines = [f"def replay({', '.join(f's{j}' for j in range(n_in))}):"]
+    for i, (op, attrs, ins, j, _) in enumerate(p.steps):
+        ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
+        call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
+        lines.append(f"    s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
+    reached = {loss}  # the slots a gradient can reach: the loss, and inputs recorded ops need
+    for _, _, ins, j, needs in reversed(p.steps):
+        if needs is not None and j in reached:
+            reached.update(k for k, need in zip(ins, needs) if need)
+    ns["loss_shape"] = p.shapes[loss]
+    lines += [f"    {' = '.join(f'g{j}' for j in sorted(reached))} = None",
+              f"    g{loss} = ones(loss_shape, s{loss}.dtype)"]  # fmt: skip
+    for i in range(len(p.steps) - 1, -1, -1):
+        op, attrs, ins, j, needs = p.steps[i]
+        if needs is not None and j in reached:
+            ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs
+            kw = f"{{**k{i}, 'saved': saved{i}}}" if op.saves else f"k{i}"
+            datas = "".join(f"s{k}, " for k in ins)
+            lines += [
+                f"    if g{j} is not None:",
+                f"        r = b{i}(F, g{j}, s{j}, ({datas}), n{i}, {kw})",
+            ]
+            for pos, k in enumerate(ins):
+                if needs[pos]:
+                    ns[f"shape{k}"] = p.shapes[k]
+                    add = f"g{k} = acc(g{k}, r[{pos}], shape{k}, sum_to)"
+                    lines.append(f"        if r[{pos}] is not None: {add}")
+    leaves = [p.n_args + i for i, t in enumerate(p.outside) if t.requires_grad]
+    grads = "".join(f"g{j}, " if j in reached else "None, " for j in leaves)
+    lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)}), ({grads})")
+    exec(compile("\n".join(lines), "<gradwell replay>", "exec"), ns)
+    return ns["replay"]
 
 
 def grad(

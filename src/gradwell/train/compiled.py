@@ -1,14 +1,12 @@
 """compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
 The first calls for an input signature run eagerly under :func:`gradwell.autograd.record`;
-the tape becomes a :class:`Plan` (ops over slots, the chains of ``nn.fused.FUSIONS``
-fused). Once two recordings agree, later calls apply the plan's ops to the new arrays
-(no module, no argument check; ops update the state in their attrs) and ``backward()``
-runs as in eager mode: one backward, the same numbers bit for bit. Observers, forward
-hooks, grad mode off, an argument that requires grad or recordings that differ
-(``fallback_reason``, warned once) run eagerly; a module whose version moved (an
-attribute set, ``train()``/``eval()``, ``load_state_dict``) is recorded again. Python
-that branches on values in ``forward`` is invisible to a plan, as to ``torch.jit.trace``.
+the tape becomes a :class:`Plan` (ops over slots, ``nn.fused.FUSIONS`` applied). Once two
+recordings agree, later calls run the plan as code that the engine emits from its own
+per-step functions (:func:`gradwell.autograd.engine.compile_replay`): bit for bit the
+eager numbers. Observers, forward hooks, grad mode off, inputs that require grad or
+recordings that differ (``fallback_reason``) run eagerly; a module whose version moved is
+recorded again. Python branching on values in ``forward`` is invisible, as to jit.trace.
 """
 
 from __future__ import annotations
@@ -19,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.ops import Primitive, apply
+from ..autograd.engine import compile_replay, hand_out
+from ..autograd.ops import Primitive
 from ..autograd.recording import Step, is_grad_enabled, observers, record
 from ..autograd.tensor import Tensor
 from ..nn.fused import FUSIONS
 from ..nn.module import Module
 
-# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot.
-PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int]
+# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot, and
+# which inputs need a gradient (None: the op was not recorded).
+PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int, Any]
 
 
 class NotReplayable(Exception):
@@ -37,7 +37,7 @@ class Plan:
     """The ops of one recorded call over slots: the arguments, then the tensors from
     outside, then one per op in the order they ran."""
 
-    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs")
+    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs", "_requires", "_replay")
 
     def __init__(self, args: Sequence[Tensor], tape: Sequence[Step], outputs: Sequence[Tensor]):
         made = {id(s.output) for s in tape}  # the tape keeps them alive: ids stay unique
@@ -53,7 +53,8 @@ class Plan:
         for s in tape:
             if s.output._hooks:
                 raise NotReplayable(f"the output of op '{s.op.name}' has a gradient hook")
-            steps.append((s.op, dict(s.attrs), tuple(slot[id(t)] for t in s.inputs), len(slot)))
+            ins, needs = tuple(slot[id(t)] for t in s.inputs), s.output._needs or None
+            steps.append((s.op, dict(s.attrs), ins, len(slot), needs))
             slot[id(s.output)] = len(slot)
             shapes.append(s.output.shape)
         if any(id(t) not in slot for t in outputs):
@@ -61,18 +62,28 @@ class Plan:
         fused = _fuse(steps, [slot[id(t)] for t in outputs])
         # Number what remains in order, so that a replay appends each op's result.
         renumber = {k: k for k in range(len(shapes) - len(steps))}
-        renumber.update({out: len(renumber) + j for j, (*_, out) in enumerate(fused)})
-        self.steps = [(op, a, tuple(renumber[k] for k in ins), renumber[out])
-                      for op, a, ins, out in fused]  # fmt: skip
+        renumber.update({step[3]: len(renumber) + j for j, step in enumerate(fused)})
+        self.steps = [(op, a, tuple(renumber[k] for k in ins), renumber[out], needs)
+                      for op, a, ins, out, needs in fused]  # fmt: skip
         self.shapes = [shapes[k] for k in renumber]
         self.outputs = [renumber[slot[id(t)]] for t in outputs]
+        self._requires = [t.requires_grad for t in self.outside]
+        self._replay: Any = None
 
-    def run(self, args: Sequence[Any]) -> list[Tensor]:
-        """Apply the ops to argument arrays; returns the output tensors (graph nodes)."""
-        values = [Tensor(a) for a in args] + self.outside
-        for op, attrs, ins, _ in self.steps:
-            values.append(apply(op, tuple([values[k] for k in ins]), attrs))
-        return [values[j] for j in self.outputs]
+    def run(self, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Replay on argument arrays: the forwards, then the VJPs in reverse; gradients of
+        the last output go to the outside tensors' ``.grad``. Returns the output arrays."""
+        if self._replay is None:
+            self._replay = compile_replay(self)
+        outputs, grads = self._replay(*args, *[t.data for t in self.outside])
+        handed_out: set[int] = set()
+        for leaf, g in zip([t for t in self.outside if t.requires_grad], grads):
+            if g is not None:
+                hand_out(leaf, g, handed_out)
+        return outputs  # type: ignore[no-any-return]
+
+    def requires_grad_unchanged(self) -> bool:
+        return [t.requires_grad for t in self.outside] == self._requires
 
     def same_as(self, other: Plan) -> str | None:
         """None if ``other`` replays the same computation; else what differs, in words."""
@@ -80,14 +91,16 @@ class Plan:
             return f"the call ran {len(self.steps)} ops once and {len(other.steps)} the next time"
         for k, (a, b) in enumerate(zip(self.outside, other.outside)):
             if a is not b:
-                user = next(op.name for op, _, ins, _ in self.steps if self.n_args + k in ins)
+                user = next(step[0].name for step in self.steps if self.n_args + k in step[2])
                 return (
                     f"an input of op '{user}' (shape {b.shape}) is a different tensor on every "
                     "call: a tensor built outside gradwell's ops, or a Python number that "
                     "changes (build it once, outside the step)"
                 )
-        for (op, attrs, ins, _), (op2, attrs2, ins2, _) in zip(self.steps, other.steps):
-            if op is not op2 or ins != ins2 or attrs.keys() != attrs2.keys():
+        for (op, attrs, ins, _, needs), (op2, attrs2, ins2, _, needs2) in zip(
+            self.steps, other.steps
+        ):
+            if op is not op2 or ins != ins2 or needs != needs2 or attrs.keys() != attrs2.keys():
                 return f"op '{op2.name}' ran where op '{op.name}' ran on another call"
             for name, v in attrs.items():
                 if not _same_value(v, attrs2[name]):
@@ -97,17 +110,16 @@ class Plan:
         return None
 
 
+_PLAIN = (int, float, complex, str, bytes, slice, np.generic, np.dtype)
+
+
 def _same_value(a: Any, b: Any) -> bool:
     """Attrs equal for replay: arrays and objects by identity, plain values by value."""
-    if a is b:
-        return True
-    if type(a) is not type(b) or isinstance(a, np.ndarray):
-        return False
+    if a is b or type(a) is not type(b) or isinstance(a, np.ndarray):
+        return a is b
     if isinstance(a, (tuple, list)):
         return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    return isinstance(a, (int, float, complex, str, bytes, slice, np.generic, np.dtype)) and bool(
-        a == b
-    )
+    return isinstance(a, _PLAIN) and bool(a == b)
 
 
 def _fuse(steps: list[PlanStep], outputs: list[int]) -> list[PlanStep]:
@@ -115,7 +127,7 @@ def _fuse(steps: list[PlanStep], outputs: list[int]) -> list[PlanStep]:
     in a row, each the only consumer of the one before, which it takes as its first
     input. The fused op takes the first op's inputs, then each later op's other inputs."""
     uses = dict.fromkeys(outputs, 1)
-    for _, _, ins, _ in steps:
+    for _, _, ins, _, _ in steps:
         for k in ins:
             uses[k] = uses.get(k, 0) + 1
     table = sorted(FUSIONS, key=lambda row: -len(row[0]))
@@ -124,10 +136,11 @@ def _fuse(steps: list[PlanStep], outputs: list[int]) -> list[PlanStep]:
         for names, op, merge in table:
             chain = steps[i : i + len(names)]
             linked = all(b[2][:1] == (a[3],) and uses[a[3]] == 1 for a, b in zip(chain, chain[1:]))
-            names_match = [c[0].name for c in chain] == list(names)
-            if names_match and linked and (attrs := merge([c[1] for c in chain])) is not None:
+            recorded = [c[0].name for c in chain if c[4] is not None] == list(names)
+            if recorded and linked and (attrs := merge([c[1] for c in chain])) is not None:
                 ins = chain[0][2] + tuple(k for c in chain[1:] for k in c[2][1:])
-                fused.append((op, attrs, ins, chain[-1][3]))
+                needs = chain[0][4] + tuple(n for c in chain[1:] for n in c[4][1:])
+                fused.append((op, attrs, ins, chain[-1][3], needs))
                 i += len(chain)
                 break
         else:
@@ -140,7 +153,8 @@ class CompiledStep:
     """``outputs, loss = step(inputs, targets)``: forward, loss and ``loss.backward()``.
 
     Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any already
-    present: zero them first, as in an eager loop).
+    present: zero them first, as in an eager loop). In a replay the returned tensors
+    carry no graph.
 
     >>> import gradwell as gw
     >>> model = gw.nn.Sequential(gw.nn.Linear(3, 4, rng=0), gw.nn.ReLU(), gw.nn.Linear(4, 2, rng=0))
@@ -165,21 +179,22 @@ class CompiledStep:
         # per input signature: a plan, (the first recording,) waiting for a second, or why not
         self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
         self._modules: list[Module] = []  # the model's and the loss's, when last recorded
+        self._states: list[dict[str, Any]] = []  # their __dict__s,
         self._versions: list[int] = []  # and their versions then
         self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
-        if [m.__dict__["_version"] for m in self._modules] != self._versions:
+        if [d["_version"] for d in self._states] != self._versions:
             self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if isinstance(entry, Plan) and not self._observed(x, y):
+        if isinstance(entry, Plan) and not self._observed(x, y) and entry.requires_grad_unchanged():
             self.replays += 1
             outputs, loss = entry.run((x.data, y.data))
-        else:
-            outputs, loss = self._record(key, entry, x, y)
+            return Tensor(outputs), Tensor(loss)
+        outputs, loss = self._record(key, entry, x, y)
         loss.backward()
         return outputs, loss
 
@@ -199,7 +214,8 @@ class CompiledStep:
     def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
         owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
         self._modules = [m for o in owners for m in o.modules()]
-        self._versions = [m.__dict__["_version"] for m in self._modules]
+        self._states = [m.__dict__ for m in self._modules]
+        self._versions = [d["_version"] for d in self._states]
         self._hook_dicts = [m._forward_hooks for m in self._modules]
         if isinstance(entry, str) or self._observed(x, y):
             outputs = self.model(x)
