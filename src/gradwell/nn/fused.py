@@ -22,6 +22,7 @@ arrays, with the kernels that ``kernels.py`` chooses by size.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -347,6 +348,32 @@ FUSIONS = [
     (("batch_norm", "relu", "dropout"), batch_norm_relu_dropout, _chain_attrs),
     (("batch_norm", "relu"), batch_norm_relu_dropout, _chain_attrs),
 ]
+
+
+def fuse(steps: list[Any], outputs: list[int]) -> list[Any]:
+    """The rewrite: a compiled step's recorded ``steps`` (op, attrs, input slots, output
+    slot, needs or None if unrecorded) with every chain that :data:`FUSIONS` names replaced
+    by its fused op: recorded ops in a row, each the only consumer of the one before, which
+    it takes as its first input. The fused op takes the first op's inputs, then each later
+    op's other inputs. ``outputs``: the slots the call returns (used outside the chain)."""
+    uses = Counter([k for step in steps for k in step[2]] + outputs)
+    table = sorted(FUSIONS, key=lambda row: -len(row[0]))
+    fused, i = [], 0
+    while i < len(steps):
+        for names, op, merge in table:
+            chain = steps[i : i + len(names)]
+            linked = all(b[2][:1] == (a[3],) and uses[a[3]] == 1 for a, b in zip(chain, chain[1:]))
+            recorded = [c[0].name for c in chain if c[4] is not None] == list(names)
+            if recorded and linked and (attrs := merge([c[1] for c in chain])) is not None:
+                ins = chain[0][2] + tuple(k for c in chain[1:] for k in c[2][1:])
+                needs = chain[0][4] + tuple(n for c in chain[1:] for n in c[4][1:])
+                fused.append((op, attrs, ins, chain[-1][3], needs))
+                i += len(chain)
+                break
+        else:
+            fused.append(steps[i])
+            i += 1
+    return fused
 
 
 # ---------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
-The first calls for an input signature run eagerly under :func:`gradwell.autograd.record`;
-the tape becomes a :class:`Plan` (ops over slots, ``nn.fused.FUSIONS`` applied). Once two
-recordings agree, later calls run the plan as code that the engine emits from its own
-per-step functions (:func:`gradwell.autograd.engine.compile_replay`): bit for bit the
-eager numbers. Observers, forward hooks, grad mode off, inputs that require grad or
-recordings that differ (``fallback_reason``) run eagerly; a module whose version moved is
-recorded again. Python branching on values in ``forward`` is invisible, as to jit.trace.
+A call's tape (:func:`gradwell.autograd.record`) becomes a :class:`Plan`, rewritten by
+:func:`gradwell.nn.fused.fuse`; once two recordings agree, it runs as code that the engine
+emits from its own per-step functions (:func:`gradwell.autograd.engine.compile_replay`),
+bit for bit the eager numbers. What a plan cannot reproduce runs eagerly
+(``fallback_reason``); a module whose version moved is recorded again. Python that
+branches on values in ``forward`` is invisible to a plan, as to ``torch.jit.trace``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from ..autograd.engine import compile_replay, hand_out
 from ..autograd.ops import Primitive
 from ..autograd.recording import Step, is_grad_enabled, observers, record
 from ..autograd.tensor import Tensor
-from ..nn.fused import FUSIONS
+from ..nn.fused import fuse
 from ..nn.module import Module
 
 # A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot, and
@@ -59,7 +58,7 @@ class Plan:
             shapes.append(s.output.shape)
         if any(id(t) not in slot for t in outputs):
             raise NotReplayable("an output is not a tensor the call's ops made or read")
-        fused = _fuse(steps, [slot[id(t)] for t in outputs])
+        fused = fuse(steps, [slot[id(t)] for t in outputs])
         # Number what remains in order, so that a replay appends each op's result.
         renumber = {k: k for k in range(len(shapes) - len(steps))}
         renumber.update({step[3]: len(renumber) + j for j, step in enumerate(fused)})
@@ -122,33 +121,6 @@ def _same_value(a: Any, b: Any) -> bool:
     return isinstance(a, _PLAIN) and bool(a == b)
 
 
-def _fuse(steps: list[PlanStep], outputs: list[int]) -> list[PlanStep]:
-    """``steps`` with every chain that :data:`FUSIONS` names replaced by its fused op: ops
-    in a row, each the only consumer of the one before, which it takes as its first
-    input. The fused op takes the first op's inputs, then each later op's other inputs."""
-    uses = dict.fromkeys(outputs, 1)
-    for _, _, ins, _, _ in steps:
-        for k in ins:
-            uses[k] = uses.get(k, 0) + 1
-    table = sorted(FUSIONS, key=lambda row: -len(row[0]))
-    fused, i = [], 0
-    while i < len(steps):
-        for names, op, merge in table:
-            chain = steps[i : i + len(names)]
-            linked = all(b[2][:1] == (a[3],) and uses[a[3]] == 1 for a, b in zip(chain, chain[1:]))
-            recorded = [c[0].name for c in chain if c[4] is not None] == list(names)
-            if recorded and linked and (attrs := merge([c[1] for c in chain])) is not None:
-                ins = chain[0][2] + tuple(k for c in chain[1:] for k in c[2][1:])
-                needs = chain[0][4] + tuple(n for c in chain[1:] for n in c[4][1:])
-                fused.append((op, attrs, ins, chain[-1][3], needs))
-                i += len(chain)
-                break
-        else:
-            fused.append(steps[i])
-            i += 1
-    return fused
-
-
 class CompiledStep:
     """``outputs, loss = step(inputs, targets)``: forward, loss and ``loss.backward()``.
 
@@ -178,9 +150,8 @@ class CompiledStep:
         self.fallback_reason: str | None = None
         # per input signature: a plan, (the first recording,) waiting for a second, or why not
         self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
-        self._modules: list[Module] = []  # the model's and the loss's, when last recorded
-        self._states: list[dict[str, Any]] = []  # their __dict__s,
-        self._versions: list[int] = []  # and their versions then
+        self._states: list[dict[str, Any]] = []  # the modules' (model's, loss's) __dict__s,
+        self._versions: list[int] = []  # their versions when last recorded,
         self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
@@ -213,10 +184,10 @@ class CompiledStep:
 
     def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
         owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
-        self._modules = [m for o in owners for m in o.modules()]
-        self._states = [m.__dict__ for m in self._modules]
+        modules = [m for o in owners for m in o.modules()]
+        self._states = [m.__dict__ for m in modules]
         self._versions = [d["_version"] for d in self._states]
-        self._hook_dicts = [m._forward_hooks for m in self._modules]
+        self._hook_dicts = [m._forward_hooks for m in modules]
         if isinstance(entry, str) or self._observed(x, y):
             outputs = self.model(x)
             return [outputs, self.loss_fn(outputs, y)]
