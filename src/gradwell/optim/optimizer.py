@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.engine import enable_grad
+from ..autograd.recording import stamp_write
 from ..autograd.tensor import Tensor
 
 Array = np.ndarray
@@ -113,6 +114,7 @@ class Optimizer:
 
     def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
         """(parameter, its array, its gradient array) for each parameter that has a gradient."""
+        version = stamp_write()  # each is written in place: graphs that read it are stale
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
@@ -124,7 +126,7 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
                     f"but its gradient has shape {g.shape}; they must match"
                 )
-            p.bump_version()  # written in place: a graph that read it can no longer backward
+            p._version = version
             yield p, data, g
 
     def zero_grad(self, set_to_none: bool = True) -> None:
