@@ -166,6 +166,11 @@ def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
             out.append(_scalar_constant(a, like))
         else:  # an array: a float array takes the tensor's float dtype, like a Python float
             arr = np.asarray(a)
+            if arr.dtype.kind not in "biufc":
+                raise TypeError(
+                    f"expected numbers (a number, an array of numbers or a Tensor); got an "
+                    f"array of dtype {arr.dtype} ({type(a).__name__})"
+                )
             if arr.dtype.kind == "f":
                 target = like if like is not None and like.kind == "f" else np.float32
                 arr = arr.astype(target, copy=False)
@@ -565,8 +570,8 @@ def mean(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
 @mean.defvjp
 def _(F, g, out, ins, needs, attrs):
     a = ins[0]
-    n = a.size // (out.size or 1)
-    g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n)
+    n = a.size // (out.size or 1)  # 0 for an empty input: its gradient is empty too
+    g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n if n else 0.0)
     return (F.broadcast_to(g, a.shape),)
 
 
