@@ -8,7 +8,8 @@ safetensors reader:
   optimizer state, scheduler state and random generator states;
 * header metadata ``"gradwell"`` -- a JSON document with the format and version, the
   optimizer's and scheduler's state (hyperparameters, step counts; arrays replaced by
-  references to the tensors above), scaler configurations (``to_config()``), the
+  references to the tensors above), scaler configurations (``to_config()``; the
+  model's ``target_scaler`` from ``fit(..., target_scaler=...)`` too), the
   random state of every numpy Generator held by a module (Dropout) and of the data
   loader, and the user's metadata.
 
@@ -34,7 +35,7 @@ from ..autograd.tensor import Tensor
 
 FORMAT = "gradwell.checkpoint"
 VERSION = 1
-_RESERVED = ("scaler", "scalers", "loader")
+_RESERVED = ("scaler", "scalers", "loader", "target_scaler")
 
 
 class CheckpointError(ValueError):
@@ -219,6 +220,9 @@ def save(
             config["scalers"] = {str(k): s.to_config() for k, s in scaler.items()}
         else:
             config["scaler"] = scaler.to_config()
+    target_scaler = getattr(model, "target_scaler", None)
+    if target_scaler is not None:  # fit(..., target_scaler=...) attached it; predict inverts it
+        config["target_scaler"] = target_scaler.to_config()
     rand = _Packer("random", arrays)
     config["random_state"] = {
         "modules": {
@@ -271,7 +275,9 @@ def load(
     Restores parameters and buffers (strictly: names and shapes must match), the
     random state of the model's Generators (Dropout), and, when passed, the
     optimizer's, scheduler's and loader's state. Returns the saved metadata; a
-    saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict).
+    saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict); a
+    saved target scaler is set back on the model as ``model.target_scaler`` (so
+    ``gw.predict`` returns original units) and returned under ``"target_scaler"``.
     Never runs code from the file.
     """
     path = _checkpoint_path(path, model, "load")
@@ -296,6 +302,10 @@ def load(
         loader.load_state_dict(_unpack(random_state["loader"], arrays))
 
     result = dict(config["metadata"])
+    if "target_scaler" in config:
+        from ..preprocessing import from_config
+
+        model.target_scaler = result["target_scaler"] = from_config(config["target_scaler"])
     if "scaler" in config or "scalers" in config:
         from ..preprocessing import from_config
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
 from . import metrics as _metrics
+from . import targets as _targets
 from .callbacks import Callback, CallbackList, TrainingState
 from .compiled import CompiledStep
 from .history import History
@@ -83,6 +84,7 @@ def fit(
     initial_epoch: int = 0,
     doctor: Any = True,
     compile: bool = False,
+    target_scaler: Any = None,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -105,6 +107,11 @@ def fit(
     :func:`gw.compile_step <gradwell.train.compiled.compile_step>`: the same numbers,
     replayed without Python per op once two steps of a batch shape agree (the
     doctor's sampled steps, and anything else that hooks the model, run eagerly).
+    ``target_scaler``: a ``gw.preprocessing.TargetScaler`` for regression targets far
+    from unit scale, fitted on the training targets unless already fitted. The loss
+    (``loss``, ``val_loss``) is computed on the scaled targets; metrics are computed
+    in the original units; the scaler is attached as ``model.target_scaler``, so
+    ``gw.predict`` returns original units and ``gw.save`` keeps it with the model.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -127,6 +134,11 @@ def fit(
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
     loss_fn = resolve_loss(loss, "fit")
+    if target_scaler is not None:
+        target_scaler = _targets.prepare(target_scaler, train, "fit")
+        train = _targets.scale_data(train, target_scaler)
+        validation = _targets.scale_data(validation, target_scaler)
+        model.target_scaler = target_scaler
     train_loader = _loader(train, batch_size, shuffle, seed, "train")
     val_loader = (
         None if validation is None else _loader(validation, batch_size, False, None, "validation")
@@ -134,6 +146,9 @@ def fit(
     logits = _takes_logits(loss_fn)
     train_metrics = [_metrics.get(m, logits=logits) for m in metrics]
     val_metrics = [fresh_copy(m) for m in train_metrics]
+    if target_scaler is not None:
+        train_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in train_metrics]
+        val_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in val_metrics]
     for m in train_metrics:
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
