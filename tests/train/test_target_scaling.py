@@ -23,9 +23,10 @@ def _model(seed=0):
 
 
 def _fit(model, X, y, scaler, **kw):
+    opt = gw.optim.Adam(model.parameters(), lr=0.01)
     return gw.fit(model, (X[:150], y[:150]), loss="mse", validation=(X[150:], y[150:]),
-                  optimizer=gw.optim.Adam(model.parameters(), lr=0.01), epochs=30, seed=0,
-                  verbose=0, doctor=False, metrics=["mse", "r2"], target_scaler=scaler, **kw)  # fmt: skip
+                  optimizer=opt, epochs=30, seed=0, verbose=0, doctor=False,
+                  metrics=["mse", "r2"], target_scaler=scaler, **kw)  # fmt: skip
 
 
 def test_the_loss_is_on_scaled_targets_and_metrics_in_original_units():

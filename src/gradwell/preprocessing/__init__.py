@@ -2,8 +2,9 @@
 
 Features train best when roughly zero-centred and about [-1, 1]. This package
 provides the standard scalers (linear/min-max, z-score, robust, clipping, log),
-chains of them, per-column composition, a target scaler for regression, an audit that recommends a chain per
-column, and JSON configs so fitted scalers are saved with a model (no pickle).
+chains of them, per-column composition, a target scaler for regression, an
+audit that recommends a chain per column, and JSON configs so fitted scalers
+are saved with a model (no pickle).
 
 >>> import numpy as np
 >>> import gradwell.preprocessing as pp
