@@ -42,6 +42,8 @@ class Finding:
     two sentences; ``remedies`` are ranked, most promising first, and phrased
     for this configuration. ``actions`` are the same remedies in machine-readable
     form (dicts with an ``"action"`` key), aligned with ``remedies`` where one exists.
+    ``id`` names the finding within one report; ``caused_by`` and ``consequences``
+    hold ids of other findings of the same report (root causes come first).
 
     >>> f = Finding("dead_relu", "warning", "layers.1", 40, 2, {"dead_fraction": 0.62},
     ...             "62% of the ReLU units at layers.1 output 0 for every example.",
@@ -59,6 +61,9 @@ class Finding:
     explanation: str
     remedies: list[str]
     actions: list[dict[str, Any]] = field(default_factory=list)
+    id: str = ""
+    caused_by: list[str] = field(default_factory=list)
+    consequences: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -107,6 +112,9 @@ class Finding:
             "explanation": self.explanation,
             "remedies": list(self.remedies),
             "actions": jsonable(self.actions),
+            "id": self.id,
+            "caused_by": list(self.caused_by),
+            "consequences": list(self.consequences),
         }
 
     @classmethod
@@ -121,6 +129,9 @@ class Finding:
             explanation=d.get("explanation", ""),
             remedies=list(d.get("remedies", [])),
             actions=list(d.get("actions", [])),
+            id=d.get("id", ""),
+            caused_by=list(d.get("caused_by", [])),
+            consequences=list(d.get("consequences", [])),
         )
 
 
