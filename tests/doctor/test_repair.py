@@ -110,6 +110,16 @@ def test_config_actions_set_their_keys_and_leave_the_original_alone():
         new = apply_to_config(cfg, action)
         assert {k: new[k] for k in expected} == expected, action
     assert cfg == {"lr": 1.0}
+    # a second scaling composes with the first (the doctor audited the scaled data)
+    scaled = {"scale_features": {"a": "log -> linear"}}
+    again = apply_to_config(
+        scaled, {"action": "scale_features", "chains": {"a": "zscore", "b": "linear"}}
+    )
+    assert again["scale_features"] == {"a": "log -> linear -> zscore", "b": "linear"}
+    with pytest.raises(NotApplicable, match="already scaled by an AutoScaler"):
+        apply_to_config(
+            {"scale_features": True}, {"action": "scale_features", "chains": {"a": "z"}}
+        )
     with pytest.raises(NotApplicable, match="has no 'lr'"):
         apply_to_config({}, {"action": "scale_lr", "factor": 0.1})
 

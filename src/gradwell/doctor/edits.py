@@ -60,7 +60,18 @@ def _key_setter(key: str, field: str) -> Any:
 
 
 def _scale_features(config: dict[str, Any], a: dict[str, Any]) -> None:
-    config["scale_features"] = dict(a["chains"]) if a.get("chains") else True
+    """Chains for the columns named; a column scaled already gets the new chain after its
+    old one (the doctor audited the data as scaled)."""
+    old = config.get("scale_features")
+    if not a.get("chains"):
+        config["scale_features"] = True
+        return
+    if old is True:
+        raise NotApplicable("the features are already scaled by an AutoScaler")
+    chains = dict(old or {})
+    for column, chain in a["chains"].items():
+        chains[column] = f"{chains[column]} -> {chain}" if column in chains else chain
+    config["scale_features"] = chains
 
 
 #: Actions that change the training configuration, and how.
@@ -112,11 +123,11 @@ def _is(module: Any, name: str) -> bool:
 
 
 def make_activation(spec: str) -> Module:
-    """``"ReLU"``, ``"LeakyReLU(0.01)"`` -> a gw.nn activation module."""
+    """``"ReLU"``, ``"LeakyReLU(0.01)"`` -> a gw.nn activation module (or :class:`Exp`)."""
     from .. import nn
 
     m = re.fullmatch(r"\s*([A-Za-z]+)\s*(?:\((.*)\))?\s*", spec)
-    cls = getattr(nn, m.group(1), None) if m else None
+    cls = (getattr(nn, m.group(1), None) or _OWN.get(m.group(1))) if m else None
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         raise NotApplicable(f"{spec!r} is not a gw.nn activation")
     assert m is not None
@@ -289,6 +300,8 @@ def _positive_output(model: Module, a: dict[str, Any]) -> None:
     _wrap_after(model, {"action": "positive_output", "after": [path]}, "after",
                 lambda m: makers[how]())  # fmt: skip
 
+
+_OWN: dict[str, type[Module]] = {"Exp": Exp, "ClampMin": ClampMin}
 
 #: Actions that edit a built model, and how.
 MODEL_ACTIONS = {

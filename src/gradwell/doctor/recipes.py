@@ -24,7 +24,8 @@ The config's keys (all but ``data`` optional; :data:`DEFAULTS` has the defaults)
   ``momentum`` (SGD), ``weight_decay``, ``batch_size``, ``epochs``, ``loss`` (None:
   cross-entropy for classification, MSE for regression; or a loss name, or "msle":
   a hand-written mean squared log error that takes the log of the prediction),
-  ``clip_grad_norm``, ``early_stopping`` (patience), ``seed``.
+  ``clip_grad_norm``, ``early_stopping`` (patience), ``seed``, ``doctor`` (False:
+  train without the doctor, to measure its cost).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "clip_grad_norm": None,
     "early_stopping": None,
     "seed": 0,
+    "doctor": True,
 }
 
 GENERATED = ("circle", "xor", "spiral", "gaussians", "plane", "multi_gaussian")
@@ -232,6 +234,6 @@ def train(model: Any, optimizer: Any, config: dict[str, Any]) -> Any:
             seed=int(c["seed"]),
             verbose=0,
             clip_grad_norm=c["clip_grad_norm"],
-            doctor=Doctor(verbose=False, feature_names=d["names"]),
+            doctor=Doctor(verbose=False, feature_names=d["names"]) if c["doctor"] else False,
             target_scaler=target_scaler,
         )
