@@ -284,3 +284,24 @@ def test_fix_reports_bad_files(tmp_path, capsys):
 def test_recipe_rejects_unknown_data():
     with pytest.raises(ValueError, match="unknown data 'mnist'"):
         recipes.build({"data": "mnist"})
+
+
+def test_a_change_that_breaks_training_is_undone():
+    grow = {"action": "set_out_features", "module": "0", "out_features": 3}
+    sick = [_finding("exploding_gradients", "0", [grow])]
+
+    def train(model, opt, config):
+        if model[0].out_features != 2:
+            raise ValueError("targets have 2 columns")
+        h = History()
+        h.record_epoch(0, {"loss": 1.0, "val_accuracy": 0.5})
+        h.findings = sick
+        return h
+
+    build, _, _ = _fake(lambda c, m: 0.5, lambda c, m: sick)
+    lines: list[str] = []
+    result = repair(build, train, {"lr": 1.0}, print_fn=lines.append)
+    assert [r.kept for r in result.rounds] == [False] and result.edits == []
+    assert result.rounds[0].after.error.startswith("ValueError('targets have 2 columns')")
+    assert result.outcome == "nothing helps"
+    assert any("training failed after the change (ValueError(" in line for line in lines)

@@ -35,10 +35,11 @@ class Run:
     metric: str
     score: float
     seconds: float
+    error: str | None = None  # training raised after a change (the change is undone)
 
     @property
     def healthy(self) -> bool:
-        return not self.findings
+        return not self.findings and self.error is None
 
     def score_text(self) -> str:
         return f"{self.metric} {_num(self.score)}"
@@ -189,18 +190,24 @@ def repair(
             break
         finding, text, action, cfg, edits = pick
         tried.add(_key(action))
-        after = run(cfg, edits)
+        try:
+            after = run(cfg, edits)
+        except Exception as e:  # the change broke training (a shape, a domain): undo it
+            worst = -math.inf if higher else math.inf
+            after = Run(cfg, edits, None, [], current.metric, worst, 0.0, error=f"{e!r}"[:200])
         gone = (finding.kind, finding.where) not in {(f.kind, f.where) for f in after.findings}
-        kept = _better(after, current, higher) or (
-            (gone or after.healthy) and not _better(current, after, higher)
+        kept = after.error is None and (
+            _better(after, current, higher)
+            or ((gone or after.healthy) and not _better(current, after, higher))
         )
         done.append(Round(finding, text, action, current, after, kept, skipped))
         say(f"round {len(done)}: {finding.headline()}")
         say(f"  change: {text}")
-        say(
-            f"  {current.score_text()} -> {_num(after.score)}"
-            f" ({'kept' if kept else 'undone: no better'}); " + _verdict(after)
-        )
+        if after.error is not None:
+            say(f"  training failed after the change ({after.error}): undone")
+        else:
+            verdict = "kept" if kept else "undone: no better"
+            say(f"  {current.score_text()} -> {_num(after.score)} ({verdict}); {_verdict(after)}")
         if kept:  # a new starting point: what failed before may work now
             current = after
             tried.clear()
