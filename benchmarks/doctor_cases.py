@@ -15,7 +15,10 @@ the findings (detected), whether the finding names the broken place where one ex
 made a detected run healthy, the doctor silent, with the metric no worse (repaired); the
 metric before and after is beside it. For each
 healthy recipe it says whether the doctor stayed quiet, and the doctor's cost: the
-training time with the doctor over the time without it (median of 3 alternating runs).
+training time with the doctor over the time without it (thread CPU time, median of 5
+alternating runs; these runs are 20-200 ms, so the doctor's fixed cost per run and per
+epoch, the feature audit and the diagnosis, weighs more than in long runs: see
+``doctor_overhead.py`` for the cost per step).
 
     python benchmarks/doctor_cases.py            # the whole table, about two minutes
     python benchmarks/doctor_cases.py --only dead,nan   # recipes whose name contains these
@@ -347,19 +350,22 @@ def run_sick(recipe: Recipe) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def overhead(config: dict[str, Any], repeats: int = 3) -> float:
-    """Median training time with the doctor over without (alternating runs)."""
-    ratios = []
+def overhead(config: dict[str, Any], repeats: int = 5) -> tuple[float, float, float]:
+    """(training CPU time with the doctor over without, ms without, ms added): medians of
+    alternating runs, in thread CPU time (other processes on a shared machine do not count)."""
+    ratios, plain, added = [], [], []
     for _ in range(repeats):
         times = {}
         for doctor in (False, True):
             cfg = {**config, "doctor": doctor}
             model, opt = recipes.build(cfg)
-            started = time.perf_counter()
+            started = time.thread_time()
             recipes.train(model, opt, cfg)
-            times[doctor] = time.perf_counter() - started
+            times[doctor] = time.thread_time() - started
         ratios.append(times[True] / times[False])
-    return statistics.median(ratios)
+        plain.append(times[False])
+        added.append(times[True] - times[False])
+    return statistics.median(ratios), 1e3 * statistics.median(plain), 1e3 * statistics.median(added)
 
 
 def run_healthy(recipe: Recipe) -> dict[str, Any]:
@@ -373,7 +379,7 @@ def run_healthy(recipe: Recipe) -> dict[str, Any]:
         "found": ", ".join(f"{f.kind}@{f.where}" for f in sick) or "-",
         "metric": name,
         "score": score,
-        "overhead": overhead(recipe.config),
+        "overhead": overhead(recipe.config),  # (ratio, ms without the doctor, ms added)
     }
 
 
@@ -401,9 +407,13 @@ def report(only: list[str] | None = None) -> int:
     print(table(rows, ["sick recipe", "built to show", "detected", "top finding", "located",
                        "repaired", "metric before -> after", "changes kept"]))  # fmt: skip
     print()
-    rows = [[h["name"], yes(h["quiet"]), h["found"], f"{h['metric']} {_fmt(h['score'])}",
-             f"{h['overhead']:.2f}x"] for h in healthy]  # fmt: skip
-    print(table(rows, ["healthy recipe", "quiet", "findings", "metric", "time with doctor"]))
+    rows = []
+    for h in healthy:
+        ratio, plain, added = h["overhead"]
+        rows.append([h["name"], yes(h["quiet"]), h["found"], f"{h['metric']} {_fmt(h['score'])}",
+                     f"{plain:.0f} ms", f"+{added:.0f} ms", f"{ratio:.2f}x"])  # fmt: skip
+    print(table(rows, ["healthy recipe", "quiet", "findings", "metric", "run without doctor",
+                       "doctor's cost", "ratio"]))  # fmt: skip
     print()
 
     def rate(values: list[bool | None]) -> str:
@@ -422,7 +432,7 @@ def report(only: list[str] | None = None) -> int:
     )
     print(f"healthy runs quiet: {rate([h['quiet'] for h in healthy])}")
     if healthy:
-        cost = statistics.median(h["overhead"] for h in healthy)
+        cost = statistics.median(h["overhead"][0] for h in healthy)
         print(f"doctor's cost, median over healthy recipes: {cost:.2f}x the time without it")
     if missing:
         print("kinds this gradwell does not have yet (their recipes cannot be detected): "
