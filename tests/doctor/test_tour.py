@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gradwell.cli import main
@@ -38,12 +40,12 @@ def test_the_tour_prints_diagnosis_change_metric_and_repaired_config(tour):
     text = "\n".join(lines)
     assert text.count("change: ") >= len(CASES)
     assert "change: replace Sigmoid at" in text
-    assert "change: lower the learning rate from 3 to 0.3" in text
-    assert "change: set the Dropout rate at 2 from 1 to 0" in text
+    assert "change: lower the learning rate from 3 to " in text  # sized from the evidence
+    assert "change: set the Dropout rate at 2" in text
     assert "z-score column proline" in text
     assert "val_accuracy 0.4917 -> 1 (kept)" in text  # the metric before and after
     assert text.count("outcome: healthy") == len(CASES)
-    assert "'lr': 0.3,  # was 3.0" in text  # the changed configuration as code
+    assert re.search(r"'lr': [0-9.e-]+,  # was 3.0", text)  # the changed configuration as code
 
 
 def test_cli(capsys):
