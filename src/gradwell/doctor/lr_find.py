@@ -80,6 +80,10 @@ class LRFindResult:
             lrs[: len(self.smoothed)], self.smoothed, color="#2c3e50", lw=1.6, label="smoothed loss"
         )
         ax.set_xscale("log")
+        stretch = falling_stretch(self.smoothed)
+        if stretch is not None:
+            ax.axvspan(lrs[stretch[0]], lrs[stretch[2]], color="#27ae60", alpha=0.08,
+                       label="the loss falls")  # fmt: skip
         marks = [
             ("suggested", self.suggested_lr, "#27ae60"),
             ("ReLU units die", self.dead_units_lr, "#d68910"),
