@@ -100,7 +100,7 @@ def judge(history: Any, metric: str | None = None) -> tuple[str, float]:
             if not math.isfinite(value):
                 value = -math.inf if higher else math.inf
             return name, value
-    return options[0][0] if options else "loss", math.nan
+    return options[0][0], math.nan
 
 
 def _better(after: Run, before: Run, higher: bool, margin: float = 0.01) -> bool:
@@ -147,8 +147,8 @@ def repair(
     >>> from gradwell.doctor import recipes
     >>> cfg = {"data": "circle", "widths": [16, 16], "lr": 0.1, "dropout": 1.0, "epochs": 6}
     >>> result = gw.doctor.repair(recipes.build, recipes.train, cfg, print_fn=None)
-    >>> result.outcome, result.rounds[0].remedy
-    ('healthy', 'set the Dropout rate at 2, 6 from 1 to 0')
+    >>> result.outcome, result.rounds[0].action["action"], result.edits[0]["rate"]
+    ('healthy', 'set_dropout', 0.0)
     """
     if not isinstance(config, dict):
         raise TypeError(f"repair: config must be a dict; got {type(config).__name__}")
