@@ -164,7 +164,8 @@ SICK = [
     # PyTorch: loss 234 (step 0), peak 3.67e+05, last 2.3; epoch losses 1.58e+04, 2.3, 2.3, 2.3,
     #   2.3, 2.3; val loss 2.99, best 2.99 (epoch 1), last 3; val acc 0.08
     R("raw_pixels_digits", "unscaled_features",
-      {"data": "digits", "feature_multiplier": 255 / 16, "widths": [64], "lr": 0.1, "epochs": 6}),
+      {"data": "digits", "feature_multiplier": 255 / 16, "widths": [64], "lr": 0.1, "epochs": 6},
+      [f"pixel_{i}_{j}" for i in range(8) for j in range(8)]),
     # PyTorch: loss 6.49e+04 (step 0), peak 2.26e+12, last 3.41e+06; epoch losses 2.05e+11,
     #   8.29e+06, 7.9e+06, 7.53e+06, 7.18e+06, 6.84e+06 ...; val loss 8.46e+06, best 3.39e+06 (epoch
     #   20), last 3.39e+06; val r2 -4.22e+06

@@ -143,7 +143,7 @@ def _fake(score_of, findings_of):
         seen.append((dict(config), model[1].rate))
         h = History()
         h.record_epoch(0, {"loss": 1.0, "val_accuracy": score_of(config, model)})
-        h.findings = findings_of(config, model)
+        h.findings, h.doctor = findings_of(config, model), "a doctor"
         return h
 
     return build, train, seen
@@ -190,6 +190,18 @@ def test_a_healthy_run_is_left_alone():
     result = repair(build, train, {"lr": 1.0}, print_fn=lines.append)
     assert result.outcome == "healthy" and result.rounds == [] and len(seen) == 1
     assert not any("CONFIG" in line for line in lines)
+
+
+def test_a_run_without_the_doctor_is_an_error():
+    def train(model, opt, config):
+        return gw.fit(model, (np.ones((4, 2)), np.zeros(4, np.int64)), loss="cross_entropy",
+                      optimizer=opt, epochs=1, verbose=0, doctor=False)  # fmt: skip
+
+    build, _, _ = _fake(lambda c, m: 0.5, lambda c, m: [])
+    with pytest.raises(ValueError, match=r"without a doctor \(fit\(..., doctor=False\)\?\)"):
+        repair(build, train, {"lr": 0.1}, print_fn=None)
+    with pytest.raises(ValueError, match="must return the History of a run the doctor watched"):
+        repair(build, lambda m, o, c: 0.9, {"lr": 0.1}, print_fn=None)
 
 
 def test_rounds_used_up():
@@ -296,7 +308,7 @@ def test_a_change_that_breaks_training_is_undone():
             raise ValueError("targets have 2 columns")
         h = History()
         h.record_epoch(0, {"loss": 1.0, "val_accuracy": 0.5})
-        h.findings = sick
+        h.findings, h.doctor = sick, "a doctor"
         return h
 
     build, _, _ = _fake(lambda c, m: 0.5, lambda c, m: sick)

@@ -161,8 +161,18 @@ def repair(
         model, optimizer = build(copy.deepcopy(cfg))
         model, optimizer = apply_edits(model, optimizer, edits)
         history = train(model, optimizer, copy.deepcopy(cfg))
+        if getattr(history, "doctor", None) is None:
+            raise ValueError(
+                "repair: train(model, optimizer, config) must return the History of a run the "
+                f"doctor watched; got {type(history).__name__}"
+                + (
+                    " without a doctor (fit(..., doctor=False)?)"
+                    if hasattr(history, "doctor")
+                    else ""
+                )
+            )
         name, score = judge(history, metric)
-        sick = [f for f in getattr(history, "findings", []) if f.rank >= 1]
+        sick = [f for f in history.findings if f.rank >= 1]
         return Run(cfg, edits, history, sick, name, score, time.perf_counter() - started)
 
     current = first = run(copy.deepcopy(config), [])
