@@ -87,6 +87,10 @@ def test_saved_and_restored_with_the_model(tmp_path):
     fresh = _model(seed=7)
     gw.load(path, fresh)
     np.testing.assert_array_equal(gw.predict(fresh, X), gw.predict(model, X))
+    # resuming: a later fit of the loaded model trains on the same scaled targets
+    h = gw.fit(fresh, (X[:150], y[:150]), loss="mse", epochs=1, verbose=0, doctor=False,
+               optimizer=gw.optim.Adam(fresh.parameters(), lr=1e-4))  # fmt: skip
+    assert h["loss"][0] < 0.1  # scaled units (in dollars it would be about 1e8)
     with pytest.raises(TypeError, match="reserved"):
         gw.save(tmp_path / "x.safetensors", model, target_scaler=1)
 

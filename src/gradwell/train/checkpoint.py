@@ -282,6 +282,11 @@ def load(
     """
     path = _checkpoint_path(path, model, "load")
     config, arrays = _read(path)
+    target_scaler = None
+    if "target_scaler" in config:  # rebuilt first: a bad entry leaves the model untouched
+        from ..preprocessing import from_config
+
+        target_scaler = from_config(config["target_scaler"])
     model.load_state_dict({name: arrays[f"model.{name}"] for name in config["model_keys"]})
 
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
@@ -302,10 +307,8 @@ def load(
         loader.load_state_dict(_unpack(random_state["loader"], arrays))
 
     result = dict(config["metadata"])
-    if "target_scaler" in config:
-        from ..preprocessing import from_config
-
-        model.target_scaler = result["target_scaler"] = from_config(config["target_scaler"])
+    if target_scaler is not None:
+        model.target_scaler = result["target_scaler"] = target_scaler
     if "scaler" in config or "scalers" in config:
         from ..preprocessing import from_config
 

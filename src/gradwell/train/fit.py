@@ -111,7 +111,8 @@ def fit(
     from unit scale, fitted on the training targets unless already fitted. The loss
     (``loss``, ``val_loss``) is computed on the scaled targets; metrics are computed
     in the original units; the scaler is attached as ``model.target_scaler``, so
-    ``gw.predict`` returns original units and ``gw.save`` keeps it with the model.
+    ``gw.predict`` returns original units, ``gw.save`` keeps it with the model, and a
+    later ``fit`` of that model (resuming) uses it again.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -134,6 +135,8 @@ def fit(
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
     loss_fn = resolve_loss(loss, "fit")
+    if target_scaler is None:  # a model trained (or loaded) with one keeps training with it
+        target_scaler = getattr(model, "target_scaler", None)
     if target_scaler is not None:
         target_scaler = _targets.prepare(target_scaler, train, "fit")
         train = _targets.scale_data(train, target_scaler)
