@@ -15,6 +15,7 @@ import gradwell as gw
 from gradwell.doctor import KINDS, Finding
 from gradwell.doctor import prescriptions as rx
 from gradwell.doctor.profile import ModelProfile
+from gradwell.doctor.report import fmt_value
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,75 @@ def test_healthy_report_says_so(tmp_path):
     html = open(history.doctor.save_html(tmp_path / "ok.html")).read()
     assert "No problems found." in html
     assert "findings: none" in history.doctor.report()
+
+
+# --------------------------------------------------------------------------- report details
+
+
+def _section(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start + 3 : end]  # past the title, the header and the rule
+
+
+def test_tables_print_a_dash_where_a_number_does_not_apply(sick_doctor):
+    text = sick_doctor.report()
+    params = _section(text, "per-parameter gradients")
+    biases = [line.split() for line in params if line.split()[0].endswith(".bias")]
+    weights = [line.split() for line in params if line.split()[0].endswith(".weight")]
+    assert biases and weights
+    # the update ratio is measured on weight matrices only: a bias shows "-", never "nan"
+    assert all(row[-1] == "-" for row in biases)
+    assert all(math.isfinite(float(row[-1])) for row in weights)
+    acts = _section(text, "activations")
+    assert acts and all("nan" not in line.split() for line in acts)
+    assert all(line.split()[3] == "-" for line in acts)  # "dead" does not apply to Sigmoid
+
+
+def test_onsets_at_nearby_steps_share_one_label():
+    from gradwell.doctor.plots import onsets
+
+    def at(kind, step, severity="warning"):
+        return Finding(kind, severity, "x", step, 0, {}, "", [])
+
+    findings = [at("dead_relu", 11), at("exploding_gradients", 10, "critical"),
+                at("overfitting", 12, "info"), at("vanishing_gradients", 60),
+                at("unscaled_features", None, "critical"), at("nan_trap", 400)]  # fmt: skip
+    # 2% of 100 steps: 10 and 11 are one group (the worse severity wins); info, no step, or
+    # past the end of the run are not marked
+    assert onsets(findings, 100) == [
+        (10, ["exploding_gradients", "dead_relu"], "critical"),
+        (60, ["vanishing_gradients"], "warning"),
+    ]
+    assert [s for s, _, _ in onsets(findings, 2000)] == [10, 60, 400]  # 40 steps apart at most
+    assert [s for s, _, _ in onsets(findings, 20)] == [10]  # one step apart at most
+
+
+def test_html_audit_shows_the_percentiles_the_scaling_finding_quotes(sick_doctor):
+    from gradwell.doctor.html import html_report
+
+    html = html_report(sick_doctor)
+    col = sick_doctor.audit_report.columns[0]
+    (finding,) = [f for f in sick_doctor.findings if f.kind == "unscaled_features"]
+    quoted = finding.evidence["columns"]["feature_0"]
+    assert quoted["p01"] == pytest.approx(col.p01) and quoted["p99"] == pytest.approx(col.p99)
+    assert "<th>1st pct</th>" in html and "<th>99th pct</th>" in html
+    row = re.search(r"<td>feature_0</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r'<td class="num">([^<]*)</td>', row)
+    assert cells[1:3] == [fmt_value(col.p01), fmt_value(col.p99)]
+
+
+def test_metric_curves_are_recorded_per_epoch_and_plotted():
+    X, y, C = dataset("blobs", 0)
+    model = mlp(X.shape[1], [16], C, seed=0)
+    doctor = gw.doctor.Doctor(verbose=False, raise_errors=True)
+    history = gw.fit(model, (X, y), loss="cross_entropy", optimizer=optimizer("adam", model, 0.01),
+                     epochs=2, verbose=0, metrics=["accuracy"], validation=(X[:64], y[:64]),
+                     doctor=doctor, seed=0)  # fmt: skip
+    recorded = [e["metrics"] for e in doctor.trace.epochs]
+    assert [m["accuracy"] for m in recorded] == pytest.approx(history.history["accuracy"])
+    assert [m["val_accuracy"] for m in recorded] == pytest.approx(history.history["val_accuracy"])
+    from gradwell.doctor.html import html_report
+
+    assert 'alt="metric curves"' in html_report(doctor)

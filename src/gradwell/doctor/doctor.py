@@ -784,6 +784,7 @@ class Doctor(Callback):
                 "loss": float(loss) if loss is not None else None,
                 "val_loss": float(val) if val is not None else None,
                 "end_step": self._step - 1,
+                "metrics": _epoch_metrics(logs),
             }
         )
         self._close_windows(force=False)
@@ -893,6 +894,16 @@ class Doctor(Callback):
             tqdm.write(line, file=getattr(self._bar_owner, "file", None) or sys.stdout)
         else:
             print(line, flush=True)
+
+
+def _epoch_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """The epoch's metrics (accuracy, val_accuracy, ...), for the report's metric curves."""
+    skip = ("loss", "val_loss", "lr", "time")
+    return {
+        k: float(v)
+        for k, v in logs.items()
+        if k not in skip and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
 
 
 def _watched_entries(size: int) -> np.ndarray | None:

@@ -37,6 +37,8 @@ def _e(x: Any) -> str:
 
 
 def _num(v: Any) -> str:
+    if v is None:  # does not apply, or not measured
+        return "-"
     if isinstance(v, float) and not math.isfinite(v):
         return "-" if math.isnan(v) else str(v)
     return _e(fmt_value(v))
@@ -94,6 +96,8 @@ def _audit_html(report: Any) -> str:
     cols = [
         ("name", "column"),
         ("min", "min"),
+        ("p01", "1st pct"),  # the percentiles the unscaled_features finding quotes
+        ("p99", "99th pct"),
         ("max", "max"),
         ("mean", "mean"),
         ("std", "std"),
@@ -143,6 +147,7 @@ def html_report(doctor: Doctor) -> str:
         "".join(_finding_html(f) for f in findings) or "<p>No detector fired.</p>",
         "<h2>Loss</h2>",
         _figure(plots.loss_figure(doctor), "loss curves"),
+        _figure(plots.metrics_figure(doctor), "metric curves"),
         "<h2>Gradients</h2>",
         _figure(plots.grad_heatmap_figure(doctor), "gradient norm heatmap"),
         _figure(plots.signal_figure(doctor), "gradient by depth"),

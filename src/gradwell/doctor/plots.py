@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .findings import severity_rank
+
 if TYPE_CHECKING:
     from .doctor import Doctor
 
@@ -61,14 +63,11 @@ def loss_figure(doctor: Doctor) -> Any | None:
     vals = [(e["end_step"], e["val_loss"]) for e in tr.epochs if e.get("val_loss") is not None]
     if vals:
         ax.plot(*zip(*vals), "s-", color="#8e44ad", label="validation loss (epoch)")
-    marked = set()
-    for f in doctor.findings:  # where each problem began
-        if f.rank < 1 or f.step is None or f.step >= len(tr.loss) or f.kind in marked:
-            continue
-        marked.add(f.kind)
-        ax.axvline(f.step, color=COLORS[f.severity], ls=":", lw=1)
-        ax.annotate(f.kind, (f.step, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                    va="top", ha="right", fontsize=7, color=COLORS[f.severity])  # fmt: skip
+    for step, kinds, severity in onsets(doctor.findings, len(tr.loss)):
+        ax.axvline(step, color=COLORS[severity], ls=":", lw=1)
+        ax.annotate(", ".join(kinds), (step, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(2, -2), textcoords="offset points", rotation=90, va="top",
+                    ha="left", fontsize=7, color=COLORS[severity])  # fmt: skip
     bad = [i for i, v in enumerate(tr.loss) if not math.isfinite(v)]
     if bad:
         ax.axvline(bad[0], color=COLORS["critical"], ls="--", label=f"first non-finite ({bad[0]})")
@@ -77,8 +76,71 @@ def loss_figure(doctor: Doctor) -> Any | None:
         ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
+    outside_legend(ax)
     ax.set_title("Loss")
+    return fig
+
+
+def onsets(findings: Any, n_steps: int) -> list[tuple[int, list[str], str]]:
+    """Where the warning/critical problems began: (step, kinds, worst severity), one entry per
+    group of onsets closer than 2% of the run, so that their labels never overprint."""
+    marks = sorted(
+        (f.step, f.kind, f.severity)
+        for f in findings
+        if f.rank >= 1 and f.step is not None and 0 <= f.step < n_steps
+    )
+    gap = max(1, n_steps // 50)
+    groups: list[tuple[int, list[str], str]] = []
+    for step, kind, severity in marks:
+        if groups and step - groups[-1][0] <= gap:
+            first, kinds, worst = groups[-1]
+            if kind not in kinds:
+                kinds.append(kind)
+            if severity_rank(severity) > severity_rank(worst):
+                groups[-1] = (first, kinds, severity)
+        else:
+            groups.append((step, [kind], severity))
+    return groups
+
+
+def outside_legend(ax: Any, max_entries: int = 10) -> None:
+    """The legend beside the axes, never over the lines; past ``max_entries`` the rest are
+    summed up in a last entry."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > max_entries:
+        from matplotlib.lines import Line2D
+
+        extra = len(handles) - (max_entries - 1)
+        handles = handles[: max_entries - 1] + [Line2D([], [], ls="none")]
+        labels = labels[: max_entries - 1] + [f"and {extra} more"]
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0, frameon=False)  # fmt: skip
+
+
+def metrics_figure(doctor: Doctor) -> Any | None:
+    """Each metric per epoch (training solid, validation dashed), with the onsets marked."""
+    epochs = [e for e in doctor.trace.epochs if e.get("metrics")]
+    if not epochs:
+        return None
+    names = sorted({k.removeprefix("val_") for e in epochs for k in e["metrics"]})
+    fig = new_figure(7.5, 2.8)
+    ax = fig.add_subplot()
+    for i, name in enumerate(names):
+        color = f"C{i % 10}"
+        for key, style, what in ((name, "o-", "training"), (f"val_{name}", "s--", "validation")):
+            pts = [(e["end_step"], e["metrics"][key]) for e in epochs if key in e["metrics"]]
+            if pts:
+                ax.plot(*zip(*pts), style, color=color, lw=1, ms=3, label=f"{name} ({what})")
+    n_steps = len(doctor.trace.loss)
+    for step, _, severity in onsets(doctor.findings, n_steps):
+        ax.axvline(step, color=COLORS[severity], ls=":", lw=1)
+    ax.set_xlim(-0.5, max(n_steps - 0.5, 0.5))
+    ax.set_xlabel("optimizer step (end of each epoch)")
+    ax.set_ylabel("metric")
+    ax.set_title("Metrics per epoch")
+    outside_legend(ax)
     return fig
 
 
@@ -154,7 +216,7 @@ def activation_figure(doctor: Doctor) -> Any | None:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("fraction of units")
     ax.set_title("Dead (ReLU) and saturated (sigmoid/tanh) units per layer")
-    ax.legend(fontsize=7, ncol=2)
+    outside_legend(ax)
     return fig
 
 
@@ -177,5 +239,5 @@ def update_ratio_figure(doctor: Doctor) -> Any | None:
     ax.set_xlabel("sampled step")
     ax.set_ylabel("|update| / |weight|")
     ax.set_title("Update-to-weight ratio (about 1e-3 is typical)")
-    ax.legend(fontsize=7, ncol=2)
+    outside_legend(ax)
     return fig

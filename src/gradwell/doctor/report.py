@@ -38,6 +38,13 @@ def fmt_value(v: Any, depth: int = 0) -> str:
     return str(v)
 
 
+def table_cell(v: Any) -> str:
+    """A table cell: text as it is, None (does not apply, not measured) as "-"."""
+    if v is None:
+        return "-"
+    return v if isinstance(v, str) else fmt_value(v)
+
+
 def evidence_lines(ev: dict[str, Any]) -> list[str]:
     return [f"{k}: {fmt_value(v, 1)}" for k, v in ev.items()]
 
@@ -106,7 +113,10 @@ def layer_rows(doctor: Doctor) -> list[dict[str, Any]]:
                 "grad_norm": finite_median(series),
                 "grad_norm_last": series[-1] if series else math.nan,
                 "signal": finite_median(tr.signal.get(module, [])),
-                "update_ratio": finite_median(tr.update_ratio.get(name, [])),
+                # measured on weight matrices only (a bias starts at 0): None, not nan
+                "update_ratio": finite_median(tr.update_ratio[name])
+                if name in tr.update_ratio
+                else None,
             }
         )
     return rows
@@ -121,11 +131,10 @@ def activation_rows(doctor: Doctor) -> list[dict[str, Any]]:
                 "module": path,
                 "type": doctor.profile.types.get(path, a.kind),
                 "units": a.units,
-                "dead_fraction": w["dead_fraction"] if w and a.kind == "relu" else math.nan,
-                "pinned_fraction": w["pinned_fraction"] if w and a.kind != "relu" else math.nan,
-                "active_fraction": finite_median(a.active_fraction)
-                if a.kind == "relu"
-                else math.nan,
+                # None where a column does not apply to this kind of unit (printed "-")
+                "dead_fraction": w["dead_fraction"] if w and a.kind == "relu" else None,
+                "pinned_fraction": w["pinned_fraction"] if w and a.kind != "relu" else None,
+                "active_fraction": finite_median(a.active_fraction) if a.kind == "relu" else None,
                 "saturated_fraction": finite_median(a.saturated_fraction),
                 "windows": len(a.windows),
             }
@@ -136,9 +145,7 @@ def activation_rows(doctor: Doctor) -> list[dict[str, Any]]:
 def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[str]:
     if not rows:
         return []
-    cells = [
-        [fmt_value(r[k]) if not isinstance(r[k], str) else r[k] for k, _ in columns] for r in rows
-    ]
+    cells = [[table_cell(r[k]) for k, _ in columns] for r in rows]
     heads = [h for _, h in columns]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
     out = [
