@@ -272,9 +272,10 @@ def test_fix_a_json_recipe_config(tmp_path, capsys):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"recipe": "mlp", "data": "wine", "widths": [16], "lr": 0.05,
                                 "epochs": 20}))  # fmt: skip
-    assert main(["doctor", "--fix", str(path)]) == 0
+    assert main(["doctor", "--fix", str(path), "--metric", "val_loss", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     assert "z-score column proline" in out and "'scale_features': {" in out
+    assert "before: val_loss " in out
 
 
 def test_fix_reports_bad_files(tmp_path, capsys):

@@ -79,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rounds", type=int, default=3, help="at most this many retrainings (default 3)"
     )
     parser.add_argument(
+        "--metric",
+        metavar="KEY",
+        help="the History key that judges a run (default: the first of val_accuracy, "
+        "val_r2, accuracy, r2, val_loss, loss)",
+    )
+    parser.add_argument(
         "--tour",
         action="store_true",
         help="break training in the classic ways, diagnose each, repair it",
@@ -104,7 +110,7 @@ def command(args: argparse.Namespace) -> int:
             print(e)
             return 2
         print(f"gradwell doctor --fix {args.fix}")
-        result = repair(build, train, config, rounds=args.rounds)
+        result = repair(build, train, config, rounds=args.rounds, metric=args.metric)
         return 0 if result.repaired else 1
     if not args.tour:
         print(
