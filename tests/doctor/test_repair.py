@@ -60,6 +60,18 @@ def test_reinitialise_set_dropout_remove_and_insert():
     assert model(x).shape == (2, 3)
 
 
+def test_reinitialise_without_an_init_picks_the_one_for_the_activation_it_feeds():
+    layers = []
+    for i in range(6):  # paths 0..11: "10" sorts before "2" as text, not in the model
+        layers += [nn.Linear(8, 8, init="xavier", rng=i), nn.ReLU() if i < 5 else nn.Tanh()]
+    model = nn.Sequential(*layers, nn.Linear(8, 2, rng=9))
+    opt = gw.optim.SGD(model.parameters(), lr=0.1)
+    apply_edits(model, opt, [{"action": "reinitialise", "modules": ["2", "10"]}])
+    he, xavier = math.sqrt(6 / 8), math.sqrt(6 / 16)
+    assert xavier < np.abs(model[2].weight.numpy()).max() <= he  # feeds a ReLU: He
+    assert np.abs(model[10].weight.numpy()).max() <= xavier  # feeds the Tanh: Xavier
+
+
 def test_edits_that_add_parameters_rebuild_the_optimizer():
     model, opt = _edit({"action": "add_batchnorm", "after": ["0", "2"]})
     assert [type(m).__name__ for m in model[0]] == ["Linear", "BatchNorm1d"]

@@ -183,17 +183,24 @@ def _replace_activation(model: Module, a: dict[str, Any]) -> None:
         _replace(model, path, make_activation(new))
 
 
+def _activation_after(model: Module, path: str) -> str:
+    """The class name of the first activation after ``path`` in forward order ('' if none)."""
+    from .profile import class_family
+
+    seen = False
+    for p, m in model.named_modules():
+        if seen and class_family(m) is not None:
+            return type(m).__name__
+        seen = seen or p == path
+    return ""
+
+
 def _reinitialise(model: Module, a: dict[str, Any]) -> None:
-    mods = _modules(model)
     for i, path in enumerate(_paths(a, "modules")):
         m = _get(model, path)
         if not hasattr(m, "weight"):
             raise NotApplicable(f"module {path!r} ({type(m).__name__}) has no weight")
-        init = a.get("init")
-        if init is None:  # the init for the activation this layer feeds
-            after = [q for q in mods if q > path and not q.startswith(path + ".")]
-            act = next((type(mods[q]).__name__ for q in after if not _is(mods[q], "Linear")), "")
-            init = init_for(act)
+        init = a.get("init") or init_for(_activation_after(model, path))  # None: for what it feeds
         _reinit(m, str(init), seed=i)
 
 
