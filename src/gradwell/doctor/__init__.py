@@ -8,14 +8,18 @@
     history.doctor.save_html("report.html")
 
 A :class:`Finding` has ``kind`` (one of :data:`KINDS`), ``severity``, ``where``,
-``step``/``epoch``, ``evidence``, ``explanation`` and ranked ``remedies``.
+``step``/``epoch``, ``evidence``, ``explanation``, ranked ``remedies`` with their
+machine form ``actions``, and ``caused_by``/``consequences`` (finding ids): findings
+come root causes first. ``gw.doctor.check(model, loss, optimizer, X, y)`` checks a
+setup before training (``fit`` runs it when training starts).
 ``gw.lr_find`` runs a learning-rate range test. ``gw.doctor.repair(build, train,
 config)`` applies the top remedy and retrains until the run is healthy
 (``gradwell doctor --fix``); ``gradwell doctor --tour`` shows it on each classic failure.
 """
 
 from . import recipes
-from .detectors import diagnose
+from .check import check
+from .diagnosis import REGISTRY, Detector, diagnose
 from .doctor import Doctor
 from .edits import NotApplicable, apply_edits
 from .findings import KINDS, SEVERITIES, Finding
@@ -28,7 +32,9 @@ from .trace import ActivationStats, Trace
 __all__ = [
     "KINDS",
     "SEVERITIES",
+    "REGISTRY",
     "ActivationStats",
+    "Detector",
     "Doctor",
     "Finding",
     "LRFindResult",
@@ -38,6 +44,7 @@ __all__ = [
     "Thresholds",
     "Trace",
     "apply_edits",
+    "check",
     "diagnose",
     "lr_find",
     "profile_model",

@@ -18,6 +18,12 @@ KINDS = (
     "learning_rate_too_low",
     "dropout_misconfigured",
     "overfitting",
+    "bad_initialization",
+    "unscaled_targets",
+    "stalled_training",
+    "oscillating_loss",
+    "output_loss_mismatch",
+    "missing_nonlinearity",
 )
 
 #: Severities, mildest first. A healthy run has no "warning" or "critical" finding.
@@ -41,9 +47,13 @@ class Finding:
     ``evidence`` holds the numbers; ``explanation`` says what it means in one or
     two sentences; ``remedies`` are ranked, most promising first, and phrased
     for this configuration. ``actions`` are the same remedies in machine-readable
-    form (dicts with an ``"action"`` key), aligned with ``remedies`` where one exists.
-    ``id`` names the finding within one report; ``caused_by`` and ``consequences``
-    hold ids of other findings of the same report (root causes come first).
+    form (dicts with an ``"action"`` key), aligned with ``remedies``: ``actions[0]``
+    applies ``remedies[0]`` without reading the text.
+
+    ``id`` names the finding within one report (``"dead_relu"``: one finding per kind);
+    ``caused_by`` and ``consequences`` hold the ids of the findings that probably caused
+    this one and that it probably caused. A report lists root causes first, so the
+    first finding's first remedy is the one to apply first.
 
     >>> f = Finding("dead_relu", "warning", "layers.1", 40, 2, {"dead_fraction": 0.62},
     ...             "62% of the ReLU units at layers.1 output 0 for every example.",
@@ -72,6 +82,8 @@ class Finding:
             raise ValueError(
                 f"Finding: severity must be one of {SEVERITIES}; got {self.severity!r}"
             )
+        if not self.id:
+            self.id = self.kind
 
     @property
     def locations(self) -> list[str]:
@@ -92,6 +104,8 @@ class Finding:
         at = f" ({', '.join(when)})" if when else ""
         first = self.explanation.split(". ")[0].rstrip(".")
         fix = f" -> {self.remedies[0]}" if self.remedies else ""
+        if self.caused_by:
+            fix = f" (caused by {', '.join(self.caused_by)})" + fix
         places = self.locations
         where = (
             self.where

@@ -86,6 +86,7 @@ def fit(
     doctor: Any = True,
     compile: bool = False,
     target_scaler: Any = None,
+    distributed: Any = False,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -114,6 +115,11 @@ def fit(
     in the original units; the scaler is attached as ``model.target_scaler``, so
     ``gw.predict`` returns original units, ``gw.save`` keeps it with the model, and a
     later ``fit`` of that model (resuming) uses it again.
+    ``distributed=True`` (or a dict of :class:`gw.distributed.DataParallel
+    <gradwell.distributed.DataParallel>` options) under ``mpiexec -n N``: each rank
+    trains on its share of every epoch (``batch_size`` per rank), gradients are
+    averaged over the ranks, logs are reduced, and rank 0 alone prints and saves
+    (see :mod:`gradwell.distributed`); in a single process it changes nothing.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -150,13 +156,19 @@ def fit(
     logits = _takes_logits(loss_fn)
     train_metrics = [_metrics.get(m, logits=logits) for m in metrics]
     val_metrics = [fresh_copy(m) for m in train_metrics]
-    if target_scaler is not None:
-        train_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in train_metrics]
-        val_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in val_metrics]
     for m in train_metrics:
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
     _inputs.check_targets(loss_fn, train_metrics, train_loader, val_loader)
+    if distributed is not False:  # one process per rank: see gradwell.distributed
+        from ..distributed.fit import distribute
+
+        train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose = distribute(
+            distributed, train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose
+        )
+    if target_scaler is not None:  # outermost: a reduced metric sees original units too
+        train_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in train_metrics]
+        val_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in val_metrics]
 
     history = History()
     state = TrainingState(
