@@ -94,6 +94,7 @@ from .train import (
     load,
     metrics,
     predict,
+    predict_proba,
     register_module,
     save,
 )
@@ -149,6 +150,7 @@ __all__ = [
     "max",
     "maximum",
     "metrics",
+    "predict_proba",
     "register_module",
     "mean",
     "min",

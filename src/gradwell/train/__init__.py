@@ -7,7 +7,7 @@ from .checkpoint import CheckpointError, load, save
 from .compiled import CompiledStep, compile_step
 from .fit import fit
 from .history import History
-from .predict import evaluate, predict
+from .predict import evaluate, predict, predict_proba
 
 __all__ = [
     "Callback",
@@ -21,6 +21,7 @@ __all__ = [
     "load",
     "metrics",
     "predict",
+    "predict_proba",
     "register_module",
     "save",
 ]

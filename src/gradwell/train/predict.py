@@ -41,7 +41,7 @@ def _batches(data: Any, batch_size: int, what: str) -> DataLoader:
     )
 
 
-def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
+def predict(model: Any, X: Any, batch_size: int = 256, *, mc_dropout: int = 0) -> np.ndarray:
     """The model's outputs for ``X`` as a numpy array, computed in batches.
 
     Runs in eval mode (Dropout off, BatchNorm on running statistics) under
@@ -51,15 +51,38 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     fitted scaler as ``model.target_scaler``; its predictions are mapped back to the
     original units (``model.target_scaler = None`` turns that off).
 
+    ``mc_dropout=N`` (Monte Carlo dropout) makes ``N`` passes with the Dropout
+    layers sampling (everything else in eval mode) and returns them stacked, shape
+    ``(N, n, ...)``: their mean is the prediction, their spread the model's
+    uncertainty -- an ensemble of thinned networks for the price of one.
+
     >>> import numpy as np, gradwell as gw
     >>> model = gw.nn.Linear(3, 2)
     >>> gw.predict(model, np.zeros((5, 3))).shape
     (5, 2)
+    >>> net = gw.nn.Sequential(gw.nn.Dropout(0.5), gw.nn.Linear(3, 2))
+    >>> gw.predict(net, np.ones((5, 3)), mc_dropout=10).shape
+    (10, 5, 2)
     """
-    outputs = []
+    if mc_dropout:
+        if not isinstance(mc_dropout, (int, np.integer)) or mc_dropout < 1:
+            raise ValueError(f"predict: expected mc_dropout to be an int >= 1; got {mc_dropout!r}")
+        from ..nn import Dropout
+
+        dropouts = [m for m in model.modules() if isinstance(m, Dropout)]
+        if not dropouts:
+            raise ValueError("predict: mc_dropout needs a model with Dropout layers; it has none")
+        with evaluating(model):
+            for m in dropouts:
+                m.training = True
+            return np.stack([_outputs(model, X, batch_size) for _ in range(mc_dropout)])
     with evaluating(model):
-        for batch in _batches(X, batch_size, "predict"):
-            outputs.append(model(batch[0]).data)
+        return _outputs(model, X, batch_size)
+
+
+def _outputs(model: Any, X: Any, batch_size: int) -> np.ndarray:
+    """The model's outputs in the modes its modules are in, in the target's units."""
+    outputs = [model(batch[0]).data for batch in _batches(X, batch_size, "predict")]
     if not outputs:
         raise ValueError("predict: got no examples")
     result = np.concatenate(outputs)
@@ -68,6 +91,36 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
         with np.errstate(over="ignore"):
             result = scaler.inverse_transform(result)
     return result
+
+
+def predict_proba(model: Any, X: Any, batch_size: int = 256, *, mc_dropout: int = 0) -> np.ndarray:
+    """Class probabilities, shape ``(n, k)``: the softmax of the model's logits (a
+    single output is a binary logit: ``[1 - p, p]``). With ``mc_dropout=N``, the
+    mean of the probabilities over ``N`` Monte Carlo dropout passes.
+
+    >>> import numpy as np, gradwell as gw
+    >>> p = gw.predict_proba(gw.nn.Linear(3, 4), np.zeros((2, 3)))
+    >>> p.shape, np.allclose(p.sum(axis=1), 1)
+    ((2, 4), True)
+    """
+    logits = predict(model, X, batch_size, mc_dropout=mc_dropout)
+    if not mc_dropout:
+        logits = logits[None]
+    logits = logits.astype(np.float64)
+    if logits.shape[-1] == 1:
+        p = 1.0 / (1.0 + np.exp(-logits))
+        probs = np.concatenate([1.0 - p, p], axis=-1)
+    else:
+        z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs = z / z.sum(axis=-1, keepdims=True)
+    return probs.mean(axis=0)
+
+
+def predictive_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """The entropy (in nats) of each row of class probabilities: 0 when certain,
+    log(k) when the model cannot tell k classes apart."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+    return -(p * np.log(p)).sum(axis=-1)  # type: ignore[no-any-return]
 
 
 #: Loss names accepted by ``fit`` and ``evaluate`` and the gw.nn loss class each stands for.
