@@ -87,13 +87,41 @@ def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import command
+
+    return command.run(command.train, args)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .train import command
+
+    return command.run(command.predict, args)
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from .train.command import add_train_arguments
+
+    add_train_arguments(parser)
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    from .train.command import add_predict_arguments
+
+    add_predict_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "train": ("DATA.csv --target COLUMN: audit, preprocess, train an MLP, report", _train),
+    "predict": ("MODEL DATA.csv: predictions (and probabilities) from a trained model", _predict),
     "demo": ("train an MLP on handwritten digits and report test accuracy", _demo),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
     "doctor": ("--fix SCRIPT_OR_CONFIG: diagnose and repair a run; --tour: the classics", _doctor),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "train": _train_arguments,
+    "predict": _predict_arguments,
     "explain": _explain_arguments,
     "doctor": _doctor_arguments,
 }
@@ -113,7 +141,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from . import __version__
+
     parser = _Parser(prog="gradwell", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gradwell {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, _) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)

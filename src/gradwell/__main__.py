@@ -1,0 +1,7 @@
+"""``python -m gradwell``: the ``gradwell`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
