@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
+from . import habits as _habits
 from . import inputs as _inputs
 from . import metrics as _metrics
 from . import targets as _targets
@@ -87,6 +88,8 @@ def fit(
     compile: bool = False,
     target_scaler: Any = None,
     distributed: Any = False,
+    validation_split: float | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -120,6 +123,10 @@ def fit(
     trains on its share of every epoch (``batch_size`` per rank), gradients are
     averaged over the ranks, logs are reduced, and rank 0 alone prints and saves
     (see :mod:`gradwell.distributed`); in a single process it changes nothing.
+    Keras habits: ``optimizer="adam"`` (or "adamw", "sgd", "rmsprop", "adagrad")
+    builds that optimizer on the model's parameters; ``validation_split=0.2`` holds
+    out the last 20% of each class's rows (of all rows for other targets) for
+    validation; ``class_weight={1: 5.0}`` weights a named cross-entropy loss by class.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -131,13 +138,18 @@ def fit(
     >>> history["loss"][-1] < history["loss"][0]
     True
     """
+    optimizer = _habits.resolve_optimizer(optimizer, model)
     _inputs.check_arguments(model, optimizer, epochs, initial_epoch)
     if not isinstance(compile, bool):
         raise TypeError(f"fit: expected compile to be True or False; got {compile!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
+    if class_weight is not None:
+        loss = _habits.weighted_loss(loss, class_weight)
     loss_fn = resolve_loss(loss, "fit")
     train = _inputs.arrays(train, "train")
+    if validation_split is not None:
+        train, validation = _habits.split_validation(train, validation_split, validation)
     if validation is not None:
         validation = _inputs.arrays(validation, "validation")
     if target_scaler is None:  # a model trained (or loaded) with one keeps training with it

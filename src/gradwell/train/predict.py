@@ -132,6 +132,11 @@ LOSS_NAMES = {
     "mae": "L1Loss",
     "huber": "HuberLoss",
     "bce_with_logits": "BCEWithLogitsLoss",
+    # Keras's names (its binary cross-entropy here takes logits, like from_logits=True)
+    "sparse_categorical_crossentropy": "CrossEntropyLoss",
+    "binary_crossentropy": "BCEWithLogitsLoss",
+    "mean_squared_error": "MSELoss",
+    "mean_absolute_error": "L1Loss",
 }
 
 
