@@ -19,8 +19,8 @@ def test_names_and_a_validation_split():
     X, y = blobs()
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
     history = gw.fit(model, (X, y), loss="sparse_categorical_crossentropy", optimizer="adam",
-                     epochs=30, batch_size=8, validation_split=0.25, metrics=["accuracy"], verbose=0,
-                     doctor=False, seed=0)  # fmt: skip
+                     epochs=30, batch_size=8, validation_split=0.25, metrics=["accuracy"],
+                     verbose=0, doctor=False, seed=0)  # fmt: skip
     assert history["val_loss"][-1] < 0.5 * history["val_loss"][0]
     assert history["val_accuracy"][-1] > 0.6 and history.params["steps"] == 12  # 90 rows / 8
 
