@@ -117,3 +117,12 @@ def test_version_and_python_dash_m(capsys):
         [sys.executable, "-m", "gradwell", "--version"], capture_output=True, text=True
     )
     assert done.returncode == 0 and done.stdout.strip() == f"gradwell {gw.__version__}"
+
+
+def test_help_is_plain_text(capsys):
+    for argv in (["--help"], ["demo", "--help"], ["train", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text
+    assert "--epochs" in text and "--validation-split" in text

@@ -9,58 +9,22 @@ from typing import Any, NoReturn
 
 
 def train_digits(epochs: int = 30, seed: int = 0, verbose: int = 1) -> tuple[Any, float]:
-    """The demo: a 64-128-64-10 ReLU MLP with BatchNorm and Dropout on scikit-learn's digits.
+    """The demo's digits run (see :func:`gradwell.demo.train_digits`)."""
+    from .demo import train_digits as run
 
-    Stratified 80/20 split, features scaled to [-1, 1] on the training part only,
-    Adam, cross-entropy. Returns the History and the test accuracy.
-    """
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    import gradwell as gw
-    from gradwell import nn
-    from gradwell.preprocessing import LinearScaler
-
-    X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = gw.data.train_test_split(
-        X, y, test_size=0.2, seed=seed, stratify=y
-    )
-    scaler = LinearScaler()
-    X_train = scaler.fit_transform(X_train)
-    X_test = scaler.transform(X_test)
-
-    rng = np.random.default_rng(seed)
-    model = nn.Sequential(
-        nn.Linear(64, 128, rng=rng), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.2, rng=rng),
-        nn.Linear(128, 64, rng=rng), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.2, rng=rng),
-        nn.Linear(64, 10, rng=rng),
-    )  # fmt: skip
-    if verbose:
-        print(
-            f"digits: {len(X_train)} training and {len(X_test)} test images of 8x8 pixels, "
-            "10 classes\nmodel: 64-128-64-10 ReLU MLP, BatchNorm1d, Dropout(0.2), Adam(lr=1e-3)"
-        )
-    history = gw.fit(
-        model,
-        (X_train, y_train),
-        loss=nn.CrossEntropyLoss(),
-        optimizer=gw.optim.Adam(model.parameters(), lr=1e-3),
-        epochs=epochs,
-        batch_size=32,
-        validation=(X_test, y_test),
-        metrics=["accuracy"],
-        seed=seed,
-        verbose=verbose,
-    )
-    predicted = gw.predict(model, X_test).argmax(axis=1)
-    accuracy = float(np.mean(predicted == y_test))
-    return history, accuracy
+    return run(epochs, seed, verbose)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    _, accuracy = train_digits()
-    print(f"test accuracy: {accuracy:.2%}")
-    return 0
+    from .demo import run
+
+    return run(args)
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from .demo import add_arguments
+
+    add_arguments(parser)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -114,12 +78,16 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "train": ("DATA.csv --target COLUMN: audit, preprocess, train an MLP, report", _train),
     "predict": ("MODEL DATA.csv: predictions (and probabilities) from a trained model", _predict),
-    "demo": ("train an MLP on handwritten digits and report test accuracy", _demo),
+    "demo": (
+        "digits with the doctor watching, then a classic failure diagnosed and repaired",
+        _demo,
+    ),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
     "doctor": ("--fix SCRIPT_OR_CONFIG: diagnose and repair a run; --tour: the classics", _doctor),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "demo": _demo_arguments,
     "train": _train_arguments,
     "predict": _predict_arguments,
     "explain": _explain_arguments,
@@ -143,7 +111,10 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     from . import __version__
 
-    parser = _Parser(prog="gradwell", description=__doc__)
+    parser = _Parser(
+        prog="gradwell",
+        description="gradwell: train neural networks on your data, and diagnose the sick runs.",
+    )
     parser.add_argument("--version", action="version", version=f"gradwell {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, _) in COMMANDS.items():
