@@ -198,6 +198,7 @@ def train(args: argparse.Namespace) -> int:
     metrics = gw.evaluate(
         model,
         (X_test, targets(test)),
+        loss="cross_entropy" if classification else "mse",
         metrics=["accuracy"] if classification else ["rmse", "mae", "r2"],
         prefix="test_",
     )
