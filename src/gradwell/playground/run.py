@@ -1,0 +1,552 @@
+"""One training run of the playground: its data, its network, and ``gw.fit`` on a thread.
+
+A run is built from a :class:`~gradwell.playground.config.Config` from scratch; a
+change that needs a new network makes a new run. Training is ``gw.fit`` with the
+doctor, in a thread of its own: a callback waits between epochs for its turn
+(play, or one step), lets a frame be taken after each epoch, and stops when the run
+is thrown away. Everything the page draws comes from :meth:`Run.frame`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import nn
+from ..autograd import no_grad
+from ..doctor import Doctor, Thresholds
+from ..train import fit
+from ..train.callbacks import Callback
+from .config import Config
+
+N_CLASSIFY, N_REGRESS = 500, 1200  # the Playground's numbers of points
+GRID = 50  # cells per side of the heatmaps over [-6, 6]^2
+EXTENT = 6.0
+MAX_FPS = 60.0
+DATASET_FUNCTIONS = {"circle": "circle", "xor": "xor", "gauss": "gaussians",
+                     "spiral": "spiral", "plane": "plane", "multigauss": "multi_gaussian"}  # fmt: skip
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity
+}  # fmt: skip
+#: How each init choice is written for nn.Linear (the export writes the same).
+INIT_CODE = {
+    "zero": "gw.nn.init.zeros_",
+    "small": "functools.partial(gw.nn.init.normal_, std=0.01)",
+    "default": '"kaiming"',
+    "large": "functools.partial(gw.nn.init.normal_, std=3.0)",
+    "xavier": '"xavier"',
+    "he": '"kaiming"',
+}
+INITS: dict[str, Any] = {
+    "zero": nn.init.zeros_,
+    "small": functools.partial(nn.init.normal_, std=0.01),
+    "default": "kaiming",
+    "large": functools.partial(nn.init.normal_, std=3.0),
+    "xavier": "xavier",
+    "he": "kaiming",
+}
+
+
+# ------------------------------------------------------------------------------- data
+def points(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The data set's raw points (n, 2) in about [-6, 6]^2 and their targets."""
+    from ..data import datasets
+
+    fn = getattr(datasets, DATASET_FUNCTIONS[config.dataset])
+    n = N_REGRESS if config.problem == "regression" else N_CLASSIFY
+    kwargs = {"classes": config.classes} if config.dataset == "gauss" else {}
+    ds = fn(n=n, noise=config.noise / 100, seed=config.seed, **kwargs)
+    return ds.X, ds.y
+
+
+def split(n: int, train_ratio: int, seed: int) -> np.ndarray:
+    """Boolean mask of the training points: a seeded permutation's first part."""
+    order = np.random.default_rng(seed).permutation(n)
+    train = np.zeros(n, dtype=bool)
+    train[order[: max(1, round(n * train_ratio / 100))]] = True
+    return train
+
+
+FEATURE_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "x1": lambda a, b: a,
+    "x2": lambda a, b: b,
+    "x1sq": lambda a, b: a * a,
+    "x2sq": lambda a, b: b * b,
+    "x1x2": lambda a, b: a * b,
+    "sinx1": lambda a, b: np.sin(a),
+    "sinx2": lambda a, b: np.sin(b),
+}
+
+
+def features(config: Config, X: np.ndarray) -> np.ndarray:
+    """The network's inputs from raw points: the chosen features, then the blown-up column."""
+    F = np.column_stack([FEATURE_FUNCTIONS[f](X[:, 0], X[:, 1]) for f in config.features])
+    if config.blowup_column in config.features:
+        j = config.features.index(config.blowup_column)
+        F[:, j] = F[:, j] * config.blowup_scale + config.blowup_offset
+    return F.astype(np.float32)
+
+
+def grid_points() -> np.ndarray:
+    """Cell centres of the heatmap, row by row from the top (x2 = +6) down."""
+    c = -EXTENT + (np.arange(GRID) + 0.5) * (2 * EXTENT / GRID)
+    x1, x2 = np.meshgrid(c, c[::-1])
+    return np.column_stack([x1.ravel(), x2.ravel()]).astype(np.float32)
+
+
+def encode(values: np.ndarray) -> str:
+    """Values in [-1, 1] (NaN shown as 0) as base64 bytes 0..255 (127.5 is zero)."""
+    v = np.nan_to_num(np.clip(values, -1.0, 1.0), nan=0.0)
+    return base64.b64encode(np.round((v + 1.0) * 127.5).astype(np.uint8).tobytes()).decode()
+
+
+# ------------------------------------------------------------------------------ model
+def build_model(config: Config, n_in: int, n_out: int) -> nn.Sequential:
+    """Linear -> [BatchNorm1d] -> activation -> [Dropout] per hidden layer, then Linear."""
+    rng = np.random.default_rng(config.seed)
+    init = INITS[config.init]
+    modules: list[nn.Module] = []
+    width = n_in
+    for i, units in enumerate(config.layers):
+        modules.append(nn.Linear(width, units, init=init, rng=rng))
+        if config.batchnorm:
+            modules.append(nn.BatchNorm1d(units))
+        modules.append(ACTIVATIONS[config.activation]())
+        if config.dropout[i] > 0:
+            modules.append(nn.Dropout(config.dropout[i], rng=rng))
+        width = units
+    modules.append(nn.Linear(width, n_out, init=init, rng=rng))
+    return nn.Sequential(*modules)
+
+
+def build_optimizer(config: Config, model: nn.Module) -> Any:
+    from .. import optim
+
+    params = model.parameters()
+    if config.optimizer == "adam":
+        return optim.Adam(params, lr=config.lr)
+    return optim.SGD(params, lr=config.lr, momentum=0.9 if config.optimizer == "momentum" else 0.0)
+
+
+class Regularized:
+    """The data loss plus the Playground's penalty on the weights (not the biases):
+    ``rate * sum |w|`` (L1) or ``rate * sum w^2 / 2`` (L2). ``kind`` and ``rate`` may
+    change between steps."""
+
+    def __init__(self, base: Any, weights: list[Any], kind: str, rate: float) -> None:
+        self.base, self.weights, self.kind, self.rate = base, weights, kind, rate
+
+    def __call__(self, outputs: Any, targets: Any) -> Any:
+        loss = self.base(outputs, targets)
+        if self.kind == "none" or self.rate == 0:
+            return loss
+        for w in self.weights:
+            loss = loss + self.rate * (abs(w).sum() if self.kind == "l1" else (w * w).sum() / 2)
+        return loss
+
+
+class Gate:
+    """When the training thread may run its next epoch: while playing, or once per step."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.playing = False
+        self.cancelled = False
+        self._steps = 0
+
+    def play(self, on: bool) -> None:
+        with self._cond:
+            self.playing = on
+            self._cond.notify_all()
+
+    def step(self) -> None:
+        with self._cond:
+            self.playing = False
+            self._steps += 1
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        with self._cond:
+            self.cancelled = True
+            self._cond.notify_all()
+
+    def wait_turn(self) -> bool:
+        """Block until the next epoch may run; False once the run is cancelled."""
+        with self._cond:
+            while not (self.cancelled or self.playing or self._steps):
+                self._cond.wait()
+            if self.cancelled:
+                return False
+            if not self.playing:
+                self._steps -= 1
+            return True
+
+
+# ------------------------------------------------------------------------------- run
+class Run:
+    """The data, network, optimizer and doctor of one configuration, and its training."""
+
+    def __init__(
+        self,
+        config: Config,
+        publish: Callable[[dict[str, Any]], None],
+        custom: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self.config = config
+        self.publish = publish
+        if config.dataset == "custom":
+            if custom is None:
+                raise ValueError("dataset 'custom': no points yet; upload a CSV or add points")
+            X, y, train = custom["X"], custom["y"], custom["train"]
+        else:
+            X, y = points(config)
+            train = split(len(X), config.train_ratio, config.seed)
+        self.X, self.y, self.train = X.astype(np.float32), y, train
+        F = features(config, self.X)
+        self.scaler = None
+        if config.scaling == "scaled":
+            from ..preprocessing import AutoScaler
+
+            self.scaler = AutoScaler(feature_names=list(config.features)).fit(F[train])
+            F = self.scaler.transform(F).astype(np.float32)
+        self.F = F
+        self.grid_F = self._inputs(grid_points())
+        self.k = config.n_classes
+        n_out = 1 if config.problem == "regression" else self.k
+        self.model = build_model(config, F.shape[1], n_out)
+        self.optimizer = build_optimizer(config, self.model)
+        self.base_loss = nn.CrossEntropyLoss() if config.loss == "cross_entropy" else nn.MSELoss()
+        self.linears = [m for m in self.model if isinstance(m, nn.Linear)]
+        weights = [m.weight for m in self.linears]
+        self.loss = Regularized(self.base_loss, weights, config.regularization, config.reg_rate)
+        self.targets = self._targets(y)
+        self.thresholds = Thresholds()
+        self.doctor = Doctor(feature_names=list(config.features), verbose=False)
+        self.dropout_layer = {}  # Dropout module path -> hidden layer number
+        self.hidden_activations = []
+        layer = -1
+        for i, m in enumerate(self.model):
+            if isinstance(m, nn.Linear):
+                layer += 1
+            elif isinstance(m, nn.Dropout):
+                self.dropout_layer[str(i)] = layer
+                m.register_forward_hook(self._dropout_hook)
+            elif type(m) in ACTIVATIONS.values() and layer < len(config.layers):
+                self.hidden_activations.append(i)
+        self.dropped: dict[int, list[int]] = {}
+        self.gate = Gate()
+        self.lock = threading.Lock()
+        self.holding = False  # whether the training thread holds the lock
+        self.epoch = 0
+        self.pending_lr: float | None = None
+        self.before_step: list[np.ndarray] | None = None
+        self.norm_reference: float | None = None
+        self.thread: threading.Thread | None = None
+        self.last_frame_time = 0.0
+        self.error: str | None = None
+
+    # --- data ------------------------------------------------------------------
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        F = features(self.config, X)
+        if self.scaler is not None:
+            F = self.scaler.transform(F).astype(np.float32)
+        return F
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        if self.config.problem == "regression":
+            return y.astype(np.float32).reshape(-1, 1)
+        if self.config.loss == "mse":
+            return np.eye(self.k, dtype=np.float32)[y]
+        return y.astype(np.int64)
+
+    # --- training --------------------------------------------------------------
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._train, name="playground-run", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        self.gate.cancel()
+
+    def _train(self) -> None:
+        test = ~self.train
+        try:
+            fit(
+                self.model,
+                (self.F[self.train], self.targets[self.train]),
+                loss=self.loss,
+                optimizer=self.optimizer,
+                epochs=10**9,
+                batch_size=self.config.batch_size,
+                validation=(self.F[test], self.targets[test]) if test.any() else None,
+                seed=self.config.seed,
+                verbose=0,
+                clip_grad_norm=self.config.clip or None,
+                doctor=self.doctor,
+                callbacks=[_Watch(self)],
+            )
+        except Exception as e:  # shown on the page; the server goes on
+            self.release()
+            self.error = f"training stopped: {type(e).__name__}: {e}"
+            self.gate.play(False)
+            self.publish({"type": "error", "message": self.error})
+
+    def hold(self) -> None:
+        """The training thread takes the run for one epoch (edits wait meanwhile)."""
+        self.lock.acquire()
+        self.holding = True
+
+    def release(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.lock.release()
+
+    def set_live(self, config: Config) -> None:
+        """Apply the settings that change no network: learning rate, regularization."""
+        self.config = config
+        self.pending_lr = config.lr
+        self.loss.kind, self.loss.rate = config.regularization, config.reg_rate
+
+    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if module.training:
+            x, out = inputs[0].data, output.data
+            row = (out[0] == 0) & (x[0] != 0)
+            self.dropped[self.dropout_layer_of[id(module)]] = np.flatnonzero(row).tolist()
+
+    @functools.cached_property
+    def dropout_layer_of(self) -> dict[int, int]:
+        return {id(self.model[int(p)]): layer for p, layer in self.dropout_layer.items()}
+
+    # --- the picture -----------------------------------------------------------
+    def setup(self) -> dict[str, Any]:
+        """What stays fixed during the run: the points, the features' thumbnails, the shape."""
+        grid = grid_points()
+        thumbs = {}  # every feature's value over the plane (scaled to [-1, 1]), for its tile
+        for name, fn in FEATURE_FUNCTIONS.items():
+            col = fn(grid[:, 0], grid[:, 1])
+            thumbs[name] = encode(col / (float(np.max(np.abs(col))) or 1.0))
+        return {
+            "type": "setup",
+            "config": self.config.to_dict(),
+            "problem": self.config.problem,
+            "classes": self.k,
+            "grid": GRID,
+            "points": np.round(self.X, 3).tolist(),
+            "labels": np.asarray(self.y).tolist(),
+            "train": self.train.astype(int).tolist(),
+            "features": list(self.config.features),
+            "feature_thumbs": thumbs,
+            "feature_range": [
+                [float(self.F[:, j].min()), float(self.F[:, j].max())]
+                for j in range(self.F.shape[1])
+            ],
+            "grid_size": len(grid),
+            "layers": list(self.config.layers),
+        }
+
+    def frame(self, playing: bool) -> dict[str, Any]:
+        """The network's state now: heatmaps, losses, weights, gradients, health."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with no_grad():
+                grid_acts, grid_out = self._forward(self.grid_F)
+                data_acts, data_out = self._forward(self.F)
+                losses = {}
+                for part, mask in (("train", self.train), ("test", ~self.train)):
+                    if mask.any():
+                        out = self.base_loss(data_out[mask], self.targets[mask])
+                        losses[part] = float(out.item())
+                    else:
+                        losses[part] = None
+        finally:
+            model.train(was_training)
+        frame: dict[str, Any] = {
+            "type": "frame",
+            "epoch": self.epoch,
+            "playing": playing,
+            "train_loss": _finite(losses["train"]),
+            "test_loss": _finite(losses["test"]),
+            "neurons": [encode(a.T) for a in grid_acts],
+        }
+        frame.update(self._output(grid_out.data, data_out.data))
+        frame.update(self._network())
+        frame["units"] = self._units(data_acts)
+        frame["dropped"] = {str(k): v for k, v in self.dropped.items()}
+        frame["findings"] = [f.to_dict() for f in self.doctor.findings]
+        return frame
+
+    def _forward(self, F: np.ndarray) -> tuple[list[np.ndarray], Any]:
+        from ..autograd.creation import tensor
+
+        h: Any = tensor(F)
+        acts = []
+        for i, m in enumerate(self.model):
+            h = m(h)
+            if i in self.hidden_activations:
+                acts.append(h.data)
+        return acts, h
+
+    def _output(self, grid: np.ndarray, data: np.ndarray) -> dict[str, Any]:
+        c = self.config
+        if c.problem == "regression":
+            return {"output": encode(grid[:, 0])}
+        if c.loss == "cross_entropy":
+            grid_p = _softmax(grid)
+            data_p = _softmax(data)
+        else:
+            grid_p, data_p = grid, data
+        out: dict[str, Any] = {}
+        if self.k == 2:
+            value = grid_p[:, 1] - grid_p[:, 0]  # 2 p1 - 1 for probabilities
+            out["output"] = encode(value)
+        else:
+            out["output_class"] = base64.b64encode(
+                np.argmax(grid_p, axis=1).astype(np.uint8).tobytes()
+            ).decode()
+            out["output"] = encode(2 * np.clip(grid_p.max(axis=1), 0, 1) - 1)
+        predicted = np.argmax(data_p, axis=1)
+        y = np.asarray(self.y)
+        for part, mask in (("train", self.train), ("test", ~self.train)):
+            acc = float(np.mean(predicted[mask] == y[mask])) if mask.any() else None
+            out[f"{part}_accuracy"] = acc
+        return out
+
+    def _network(self) -> dict[str, Any]:
+        links, norms = [], []
+        before = self.before_step
+        for i, m in enumerate(self.linears):
+            w = m.weight.data
+            g = m.weight.grad.data if m.weight.grad is not None else None
+            bias = m.bias
+            assert bias is not None
+            entry = {
+                "w": _rounded(w),
+                "b": _rounded(bias.data),
+                "grad": _rounded(g) if g is not None else None,
+                "bgrad": _rounded(bias.grad.data) if bias.grad is not None else None,
+                "update": None,
+            }
+            if before is not None and i < len(before):
+                old = before[i]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.abs(w - old) / np.maximum(np.abs(old), 1e-12)
+                entry["update"] = _rounded(np.minimum(ratio, 1e6))
+            links.append(entry)
+            norms.append(float(np.sqrt(np.sum(np.square(g, dtype=np.float64)))) if g is not None else None)
+        return {"links": links, "grad_norms": norms, "grad_marks": self._marks(norms)}
+
+    def _marks(self, norms: list[float | None]) -> list[str]:
+        """Per layer: "vanishing", "exploding" or "" at the doctor's own thresholds: a layer's
+        gradient below ``vanishing_ratio`` of the strongest later layer's; the total norm
+        ``explode_growth`` times its size at the first measured epoch."""
+        t = self.thresholds
+        finite = [n for n in norms if n is not None and math.isfinite(n)]
+        marks = ["" for _ in norms]
+        if len(finite) != len(norms) and any(n is not None for n in norms):
+            return ["exploding" if n is None or not math.isfinite(n) else "" for n in norms]
+        if not finite:
+            return marks
+        total = math.sqrt(sum(n * n for n in finite))
+        if self.norm_reference is None and total > 0:
+            self.norm_reference = total
+        exploding = self.norm_reference is not None and total >= t.explode_growth * self.norm_reference
+        for i, n in enumerate(norms):
+            later = [x for x in norms[i + 1 : -1] if x is not None] if i < len(norms) - 1 else []
+            strongest = max(later, default=0.0)
+            if strongest > 0 and n is not None and n < t.vanishing_ratio * strongest:
+                marks[i] = "vanishing"
+            elif exploding:
+                marks[i] = "exploding"
+        return marks
+
+    def _units(self, acts: list[np.ndarray]) -> list[dict[str, list[int]]]:
+        t, kind = self.thresholds, self.config.activation
+        result = []
+        for a in acts:
+            dead = np.flatnonzero(np.all(a <= 0, axis=0)) if kind == "relu" else np.array([], int)
+            if kind == "tanh":
+                sat = np.abs(a) > t.tanh_limit
+            elif kind == "sigmoid":
+                sat = (a < t.sigmoid_margin) | (a > 1 - t.sigmoid_margin)
+            else:
+                sat = np.zeros_like(a, dtype=bool)
+            pinned = np.flatnonzero(sat.mean(axis=0) >= t.pinned_unit)
+            result.append({"dead": dead.tolist(), "saturated": pinned.tolist()})
+        return result
+
+
+class _Watch(Callback):
+    """The run's hooks in ``gw.fit``: wait for a turn, apply live settings, take frames."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.last_step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        run = self.run
+        assert self.state is not None
+        if not run.gate.wait_turn():
+            self.state.stop_training = True
+            return
+        run.hold()
+        self.last_step = (self.state.steps_per_epoch or 1) - 1
+
+    def on_batch_begin(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        lr = self.run.pending_lr
+        if lr is not None:
+            for group in self.run.optimizer.param_groups:
+                group["lr"] = lr
+            self.run.pending_lr = None
+
+    def on_after_backward(self, step: int, logs: dict[str, Any] | None = None) -> None:
+        if step == self.last_step:  # the update ratios are those of the epoch's last step
+            self.run.before_step = [m.weight.data.copy() for m in self.run.linears]
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        run = self.run
+        if run.gate.cancelled:
+            run.release()
+            return
+        try:
+            run.epoch = epoch + 1
+            frame = run.frame(run.gate.playing)
+            if frame["train_loss"] is None:  # NaN or inf: nothing more to learn
+                run.gate.play(False)
+                frame["playing"] = False
+                frame["stopped"] = "the loss is not finite: training paused"
+        finally:
+            run.release()
+        run.publish(frame)
+        wait = 1.0 / MAX_FPS - (time.perf_counter() - run.last_frame_time)
+        if wait > 0 and run.gate.playing:
+            time.sleep(wait)
+        run.last_frame_time = time.perf_counter()
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _rounded(a: np.ndarray) -> list[Any]:
+    """A float array as nested lists of 4 significant digits (NaN and inf as None)."""
+    out = np.asarray(a, dtype=np.float64)
+    rounded = [float(f"{v:.4g}") if math.isfinite(v) else None for v in out.ravel().tolist()]
+    if out.ndim == 2:
+        cols = out.shape[1]
+        return [rounded[r * cols : (r + 1) * cols] for r in range(out.shape[0])]
+    return rounded
