@@ -114,8 +114,12 @@ class Server:
         self.uvicorn = uvicorn.Server(config)
 
     def run(self) -> None:
-        """Serve until Ctrl-C (or :meth:`stop`)."""
-        self.uvicorn.run(sockets=[self.socket])
+        """Serve until Ctrl-C (or :meth:`stop`); uvicorn shuts down cleanly, then re-raises
+        the interrupt, which ends the serving here."""
+        try:
+            self.uvicorn.run(sockets=[self.socket])
+        except KeyboardInterrupt:
+            pass
 
     def start_thread(self) -> threading.Thread:
         """Serve from a background thread (for tests); returns once it accepts connections."""

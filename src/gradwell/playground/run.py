@@ -30,6 +30,11 @@ N_CLASSIFY, N_REGRESS = 500, 1200  # the Playground's numbers of points
 GRID = 50  # cells per side of the heatmaps over [-6, 6]^2
 EXTENT = 6.0
 MAX_FPS = 60.0
+#: Held by whoever computes with a model: a run's epoch, a frame, an edit, an explain page.
+#: gradwell's grad mode (no_grad) is one switch for the whole process, so a frame taken
+#: under no_grad in one thread would stop another thread's forward pass from recording
+#: its graph: runs of different pages take turns, an epoch at a time.
+COMPUTE = threading.Lock()
 DATASET_FUNCTIONS = {"circle": "circle", "xor": "xor", "gauss": "gaussians",
                      "spiral": "spiral", "plane": "plane", "multigauss": "multi_gaussian"}  # fmt: skip
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -242,8 +247,8 @@ class Run:
                 self.hidden_activations.append(i)
         self.dropped: dict[int, list[int]] = {}
         self.gate = Gate()
-        self.lock = threading.Lock()
-        self.holding = False  # whether the training thread holds the lock
+        self.lock = COMPUTE
+        self.holding = False  # whether this run's training thread holds the lock
         self.epoch = 0
         self.pending_lr: float | None = None
         self.before_step: list[np.ndarray] | None = None
@@ -278,25 +283,32 @@ class Run:
     def _train(self) -> None:
         test = ~self.train
         try:
-            fit(
-                self.model,
-                (self.F[self.train], self.targets[self.train]),
-                loss=self.loss,
-                optimizer=self.optimizer,
-                epochs=10**9,
-                batch_size=self.config.batch_size,
-                validation=(self.F[test], self.targets[test]) if test.any() else None,
-                seed=self.config.seed,
-                verbose=0,
-                clip_grad_norm=self.config.clip or None,
-                doctor=self.doctor,
-                callbacks=[_Watch(self)],
-            )
+            # a run broken on purpose overflows: the page shows the NaN, the console stays quiet
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._fit(test)
+        except Cancelled:
+            pass
         except Exception as e:  # shown on the page; the server goes on
             self.release()
             self.error = f"training stopped: {type(e).__name__}: {e}"
             self.gate.play(False)
             self.publish({"type": "error", "message": self.error})
+
+    def _fit(self, test: np.ndarray) -> None:
+        fit(
+            self.model,
+            (self.F[self.train], self.targets[self.train]),
+            loss=self.loss,
+            optimizer=self.optimizer,
+            epochs=10**9,
+            batch_size=self.config.batch_size,
+            validation=(self.F[test], self.targets[test]) if test.any() else None,
+            seed=self.config.seed,
+            verbose=0,
+            clip_grad_norm=self.config.clip or None,
+            doctor=self.doctor,
+            callbacks=[_Watch(self)],
+        )
 
     def hold(self) -> None:
         """The training thread takes the run for one epoch (edits wait meanwhile)."""
@@ -484,6 +496,10 @@ class Run:
         return result
 
 
+class Cancelled(Exception):
+    """The run was thrown away while its thread waited for its next epoch."""
+
+
 class _Watch(Callback):
     """The run's hooks in ``gw.fit``: wait for a turn, apply live settings, take frames."""
 
@@ -496,8 +512,7 @@ class _Watch(Callback):
         run = self.run
         assert self.state is not None
         if not run.gate.wait_turn():
-            self.state.stop_training = True
-            return
+            raise Cancelled  # out of fit at once: not one more step of a discarded run
         run.hold()
         self.last_step = (self.state.steps_per_epoch or 1) - 1
 
@@ -514,9 +529,6 @@ class _Watch(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         run = self.run
-        if run.gate.cancelled:
-            run.release()
-            return
         try:
             run.epoch = epoch + 1
             frame = run.frame(run.gate.playing)
