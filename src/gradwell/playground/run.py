@@ -454,7 +454,8 @@ class Run:
                 entry["update"] = _rounded(np.minimum(ratio, 1e6))
             links.append(entry)
             norms.append(float(np.sqrt(np.sum(np.square(g, dtype=np.float64)))) if g is not None else None)
-        return {"links": links, "grad_norms": norms, "grad_marks": self._marks(norms)}
+        shown = [n if n is not None and math.isfinite(n) else None for n in norms]
+        return {"links": links, "grad_norms": shown, "grad_marks": self._marks(norms)}
 
     def _marks(self, norms: list[float | None]) -> list[str]:
         """Per layer: "vanishing", "exploding" or "" at the doctor's own thresholds: a layer's

@@ -167,7 +167,11 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
         await ws.accept()
 
         async def send(message: dict[str, Any]) -> None:
-            await ws.send_text(json.dumps(message, allow_nan=False, default=_jsonable))
+            try:
+                text = json.dumps(message, allow_nan=False, default=_jsonable)
+            except (TypeError, ValueError) as e:  # a bug here must not silence the page
+                text = json.dumps({"type": "error", "message": f"server: {message.get('type')}: {e}"})
+            await ws.send_text(text)
 
         session = Session(send)
         sessions[session.id] = session

@@ -271,6 +271,7 @@
   function buildNetwork() {
     const columns = $("columns");
     columns.replaceChildren();
+    $("links").replaceChildren(); // drawn anew once the columns are laid out
     const feat = document.createElement("div");
     feat.className = "layer";
     feat.innerHTML = '<div class="title">Features</div>';
@@ -400,9 +401,9 @@
   }
 
   function showCard(el, layer, to, from, edit) {
-    if (!frame) return;
+    const link = frame && frame.links[layer];
+    if (!link) return;
     clearTimeout(cardTimer);
-    const link = frame.links[layer];
     const isBias = from === null;
     const value = isBias ? link.b[to] : link.w[to][from];
     const card = $("card");
@@ -459,6 +460,7 @@
     const acc = (v) => v === undefined || v === null ? "" : "(accuracy " + (100 * v).toFixed(1) + "%)";
     $("train-acc").textContent = acc(frame.train_accuracy);
     $("test-acc").textContent = acc(frame.test_accuracy);
+    if (frame.epoch === 0) $("loss-chart").dataset.firstLoss = String(frame.train_loss);
     const last = losses.train.length ? losses.train.length - 1 : -1;
     if (frame.epoch > last || frame.epoch === 0) {
       losses.train[frame.epoch] = frame.train_loss;
@@ -491,6 +493,7 @@
     for (const path of $("links").children) {
       const link = frame.links[Number(path.dataset.layer)];
       const j = Number(path.dataset.to), i = Number(path.dataset.from);
+      if (!link || !link.w[j] || link.w[j].length <= i) continue; // a frame of another shape
       const w = link.w[j][i];
       let colour;
       if (w === null) colour = "#999";
