@@ -1,4 +1,4 @@
-"""Helpers for the playground tests: a run trained for a while, the server on a thread."""
+"""Helpers for the playground tests: a run trained for a while, its serious findings."""
 
 import time
 
@@ -35,16 +35,7 @@ def train(config, epochs, stop_on=(), timeout=30.0):
 
 def serious(frame, kinds=None):
     return [
-        f for f in frame["findings"] if f["severity"] != "info" and (kinds is None or f["kind"] in kinds)
+        f
+        for f in frame["findings"]
+        if f["severity"] != "info" and (kinds is None or f["kind"] in kinds)
     ]
-
-
-@pytest.fixture(scope="module")
-def server():
-    pytest.importorskip("uvicorn", reason="the playground server needs the playground extra")
-    from gradwell.playground.command import Server
-
-    s = Server("127.0.0.1", 0)
-    thread = s.start_thread()
-    yield s
-    s.stop(thread)

@@ -11,8 +11,6 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from playground.kit import server  # noqa: F401  (the module's one server)
-from viz.test_browser import browser  # noqa: F401  (Chromium, or a skip saying why)
 
 from gradwell.playground.config import PRESETS
 
@@ -30,16 +28,21 @@ def poll(condition, timeout=WAIT):
 
 
 @pytest.fixture
-def open_page(browser, server):  # noqa: F811
+def open_page(browser, server):
     contexts = []
 
     def open_(fragment="", url=None, context=None):
         if context is None:
-            context = browser.new_context(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+            context = browser.new_context(
+                viewport={"width": 1500, "height": 950}, accept_downloads=True
+            )
             contexts.append(context)
         page = context.new_page()
         page.errors = []
-        page.on("console", lambda m: page.errors.append(m.text) if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: page.errors.append(m.text) if m.type in ("error", "warning") else None,
+        )
         page.on("pageerror", lambda e: page.errors.append(str(e)))
         page.goto(url or server.url + fragment)
         poll(lambda: page.text_content("[data-testid=train-loss]") != "-")
@@ -94,7 +97,9 @@ def test_each_preset_is_diagnosed_and_apply_remedy_repairs_it(open_page, name):
     kinds = PRESETS[name][1]
     page = open_page()
     page.click(f"[data-testid=preset-{name}]")
-    serious = ", ".join(f".finding.{s}[data-kind={k}]" for k in kinds for s in ("warning", "critical"))
+    serious = ", ".join(
+        f".finding.{s}[data-kind={k}]" for k in kinds for s in ("warning", "critical")
+    )
     page.wait_for_selector(f"[data-testid=health-panel] :is({serious})", timeout=WAIT * 1000)
     page.locator(f"[data-testid=health-panel] :is({serious})").first.locator(
         "[data-testid=apply-remedy]"
@@ -103,7 +108,9 @@ def test_each_preset_is_diagnosed_and_apply_remedy_repairs_it(open_page, name):
     wait_epoch(page, 15)
     page.click("[data-testid=play]")  # pause
     assert page.locator(f"[data-testid=health-panel] :is({serious})").count() == 0
-    assert loss(page) < 0.7 * float(page.get_attribute("[data-testid=loss-chart]", "data-first-loss"))
+    assert loss(page) < 0.7 * float(
+        page.get_attribute("[data-testid=loss-chart]", "data-first-loss")
+    )
     assert page.errors == []
 
 
@@ -141,7 +148,9 @@ def test_a_shared_link_restores_every_setting(open_page):
     link = page.input_value("#share-url")
     assert "token" not in link
     expected = settings(link)
-    assert expected["dataset"] == "xor" and expected["layers"] == "4,2,2" and expected["noise"] == "25"
+    assert (
+        expected["dataset"] == "xor" and expected["layers"] == "4,2,2" and expected["noise"] == "25"
+    )
 
     again = open_page(url=link, context=page.context)  # the same browser: its cookie opens it
     assert settings(again.evaluate("location.href")) == expected
@@ -150,10 +159,14 @@ def test_a_shared_link_restores_every_setting(open_page):
                            ("dropout", "0.2"), ("noise", "25"), ("train-ratio", "70"),
                            ("batch-size", "20")):  # fmt: skip
         assert again.input_value(f"[data-testid={control}]") == value, control
-    assert again.is_checked("[data-testid=batchnorm]") and again.is_checked("[data-testid=show-test]")
+    assert again.is_checked("[data-testid=batchnorm]") and again.is_checked(
+        "[data-testid=show-test]"
+    )
     assert "off" not in again.get_attribute("[data-testid=feature-x1x2]", "class")
     assert again.locator(".unit.neuron").count() == 8  # 4 + 2 + 2
-    assert again.text_content("[data-testid=train-loss]") == page.text_content("[data-testid=train-loss]")
+    assert again.text_content("[data-testid=train-loss]") == page.text_content(
+        "[data-testid=train-loss]"
+    )
 
     classroom = open_page(url=link + "&hide=learning-rate,activation", context=page.context)
     assert not classroom.is_visible("[data-testid=learning-rate]")
@@ -193,7 +206,9 @@ def test_clicking_the_plane_explains_a_point_and_adds_points(open_page):
     assert page.errors == []
 
 
-def test_the_server_rejects_requests_without_the_token_or_from_a_foreign_origin(open_page, browser, server):  # noqa: F811
+def test_the_server_rejects_requests_without_the_token_or_from_a_foreign_origin(
+    open_page, browser, server
+):
     page = open_page()
     base = f"http://127.0.0.1:{server.port}"
     assert page.request.get(base + "/api/export/python?session=x").status == 403

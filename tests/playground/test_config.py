@@ -15,7 +15,13 @@ from gradwell.playground.config import (
 
 def test_defaults_are_the_playgrounds():
     c = Config()
-    assert (c.dataset, c.layers, c.activation, c.lr, c.batch_size) == ("circle", (4, 2), "tanh", 0.03, 10)
+    assert (c.dataset, c.layers, c.activation, c.lr, c.batch_size) == (
+        "circle",
+        (4, 2),
+        "tanh",
+        0.03,
+        10,
+    )
     assert c.features == ("x1", "x2") and c.train_ratio == 50 and c.problem == "classification"
 
 
@@ -64,7 +70,13 @@ def test_regression_sets_use_mse_and_only_lr_and_regularization_keep_the_network
     assert Config.from_dict({"dataset": "plane", "loss": "cross_entropy"}).loss == "mse"
     c = Config()
     assert not c.changes_network(c.with_(lr=0.3, regularization="l2", reg_rate=0.01))
-    for change in ({"activation": "relu"}, {"layers": [4]}, {"noise": 10}, {"seed": 3}, {"optimizer": "adam"}):
+    for change in (
+        {"activation": "relu"},
+        {"layers": [4]},
+        {"noise": 10},
+        {"seed": 3},
+        {"optimizer": "adam"},
+    ):
         assert c.changes_network(c.with_(**change)), change
 
 
@@ -73,12 +85,20 @@ def test_actions_map_to_settings():
     assert apply_action(c, {"action": "scale_lr", "factor": 0.1, "lr": [0.3]}, {}).lr == 0.3
     # a rate the Playground does not list: the nearest on a log scale
     assert apply_action(c, {"action": "scale_lr", "factor": 0.1, "lr": [0.2]}, {}).lr == 0.3
-    assert apply_action(c, {"action": "replace_activation", "to": "ReLU", "init": "he"}, {}).activation == "relu"
+    assert (
+        apply_action(c, {"action": "replace_activation", "to": "ReLU", "init": "he"}, {}).activation
+        == "relu"
+    )
     assert apply_action(c, {"action": "add_batchnorm", "after": ["0"]}, {}).batchnorm
-    assert apply_action(c, {"action": "scale_features", "chains": {"x1": "linear"}}, {}).scaling == "scaled"
+    assert (
+        apply_action(c, {"action": "scale_features", "chains": {"x1": "linear"}}, {}).scaling
+        == "scaled"
+    )
     assert apply_action(c, {"action": "clip_grad_norm", "max_norm": 5.0}, {}).clip == 5.0
     d = Config(layers=(4, 4), dropout=(0.9, 0.9))
-    assert apply_action(d, {"action": "set_dropout", "modules": ["5"], "rate": 0.2}, {"2": 0, "5": 1}).dropout == (0.9, 0.2)
+    assert apply_action(
+        d, {"action": "set_dropout", "modules": ["5"], "rate": 0.2}, {"2": 0, "5": 1}
+    ).dropout == (0.9, 0.2)
     with pytest.raises(ValueError, match="not applicable"):
         apply_action(c, {"action": "early_stopping", "patience": 3}, {})
 

@@ -56,7 +56,9 @@ def test_each_preset_is_diagnosed_and_its_remedy_repairs_the_run(name, seed):
     config = preset(name, Config(seed=seed))
     run, frames = train(config, 30, stop_on=kinds)
     found = serious(frames[-1], kinds)
-    assert found, f"{name}: expected one of {kinds}; got {[f['kind'] for f in frames[-1]['findings']]}"
+    assert found, (
+        f"{name}: expected one of {kinds}; got {[f['kind'] for f in frames[-1]['findings']]}"
+    )
     for f in found:  # what the page's button does: the top applicable action of each
         config, action, _ = first_applicable(config, f["actions"], run.dropout_layer)
     assert config != preset(name, Config(seed=seed))
@@ -80,9 +82,20 @@ def test_dropped_units_of_the_current_batch_are_shown():
 
 def test_the_exported_script_reproduces_the_run(tmp_path):
     config = Config.from_dict(
-        {"dataset": "xor", "layers": [5, 3], "activation": "relu", "optimizer": "adam", "lr": 0.01,
-         "features": ["x1", "x2", "x1x2"], "regularization": "l1", "reg_rate": 0.001,
-         "dropout": [0.1, 0.0], "scaling": "scaled", "batchnorm": True, "clip": 1.0}
+        {
+            "dataset": "xor",
+            "layers": [5, 3],
+            "activation": "relu",
+            "optimizer": "adam",
+            "lr": 0.01,
+            "features": ["x1", "x2", "x1x2"],
+            "regularization": "l1",
+            "reg_rate": 0.001,
+            "dropout": [0.1, 0.0],
+            "scaling": "scaled",
+            "batchnorm": True,
+            "clip": 1.0,
+        }
     )
     _, frames = train(config, 4)
     epochs = frames[-1]["epoch"]

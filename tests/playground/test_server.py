@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from playground.kit import server  # noqa: F401  (the module's one server)
 
 import gradwell as gw
 from gradwell.cli import main

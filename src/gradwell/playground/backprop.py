@@ -35,7 +35,9 @@ def explain_page(run: Run, x1: float, x2: float) -> str:
     scalar = _neuron_view(model, run, i)
     if scalar is not None:
         views.append(build_view("neurons", "Neurons", graph(scalar, gradients=True)))
-    views.append(build_view("tensors", "Tensors", graph(loss, model=model, trace=trace, gradients=True)))
+    views.append(
+        build_view("tensors", "Tensors", graph(loss, model=model, trace=trace, gradients=True))
+    )
     params = [(name, p) for name, p in model.named_parameters()]
     grads = grad(loss_fn(model(x), y), [p for _, p in params])
     step = _update_step(params, grads, run.config.lr, run.config.optimizer)
@@ -61,11 +63,15 @@ def _neuron_view(model: Any, run: Run, i: int) -> Any:
         return None
 
 
-def _update_step(params: list[tuple[str, Any]], grads: Any, lr: float, optimizer: str) -> dict[str, Any]:
+def _update_step(
+    params: list[tuple[str, Any]], grads: Any, lr: float, optimizer: str
+) -> dict[str, Any]:
     rows = []
     for (name, p), g in zip(params, grads):
         new = p.data - lr * g.data
-        rows.append([name, f"{summarize(p.data)} - {number(lr)} × {summarize(g.data)} = {summarize(new)}"])
+        rows.append(
+            [name, f"{summarize(p.data)} - {number(lr)} × {summarize(g.data)} = {summarize(new)}"]
+        )
     note = (
         "plain gradient descent on this one example"
         if optimizer == "sgd"

@@ -23,7 +23,12 @@ DEFAULT_PORT = 8050
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = DESCRIPTION
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port (default {DEFAULT_PORT}; 0 picks a free one)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
         "--allow-remote",
@@ -64,7 +69,10 @@ def command(args: argparse.Namespace) -> int:
         )
         return 2
     except OSError as e:
-        print(f"gradwell playground: cannot listen on {args.host}:{args.port} ({e.strerror or e})", file=sys.stderr)
+        print(
+            f"gradwell playground: cannot listen on {args.host}:{args.port} ({e.strerror or e})",
+            file=sys.stderr,
+        )
         return 2
     if not is_loopback(args.host):
         print(

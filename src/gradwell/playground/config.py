@@ -7,10 +7,10 @@ from it. The page keeps the same settings in its URL, so a link reproduces a run
 >>> c = Config.from_dict({"dataset": "spiral", "layers": [8, 8], "lr": 0.01})
 >>> c.dataset, c.layers, c.lr, c.problem
 ('spiral', (8, 8), 0.01, 'classification')
->>> Config.from_dict({"lr": 0.02})
+>>> Config.from_dict({"lr": 0.02})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-ValueError: lr: expected one of 1e-05, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10; got 0.02
+ValueError: lr: expected one of 1e-05, 0.0001, 0.001, ..., 1, 3, 10; got 0.02
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ class Config:
     def changes_network(self, other: Config) -> bool:
         """Whether going from ``self`` to ``other`` needs a new run (anything not LIVE)."""
         return any(
-            getattr(self, f.name) != getattr(other, f.name) for f in fields(self) if f.name not in LIVE
+            getattr(self, f.name) != getattr(other, f.name)
+            for f in fields(self)
+            if f.name not in LIVE
         )
 
     def with_(self, **changes: Any) -> Config:

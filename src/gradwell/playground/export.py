@@ -66,7 +66,8 @@ def python_script(config: Config, epochs: int, custom: dict[str, np.ndarray] | N
     lines += [
         "",
         "x1, x2 = X[:, 0], X[:, 1]",
-        f"F = np.column_stack([{', '.join(FEATURE_CODE[f] for f in c.features)}]).astype(np.float32)",
+        f"F = np.column_stack([{', '.join(FEATURE_CODE[f] for f in c.features)}])"
+        ".astype(np.float32)",
     ]
     if c.blowup_column in c.features:
         j = c.features.index(c.blowup_column)
@@ -77,7 +78,8 @@ def python_script(config: Config, epochs: int, custom: dict[str, np.ndarray] | N
     if c.scaling == "scaled":
         lines += [
             "# the feature audit's recommended scaling, fitted on the training points",
-            f"scaler = gw.preprocessing.AutoScaler(feature_names={list(c.features)!r}).fit(F[train])",
+            f"scaler = gw.preprocessing.AutoScaler(feature_names={list(c.features)!r})"
+            ".fit(F[train])",
             "F = scaler.transform(F).astype(np.float32)",
         ]
     if c.problem == "regression":
@@ -112,7 +114,8 @@ def python_script(config: Config, epochs: int, custom: dict[str, np.ndarray] | N
             "",
             "",
             "def loss(outputs, targets):",
-            f'    """The data loss plus {c.regularization.upper()} regularization of the weights."""',
+            f'    """The data loss plus {c.regularization.upper()} regularization of the '
+            'weights."""',
             "    total = data_loss(outputs, targets)",
             "    for w in weights:",
             f"        total = total + {c.reg_rate!r} * ({term})",
@@ -126,7 +129,8 @@ def python_script(config: Config, epochs: int, custom: dict[str, np.ndarray] | N
     lines += [
         "history = gw.fit(",
         "    model, (F[train], targets[train]), loss=loss, optimizer=optimizer, epochs=EPOCHS,",
-        f"    batch_size={c.batch_size}, validation=(F[~train], targets[~train]) if (~train).any() else None,",
+        f"    batch_size={c.batch_size},",
+        "    validation=(F[~train], targets[~train]) if (~train).any() else None,",
         f"    seed=SEED, verbose=0,{clip}",
         ")",
         "",

@@ -35,8 +35,8 @@ MAX_FPS = 60.0
 #: under no_grad in one thread would stop another thread's forward pass from recording
 #: its graph: runs of different pages take turns, an epoch at a time.
 COMPUTE = threading.Lock()
-DATASET_FUNCTIONS = {"circle": "circle", "xor": "xor", "gauss": "gaussians",
-                     "spiral": "spiral", "plane": "plane", "multigauss": "multi_gaussian"}  # fmt: skip
+DATASET_FUNCTIONS = {"circle": "circle", "xor": "xor", "gauss": "gaussians", "spiral": "spiral",
+                     "plane": "plane", "multigauss": "multi_gaussian"}  # fmt: skip
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity
 }  # fmt: skip
@@ -372,7 +372,7 @@ class Run:
             with no_grad():
                 grid_acts, grid_out = self._forward(self.grid_F)
                 data_acts, data_out = self._forward(self.F)
-                losses = {}
+                losses: dict[str, float | None] = {}
                 for part, mask in (("train", self.train), ("test", ~self.train)):
                     if mask.any():
                         out = self.base_loss(data_out[mask], self.targets[mask])
@@ -453,7 +453,9 @@ class Run:
                     ratio = np.abs(w - old) / np.maximum(np.abs(old), 1e-12)
                 entry["update"] = _rounded(np.minimum(ratio, 1e6))
             links.append(entry)
-            norms.append(float(np.sqrt(np.sum(np.square(g, dtype=np.float64)))) if g is not None else None)
+            norms.append(
+                float(np.sqrt(np.sum(np.square(g, dtype=np.float64)))) if g is not None else None
+            )
         shown = [n if n is not None and math.isfinite(n) else None for n in norms]
         return {"links": links, "grad_norms": shown, "grad_marks": self._marks(norms)}
 
@@ -471,7 +473,9 @@ class Run:
         total = math.sqrt(sum(n * n for n in finite))
         if self.norm_reference is None and total > 0:
             self.norm_reference = total
-        exploding = self.norm_reference is not None and total >= t.explode_growth * self.norm_reference
+        exploding = (
+            self.norm_reference is not None and total >= t.explode_growth * self.norm_reference
+        )
         for i, n in enumerate(norms):
             later = [x for x in norms[i + 1 : -1] if x is not None] if i < len(norms) - 1 else []
             strongest = max(later, default=0.0)

@@ -170,7 +170,9 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
             try:
                 text = json.dumps(message, allow_nan=False, default=_jsonable)
             except (TypeError, ValueError) as e:  # a bug here must not silence the page
-                text = json.dumps({"type": "error", "message": f"server: {message.get('type')}: {e}"})
+                text = json.dumps(
+                    {"type": "error", "message": f"server: {message.get('type')}: {e}"}
+                )
             await ws.send_text(text)
 
         session = Session(send)
@@ -180,7 +182,9 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
             while True:
                 text = await ws.receive_text()
                 if len(text) > MAX_MESSAGE:
-                    await send({"type": "error", "message": f"messages are limited to {MAX_MESSAGE} bytes"})
+                    await send(
+                        {"type": "error", "message": f"messages are limited to {MAX_MESSAGE} bytes"}
+                    )
                     continue
                 try:
                     message = json.loads(text)
@@ -310,7 +314,9 @@ def parse_points(body: bytes) -> tuple[np.ndarray, np.ndarray]:
         for j, name in enumerate(("x1", "x2")):
             cell = row[j].strip()
             if not _numeric(cell) or not -6.0 <= float(cell) <= 6.0:
-                raise ValueError(f"CSV row {i}, column {name}: expected a number in [-6, 6]; got {cell!r}")
+                raise ValueError(
+                    f"CSV row {i}, column {name}: expected a number in [-6, 6]; got {cell!r}"
+                )
             X[i - 1, j] = float(cell)
         label = row[2].strip()
         if not label.isdigit() or int(label) >= MAX_CLASSES:

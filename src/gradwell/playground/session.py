@@ -185,9 +185,15 @@ class Session:
         layer = _integer(m, "layer", 0, len(run.linears) - 1)
         linear = run.linears[layer]
         value = m.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e3:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or abs(value) > 1e3
+        ):
             raise ValueError(f"set_weight: expected a value in [-1000, 1000]; got {value!r}")
         to = _integer(m, "to", 0, linear.out_features - 1)
+        index: tuple[int, ...]
         if m.get("from") is None:
             target, index = linear.bias, (to,)
         else:
@@ -243,7 +249,9 @@ def _text(m: dict[str, Any], key: str) -> str:
 def _integer(m: dict[str, Any], key: str, lo: int, hi: int) -> int:
     v = m.get(key)
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"{m['type']}: expected {key!r} to be an integer in [{lo}, {hi}]; got {v!r}")
+        raise ValueError(
+            f"{m['type']}: expected {key!r} to be an integer in [{lo}, {hi}]; got {v!r}"
+        )
     return v
 
 
