@@ -75,7 +75,7 @@ def test_play_raises_the_epoch_and_lowers_the_training_loss(open_page, dataset):
     assert epoch(page) == 0
     before = loss(page)
     page.click("[data-testid=play]")
-    wait_epoch(page, 40)
+    wait_epoch(page, 25)
     page.click("[data-testid=play]")  # pause
     assert loss(page) < 0.95 * before
     assert page.get_attribute("[data-testid=play]", "aria-label") == "play"
@@ -105,7 +105,7 @@ def test_each_preset_is_diagnosed_and_apply_remedy_repairs_it(open_page, name):
         "[data-testid=apply-remedy]"
     ).click()
     poll(lambda: page.text_content("[data-testid=remedy-note]").startswith("Applied"))
-    wait_epoch(page, 15)
+    wait_epoch(page, 10)
     page.click("[data-testid=play]")  # pause
     assert page.locator(f"[data-testid=health-panel] :is({serious})").count() == 0
     assert loss(page) < 0.7 * float(
