@@ -190,6 +190,20 @@ def test_the_exported_script_runs_and_reaches_a_similar_loss(open_page, tmp_path
     assert page.errors == []
 
 
+def test_a_hover_card_shows_a_weight_and_a_click_edits_it(open_page):
+    page = open_page("#layers=2&seed=4")
+    link = page.locator("#links path").first
+    link.dispatch_event("mouseenter")
+    assert page.is_visible("#card") and page.text_content("#card").startswith("Weight ")
+    link.dispatch_event("click")
+    page.fill("[data-testid=edit-value]", "1.5")
+    page.press("[data-testid=edit-value]", "Enter")
+    poll(lambda: page.get_attribute("#links path", "stroke-width") == str(0.5 + 1.5 * 1.5))
+    link.dispatch_event("mouseenter")
+    assert re.match(r"Weight 1\.5(?!\d)", page.text_content("#card"))
+    assert page.errors == []
+
+
 def test_clicking_the_plane_explains_a_point_and_adds_points(open_page):
     page = open_page("#layers=2&loss=mse")
     page.click("[data-testid=step]")

@@ -10,6 +10,7 @@ import pytest
 from playground.kit import serious, train
 
 from gradwell.playground.config import PRESETS, Config, first_applicable, preset
+from gradwell.playground.backprop import explain_page
 from gradwell.playground.export import python_script
 from gradwell.playground.run import GRID, Run
 
@@ -106,3 +107,14 @@ def test_the_exported_script_reproduces_the_run(tmp_path):
     line = next(x for x in out.stdout.splitlines() if x.startswith("train loss"))
     loss = float(line.split()[2].rstrip(","))
     assert loss == pytest.approx(frames[-1]["train_loss"], rel=1e-3)
+
+
+def test_explain_opens_on_the_nearest_point_at_the_current_weights():
+    run, frames = train(Config(layers=(3,), dropout=(0.2,), batchnorm=True), 2)
+    weights = run.model[0].weight.data.copy()
+    page = explain_page(run, 2.0, -1.0)
+    assert "update: w ← w − α·∂E/∂w" in page and f"epoch {run.epoch}:" in page
+    nearest = np.argmin(np.hypot(run.X[:, 0] - 2.0, run.X[:, 1] + 1.0))
+    assert f"({run.X[nearest, 0]:.4g}, {run.X[nearest, 1]:.4g})" in page
+    assert np.array_equal(run.model[0].weight.data, weights)  # the run's model is untouched
+    assert run.model.training and run.model[0].weight.grad is not None

@@ -7,7 +7,6 @@ pass, and one last step with the update ``w <- w - lr * dE/dw`` of every paramet
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from .run import Run
 def explain_page(run: Run, x1: float, x2: float) -> str:
     """The page for the data point nearest to (x1, x2), at the run's current weights."""
     i = int(np.argmin((run.X[:, 0] - x1) ** 2 + (run.X[:, 1] - x2) ** 2))
-    model = copy.deepcopy(run.model).eval()  # the run's own model is left as it is
+    model = run.copy_of_model().eval()  # the run's own model is left as it is
     x = tensor(run.F[i : i + 1])
     y = tensor(run.targets[i : i + 1])
     x.name, y.name = "x", "y"

@@ -235,15 +235,15 @@ class Run:
         self.thresholds = Thresholds()
         self.doctor = Doctor(feature_names=list(config.features), verbose=False)
         self.dropout_layer = {}  # Dropout module path -> hidden layer number
-        self.hidden_activations = []
+        self.hidden_activations = []  # positions of the hidden layers' activations
         layer = -1
         for i, m in enumerate(self.model):
             if isinstance(m, nn.Linear):
                 layer += 1
             elif isinstance(m, nn.Dropout):
                 self.dropout_layer[str(i)] = layer
-                m.register_forward_hook(self._dropout_hook)
-            elif type(m) in ACTIVATIONS.values() and layer < len(config.layers):
+                m.register_forward_hook(functools.partial(self._dropout_hook, layer))
+            elif type(m) in ACTIVATIONS.values():
                 self.hidden_activations.append(i)
         self.dropped: dict[int, list[int]] = {}
         self.gate = Gate()
@@ -326,15 +326,17 @@ class Run:
         self.pending_lr = config.lr
         self.loss.kind, self.loss.rate = config.regularization, config.reg_rate
 
-    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
+    def _dropout_hook(self, layer: int, module: Any, inputs: Any, output: Any) -> None:
+        """Which units the layer's Dropout zeroed for the batch's first example."""
         if module.training:
             x, out = inputs[0].data, output.data
-            row = (out[0] == 0) & (x[0] != 0)
-            self.dropped[self.dropout_layer_of[id(module)]] = np.flatnonzero(row).tolist()
+            self.dropped[layer] = np.flatnonzero((out[0] == 0) & (x[0] != 0)).tolist()
 
-    @functools.cached_property
-    def dropout_layer_of(self) -> dict[int, int]:
-        return {id(self.model[int(p)]): layer for p, layer in self.dropout_layer.items()}
+    def copy_of_model(self) -> nn.Sequential:
+        """A new model with this run's current weights and statistics (and no hooks)."""
+        model = build_model(self.config, self.F.shape[1], self.linears[-1].out_features)
+        model.load_state_dict(self.model.state_dict())
+        return model
 
     # --- the picture -----------------------------------------------------------
     def setup(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import secrets
+import socket
 from collections.abc import Iterable
 from importlib import resources
 from typing import Any
@@ -39,9 +40,17 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def allowed_hosts(host: str, port: int) -> set[str]:
-    """Host header values this server answers to."""
-    names = set(LOOPBACK) if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::") else set()
-    names.add(host)
+    """Host header values this server answers to: its address, and for loopback or every
+    address (0.0.0.0) the loopback names; for every address also this machine's names."""
+    names = {host}
+    if host in (*LOOPBACK, "0.0.0.0", "::"):
+        names |= set(LOOPBACK)
+    if host in ("0.0.0.0", "::"):
+        try:
+            name, aliases, addresses = socket.gethostbyname_ex(socket.gethostname())
+        except OSError:  # no resolvable name: the name alone
+            name, aliases, addresses = socket.gethostname(), [], []
+        names |= {name, *aliases, *addresses}
     return {f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in names}
 
 
@@ -163,7 +172,7 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
         )
         return response
 
-    async def socket(ws: WebSocket) -> None:
+    async def play_socket(ws: WebSocket) -> None:
         await ws.accept()
 
         async def send(message: dict[str, Any]) -> None:
@@ -263,7 +272,7 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
     app = Starlette(
         routes=[
             Route("/", index),
-            WebSocketRoute("/ws", socket),
+            WebSocketRoute("/ws", play_socket),
             Route("/api/upload", upload, methods=["POST"]),
             Route("/api/export/python", export_python),
             Route("/api/export/checkpoint", export_checkpoint),

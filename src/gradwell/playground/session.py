@@ -114,6 +114,8 @@ class Session:
             await self._handle(message)
         except ValueError as e:
             self._say({"type": "error", "message": str(e)})
+        except Exception as e:  # a bug: said on the page, and the session goes on
+            self._say({"type": "error", "message": f"server error: {type(e).__name__}: {e}"})
 
     async def _handle(self, m: Any) -> None:
         if not isinstance(m, dict) or not isinstance(m.get("type"), str):
