@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from playground.kit import serious, train
 
-from gradwell.playground.config import PRESETS, Config, first_applicable, preset
 from gradwell.playground.backprop import explain_page
+from gradwell.playground.config import PRESETS, Config, first_applicable, preset
 from gradwell.playground.export import python_script
 from gradwell.playground.run import GRID, Run
 
