@@ -10,8 +10,8 @@ import pytest
 
 import gradwell as gw
 from gradwell.cli import main
+from gradwell.playground.build import build_model
 from gradwell.playground.config import Config
-from gradwell.playground.run import build_model
 
 websockets = pytest.importorskip("websockets.sync.client", reason="needs the playground extra")
 

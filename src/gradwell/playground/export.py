@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from .build import DATASET_FUNCTIONS, INIT_CODE, N_CLASSIFY, N_REGRESS
 from .config import Config
-from .run import DATASET_FUNCTIONS, INIT_CODE, N_CLASSIFY, N_REGRESS, Run
+from .run import Run
 
 FEATURE_CODE = {"x1": "x1", "x2": "x2", "x1sq": "x1 * x1", "x2sq": "x2 * x2", "x1x2": "x1 * x2",
                 "sinx1": "np.sin(x1)", "sinx2": "np.sin(x2)"}  # fmt: skip

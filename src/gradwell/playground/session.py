@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .build import split
 from .config import MAX_CLASSES, Config, first_applicable, preset
 from .run import EXTENT, Run
 
@@ -70,18 +71,16 @@ class Session:
 
     # --- runs ------------------------------------------------------------------
     async def start(self, config: Config, play: bool = False) -> None:
-        """Throw the current run away and build a new one from ``config``."""
-        if self.run is not None:
-            self.run.stop()
-        self.config = config
-        self.findings = []
+        """Build a new run from ``config`` (a bad one raises, changing nothing), and throw the
+        current one away."""
 
         def publish(frame: dict[str, Any]) -> None:
             self.loop.call_soon_threadsafe(self._offer, run, frame)
 
         run = await asyncio.to_thread(Run, config, publish, self.custom)
-        self.run = run
-        self._frame = None
+        if self.run is not None:
+            self.run.stop()
+        self.run, self.config, self.findings, self._frame = run, config, [], None
         self._say(await asyncio.to_thread(run.setup))
         frame = await self.locked(lambda: run.frame(play))
         self._offer(run, frame)
@@ -232,8 +231,6 @@ class Session:
 
     async def use_points(self, X: np.ndarray, y: np.ndarray) -> None:
         """Train on uploaded points (split by the current train ratio and seed)."""
-        from .run import split
-
         train = split(len(X), self.config.train_ratio, self.config.seed)
         if train.all() and len(X) > 1:
             train[np.flatnonzero(train)[-1]] = False
