@@ -216,7 +216,7 @@ def test_clicking_the_plane_explains_a_point_and_adds_points(open_page):
     page.click("#explain-close")
     page.select_option("[data-testid=click-mode]", "1")
     page.click("[data-testid=output-heatmap]", position={"x": 150, "y": 150})
-    poll(lambda: "selected" in page.get_attribute("[data-testid=dataset-custom]", "class"))
+    poll(lambda: "selected" in (page.get_attribute("[data-testid=dataset-custom]", "class") or ""))
     assert page.errors == []
 
 
