@@ -17,7 +17,7 @@ import io
 import json
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -207,65 +207,50 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
             session.close()
             sessions.pop(session.id, None)
 
-    def session_of(request: Request) -> Session:
-        session = sessions.get(request.query_params.get("session", ""))
-        if session is None or session.run is None:
-            raise LookupError("no such session: reload the page")
-        return session
+    def api(handler: Callable[[Request, Session, Any], Awaitable[Response]]) -> Any:
+        """An endpoint of one page's session (``?session=``): bad input answers 400."""
 
-    async def upload(request: Request) -> Response:
-        try:
-            session = session_of(request)
-            body = await request.body()
-            X, y = parse_points(body)
-            await session.use_points(X, y)
-        except BodyTooLarge:
-            return PlainTextResponse(f"uploads are limited to {MAX_BODY} bytes", status_code=413)
-        except (LookupError, ValueError) as e:
-            return PlainTextResponse(str(e), status_code=400)
+        async def endpoint(request: Request) -> Response:
+            session = sessions.get(request.query_params.get("session", ""))
+            if session is None or session.run is None:
+                return PlainTextResponse("no such session: reload the page", status_code=400)
+            try:
+                return await handler(request, session, session.run)
+            except BodyTooLarge:
+                return PlainTextResponse(
+                    f"uploads are limited to {MAX_BODY} bytes", status_code=413
+                )
+            except ValueError as e:
+                return PlainTextResponse(str(e), status_code=400)
+
+        return endpoint
+
+    @api
+    async def upload(request: Request, session: Session, run: Any) -> Response:
+        X, y = parse_points(await request.body())
+        await session.use_points(X, y)
         return PlainTextResponse(f"{len(X)} points")
 
-    async def export_python(request: Request) -> Response:
+    @api
+    async def export_python(request: Request, session: Session, run: Any) -> Response:
         from .export import python_script
 
-        try:
-            session = session_of(request)
-        except LookupError as e:
-            return PlainTextResponse(str(e), status_code=400)
-        run = session.run
-        assert run is not None
         text = python_script(session.config, max(run.epoch, 1), session.custom)
-        return PlainTextResponse(
-            text, headers={"Content-Disposition": 'attachment; filename="playground.py"'}
-        )
+        return PlainTextResponse(text, headers=_attachment("playground.py"))
 
-    async def export_checkpoint(request: Request) -> Response:
+    @api
+    async def export_checkpoint(request: Request, session: Session, run: Any) -> Response:
         from .export import checkpoint_bytes
 
-        try:
-            session = session_of(request)
-        except LookupError as e:
-            return PlainTextResponse(str(e), status_code=400)
-        run = session.run
-        assert run is not None
         data = await session.locked(lambda: checkpoint_bytes(run))
-        return Response(
-            data,
-            media_type="application/octet-stream",
-            headers={"Content-Disposition": 'attachment; filename="playground.safetensors"'},
-        )
+        headers = _attachment("playground.safetensors")
+        return Response(data, media_type="application/octet-stream", headers=headers)
 
-    async def explain(request: Request) -> Response:
+    @api
+    async def explain(request: Request, session: Session, run: Any) -> Response:
         from .backprop import explain_page
 
-        try:
-            session = session_of(request)
-            x1 = _query_number(request, "x1")
-            x2 = _query_number(request, "x2")
-        except (LookupError, ValueError) as e:
-            return PlainTextResponse(str(e), status_code=400)
-        run = session.run
-        assert run is not None
+        x1, x2 = _query_number(request, "x1"), _query_number(request, "x2")
         html = await session.locked(lambda: explain_page(run, x1, x2))
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -280,6 +265,10 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
         ]
     )
     return Guard(app, token, hosts)
+
+
+def _attachment(name: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{name}"'}
 
 
 def _query_number(request: Request, key: str) -> float:
