@@ -84,8 +84,7 @@ class Session:
         self._say(await asyncio.to_thread(run.setup))
         frame = await self.locked(lambda: run.frame(play))
         self._offer(run, frame)
-        if play:
-            self.play(True)
+        self.play(play)
 
     async def locked(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` with the current run held (between two epochs), off the event loop."""
@@ -99,12 +98,15 @@ class Session:
         return await asyncio.to_thread(call)
 
     def play(self, on: bool) -> None:
-        assert self.run is not None
-        if self.run.error is not None:
-            return
-        self.run.gate.play(on)
+        """Play or pause; the page learns the state from the message said here (frames made
+        before it may still arrive)."""
+        run = self.run
+        assert run is not None
+        on = on and run.error is None
+        run.gate.play(on)
         if on:
-            self.run.start()
+            run.start()
+        self._say({"type": "state", "playing": on})
 
     # --- messages in -----------------------------------------------------------
     async def handle(self, message: Any) -> None:
@@ -141,6 +143,7 @@ class Session:
             if run.error is None:
                 run.gate.step()
                 run.start()
+            self._say({"type": "state", "playing": False})
         elif kind == "reset":
             await self.start(self.config)
         elif kind == "regenerate":

@@ -85,7 +85,6 @@
       config = m.config;
       losses = { train: [], test: [] };
       shownFindings = "";
-      playing = false;
       buildNetwork();
       showControls();
       writeUrl();
@@ -95,6 +94,9 @@
       showControls();
       writeUrl();
       if (frame) drawOutput();
+    } else if (m.type === "state") {
+      playing = m.playing;
+      showPlay();
     } else if (m.type === "frame") {
       frame = m;
       if (m.stopped) { playing = false; say(m.stopped); }
@@ -103,8 +105,6 @@
       $("remedy-note").textContent = m.ok
         ? "Applied: " + Object.entries(m.changes).map(([k, [a, b]]) => k + " " + a + " \u2192 " + b).join(", ") + "; training restarted."
         : "No remedy of this finding applies to the playground (" + m.skipped.join("; ") + ").";
-      if (m.ok) playing = true;
-      showPlay();
     } else if (m.type === "error") {
       say(m.message);
       if (!setup) change({});
