@@ -82,13 +82,45 @@ def test_play_raises_the_epoch_and_lowers_the_training_loss(open_page, dataset):
     assert page.errors == []
 
 
-def test_step_advances_exactly_one_epoch(open_page):
+def test_step_advances_exactly_one_epoch_and_the_learning_rate_keeps_the_network(open_page):
     page = open_page("#layers=3")
     for expected in (1, 2, 3):
         page.click("[data-testid=step]")
         wait_epoch(page, expected)
         page.wait_for_timeout(150)  # time enough for a second epoch, had one run
         assert epoch(page) == expected
+    page.select_option("[data-testid=learning-rate]", "0.1")
+    poll(lambda: "lr=0.1&" in page.evaluate("location.href"))
+    page.click("[data-testid=step]")
+    wait_epoch(page, 4)  # the same network goes on
+    page.select_option("[data-testid=activation]", "relu")
+    poll(lambda: epoch(page) == 0)  # any other change starts afresh
+    assert page.errors == []
+
+
+def test_every_data_set_draws_and_points_can_be_uploaded(open_page, tmp_path):
+    page = open_page()
+    for name in ("xor", "gauss", "spiral", "plane", "multigauss", "circle"):
+        old = page.evaluate("location.href")
+        page.click(f"[data-testid=dataset-{name}]")
+        poll(lambda o=old: page.evaluate("location.href") != o)
+        page.click("[data-testid=step]")
+        wait_epoch(page, 1)
+        regression = name in ("plane", "multigauss")
+        assert page.input_value("[data-testid=problem]") == (
+            "regression" if regression else "classification"
+        )
+        assert (page.text_content("[data-testid=train-accuracy]") == "") == regression
+    page.click("[data-testid=dataset-gauss]")
+    page.select_option("[data-testid=classes]", "3")
+    poll(lambda: "classes=3" in page.evaluate("location.href"))
+    assert page.locator(".unit.output").count() == 3
+    csv = tmp_path / "points.csv"
+    csv.write_text(
+        "x1,x2,label\n" + "".join(f"{i % 5 - 2},{i % 3 - 1},{i % 2}\n" for i in range(20))
+    )
+    page.set_input_files("[data-testid=upload]", str(csv))
+    poll(lambda: "dataset=custom" in page.evaluate("location.href"))
     assert page.errors == []
 
 
