@@ -454,7 +454,9 @@
 
   // ---- drawing a frame -------------------------------------------------------------
   function draw() {
-    $("epoch").textContent = String(frame.epoch);
+    const counter = $("epoch");
+    counter.textContent = String(frame.epoch);
+    counter.dataset.frames = String(Number(counter.dataset.frames || 0) + 1); // frames drawn
     $("train-loss").textContent = frame.train_loss === null ? "NaN" : fmt(frame.train_loss);
     $("test-loss").textContent = frame.test_loss === null ? (frame.epoch ? "NaN" : "-") : fmt(frame.test_loss);
     const acc = (v) => v === undefined || v === null ? "" : "(accuracy " + (100 * v).toFixed(1) + "%)";
