@@ -114,7 +114,7 @@ def test_explain_opens_on_the_nearest_point_at_the_current_weights():
     weights = run.model[0].weight.data.copy()
     page = explain_page(run, 2.0, -1.0)
     assert "update: w ← w − α·∂E/∂w" in page and f"epoch {run.epoch}:" in page
-    nearest = np.argmin(np.hypot(run.X[:, 0] - 2.0, run.X[:, 1] + 1.0))
-    assert f"({run.X[nearest, 0]:.4g}, {run.X[nearest, 1]:.4g})" in page
+    nearest = np.argmin(np.hypot(run.data.X[:, 0] - 2.0, run.data.X[:, 1] + 1.0))
+    assert f"({run.data.X[nearest, 0]:.4g}, {run.data.X[nearest, 1]:.4g})" in page
     assert np.array_equal(run.model[0].weight.data, weights)  # the run's model is untouched
     assert run.model.training and run.model[0].weight.grad is not None

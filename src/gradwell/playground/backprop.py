@@ -22,10 +22,10 @@ from .run import Run
 
 def explain_page(run: Run, x1: float, x2: float) -> str:
     """The page for the data point nearest to (x1, x2), at the run's current weights."""
-    i = int(np.argmin((run.X[:, 0] - x1) ** 2 + (run.X[:, 1] - x2) ** 2))
+    i = int(np.argmin((run.data.X[:, 0] - x1) ** 2 + (run.data.X[:, 1] - x2) ** 2))
     model = run.copy_of_model().eval()  # the run's own model is left as it is
-    x = tensor(run.F[i : i + 1])
-    y = tensor(run.targets[i : i + 1])
+    x = tensor(run.data.F[i : i + 1])
+    y = tensor(run.data.targets[i : i + 1])
     x.name, y.name = "x", "y"
     loss_fn = run.base_loss
     with Trace() as trace:
@@ -42,9 +42,9 @@ def explain_page(run: Run, x1: float, x2: float) -> str:
     step = _update_step(params, grads, run.config.lr, run.config.optimizer)
     for view in views:
         view["steps"].append({**step, "done": view["totals"]["products"]})
-    label = run.y[i]
-    where = f"({number(run.X[i, 0])}, {number(run.X[i, 1])})"
-    kind = "training" if run.train[i] else "test"
+    label = run.data.y[i]
+    where = f"({number(run.data.X[i, 0])}, {number(run.data.X[i, 1])})"
+    kind = "training" if run.data.train[i] else "test"
     title = f"epoch {run.epoch}: the {kind} point {where}, target {label}"
     return page(views, title)
 
@@ -57,7 +57,7 @@ def _neuron_view(model: Any, run: Run, i: int) -> Any:
     if sum(p.size for p in model.parameters()) > MAX_WEIGHTS:
         return None
     try:
-        return scalar_mlp(model, run.F[i], run.targets[i])
+        return scalar_mlp(model, run.data.F[i], run.data.targets[i])
     except ValueError:
         return None
 

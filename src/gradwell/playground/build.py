@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,6 +80,52 @@ def features(config: Config, X: np.ndarray) -> np.ndarray:
         j = config.features.index(config.blowup_column)
         F[:, j] = F[:, j] * config.blowup_scale + config.blowup_offset
     return F.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Data:
+    """A run's examples: raw points ``X`` (n, 2), their labels or values ``y``, the
+    ``train`` mask, the network's inputs ``F`` (features, blown up, scaled by ``scaler``
+    when asked) and the ``targets`` as the loss takes them."""
+
+    config: Config
+    X: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    F: np.ndarray
+    targets: np.ndarray
+    scaler: Any
+
+    def inputs(self, X: np.ndarray) -> np.ndarray:
+        """The network's inputs for other raw points (the heatmap's grid)."""
+        F = features(self.config, X)
+        return F if self.scaler is None else self.scaler.transform(F).astype(np.float32)
+
+
+def make_data(config: Config, custom: dict[str, np.ndarray] | None) -> Data:
+    """The points of the data set (or the page's own, ``custom``), split and featurised."""
+    if config.dataset == "custom":
+        if custom is None:
+            raise ValueError("dataset 'custom': no points yet; upload a CSV or add points")
+        X, y, train = custom["X"], custom["y"], custom["train"]
+    else:
+        X, y = points(config)
+        train = split(len(X), config.train_ratio, config.seed)
+    X = X.astype(np.float32)
+    F = features(config, X)
+    scaler = None
+    if config.scaling == "scaled":
+        from ..preprocessing import AutoScaler
+
+        scaler = AutoScaler(feature_names=list(config.features)).fit(F[train])
+        F = scaler.transform(F).astype(np.float32)
+    if config.problem == "regression":
+        targets = y.astype(np.float32).reshape(-1, 1)
+    elif config.loss == "mse":
+        targets = np.eye(config.n_classes, dtype=np.float32)[y]  # one-hot
+    else:
+        targets = y.astype(np.int64)
+    return Data(config, X, np.asarray(y), train, F, targets, scaler)
 
 
 # ------------------------------------------------------------------------------ model

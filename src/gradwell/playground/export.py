@@ -167,7 +167,8 @@ def checkpoint_bytes(run: Run) -> bytes:
     fd, path = tempfile.mkstemp(suffix=".safetensors")
     os.close(fd)
     try:
-        extra: dict[str, Any] = {"scaler": run.scaler} if run.scaler is not None else {}
+        scaler = run.data.scaler
+        extra: dict[str, Any] = {"scaler": scaler} if scaler is not None else {}
         save(path, run.model, run.optimizer, epoch=run.epoch,
              playground=json.dumps(run.config.to_dict()), **extra)  # fmt: skip
         with open(path, "rb") as f:

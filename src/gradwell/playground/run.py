@@ -30,9 +30,7 @@ from .build import (
     Regularized,
     build_model,
     build_optimizer,
-    features,
-    points,
-    split,
+    make_data,
 )
 from .config import Config
 
@@ -109,32 +107,16 @@ class Run:
     ) -> None:
         self.config = config
         self.publish = publish
-        if config.dataset == "custom":
-            if custom is None:
-                raise ValueError("dataset 'custom': no points yet; upload a CSV or add points")
-            X, y, train = custom["X"], custom["y"], custom["train"]
-        else:
-            X, y = points(config)
-            train = split(len(X), config.train_ratio, config.seed)
-        self.X, self.y, self.train = X.astype(np.float32), y, train
-        F = features(config, self.X)
-        self.scaler = None
-        if config.scaling == "scaled":
-            from ..preprocessing import AutoScaler
-
-            self.scaler = AutoScaler(feature_names=list(config.features)).fit(F[train])
-            F = self.scaler.transform(F).astype(np.float32)
-        self.F = F
-        self.grid_F = self._inputs(grid_points())
+        self.data = data = make_data(config, custom)
+        self.grid_F = data.inputs(grid_points())
         self.k = config.n_classes
         n_out = 1 if config.problem == "regression" else self.k
-        self.model = build_model(config, F.shape[1], n_out)
+        self.model = build_model(config, data.F.shape[1], n_out)
         self.optimizer = build_optimizer(config, self.model)
         self.base_loss = nn.CrossEntropyLoss() if config.loss == "cross_entropy" else nn.MSELoss()
         self.linears = [m for m in self.model if isinstance(m, nn.Linear)]
         weights = [m.weight for m in self.linears]
         self.loss = Regularized(self.base_loss, weights, config.regularization, config.reg_rate)
-        self.targets = self._targets(y)
         self.thresholds = Thresholds()
         self.doctor = Doctor(feature_names=list(config.features), verbose=False)
         self.dropout_layer = {}  # Dropout module path -> hidden layer number
@@ -160,20 +142,6 @@ class Run:
         self.last_frame_time = 0.0
         self.error: str | None = None
 
-    # --- data ------------------------------------------------------------------
-    def _inputs(self, X: np.ndarray) -> np.ndarray:
-        F = features(self.config, X)
-        if self.scaler is not None:
-            F = self.scaler.transform(F).astype(np.float32)
-        return F
-
-    def _targets(self, y: np.ndarray) -> np.ndarray:
-        if self.config.problem == "regression":
-            return y.astype(np.float32).reshape(-1, 1)
-        if self.config.loss == "mse":
-            return np.eye(self.k, dtype=np.float32)[y]
-        return y.astype(np.int64)
-
     # --- training --------------------------------------------------------------
     def start(self) -> None:
         if self.thread is None:
@@ -184,7 +152,7 @@ class Run:
         self.gate.cancel()
 
     def _train(self) -> None:
-        test = ~self.train
+        test = ~self.data.train
         try:
             # a run broken on purpose overflows: the page shows the NaN, the console stays quiet
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -198,14 +166,15 @@ class Run:
             self.publish({"type": "error", "message": self.error})
 
     def _fit(self, test: np.ndarray) -> None:
+        data = self.data
         fit(
             self.model,
-            (self.F[self.train], self.targets[self.train]),
+            (data.F[data.train], data.targets[data.train]),
             loss=self.loss,
             optimizer=self.optimizer,
             epochs=10**9,
             batch_size=self.config.batch_size,
-            validation=(self.F[test], self.targets[test]) if test.any() else None,
+            validation=(data.F[test], data.targets[test]) if test.any() else None,
             seed=self.config.seed,
             verbose=0,
             clip_grad_norm=self.config.clip or None,
@@ -237,7 +206,7 @@ class Run:
 
     def copy_of_model(self) -> nn.Sequential:
         """A new model with this run's current weights and statistics (and no hooks)."""
-        model = build_model(self.config, self.F.shape[1], self.linears[-1].out_features)
+        model = build_model(self.config, self.data.F.shape[1], self.linears[-1].out_features)
         model.load_state_dict(self.model.state_dict())
         return model
 
@@ -255,14 +224,14 @@ class Run:
             "problem": self.config.problem,
             "classes": self.k,
             "grid": GRID,
-            "points": np.round(self.X, 3).tolist(),
-            "labels": np.asarray(self.y).tolist(),
-            "train": self.train.astype(int).tolist(),
+            "points": np.round(self.data.X, 3).tolist(),
+            "labels": np.asarray(self.data.y).tolist(),
+            "train": self.data.train.astype(int).tolist(),
             "features": list(self.config.features),
             "feature_thumbs": thumbs,
             "feature_range": [
-                [float(self.F[:, j].min()), float(self.F[:, j].max())]
-                for j in range(self.F.shape[1])
+                [float(self.data.F[:, j].min()), float(self.data.F[:, j].max())]
+                for j in range(self.data.F.shape[1])
             ],
             "grid_size": len(grid),
             "layers": list(self.config.layers),
@@ -276,11 +245,11 @@ class Run:
         try:
             with no_grad():
                 grid_acts, grid_out = self._forward(self.grid_F)
-                data_acts, data_out = self._forward(self.F)
+                data_acts, data_out = self._forward(self.data.F)
                 losses: dict[str, float | None] = {}
-                for part, mask in (("train", self.train), ("test", ~self.train)):
+                for part, mask in (("train", self.data.train), ("test", ~self.data.train)):
                     if mask.any():
-                        out = self.base_loss(data_out[mask], self.targets[mask])
+                        out = self.base_loss(data_out[mask], self.data.targets[mask])
                         losses[part] = float(out.item())
                     else:
                         losses[part] = None
@@ -331,8 +300,8 @@ class Run:
             ).decode()
             out["output"] = encode(2 * np.clip(grid_p.max(axis=1), 0, 1) - 1)
         predicted = np.argmax(data_p, axis=1)
-        y = np.asarray(self.y)
-        for part, mask in (("train", self.train), ("test", ~self.train)):
+        y = np.asarray(self.data.y)
+        for part, mask in (("train", self.data.train), ("test", ~self.data.train)):
             acc = float(np.mean(predicted[mask] == y[mask])) if mask.any() else None
             out[f"{part}_accuracy"] = acc
         return out

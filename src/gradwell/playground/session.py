@@ -218,7 +218,7 @@ class Session:
         if self.config.dataset != "custom" or self.custom is None:
             run = self.run
             assert run is not None
-            self.custom = {"X": run.X, "y": np.asarray(run.y), "train": run.train}
+            self.custom = {"X": run.data.X, "y": np.asarray(run.data.y), "train": run.data.train}
         c = self.custom
         if len(c["X"]) >= MAX_CUSTOM_POINTS:
             raise ValueError(f"add_point: at most {MAX_CUSTOM_POINTS} points")
