@@ -25,6 +25,9 @@ MAX_CUSTOM_POINTS = 2000
 
 
 class Session:
+    """The state of one page (one WebSocket): its settings, its run, its own points, and the
+    messages waiting to go out. Commands arrive through :meth:`handle`, one at a time."""
+
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.id = secrets.token_urlsafe(12)
         self.send = send
