@@ -203,6 +203,10 @@ def test_a_shared_link_restores_every_setting(open_page):
     classroom = open_page(url=link + "&hide=learning-rate,activation", context=page.context)
     assert not classroom.is_visible("[data-testid=learning-rate]")
     assert classroom.is_visible("[data-testid=optimizer]")
+    classroom.click("[data-testid=classroom]")  # the teacher's menu: tick what to hide
+    classroom.check("[data-testid=hide-list] label:has-text('optimizer') input")
+    assert not classroom.is_visible("[data-testid=optimizer]")
+    assert "hide=learning-rate,activation,optimizer" in classroom.input_value("#share-url")
     assert page.errors == again.errors == classroom.errors == []
 
 

@@ -173,10 +173,29 @@
     });
     $("vanishing-ratio").textContent = String(K.thresholds.vanishing_ratio);
     $("explode-growth").textContent = String(K.thresholds.explode_growth);
-    for (const name of hidden) {
-      for (const el of document.querySelectorAll('[data-control="' + name + '"]')) el.setAttribute("data-hidden", "");
+    const names = [...new Set([...document.querySelectorAll("[data-control]")].map((el) => el.dataset.control))];
+    $("hide-list").replaceChildren(...names.map((name) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.checked = hidden.includes(name);
+      box.addEventListener("change", () => {
+        hidden = box.checked ? [...hidden, name] : hidden.filter((n) => n !== name);
+        showHidden();
+        if (config) writeUrl();
+      });
+      label.append(box, name);
+      return label;
+    }));
+    showHidden();
+  }
+
+  // Classroom mode: the controls named in the URL's "hide" are not shown.
+  function showHidden() {
+    for (const el of document.querySelectorAll("[data-control]")) {
+      el.toggleAttribute("data-hidden", hidden.includes(el.dataset.control));
     }
-    if (hidden.length) document.body.classList.add("classroom");
+    document.body.classList.toggle("classroom", hidden.length > 0);
   }
 
   function togglePlay() {
