@@ -111,6 +111,26 @@ def test_step_advances_one_epoch_and_edits_a_weight(server):
         assert "layer" in until(ws, "error")["message"]
 
 
+def test_pause_and_reset_act_within_a_frame(server):
+    with socket(server) as ws:
+        until(ws, "hello")
+        ws.send(json.dumps({"type": "config", "config": {"layers": [3]}}))
+        until(ws, "frame")
+        ws.send(json.dumps({"type": "play"}))
+        for _ in range(3):
+            until(ws, "frame")
+        ws.send(json.dumps({"type": "pause"}))
+        assert until(ws, "state")["playing"] is False
+        late = []  # the frame waiting to be sent, and the epoch under way: no more
+        with pytest.raises(TimeoutError):
+            while True:
+                late.append(json.loads(ws.recv(timeout=1.0)))
+        assert len(late) <= 2 and all(m["type"] == "frame" for m in late)
+        ws.send(json.dumps({"type": "reset"}))
+        assert until(ws, "setup")["config"]["layers"] == [3]
+        assert until(ws, "frame")["epoch"] == 0
+
+
 def test_exports_and_the_explain_page(server, tmp_path):
     with socket(server) as ws:
         session = until(ws, "hello")["session"]
