@@ -146,6 +146,7 @@
       b.addEventListener("click", () => change({ dataset: b.dataset.dataset }));
     }
     for (const b of document.querySelectorAll("[data-preset]")) {
+      b.title = "the doctor should find: " + K.presets[b.dataset.preset].join(" or ").replace(/_/g, " ");
       b.addEventListener("click", () => { send({ type: "preset", name: b.dataset.preset }); });
     }
     $("add-layer").addEventListener("click", () => {
@@ -297,7 +298,6 @@
     for (const f of FEATURES) {
       const on = setup.features.includes(f);
       const box = unitBox("feature" + (on ? "" : " off"), FEATURE_LABELS[f] + (on ? " (on: click to remove)" : " (off: click to add)"));
-      box.dataset.testid = "feature-" + f;
       box.setAttribute("data-testid", "feature-" + f);
       box.dataset.feature = f;
       box.addEventListener("click", () => {
