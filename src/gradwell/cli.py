@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 
 def train_digits(epochs: int = 30, seed: int = 0, verbose: int = 1) -> tuple[Any, float]:
@@ -113,15 +113,32 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, with a hint when an option's value starts with '-'."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += (
+                f" (a value that starts with '-', such as a formula, must be attached with '=':"
+                f' {option}=VALUE, e.g. --expr="-x*y")'
+            )
+        super().error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gradwell", description=__doc__)
+    parser = _Parser(prog="gradwell", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, _) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text)
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
     args = parser.parse_args(argv)
-    return COMMANDS[args.command][1](args)
+    try:
+        return COMMANDS[args.command][1](args)
+    except OSError as e:  # a path that cannot be read or written: one line, no traceback
+        print(f"gradwell {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from .tensor import Tensor
 
 DEFAULT_FLOAT = np.dtype(np.float32)
@@ -32,7 +33,14 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """
     if isinstance(data, Tensor):
         data = data.data
-    arr = np.array(data, dtype=dtype, copy=True)
+    try:  # without the dtype first: cast to float, numpy would parse the text "1" as 1.0
+        arr = np.array(data, copy=True)
+    except ValueError:  # ragged rows: the error says so
+        numeric_array(data, "gw.tensor")
+        raise
+    numeric_array(arr, "gw.tensor", "biufc")  # refuses text and objects
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
     if requires_grad and arr.dtype.kind not in "fc":

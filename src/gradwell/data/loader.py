@@ -8,19 +8,20 @@ same batches as an uninterrupted run with the same seed (no generator state to s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd.tensor import Tensor
 
 Seed = int | np.random.Generator | None
 
 
 def _as_array(a: Any, where: str) -> np.ndarray:
-    """An array for a dataset: float64 becomes float32 (the library's default float)."""
-    arr = a.data if isinstance(a, Tensor) else np.asarray(a)
+    """An array of numbers for a dataset: float64 becomes float32 (the library's default)."""
+    arr = numeric_array(a, where)
     if arr.ndim == 0:
         raise ValueError(f"{where}: expected an array with one row per example; got a scalar")
     if arr.dtype == np.float64:
@@ -47,7 +48,7 @@ class TensorDataset:
     """Examples stored as arrays that share their first axis (one row per example).
 
     float64 arrays are stored as float32 (one copy, made here); integer labels
-    and other dtypes are kept as they are.
+    and other numeric dtypes are kept as they are; text and objects are refused.
 
     >>> import numpy as np, gradwell as gw
     >>> ds = gw.data.TensorDataset(np.zeros((5, 3)), np.arange(5))
@@ -175,8 +176,29 @@ class DataLoader:
         return {"seed": self.seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.seed = state["seed"]
-        self.epoch = int(state["epoch"])
+        self._prepare_load(state)()
+
+    def _prepare_load(self, state: Any) -> Callable[[], None]:
+        """Check ``state``; return the function that loads it (which cannot fail)."""
+        seed = state.get("seed", ()) if isinstance(state, dict) else ()
+        epoch = state.get("epoch") if isinstance(state, dict) else None
+        whole = (int, np.integer)
+        if not (
+            (seed is None or (isinstance(seed, whole) and seed >= 0))
+            and isinstance(epoch, whole)
+            and epoch >= 0
+            and not isinstance(seed, bool)
+            and not isinstance(epoch, bool)
+        ):
+            raise ValueError(
+                "DataLoader.load_state_dict: expected {'seed': an int >= 0 or None, 'epoch': an "
+                f"int >= 0}} (as made by state_dict()); got {state!r:.200}"
+            )
+
+        def write() -> None:
+            self.seed, self.epoch = None if seed is None else int(seed), int(epoch)
+
+        return write
 
     def __repr__(self) -> str:
         return (

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd.tensor import Tensor
 from . import fused
 from .layers import _positive_int
@@ -74,7 +75,8 @@ class BatchNorm1d(Module):
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):  # plain arrays take the layer's dtype
             like = self.weight if self.affine else self.running_mean
-            x = Tensor(np.asarray(x, dtype=np.float32 if like is None else like.data.dtype))
+            dtype = np.float32 if like is None else like.data.dtype
+            x = Tensor(numeric_array(x, f"{self._short_repr()} input").astype(dtype, copy=False))
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self._short_repr()}: expected input of shape (N, {self.num_features}); "

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd import functional as _fn
 from ..autograd import ops
 from ..autograd.creation import _rng
@@ -52,7 +53,7 @@ __all__ = [
 def _as_tensor(x: Any) -> Tensor:
     if isinstance(x, Tensor):
         return x
-    arr = np.asarray(x)
+    arr = numeric_array(x, f"input{where_called()}")
     if arr.dtype == np.float64:  # plain Python/numpy floats: the default float32
         arr = arr.astype(np.float32)
     return Tensor(arr)
@@ -204,7 +205,9 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 def _input_and_target(input: Any, target: Any, who: str) -> tuple[Tensor, Tensor]:
     """The input as a Tensor and the target as a Tensor of the input's dtype, same shape."""
     x = _as_tensor(input)
-    y = target if isinstance(target, Tensor) else Tensor(np.asarray(target, dtype=x.dtype))
+    if not isinstance(target, Tensor):
+        target = Tensor(numeric_array(target, f"{who}: target").astype(x.dtype, copy=False))
+    y = target
     if y.dtype != x.dtype:
         y = ops.astype(y, dtype=x.dtype)  # an op, so that a compiled step replays it
     if x.shape != y.shape:
@@ -323,7 +326,7 @@ def _logits_and_classes(
             f"example); got shape {x.shape}"
         )
     n, c = x.shape
-    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    t = target if isinstance(target, Tensor) else Tensor(numeric_array(target, f"{who}: target"))
     kind = t.dtype.kind
     if kind in "iu":
         if t.shape != (n,):

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd import functional as _fn
 from ..autograd.creation import _rng
 from ..autograd.tensor import Tensor
@@ -82,7 +83,8 @@ class Linear(Module):
 
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):  # plain arrays take the weight's dtype (no float64 leak)
-            x = Tensor(np.asarray(x, dtype=self.weight.data.dtype))
+            arr = numeric_array(x, f"{self._short_repr()} input")
+            x = Tensor(arr.astype(self.weight.data.dtype, copy=False))
         if self.bias is None:
             return fused.linear(x, self.weight)
         return fused.linear(x, self.weight, self.bias)
@@ -121,7 +123,7 @@ class Dropout(Module):
         if not self.training or rate == 0.0:
             return x
         if not isinstance(x, Tensor):
-            x = Tensor(np.asarray(x))
+            x = Tensor(numeric_array(x, f"{self._short_repr()} input"))
         if rate == 1.0:
             return x * 0.0
         return fused.dropout(x, rate=rate, rng=self.rng)

@@ -2,11 +2,18 @@
 
 Every loss takes ``reduction``: "mean" (the default), "sum" or "none" (one loss
 per element or per example). Call it as ``loss_fn(input, target)``.
+
+Losses whose targets must lie in a range (``BCEWithLogitsLoss``: [0, 1];
+``CrossEntropyLoss`` with class probabilities: non-negative rows summing to 1)
+check them with ``check_target``: on every call, except inside ``fit``, which checks
+the whole training and validation targets once before the first step.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
 
 from ..autograd.creation import tensor as _tensor
 from ..autograd.tensor import Tensor
@@ -15,12 +22,39 @@ from .module import Module
 
 
 class _Loss(Module):
+    _targets_checked = False  # set by fit while the targets it feeds were checked whole
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = F.check_reduction(reduction, type(self).__name__)
 
+    def check_target(self, target: Any, where: str = "") -> None:
+        """Raise ValueError, naming the first bad element, if ``target`` holds values
+        this loss cannot take (nothing to check for most losses)."""
+
+    def trust_targets(self, checked: bool) -> None:
+        """``fit`` says whether it checked every target it will pass (then each call
+        skips the check). Not a setting: it bypasses ``__setattr__``, so a compiled
+        step that captured this loss does not record again."""
+        self.__dict__["_targets_checked"] = bool(checked)
+
+    def _check_per_call(self, target: Any) -> None:
+        if not self._targets_checked:
+            self.check_target(target)
+
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+def _values(target: Any) -> np.ndarray:
+    return np.asarray(target.data if isinstance(target, Tensor) else target)
+
+
+def _first_bad(bad: np.ndarray) -> str:
+    index = [int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape)]
+    if len(index) == 1:
+        return f"element {index[0]}"
+    return f"row {index[0]}, column {index[1]}" if len(index) == 2 else f"index {tuple(index)}"
 
 
 def _optional_buffer(value: Any) -> Tensor | None:
@@ -93,9 +127,21 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", _optional_buffer(pos_weight))
 
     def forward(self, input: Any, target: Any) -> Tensor:
-        return F.binary_cross_entropy_with_logits(
+        loss = F.binary_cross_entropy_with_logits(
             input, target, self.weight, self.reduction, self.pos_weight
         )
+        self._check_per_call(target)  # after the shapes are checked
+        return loss
+
+    def check_target(self, target: Any, where: str = "") -> None:
+        """Targets are probabilities: every value in [0, 1] (hard labels 0 and 1, or soft)."""
+        y = _values(target)
+        if y.size and y.dtype.kind in "fiub" and not (y.min() >= 0 and y.max() <= 1):
+            bad = ~((y >= 0) & (y <= 1))
+            raise ValueError(
+                f"{where or 'BCEWithLogitsLoss'}: expected targets in [0, 1] (probabilities of "
+                f"the positive class); got {float(y[bad].flat[0]):g} at {_first_bad(bad)}"
+            )
 
 
 class CrossEntropyLoss(_Loss):
@@ -129,9 +175,33 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, input: Any, target: Any) -> Tensor:
-        return F.cross_entropy(
+        loss = F.cross_entropy(
             input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
         )
+        self._check_per_call(target)  # after the shapes are checked
+        return loss
+
+    def check_target(self, target: Any, where: str = "") -> None:
+        """Class probabilities (float targets) must be non-negative with rows summing to 1
+        (class indices are checked against the number of classes on each call)."""
+        t = _values(target)
+        if t.dtype.kind != "f" or t.ndim != 2 or not t.size:
+            return
+        who = where or "CrossEntropyLoss"
+        if not t.min() >= 0:
+            bad = ~(t >= 0)
+            raise ValueError(
+                f"{who}: expected class probabilities >= 0; got {float(t[bad][0]):g} at "
+                f"{_first_bad(bad)}"
+            )
+        sums = t.sum(axis=1)
+        tolerance = 1e-2 if t.dtype.itemsize < 4 else 1e-4  # float16 rounds coarsely
+        if not (sums.min() >= 1.0 - tolerance and sums.max() <= 1.0 + tolerance):
+            row = int(np.flatnonzero(~(np.abs(sums - 1.0) <= tolerance))[0])
+            raise ValueError(
+                f"{who}: expected each row of class probabilities to sum to 1; row {row} sums "
+                f"to {sums[row]:.6g} (class indices must be an integer array)"
+            )
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -417,46 +417,68 @@ class Module:
         """Copy arrays from ``state_dict`` into this module's parameters and buffers.
 
         Everything is checked before anything is written, so a failed load changes
-        nothing. Shapes must match; with ``strict`` (the default) the key sets must be
-        equal too. Values are cast to each parameter's dtype. Returns the missing and
-        unexpected keys.
+        nothing. Shapes must match and values be numbers; with ``strict`` (the default)
+        the key sets must be equal too. Values are cast to each parameter's dtype.
+        Returns the missing and unexpected keys.
         """
+        return self._prepare_load(state_dict, strict)()
+
+    def _prepare_load(self, state_dict: Any, strict: bool = True) -> Callable[[], IncompatibleKeys]:
+        """Check ``state_dict`` whole; return the function that writes it (which cannot
+        fail). ``gw.load`` checks every part of a checkpoint this way before writing any."""
+        name = type(self).__name__
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"load_state_dict for {name}: expected a dict of arrays by name (as made by "
+                f"state_dict()); got {type(state_dict).__name__}"
+            )
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         arrays: dict[str, np.ndarray] = {}
         mismatched = []
-        for name, t in own.items():
-            if name not in state_dict:
+        for key, t in own.items():
+            if key not in state_dict:
                 continue
-            value = state_dict[name]
-            arr = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if arr.shape != t.data.shape:
+            value = state_dict[key]
+            try:
+                arr = value.data if isinstance(value, Tensor) else np.asarray(value)
+            except ValueError:  # ragged nested lists
+                arr = np.empty(0, object)
+            if arr.dtype.kind not in "biuf":
                 mismatched.append(
-                    f"'{name}': the model has shape {t.data.shape}, the state dict has {arr.shape}"
+                    f"'{key}': expected numbers, the state dict has dtype {arr.dtype}"
                 )
-            arrays[name] = arr
+            elif arr.shape != t.data.shape:
+                mismatched.append(
+                    f"'{key}': the model has shape {t.data.shape}, the state dict has {arr.shape}"
+                )
+            arrays[key] = arr
         problems = []
         if strict and missing:
             problems.append(f"missing keys (in the model, not in the state dict): {missing}")
         if strict and unexpected:
             problems.append(f"unexpected keys (in the state dict, not in the model): {unexpected}")
         if mismatched:
-            problems.append("shape mismatches: " + "; ".join(mismatched))
+            problems.append("mismatches: " + "; ".join(mismatched))
         if problems:
             raise RuntimeError(
-                f"load_state_dict for {type(self).__name__} failed, nothing was loaded:\n  "
+                f"load_state_dict for {name} failed, nothing was loaded:\n  "
                 + "\n  ".join(problems)
             )
-        for name, arr in arrays.items():
-            t = own[name]
-            if t.data.flags.writeable:
-                t.data[...] = arr
-            else:
-                t.data = np.array(arr, dtype=t.data.dtype)
-        for module in self.modules():
-            _edited(module)
-        return IncompatibleKeys(missing, unexpected)
+
+        def write() -> IncompatibleKeys:
+            for key, arr in arrays.items():
+                t = own[key]
+                if t.data.flags.writeable:
+                    t.data[...] = arr
+                else:
+                    t.data = np.array(arr, dtype=t.data.dtype)
+            for module in self.modules():
+                _edited(module)
+            return IncompatibleKeys(missing, unexpected)
+
+        return write
 
     # --- display ----------------------------------------------------------------------
     def extra_repr(self) -> str:

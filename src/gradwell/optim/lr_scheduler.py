@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .optimizer import Optimizer
@@ -113,17 +113,27 @@ class LRScheduler:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Resume from :meth:`state_dict` of the same kind of schedule."""
+        """Resume from :meth:`state_dict` of the same kind of schedule; a mismatch changes
+        nothing."""
+        self._prepare_load(state_dict)()
+
+    def _prepare_load(self, state_dict: Any) -> Callable[[], None]:
+        """Check ``state_dict``; return the function that loads it (which cannot fail)."""
         expected = set(self.state_dict())
-        got = set(state_dict)
+        got = set(state_dict) if isinstance(state_dict, dict) else set()
         if got != expected:
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: the state dict does not belong to this "
                 f"schedule (missing {sorted(expected - got)}, unexpected {sorted(got - expected)})"
             )
-        self.__dict__.update(
-            {k: list(v) if isinstance(v, list) else v for k, v in state_dict.items()}
-        )
+        last_epoch = state_dict["last_epoch"]
+        if not isinstance(last_epoch, numbers.Integral) or isinstance(last_epoch, bool):
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: last_epoch must be an int; "
+                f"got {last_epoch!r:.80}"
+            )
+        values = {k: list(v) if isinstance(v, list) else v for k, v in state_dict.items()}
+        return lambda: self.__dict__.update(values)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
@@ -600,22 +610,30 @@ class SequentialLR(LRScheduler):
             "_schedulers": [s.state_dict() for s in self._schedulers],
         }
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("_schedulers")
+    def _prepare_load(self, state_dict: Any) -> Callable[[], None]:
+        saved = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
         if (
-            set(state_dict) != {"last_epoch", "_milestones", "_last_lr", "_schedulers"}
+            not isinstance(state_dict, dict)
+            or set(state_dict) != {"last_epoch", "_milestones", "_last_lr", "_schedulers"}
             or not isinstance(saved, list)
             or len(saved) != len(self._schedulers)
+            or not isinstance(state_dict["_milestones"], list)
+            or not isinstance(state_dict["_last_lr"], list)
         ):
             raise ValueError(
                 "SequentialLR.load_state_dict: the state dict does not belong to a SequentialLR "
                 f"of {len(self._schedulers)} schedulers"
             )
-        for s, sd in zip(self._schedulers, saved):
-            s.load_state_dict(sd)
-        self.last_epoch = state_dict["last_epoch"]
-        self._milestones = list(state_dict["_milestones"])
-        self._last_lr = list(state_dict["_last_lr"])
+        writes = [s._prepare_load(sd) for s, sd in zip(self._schedulers, saved)]
+
+        def write() -> None:
+            for w in writes:
+                w()
+            self.last_epoch = state_dict["last_epoch"]
+            self._milestones = list(state_dict["_milestones"])
+            self._last_lr = list(state_dict["_last_lr"])
+
+        return write
 
 
 def warmup(

@@ -43,6 +43,7 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
         self._scratch: dict[Tensor, tuple[Array, Array]] = {}
+        self._state_checked: dict[Tensor, Array] = {}  # parameter -> the array its state fits
         self._arena: dict[np.dtype, Array] = {}
         if isinstance(params, (Tensor, dict)):
             raise TypeError(
@@ -115,10 +116,16 @@ class Optimizer:
 
     def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
         """(parameter, its array, its gradient array) for each parameter that has a gradient."""
+        checked = self._state_checked
         for i, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
                 continue
+            if not isinstance(grad, Tensor):
+                raise TypeError(
+                    f"{type(self).__name__}: parameter {i} of its group has a gradient that is "
+                    f"not a Tensor ({type(grad).__name__}); assign p.grad = gw.tensor(...)"
+                )
             data = p.data
             g = grad.data
             if g.shape != data.shape:
@@ -126,7 +133,23 @@ class Optimizer:
                     f"{type(self).__name__}: parameter {i} of its group has shape {data.shape} "
                     f"but its gradient has shape {g.shape}; they must match"
                 )
+            if checked.get(p) is not data:  # new data: checked once, not every step
+                self._check_state(p, i, data)
+                checked[p] = data
             yield p, data, g
+
+    def _check_state(self, p: Tensor, i: int, data: Array) -> None:
+        """Raise if ``p``'s state arrays no longer fit its data (it was given data of
+        another shape after a step): the fused kernels index both without bounds checks."""
+        for key, value in self.state.get(p, {}).items():
+            if isinstance(value, np.ndarray) and value.shape != data.shape:
+                name = f" {p.name!r}" if p.name else ""
+                raise ValueError(
+                    f"{type(self).__name__}: parameter {i}{name} of its group now has shape "
+                    f"{data.shape}, but its state {key!r} has shape {value.shape} (its shape at "
+                    "an earlier step): new data of another shape needs a fresh state; "
+                    "delete optimizer.state[param] or build a new optimizer"
+                )
 
     def _scratch_for(self, p: Tensor, data: Array) -> tuple[Array, Array]:
         """Two work arrays shaped like ``data``, views into one buffer per dtype.
@@ -183,29 +206,55 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`: hyperparameters, step counts and moment estimates.
 
-        The groups must match this optimizer's in number and size, and each state
-        array the shape of its parameter; on a mismatch nothing is changed.
+        The groups must match this optimizer's in number and size, their
+        hyperparameters be this optimizer's (not another kind's), and each state
+        array have the shape of its parameter; on a mismatch nothing is changed.
         """
+        self._prepare_load(state_dict)()
+
+    def _prepare_load(self, state_dict: Any) -> Callable[[], None]:
+        """Check ``state_dict`` whole; return the function that loads it (which cannot fail)."""
         name = type(self).__name__
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+        where = f"{name}.load_state_dict"
+        if (
+            not isinstance(state_dict, dict)
+            or not {"state", "param_groups"} <= state_dict.keys()
+            or not isinstance(state_dict["state"], dict)
+            or not isinstance(state_dict["param_groups"], (list, tuple))
+        ):
             raise ValueError(
-                f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups' "
-                "(as made by state_dict())"
+                f"{where}: expected a dict with 'state' and 'param_groups' (a dict and a list), "
+                "as made by state_dict()"
             )
         saved_groups = list(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
-                f"{name}.load_state_dict: the state dict has {len(saved_groups)} parameter "
+                f"{where}: the state dict has {len(saved_groups)} parameter "
                 f"group(s) but this optimizer has {len(self.param_groups)}"
             )
         by_index: dict[int, Tensor] = {}
         new_groups = []
         for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            saved_params = list(saved.get("params", []))
+            saved_params = saved.get("params") if isinstance(saved, dict) else None
+            if not isinstance(saved_params, (list, tuple)) or not all(
+                isinstance(i, int) and not isinstance(i, bool) for i in saved_params
+            ):
+                raise ValueError(
+                    f"{where}: parameter group {gi} must be a dict with 'params', a list of "
+                    f"parameter indices; got {saved!r:.200}"
+                )
             if len(saved_params) != len(group["params"]):
                 raise ValueError(
-                    f"{name}.load_state_dict: parameter group {gi} has {len(saved_params)} "
+                    f"{where}: parameter group {gi} has {len(saved_params)} "
                     f"parameter(s) in the state dict but {len(group['params'])} in this optimizer"
+                )
+            foreign = sorted(
+                str(k) for k in saved if k not in group and k not in ("params", "initial_lr")
+            )
+            if foreign:
+                raise ValueError(
+                    f"{where}: parameter group {gi} has hyperparameters {foreign}, which {name} "
+                    "does not have: the state dict comes from another kind of optimizer"
                 )
             merged = {k: v for k, v in group.items() if k != "params"}
             for k, v in saved.items():
@@ -213,38 +262,56 @@ class Optimizer:
                     continue
                 # JSON turns tuples such as betas into lists; keep the optimizer's types.
                 merged[k] = tuple(v) if isinstance(group.get(k), tuple) else v
-            self._check_group(merged, f"{name}.load_state_dict: parameter group {gi}")
+            self._check_group(merged, f"{where}: parameter group {gi}")
             merged["params"] = group["params"]
             new_groups.append(merged)
-            by_index.update((int(i), p) for i, p in zip(saved_params, group["params"]))
+            by_index.update(zip(saved_params, group["params"]))
         new_state: dict[Tensor, dict[str, Any]] = {}
         for key, entries in state_dict["state"].items():
-            try:
-                p = by_index[int(key)]
-            except (KeyError, ValueError):
+            p = by_index.get(int(key)) if isinstance(key, int) or str(key).isdigit() else None
+            if p is None or not isinstance(entries, dict):
                 raise ValueError(
-                    f"{name}.load_state_dict: state for parameter {key!r}, which no parameter "
-                    f"group lists (indices are {sorted(by_index)})"
-                ) from None
-            restored: dict[str, Any] = {}
-            for k, v in entries.items():
-                if v is None:  # PyTorch's SGD saves momentum_buffer=None without momentum
-                    continue
-                if k in self._scalar_state:  # may come back as a 0-d array from a checkpoint
-                    restored[k] = int(np.asarray(v).item())
-                    continue
-                arr = np.array(v.data if isinstance(v, Tensor) else v, dtype=p.data.dtype)
-                if arr.shape != p.data.shape:
-                    raise ValueError(
-                        f"{name}.load_state_dict: state '{k}' of parameter {key} has shape "
-                        f"{arr.shape} but the parameter has shape {p.data.shape}"
-                    )
-                restored[k] = np.ascontiguousarray(arr)
-            new_state[p] = restored
-        for group, merged in zip(self.param_groups, new_groups):
-            group.clear()
-            group.update(merged)
-        self.state = new_state
+                    f"{where}: state for parameter {key!r}, which no parameter group lists "
+                    f"(indices are {sorted(by_index)}), or not a dict of state entries"
+                )
+            restored = {k: self._state_entry(p, key, k, v, where) for k, v in entries.items()}
+            new_state[p] = {k: v for k, v in restored.items() if v is not None}
+
+        def write() -> None:
+            for group, merged in zip(self.param_groups, new_groups):
+                group.clear()
+                group.update(merged)
+            self.state = new_state
+
+        return write
+
+    def _state_entry(self, p: Tensor, index: int, key: str, value: Any, where: str) -> Any:
+        """One saved state entry, checked and converted for parameter ``p`` (None: skip it)."""
+        if value is None:  # PyTorch's SGD saves momentum_buffer=None without momentum
+            return None
+        if isinstance(value, Tensor):
+            value = value.data
+        try:
+            arr = np.asarray(value)
+        except ValueError:  # ragged nested lists
+            arr = np.empty(0, object)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{where}: state {key!r} of parameter {index} must hold numbers; got {value!r:.80}"
+            )
+        if key in self._scalar_state:  # may come back as a 0-d array from a checkpoint
+            if arr.size != 1:
+                raise ValueError(
+                    f"{where}: state {key!r} of parameter {index} must be one number; "
+                    f"got shape {arr.shape}"
+                )
+            return int(arr.item())
+        if arr.shape != p.data.shape:
+            raise ValueError(
+                f"{where}: state {key!r} of parameter {index} has shape "
+                f"{arr.shape} but the parameter has shape {p.data.shape}"
+            )
+        return np.array(arr, dtype=p.data.dtype, order="C")
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

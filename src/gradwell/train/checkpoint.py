@@ -14,7 +14,8 @@ safetensors reader:
 
 The file is written whole to a temporary file in the same folder, flushed to disk,
 then renamed over ``path`` (an atomic replace): a crash leaves either the old
-checkpoint or the new one, never a truncated file. Loading reads arrays and JSON
+checkpoint or the new one, never a truncated file; the temporary file a killed save
+leaves behind is removed by the next save to the same path. Loading reads arrays and JSON
 only; it never runs code (no pickle).
 """
 
@@ -96,23 +97,31 @@ class _Packer:
         )
 
 
-def _unpack(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
+def _unpack(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """Rebuild what :class:`_Packer` stored; CheckpointError naming ``where`` when the
+    JSON is not what it writes (the depth was bounded when the file was read)."""
     if isinstance(obj, list):
-        return [_unpack(v, arrays) for v in obj]
+        return [_unpack(v, arrays, where) for v in obj]
     if not isinstance(obj, dict):
         return obj
-    ((tag, value),) = obj.items()
-    if tag == "dict":
-        return {k: _unpack(v, arrays) for k, v in value}
-    if tag == "tuple":
-        return tuple(_unpack(v, arrays) for v in value)
-    if tag == "array":
-        return arrays[value]
-    if tag == "scalar":
-        return arrays[value][()]
-    if tag == "tensor":
-        return Tensor(arrays[value])
-    raise CheckpointError(f"unknown entry {tag!r} in the checkpoint's JSON")
+    tag, value = next(iter(obj.items())) if len(obj) == 1 else (None, None)
+    if (
+        tag == "dict"
+        and isinstance(value, list)
+        and all(
+            isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (str, int)) for kv in value
+        )
+    ):
+        return {k: _unpack(v, arrays, where) for k, v in value}
+    if tag == "tuple" and isinstance(value, list):
+        return tuple(_unpack(v, arrays, where) for v in value)
+    if tag in ("array", "scalar", "tensor") and isinstance(value, str) and value in arrays:
+        a = arrays[value]
+        return a if tag == "array" else a[()] if tag == "scalar" else Tensor(a)
+    raise CheckpointError(
+        f"{where} is not a gradwell checkpoint: its JSON holds {obj!r:.120} where an array "
+        "reference or a tagged container was expected"
+    )
 
 
 def _plain_json(value: Any, where: str) -> Any:
@@ -155,6 +164,15 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise IsADirectoryError(f"gw.save: {path} is a folder; a checkpoint is one file")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, data, durable=True)
+
+
+def _scaler_config(scaler: Any, key: str) -> dict[str, Any]:
+    if not callable(getattr(scaler, "to_config", None)):
+        raise TypeError(
+            f"gw.save: scaler{f' {key}' if key else ''} must be a scaler from gw.preprocessing "
+            f"(or a dict of them); got {type(scaler).__name__}"
+        )
+    return scaler.to_config()  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------ public API
@@ -216,9 +234,9 @@ def save(
         }
     if scaler is not None:
         if isinstance(scaler, dict):
-            config["scalers"] = {str(k): s.to_config() for k, s in scaler.items()}
+            config["scalers"] = {str(k): _scaler_config(s, repr(k)) for k, s in scaler.items()}
         else:
-            config["scaler"] = scaler.to_config()
+            config["scaler"] = _scaler_config(scaler, "")
     rand = _Packer("random", arrays)
     config["random_state"] = {
         "modules": {
@@ -230,13 +248,24 @@ def save(
     for key in _RESERVED:
         if key in metadata:
             raise TypeError(f"gw.save: metadata key {key!r} is reserved")
+    if _depth(metadata) > _MAX_DEPTH - 2:  # what load would refuse (the config wraps it)
+        raise ValueError(f"gw.save: metadata nests more than {_MAX_DEPTH - 2} levels")
     config["metadata"] = {k: _plain_json(v, repr(k)) for k, v in metadata.items()}
     header = json.dumps(config, separators=(",", ":"))
     _atomic_write(path, _safetensors_bytes(arrays, metadata={"gradwell": header}))
     return path
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+_MAX_DEPTH = 64  # the deepest JSON gradwell writes is about 12 levels
+
+
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The checked JSON configuration and the arrays of the checkpoint at ``path``.
+
+    Raises :class:`CheckpointError` naming the file when it is not a safetensors file,
+    not a gradwell checkpoint, or was written by a newer version of gradwell.
+    """
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"gw.load: no checkpoint file at {path}")
     try:
@@ -249,13 +278,76 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise CheckpointError(
             f"gw.load: {path} is a safetensors file but not a gradwell checkpoint"
         )
-    config = json.loads(meta["gradwell"])
-    if config.get("format") != FORMAT or config.get("version") != VERSION:
+    try:
+        config = json.loads(meta["gradwell"])
+    except RecursionError:
         raise CheckpointError(
-            f"gw.load: {path} has format {config.get('format')!r} version "
-            f"{config.get('version')!r}; this gradwell reads {FORMAT!r} version {VERSION}"
-        )
+            f"gw.load: {path} is not a gradwell checkpoint: its metadata nests more than "
+            f"{_MAX_DEPTH} levels"
+        ) from None
+    except ValueError as e:
+        raise CheckpointError(
+            f"gw.load: {path} is not a gradwell checkpoint: its metadata is not valid JSON "
+            f"({str(e)[:80]})"
+        ) from None
+    _check_schema(config, arrays, f"gw.load: {path}")
     return config, arrays
+
+
+def _depth(obj: Any) -> int:
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        value, d = stack.pop()
+        deepest = max(deepest, d)
+        if d <= _MAX_DEPTH and isinstance(value, (dict, list)):
+            stack.extend((v, d + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
+def _check_schema(config: Any, arrays: dict[str, np.ndarray], where: str) -> None:
+    """The checkpoint's JSON has every entry load reads, of the right kind."""
+    not_ours = f"{where} is not a gradwell checkpoint"
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise CheckpointError(f"{not_ours}: its format is {got!r:.80}, not {FORMAT!r}")
+    version = config.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{not_ours}: its format version is {version!r:.80}")
+    if version > VERSION:
+        raise CheckpointError(
+            f"{where} was written by a newer version of gradwell (checkpoint format version "
+            f"{version}; this one reads version {VERSION}): upgrade gradwell to load it"
+        )
+    if _depth(config) > _MAX_DEPTH:
+        raise CheckpointError(f"{not_ours}: its metadata nests more than {_MAX_DEPTH} levels")
+
+    def entry(key: str, kind: type | tuple[type, ...], what: str, inside: Any = config) -> Any:
+        value = inside.get(key, _Missing)
+        if not isinstance(value, kind):
+            shown = "nothing" if value is _Missing else f"{value!r:.80}"
+            raise CheckpointError(f"{not_ours}: {key!r} must be {what}; it holds {shown}")
+        return value
+
+    keys = entry("model_keys", list, "a list of names")
+    for name in keys:
+        if not isinstance(name, str) or f"model.{name}" not in arrays:
+            raise CheckpointError(f"{not_ours}: model key {name!r:.80} has no tensor in the file")
+    random_state = entry("random_state", dict, "a dict")
+    entry("modules", dict, "a dict of generator states", random_state)
+    entry("loader", (dict, type(None)), "a loader state or null", random_state)
+    entry("metadata", dict, "a dict")
+    for part in ("optimizer", "scheduler"):
+        if part in config:
+            entry("class", str, "a class name", entry(part, dict, "a dict"))
+            entry("state", dict, "a packed state", config[part])
+    if "scaler" in config:
+        entry("scaler", dict, "a scaler configuration")
+    if "scalers" in config:
+        entry("scalers", dict, "a dict of scaler configurations")
+
+
+class _Missing:
+    """Marks an entry absent from the checkpoint's JSON."""
 
 
 def load(
@@ -275,35 +367,94 @@ def load(
     Never runs code from the file.
     """
     path = _checkpoint_path(path, model, "load")
-    config, arrays = _read(path)
-    model.load_state_dict({name: arrays[f"model.{name}"] for name in config["model_keys"]})
-
+    config, arrays = read(path)
+    where = f"gw.load: {path}"
+    # Every part is checked before anything is written, so a failed load changes nothing.
+    writes = [_prepared(model, {name: arrays[f"model.{name}"] for name in config["model_keys"]})]
     for what, obj in (("optimizer", optimizer), ("scheduler", scheduler)):
         if obj is None:
             continue
         if what not in config:
             raise CheckpointError(f"gw.load: {path} holds no {what} state (none was saved)")
-        obj.load_state_dict(_unpack(config[what]["state"], arrays))
+        saved_class = config[what]["class"]
+        if saved_class != type(obj).__name__:
+            raise CheckpointError(
+                f"gw.load: {path} holds {what} state of class {saved_class}; it cannot be "
+                f"loaded into {type(obj).__name__}"
+            )
+        writes.append(_prepared(obj, _unpack(config[what]["state"], arrays, where), where))
 
     random_state = config["random_state"]
     generators = _generators(model)
     for key, packed in random_state["modules"].items():
         if key in generators:
-            generators[key].bit_generator.state = _unpack(packed, arrays)
+            state = _unpack(packed, arrays, where)
+            writes.append(_generator_write(generators[key], state, key, where))
     if loader is not None:
         if random_state["loader"] is None:
             raise CheckpointError(f"gw.load: {path} holds no data loader state (none was saved)")
-        loader.load_state_dict(_unpack(random_state["loader"], arrays))
+        writes.append(_prepared(loader, _unpack(random_state["loader"], arrays, where), where))
 
     result = dict(config["metadata"])
     if "scaler" in config or "scalers" in config:
         from ..preprocessing import from_config
 
-        if "scaler" in config:
-            result["scaler"] = from_config(config["scaler"])
-        else:
-            result["scalers"] = {k: from_config(c) for k, c in config["scalers"].items()}
+        try:
+            if "scaler" in config:
+                result["scaler"] = from_config(config["scaler"])
+            else:
+                result["scalers"] = {k: from_config(c) for k, c in config["scalers"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(
+                f"{where}: its scaler cannot be rebuilt ({type(e).__name__}: {e})"
+            ) from None
+    # Objects that cannot check first (not gradwell's) load before the checked writes,
+    # which cannot fail: if one of them raises, the rest is still untouched.
+    for write in sorted(writes, key=lambda w: isinstance(w, _Unchecked), reverse=True):
+        write()
     return result
+
+
+class _Unchecked:
+    """Loading into an object without ``_prepare_load``: its own ``load_state_dict``."""
+
+    def __init__(self, obj: Any, state: Any) -> None:
+        self.obj, self.state = obj, state
+
+    def __call__(self) -> None:
+        self.obj.load_state_dict(self.state)
+
+
+def _prepared(obj: Any, state: Any, where: str | None = None) -> Any:
+    """The function that loads ``state`` into ``obj``, after checking it whole
+    (gradwell's modules, optimizers, schedules and loaders check in ``_prepare_load``).
+    With ``where``, a state that does not fit is a CheckpointError naming the file."""
+    prepare = getattr(obj, "_prepare_load", None)
+    if prepare is None:
+        return _Unchecked(obj, state)
+    if where is None:
+        return prepare(state)
+    try:
+        return prepare(state)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: {e}") from None
+
+
+def _generator_write(generator: np.random.Generator, state: Any, key: str, where: str) -> Any:
+    """Check a saved generator state on a scratch generator of the same kind first."""
+    scratch = type(generator.bit_generator)()
+    try:
+        scratch.state = state
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+            f"{where} is not a gradwell checkpoint: the random state of {key!r} is not a "
+            f"{type(scratch).__name__} state ({e})"
+        ) from None
+
+    def write() -> None:
+        generator.bit_generator.state = state
+
+    return write
 
 
 __all__ = ["CheckpointError", "load", "save"]

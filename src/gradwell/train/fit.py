@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
+from . import inputs as _inputs
 from . import metrics as _metrics
 from .callbacks import Callback, CallbackList, TrainingState
 from .compiled import CompiledStep
@@ -116,27 +117,26 @@ def fit(
     >>> history["loss"][-1] < history["loss"][0]
     True
     """
-    if not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"fit: expected epochs to be an int >= 0; got {epochs!r}")
-    if not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
-        raise ValueError(
-            f"fit: expected 0 <= initial_epoch <= epochs ({epochs}); got {initial_epoch!r}"
-        )
+    _inputs.check_arguments(model, optimizer, epochs, initial_epoch)
     if not isinstance(compile, bool):
         raise TypeError(f"fit: expected compile to be True or False; got {compile!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
     loss_fn = resolve_loss(loss, "fit")
-    train_loader = _loader(train, batch_size, shuffle, seed, "train")
-    val_loader = (
-        None if validation is None else _loader(validation, batch_size, False, None, "validation")
-    )
+    train_loader = _loader(_inputs.arrays(train, "train"), batch_size, shuffle, seed, "train")
+    _inputs.check_batches(train_loader, "train")
+    val_loader = None
+    if validation is not None:
+        val_data = _inputs.arrays(validation, "validation")
+        val_loader = _loader(val_data, batch_size, False, None, "validation")
+        _inputs.check_batches(val_loader, "validation")
     logits = _takes_logits(loss_fn)
     train_metrics = [_metrics.get(m, logits=logits) for m in metrics]
     val_metrics = [fresh_copy(m) for m in train_metrics]
     for m in train_metrics:
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
+    _inputs.check_targets(loss_fn, train_metrics, train_loader, val_loader)
 
     history = History()
     state = TrainingState(
@@ -234,5 +234,6 @@ def fit(
         if state.stop_training:
             break
     state.inputs = state.targets = state.outputs = state.loss = None
+    _inputs.release(loss_fn)
     cbs.call("on_train_end", {})
     return history

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
 from ..autograd.engine import no_grad
 from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader
@@ -34,7 +35,7 @@ def _batches(data: Any, batch_size: int, what: str) -> DataLoader:
     if isinstance(data, tuple):
         return DataLoader(data, batch_size=batch_size)
     if isinstance(data, (list, np.ndarray, Tensor)) or hasattr(data, "__array__"):
-        return DataLoader((data,), batch_size=batch_size)
+        return DataLoader((numeric_array(data, f"{what}: X"),), batch_size=batch_size)
     raise TypeError(
         f"{what}: expected an array, a tuple of arrays or a DataLoader; got {type(data).__name__}"
     )

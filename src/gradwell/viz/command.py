@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +69,11 @@ def _write(args: argparse.Namespace) -> int:
     from .explain import explain
 
     try:
+        if Path(args.output).is_dir():
+            raise IsADirectoryError(
+                f"-o {args.output} is a folder; expected the page's file path, such as "
+                f"{Path(args.output) / 'backprop.html'}"
+            )
         if args.expr is not None:
             if args.model is not None:
                 raise ValueError("give either --expr or --model, not both")
@@ -94,7 +100,7 @@ def _write(args: argparse.Namespace) -> int:
             model, x, y = default_network(activation)
             title = f"a 2-3-2-1 {activation} network on one example"
             path = explain_mlp(model, x, y, args.output, title)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # bad options, unreadable or unwritable files
         print(f"gradwell explain: {e}", file=sys.stderr)
         return 2
     print(path)

@@ -82,34 +82,77 @@ CONSTANTS = {"pi": math.pi, "e": math.e}
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
 
 
+MAX_LENGTH = 1000
+"""Longest ``--expr`` accepted, in characters: the page draws every operation."""
+MAX_DEPTH = 100
+"""Deepest nesting of operations in an ``--expr`` (Python's compiler recurses on it)."""
+
+
 def expression(text: str, x: float, y: float) -> Tensor:
     """Evaluate ``text``, a formula in x and y, with gradwell scalars (float64).
 
     Only numbers, x, y, ``pi``, ``e``, ``+ - * / **`` and the functions in
     ``FUNCTIONS`` are allowed: the text is checked before it runs, so it cannot
-    reach anything else.
+    reach anything else. Numbers are floats (so ``9**9**9`` overflows at once instead
+    of computing a huge integer); the text is at most ``MAX_LENGTH`` characters and
+    nests operations at most ``MAX_DEPTH`` deep.
 
     >>> round(expression("x * y + tanh(x)", 1.0, 2.0).item(), 4)
     2.7616
     """
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"--expr: {text!r} is not a valid expression ({e.msg})") from None
-    for node in ast.walk(tree):
-        _check_allowed(node, text)
+    tree = _parse(text)
     xt = tensor(x, dtype=np.float64, requires_grad=True)
     yt = tensor(y, dtype=np.float64, requires_grad=True)
     xt.name, yt.name = "x", "y"
     names: dict[str, Any] = {"x": xt, "y": yt, **FUNCTIONS, **CONSTANTS}
     try:
         value = eval(compile(tree, "<expr>", "eval"), {"__builtins__": {}}, names)  # noqa: S307
+    except OverflowError:
+        raise ValueError(
+            f"--expr: evaluating {text!r} at x={x}, y={y} failed: a number in it is too large "
+            "for a float (about 1.8e308 at most)"
+        ) from None
     except (ArithmeticError, TypeError, ValueError) as e:
         raise ValueError(f"--expr: evaluating {text!r} at x={x}, y={y} failed: {e}") from None
     if not isinstance(value, Tensor) or not value.requires_grad:
         raise ValueError(f"--expr: {text!r} does not depend on x or y, so it has no gradient")
+    if value.dtype.kind == "c":
+        raise ValueError(
+            f"--expr: {text!r} is a complex number at x={x}, y={y} (a negative number to a "
+            "fractional power?); explain draws real values only"
+        )
     value.name = "f"
     return value
+
+
+def _parse(text: str) -> ast.Expression:
+    """The checked syntax tree of ``text``, its numbers made floats; ValueError otherwise."""
+    if not isinstance(text, str):
+        raise TypeError(f"--expr: expected the expression as a string; got {type(text).__name__}")
+    text = text.strip()
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    if len(text) > MAX_LENGTH:
+        raise ValueError(
+            f"--expr: the expression is {len(text)} characters long; at most {MAX_LENGTH} "
+            f"are allowed ({shown!r})"
+        )
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"--expr: {shown!r} is not a valid expression ({e.msg})") from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"--expr: {shown!r} nests too deeply") from None
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:  # iterative, so a deep tree cannot exhaust Python's stack here
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(
+                f"--expr: {shown!r} nests operations more than {MAX_DEPTH} deep; "
+                "write a shorter formula"
+            )
+        _check_allowed(node, shown)
+        stack.extend((c, depth + isinstance(c, ast.expr)) for c in ast.iter_child_nodes(node))
+    return tree
 
 
 def _check_allowed(node: ast.AST, text: str) -> None:
@@ -119,15 +162,16 @@ def _check_allowed(node: ast.AST, text: str) -> None:
         and node.func.id in FUNCTIONS
         and not node.keywords
     )
+    number = (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, (int, float))
+        and not isinstance(node.value, bool)
+    )
     ok = (
         isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Load, *_OPERATORS))
         or allowed_call
+        or number
         or (isinstance(node, ast.Name) and node.id in {"x", "y", *FUNCTIONS, *CONSTANTS})
-        or (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, (int, float))
-            and not isinstance(node.value, bool)
-        )
     )
     if not ok:
         piece = ast.unparse(node) if isinstance(node, ast.expr) else type(node).__name__
@@ -135,6 +179,15 @@ def _check_allowed(node: ast.AST, text: str) -> None:
             f"--expr: {piece!r} is not allowed in {text!r}; use numbers, x, y, pi, e, "
             f"+ - * / ** and the functions {', '.join(sorted(FUNCTIONS))}"
         )
+    if number:
+        assert isinstance(node, ast.Constant) and isinstance(node.value, (int, float))
+        try:
+            node.value = float(node.value)  # Python's integers would grow without bound
+        except OverflowError:
+            raise ValueError(
+                f"--expr: the number {str(node.value)[:20]}... in {text!r} is too large for a "
+                "float (about 1.8e308 at most)"
+            ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -148,20 +201,15 @@ def mlp_from_checkpoint(path: str | os.PathLike[str], activation: str = "tanh") 
     parameter names: Linear layers at Sequential positions ``i`` (``i.weight``,
     ``i.bias``), with ``activation`` in the positions between them.
     """
-    from safetensors import safe_open
-
     from .. import nn
     from ..train import load
+    from ..train.checkpoint import read
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--model: no checkpoint file at {path}")
-    with safe_open(str(path), framework="numpy") as f:
-        shapes = {
-            k[len("model.") :]: f.get_slice(k).get_shape()
-            for k in f.keys()
-            if k.startswith("model.")
-        }
+    _, arrays = read(path)  # a clear error for a file that is not a gradwell checkpoint
+    shapes = {k[len("model.") :]: a.shape for k, a in arrays.items() if k.startswith("model.")}
     linear: dict[int, tuple[int, int]] = {}
     for key, shape in shapes.items():
         index, _, leaf = key.partition(".")
