@@ -83,11 +83,17 @@ def test_large_bodies_and_bad_uploads_are_refused(server):
         status, body = request(server, path, data=b"x1,x2,label\n0.5,1,0\n9,1,1\n")
         assert status == 400 and b"row 2, column x1" in body
         status, body = request(server, path, data=b"0.5,1,0\n1,1,__import__('os')\n")
-        assert status == 400 and b"column label" in body
+        assert status == 400 and b"row 2, column label" in body
         status, body = request(server, path, data=b"x1,x2,label\n0.5,1,0\n-1,-2,1\n3,3,2\n")
         assert status == 200 and body == b"3 points"
         setup = until(ws, "setup")
         assert setup["config"]["dataset"] == "custom" and setup["classes"] == 3
+        status, body = request(server, path, data=b"0.5,1,0.25\n-1,-2,-0.5\n3,3,1\n")
+        assert status == 200
+        setup = until(ws, "setup")
+        assert setup["problem"] == "regression" and setup["labels"] == [0.25, -0.5, 1.0]
+        status, body = request(server, path, data=b"0.5,1,0.25\n-1,-2,3.5\n")
+        assert status == 400 and b"row 2, column label" in body
         ws.send(json.dumps({"type": "config", "config": {"lr": "import os"}}))
         error = until(ws, "error")
         assert error["message"].startswith("lr: expected one of")

@@ -47,6 +47,7 @@ class Config:
     batch_size: int = 10
     seed: int = 0
     classes: int = 2  # gauss only: 3+ gives several colours and a softmax
+    custom_task: str = "classification"  # what the page's own points are: labels or values
     features: tuple[str, ...] = ("x1", "x2")
     layers: tuple[int, ...] = (4, 2)
     activation: str = "tanh"
@@ -69,7 +70,7 @@ class Config:
 
     @property
     def problem(self) -> str:
-        return "regression" if self.dataset in REGRESSION_SETS else "classification"
+        return _problem(self.dataset, self.custom_task)
 
     @property
     def n_classes(self) -> int:
@@ -89,7 +90,7 @@ class Config:
         for name, value in data.items():
             values[name] = FIELDS[name](name, value)
         values["dropout"] = _fit_dropout(values["dropout"], len(values["layers"]))
-        if values["dataset"] in REGRESSION_SETS:
+        if _problem(values["dataset"], values["custom_task"]) == "regression":
             values["loss"] = "mse"
         if values["blowup_column"] not in ("none", *values["features"]):
             values["blowup_column"] = "none"
@@ -113,6 +114,12 @@ class Config:
 
     def with_(self, **changes: Any) -> Config:
         return Config.from_dict(changes, base=self)
+
+
+def _problem(dataset: str, custom_task: str) -> str:
+    if dataset == "custom":
+        return custom_task
+    return "regression" if dataset in REGRESSION_SETS else "classification"
 
 
 def _fit_dropout(rates: Any, n: int) -> list[float]:
@@ -180,6 +187,7 @@ FIELDS: dict[str, Callable[[str, Any], Any]] = {
     "batch_size": _number(1, 30, integer=True),
     "seed": _number(0, 2**31 - 1, integer=True),
     "classes": _number(2, MAX_CLASSES, integer=True),
+    "custom_task": _choice(("classification", "regression")),
     "features": _features,
     "layers": _layers,
     "activation": _choice(ACTIVATIONS),

@@ -227,8 +227,8 @@ def create_app(token: str, hosts: Iterable[str]) -> Any:
 
     @api
     async def upload(request: Request, session: Session, run: Any) -> Response:
-        X, y = parse_points(await request.body())
-        await session.use_points(X, y)
+        X, y, task = parse_points(await request.body())
+        await session.use_points(X, y, task)
         return PlainTextResponse(f"{len(X)} points")
 
     @api
@@ -290,9 +290,10 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def parse_points(body: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ``x1,x2,label`` (a header row is allowed): x1, x2 in [-6, 6] and integer
-    class labels 0..5, at most 2000 rows. Errors name the row and the column."""
+def parse_points(body: bytes) -> tuple[np.ndarray, np.ndarray, str]:
+    """Rows ``x1,x2,label`` (a header row is allowed), at most 2000: x1, x2 in [-6, 6]; the
+    labels are classes 0..5, or values in [-1, 1] for regression when any is not an integer.
+    Returns the points, the labels and the task. Errors name the row and the column."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -304,27 +305,32 @@ def parse_points(body: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"CSV: expected at least 2 rows of x1,x2,label; got {len(rows)}")
     if len(rows) > MAX_CUSTOM_POINTS:
         raise ValueError(f"CSV: expected at most {MAX_CUSTOM_POINTS} rows; got {len(rows)}")
-    X = np.empty((len(rows), 2), dtype=np.float32)
-    y = np.empty(len(rows), dtype=np.int64)
+    values = np.empty((len(rows), 3), dtype=np.float64)
     for i, row in enumerate(rows, start=1):
         if len(row) != 3:
             raise ValueError(f"CSV row {i}: expected 3 values (x1, x2, label); got {len(row)}")
-        for j, name in enumerate(("x1", "x2")):
+        for j, (name, limit) in enumerate(
+            (("x1", 6.0), ("x2", 6.0), ("label", float(MAX_CLASSES)))
+        ):
             cell = row[j].strip()
-            if not _numeric(cell) or not -6.0 <= float(cell) <= 6.0:
+            if not _numeric(cell) or not -limit <= float(cell) <= limit:
                 raise ValueError(
-                    f"CSV row {i}, column {name}: expected a number in [-6, 6]; got {cell!r}"
+                    f"CSV row {i}, column {name}: expected a number in [-{limit:g}, {limit:g}]; "
+                    f"got {cell!r}"
                 )
-            X[i - 1, j] = float(cell)
-        label = row[2].strip()
-        if not label.isdigit() or int(label) >= MAX_CLASSES:
-            raise ValueError(
-                f"CSV row {i}, column label: expected a class 0..{MAX_CLASSES - 1}; got {label!r}"
-            )
-        y[i - 1] = int(label)
-    if np.unique(y).size < 2:
-        raise ValueError("CSV: expected at least two different labels")
-    return X, y
+            values[i - 1, j] = float(cell)
+    X, labels = values[:, :2].astype(np.float32), values[:, 2]
+    if np.all(labels == np.round(labels)) and labels.min() >= 0 and labels.max() < MAX_CLASSES:
+        if np.unique(labels).size < 2:
+            raise ValueError("CSV: expected at least two different class labels")
+        return X, labels.astype(np.int64), "classification"
+    bad = np.flatnonzero(np.abs(labels) > 1)
+    if bad.size:
+        raise ValueError(
+            f"CSV row {bad[0] + 1}, column label: expected a class 0..{MAX_CLASSES - 1}, or "
+            f"values in [-1, 1] for regression; got {labels[bad[0]]:g}"
+        )
+    return X, labels.astype(np.float32), "regression"
 
 
 def _numeric(text: str) -> bool:

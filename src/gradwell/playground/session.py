@@ -159,7 +159,8 @@ class Session:
             await self.set_weight(m)
         elif kind == "add_point":
             self.add_point(m)
-            await self.start(self.config.with_(dataset="custom", classes=self._classes()))
+            config = self.config.with_(dataset="custom", custom_task="classification")
+            await self.start(config.with_(classes=self._classes()))
         else:
             raise ValueError(f"message: unknown type {kind!r}")
 
@@ -235,13 +236,14 @@ class Session:
         assert self.custom is not None
         return int(max(2, self.custom["y"].max() + 1))
 
-    async def use_points(self, X: np.ndarray, y: np.ndarray) -> None:
+    async def use_points(self, X: np.ndarray, y: np.ndarray, task: str) -> None:
         """Train on uploaded points (split by the current train ratio and seed)."""
         train = split(len(X), self.config.train_ratio, self.config.seed)
         if train.all() and len(X) > 1:
             train[np.flatnonzero(train)[-1]] = False
         self.custom = {"X": X, "y": y, "train": train}
-        await self.start(self.config.with_(dataset="custom", classes=self._classes()))
+        classes = self._classes() if task == "classification" else 2
+        await self.start(self.config.with_(dataset="custom", custom_task=task, classes=classes))
 
 
 def _text(m: dict[str, Any], key: str) -> str:

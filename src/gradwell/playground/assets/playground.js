@@ -12,7 +12,7 @@
   const LIST_NUM = ["layers", "dropout"], LIST_STR = ["features"];
   const BOOL = ["batchnorm", "show_test", "discretize"];
   const STR = ["dataset", "activation", "regularization", "init", "optimizer", "loss",
-    "blowup_column", "scaling", "colour_by"];
+    "blowup_column", "scaling", "colour_by", "custom_task"];
   // Controls whose value is one setting (element id = setting name), and how to read them.
   const NUMERIC = ["lr", "reg_rate", "clip", "classes", "train_ratio", "noise", "batch_size",
     "blowup_scale", "blowup_offset"];
@@ -219,7 +219,7 @@
       else el.value = String(c[id]);
       if (el.type === "range") $(id + "-v").textContent = String(c[id]);
     }
-    $("problem").value = ["plane", "multigauss"].includes(c.dataset) ? "regression" : "classification";
+    $("problem").value = setup.problem;
     const rates = new Set(c.dropout);
     $("dropout").value = rates.size === 1 ? String(c.dropout[0]) : "";
     for (const b of document.querySelectorAll("[data-dataset]")) {
