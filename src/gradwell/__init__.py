@@ -9,7 +9,7 @@ tensor([2., 4.])
 
 from . import _memory  # noqa: F401, I001  first: malloc keeps freed array pages (see there)
 
-from . import data, doctor, nn, optim, preprocessing, viz
+from . import data, distributed, doctor, nn, optim, preprocessing, viz
 from .autograd import (
     AnomalyError,
     GradcheckError,
@@ -116,6 +116,7 @@ __all__ = [
     "data",
     "detect_anomaly",
     "div",
+    "distributed",
     "doctor",
     "elu",
     "enable_grad",

@@ -18,9 +18,8 @@ from gradwell.doctor.detectors import (
     detect_saturation,
     detect_unscaled,
     detect_vanishing,
-    diagnose,
-    relate,
 )
+from gradwell.doctor.diagnosis import diagnose, relate
 from gradwell.doctor.findings import Finding
 from gradwell.doctor.profile import ModelProfile
 from gradwell.doctor.trace import ActivationStats
@@ -73,8 +72,11 @@ def test_vanishing_names_the_layers_below_one_percent_of_a_later_layer():
         assert f.evidence["ratio_to_strongest_later_layer"][p] == pytest.approx(r)
     assert f.step == 0
     assert f.remedies[0].startswith("replace Sigmoid at 1, 3, 5, 7, 9, 11 with ReLU")
+    # the Linear layers that feed them are re-initialised for ReLU (He)
+    assert f.remedies[0].startswith("replace Sigmoid at 1, 3, 5, 7, 9, 11 with ReLU and use He")
     assert f.actions[0] == {"action": "replace_activation", "modules": list(prof.activations),
-                            "from": "Sigmoid", "to": "ReLU"}  # fmt: skip
+                            "from": "Sigmoid", "to": "ReLU", "init": "he",
+                            "layers": prof.layers[:-1]}  # fmt: skip
     assert any(r.startswith("add BatchNorm1d after 0, 2, 4, 6, 8, 10") for r in f.remedies)
 
 
@@ -236,10 +238,8 @@ def test_saturation_counts_outputs_near_the_asymptotes_and_pinned_units():
     prof = stack_profile(1, "Sigmoid")
     (f,) = detect_saturation(Trace(activations={"1": a}, epoch_starts=[0]), prof, TH)
     assert f.severity == "warning" and f.where == "1"
-    assert (
-        f.remedies[0] == "replace Sigmoid at 1 with ReLU (with He initialisation, the default "
-        "for gw.nn.Linear)"
-    )
+    assert f.remedies[0].startswith("replace Sigmoid at 1 with ReLU and use He (Kaiming) init")
+    assert f.actions[0]["init"] == "he" and f.actions[0]["layers"] == ["0"]
 
 
 def test_tanh_saturation_threshold_and_output_activation_is_exempt():
@@ -308,7 +308,9 @@ def test_flat_loss_with_tiny_updates_is_too_low_and_normal_updates_are_not():
     (f,) = detect_learning_rate(lr_trace(flat, ratio=1e-6), prof, TH)
     assert f.kind == "learning_rate_too_low" and f.severity == "warning"
     assert f.evidence["median_update_ratio"] == pytest.approx(1e-6)
-    assert f.remedies[0] == "raise the learning rate from 1e-05 to 0.01"  # x1000: ratio 1e-6
+    # sized from the update ratio: x1000 brings 1e-6 to the typical 1e-3
+    assert f.remedies[0].startswith("raise the learning rate from 1e-05 to 0.01 (")
+    assert f.actions[0] == {"action": "scale_lr", "factor": 1000.0, "lr": [0.01]}
     # a flat loss with healthy updates (already converged) is fine
     assert detect_learning_rate(lr_trace(flat, ratio=1e-3), prof, TH) == []
     # tiny updates but a falling loss: fine too
@@ -435,29 +437,72 @@ def _f(kind, severity="warning", where="x", **ev):
 
 
 def test_learning_rate_too_low_is_demoted_when_units_are_dead():
-    found = [_f("learning_rate_too_low", where="optimizer"), _f("dead_relu", where="3")]
-    relate(found)
-    assert found[0].severity == "info" and "dead_relu" in found[0].explanation
+    found = relate([_f("learning_rate_too_low", where="optimizer"), _f("dead_relu", where="3")])
+    assert [f.kind for f in found] == ["dead_relu", "learning_rate_too_low"]
+    low = found[1]
+    assert low.severity == "info" and "dead_relu" in low.explanation
+    assert low.caused_by == ["dead_relu"] and found[0].consequences == ["learning_rate_too_low"]
+    assert low.actions[0] == {"action": "dead_relu"}  # the cause's fix comes first
 
 
 def test_unscaled_features_become_the_first_remedy_and_take_the_worst_severity():
     found = [_f("unscaled_features", where="population"),
              _f("nan_trap", "critical", where="2"),
              _f("saturated_activations", where="3", first_layer=False)]  # fmt: skip
-    relate(found)
-    assert found[1].remedies[0].startswith("scale the input features first")
-    assert found[1].actions[0] == {"action": "unscaled_features"}
-    assert found[2].remedies == ["fix saturated_activations"]  # not the first layer
-    assert found[0].severity == "critical"
+    found = relate(found)
+    unscaled, nan, sat = (next(f for f in found if f.kind == k) for k in
+                          ("unscaled_features", "nan_trap", "saturated_activations"))  # fmt: skip
+    assert found[0] is unscaled  # the root cause first
+    assert nan.remedies[0].startswith("scale the input features first")
+    assert nan.actions[0] == {"action": "unscaled_features"}
+    assert nan.caused_by == ["unscaled_features"] and unscaled.consequences == ["nan_trap"]
+    assert sat.remedies == ["fix saturated_activations"]  # not the first layer
+    assert sat.caused_by == []
+    assert unscaled.severity == "critical"
     relate(found)  # idempotent
-    assert len(found[1].remedies) == 2
+    assert len(nan.remedies) == 2
 
 
-def test_diagnose_orders_by_severity_then_root_cause_first():
+def test_diagnose_orders_root_causes_first_by_mechanism():
     prof = stack_profile(2, "ReLU")
     tr = Trace(epoch_starts=[0], loss=[1.0, math.nan])
     tr.nonfinite = {"step": 1, "source": "loss", "names": [], "value": "nan", "anomaly": None,
                     "note": "n/a"}  # fmt: skip
     prof.dropouts = {"9": 1.0}
     kinds = [f.kind for f in diagnose(tr, prof, TH)]
-    assert kinds[:2] == ["nan_trap", "dropout_misconfigured"]
+    # two unrelated critical roots: the setup's problem (dropout 1.0) comes first
+    assert kinds[:2] == ["dropout_misconfigured", "nan_trap"]
+
+
+def _at(kind, step, severity="warning"):
+    return Finding(kind, severity, "x", step, 0, {}, "Something.", [f"fix {kind}"],
+                   [{"action": kind}])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "chain",
+    [
+        # the orders: scaling or init at step 0 before the explosion it causes...
+        [_at("bad_initialization", None), _at("exploding_gradients", 3, "critical")],
+        [_at("unscaled_features", None), _at("exploding_gradients", 3, "critical")],
+        # ...the explosion before the dead units and the stall it leaves behind...
+        [_at("exploding_gradients", 2), _at("dead_relu", 5, "critical"),
+         _at("stalled_training", 40)],
+        # ...vanishing gradients before the dead units at the top of a starved stack
+        [_at("vanishing_gradients", 0), _at("dead_relu", 11, "critical")],
+    ],
+)  # fmt: skip
+def test_root_causes_come_first_whatever_the_severity(chain):
+    for order in (chain, chain[::-1]):
+        found = relate([Finding.from_dict(f.to_dict()) for f in order])
+        assert [f.kind for f in found] == [f.kind for f in chain]
+        root = found[0]
+        assert root.caused_by == [] and root.severity == "critical"  # as serious as its effects
+        for f in found[1:]:
+            assert root.id in f.caused_by and f.id in root.consequences
+            assert f.actions[0] == root.actions[0]  # the cause's fix comes first
+
+
+def test_a_consequence_that_began_before_its_supposed_cause_is_not_linked():
+    found = relate([_at("vanishing_gradients", 30), _at("dead_relu", 4)])
+    assert all(f.caused_by == [] for f in found)

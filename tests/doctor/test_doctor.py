@@ -14,7 +14,7 @@ from doctor.kit import dataset, mlp
 import gradwell as gw
 from gradwell.autograd import engine
 from gradwell.doctor import Doctor, Thresholds
-from gradwell.doctor.doctor import UPDATE_ENTRIES
+from gradwell.doctor.probes import UPDATE_ENTRIES
 
 
 def _fit(model, X, y, doctor, lr=0.05, epochs=3, opt="adam", quiet=True, **kw):
@@ -226,13 +226,33 @@ def test_printed_line_when_a_problem_first_appears_and_the_summary(monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     model = mlp(X.shape[1], [16], C, seed=0, dropout=1.0)
-    _fit(model, X, y, True, verbose=1, epochs=3)
+    _fit(model, X, y, True, verbose=1, epochs=5)
     lines = out.getvalue().splitlines()
     first = [line for line in lines if line.startswith("doctor: [critical] dropout_misconfigured")]
     assert len(first) == 1  # once, when it first appears
-    assert lines.index(first[0]) < lines.index(next(x for x in lines if x.startswith("Epoch 1/3")))
-    assert any(line.startswith("doctor: 1 problem found (1 critical") for line in lines)
+    assert lines.index(first[0]) < lines.index(next(x for x in lines if x.startswith("Epoch 1/5")))
+    # the summary shows the chain: the dropout, and the stalled run it led to
+    summary = next(i for i, line in enumerate(lines) if line.startswith("doctor: 2 problems"))
+    assert lines[summary].startswith("doctor: 2 problems found (1 critical, 1 warning")
+    assert lines[summary + 1].startswith("  [critical] dropout_misconfigured")
+    assert lines[summary + 2].startswith("      which led to: [warning] stalled_training")
     assert "history.doctor.save_html" in lines[-1]
+
+
+def test_the_live_line_and_the_summary_agree_on_onset_and_severity(monkeypatch):
+    X, y, C = dataset("blobs", 0)
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    model = mlp(X.shape[1], [32, 32], C, "Tanh", seed=0)
+    history = _fit(model, X * 60, y, True, verbose=1, epochs=6, lr=0.01)
+    lines = out.getvalue().splitlines()
+    for f in (f for f in history.findings if f.rank >= 1):
+        live = [x for x in lines if x.startswith("doctor: [") and f"] {f.kind} at " in x]
+        assert live, f.kind
+        # the last line printed for it names the severity and onset of the final finding
+        assert live[-1].startswith(f"doctor: [{f.severity}] {f.kind} at {f.where}"), live
+        if f.step is not None:
+            assert f"(epoch {f.epoch + 1}, step {f.step})" in live[-1], live
 
 
 def test_progress_bar_is_not_broken(monkeypatch):
@@ -256,7 +276,7 @@ def test_an_internal_error_switches_the_doctor_off_and_training_goes_on(monkeypa
 
     X, y, C = dataset("blobs", 0)
     ref = _fit(mlp(X.shape[1], [16], C, seed=0), X, y, False)
-    monkeypatch.setattr(module, "diagnose", broken)
+    monkeypatch.setattr(module, "detect_all", broken)
     with pytest.warns(RuntimeWarning, match="switched off after an internal error"):
         model = mlp(X.shape[1], [16], C, seed=0)
         history = _fit(model, X, y, Doctor(verbose=False), quiet=False)
@@ -299,3 +319,16 @@ def test_nonfinite_loss_in_a_hand_loop_without_the_batch_is_reported_honestly():
     f = next(f for f in doctor.finish() if f.kind == "nan_trap")
     assert f.step == 1 and f.where == "loss"
     assert "pass inputs= and targets=" in f.explanation
+
+
+def test_a_failed_pre_flight_check_leaves_the_rest_of_the_doctor_on(monkeypatch):
+    import gradwell.doctor.doctor as module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot copy this model")
+
+    monkeypatch.setattr(module, "preflight", broken)
+    X, y, C = dataset("blobs", 0)
+    history = _fit(mlp(X.shape[1], [16], C, seed=0, dropout=1.0), X, y, Doctor(verbose=False))
+    assert history.findings[0].kind == "dropout_misconfigured"
+    assert "cannot copy this model" in history.doctor.trace.setup["error"]

@@ -53,7 +53,11 @@ def test_finding_validates_kind_and_severity_and_round_trips():
         Finding("dead_units", "warning", "x", None, None, {}, "", [])
     with pytest.raises(ValueError, match="severity must be one of"):
         Finding("dead_relu", "error", "x", None, None, {}, "", [])
-    assert len(KINDS) == 10
+    assert len(KINDS) == 16
+    linked = Finding("stalled_training", "warning", "model", 9, 1, {}, "Flat.", [], [],
+                     caused_by=["dead_relu"])  # fmt: skip
+    assert Finding.from_dict(linked.to_dict()).caused_by == ["dead_relu"]
+    assert linked.id == "stalled_training" and "(caused by dead_relu)" in linked.headline()
 
 
 # --------------------------------------------------------------------------- prescriptions
@@ -67,8 +71,8 @@ def test_remedies_name_the_actual_values():
     assert rx.change_lr(two, 0.1).text == (
         "lower the learning rates: 0.1 to 0.01 (group 0), 0.01 to 0.001 (group 1)"
     )
-    assert rx.replace_activation(["layers.1", "layers.3"], "Sigmoid", "Tanh").text == (
-        "replace Sigmoid at layers.1, layers.3 with Tanh"
+    assert rx.replace_activation(["layers.1", "layers.3"], "Sigmoid", "Tanh").text.startswith(
+        "replace Sigmoid at layers.1, layers.3 with Tanh and use Glorot (Xavier) init"
     )
     assert rx.add_batchnorm(["layers.0"]).text.startswith("add BatchNorm1d after layers.0")
     assert rx.clip_grad_norm(1.0).text.startswith("clip the gradient norm at 1 ")
@@ -125,12 +129,12 @@ def test_html_report_is_self_contained(sick_doctor, tmp_path):
 
 
 def test_failed_write_leaves_nothing_behind(sick_doctor, tmp_path, monkeypatch):
-    import gradwell.doctor.html as html_module
+    import gradwell.doctor.doctor as doctor_module
 
-    def boom(doctor):
+    def boom(report):
         raise RuntimeError("plotting failed")
 
-    monkeypatch.setattr(html_module, "html_report", boom)
+    monkeypatch.setattr(doctor_module, "html_report", boom)
     target = tmp_path / "report.html"
     target.write_text("the previous report")
     with pytest.raises(RuntimeError, match="plotting failed"):
@@ -200,7 +204,8 @@ def test_html_audit_shows_the_percentiles_the_scaling_finding_quotes(sick_doctor
     quoted = finding.evidence["columns"]["feature_0"]
     assert quoted["p01"] == pytest.approx(col.p01) and quoted["p99"] == pytest.approx(col.p99)
     assert "<th>1st pct</th>" in html and "<th>99th pct</th>" in html
-    row = re.search(r"<td>feature_0</td>(.*?)</tr>", html).group(1)
+    audit = html.split("<h2>Feature audit</h2>")[1]  # (the findings' evidence names it too)
+    row = re.search(r"<td>feature_0</td>(.*?)</tr>", audit).group(1)
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
     assert cells[1:3] == [fmt_value(col.p01), fmt_value(col.p99)]
 

@@ -91,7 +91,9 @@ class DataLoader:
     entropy); the order of pass ``e`` depends only on ``(seed, e)``. The pass
     number advances on every iteration and can be set with :meth:`set_epoch`.
     ``drop_last`` drops the final incomplete batch; ``batch_size=None`` makes one
-    batch of everything.
+    batch of everything. ``sampler`` (instead of ``shuffle``) chooses the examples
+    and their order: an iterable of indices with ``set_epoch(epoch)``, such as
+    ``gw.distributed.DistributedSampler`` (each rank its share).
 
     >>> import numpy as np, gradwell as gw
     >>> loader = gw.data.DataLoader((np.ones((10, 2)), np.arange(10)), batch_size=4)
@@ -106,6 +108,7 @@ class DataLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: Seed = None,
+        sampler: Any = None,
     ) -> None:
         if isinstance(data, TensorDataset):
             self.dataset: Any = data
@@ -128,13 +131,20 @@ class DataLoader:
         if batch_size < 1:
             raise ValueError(f"DataLoader: expected batch_size >= 1; got {batch_size}")
         self.batch_size = int(batch_size)
+        if sampler is not None and (shuffle or not hasattr(sampler, "set_epoch")):
+            raise ValueError(
+                "DataLoader: a sampler chooses the order itself: pass shuffle=False with it, "
+                f"and a sampler with __iter__, __len__ and set_epoch; got shuffle={shuffle}, "
+                f"{type(sampler).__name__}"
+            )
+        self.sampler = sampler
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = _seed_int(seed, "DataLoader") if shuffle else None
         self.epoch = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
@@ -143,6 +153,9 @@ class DataLoader:
 
     def order(self, epoch: int) -> np.ndarray | None:
         """The example order of pass ``epoch`` (None when not shuffling)."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), dtype=np.intp, count=len(self.sampler))
         if not self.shuffle:
             return None
         assert self.seed is not None
@@ -154,7 +167,7 @@ class DataLoader:
         return self._batches(self.order(epoch))
 
     def _batches(self, order: np.ndarray | None) -> Iterator[tuple[Tensor, ...]]:
-        n, bs = len(self.dataset), self.batch_size
+        n, bs = len(self.dataset) if order is None else len(order), self.batch_size
         stop = n - n % bs if self.drop_last else n
         if isinstance(self.dataset, TensorDataset):
             arrays = self.dataset.arrays
@@ -172,8 +185,13 @@ class DataLoader:
             yield _collate([self.dataset[int(i)] for i in rows])
 
     def state_dict(self) -> dict[str, Any]:
-        """What reproduces the next pass: the shuffle seed and the pass number."""
-        return {"seed": self.seed, "epoch": self.epoch}
+        """What reproduces the next pass: the shuffle seed and the pass number.
+
+        With a sampler that shuffles from a seed (DistributedSampler), its seed: the
+        state then loads into a loader with any number of ranks, or none.
+        """
+        seed = self.seed if self.sampler is None else getattr(self.sampler, "seed", None)
+        return {"seed": seed, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._prepare_load(state)()
@@ -196,7 +214,12 @@ class DataLoader:
             )
 
         def write() -> None:
-            self.seed, self.epoch = None if seed is None else int(seed), int(epoch)
+            value = None if seed is None else int(seed)
+            if self.sampler is not None and hasattr(self.sampler, "seed"):
+                self.sampler.seed = value  # a DistributedSampler shuffles from its own seed
+            else:
+                self.seed = value
+            self.epoch = int(epoch)
 
         return write
 

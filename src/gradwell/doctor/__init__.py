@@ -8,12 +8,16 @@
     history.doctor.save_html("report.html")
 
 A :class:`Finding` has ``kind`` (one of :data:`KINDS`), ``severity``, ``where``,
-``step``/``epoch``, ``evidence``, ``explanation`` and ranked ``remedies``.
+``step``/``epoch``, ``evidence``, ``explanation``, ranked ``remedies`` with their
+machine form ``actions``, and ``caused_by``/``consequences`` (finding ids): findings
+come root causes first. ``gw.doctor.check(model, loss, optimizer, X, y)`` checks a
+setup before training (``fit`` runs it when training starts).
 ``gw.lr_find`` runs a learning-rate range test. ``gradwell doctor --tour`` shows
 each classic failure, its diagnosis and the repaired run.
 """
 
-from .detectors import diagnose
+from .check import check
+from .diagnosis import REGISTRY, Detector, diagnose
 from .doctor import Doctor
 from .findings import KINDS, SEVERITIES, Finding
 from .lr_find import LRFindResult, lr_find
@@ -24,13 +28,16 @@ from .trace import ActivationStats, Trace
 __all__ = [
     "KINDS",
     "SEVERITIES",
+    "REGISTRY",
     "ActivationStats",
+    "Detector",
     "Doctor",
     "Finding",
     "LRFindResult",
     "ModelProfile",
     "Thresholds",
     "Trace",
+    "check",
     "diagnose",
     "lr_find",
     "profile_model",

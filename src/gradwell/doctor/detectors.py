@@ -4,8 +4,8 @@ Each takes a :class:`~gradwell.doctor.trace.Trace` (what was measured), a
 :class:`~gradwell.doctor.profile.ModelProfile` (where things are) and the
 :class:`~gradwell.doctor.thresholds.Thresholds`, and returns findings. Rules use
 ratios over windows of sampled steps, so they do not depend on the model's size,
-the loss's scale or one seed. :func:`diagnose` runs them all and relates them
-(a root cause outranks its consequences).
+the loss's scale or one seed. :mod:`.diagnosis` holds them in a registry,
+runs them and links causes to their consequences.
 """
 
 from __future__ import annotations
@@ -116,27 +116,18 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
             "most all of it, usually much less), so a stack of them starves the "
             "first layers."
         )
-    remedies: list[rx.Remedy] = []
-    by_type: dict[str, list[str]] = {}
-    for p in saturating:
-        by_type.setdefault(prof.types.get(p, p), []).append(p)
-    for old, ps in by_type.items():
-        remedies.append(rx.replace_activation(ps, old, "ReLU"))
+    remedies = _to_relu(prof, saturating)
     no_bn = [p for p in hidden if not prof.has_batchnorm_after(p)]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn))
     if not saturating:
-        remedies.append(
-            rx.Remedy(
-                f"initialise {rx.paths(hidden)} with He (Kaiming) initialisation for ReLU-family "
-                "activations, Glorot (Xavier) for tanh (gw.nn.init)",
-                {"action": "reinitialise", "modules": hidden},
-            )
-        )
+        act = prof.activation_after(hidden[0])
+        remedies.append(rx.reinitialise(hidden, rx.init_for(prof.types.get(act or "", None))))
+    fewer = max(1, len(prof.hidden_layers) // 2)
     remedies.append(
         rx.Remedy(
-            f"use fewer hidden layers (this model has {len(prof.hidden_layers)})",
-            {"action": "fewer_layers"},
+            f"use fewer hidden layers: {fewer} instead of {len(prof.hidden_layers)}",
+            {"action": "fewer_layers", "hidden_layers": fewer},
         )
     )
     severity = "critical" if worst < th.vanishing_critical_ratio else "warning"
@@ -150,6 +141,18 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         explanation,
         remedies,
     )
+
+
+def _to_relu(prof: ModelProfile, activations: list[str]) -> list[rx.Remedy]:
+    """Replace the sigmoid/tanh modules ``activations`` with ReLU, one remedy per type, the
+    Linear layers that feed them re-initialised with He."""
+    by_type: dict[str, list[str]] = {}
+    for p in activations:
+        by_type.setdefault(prof.types.get(p, p), []).append(p)
+    return [
+        rx.replace_activation(ps, old, "ReLU", [q for q in map(prof.layer_before, ps) if q])
+        for old, ps in by_type.items()
+    ]
 
 
 def _module_norms(trace: Trace, prof: ModelProfile) -> dict[str, np.ndarray]:
@@ -218,7 +221,12 @@ def detect_exploding(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         f"{grown[0] if grown else 'the model'}. Each update then overshoots more, and the "
         f"run heads for inf and NaN."
     )
-    remedies = [rx.change_lr(prof, 0.1), rx.clip_grad_norm(rx.nice(ref))]
+    start_ratio = starting_update_ratio(trace, prof)
+    evidence["update_ratio_at_start"] = start_ratio
+    remedies = [
+        rx.lower_lr(prof, start_ratio, diverged_lr(trace, th)),
+        rx.clip_grad_norm(rx.nice(ref)),
+    ]
     no_bn = [p for p in prof.hidden_layers if not prof.has_batchnorm_after(p)]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn))
@@ -262,38 +270,17 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         op = anomaly.get("op", "?")
         module = anomaly.get("module")
         ranges = ", ".join(_range_text(r) for r in anomaly.get("input_ranges", []))
-        where = module or (names[0] if names else "loss")
+        loss_name = trace.setup.get("loss") or "the loss function"
+        # outside every module: the op belongs to the loss (or code around the model)
+        where = module or (names[0] if names else loss_name)
+        in_what = f"module {module}" if module else f"the loss ({loss_name})"
+        code = anomaly.get("code", "?")
         text += (
             f"; the first op to make inf or NaN from finite values was '{op}' "
-            f"({anomaly.get('phase', 'forward')}) in module {module or '?'}, from inputs in "
-            f"{ranges}. Code: {anomaly.get('code', '?')}."
+            f"({anomaly.get('phase', 'forward')}) in {in_what}, from inputs in "
+            f"{ranges}. Code: {code}."
         )
-        lo = min((r[0] for r in anomaly.get("input_ranges", []) if r), default=math.nan)
-        if op in ("log", "log1p") and lo <= 0:
-            remedies.append(
-                rx.Remedy(
-                    f"the log at {where} received {_sci(lo)}: compute the loss from logits with a "
-                    "fused loss (gw.nn.CrossEntropyLoss or BCEWithLogitsLoss), or add a small "
-                    "epsilon inside the log",
-                    {"action": "fix_log"},
-                )
-            )
-        elif op == "div":
-            remedies.append(
-                rx.Remedy(
-                    f"guard the division at {anomaly.get('code', where)}: its denominator "
-                    "reached 0 (add a small epsilon)",
-                    {"action": "fix_div"},
-                )
-            )
-        elif op in ("sqrt", "pow"):
-            remedies.append(
-                rx.Remedy(
-                    f"{op} at {where} has an infinite derivative at 0: add a small epsilon inside "
-                    "it",
-                    {"action": "fix_sqrt"},
-                )
-            )
+        remedies += _domain_remedies(op, anomaly, module, in_what, where, prof)
     else:
         where = names[0] if names else ("loss" if source == "loss" else source)
         text += ". " + (ev.get("note") or "The op that produced it could not be located.")
@@ -304,7 +291,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         )
         remedies.append(
             rx.Remedy(
-                f"remove or impute the inf/NaN values of column {rx.paths(names, 3)} before "
+                f"remove or impute the inf/NaN values of column {rx.every(names)} before "
                 "training (the gw.preprocessing scalers report the first bad row)",
                 {"action": "clean_inputs", "columns": names},
             )
@@ -312,7 +299,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         evidence = {k: v for k, v in ev.items() if k != "anomaly"}
         return _finding("nan_trap", "critical", ", ".join(names) or "inputs", step, trace,
                         evidence, text, remedies)  # fmt: skip
-    remedies += [rx.change_lr(prof, 0.1)]
+    remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
     ref = _reference(trace.total_grad_norm())
     remedies.append(rx.clip_grad_norm(rx.nice(ref) if math.isfinite(ref) else 1.0))
     remedies.append(
@@ -325,6 +312,40 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
     if anomaly:
         evidence["anomaly"] = dict(anomaly)
     return _finding("nan_trap", "critical", where, step, trace, evidence, text, remedies)
+
+
+def _domain_remedies(
+    op: str,
+    anomaly: dict[str, Any],
+    module: str | None,
+    in_what: str,
+    where: str,
+    prof: ModelProfile,
+) -> list[rx.Remedy]:
+    """The fix that follows from the producing op's domain: log, sqrt and pow need a
+    positive input, a division a non-zero denominator. When the op is in the loss, the
+    value it received is the model's output: the output module must keep it positive."""
+    ranges = [r for r in anomaly.get("input_ranges", []) if r]
+    lo = min((float(r[0]) for r in ranges), default=math.nan)
+    feeding = module or prof.output_module or (prof.order[-1] if prof.order else "model")
+    out: list[rx.Remedy] = []
+    bound = -1.0 if op == "log1p" else 0.0
+    if op in ("log", "log1p", "sqrt", "pow") and not lo > bound:
+        got = f"received {_sci(lo)}" if math.isfinite(lo) else "received a value outside its domain"
+        r = rx.positive_output(feeding, op, inside=module is not None)
+        head = f"the {op} at {where} {got} (it needs inputs above {_sci(bound)}): "
+        out.append(rx.Remedy(head + r.text, r.action))
+        if op in ("log", "log1p") and module is None:
+            out.append(
+                rx.Remedy(
+                    "or compute the loss from logits with a fused loss (gw.nn.CrossEntropyLoss "
+                    "or BCEWithLogitsLoss), which never takes the log of a probability",
+                    {"action": "replace_loss", "loss": "cross_entropy"},
+                )
+            )
+    elif op == "div":
+        out.append(rx.guard_division(in_what, anomaly.get("code", "?")))
+    return out
 
 
 # --- activations ----------------------------------------------------------------------------
@@ -346,8 +367,9 @@ def _severity(frac: float, info: float, warning: float, critical: float) -> str 
 
 
 def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """ReLU layers with many units that output 0 for every example of the latest window."""
-    out = []
+    """ReLU layers with many units that output 0 for every example of the latest window:
+    one finding for all of them, whose remedies name every affected layer."""
+    layers: list[dict[str, Any]] = []
     for path, stats in trace.activations.items():
         if stats.kind != "relu":
             continue
@@ -362,60 +384,81 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         severity = _severity(frac, th.dead_info, warn_at, th.dead_critical)
         if severity is None:
             continue
-        died = w["died_at_step"]
         blocked_by = _zero_dropout_before(prof, path)
         if blocked_by is not None:
             severity = "info"
-        prev = prof.layer_before(path)
-        when = (
-            "from the first sampled step"
-            if from_start or died is None
-            else f"since about step {died}"
+        layers.append(
+            {"path": path, "w": w, "from_start": from_start, "severity": severity,
+             "blocked_by": blocked_by, "prev": prof.layer_before(path)}
+        )  # fmt: skip
+    if not layers:
+        return []
+    # one finding names every layer that fired, so that following its remedy fixes them all
+    severity = max((x["severity"] for x in layers), key=severity_rank)
+    worst = max(layers, key=lambda x: x["w"]["dead_fraction"])
+    w = worst["w"]
+    paths_ = [x["path"] for x in layers]
+    killed = [x for x in layers if not x["from_start"] and x["blocked_by"] is None]
+    died = [x["w"]["died_at_step"] for x in killed if x["w"]["died_at_step"] is not None]
+    when = f"since about step {min(died)}" if died else "from the first sampled step"
+    many = len(layers) > 1
+    explanation = (
+        f"{w['dead_fraction']:.0%} of the {w['units']} ReLU units at {worst['path']} output 0 "
+        f"for every one of the {w['examples']} examples seen in the latest window, {when}"
+        + (f"; {len(layers) - 1} more ReLU layer{'s' if len(layers) > 2 else ''} "
+           f"({rx.paths([p for p in paths_ if p != worst['path']])}) likewise" if many else "")
+        + ". A dead ReLU passes no gradient, so it never recovers."
+    )  # fmt: skip
+    remedies: list[rx.Remedy] = []
+    blocked = [x for x in layers if x["blocked_by"] is not None]
+    if blocked:
+        explanation += (
+            f" Its input is all zeros because Dropout at {blocked[0]['blocked_by']} drops "
+            f"everything (see dropout_misconfigured)."
         )
-        explanation = (
-            f"{frac:.0%} of the {w['units']} ReLU units at {path} output 0 for every one of "
-            f"the {w['examples']} examples seen in the latest window, {when}. A dead ReLU "
-            f"passes no gradient, so it never recovers."
-        )
-        remedies: list[rx.Remedy] = []
-        if blocked_by is not None:
-            explanation += (
-                f" Its input is all zeros because Dropout at {blocked_by} drops "
-                f"everything (see dropout_misconfigured)."
+    elif not killed:
+        explanation += " They were dead from the start: initialisation or input scale."
+        prevs = [x["prev"] for x in layers if x["prev"]]
+        if prevs:
+            remedies.append(
+                rx.reinitialise(prevs, "he", " (biases at 0) and check the scale of their inputs")
             )
-        elif from_start:
-            explanation += " They were dead from the start: initialisation or input scale."
-            if prev:
-                remedies.append(
-                    rx.Remedy(
-                        f"check the initialisation of {prev} (He weights, biases at 0) and the "
-                        "scale of its inputs",
-                        {"action": "reinitialise", "modules": [prev]},
-                    )
-                )
-        if not from_start:  # killed by big updates; units dead since initialisation were not
-            remedies.append(rx.change_lr(prof, 0.1))
+    if killed:  # killed by big updates; units dead since initialisation were not
         remedies.append(
-            rx.replace_activation([path], prof.types.get(path, "ReLU"), "LeakyReLU(0.01)")
+            rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th))
         )
-        if prev and not prof.has_batchnorm_after(prev):
-            remedies.append(rx.add_batchnorm([prev]))
-        evidence = {
-            "dead_fraction": frac,
-            "dead_units": w["dead_units"],
-            "units": w["units"],
-            "examples": w["examples"],
-            "window_steps": [w["start_step"], w["end_step"]],
-            "died_at_step": died,
-            "dead_from_start": w["never_alive"],
-            "dead_unit_indices": w["dead_unit_indices"][:50],
-            "first_layer": prev == (prof.layers[0] if prof.layers else None),
-        }
-        step = died if died is not None else w["start_step"]
-        out.append(
-            _finding("dead_relu", severity, path, step, trace, evidence, explanation, remedies)
-        )
-    return out
+    remedies.append(rx.replace_activation(paths_, "ReLU", "LeakyReLU(0.01)"))
+    no_bn = [x["prev"] for x in layers if x["prev"] and not prof.has_batchnorm_after(x["prev"])]
+    if no_bn:
+        remedies.append(rx.add_batchnorm(no_bn))
+    evidence = {
+        "dead_fraction": w["dead_fraction"],
+        "dead_units": w["dead_units"],
+        "units": w["units"],
+        "examples": w["examples"],
+        "window_steps": [w["start_step"], w["end_step"]],
+        "died_at_step": w["died_at_step"],
+        "dead_from_start": w["never_alive"],
+        "first_layer": any(x["prev"] == (prof.layers[0] if prof.layers else None) for x in layers),
+        "by_layer": {
+            x["path"]: {
+                "dead_fraction": x["w"]["dead_fraction"],
+                "dead_units": x["w"]["dead_units"],
+                "units": x["w"]["units"],
+                "died_at_step": x["w"]["died_at_step"],
+                "dead_from_start": x["w"]["never_alive"],
+                "severity": x["severity"],
+                "dead_unit_indices": x["w"]["dead_unit_indices"][:50],
+            }
+            for x in layers
+        },
+    }
+    step = min(died) if died else min(x["w"]["start_step"] for x in layers)
+    return [
+        _finding(
+            "dead_relu", severity, ", ".join(paths_), step, trace, evidence, explanation, remedies
+        )  # fmt: skip
+    ]
 
 
 def _zero_dropout_before(prof: ModelProfile, path: str) -> str | None:
@@ -428,65 +471,95 @@ def _zero_dropout_before(prof: ModelProfile, path: str) -> str | None:
 
 
 def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """Sigmoid/tanh layers whose units sit on an asymptote for nearly every example."""
-    out = []
+    """Sigmoid/tanh layers whose units sit on an asymptote for nearly every example: one
+    finding for all of them, whose remedies name every affected layer."""
+    layers: list[dict[str, Any]] = []
     for path, stats in trace.activations.items():
         if stats.kind not in ("sigmoid", "tanh") or stats.is_output:
             continue
         w = _latest_window(stats, th)
         if w is None:
             continue
-        frac = w["pinned_fraction"]
-        sat = w["saturated_fraction"]
         levels = [
-            _severity(frac, th.saturated_info, th.saturated_warning, th.saturated_critical),
-            _severity(sat, th.saturated_output_info, th.saturated_output_warning, 2.0),
-        ]
+            _severity(w["pinned_fraction"], th.saturated_info, th.saturated_warning,
+                      th.saturated_critical),
+            _severity(w["saturated_fraction"], th.saturated_output_info,
+                      th.saturated_output_warning, 2.0),
+        ]  # fmt: skip
         ranks = [r for r in levels if r is not None]
-        if not ranks:
-            continue
-        severity = max(ranks, key=severity_rank)
-        name = prof.types.get(path, stats.kind)
-        bound = (
-            f"within {th.sigmoid_margin} of 0 or 1"
-            if stats.kind == "sigmoid"
-            else f"beyond +-{th.tanh_limit}"
-        )
-        explanation = (
-            f"{sat:.0%} of the outputs of the {w['units']} {name} units at {path} are {bound} "
-            f"over the {w['examples']} examples of the latest window, and {frac:.0%} of the "
-            f"units are pinned there (for at least {th.pinned_unit:.0%} of the examples). There "
-            f"the derivative is nearly 0, so these units barely learn or pass gradient back."
-        )
-        prev = prof.layer_before(path)
-        remedies = [rx.replace_activation([path], name, "ReLU")]
-        if prev and not prof.has_batchnorm_after(prev):
-            remedies.append(rx.add_batchnorm([prev]))
-        remedies.append(rx.change_lr(prof, 0.1))
-        # the first index of the pinned run: the window's start
-        step = w["start_step"]
-        evidence = {
-            "pinned_fraction": frac,
-            "pinned_units": w["pinned_units"],
-            "units": w["units"],
-            "saturated_output_fraction": w["saturated_fraction"],
-            "examples": w["examples"],
-            "window_steps": [w["start_step"], w["end_step"]],
-            "first_layer": prev == (prof.layers[0] if prof.layers else None),
-        }
-        out.append(
-            _finding(
-                "saturated_activations",
-                severity,
-                path,
-                step,
-                trace,
-                evidence,
-                explanation,
-                remedies,
-            )
-        )
-    return out
+        if ranks:
+            severity = max(ranks, key=severity_rank)
+            layers.append({"path": path, "w": w, "severity": severity, "kind": stats.kind})
+    if not layers:
+        return []
+    severity = max((x["severity"] for x in layers), key=severity_rank)
+    worst = max(layers, key=lambda x: x["w"]["saturated_fraction"])
+    w, path = worst["w"], worst["path"]
+    name = prof.types.get(path, worst["kind"])
+    bound = (
+        f"within {th.sigmoid_margin} of 0 or 1"
+        if worst["kind"] == "sigmoid"
+        else f"beyond +-{th.tanh_limit}"
+    )
+    paths_ = [x["path"] for x in layers]
+    others = [p for p in paths_ if p != path]
+    explanation = (
+        f"{w['saturated_fraction']:.0%} of the outputs of the {w['units']} {name} units at "
+        f"{path} are {bound} over the {w['examples']} examples of the latest window, and "
+        f"{w['pinned_fraction']:.0%} of the units are pinned there (for at least "
+        f"{th.pinned_unit:.0%} of the examples)"
+        + (f"; {rx.paths(others)} likewise" if others else "")
+        + ". There the derivative is nearly 0, so these units barely learn or pass gradient back."
+    )
+    prevs = [q for q in (prof.layer_before(p) for p in paths_) if q]
+    remedies = _to_relu(prof, paths_)
+    no_bn = [q for q in prevs if not prof.has_batchnorm_after(q)]
+    if no_bn:
+        remedies.append(rx.add_batchnorm(no_bn))
+    remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
+    evidence = {
+        "pinned_fraction": w["pinned_fraction"],
+        "pinned_units": w["pinned_units"],
+        "units": w["units"],
+        "saturated_output_fraction": w["saturated_fraction"],
+        "examples": w["examples"],
+        "window_steps": [w["start_step"], w["end_step"]],
+        "first_layer": (prof.layers[0] if prof.layers else None) in prevs,
+        "by_layer": {
+            x["path"]: {
+                "pinned_fraction": x["w"]["pinned_fraction"],
+                "saturated_output_fraction": x["w"]["saturated_fraction"],
+                "units": x["w"]["units"],
+                "severity": x["severity"],
+            }
+            for x in layers
+        },
+    }
+    # it began at the first window that saw it: the onset the live line printed
+    step = min(_first_saturated_step(trace.activations[x["path"]], th) for x in layers)
+    return [
+        _finding(
+            "saturated_activations",
+            severity,
+            ", ".join(paths_),
+            step,
+            trace,
+            evidence,
+            explanation,
+            remedies,
+        )  # fmt: skip
+    ]
+
+
+def _first_saturated_step(stats: ActivationStats, th: Thresholds) -> int:
+    """The start of the first full window in which the layer was saturated."""
+    for w in stats.windows:
+        if w["examples"] >= th.min_window_examples and (
+            w["pinned_fraction"] >= th.saturated_info
+            or w["saturated_fraction"] >= th.saturated_output_info
+        ):
+            return int(w["start_step"])
+    return int(stats.windows[-1]["start_step"])
 
 
 # --- learning rate ----------------------------------------------------------------------
@@ -618,8 +691,14 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                     trace,
                     evidence,
                     explanation,
-                    [rx.change_lr(prof, 0.1), rx.find_lr()],
-                )
+                    [
+                        rx.lower_lr(
+                            prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)
+                        ),
+                        *_batch_remedy(trace),
+                        rx.find_lr(),
+                    ],
+                )  # fmt: skip
             )
             return out
         # Progress from the medians of the first and last thirds of the run: single batches,
@@ -631,13 +710,13 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         all_ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples, 200))
         if (
             not went_nonfinite
+            and not math.isfinite(diverged_lr(trace, th))  # never raise a rate that diverged
             and loss.size >= th.min_steps_for_stall
             and m.size >= 3
             and progress < th.stalled_progress
             and math.isfinite(all_ratio)
             and all_ratio < th.update_ratio_low
         ):
-            factor = 10.0 ** min(3, max(1, round(math.log10(1e-3 / max(all_ratio, 1e-12)))))
             moved = (
                 f"fell only {progress:.1%}"
                 if progress >= 0
@@ -667,10 +746,209 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                     trace,
                     evidence,
                     explanation,
-                    [rx.change_lr(prof, factor), rx.find_lr()],
+                    [rx.raise_lr(prof, all_ratio), rx.find_lr()],
                 )
             )
     return out
+
+
+def _batch_remedy(trace: Trace) -> list[rx.Remedy]:
+    """A larger batch, when the run's batches are tiny (their gradients are noise)."""
+    batch = trace.setup.get("batch_size")
+    return [rx.set_batch_size(batch, 32)] if batch is not None and batch <= 8 else []
+
+
+def starting_update_ratio(trace: Trace, prof: ModelProfile) -> float:
+    """The median update-to-weight ratio of the first sampled steps (before any blow-up
+    moved the weights far): what sizes a lower learning rate."""
+    n = min(len(trace.samples), 3)
+    for i in range(n):
+        r = _median_update_ratio(trace, prof, [i])
+        if math.isfinite(r) and r > 0:
+            return r
+    return math.nan
+
+
+def diverged_lr(trace: Trace, th: Thresholds) -> float:
+    """The learning rate at the first step where the loss rose to ``diverge_critical_factor``
+    times its starting level or became non-finite after growing (NaN when it never did)."""
+    loss = np.asarray(trace.loss, dtype=np.float64)
+    if loss.size < 2 or not math.isfinite(loss[0]):
+        return math.nan
+    head = loss[: min(5, loss.size)]
+    start = median(head[np.isfinite(head)])
+    if not start > 0:
+        return math.nan
+    with np.errstate(invalid="ignore"):
+        blown = ~(loss < th.diverge_critical_factor * start)
+    if not blown.any():
+        return math.nan
+    k = int(np.argmax(blown))
+    if not math.isfinite(loss[k]) and not (loss[:k] >= th.diverge_factor * start).any():
+        return math.nan  # NaN without growth: an op's domain, not the step size
+    lr = trace.lr
+    return float(lr[k]) if len(lr) > k else math.nan
+
+
+# --- the loss curve: stalled or oscillating ------------------------------------------------
+
+
+def _chance_level(trace: Trace) -> float:
+    """The loss of the best constant prediction, when the pre-flight check measured the
+    targets (class entropy for cross-entropy, the target variance for MSE)."""
+    t = trace.setup.get("targets") or {}
+    v = t.get("constant_loss")
+    return float(v) if v is not None else math.nan
+
+
+def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """The loss has not improved for the last third of the run while it is still about as
+    high as at the start (or as the best constant prediction): the run has stopped learning.
+    The cause is looked for in the measurements (dead units, saturation, updates too small
+    to move the weights, an earlier blow-up); the other findings link to it as causes."""
+    raw = np.asarray(trace.loss, dtype=np.float64)
+    if raw.size < th.min_steps_for_stall or not np.isfinite(raw).all():
+        return []
+    # epoch means when there are enough epochs (they average the batch noise away), else
+    # medians of blocks of steps, judged with a margin for their noise
+    epochs = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
+    if len(epochs) >= 4 and np.isfinite(epochs).all():
+        m, size = np.asarray(epochs, dtype=np.float64), 0
+        margin = th.stall_improvement
+        k = max(2, m.size // 3)
+        window = int(raw.size - 1 - trace.epochs[-k - 1]["end_step"])
+    elif trace.epochs:
+        return []  # wait for 4 epochs: fewer are too short a window to call a stall
+    else:
+        m, size = _blocks(raw)
+        if m.size < 6:
+            return []
+        margin = 4 * th.stall_improvement
+        k = max(m.size // 3, 2)
+        window = k * size
+    recent, before = m[-k:], m[:-k]
+    best_before = float(before.min())
+    start = max(float(raw[0]), float(m[0]))
+    chance = _chance_level(trace)
+    # at its starting level, or no better than predicting a constant (chance)
+    level = min(chance, start) if math.isfinite(chance) and chance > 0 else start
+    improving = float(recent.min()) < (1 - margin) * best_before
+    far_from_good = float(np.median(recent)) >= th.stall_level * level
+    if improving or not far_from_good:
+        return []
+    ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples))
+    dead, dead_at = _latest_windows(trace, ("relu",), "dead_fraction", th.dead_warning)
+    pinned, pinned_at = _latest_windows(
+        trace, ("sigmoid", "tanh"), "pinned_fraction", th.saturated_warning
+    )
+    div_lr = diverged_lr(trace, th)
+    causes = []
+    remedies: list[rx.Remedy] = []
+    if math.isfinite(div_lr):  # first: a blow-up is what kills or pins units
+        causes.append(f"the loss blew up earlier at learning rate {rx.fmt_num(div_lr)}")
+        remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), div_lr))
+    if dead_at:
+        causes.append(f"{dead:.0%} of the units of ReLU layer {rx.paths(dead_at)} are dead")
+        remedies.append(rx.replace_activation(dead_at, "ReLU", "LeakyReLU(0.01)"))
+    if pinned_at:
+        causes.append(f"{pinned:.0%} of the units at {rx.paths(pinned_at)} are pinned")
+        remedies += _to_relu(prof, pinned_at)
+    if math.isfinite(ratio) and ratio < th.update_ratio_low and not causes:
+        causes.append(f"each update moves the weights by only {_sci(ratio)} of their size")
+        remedies.append(rx.raise_lr(prof, ratio))
+    # without a mechanism the run may just be on a hard plateau: a note, not a warning
+    severity = "warning" if causes else "info"
+    if not causes:
+        causes.append("no dead or saturated units, no tiny updates and no blow-up were measured")
+        if prof.optimizer != "Adam":
+            remedies.append(rx.set_optimizer("Adam", 1e-3, " (robust to a badly chosen rate)"))
+        remedies.append(rx.find_lr())
+    vs = "the best constant prediction" if level == chance else "where it started"
+    explanation = (
+        f"The loss has not improved in the last {window} steps and stays at "
+        f"{_sci(float(np.median(recent)))}, about as high as {vs} ({_sci(level)}): the run "
+        f"has stopped learning. Measured: {'; '.join(causes)}."
+    )
+    evidence = {
+        "loss_start": start,
+        "loss_recent": float(np.median(recent)),
+        "best_before_window": best_before,
+        "constant_prediction_loss": chance,
+        "window_steps": window,
+        "median_update_ratio": ratio,
+        "max_dead_fraction": dead,
+        "max_pinned_fraction": pinned,
+        "diverged_at_lr": div_lr,
+    }
+    step = int(raw.size - window)
+    return [
+        _finding(
+            "stalled_training", severity, "model", step, trace, evidence, explanation, remedies
+        )  # fmt: skip
+    ]
+
+
+def _latest_windows(
+    trace: Trace, kinds: tuple[str, ...], key: str, level: float
+) -> tuple[float, list[str]]:
+    """The largest ``key`` of the latest windows of the hidden activation layers of
+    ``kinds``, and the layers where it is at ``level`` or above."""
+    vals = {p: a.windows[-1][key] for p, a in trace.activations.items()
+            if a.kind in kinds and a.windows and not a.is_output}  # fmt: skip
+    return max(vals.values(), default=0.0), [p for p, v in vals.items() if v >= level]
+
+
+def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
+    """The epoch loss swings up and down by a large share of its starting level without a
+    trend (lr slightly too high, or momentum SGD on tiny batches). Epoch means, not
+    batches: they average the mini-batch noise away, so what is left swings for a cause."""
+    loss = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
+    if len(loss) < 6 or not np.isfinite(loss).all():
+        return []
+    tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
+    d = np.diff(tail)
+    start = max(float(trace.loss[0]) if len(trace.loss) else 0.0, float(loss[0]))
+    if not start > 0:
+        return []
+    flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
+    swing = float(np.median(np.abs(d))) / start
+    trend = _kendall_tau(tail)
+    if flips < th.oscillation_flips or swing < th.oscillation_swing or abs(trend) > 0.5:
+        return []
+    batch = trace.setup.get("batch_size")
+    remedies: list[rx.Remedy] = []
+    small_batch = batch is not None and batch <= 8
+    if small_batch:
+        remedies.append(rx.set_batch_size(batch, 32))
+    remedies.append(
+        rx.change_lr(
+            prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
+        )
+    )
+    if not small_batch and batch is not None:
+        remedies.append(rx.set_batch_size(batch, max(32, 4 * batch)))
+    if prof.optimizer != "Adam":
+        remedies.append(rx.set_optimizer("Adam", 1e-3))
+    explanation = (
+        f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
+        f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
+        f"time, without a trend (Kendall's tau {trend:+.2f}): the steps overshoot back and forth."
+    )
+    evidence = {
+        "swing": swing,
+        "direction_changes": flips,
+        "trend": trend,
+        "epoch_losses": [float(v) for v in loss],
+        "batch_size": batch,
+        "momentum": prof.momentum,
+        "lr": prof.lrs,
+    }
+    step = int(trace.epochs[1]["end_step"]) + 1  # the swings judged began after epoch 2
+    return [
+        _finding(
+            "oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation, remedies
+        )  # fmt: skip
+    ]
 
 
 # --- setup: features and dropout ------------------------------------------------------------
@@ -798,11 +1076,20 @@ def detect_unscaled(
             {"action": "scale_features", "chains": dict.fromkeys(report.names, "zscore")},
         ),
     ]
+    for msg in ratio_msgs:
+        col = msg.split("'")[1] if msg.count("'") >= 2 else None
+        if col in details:
+            details[col].setdefault("scale_ratio_warnings", []).append(msg)
     evidence = {
-        "columns": details,
-        "scale_ratio_warnings": ratio_msgs[:20],
+        "summary": (
+            f"{len(order)} column{s} flagged; worst {order[0]}: 1st-99th percentiles "
+            f"{_sci(worst.p01)}..{_sci(worst.p99)}"
+        ),
+        "worst": order[0],
+        "columns_flagged": len(order),
         "rows_audited": report.n_rows,
         "columns_audited": len(scales),
+        "columns": details,  # per column: range, percentiles, recommended chain, why
     }
     return Finding(
         "unscaled_features",
@@ -817,61 +1104,68 @@ def detect_unscaled(
 
 
 def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """Dropout that drops everything (rate 1.0) or nearly so, or is active while evaluating."""
-    out = []
-    for path, rate in prof.dropouts.items():
-        if rate >= 1.0:
-            out.append(
-                _finding(
-                    "dropout_misconfigured",
-                    "critical",
-                    path,
-                    None,
-                    trace,
-                    {"rate": rate},
-                    f"Dropout at {path} has rate {rx.fmt_num(rate)}: in training it replaces every "
-                    f"value with 0, so the output does not depend on the input and nothing before "
-                    f"it learns. The rate is the fraction dropped (Keras convention), not the "
-                    f"fraction kept.",
-                    [rx.set_dropout([path], rate, 0.0), rx.set_dropout([path], rate, 0.2)],
-                )
-            )
-        elif rate >= th.dropout_high:
-            out.append(
-                _finding(
-                    "dropout_misconfigured",
-                    "warning",
-                    path,
-                    None,
-                    trace,
-                    {"rate": rate},
-                    f"Dropout at {path} drops {rate:.0%} of its inputs in training: almost no "
-                    f"signal gets through. The rate is the fraction dropped, not kept.",
-                    [rx.set_dropout([path], rate, 0.2), rx.set_dropout([path], rate, 0.5)],
-                )
-            )
-    for path, count in trace.dropout_in_eval.items():
-        out.append(
-            _finding(
-                "dropout_misconfigured",
-                "warning",
-                path,
-                None,
-                trace,
-                {"evaluation_calls_with_dropout_active": count},
-                f"Dropout at {path} was active during evaluation ({count} forward passes without "
-                f"gradient recording while the module was in training mode), so evaluation results "
-                f"are noisy and too pessimistic.",
-                [
-                    rx.Remedy(
-                        "call model.eval() before evaluating and model.train() after "
-                        "(gw.predict does this)",
-                        {"action": "eval_mode"},
-                    )
-                ],
-            )
+    """Dropout that drops everything (rate 1.0) or nearly so, or is active while evaluating:
+    one finding, whose remedies name every affected Dropout."""
+    high = {p: r for p, r in prof.dropouts.items() if r >= th.dropout_high}
+    in_eval = dict(trace.dropout_in_eval)
+    if not high and not in_eval:
+        return []
+    eval_fix = rx.Remedy(
+        "call model.eval() before evaluating and model.train() after (gw.predict does this)",
+        {"action": "eval_mode"},
+    )
+    remedies: list[rx.Remedy] = []
+    evidence: dict[str, Any] = {}
+    texts = []
+    severity = "warning"
+    if high:
+        where = list(high)
+        rates = set(high.values())
+        old = rates.pop() if len(rates) == 1 else None
+        all_of = max(high.values()) >= 1.0
+        severity = "critical" if all_of else "warning"
+        evidence["rate"] = max(high.values())
+        evidence["rates"] = high
+        rate_text = (
+            rx.fmt_num(old) if old is not None else "up to " + rx.fmt_num(max(high.values()))
         )
-    return out
+        if all_of:
+            texts.append(
+                f"Dropout at {rx.paths(where)} has rate {rate_text}: in training it replaces "
+                f"every value with 0, so the output does not depend on the input and nothing "
+                f"before it learns. The rate is the fraction dropped (Keras convention), not the "
+                f"fraction kept."
+            )
+            remedies += [rx.set_dropout(where, old, 0.0), rx.set_dropout(where, old, 0.2)]
+        else:
+            texts.append(
+                f"Dropout at {rx.paths(where)} drops {max(high.values()):.0%} of its inputs in "
+                f"training: almost no signal gets through. The rate is the fraction dropped, not "
+                f"kept."
+            )
+            remedies += [rx.set_dropout(where, old, 0.2), rx.set_dropout(where, old, 0.5)]
+    if in_eval:
+        evidence["evaluation_calls_with_dropout_active"] = sum(in_eval.values())
+        evidence["evaluation_calls_by_module"] = in_eval
+        texts.append(
+            f"Dropout at {rx.paths(list(in_eval))} was active during evaluation "
+            f"({sum(in_eval.values())} forward passes without gradient recording while the "
+            f"module was in training mode), so evaluation results are noisy and too pessimistic."
+        )
+        remedies.append(eval_fix)
+    places = list(dict.fromkeys([*high, *in_eval]))
+    return [
+        _finding(
+            "dropout_misconfigured",
+            severity,
+            ", ".join(places),
+            None,
+            trace,
+            evidence,
+            " ".join(texts),
+            remedies,
+        )  # fmt: skip
+    ]
 
 
 # --- overfitting ---------------------------------------------------------------------------
@@ -937,7 +1231,7 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         if acts:
             remedies.append(
                 rx.Remedy(
-                    f"add Dropout(0.2) after {rx.paths(acts)}",
+                    f"add Dropout(0.2) after {rx.every(acts)}",
                     {"action": "add_dropout", "after": acts, "rate": 0.2},
                 )
             )
@@ -957,103 +1251,3 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     f = _finding("overfitting", severity, "model", step, trace, evidence, explanation, remedies)
     f.epoch = best_epoch + 1 if best_epoch + 1 < len(trace.epochs) else best_epoch
     return f
-
-
-# --- all together ---------------------------------------------------------------------------
-
-#: Root causes first: when two findings share a severity, this order ranks them.
-PRIORITY = (
-    "nan_trap",
-    "dropout_misconfigured",
-    "unscaled_features",
-    "exploding_gradients",
-    "learning_rate_too_high",
-    "dead_relu",
-    "saturated_activations",
-    "vanishing_gradients",
-    "learning_rate_too_low",
-    "overfitting",
-)
-
-
-def diagnose(
-    trace: Trace, prof: ModelProfile, th: Thresholds | None = None, audit_report: Any = None
-) -> list[Finding]:
-    """Every detector, then the relations between findings; most severe first.
-
-    - ``learning_rate_too_low`` is demoted to info when units are dead, saturated or
-      starved, or dropout drops everything: the loss is flat for that reason.
-    - When the features are unscaled, scaling them becomes the first remedy of the
-      findings it typically causes (saturation, explosion, NaN, divergence).
-    """
-    th = th or Thresholds()
-    findings: list[Finding] = []
-    for f in (
-        detect_nan(trace, prof, th),
-        detect_exploding(trace, prof, th),
-        detect_vanishing(trace, prof, th),
-        detect_overfitting(trace, prof, th),
-        detect_unscaled(audit_report, th),
-    ):
-        if f is not None:
-            findings.append(f)
-    findings += detect_dead_relu(trace, prof, th)
-    findings += detect_saturation(trace, prof, th)
-    findings += detect_learning_rate(trace, prof, th)
-    findings += detect_dropout(trace, prof, th)
-    relate(findings)
-    findings.sort(key=lambda f: (-f.rank, PRIORITY.index(f.kind)))
-    return findings
-
-
-_SCALE_CONSEQUENCES = (
-    "saturated_activations",
-    "dead_relu",
-    "exploding_gradients",
-    "nan_trap",
-    "learning_rate_too_high",
-)
-_SCALE_FIRST = "scale the input features first (see unscaled_features): "
-
-
-def relate(findings: list[Finding]) -> None:
-    """Apply the relations between findings in place (see :func:`diagnose`)."""
-    serious = {f.kind for f in findings if f.rank >= 1}
-    blocked = serious & {
-        "dead_relu",
-        "saturated_activations",
-        "vanishing_gradients",
-        "nan_trap",
-        "exploding_gradients",
-    }
-    if any(f.kind == "dropout_misconfigured" and f.severity == "critical" for f in findings):
-        blocked.add("dropout_misconfigured")
-    for f in findings:
-        if f.kind == "learning_rate_too_low" and blocked and f.rank >= 1:
-            f.severity = "info"
-            if "Probably a consequence of" in f.explanation:
-                continue
-            f.explanation += (
-                " Probably a consequence of "
-                + ", ".join(sorted(blocked))
-                + " (see those findings), not of the learning rate itself."
-            )
-    unscaled = next((f for f in findings if f.kind == "unscaled_features" and f.rank >= 1), None)
-    if unscaled is None:
-        return
-    # Findings that unscaled inputs typically cause: scaling becomes their first remedy,
-    # and the unscaled finding takes the severity of the worst of them (it is the root).
-    caused = []
-    for f in findings:
-        if f.kind in _SCALE_CONSEQUENCES and f.evidence.get("first_layer", True):
-            caused.append(f)
-            if not f.remedies or not f.remedies[0].startswith(_SCALE_FIRST):
-                f.remedies.insert(0, _SCALE_FIRST + unscaled.remedies[0])
-                f.actions.insert(0, dict(unscaled.actions[0]))
-    if caused:
-        worst = max(caused, key=lambda f: f.rank)
-        if worst.rank > unscaled.rank:
-            unscaled.severity = worst.severity
-        names = ", ".join(f"{f.kind} at {f.where}" for f in caused)
-        if " In this run it probably led to: " not in unscaled.explanation:
-            unscaled.explanation += f" In this run it probably led to: {names}."

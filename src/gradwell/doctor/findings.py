@@ -18,6 +18,12 @@ KINDS = (
     "learning_rate_too_low",
     "dropout_misconfigured",
     "overfitting",
+    "bad_initialization",
+    "unscaled_targets",
+    "stalled_training",
+    "oscillating_loss",
+    "output_loss_mismatch",
+    "missing_nonlinearity",
 )
 
 #: Severities, mildest first. A healthy run has no "warning" or "critical" finding.
@@ -41,7 +47,13 @@ class Finding:
     ``evidence`` holds the numbers; ``explanation`` says what it means in one or
     two sentences; ``remedies`` are ranked, most promising first, and phrased
     for this configuration. ``actions`` are the same remedies in machine-readable
-    form (dicts with an ``"action"`` key), aligned with ``remedies`` where one exists.
+    form (dicts with an ``"action"`` key), aligned with ``remedies``: ``actions[0]``
+    applies ``remedies[0]`` without reading the text.
+
+    ``id`` names the finding within one report (``"dead_relu"``: one finding per kind);
+    ``caused_by`` and ``consequences`` hold the ids of the findings that probably caused
+    this one and that it probably caused. A report lists root causes first, so the
+    first finding's first remedy is the one to apply first.
 
     >>> f = Finding("dead_relu", "warning", "layers.1", 40, 2, {"dead_fraction": 0.62},
     ...             "62% of the ReLU units at layers.1 output 0 for every example.",
@@ -59,6 +71,9 @@ class Finding:
     explanation: str
     remedies: list[str]
     actions: list[dict[str, Any]] = field(default_factory=list)
+    id: str = ""
+    caused_by: list[str] = field(default_factory=list)
+    consequences: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -67,6 +82,8 @@ class Finding:
             raise ValueError(
                 f"Finding: severity must be one of {SEVERITIES}; got {self.severity!r}"
             )
+        if not self.id:
+            self.id = self.kind
 
     @property
     def locations(self) -> list[str]:
@@ -87,6 +104,8 @@ class Finding:
         at = f" ({', '.join(when)})" if when else ""
         first = self.explanation.split(". ")[0].rstrip(".")
         fix = f" -> {self.remedies[0]}" if self.remedies else ""
+        if self.caused_by:
+            fix = f" (caused by {', '.join(self.caused_by)})" + fix
         places = self.locations
         where = (
             self.where
@@ -107,6 +126,9 @@ class Finding:
             "explanation": self.explanation,
             "remedies": list(self.remedies),
             "actions": jsonable(self.actions),
+            "id": self.id,
+            "caused_by": list(self.caused_by),
+            "consequences": list(self.consequences),
         }
 
     @classmethod
@@ -121,6 +143,9 @@ class Finding:
             explanation=d.get("explanation", ""),
             remedies=list(d.get("remedies", [])),
             actions=list(d.get("actions", [])),
+            id=d.get("id", ""),
+            caused_by=list(d.get("caused_by", [])),
+            consequences=list(d.get("consequences", [])),
         )
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import plots
 from .findings import Finding
-from .report import activation_rows, fmt_value, layer_rows
-
-if TYPE_CHECKING:
-    from .doctor import Doctor
+from .report import Report, activation_rows, chain_text, fmt_value, layer_rows
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;
@@ -58,7 +55,8 @@ def _finding_html(f: Finding) -> str:
         f'<div class="finding {f.severity}"><div><span class="badge {f.severity}">'
         f"{f.severity}</span><strong>{_e(f.kind)}</strong> at <code>{_e(f.where)}</code> "
         f'<span class="muted">{_e(", ".join(when))}</span></div>'
-        f"<p>{_e(f.explanation)}</p>"
+        + (f'<p class="muted">{_e(chain_text(f))}</p>' if chain_text(f) else "")
+        + f"<p>{_e(f.explanation)}</p>"
         f"<details><summary>evidence</summary><table>{ev_rows}</table></details>"
         + (
             f'<p><strong>Remedies</strong>, most promising first:</p><ol class="remedies">'
@@ -121,10 +119,10 @@ def _audit_html(report: Any) -> str:
     )
 
 
-def html_report(doctor: Doctor) -> str:
+def html_report(report: Report) -> str:
     """The whole report as one HTML string."""
-    tr, prof = doctor.trace, doctor.profile
-    findings = doctor.findings
+    tr, prof = report.trace, report.profile
+    findings = list(report.findings)
     serious = [f for f in findings if f.rank >= 1]
     verdict = (
         '<p class="ok">No problems found.</p>'
@@ -139,21 +137,21 @@ def html_report(doctor: Doctor) -> str:
         f"<title>gradwell doctor report</title><style>{_CSS}</style></head><body>",
         "<h1>gradwell training doctor</h1>",
         f'<p class="muted">{len(tr.loss)} steps, {len(tr.epochs)} epochs, {tr.n_samples} '
-        f"sampled steps (every {doctor._every}); optimizer {_e(prof.optimizer or '?')} "
+        f"sampled steps (every {report.sample_every}); optimizer {_e(prof.optimizer or '?')} "
         f"(lr {_e(lr)}); {len(prof.layers)} layer{'s' if len(prof.layers) != 1 else ''} with "
         "weights.</p>",
         verdict,
         "<h2>Findings</h2>",
         "".join(_finding_html(f) for f in findings) or "<p>No detector fired.</p>",
         "<h2>Loss</h2>",
-        _figure(plots.loss_figure(doctor), "loss curves"),
-        _figure(plots.metrics_figure(doctor), "metric curves"),
+        _figure(plots.loss_figure(report), "loss curves"),
+        _figure(plots.metrics_figure(report), "metric curves"),
         "<h2>Gradients</h2>",
-        _figure(plots.grad_heatmap_figure(doctor), "gradient norm heatmap"),
-        _figure(plots.signal_figure(doctor), "gradient by depth"),
-        _figure(plots.update_ratio_figure(doctor), "update to weight ratio"),
+        _figure(plots.grad_heatmap_figure(report), "gradient norm heatmap"),
+        _figure(plots.signal_figure(report), "gradient by depth"),
+        _figure(plots.update_ratio_figure(report), "update to weight ratio"),
         _table(
-            layer_rows(doctor),
+            layer_rows(report),
             [
                 ("parameter", "parameter"),
                 ("type", "layer"),
@@ -163,9 +161,9 @@ def html_report(doctor: Doctor) -> str:
             ],
         ),
         "<h2>Activations</h2>",
-        _figure(plots.activation_figure(doctor), "dead and saturated units"),
+        _figure(plots.activation_figure(report), "dead and saturated units"),
         _table(
-            activation_rows(doctor),
+            activation_rows(report),
             [
                 ("module", "module"),
                 ("type", "type"),
@@ -177,8 +175,8 @@ def html_report(doctor: Doctor) -> str:
             ],
         ),
         "<h2>Feature audit</h2>",
-        _audit_html(doctor.audit_report)
-        if doctor.audit_report is not None
+        _audit_html(report.audit_report)
+        if report.audit_report is not None
         else "<p>No feature audit (the inputs were not available as an array).</p>",
         "</body></html>",
     ]

@@ -17,7 +17,7 @@ import numpy as np
 from .findings import severity_rank
 
 if TYPE_CHECKING:
-    from .doctor import Doctor
+    from .report import Report
 
 #: Severity colours shared by the HTML and the plots.
 COLORS = {"critical": "#c0392b", "warning": "#d68910", "info": "#2874a6"}
@@ -42,7 +42,7 @@ def _finite(a: Any) -> np.ndarray:
     return np.where(np.isfinite(x), x, np.nan)
 
 
-def loss_figure(doctor: Doctor) -> Any | None:
+def loss_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.loss:
         return None
@@ -119,7 +119,7 @@ def outside_legend(ax: Any, max_entries: int = 10) -> None:
               borderaxespad=0.0, frameon=False)  # fmt: skip
 
 
-def metrics_figure(doctor: Doctor) -> Any | None:
+def metrics_figure(doctor: Report) -> Any | None:
     """Each metric per epoch (training solid, validation dashed), with the onsets marked."""
     epochs = [e for e in doctor.trace.epochs if e.get("metrics")]
     if not epochs:
@@ -144,7 +144,7 @@ def metrics_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def grad_heatmap_figure(doctor: Doctor) -> Any | None:
+def grad_heatmap_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.grad_norm or not tr.samples:
         return None
@@ -165,7 +165,7 @@ def grad_heatmap_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def signal_figure(doctor: Doctor) -> Any | None:
+def signal_figure(doctor: Report) -> Any | None:
     tr, prof = doctor.trace, doctor.profile
     layers = [p for p in prof.layers if p in tr.signal]
     if len(layers) < 2:
@@ -185,7 +185,7 @@ def signal_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def activation_figure(doctor: Doctor) -> Any | None:
+def activation_figure(doctor: Report) -> Any | None:
     acts = doctor.trace.activations
     if not acts:
         return None
@@ -220,7 +220,7 @@ def activation_figure(doctor: Doctor) -> Any | None:
     return fig
 
 
-def update_ratio_figure(doctor: Doctor) -> Any | None:
+def update_ratio_figure(doctor: Report) -> Any | None:
     tr = doctor.trace
     if not tr.update_ratio or not tr.samples:
         return None

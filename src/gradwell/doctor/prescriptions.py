@@ -40,30 +40,150 @@ def nice(x: float) -> float:
 
 
 def paths(items: Sequence[str], limit: int = 6) -> str:
-    """'layers.1, layers.3 and 4 more'."""
+    """'layers.1, layers.3 and 4 more' (for explanations; a remedy names them all, with
+    :func:`every`, so that following it literally changes every one)."""
     items = list(items)
     if len(items) <= limit:
         return ", ".join(items)
     return ", ".join(items[:limit]) + f" and {len(items) - limit} more"
 
 
-def change_lr(prof: ModelProfile, factor: float) -> Remedy:
-    """Multiply every parameter group's learning rate by ``factor`` (0.1: lower ten-fold)."""
+def every(items: Sequence[str]) -> str:
+    """'layers.1, layers.3, layers.5': every place, as a remedy must name them."""
+    return ", ".join(items)
+
+
+def change_lr(prof: ModelProfile, factor: float, why: str = "") -> Remedy:
+    """Multiply every parameter group's learning rate by ``factor``; the new rates are
+    rounded to three significant digits. ``why`` says what sized the change."""
     verb = "lower" if factor < 1 else "raise"
-    action = {"action": "scale_lr", "factor": factor}
+    action: dict[str, Any] = {"action": "scale_lr", "factor": factor}
     if not prof.lrs:
-        how = f"{round(1 / factor)}-fold" if factor < 1 else f"{round(factor)}-fold"
-        return Remedy(f"{verb} the learning rate {how}", action)
+        how = f"{fmt_num(1 / factor)}-fold" if factor < 1 else f"{fmt_num(factor)}-fold"
+        return Remedy(f"{verb} the learning rate {how}{why}", action)
     new = [float(f"{lr * factor:.3g}") for lr in prof.lrs]
     action["lr"] = new
     if len(set(prof.lrs)) == 1:
         return Remedy(
-            f"{verb} the learning rate from {fmt_num(prof.lrs[0])} to {fmt_num(new[0])}", action
+            f"{verb} the learning rate from {fmt_num(prof.lrs[0])} to {fmt_num(new[0])}{why}",
+            action,
         )
     pairs = ", ".join(
         f"{fmt_num(a)} to {fmt_num(b)} (group {i})" for i, (a, b) in enumerate(zip(prof.lrs, new))
     )
-    return Remedy(f"{verb} the learning rates: {pairs}", action)
+    return Remedy(f"{verb} the learning rates: {pairs}{why}", action)
+
+
+#: The update-to-weight ratio a sized learning-rate change aims at: about 1e-3 per step is
+#: typical of a well-tuned run, and a run above 1e-2 per step is on the edge of overshooting.
+TARGET_UPDATE_RATIO = 1e-3
+HIGHEST_HEALTHY_UPDATE_RATIO = 1e-2
+
+
+def lower_lr(prof: ModelProfile, ratio: float = math.nan, diverged_at: float = math.nan) -> Remedy:
+    """Lower the learning rate by what the run shows: to bring the update-to-weight ratio
+    ``ratio`` measured before the trouble down to 1e-2, and below a tenth of the rate
+    ``diverged_at`` at which the loss diverged; ten-fold when nothing was measured."""
+    factor, why = 0.1, ""
+    lr = prof.lrs[0] if prof.lrs else math.nan
+    if math.isfinite(ratio) and ratio > HIGHEST_HEALTHY_UPDATE_RATIO:
+        factor = min(factor, HIGHEST_HEALTHY_UPDATE_RATIO / ratio)
+        why = (
+            f" (each update moved the weights by {fmt_num(ratio)} of their size; 1e-2 or "
+            "less is safe)"
+        )
+    if math.isfinite(diverged_at) and lr > 0 and diverged_at <= lr:
+        factor = min(factor, 0.1 * diverged_at / lr)
+    return change_lr(prof, nice_factor(max(factor, 1e-5)), why)
+
+
+def raise_lr(prof: ModelProfile, ratio: float, ceiling: float = math.inf) -> Remedy:
+    """Raise the learning rate so that the update-to-weight ratio ``ratio`` reaches about
+    1e-3, never to ``ceiling`` (a rate at which this run's loss already diverged) or above."""
+    factor = min(TARGET_UPDATE_RATIO / max(ratio, 1e-12), 1e4)
+    lr = prof.lrs[0] if prof.lrs else math.nan
+    if math.isfinite(ceiling) and lr > 0:
+        factor = min(factor, 0.5 * ceiling / lr)
+    why = (
+        f" (each update moves the weights by {fmt_num(ratio)} of their size; about 1e-3 is typical)"
+    )
+    return change_lr(prof, nice_factor(max(factor, 1.0)), why)
+
+
+def nice_factor(x: float) -> float:
+    """``x`` rounded down to 1, 2 or 5 times a power of ten (so a change never overshoots
+    what was asked; 1 stays 1)."""
+    if not (x > 0 and math.isfinite(x)):
+        return 1.0
+    exp = math.floor(math.log10(x) + 1e-9)
+    base = x / 10**exp
+    step = 5 if base >= 5 else 2 if base >= 2 else 1
+    return float(f"{step * 10.0**exp:.3g}")
+
+
+def set_optimizer(name: str, lr: float, why: str = "") -> Remedy:
+    return Remedy(
+        f"use {name} with lr {fmt_num(lr)}: gw.optim.{name}(model.parameters(), "
+        f"lr={fmt_num(lr)}){why}",
+        {"action": "set_optimizer", "optimizer": name, "lr": lr},
+    )
+
+
+def set_batch_size(old: int | None, new: int) -> Remedy:
+    was = f" from {old}" if old else ""
+    return Remedy(
+        f"raise the batch size{was} to {new} (fit(..., batch_size={new})): each step then "
+        "averages over more examples",
+        {"action": "set_batch_size", "batch_size": new},
+    )
+
+
+def positive_output(module: str, op: str, inside: bool) -> Remedy:
+    """Keep the value that feeds ``op`` (log, sqrt, pow) positive: inside ``module`` when the
+    op is in its forward, else at the model's output (``module`` is then the output layer)."""
+    if inside:
+        text = (
+            f"keep the input of the {op} inside module {module} positive: take the {op} of "
+            f"softplus(x) or of gw.clip(x, 1e-6) there"
+        )
+        how = "clamp"
+    else:
+        text = (
+            f"keep the model's output positive before the {op}: put a Softplus after {module} "
+            f"(or exp of its output), or clamp it (gw.clip(y, 1e-6))"
+        )
+        how = "softplus"
+    return Remedy(text, {"action": "positive_output", "module": module, "how": how, "op": op})
+
+
+def guard_division(where_op: str, code: str) -> Remedy:
+    return Remedy(
+        f"guard the division in {where_op} ({code}): its denominator reached 0; divide by "
+        "(d + 1e-8 * sign(d)) or clamp |d| away from 0",
+        {"action": "guard_division", "where": where_op, "code": code, "eps": 1e-8},
+    )
+
+
+def remove_module(modules: Sequence[str], why: str) -> Remedy:
+    return Remedy(
+        f"remove {every(modules)} {why}",
+        {"action": "remove_module", "modules": list(modules)},
+    )
+
+
+def replace_loss(loss: str, text: str) -> Remedy:
+    return Remedy(text, {"action": "replace_loss", "loss": loss})
+
+
+def scale_targets(method: str, why: str) -> Remedy:
+    words = {"standardize": "standardise the target (subtract its mean, divide by its std)",
+             "log": "log-transform the target (log1p), then standardise it"}[method]  # fmt: skip
+    return Remedy(
+        f"{words}{why}: gw.fit(..., target_scaler=gw.preprocessing.TargetScaler("
+        f"{method!r})); gw.predict applies the inverse, so predictions come back in the "
+        "target's units",
+        {"action": "scale_targets", "method": method},
+    )
 
 
 def find_lr() -> Remedy:
@@ -73,18 +193,51 @@ def find_lr() -> Remedy:
     )
 
 
-def replace_activation(where: Sequence[str], old: str, new: str) -> Remedy:
-    text = f"replace {old} at {paths(where)} with {new}"
-    if new == "ReLU":
-        text += " (with He initialisation, the default for gw.nn.Linear)"
+#: The initialisation that suits each activation family ("he" for the ReLU family).
+INIT_FOR = {"ReLU": "he", "LeakyReLU": "he", "ELU": "he", "GELU": "he", "Sigmoid": "xavier",
+            "Tanh": "xavier"}  # fmt: skip
+_INIT_WORDS = {
+    "he": "He (Kaiming) init: Linear(..., init='kaiming') or gw.nn.init.kaiming_normal_",
+    "xavier": "Glorot (Xavier) init: Linear(..., init='xavier') or gw.nn.init.xavier_normal_",
+}
+
+
+def init_for(activation: str | None) -> str:
+    """'he' for the ReLU family (and unknown activations), 'xavier' for tanh and sigmoid."""
+    base = re.sub(r"\(.*\)$", "", activation or "ReLU")
+    return INIT_FOR.get(base, "he")
+
+
+def replace_activation(
+    where: Sequence[str], old: str, new: str, layers: Sequence[str] = ()
+) -> Remedy:
+    """Swap the activation modules ``where``; the Linear ``layers`` feeding them are
+    re-initialised for the new activation."""
+    init = init_for(new)
+    text = f"replace {old} at {every(where)} with {new} and use {init_words(init)}"
+    if layers:
+        text += f" for {every(layers)}"
     return Remedy(
-        text, {"action": "replace_activation", "modules": list(where), "from": old, "to": new}
+        text,
+        {"action": "replace_activation", "modules": list(where), "from": old, "to": new,
+         "init": init, "layers": list(layers)},
+    )  # fmt: skip
+
+
+def init_words(init: str) -> str:
+    return _INIT_WORDS.get(init, init)
+
+
+def reinitialise(layers: Sequence[str], init: str, why: str = "") -> Remedy:
+    return Remedy(
+        f"re-initialise {every(layers)} with {init_words(init)}{why}",
+        {"action": "reinitialise", "modules": list(layers), "init": init},
     )
 
 
 def add_batchnorm(after: Sequence[str]) -> Remedy:
     return Remedy(
-        f"add BatchNorm1d after {paths(after)} (between each Linear and its activation)",
+        f"add BatchNorm1d after {every(after)} (between each Linear and its activation)",
         {"action": "add_batchnorm", "after": list(after)},
     )
 
@@ -98,9 +251,10 @@ def clip_grad_norm(max_norm: float) -> Remedy:
     )
 
 
-def set_dropout(where: Sequence[str], old: float, new: float) -> Remedy:
+def set_dropout(where: Sequence[str], old: float | None, new: float) -> Remedy:
+    was = f" from {fmt_num(old)}" if old is not None else ""
     return Remedy(
-        f"set the Dropout rate at {paths(where)} from {fmt_num(old)} to {fmt_num(new)}",
+        f"set the Dropout rate at {every(where)}{was} to {fmt_num(new)}",
         {"action": "set_dropout", "modules": list(where), "rate": new},
     )
 

@@ -21,6 +21,9 @@ ACTIVATION_FAMILIES = {
     "Softplus": "other",
 }
 
+#: Modules that keep a stack linear: between two Linear layers they add no non-linearity.
+LINEAR_PASSTHROUGH = ("Dropout", "BatchNorm1d", "Identity", "Flatten")
+
 
 def class_family(module: Any) -> tuple[str, str] | None:
     """(class name, family) of an activation module, following subclasses; else None."""
@@ -55,7 +58,14 @@ class ModelProfile:
     lrs: list[float] = field(default_factory=list)
     optimizer: str | None = None
     weight_decay: float = 0.0
+    momentum: float = 0.0
     feature_names: list[str] | None = None
+    #: out_features of each layer with a 2-D weight (its rows)
+    out_features: dict[str, int] = field(default_factory=dict)
+    #: pairs of Linear layers of one Sequential with nothing non-linear between them
+    linear_pairs: list[tuple[str, str]] = field(default_factory=list)
+    #: the module whose output is the model's output (known once a forward pass was seen)
+    output_module: str | None = None
 
     def _index(self, path: str) -> int:
         return self.order.index(path) if path in self.order else -1
@@ -108,17 +118,45 @@ class ModelProfile:
             "lrs": list(self.lrs),
             "optimizer": self.optimizer,
             "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
             "feature_names": self.feature_names,
+            "out_features": dict(self.out_features),
+            "linear_pairs": [list(p) for p in self.linear_pairs],
+            "output_module": self.output_module,
         }
 
 
+def _linear_pairs(modules: dict[str, Any]) -> list[tuple[str, str]]:
+    """Linear layers that follow each other in a Sequential with only modules of
+    :data:`LINEAR_PASSTHROUGH` between them: together they are one linear map. (Only
+    Sequential containers: a custom forward may apply a function between its layers.)"""
+    pairs = []
+    for path, m in modules.items():
+        if not _is_class(m, "Sequential"):
+            continue
+        last = None
+        for name, child in m.named_children():
+            full = f"{path}.{name}" if path else name
+            if _is_class(child, "Linear"):
+                if last is not None:
+                    pairs.append((last, full))
+                last = full
+            elif not any(_is_class(child, c) for c in LINEAR_PASSTHROUGH):
+                last = None
+    return pairs
+
+
 def profile_model(
-    model: Any, optimizer: Any = None, call_order: list[str] | None = None
+    model: Any,
+    optimizer: Any = None,
+    call_order: list[str] | None = None,
+    output_module: str | None = None,
 ) -> ModelProfile:
     """Describe ``model`` (an ``nn.Module``) and ``optimizer``.
 
     ``call_order`` lists module paths in the order a forward pass called them (the
     monitor records it); without it the registration order of ``named_modules`` is used.
+    ``output_module``: the module whose output the model returned, when known.
     """
     modules = dict(model.named_modules())
     leaves = [p for p, m in modules.items() if p and not any(True for _ in m.children())]
@@ -141,6 +179,9 @@ def profile_model(
         w = params.get("weight")
         if w is not None and getattr(w, "ndim", 0) >= 2:
             prof.layers.append(path)
+            prof.out_features[path] = int(w.shape[0])
+    prof.linear_pairs = _linear_pairs(modules)
+    prof.output_module = output_module
     for mod_path, m in modules.items():
         for name, p in getattr(m, "_parameters", {}).items():
             if p is not None:
@@ -153,4 +194,5 @@ def profile_model(
         prof.weight_decay = max(
             (float(g.get("weight_decay", 0.0) or 0.0) for g in groups), default=0.0
         )
+        prof.momentum = max((float(g.get("momentum", 0.0) or 0.0) for g in groups), default=0.0)
     return prof

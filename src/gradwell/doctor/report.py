@@ -1,18 +1,33 @@
-"""The doctor's findings and measurements as text (the summary after fit, the report)."""
+"""The doctor's findings and measurements as text (the summary after fit, the report).
+
+Every report (text here, HTML and plots beside it) reads a :class:`Report`: a frozen
+value the Doctor hands out (``doctor.snapshot()``), never the Doctor itself.
+"""
 
 from __future__ import annotations
 
 import math
 import textwrap
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .findings import Finding
-from .trace import finite_median
+from .profile import ModelProfile
+from .trace import Trace, finite_median
 
-if TYPE_CHECKING:
-    from .doctor import Doctor
+
+@dataclass(frozen=True)
+class Report:
+    """What a report shows: the findings (root causes first), the measurements, the
+    model's profile, the feature audit (or None) and the sampling interval."""
+
+    findings: tuple[Finding, ...]
+    trace: Trace
+    profile: ModelProfile
+    audit_report: Any = None
+    sample_every: int = 1
 
 
 def fmt_value(v: Any, depth: int = 0) -> str:
@@ -49,6 +64,16 @@ def evidence_lines(ev: dict[str, Any]) -> list[str]:
     return [f"{k}: {fmt_value(v, 1)}" for k, v in ev.items()]
 
 
+def chain_text(f: Finding) -> str:
+    """'caused by: a; led to: b, c' (empty when the finding stands alone)."""
+    parts = []
+    if f.caused_by:
+        parts.append("caused by: " + ", ".join(f.caused_by))
+    if f.consequences:
+        parts.append("led to: " + ", ".join(f.consequences))
+    return "; ".join(parts)
+
+
 def finding_text(f: Finding, number: int | None = None, width: int = 96) -> str:
     when = []
     if f.epoch is not None:
@@ -59,7 +84,10 @@ def finding_text(f: Finding, number: int | None = None, width: int = 96) -> str:
     if number is not None:
         head = f"{number}. {head}"
     wrap = textwrap.TextWrapper(width=width, initial_indent="   ", subsequent_indent="   ")
-    lines = [head, wrap.fill(f.explanation), "   evidence:"]
+    lines = [head]
+    if chain_text(f):
+        lines.append(f"   ({chain_text(f)})")
+    lines += [wrap.fill(f.explanation), "   evidence:"]
     ev_wrap = textwrap.TextWrapper(width=width, initial_indent="     ", subsequent_indent="       ")
     lines += [ev_wrap.fill(line) for line in evidence_lines(f.evidence)]
     if f.remedies:
@@ -78,20 +106,46 @@ def _counts(findings: list[Finding]) -> str:
     return ", ".join(parts) if parts else "none"
 
 
-def summary_lines(doctor: Doctor) -> list[str]:
-    """What fit prints at the end: a verdict, then one line per warning/critical finding."""
-    findings = doctor.findings
+def summary_lines(report: Report) -> list[str]:
+    """What fit prints at the end: a verdict, then one line per warning/critical root
+    cause, each followed by the problems it led to."""
+    findings = list(report.findings)
     serious = [f for f in findings if f.rank >= 1]
-    n = doctor.trace.n_samples
+    n = report.trace.n_samples
     if not serious:
         info = sum(f.severity == "info" for f in findings)
         extra = f" ({info} informational note{'s' if info != 1 else ''})" if info else ""
         return [f"doctor: no problems found in {n} sampled steps{extra}."]
     lines = [
         f"doctor: {len(serious)} problem{'s' if len(serious) > 1 else ''} found "
-        f"({_counts(findings)}):"
+        f"({_counts(findings)}), root causes first:"
     ]
-    lines += ["  " + f.headline() for f in serious]
+    by_id = {f.id: f for f in findings}
+    shown: set[str] = set()
+
+    def show(f: Finding, depth: int) -> None:
+        shown.add(f.id)
+        if depth == 0:
+            lines.append("  " + f.headline())
+        else:
+            when = (
+                f" (epoch {f.epoch + 1}, step {f.step})"
+                if f.step is not None and f.epoch is not None
+                else ""
+            )
+            lines.append(
+                "  " + "    " * depth + f"which led to: [{f.severity}] {f.kind} at {f.where}{when}"
+            )
+        for c in f.consequences:
+            if c in by_id and c not in shown and by_id[c].rank >= 1:
+                show(by_id[c], depth + 1)
+
+    for f in serious:
+        if f.id not in shown and not any(c in by_id and by_id[c].rank >= 1 for c in f.caused_by):
+            show(f, 0)
+    for f in serious:  # (a consequence whose causes are all mild stands on its own)
+        if f.id not in shown:
+            show(f, 0)
     lines.append(
         "  details: history.findings, history.doctor.report(), "
         "history.doctor.save_html('report.html')"
@@ -99,9 +153,9 @@ def summary_lines(doctor: Doctor) -> list[str]:
     return lines
 
 
-def layer_rows(doctor: Doctor) -> list[dict[str, Any]]:
+def layer_rows(report: Report) -> list[dict[str, Any]]:
     """One row per parameter: median gradient norm, update ratio, and its layer's signal."""
-    tr, prof = doctor.trace, doctor.profile
+    tr, prof = report.trace, report.profile
     rows = []
     for name, series in tr.grad_norm.items():
         module = prof.param_module.get(name, "")
@@ -122,14 +176,14 @@ def layer_rows(doctor: Doctor) -> list[dict[str, Any]]:
     return rows
 
 
-def activation_rows(doctor: Doctor) -> list[dict[str, Any]]:
+def activation_rows(report: Report) -> list[dict[str, Any]]:
     rows = []
-    for path, a in doctor.trace.activations.items():
+    for path, a in report.trace.activations.items():
         w = a.windows[-1] if a.windows else None
         rows.append(
             {
                 "module": path,
-                "type": doctor.profile.types.get(path, a.kind),
+                "type": report.profile.types.get(path, a.kind),
                 "units": a.units,
                 # None where a column does not apply to this kind of unit (printed "-")
                 "dead_fraction": w["dead_fraction"] if w and a.kind == "relu" else None,
@@ -156,14 +210,14 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> list[s
     return out
 
 
-def text_report(doctor: Doctor) -> str:
-    tr, prof = doctor.trace, doctor.profile
-    findings = doctor.findings
+def text_report(report: Report) -> str:
+    tr, prof = report.trace, report.profile
+    findings = list(report.findings)
     lines = ["gradwell training doctor", "=" * 24]
     lr = ", ".join(f"{x:.3g}" for x in prof.lrs) if prof.lrs else "?"
     lines.append(
         f"run: {len(tr.loss)} steps, {len(tr.epochs)} epochs, {tr.n_samples} sampled steps "
-        f"(every {doctor._every}); optimizer: {prof.optimizer or '?'} (lr {lr}); "
+        f"(every {report.sample_every}); optimizer: {prof.optimizer or '?'} (lr {lr}); "
         f"{len(prof.layers)} layer{'s' if len(prof.layers) != 1 else ''} with weights"
     )
     if tr.loss:
@@ -177,7 +231,7 @@ def text_report(doctor: Doctor) -> str:
         lines.append("none: no detector fired.")
     for i, f in enumerate(findings, 1):
         lines += [finding_text(f, i), ""]
-    rows = layer_rows(doctor)
+    rows = layer_rows(report)
     if rows:
         lines += ["", "per-parameter gradients (medians over sampled steps)"]
         lines += _table(
@@ -190,7 +244,7 @@ def text_report(doctor: Doctor) -> str:
                 ("update_ratio", "update/weight"),
             ],
         )
-    arows = activation_rows(doctor)
+    arows = activation_rows(report)
     if arows:
         lines += ["", "activations (latest window; medians over sampled steps)"]
         lines += _table(
@@ -226,14 +280,14 @@ def text_report(doctor: Doctor) -> str:
                 ("min_running_var", "min running_var"),
             ],
         )
-    if doctor.audit_report is not None:
-        report = doctor.audit_report
+    audit = report.audit_report
+    if audit is not None:
         lines += [""]
-        if len(report.columns) <= 40:
-            lines.append(str(report))
+        if len(audit.columns) <= 40:
+            lines.append(str(audit))
         else:
             lines.append(
-                f"feature audit: {report.n_rows} rows, {len(report.columns)} columns "
-                f"({len(report.scale_ratio_warnings)} scale warnings)"
+                f"feature audit: {audit.n_rows} rows, {len(audit.columns)} columns "
+                f"({len(audit.scale_ratio_warnings)} scale warnings)"
             )
     return "\n".join(lines).rstrip() + "\n"

@@ -88,12 +88,40 @@ class Thresholds:
     stalled_progress: float = 0.05
     #: Fewest optimizer steps before "barely moving" may be judged.
     min_steps_for_stall: int = 30
+    #: Stalled: the epoch losses of the last third of the run never got this share below the
+    #: best before it (blocks of steps, when there are fewer than 4 epochs: 4 times this)...
+    stall_improvement: float = 0.005
+    #: ...while at this share of the starting loss, or of the best constant prediction's
+    #: (cross-entropy at the class entropy: chance).
+    stall_level: float = 0.9
+
+    # --- oscillation ----------------------------------------------------------------
+    #: Oscillating (judged on 6 epochs or more): the epoch loss changes direction at least
+    #: this often (a steady descent: rarely)...
+    oscillation_flips: float = 0.4
+    #: ...by a median step of at least this share of the starting loss (the batch noise of
+    #: a healthy run, averaged over an epoch, is well under one per cent).
+    oscillation_swing: float = 0.1
 
     # --- features -------------------------------------------------------------------
     #: A column whose 1st or 99th percentile lies beyond +-this is far from [-1, 1].
     feature_magnitude: float = 10.0
     #: Ranges of two columns differing more than this many times (the audit's rule).
     feature_range_ratio: float = 100.0
+
+    # --- targets and initialisation -----------------------------------------------
+    #: Regression targets whose median magnitude or spread is above this are off unit scale.
+    target_magnitude: float = 100.0
+    #: A fresh model's loss above this many times its expected value (log(classes) for
+    #: cross-entropy, the target's second moment plus 1 for MSE; He or Glorot init start
+    #: within about twice it) is badly initialised...
+    init_loss_factor: float = 5.0
+    #: ...when its layers multiply the signal's scale by more than this (He init with ReLU
+    #: gives sqrt(2), Glorot about 1, PyTorch's default 0.58)...
+    init_gain_high: float = 2.5
+    #: ...or when the activations' scale grows or shrinks by this much from the first layer
+    #: to the last.
+    init_depth_ratio: float = 100.0
 
     # --- dropout --------------------------------------------------------------------
     #: A dropout rate at or above this drops nearly everything (1.0 drops everything).

@@ -186,6 +186,10 @@ class Trace:
     epoch_starts: list[int] = field(default_factory=list)
     nonfinite: dict[str, Any] | None = None
     dropout_in_eval: dict[str, int] = field(default_factory=dict)
+    #: what the pre-flight check measured before training (``gw.doctor.check``): "loss"
+    #: (the loss's name), "targets" (the target audit), "probe" (one forward/backward of a
+    #: batch: the initial loss, its expected value, scales by depth), "batch_size"
+    setup: dict[str, Any] = field(default_factory=dict)
 
     # --- recording --------------------------------------------------------------
     def add_sample(
@@ -260,6 +264,7 @@ class Trace:
             "epoch_starts": list(self.epoch_starts),
             "nonfinite": self.nonfinite,
             "dropout_in_eval": dict(self.dropout_in_eval),
+            "setup": self.setup,
         }
 
 

@@ -84,6 +84,7 @@ def fit(
     initial_epoch: int = 0,
     doctor: Any = True,
     compile: bool = False,
+    distributed: Any = False,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -106,6 +107,11 @@ def fit(
     :func:`gw.compile_step <gradwell.train.compiled.compile_step>`: the same numbers,
     replayed without Python per op once two steps of a batch shape agree (the
     doctor's sampled steps, and anything else that hooks the model, run eagerly).
+    ``distributed=True`` (or a dict of :class:`gw.distributed.DataParallel
+    <gradwell.distributed.DataParallel>` options) under ``mpiexec -n N``: each rank
+    trains on its share of every epoch (``batch_size`` per rank), gradients are
+    averaged over the ranks, logs are reduced, and rank 0 alone prints and saves
+    (see :mod:`gradwell.distributed`); in a single process it changes nothing.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -137,6 +143,12 @@ def fit(
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
     _inputs.check_targets(loss_fn, train_metrics, train_loader, val_loader)
+    if distributed is not False:  # one process per rank: see gradwell.distributed
+        from ..distributed.fit import distribute
+
+        train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose = distribute(
+            distributed, train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose
+        )
 
     history = History()
     state = TrainingState(

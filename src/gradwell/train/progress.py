@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -47,7 +48,12 @@ class ProgressBar(Callback):
 
     def _use_bar(self) -> bool:
         stream = self._stream()
-        return self.verbose == 1 and bool(getattr(stream, "isatty", lambda: False)())
+        if self.verbose != 1 or not getattr(stream, "isatty", lambda: False)():
+            return False
+        try:  # a terminal 0 columns wide (mpiexec gives its ranks one) would show no bar
+            return os.get_terminal_size(stream.fileno()).columns > 0
+        except (OSError, ValueError):  # no file descriptor (a stream that only says tty)
+            return True
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         assert self.state is not None

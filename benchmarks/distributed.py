@@ -1,0 +1,246 @@
+"""Data-parallel training over MPI: throughput at 1 and 2 ranks, and a cost model for N.
+
+Rows are the MLPs of ``benchmarks/mlp.py`` (Linear -> BatchNorm1d -> ReLU ->
+Dropout(0.1) blocks, cross-entropy, Adam) wrapped in ``gw.distributed.DataParallel``,
+with the same batch per rank at 1 and at 2 ranks (so 2 ranks train twice the
+examples per step). Every process runs with one BLAS thread: 2 ranks use 2 cores.
+
+Per row and rank count it reports the median step time, the throughput in samples/s,
+and from the gradient reducer's own clock: ``issue`` (copying gradients into buckets
+and starting their all-reduces, inside backward), ``window`` (backward time left after
+the first bucket started: what communication can hide behind), ``wait`` (time after
+backward until every bucket is reduced and averaged: the communication *not* hidden),
+and ``alone`` (the same buckets all-reduced on their own, blocking: the whole cost of
+communication). ``comm %`` is (issue + wait) / step.
+"2 blocking" is ``DataParallel(overlap=False)``: each bucket's blocking all-reduce
+runs in the hook that fills it (no overlap; then ``issue`` holds the communication).
+
+The cost model: the all-reduce latency ``a`` (8 bytes) and bus bandwidth measured at
+2 ranks here, fed into the ring all-reduce time for N machines,
+``2 (N - 1) a + 2 (N - 1) / N * bytes / link`` for 1 and 10 Gbit/s links (and the bus
+bandwidth measured here, as if every machine were linked that fast), next to the
+measured compute of one step (the 1-rank step time): what fraction of a step would be
+communication with no overlap at all (a pessimistic bound). ``a`` here is a
+shared-memory latency: a real network adds tens of microseconds per message.
+
+    python benchmarks/distributed.py                 # both rows, --repeat 3
+    python benchmarks/distributed.py --rows wide --repeat 5 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from mlp import ROWS, gradwell_model, synthetic_batches  # noqa: E402
+
+MODEL_ROWS = {"mlp128": ROWS["mlp128"], "wide": ROWS["wide"]}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
+    """One rank of a measurement; rank 0 returns the numbers."""
+    import gradwell as gw
+    from gradwell import distributed as dist
+
+    dist.init()
+    sizes, batch = MODEL_ROWS[row]
+    model, _ = gradwell_model(sizes)
+    net = dist.DataParallel(model, overlap=overlap)
+    opt = gw.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = gw.nn.CrossEntropyLoss()
+    data = [(gw.tensor(x), gw.tensor(y)) for x, y in synthetic_batches(sizes, batch)]
+    reducer = net.reducer
+    times, issue, window, wait = [], [], [], []
+    for i in range(steps + 5):
+        before = dict(reducer.stats) if reducer else None
+        dist.barrier()  # ranks start each step together: the wait is communication, not skew
+        t0 = time.perf_counter()
+        x, y = data[i % len(data)]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+        elapsed = time.perf_counter() - t0
+        if i < 5:
+            continue
+        times.append(elapsed)
+        if reducer and before:
+            issue.append(reducer.stats["issue"] - before["issue"])
+            window.append(reducer.stats["window"] - before["window"])
+            wait.append(reducer.stats["wait"] - before["wait"])
+    alone = 0.0
+    if reducer:
+        from mpi4py import MPI
+
+        runs = []
+        for _ in range(10):
+            dist.barrier()
+            t0 = time.perf_counter()
+            for b in reducer.buckets:
+                MPI.COMM_WORLD.Allreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+            runs.append(time.perf_counter() - t0)
+        alone = statistics.median(runs)
+    link = _link(dist) if dist.world_size() > 1 else {}
+    median = statistics.median
+    result = {
+        "row": row,
+        "ranks": dist.world_size(),
+        "batch_per_rank": batch,
+        "step_s": median(times),
+        "samples_per_s": dist.world_size() * batch / median(times),
+        "issue_s": median(issue) if issue else 0.0,
+        "window_s": median(window) if window else 0.0,
+        "wait_s": median(wait) if wait else 0.0,
+        "alone_s": alone,
+        "grad_bytes": int(sum(p.data.nbytes for p in net.parameters())),
+        "buckets": len(reducer.buckets) if reducer else 0,
+        **link,
+    }
+    return result if dist.is_main() else None
+
+
+def _link(dist: Any) -> dict[str, float]:
+    """All-reduce latency (8 bytes) and bus bandwidth (16 MB) between the ranks here."""
+    import numpy as np
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+
+    def timed(n_bytes: int, repeats: int) -> float:
+        a = np.zeros(n_bytes // 4, dtype=np.float32)
+        runs = []
+        for _ in range(repeats):
+            dist.barrier()
+            t0 = time.perf_counter()
+            comm.Allreduce(MPI.IN_PLACE, a, MPI.SUM)
+            runs.append(time.perf_counter() - t0)
+        return statistics.median(runs)
+
+    n = comm.Get_size()
+    big = 16 << 20
+    return {
+        "latency_s": timed(8, 200),
+        "bus_bytes_per_s": 2 * (n - 1) / n * big / timed(big, 10),
+    }
+
+
+def ring_seconds(n: int, n_bytes: float, latency: float, link_bytes_per_s: float) -> float:
+    """The ring all-reduce: N-1 reduce-scatter and N-1 all-gather steps of bytes/N each."""
+    return 2 * (n - 1) * latency + 2 * (n - 1) / n * n_bytes / link_bytes_per_s
+
+
+def _mpiexec() -> list[str]:
+    beside = Path(sys.executable).with_name("mpiexec")
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        sys.exit("benchmarks/distributed.py: no mpiexec (pip install gradwell[distributed])")
+    flags = ["--oversubscribe"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        flags.append("--allow-run-as-root")
+    return [found, *flags]
+
+
+def measure(row: str, ranks: int, steps: int, overlap: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", row, "--steps", str(steps)]
+    cmd += [] if overlap else ["--no-overlap"]
+    if ranks > 1:
+        cmd = [*_mpiexec(), "-n", str(ranks), *cmd]
+    env = {**os.environ, **ONE_THREAD}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr}")
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
+    return dict(json.loads(line))
+
+
+def _spread(values: list[float], scale: float = 1.0, fmt: str = "{:.1f}") -> str:
+    """median [min-max] of the repeats."""
+    v = sorted(x * scale for x in values)
+    med = statistics.median(v)
+    return f"{fmt.format(med)} [{fmt.format(v[0])}-{fmt.format(v[-1])}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=",".join(MODEL_ROWS))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--no-overlap", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        result = worker(args.worker, args.steps, not args.no_overlap)
+        if result is not None:
+            print(json.dumps(result), flush=True)
+        return
+
+    rows = args.rows.split(",")
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    setups = [("1", 1, True), ("2", 2, True), ("2 blocking", 2, False)]
+    for _ in range(args.repeat):  # rows and setups take turns: a burst of load spoils one
+        for row in rows:
+            for name, ranks, overlap in setups:
+                runs.setdefault((row, name), []).append(measure(row, ranks, args.steps, overlap))
+
+    sep = " | " if args.markdown else "  "
+    print(f"{args.repeat} repeats, {args.steps} timed steps each, 1 BLAS thread per rank; "
+          "median [min-max] of the repeats")  # fmt: skip
+    head = ["row", "ranks", "batch/rank", "step ms", "samples/s", "issue ms", "window ms",
+            "wait ms", "alone ms", "comm %"]  # fmt: skip
+    table = [head]
+    for (row, ranks), rs in runs.items():
+        several = ranks != "1"
+        comm = [(r["issue_s"] + r["wait_s"]) / r["step_s"] for r in rs]
+        table.append([
+            row, ranks, str(rs[0]["batch_per_rank"]),
+            _spread([r["step_s"] for r in rs], 1e3), _spread([r["samples_per_s"] for r in rs],
+                                                             fmt="{:.0f}"),
+            *(_spread([r[k] for r in rs], 1e3, "{:.2f}")
+              for k in ("issue_s", "window_s", "wait_s", "alone_s")),
+            _spread(comm, 100) if several else "-",
+        ])  # fmt: skip
+    _print(table, sep, args.markdown)
+
+    two = [r for (row, ranks), rs in runs.items() if ranks != "1" for r in rs]
+    latency = statistics.median(r["latency_s"] for r in two)
+    bus = statistics.median(r["bus_bytes_per_s"] for r in two)
+    print(f"\nmeasured at 2 ranks (shared memory): all-reduce latency {latency * 1e6:.1f} us, "
+          f"bus bandwidth {bus / 1e9:.2f} GB/s")  # fmt: skip
+    print("ring all-reduce of the gradients at N machines, no overlap (comm % of a step):")
+    model = [["row", "grad MB", "compute ms", "link", *(f"N={n}" for n in (2, 8, 32, 128))]]
+    for row in rows:
+        grad = runs[(row, "1")][0]["grad_bytes"]
+        compute = statistics.median(r["step_s"] for r in runs[(row, "1")])
+        links = [("1 Gbit/s", 1e9 / 8), ("10 Gbit/s", 10e9 / 8), ("as measured", bus)]
+        for name, link in links:
+            cells = []
+            for n in (2, 8, 32, 128):
+                t = ring_seconds(n, grad, latency, link)
+                cells.append(f"{t * 1e3:.1f} ms ({100 * t / (t + compute):.0f}%)")
+            model.append([row, f"{grad / 1e6:.1f}", f"{compute * 1e3:.1f}", name, *cells])
+    _print(model, sep, args.markdown)
+
+
+def _print(table: list[list[str]], sep: str, markdown: bool) -> None:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for k, r in enumerate(table):
+        line = sep.join(c.rjust(w) for c, w in zip(r, widths))
+        print(f"| {line} |" if markdown else line)
+        if markdown and k == 0:
+            print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+
+
+if __name__ == "__main__":
+    main()

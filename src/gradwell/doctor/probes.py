@@ -1,0 +1,476 @@
+"""Probes: the only part of the doctor that touches gradwell's modules and engine.
+
+They install module forward hooks and gradient hooks on sampled steps (removed right
+after), read gradients and weights, and write plain numbers into the
+:class:`~gradwell.doctor.trace.Trace`: per parameter the gradient norm (one dot product
+each), the gradient reaching each layer's output, statistics after every activation,
+the update-to-weight ratio of a sampled step (read on the next step, when the optimizer
+has moved the weights), BatchNorm running statistics, and the first non-finite value
+(replayed on a copy of the model to name the op). :func:`probe_setup` runs one forward
+and backward of a batch on a copy of the model for the pre-flight check. Another
+framework could feed the same Trace by writing its own probes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+
+from ..autograd import engine
+from ..autograd.tensor import Tensor
+from .kernels import squares_and_change, sum_of_squares, total
+from .profile import ModelProfile, class_family, profile_model
+from .replay import replay_anomaly
+from .thresholds import Thresholds
+from .trace import ActivationStats, Trace, floats, ints
+
+#: A weight's update ratio is measured on at most this many of its entries: a fixed
+#: random set, the same at every sample, so that a sample neither copies nor reads a
+#: large weight whole (on a 784-512-256-10 model that extra memory traffic cost the
+#: following steps more than the sample itself). On Gaussian weights and updates the
+#: estimate is within a few percent of the whole ratio.
+UPDATE_ENTRIES = 4096
+#: Rows of the batch the pre-flight probe runs forward and backward (evenly spaced over
+#: the data): at most 64 (the initial loss to about an eighth of its spread), fewer for
+#: large models so that the probe costs a few milliseconds (its matmuls cost rows x
+#: parameters), never under 16.
+PROBE_ROWS = (16, 64)
+PROBE_VALUES = 4_000_000  # rows x parameters
+
+
+def _is_grad_enabled() -> bool:
+    return engine._mode.enabled
+
+
+class Probes:
+    """The measurements of one watched model, written into ``trace``.
+
+    ``attach`` learns the model; ``arm(step)`` installs the hooks of a sampled step and
+    ``sample(step)`` reads its gradients after backward; ``disarm`` removes the hooks;
+    ``resolve_update`` measures the sampled step's update on the next step. Methods
+    that find a non-finite value return its event (a dict) for the Doctor to record.
+    """
+
+    def __init__(
+        self,
+        trace: Trace,
+        thresholds: Thresholds,
+        feature_names: list[str] | None = None,
+        replay_nan: bool = True,
+    ) -> None:
+        self.trace = trace
+        self.thresholds = thresholds
+        self.feature_names = feature_names
+        self.replay_nan = replay_nan
+        self.model: Any = None
+        self.optimizer: Any = None
+        self.profile = ModelProfile()
+        self.armed = False
+        self.update_pending = False
+        self.order_known = False  # the call order (learnt on the first sample or the check)
+        self.total_norm = math.nan
+        self.step = 0
+        self._handles: list[Any] = []
+        self._permanent: list[Any] = []
+        self._call_order: list[str] | None = None
+        self._last_activation_output: tuple[str, int] | None = None
+        self._signal: dict[str, np.ndarray] = {}
+        # per weight: (shape, dtype, the entries watched or None for all, their values
+        # before the sampled step's update)
+        self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+
+    # ------------------------------------------------------------------ the model
+    def attach(self, model: Any, optimizer: Any, in_fit: bool) -> ModelProfile:
+        """Learn ``model``'s parameters and modules; returns its profile."""
+        self.model, self.optimizer = model, optimizer
+        self.profile = profile_model(model, optimizer)
+        self.profile.feature_names = self.feature_names
+        self._params = [(n, p) for n, p in model.named_parameters()]
+        self._weights = [(n, p) for n, p in self._params if p.data.ndim >= 2]
+        self._modules = dict(model.named_modules())
+        self._paths = {id(m): p for p, m in self._modules.items()}
+        self._install_permanent_hooks(in_fit)
+        self._act_modules, self._layer_modules, self._other_leaves = [], [], []
+        for path, m in self._modules.items():
+            fam = class_family(m)
+            if fam is not None and fam[1] in ("relu", "sigmoid", "tanh"):
+                if path not in self.trace.activations:
+                    self.trace.activations[path] = ActivationStats(path, fam[1], 0)
+                self._act_modules.append(m)
+            elif path in self.profile.layers:
+                self._layer_modules.append(m)
+            elif path and not any(True for _ in m.children()):
+                self._other_leaves.append(m)
+        return self.profile
+
+    def learn_structure(self, prof: ModelProfile) -> None:
+        """The profile the pre-flight probe saw (call order and output module): the first
+        sample then need not learn the call order."""
+        prof.feature_names = self.feature_names
+        self.profile = prof
+        self.order_known = True
+        out = self.trace.activations.get(prof.output_module or "")
+        if out is not None:
+            out.is_output = True
+
+    def _install_permanent_hooks(self, in_fit: bool) -> None:
+        self.remove_permanent()
+        self.bn_modules = []
+        for path, m in self._modules.items():
+            # fit always evaluates in eval mode; a hand-written loop may forget model.eval()
+            if not in_fit and self.profile.dropouts.get(path, 0.0) > 0:
+                self._permanent.append(m.register_forward_hook(self._dropout_hook))
+            if path in self.profile.batchnorm and hasattr(m, "running_var"):
+                self.bn_modules.append((path, m))
+
+    def remove_permanent(self) -> None:
+        for h in self._permanent:
+            h.remove()
+        self._permanent = []
+
+    def close(self) -> None:
+        """Remove every hook."""
+        self.armed = True  # so that disarm removes whatever is installed
+        self.disarm()
+        self.remove_permanent()
+
+    # ------------------------------------------------------------------ sampled steps
+    def arm(self, step: int) -> None:
+        """Install the hooks that measure sampled step ``step``."""
+        self.step = step
+        if self.armed or self.model is None:
+            return
+        self.armed = True
+        add = self._handles.append
+        for m in self._act_modules:
+            add(m.register_forward_hook(self._activation_hook))
+        for m in self._layer_modules:
+            add(m.register_forward_hook(self._layer_hook))
+        if not self.order_known:  # the model's structure: learnt on the first sample
+            self._call_order = []
+            for m in self._other_leaves:
+                add(m.register_forward_hook(self._order_hook))
+            add(self.model.register_forward_hook(self._root_hook))
+
+    def disarm(self) -> None:
+        if not self.armed:
+            return
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.armed = False
+        if not self.order_known and self._call_order:
+            self.order_known = True
+            self.profile = profile_model(
+                self.model, self.optimizer, self._call_order, self.profile.output_module
+            )
+            self.profile.feature_names = self.feature_names
+            self._call_order = None  # known: the hooks stop recording it
+
+    def sample(self, s: int) -> None:
+        """Read the gradients of sampled step ``s`` (after backward) and keep the weights
+        it starts from, for its update ratio."""
+        # The arithmetic runs in compiled kernels (float64) or on Python floats: no numpy
+        # warning can arise, so no errstate is needed (it costs about a microsecond).
+        norms: dict[str, float] = {}
+        total2 = 0.0
+        for name, p in self._params:
+            g = p.grad
+            if g is None:
+                continue
+            n2 = sum_of_squares(g.data)  # float64: inf or nan come out as such
+            norms[name] = math.sqrt(n2) if n2 >= 0 else math.nan
+            total2 += n2
+        signal = {}
+        for path, g in self._signal.items():
+            n2 = sum_of_squares(g)
+            signal[path] = math.sqrt(n2 / max(g.size, 1)) if n2 >= 0 else math.nan
+        self.total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
+        self.trace.add_sample(s, norms, signal, self.total_norm)
+        self._signal = {}
+        # Keep the (watched entries of the) weights this step starts from, to measure the
+        # update after the step.
+        for name, p in self._weights:
+            data = p.data
+            snap = self._snapshot.get(name)
+            if snap is None or snap[0] != data.shape or snap[1] != data.dtype:
+                watched = _watched_entries(data.size)
+                buf = np.empty(data.size if watched is None else watched.size, data.dtype)
+                snap = self._snapshot[name] = (data.shape, data.dtype, watched, buf)
+            flat = data.reshape(-1)  # a view, for the contiguous arrays of parameters
+            if snap[2] is None:
+                np.copyto(snap[3], flat)
+            else:
+                np.take(flat, snap[2], out=snap[3])
+        self.update_pending = True
+
+    def resolve_update(self) -> dict[str, Any] | None:
+        """After the optimizer step of a sampled step: |w_after - w_before| / |w_before|.
+        Returns the event when this update made finite weights non-finite."""
+        if not self.update_pending:
+            return None
+        self.update_pending = False
+        ratios = {}
+        broken = []
+        for name, p in self._weights:
+            snap = self._snapshot.get(name)
+            if snap is None or snap[0] != p.data.shape:
+                continue
+            flat = p.data.reshape(-1)
+            after = flat if snap[2] is None else flat[snap[2]]
+            w2, d2 = squares_and_change(snap[3], after)
+            # finite weights before, non-finite after: this update broke them
+            if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(p.data).all():
+                broken.append(name)
+            ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
+        self.trace.set_update_ratio(ratios)
+        if not broken or self.trace.nonfinite is not None:
+            return None
+        s = self.trace.samples[-1]
+        lr = self.trace.lr[s] if len(self.trace.lr) > s else None
+        return {
+            "step": s,
+            "source": "parameter",
+            "names": broken,
+            "value": "non-finite",
+            "anomaly": None,
+            "note": (
+                f"The optimizer update of step {s} made them non-finite from finite "
+                f"weights and finite gradients (gradient norm "
+                f"{self.total_norm:.3g}, learning rate {lr}): the step overflowed."
+            ),
+        }
+
+    def nonfinite_gradients(self) -> list[str]:
+        """The parameters whose gradient of the latest sample holds inf or NaN."""
+        if math.isfinite(self.total_norm):
+            return []
+        i = len(self.trace.samples) - 1
+        grads = dict(self._params)
+        # an infinite norm may be float32 overflow of a finite gradient: look closer
+        return [
+            n
+            for n, series in self.trace.grad_norm.items()
+            if len(series) > i
+            and not math.isfinite(series[i])
+            and grads[n].grad is not None
+            and not np.isfinite(grads[n].grad.data).all()
+        ]
+
+    def nonfinite_event(
+        self,
+        s: int,
+        source: str,
+        names: list[str],
+        value: str,
+        inputs: Any,
+        targets: Any,
+        loss_fn: Any,
+    ) -> dict[str, Any]:
+        """The event of the first non-finite value: blamed on the batch's inputs when they
+        hold it, else located by replaying the batch on a copy under gw.detect_anomaly."""
+        event: dict[str, Any] = {
+            "step": s,
+            "source": source,
+            "names": names,
+            "value": value,
+            "last_sampled_step": self.trace.samples[-2] if len(self.trace.samples) >= 2 else None,
+        }
+        bad_columns = self._nonfinite_inputs(inputs)
+        if bad_columns:  # the data itself: nothing to replay
+            event.update(source="inputs", names=bad_columns, anomaly=None)
+            event["note"] = (
+                f"The batch's inputs hold inf or NaN (columns {', '.join(bad_columns[:6])}): "
+                "they came with the data, no op made them."
+            )
+        elif self.replay_nan and self.model is not None:
+            self.disarm()
+            anomaly, note = replay_anomaly(self.model, inputs, targets, loss_fn)
+            event["anomaly"] = anomaly
+            event["note"] = note
+        else:
+            event["anomaly"] = None
+            event["note"] = "The replay under gw.detect_anomaly was switched off (replay_nan)."
+        return event
+
+    def _nonfinite_inputs(self, inputs: Any) -> list[str]:
+        """Names of the input columns holding inf or NaN in this batch."""
+        arr = inputs.data if isinstance(inputs, Tensor) else inputs
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f" or arr.ndim == 0:
+            return []
+        flat = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[:, None]
+        bad = np.flatnonzero(~np.isfinite(flat).all(axis=0))
+        names = self.feature_names
+        if names is None or len(names) != flat.shape[1]:
+            names = [f"x{j}" for j in range(flat.shape[1])]
+        return [names[j] for j in bad]
+
+    def record_batchnorm(self, step: int) -> None:
+        """The running statistics of each batch-norm layer, at every diagnosis (an epoch's
+        end in fit): they move slowly, and no detector reads them, so a sampled step
+        does not pay for them."""
+        records = self.trace.batchnorm
+        for path, m in self.bn_modules:
+            rm, rv = m.running_mean, m.running_var
+            if rm is None or rv is None:
+                continue
+            rec = records.get(path)
+            if rec is None:
+                rec = records[path] = {
+                    "step": ints(),
+                    "rms_running_mean": floats(),
+                    "mean_running_var": floats(),
+                    "min_running_var": floats(),
+                }
+            if rec["step"] and rec["step"][-1] == step:
+                continue  # (finish right after an epoch's end: no step since)
+            mean, var = rm.data, rv.data
+            rec["step"].append(step)
+            rec["rms_running_mean"].append(math.sqrt(sum_of_squares(mean) / max(mean.size, 1)))
+            rec["mean_running_var"].append(total(var) / max(var.size, 1))
+            rec["min_running_var"].append(float(np.min(var)) if var.size else math.nan)
+
+    # ------------------------------------------------------------------ hooks
+    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        # Evaluating (no gradient recorded) while the layer is still in training mode.
+        if module.training and not _is_grad_enabled():
+            path = self._paths.get(id(module), "?")
+            self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
+
+    def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if self._call_order is not None and module.training and _is_grad_enabled():
+            path = self._paths.get(id(module))
+            if path is not None and path not in self._call_order:
+                self._call_order.append(path)
+
+    def _activation_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
+            return
+        path = self._paths[id(module)]
+        th = self.thresholds
+        self.trace.activations[path].observe(self.step, output.data, th.sigmoid_margin,
+                                             th.tanh_limit)  # fmt: skip
+        if self._call_order is not None:  # the first sample learns the model's structure
+            self._order_hook(module, inputs, output)
+            self._last_activation_output = (path, id(output))
+
+    def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
+            return
+        if self._call_order is not None:
+            self._order_hook(module, inputs, output)
+        if not output.requires_grad:
+            return
+        path = self._paths[id(module)]
+        signal = self._signal  # the dict of this step (replaced after each sample)
+
+        def record(g: Tensor) -> None:
+            signal[path] = g.data  # reduced to its RMS in sample()
+
+        output.register_hook(record)
+
+    def _root_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        last = self._last_activation_output
+        if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
+            self.trace.activations[last[0]].is_output = True
+        self._last_activation_output = None
+
+
+def _watched_entries(size: int) -> np.ndarray | None:
+    """The flat indices a weight's update ratio is measured on (None: all of them):
+    ``UPDATE_ENTRIES`` of them, random but fixed by the weight's size, in order."""
+    if size <= UPDATE_ENTRIES:
+        return None
+    return np.sort(np.random.default_rng(size).choice(size, UPDATE_ENTRIES, replace=False))
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def _array(x: Any) -> np.ndarray:
+    return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def evenly(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` evenly spaced row indices of ``n`` rows."""
+    return np.linspace(0, n - 1, min(n, k)).astype(np.int64)
+
+
+def _rms(a: np.ndarray) -> float:
+    a = a.astype(np.float64, copy=False)
+    return float(np.sqrt(np.mean(a * a))) if a.size else math.nan
+
+
+def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dict[str, Any]:
+    """One forward and backward of an evenly spaced batch on a copy of ``model`` (so no
+    weight, buffer, gradient or random state of the model changes): the initial loss, the
+    call order, the module that made the output, and per layer the RMS of its input,
+    output and output gradient (``gain`` = output / input RMS); per sigmoid/tanh the
+    share of saturated outputs, per ReLU the share of silent units."""
+    xa = _array(X)
+    n_params = sum(p.data.size for p in model.parameters())
+    k = min(max(PROBE_VALUES // max(n_params, 1), PROBE_ROWS[0]), PROBE_ROWS[1])
+    rows = evenly(xa.shape[0], k)
+    xb = Tensor(np.ascontiguousarray(xa[rows]))
+    yb = Tensor(np.ascontiguousarray(_array(y)[rows])) if y is not None else None
+    # Hooks (the doctor's among them) are not copied: the copy must not feed them.
+    memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
+    twin = copy.deepcopy(model, memo)
+    twin.train()
+    paths = {id(m): p for p, m in twin.named_modules()}
+    leaves = [m for p, m in twin.named_modules() if p and not any(True for _ in m.children())]
+    order: list[str] = []
+    made: dict[int, str] = {}
+    layers: dict[str, dict[str, Any]] = {}
+    saturated: dict[str, float] = {}
+    dead: dict[str, float] = {}
+    grads: dict[str, list[float]] = {}
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        path = paths[id(module)]
+        if path not in order:
+            order.append(path)
+        if not isinstance(output, Tensor):
+            return
+        made[id(output)] = path
+        w = getattr(module, "_parameters", {}).get("weight")
+        if w is not None and w.data.ndim >= 2 and inputs and isinstance(inputs[0], Tensor):
+            i_rms, o_rms = _rms(inputs[0].data), _rms(output.data)
+            layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
+                            "gain": o_rms / i_rms if i_rms > 0 else math.nan}  # fmt: skip
+            if output.requires_grad:
+                box = grads.setdefault(path, [])
+                output.register_hook(lambda g: box.append(_rms(g.data)))
+        fam = class_family(module)
+        a = output.data
+        if fam is not None and fam[1] == "sigmoid":
+            saturated[path] = float(np.mean((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin)))
+        elif fam is not None and fam[1] == "tanh":
+            saturated[path] = float(np.mean(np.abs(a) > th.tanh_limit))
+        elif fam is not None and fam[1] == "relu":
+            dead[path] = float(np.mean(~(a.reshape(a.shape[0], -1) > 0).any(axis=0)))
+
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    out: dict[str, Any] = {}
+    try:
+        with engine.enable_grad():
+            pred = twin(xb)
+            out["output_module"] = made.get(id(pred)) if isinstance(pred, Tensor) else None
+            if loss_fn is not None and yb is not None:
+                loss = loss_fn(pred, yb)
+                out["loss"] = float(loss.data)
+                if getattr(loss, "requires_grad", False):
+                    loss.backward()
+    except Exception as e:  # a setup error surfaces in the first step; the check reports
+        out["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        for h in handles:
+            h.remove()
+    for p, g in grads.items():
+        if g and p in layers:
+            layers[p]["grad_rms"] = g[0]
+    out.update(order=order, layers=layers, saturated=saturated, dead=dead, rows=int(rows.size))
+    return out

@@ -1,0 +1,158 @@
+"""Two ranks under mpiexec: the numbers of one process, checkpoints, and faults.
+
+Each test launches ``mpiexec -n 2 python ranks.py SCENARIO`` with a hard timeout, so
+a hang fails the test instead of hanging the suite. Skipped (with the reason) when
+mpi4py or mpiexec is missing: ``pip install gradwell[distributed]``.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradwell as gw
+
+RANKS = Path(__file__).with_name("ranks.py")
+TIMEOUT = 90  # seconds for one job; the jobs themselves take a few
+
+
+def _mpiexec():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        pytest.skip("mpi4py is not installed (pip install gradwell[distributed])")
+    beside = Path(sys.executable).with_name("mpiexec")
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.skip("no mpiexec on PATH or beside python (pip install gradwell[distributed])")
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30)
+    flags = []
+    if "Open MPI" in version.stdout + version.stderr or "prte" in version.stdout.lower():
+        flags = ["--oversubscribe"]  # two ranks on a machine with fewer free cores
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            flags.append("--allow-run-as-root")
+    return [found, *flags]
+
+
+def run(scenario, tmp_path, timeout=TIMEOUT):
+    out = tmp_path / f"{scenario}.json"
+    cmd = [*_mpiexec(), "-n", "2", sys.executable, str(RANKS), scenario, str(out)]
+    try:
+        job = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the 2-rank job {scenario!r} did not end within {timeout} s: {e.stderr}")
+    result = json.loads(out.read_text()) if out.exists() else None
+    return job, result
+
+
+def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_path):
+    """... after 20 steps of SGD and of Adam (BatchNorm synchronised, Dropout off), with
+    averaged gradients bit for bit the same on both ranks; also gradient accumulation,
+    Dropout masks per rank, and models that differ between ranks."""
+    job, result = run("equivalence", tmp_path)
+    assert job.returncode == 0, job.stderr
+    for name in ("sgd", "adam"):
+        r = result[name]
+        assert r["steps"] == 20
+        assert r["grads_identical"], f"{name}: averaged gradients differ between ranks"
+        assert r["same_on_ranks"]
+        # float32 round-off: the two sums run in another order (weights are O(1))
+        assert max(r["diffs"].values()) < 2e-5, r["diffs"]
+    assert result["accumulates"]
+    for unused in result["unused"]:  # parameters a forward never used
+        assert unused["fit_ok"]
+        assert "left some parameters without a gradient" in unused["told"]
+    assert result["per_rank_bn_same_state"]
+    # a unit silent on rank 0's examples but not on rank 1's is alive for the job
+    assert result["dead_units"] == [
+        [[1], [1]],
+        [[1], [1]],
+    ]  # rank 0's running statistics everywhere
+    # ranks that built different models are told at start-up, all of them, and go on
+    for told in result["mismatch"]:
+        assert told["collective"]
+        assert told["message"].startswith("the ranks built different models")
+        assert (
+            "parameter '0.weight': ((17, 6), 'float32') on rank 1, ((16, 6), 'float32') on rank 0"
+            in told["message"]
+        )
+    assert result["dropout_differs_between_ranks"]
+    assert result["dropout_reproducible"]
+
+
+def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
+    from distributed.ranks import B, build, data
+
+    job, result = run("fit_and_resume", tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert result["logs_same_on_ranks"]
+    assert result["saved_by_rank"] == [2, 0]  # rank 0 writes, rank 1 does not
+    assert result["resumed_at_2_equal"]
+    assert result["doctor_sampled"] > 0 and result["doctor_grad_norms_same_on_ranks"]
+
+    # At 1 rank: epoch 2 from the first checkpoint with batch 2B is the 2-rank epoch 2.
+    X, y = data(seed=1)
+    Xv, yv = data(n=37, seed=2)
+    model = build(seed=5)
+    opt = gw.optim.Adam(model.parameters(), lr=0.01)
+    gw.load(tmp_path / "ckpt-1.safetensors", model, opt)
+    history = gw.fit(
+        model,
+        (X, y),
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=2,
+        batch_size=2 * B,
+        initial_epoch=1,
+        seed=3,
+        verbose=0,
+        metrics=["accuracy"],
+        validation=(Xv, yv),
+        distributed=True,
+    )
+    two = build(seed=7)
+    gw.load(tmp_path / "ckpt-2.safetensors", two)
+    for (name, a), b in zip(model.state_dict().items(), two.state_dict().values()):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=2e-5, err_msg=name)
+    # the logs of 2 ranks are over every example, as at 1 rank
+    logs = result["history"]
+    assert logs["val_accuracy"][-1] == history["val_accuracy"][-1]
+    assert logs["val_loss"][-1] == pytest.approx(history["val_loss"][-1], rel=1e-4)
+    assert logs["loss"][-1] == pytest.approx(history["loss"][-1], rel=1e-4)
+    assert logs["accuracy"][-1] == history["accuracy"][-1]
+
+
+def test_a_nan_on_rank_1_stops_every_rank_with_the_doctors_finding_and_the_rank(tmp_path):
+    job, result = run("nan_on_rank_1", tmp_path)
+    assert job.returncode != 0
+    assert ["nan_trap", 1] in result["findings"]  # rank 1's finding, in rank 0's history
+    err = job.stderr
+    assert "training stopped on all 2 ranks at epoch 0, batch 3" in err
+    assert "non-finite loss on rank 1" in err
+    assert "nan_trap" in err and "inputs hold inf or NaN" in err  # the doctor, on rank 1
+    assert err.count("DistributedError") == 1  # printed once, by rank 0
+    assert job.stdout.count("Epoch 1/2 - ") == 1  # the progress line, by rank 0 alone
+
+
+def test_a_rank_killed_mid_epoch_ends_the_job(tmp_path):
+    job, _ = run("killed", tmp_path, timeout=60)
+    assert job.returncode != 0
+    assert "rank 1" in job.stderr + job.stdout
+
+
+def test_a_rank_that_hangs_makes_the_others_abort_after_the_timeout(tmp_path):
+    job, _ = run("hangs", tmp_path, timeout=60)
+    assert job.returncode != 0
+    assert "rank 0/2: all_reduce waited 2 s for the other ranks" in job.stderr
+
+
+def test_a_rank_that_raises_aborts_every_rank_with_its_error(tmp_path):
+    job, _ = run("raises", tmp_path, timeout=60)
+    assert job.returncode != 0
+    assert "rank 1/2: raised ValueError; aborting all 2 ranks" in job.stderr
+    assert "a bug on rank 1" in job.stderr
