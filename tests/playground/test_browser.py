@@ -133,6 +133,8 @@ def test_each_preset_is_diagnosed_and_apply_remedy_repairs_it(open_page, name):
         f".finding.{s}[data-kind={k}]" for k in kinds for s in ("warning", "critical")
     )
     page.wait_for_selector(f"[data-testid=health-panel] :is({serious})", timeout=WAIT * 1000)
+    if page.get_attribute("[data-testid=play]", "aria-label") == "pause":
+        page.click("[data-testid=play]")  # pause (a NaN has paused it already), then apply
     page.locator(f"[data-testid=health-panel] :is({serious})").first.locator(
         "[data-testid=apply-remedy]"
     ).click()

@@ -85,6 +85,7 @@
       config = m.config;
       losses = { train: [], test: [] };
       shownFindings = "";
+      $("epoch").textContent = "0"; // a new run: its first frame follows
       buildNetwork();
       showControls();
       writeUrl();
@@ -538,48 +539,56 @@
     }));
   }
 
+  // One card per finding (kind, place and severity): a card keeps its element while its
+  // finding stays, and only its text follows the frames, so its button can be clicked.
   function drawFindings() {
     const findings = frame.findings;
-    const key = JSON.stringify(findings.map((f) => [f.kind, f.severity, f.where, f.epoch]));
-    if (key === shownFindings) return;
-    shownFindings = key;
     const panel = $("health-panel");
-    if (!findings.length) {
-      panel.innerHTML = '<p class="healthy">No findings: the doctor sees nothing wrong.</p>';
-      return;
-    }
-    panel.replaceChildren(...findings.map((f) => {
-      const d = document.createElement("div");
-      d.className = "finding " + f.severity;
-      d.dataset.kind = f.kind;
-      const head = document.createElement("div");
-      head.className = "head";
-      const sev = document.createElement("span");
-      sev.className = "sev";
-      sev.textContent = f.severity;
-      head.append(sev, f.kind.replace(/_/g, " "), " at " + (f.where || "the model"));
-      const when = document.createElement("div");
-      when.className = "when";
-      when.textContent = "since " + (f.epoch === null || f.epoch === undefined ? "the start" : "epoch " + (f.epoch + 1)) + (f.step === null || f.step === undefined ? "" : ", step " + f.step);
-      const why = document.createElement("div");
-      why.textContent = f.explanation;
-      const evidence = document.createElement("div");
-      evidence.className = "evidence";
-      evidence.textContent = Object.entries(f.evidence).map(([k, v]) => k + ": " + short(v)).join("; ");
-      d.append(head, when, why, evidence);
-      if (f.remedies.length) {
-        const remedy = document.createElement("div");
-        remedy.className = "remedy";
-        remedy.textContent = "\u2192 " + f.remedies[0];
-        const b = document.createElement("button");
-        b.type = "button";
-        b.textContent = "Apply remedy";
-        b.setAttribute("data-testid", "apply-remedy");
-        b.addEventListener("click", () => send({ type: "apply_remedy", kind: f.kind, where: f.where }));
-        d.append(remedy, b);
+    const key = (f) => [f.kind, f.where, f.severity].join("|");
+    const keys = JSON.stringify(findings.map(key));
+    if (keys !== shownFindings) {
+      shownFindings = keys;
+      if (!findings.length) {
+        panel.innerHTML = '<p class="healthy">No findings: the doctor sees nothing wrong.</p>';
+        return;
       }
-      return d;
-    }));
+      const old = new Map([...panel.querySelectorAll(".finding")].map((d) => [d.dataset.key, d]));
+      panel.replaceChildren(...findings.map((f) => old.get(key(f)) || findingCard(f, key(f))));
+    }
+    findings.forEach((f, i) => fillCard(panel.children[i], f));
+  }
+
+  function findingCard(f, key) {
+    const d = document.createElement("div");
+    d.className = "finding " + f.severity;
+    d.dataset.kind = f.kind;
+    d.dataset.key = key;
+    for (const cls of ["head", "when", "why", "evidence", "remedy"]) {
+      const part = document.createElement("div");
+      part.className = cls;
+      d.appendChild(part);
+    }
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Apply remedy";
+    b.setAttribute("data-testid", "apply-remedy");
+    b.addEventListener("click", () => send({ type: "apply_remedy", kind: d.finding.kind, where: d.finding.where }));
+    d.appendChild(b);
+    return d;
+  }
+
+  function fillCard(d, f) {
+    d.finding = f;
+    const part = (cls) => d.querySelector("." + cls);
+    const sev = document.createElement("span");
+    sev.className = "sev";
+    sev.textContent = f.severity;
+    part("head").replaceChildren(sev, f.kind.replace(/_/g, " ") + " at " + (f.where || "the model"));
+    part("when").textContent = "since " + (f.epoch === null || f.epoch === undefined ? "the start" : "epoch " + (f.epoch + 1)) + (f.step === null || f.step === undefined ? "" : ", step " + f.step);
+    part("why").textContent = f.explanation;
+    part("evidence").textContent = Object.entries(f.evidence).map(([k, v]) => k + ": " + short(v)).join("; ");
+    part("remedy").textContent = f.remedies.length ? "\u2192 " + f.remedies[0] : "";
+    d.querySelector("button").hidden = !f.actions.length;
   }
 
   function drawOutput() {
