@@ -80,11 +80,14 @@ def command(args: argparse.Namespace) -> int:
             "machines; anyone with the URL below can train here",
             file=sys.stderr,
         )
-    print(f"gradwell playground: {server.url}", flush=True)
-    print("press Ctrl-C to stop", flush=True)
-    if not args.no_browser:
-        threading.Timer(0.5, webbrowser.open, [server.url]).start()
-    server.run()
+    try:  # Ctrl-C before uvicorn has taken the signal over stops it just as cleanly
+        print(f"gradwell playground: {server.url}", flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        if not args.no_browser:
+            threading.Timer(0.5, webbrowser.open, [server.url]).start()
+        server.run()
+    except KeyboardInterrupt:
+        server.socket.close()
     print("gradwell playground: stopped")
     return 0
 
