@@ -75,6 +75,18 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     add_predict_arguments(parser)
 
 
+def _playground(args: argparse.Namespace) -> int:
+    from .playground.command import command
+
+    return command(args)
+
+
+def _playground_arguments(parser: argparse.ArgumentParser) -> None:
+    from .playground.command import add_arguments
+
+    add_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "train": ("DATA.csv --target COLUMN: audit, preprocess, train an MLP, report", _train),
     "predict": ("MODEL DATA.csv: predictions (and probabilities) from a trained model", _predict),
@@ -84,6 +96,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     ),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
     "doctor": ("--fix SCRIPT_OR_CONFIG: diagnose and repair a run; --tour: the classics", _doctor),
+    "playground": ("a local TensorFlow-Playground page, trained live by gradwell", _playground),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
@@ -92,6 +105,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "predict": _predict_arguments,
     "explain": _explain_arguments,
     "doctor": _doctor_arguments,
+    "playground": _playground_arguments,
 }
 
 
