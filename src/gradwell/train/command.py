@@ -20,6 +20,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from ..data.csv import CSVFormatError
+from .habits import OPTIMIZER_NAMES
 
 #: What ``train`` uses where neither a flag nor ``--config`` says otherwise.
 DEFAULTS: dict[str, Any] = {
@@ -38,13 +39,6 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "early_stopping": 0,
     "encoding": "utf-8-sig",
-}
-OPTIMIZERS = {
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "sgd": "SGD",
-    "rmsprop": "RMSprop",
-    "adagrad": "Adagrad",
 }
 ACTIVATIONS = {
     "relu": "ReLU",
@@ -78,7 +72,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     option("--epochs", type=int, help="(default 30)")
     option("--batch-size", type=int, help="(default 32)")
     option("--lr", type=float, help="learning rate (default 1e-3)")
-    option("--optimizer", choices=sorted(OPTIMIZERS), help="(default adam)")
+    option("--optimizer", choices=sorted(OPTIMIZER_NAMES), help="(default adam)")
     option(
         "--validation-split",
         type=float,
@@ -163,7 +157,7 @@ def train(args: argparse.Namespace) -> int:
 
     outputs = data.n_classes if classification else 1
     model = mlp(X_train.shape[1], outputs, settings)
-    optimizer = getattr(gw.optim, OPTIMIZERS[settings["optimizer"]])(
+    optimizer = getattr(gw.optim, OPTIMIZER_NAMES[settings["optimizer"]][0])(
         model.parameters(), lr=settings["lr"]
     )
     callbacks = []
