@@ -55,7 +55,12 @@ CASES = {
         "top_2_accuracy",
     ),
     "optimizer=None": (dict(optimizer=None), TypeError, "optimizer to be an optimizer .* got None"),
-    "optimizer='adam'": (dict(optimizer="adam"), TypeError, "got 'adam'"),
+    # a known name ("adam") builds that optimizer (issue 17); an unknown one lists the names
+    "optimizer='adamm'": (
+        dict(optimizer="adamm"),
+        ValueError,
+        "unknown optimizer 'adamm'; expected one of adam",
+    ),
     "a function as the model": (
         dict(model=lambda x: x),
         TypeError,
