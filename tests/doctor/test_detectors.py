@@ -380,7 +380,11 @@ def test_scaled_features_raise_nothing_and_a_tiny_column_is_found():
 # --------------------------------------------------------------------------- dropout
 
 
-@pytest.mark.parametrize("rate,severity", [(1.0, "critical"), (0.95, "warning"), (0.5, None)])
+@pytest.mark.parametrize(
+    "rate,severity",
+    [(1.0, "critical"), (0.95, "warning"), (0.85, "warning"), (0.8, "warning"), (0.5, None),
+     (0.3, None)],
+)  # fmt: skip
 def test_dropout_rate(rate, severity):
     prof = ModelProfile(order=["0", "1"], dropouts={"1": rate})
     found = detect_dropout(Trace(), prof, TH)

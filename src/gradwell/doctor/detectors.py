@@ -345,6 +345,25 @@ def _domain_remedies(
             )
     elif op == "div":
         out.append(rx.guard_division(in_what, anomaly.get("code", "?")))
+    elif op == "exp":
+        # exp overflows the float range (above ~88 in float32) from moderate inputs: no
+        # learning rate or clipping helps when the forward pass of the initial model does it.
+        hi = max((float(r[1]) for r in ranges), default=math.nan)
+        exps = [p for p in prof.order if prof.types.get(p) == "Exp"]
+        got = f"received up to {_sci(hi)}" if math.isfinite(hi) else "overflowed"
+        if module in exps:
+            layers = [q for q in map(prof.layer_before, exps) if q]
+            r = rx.replace_activation(exps, "Exp", "ReLU", layers)
+            text = f"the exp at {where} {got} and overflowed (it is unbounded): {r.text}"
+            out.append(rx.Remedy(text, r.action))
+        else:
+            out.append(
+                rx.Remedy(
+                    f"the exp in {in_what} {got} and overflowed: bound its input "
+                    f"(exp(gw.clip(x, max=20))) or compute it in log space (logsumexp, softplus)",
+                    {"action": "fix_exp", "where": in_what, "code": anomaly.get("code", "?")},
+                )
+            )
     return out
 
 

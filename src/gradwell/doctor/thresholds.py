@@ -124,8 +124,11 @@ class Thresholds:
     init_depth_ratio: float = 100.0
 
     # --- dropout --------------------------------------------------------------------
-    #: A dropout rate at or above this drops nearly everything (1.0 drops everything).
-    dropout_high: float = 0.9
+    #: A dropout rate at or above this drops nearly everything (1.0 drops everything). The
+    #: usual rates are 0.1-0.5 (the original paper keeps half a hidden layer); at 0.8 the
+    #: layer after sees a fifth of its inputs, scaled by 5, and the training loss is mostly
+    #: noise (a 64-unit digits MLP at 0.85, in PyTorch: epoch loss still 1.34 after 6 epochs).
+    dropout_high: float = 0.8
 
     # --- overfitting ----------------------------------------------------------------
     #: Validation loss this far above its best (relative)...
