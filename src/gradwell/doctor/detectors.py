@@ -1011,16 +1011,19 @@ def unscaled_columns(
     spans = {n: c.p99 - c.p01 for n, c in scales.items() if c.p99 > c.p01}
     if len(spans) >= 2:
         ref = min(spans, key=lambda n: spans[n])
+        widest = max(spans.values())
         for n, r in spans.items():
             if r > th.feature_range_ratio * spans[ref]:
                 ratio_msgs.append(
                     f"{n!r} spans {_sci(r)} (1st-99th percentile), {r / spans[ref]:.0f}x the "
                     f"span of {ref!r} ({_sci(spans[ref])})"
                 )
-                if r > 2.0:
-                    scale.setdefault(n, bulk_mag[n])
-                if spans[ref] < 0.2:
-                    scale.setdefault(ref, bulk_mag[ref])
+            # The squeezed side is flagged, every squeezed column at once (one a round leaves
+            # the next narrowest to be flagged after it). The wide side only when it is off
+            # unit scale itself (the rule above): a standardised column, skewed (1st-99th
+            # percentiles up to about +-6), is the scale the others must be brought to.
+            if r < 0.2 and widest > th.feature_range_ratio * r:
+                scale.setdefault(n, bulk_mag[n])
     outliers = {
         n: max(abs(c.min), abs(c.max))
         for n, c in scales.items()
@@ -1227,9 +1230,15 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     fell = (train[best] - train[-1]) / abs(train[best]) if train[best] != 0 else 0.0
     if rise < th.overfit_info_rise or fell < th.overfit_train_fall:
         return None
-    # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best.
-    trend = _kendall_tau(val[best + 1 :])
-    if trend < th.overfit_trend:
+    # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best. Or a
+    # rise far beyond the epoch-to-epoch noise: a memorised training set (training loss near
+    # 0) leaves the validation loss on a smooth plateau high above its best, whose slight
+    # drift down spoils the trend but not the rise.
+    after = val[best:]
+    trend = _kendall_tau(after[1:])
+    noise = float(np.median(np.abs(np.diff(after))))
+    clear_rise = rise * scale >= th.overfit_noise_multiple * noise
+    if trend < th.overfit_trend and not clear_rise:
         return None
     severity = "warning" if rise >= th.overfit_rise else "info"
     best_epoch = int(rows[best]["epoch"])
@@ -1262,6 +1271,7 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         "recent_val_loss": float(val[-1]),
         "rise": rise,
         "trend_after_best": trend,
+        "noise_after_best": noise,
         "train_loss_at_best": float(train[best]),
         "train_loss_recent": float(train[-1]),
         "train_loss_fall": float(fell),

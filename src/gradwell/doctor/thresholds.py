@@ -139,6 +139,9 @@ class Thresholds:
     #: ...and the epochs after the best rise as a trend (Kendall's tau at least this), not a
     #: plateau whose noise happens to sit above the best value.
     overfit_trend: float = 0.2
+    #: ...or they sit above the best by this many times their median change from one epoch
+    #: to the next (a plateau of noise around the best level: about 1).
+    overfit_noise_multiple: float = 5.0
     #: ...while the training loss fell by at least this share since the best epoch (the
     #: model kept fitting the training set).
     overfit_train_fall: float = 0.1
