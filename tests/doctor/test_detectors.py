@@ -14,6 +14,7 @@ from gradwell.doctor.detectors import (
     detect_exploding,
     detect_learning_rate,
     detect_nan,
+    detect_oscillating,
     detect_overfitting,
     detect_saturation,
     detect_unscaled,
@@ -318,6 +319,43 @@ def test_flat_loss_with_tiny_updates_is_too_low_and_normal_updates_are_not():
     assert detect_learning_rate(lr_trace(falling, ratio=1e-6), prof, TH) == []
     # too few steps to judge
     assert detect_learning_rate(lr_trace(flat[:20], ratio=1e-6), prof, TH) == []
+
+
+def spiky_trace(n_spikes, end_high=False, seed=0, steps=400, epochs=8):
+    """A batch-1 momentum run in outline: a noisy loss near 1 with ``n_spikes`` separate
+    jumps to 1e3-1e5 that fall back within a few steps (or stay up at the end)."""
+    rng = np.random.default_rng(seed)
+    loss = 1.0 + 0.3 * rng.random(steps)
+    for k in np.linspace(40, steps - 40, n_spikes).astype(int) if n_spikes else []:
+        loss[k : k + 4] = 10 ** rng.uniform(3, 5, 4)
+    if end_high:
+        loss[-30:] = 1e4
+    tr = lr_trace(list(loss))
+    tr.setup["batch_size"] = 1
+    per = steps // epochs
+    for e in range(epochs):
+        chunk = loss[e * per : (e + 1) * per]
+        tr.epochs.append({"epoch": e, "loss": float(chunk.mean()), "end_step": (e + 1) * per - 1})
+    return tr
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_spikes", [3, 6, 12])
+def test_a_step_loss_that_spikes_and_recovers_again_and_again_oscillates(n_spikes, seed):
+    prof = stack_profile(1, "ReLU", lr=0.1)
+    (f,) = detect_oscillating(spiky_trace(n_spikes, seed=seed), prof, TH)
+    assert f.kind == "oscillating_loss" and f.evidence["spike_swings"] == n_spikes
+    # orders of magnitude: a sized lower rate first, then a larger batch, then Adam
+    assert [a["action"] for a in f.actions] == ["scale_lr", "set_batch_size", "set_optimizer"]
+    assert f.actions[0]["factor"] < 1 and f.actions[1]["batch_size"] == 32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_blow_up_and_recovery_or_a_loss_that_ends_high_is_not_oscillation(seed):
+    prof = stack_profile(1, "ReLU", lr=0.1)
+    for tr in (spiky_trace(0, seed=seed), spiky_trace(1, seed=seed),
+               spiky_trace(2, end_high=True, seed=seed)):  # fmt: skip
+        assert detect_oscillating(tr, prof, TH) == []
 
 
 # --------------------------------------------------------------------------- NaN

@@ -257,6 +257,26 @@ def test_momentum_sgd_on_single_examples_oscillates(data, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("data", ["blobs", "circle"])
+def test_heavy_momentum_on_single_examples_swings_by_orders_of_magnitude(data, seed):
+    # the velocity (an effective step of lr / (1 - momentum) = 10) carries the weights past
+    # the minimum and back: the loss spikes and recovers again and again
+    X, y, C = dataset(data, seed, n=96)
+    model = mlp(X.shape[1], [16], C, seed=seed)
+    opt = gw.optim.SGD(model.parameters(), lr=0.1, momentum=0.99)
+    history = train(model, X, y, opt, epochs=8, batch_size=1, seed=seed)
+    found = kinds(history)
+    assert "learning_rate_too_high" in found  # the cause, ranked first
+    loss = history["loss"]
+    if loss[-1] >= max(loss[len(loss) // 2 :]):  # the swings grew into a rising trend
+        return
+    f = of_kind(serious(history), "oscillating_loss")
+    assert f is not None, found  # (by the epoch swings or by the step spikes)
+    assert {"scale_lr", "set_batch_size", "set_optimizer"} <= {a["action"] for a in f.actions}
+    assert {"action": "set_batch_size", "batch_size": 32} in f.actions
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("momentum,bs,lr", [(0.9, 1, 0.01), (0.0, 4, 0.05)])
 def test_minibatch_noise_of_a_converging_run_is_not_oscillation(momentum, bs, lr, seed):
     X, y, C = dataset("blobs", seed, n=96)

@@ -917,52 +917,97 @@ def _latest_windows(
     return max(vals.values(), default=0.0), [p for p, v in vals.items() if v >= level]
 
 
+def _spike_swings(trace: Trace, th: Thresholds) -> tuple[int, float]:
+    """(separate episodes in which the step loss jumped to ``th.loss_spike_factor`` times its
+    typical level and came back down, the spike level). An episode ends when the loss is
+    back under the geometric middle of the two levels, so one slow spike counts once."""
+    loss = np.asarray(trace.loss, dtype=np.float64)
+    if loss.size < 6 or not np.isfinite(loss).all():
+        return 0, math.nan
+    typical = max(float(loss[0]), median(loss))
+    if not typical > 0:
+        return 0, math.nan
+    level = th.loss_spike_factor * typical
+    back = math.sqrt(level * typical)
+    episodes, up = 0, False
+    for v in loss:
+        if not up and v >= level:
+            episodes, up = episodes + 1, True
+        elif up and v <= back:
+            up = False
+    # the last one must have come back down: a loss that ends at its spike has diverged
+    return (episodes if not up else episodes - 1), level
+
+
 def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """The epoch loss swings up and down by a large share of its starting level without a
-    trend (lr slightly too high, or momentum SGD on tiny batches). Epoch means, not
-    batches: they average the mini-batch noise away, so what is left swings for a cause."""
+    """The loss swings up and down without a trend: the epoch loss by a large share of its
+    starting level (lr slightly too high), or the step loss by orders of magnitude again and
+    again, recovering each time (momentum SGD on single examples: the velocity carries each
+    step past the minimum and back). Epoch means average the mini-batch noise away, so what
+    is left swings for a cause; spikes of 100x the typical loss are no batch noise either."""
     loss = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
-    if len(loss) < 6 or not np.isfinite(loss).all():
+    if len(loss) < 2 or not np.isfinite(loss).all():
         return []
-    tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
-    d = np.diff(tail)
     start = max(float(trace.loss[0]) if len(trace.loss) else 0.0, float(loss[0]))
     if not start > 0:
         return []
-    flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
-    swing = float(np.median(np.abs(d))) / start
-    trend = _kendall_tau(tail)
-    if flips < th.oscillation_flips or swing < th.oscillation_swing or abs(trend) > 0.5:
+    evidence: dict[str, Any] = {}
+    spikes, level = _spike_swings(trace, th)
+    if spikes >= th.oscillation_spikes:
+        how = (
+            f"The step loss jumped to over {_sci(level)} ({th.loss_spike_factor:.0f} times its "
+            f"typical level) and came back down {spikes} separate times"
+        )
+        evidence.update(spike_swings=spikes, spike_level=level)
+    elif len(loss) >= 6:
+        tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
+        d = np.diff(tail)
+        flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
+        swing = float(np.median(np.abs(d))) / start
+        trend = _kendall_tau(tail)
+        if flips < th.oscillation_flips or swing < th.oscillation_swing or abs(trend) > 0.5:
+            return []
+        how = (
+            f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
+            f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
+            f"time, without a trend (Kendall's tau {trend:+.2f})"
+        )
+        evidence.update(swing=swing, direction_changes=flips, trend=trend)
+    else:
         return []
     batch = trace.setup.get("batch_size")
     remedies: list[rx.Remedy] = []
     small_batch = batch is not None and batch <= 8
-    if small_batch:
-        remedies.append(rx.set_batch_size(batch, 32))
-    remedies.append(
-        rx.change_lr(
-            prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
+    if spikes >= th.oscillation_spikes:
+        # orders of magnitude: the rate is sized from where the loss blew up, not by 0.3
+        remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
+        if small_batch:
+            remedies.append(rx.set_batch_size(batch, 32))
+    else:
+        if small_batch:
+            remedies.append(rx.set_batch_size(batch, 32))
+        remedies.append(
+            rx.change_lr(
+                prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
+            )
         )
-    )
     if not small_batch and batch is not None:
         remedies.append(rx.set_batch_size(batch, max(32, 4 * batch)))
     if prof.optimizer != "Adam":
         remedies.append(rx.set_optimizer("Adam", 1e-3))
-    explanation = (
-        f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
-        f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
-        f"time, without a trend (Kendall's tau {trend:+.2f}): the steps overshoot back and forth."
+    explanation = f"{how}: the steps overshoot back and forth."
+    evidence.update(
+        epoch_losses=[float(v) for v in loss],
+        batch_size=batch,
+        momentum=prof.momentum,
+        lr=prof.lrs,
     )
-    evidence = {
-        "swing": swing,
-        "direction_changes": flips,
-        "trend": trend,
-        "epoch_losses": [float(v) for v in loss],
-        "batch_size": batch,
-        "momentum": prof.momentum,
-        "lr": prof.lrs,
-    }
-    step = int(trace.epochs[1]["end_step"]) + 1  # the swings judged began after epoch 2
+    # the epoch swings judged began after epoch 2; the spikes, at the first one
+    step = (
+        int(np.argmax(np.asarray(trace.loss) >= level))
+        if "spike_swings" in evidence
+        else int(trace.epochs[1]["end_step"]) + 1
+    )
     return [
         _finding(
             "oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation, remedies

@@ -102,6 +102,10 @@ class Thresholds:
     #: ...by a median step of at least this share of the starting loss (the batch noise of
     #: a healthy run, averaged over an epoch, is well under one per cent).
     oscillation_swing: float = 0.1
+    #: ...or the step loss jumps to ``loss_spike_factor`` times its typical level and comes
+    #: back down at least this many separate times (one blow-up and recovery is an
+    #: overshoot; again and again, the steps swing past the minimum and back).
+    oscillation_spikes: int = 3
 
     # --- features -------------------------------------------------------------------
     #: A column whose 1st or 99th percentile lies beyond +-this is far from [-1, 1].
