@@ -976,23 +976,21 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     else:
         return []
     batch = trace.setup.get("batch_size")
-    remedies: list[rx.Remedy] = []
     small_batch = batch is not None and batch <= 8
-    if spikes >= th.oscillation_spikes:
-        # orders of magnitude: the rate is sized from where the loss blew up, not by 0.3
-        remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
-        if small_batch:
-            remedies.append(rx.set_batch_size(batch, 32))
+    spiky = "spike_swings" in evidence
+    if spiky:  # orders of magnitude: the rate is sized from where the loss blew up
+        lower = rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th))
     else:
-        if small_batch:
-            remedies.append(rx.set_batch_size(batch, 32))
-        remedies.append(
-            rx.change_lr(
-                prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
-            )
+        lower = rx.change_lr(
+            prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
         )
-    if not small_batch and batch is not None:
-        remedies.append(rx.set_batch_size(batch, max(32, 4 * batch)))
+    if small_batch:  # a tiny batch's noise is the likelier cause of gentle swings
+        bigger = rx.set_batch_size(batch, 32)
+        remedies = [lower, bigger] if spiky else [bigger, lower]
+    elif batch is not None:
+        remedies = [lower, rx.set_batch_size(batch, max(32, 4 * batch))]
+    else:
+        remedies = [lower]
     if prof.optimizer != "Adam":
         remedies.append(rx.set_optimizer("Adam", 1e-3))
     explanation = f"{how}: the steps overshoot back and forth."
@@ -1005,7 +1003,7 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     # the epoch swings judged began after epoch 2; the spikes, at the first one
     step = (
         int(np.argmax(np.asarray(trace.loss) >= level))
-        if "spike_swings" in evidence
+        if spiky
         else int(trace.epochs[1]["end_step"]) + 1
     )
     return [
