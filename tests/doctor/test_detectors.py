@@ -511,6 +511,11 @@ def test_a_memorised_training_set_plateaus_high_above_its_best_and_is_overfittin
     f = detect_overfitting(epochs_trace(train, val), stack_profile(2, "ReLU"), TH)
     assert f is not None and f.severity == "warning"
     assert f.evidence["best_epoch"] == int(np.argmin(val))
+    # the same validation curve beside a training loss that stays near it (a model near
+    # chance growing confident, not one that memorised its training set) is no clear rise
+    near = list(np.linspace(0.95, 0.6, n_epochs) * max(val))
+    f = detect_overfitting(epochs_trace(near, val), stack_profile(2, "ReLU"), TH)
+    assert f is None or f.evidence["trend_after_best"] >= TH.overfit_trend
 
 
 @pytest.mark.parametrize("seed", range(12))

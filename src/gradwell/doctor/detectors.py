@@ -1274,13 +1274,14 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     if rise < th.overfit_info_rise or fell < th.overfit_train_fall:
         return None
     # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best. Or a
-    # rise far beyond the epoch-to-epoch noise: a memorised training set (training loss near
-    # 0) leaves the validation loss on a smooth plateau high above its best, whose slight
-    # drift down spoils the trend but not the rise.
+    # rise far beyond the epoch-to-epoch noise once the training set is memorised (training
+    # loss far under the best validation loss): that leaves the validation loss on a smooth
+    # plateau high above its best, whose slight drift down spoils the trend but not the rise.
     after = val[best:]
     trend = _kendall_tau(after[1:])
     noise = float(np.median(np.abs(np.diff(after))))
-    clear_rise = rise * scale >= th.overfit_noise_multiple * noise
+    memorised = train[-1] <= th.overfit_memorised * val[best]
+    clear_rise = memorised and rise * scale >= th.overfit_noise_multiple * noise
     if trend < th.overfit_trend and not clear_rise:
         return None
     severity = "warning" if rise >= th.overfit_rise else "info"

@@ -144,8 +144,11 @@ class Thresholds:
     #: plateau whose noise happens to sit above the best value.
     overfit_trend: float = 0.2
     #: ...or they sit above the best by this many times their median change from one epoch
-    #: to the next (a plateau of noise around the best level: about 1).
+    #: to the next (a plateau of noise around the best level: about 1)...
     overfit_noise_multiple: float = 5.0
+    #: ...while the training loss is under this share of the best validation loss (the
+    #: training set memorised, not a model near chance growing confident).
+    overfit_memorised: float = 0.5
     #: ...while the training loss fell by at least this share since the best epoch (the
     #: model kept fitting the training set).
     overfit_train_fall: float = 0.1
