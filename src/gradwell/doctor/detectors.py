@@ -929,14 +929,13 @@ def _spike_swings(trace: Trace, th: Thresholds) -> tuple[int, float]:
         return 0, math.nan
     level = th.loss_spike_factor * typical
     back = math.sqrt(level * typical)
-    episodes, up = 0, False
-    for v in loss:
-        if not up and v >= level:
-            episodes, up = episodes + 1, True
-        elif up and v <= back:
-            up = False
+    # the steps above or back under, in order (1: up, 0: down), from a start that is down;
+    # an episode begins where a down is followed by an up (vectorised: runs of millions of
+    # steps are diagnosed every epoch)
+    states = np.concatenate([[0], (loss[(loss >= level) | (loss <= back)] >= level)])
+    episodes = int(np.count_nonzero(np.diff(states.astype(np.int8)) == 1))
     # the last one must have come back down: a loss that ends at its spike has diverged
-    return (episodes if not up else episodes - 1), level
+    return episodes - int(states[-1]), level
 
 
 def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
