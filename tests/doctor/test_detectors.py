@@ -14,6 +14,7 @@ from gradwell.doctor.detectors import (
     detect_exploding,
     detect_learning_rate,
     detect_nan,
+    detect_oscillating,
     detect_overfitting,
     detect_saturation,
     detect_unscaled,
@@ -320,6 +321,43 @@ def test_flat_loss_with_tiny_updates_is_too_low_and_normal_updates_are_not():
     assert detect_learning_rate(lr_trace(flat[:20], ratio=1e-6), prof, TH) == []
 
 
+def spiky_trace(n_spikes, end_high=False, seed=0, steps=400, epochs=8):
+    """A batch-1 momentum run in outline: a noisy loss near 1 with ``n_spikes`` separate
+    jumps to 1e3-1e5 that fall back within a few steps (or stay up at the end)."""
+    rng = np.random.default_rng(seed)
+    loss = 1.0 + 0.3 * rng.random(steps)
+    for k in np.linspace(40, steps - 40, n_spikes).astype(int) if n_spikes else []:
+        loss[k : k + 4] = 10 ** rng.uniform(3, 5, 4)
+    if end_high:
+        loss[-30:] = 1e4
+    tr = lr_trace(list(loss))
+    tr.setup["batch_size"] = 1
+    per = steps // epochs
+    for e in range(epochs):
+        chunk = loss[e * per : (e + 1) * per]
+        tr.epochs.append({"epoch": e, "loss": float(chunk.mean()), "end_step": (e + 1) * per - 1})
+    return tr
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_spikes", [3, 6, 12])
+def test_a_step_loss_that_spikes_and_recovers_again_and_again_oscillates(n_spikes, seed):
+    prof = stack_profile(1, "ReLU", lr=0.1)
+    (f,) = detect_oscillating(spiky_trace(n_spikes, seed=seed), prof, TH)
+    assert f.kind == "oscillating_loss" and f.evidence["spike_swings"] == n_spikes
+    # orders of magnitude: a sized lower rate first, then a larger batch, then Adam
+    assert [a["action"] for a in f.actions] == ["scale_lr", "set_batch_size", "set_optimizer"]
+    assert f.actions[0]["factor"] < 1 and f.actions[1]["batch_size"] == 32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_blow_up_and_recovery_or_a_loss_that_ends_high_is_not_oscillation(seed):
+    prof = stack_profile(1, "ReLU", lr=0.1)
+    for tr in (spiky_trace(0, seed=seed), spiky_trace(1, seed=seed),
+               spiky_trace(2, end_high=True, seed=seed)):  # fmt: skip
+        assert detect_oscillating(tr, prof, TH) == []
+
+
 # --------------------------------------------------------------------------- NaN
 
 
@@ -377,10 +415,44 @@ def test_scaled_features_raise_nothing_and_a_tiny_column_is_found():
     assert f.locations == ["x1"]
 
 
+def off_scale(f):
+    """The columns a finding calls off scale (a warning; an info is about outliers only)."""
+    return f.locations if f is not None and f.severity == "warning" else []
+
+
+def skewed_zscored(rng, n, k):
+    """``k`` lognormal columns, z-scored: the bulk reaches +3 to +5, the tail further."""
+    Z = rng.lognormal(0, rng.uniform(0.5, 1.0, k), size=(n, k))
+    return (Z - Z.mean(0)) / Z.std(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_standardised_skewed_columns_are_never_flagged_and_squeezed_ones_all_at_once(seed):
+    rng = np.random.default_rng(seed)
+    Z = skewed_zscored(rng, 600, 6)
+    assert np.abs(np.percentile(Z, [1, 99], axis=0)).max() > 2.5  # skewed, as meant
+    assert off_scale(detect_unscaled(audit(Z), TH)) == []  # (far outliers: an info at most)
+    # raw columns of very different small spans beside them (breast cancer's smoothness,
+    # symmetry, fractal dimension): every squeezed one in one finding, no standardised one
+    tiny = rng.uniform(0, 1, size=(600, 3)) * np.array([2e-3, 1e-2, 3e-2]) + 0.05
+    X = np.column_stack([Z, tiny])
+    assert sorted(off_scale(detect_unscaled(audit(X), TH))) == ["x6", "x7", "x8"]
+    # once they are scaled too, the audit is quiet: nothing is flagged a second time
+    tiny_z = (tiny - tiny.mean(0)) / tiny.std(0)
+    assert off_scale(detect_unscaled(audit(np.column_stack([Z, tiny_z])), TH)) == []
+    # a column in the hundreds beside the standardised ones is still found
+    X[:, 0] = rng.uniform(200, 900, 600)
+    assert "x0" in off_scale(detect_unscaled(audit(X), TH))
+
+
 # --------------------------------------------------------------------------- dropout
 
 
-@pytest.mark.parametrize("rate,severity", [(1.0, "critical"), (0.95, "warning"), (0.5, None)])
+@pytest.mark.parametrize(
+    "rate,severity",
+    [(1.0, "critical"), (0.95, "warning"), (0.85, "warning"), (0.8, "warning"), (0.5, None),
+     (0.3, None)],
+)  # fmt: skip
 def test_dropout_rate(rate, severity):
     prof = ModelProfile(order=["0", "1"], dropouts={"1": rate})
     found = detect_dropout(Trace(), prof, TH)
@@ -412,6 +484,52 @@ def test_overfitting_rising_validation_with_falling_training_loss():
     assert f.remedies[0].startswith("stop at the best epoch: callbacks=[gw.callbacks.EarlyStop")
     assert any("Dropout(0.2)" in r for r in f.remedies)
     assert any("weight_decay" in r for r in f.remedies)
+
+
+def memorised(n_epochs, best, peak_at, fall_back, floor=0.03, top=0.12):
+    """A training set memorised (training loss to ~0): validation falls to ``floor`` at epoch
+    ``best``, climbs smoothly to ``top`` by ``peak_at``, then drifts down by ``fall_back``."""
+    e = np.arange(n_epochs, dtype=np.float64)
+    down = floor + (0.5 - floor) * np.exp(-3 * e / best)
+    up = floor + (top - floor) * (1 - np.exp(-4 * (e - best) / (peak_at - best)))
+    drift = fall_back * np.clip((e - peak_at) / (n_epochs - peak_at), 0, None)
+    val = np.where(e <= best, down, up - drift)
+    train = 0.8 * np.exp(-e / 2) + 1e-8
+    return list(train), list(val)
+
+
+@pytest.mark.parametrize(
+    "n_epochs,best,peak_at,fall_back",
+    [(100, 9, 40, 0.004), (60, 5, 20, 0.01), (40, 8, 25, 0.0), (100, 20, 60, 0.02)],
+)
+def test_a_memorised_training_set_plateaus_high_above_its_best_and_is_overfitting(
+    n_epochs, best, peak_at, fall_back
+):
+    # the validation loss rises to 4x its best and stays there, drifting slightly down as
+    # the updates die out: the trend after the best is weak, the rise is not
+    train, val = memorised(n_epochs, best, peak_at, fall_back)
+    f = detect_overfitting(epochs_trace(train, val), stack_profile(2, "ReLU"), TH)
+    assert f is not None and f.severity == "warning"
+    assert f.evidence["best_epoch"] == int(np.argmin(val))
+    # the same validation curve beside a training loss that stays near it (a model near
+    # chance growing confident, not one that memorised its training set) is no clear rise
+    near = list(np.linspace(0.95, 0.6, n_epochs) * max(val))
+    f = detect_overfitting(epochs_trace(near, val), stack_profile(2, "ReLU"), TH)
+    assert f is None or f.evidence["trend_after_best"] >= TH.overfit_trend
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_noise_around_a_floor_is_not_a_clear_rise(seed):
+    rng = np.random.default_rng(seed)
+    train = list(np.geomspace(1.0, 1e-4, 40))
+    val = list(np.r_[np.linspace(1.0, 0.5, 5), 0.5 + 0.05 * rng.standard_normal(35)])
+    f = detect_overfitting(epochs_trace(train, val), stack_profile(2, "ReLU"), TH)
+    # a draw whose noise happens to trend upwards after its lucky best may still be called
+    # overfitting by the trend, never by the size of its rise
+    assert f is None or f.evidence["trend_after_best"] >= TH.overfit_trend
+    if f is not None:
+        rise = f.evidence["rise"] * f.evidence["best_val_loss"]
+        assert rise < TH.overfit_noise_multiple * f.evidence["noise_after_best"]
 
 
 @pytest.mark.parametrize(

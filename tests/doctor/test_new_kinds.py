@@ -14,6 +14,7 @@ import pytest
 from doctor.kit import dataset, kinds, mlp, optimizer, serious, train
 
 import gradwell as gw
+from gradwell.doctor.edits import Exp
 
 nn = gw.nn
 SEEDS = (0, 1, 2)
@@ -256,6 +257,26 @@ def test_momentum_sgd_on_single_examples_oscillates(data, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("data", ["blobs", "circle"])
+def test_heavy_momentum_on_single_examples_swings_by_orders_of_magnitude(data, seed):
+    # the velocity (an effective step of lr / (1 - momentum) = 10) carries the weights past
+    # the minimum and back: the loss spikes and recovers again and again
+    X, y, C = dataset(data, seed, n=96)
+    model = mlp(X.shape[1], [16], C, seed=seed)
+    opt = gw.optim.SGD(model.parameters(), lr=0.1, momentum=0.99)
+    history = train(model, X, y, opt, epochs=8, batch_size=1, seed=seed)
+    found = kinds(history)
+    assert "learning_rate_too_high" in found  # the cause, ranked first
+    loss = history["loss"]
+    if loss[-1] >= max(loss[len(loss) // 2 :]):  # the swings grew into a rising trend
+        return
+    f = of_kind(serious(history), "oscillating_loss")
+    assert f is not None, found  # (by the epoch swings or by the step spikes)
+    assert {"scale_lr", "set_batch_size", "set_optimizer"} <= {a["action"] for a in f.actions}
+    assert {"action": "set_batch_size", "batch_size": 32} in f.actions
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("momentum,bs,lr", [(0.9, 1, 0.01), (0.0, 4, 0.05)])
 def test_minibatch_noise_of_a_converging_run_is_not_oscillation(momentum, bs, lr, seed):
     X, y, C = dataset("blobs", seed, n=96)
@@ -426,3 +447,55 @@ def test_check_says_clearly_what_it_expected():
         gw.doctor.check(model, "cross_entropy", None, X, y[:10])
     with pytest.raises(ValueError, match="unknown loss 'crossentropy'"):
         gw.doctor.check(model, "crossentropy", None, X, y)
+
+
+# --------------------------------------------------------------------------- the exp's NaN
+
+
+def exp_net(n_in, widths, n_out, seed, gain):
+    """Linear -> Exp blocks with weights at ``gain`` times He: exp overflows at step 0."""
+    layers, d = [], n_in
+    for i, w in enumerate(widths):
+        layers += [nn.Linear(d, w, init=scaled_init(gain), rng=seed * 100 + i), Exp()]
+        d = w
+    return nn.Sequential(*layers, nn.Linear(d, n_out, rng=seed * 100 + 99))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("data,widths,gain", [("circle", [16, 16], 3.0), ("blobs", [32], 4.0)])
+def test_an_overflowing_exp_activation_is_replaced_not_given_a_lower_rate(data, widths, gain, seed):
+    X, y, C = dataset(data, seed)
+    model = exp_net(X.shape[1], widths, C, seed, gain)
+    history = fit(model, X, y, gw.optim.SGD(model.parameters(), lr=0.1), seed=seed)
+    f = of_kind(history.findings, "nan_trap")
+    assert f is not None and f.evidence["anomaly"]["op"] == "exp"
+    exps = [str(2 * i + 1) for i in range(len(widths))]
+    names = [a["action"] for a in f.actions]
+    # the op's own remedy, before the rate and the clipping that cannot help (a cause found
+    # for it, such as the weight scale, may come first)
+    k = names.index("replace_activation")
+    assert k < names.index("scale_lr") and k < names.index("clip_grad_norm")
+    assert k == len(f.caused_by)
+    assert f.actions[k]["modules"] == exps and f.actions[k]["to"] == "ReLU"
+    assert f"replace Exp at {', '.join(exps)} with ReLU" in f.remedies[k]
+    # applied literally, it trains the same net without a NaN
+    fresh = exp_net(X.shape[1], widths, C, seed, gain)
+    opt = gw.optim.SGD(fresh.parameters(), lr=0.1)
+    fresh, opt = gw.doctor.apply_edits(fresh, opt, [f.actions[k]])
+    after = fit(fresh, X, y, opt, seed=seed)
+    assert np.isfinite(after["loss"]).all() and "nan_trap" not in kinds(after)
+    assert after["loss"][-1] < 0.8 * np.log(C)  # it learns: below the loss of chance
+
+
+def test_an_exp_that_overflows_in_the_loss_gets_its_input_bounded():
+    X, y, C = dataset("blobs", 0)
+
+    def exp_loss(pred, target):
+        return gw.exp(pred * 200.0).mean()  # a hand-written loss that exponentiates the logits
+
+    model = mlp(X.shape[1], [16], C, seed=0, init=scaled_init(3.0))
+    history = fit(model, X, y, gw.optim.SGD(model.parameters(), lr=0.1), loss=exp_loss, epochs=1)
+    f = of_kind(history.findings, "nan_trap")
+    assert f is not None and f.evidence["anomaly"]["op"] == "exp"
+    assert f.actions[0]["action"] == "fix_exp" and "exp_loss" in f.actions[0]["where"]
+    assert "bound its input" in f.remedies[0]

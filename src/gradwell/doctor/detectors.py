@@ -345,6 +345,25 @@ def _domain_remedies(
             )
     elif op == "div":
         out.append(rx.guard_division(in_what, anomaly.get("code", "?")))
+    elif op == "exp":
+        # exp overflows the float range (above ~88 in float32) from moderate inputs: no
+        # learning rate or clipping helps when the forward pass of the initial model does it.
+        hi = max((float(r[1]) for r in ranges), default=math.nan)
+        exps = [p for p in prof.order if prof.types.get(p) == "Exp"]
+        got = f"received up to {_sci(hi)}" if math.isfinite(hi) else "overflowed"
+        if module in exps:
+            layers = [q for q in map(prof.layer_before, exps) if q]
+            r = rx.replace_activation(exps, "Exp", "ReLU", layers)
+            text = f"the exp at {where} {got} and overflowed (it is unbounded): {r.text}"
+            out.append(rx.Remedy(text, r.action))
+        else:
+            out.append(
+                rx.Remedy(
+                    f"the exp in {in_what} {got} and overflowed: bound its input "
+                    f"(exp(gw.clip(x, max=20))) or compute it in log space (logsumexp, softplus)",
+                    {"action": "fix_exp", "where": in_what, "code": anomaly.get("code", "?")},
+                )
+            )
     return out
 
 
@@ -898,52 +917,94 @@ def _latest_windows(
     return max(vals.values(), default=0.0), [p for p, v in vals.items() if v >= level]
 
 
+def _spike_swings(trace: Trace, th: Thresholds) -> tuple[int, float]:
+    """(separate episodes in which the step loss jumped to ``th.loss_spike_factor`` times its
+    typical level and came back down, the spike level). An episode ends when the loss is
+    back under the geometric middle of the two levels, so one slow spike counts once."""
+    loss = np.asarray(trace.loss, dtype=np.float64)
+    if loss.size < 6 or not np.isfinite(loss).all():
+        return 0, math.nan
+    typical = max(float(loss[0]), median(loss))
+    if not typical > 0:
+        return 0, math.nan
+    level = th.loss_spike_factor * typical
+    back = math.sqrt(level * typical)
+    # the steps above or back under, in order (1: up, 0: down), from a start that is down;
+    # an episode begins where a down is followed by an up (vectorised: runs of millions of
+    # steps are diagnosed every epoch)
+    states = np.concatenate([[0], (loss[(loss >= level) | (loss <= back)] >= level)])
+    episodes = int(np.count_nonzero(np.diff(states.astype(np.int8)) == 1))
+    # the last one must have come back down: a loss that ends at its spike has diverged
+    return episodes - int(states[-1]), level
+
+
 def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
-    """The epoch loss swings up and down by a large share of its starting level without a
-    trend (lr slightly too high, or momentum SGD on tiny batches). Epoch means, not
-    batches: they average the mini-batch noise away, so what is left swings for a cause."""
+    """The loss swings up and down without a trend: the epoch loss by a large share of its
+    starting level (lr slightly too high), or the step loss by orders of magnitude again and
+    again, recovering each time (momentum SGD on single examples: the velocity carries each
+    step past the minimum and back). Epoch means average the mini-batch noise away, so what
+    is left swings for a cause; spikes of 100x the typical loss are no batch noise either."""
     loss = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
-    if len(loss) < 6 or not np.isfinite(loss).all():
+    if len(loss) < 2 or not np.isfinite(loss).all():
         return []
-    tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
-    d = np.diff(tail)
     start = max(float(trace.loss[0]) if len(trace.loss) else 0.0, float(loss[0]))
     if not start > 0:
         return []
-    flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
-    swing = float(np.median(np.abs(d))) / start
-    trend = _kendall_tau(tail)
-    if flips < th.oscillation_flips or swing < th.oscillation_swing or abs(trend) > 0.5:
+    evidence: dict[str, Any] = {}
+    spikes, level = _spike_swings(trace, th)
+    if spikes >= th.oscillation_spikes:
+        how = (
+            f"The step loss jumped to over {_sci(level)} ({th.loss_spike_factor:.0f} times its "
+            f"typical level) and came back down {spikes} separate times"
+        )
+        evidence.update(spike_swings=spikes, spike_level=level)
+    elif len(loss) >= 6:
+        tail = np.asarray(loss[1:], dtype=np.float64)  # past the first epoch's descent
+        d = np.diff(tail)
+        flips = float(np.mean(np.sign(d[1:]) != np.sign(d[:-1])))
+        swing = float(np.median(np.abs(d))) / start
+        trend = _kendall_tau(tail)
+        if flips < th.oscillation_flips or swing < th.oscillation_swing or abs(trend) > 0.5:
+            return []
+        how = (
+            f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
+            f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
+            f"time, without a trend (Kendall's tau {trend:+.2f})"
+        )
+        evidence.update(swing=swing, direction_changes=flips, trend=trend)
+    else:
         return []
     batch = trace.setup.get("batch_size")
-    remedies: list[rx.Remedy] = []
     small_batch = batch is not None and batch <= 8
-    if small_batch:
-        remedies.append(rx.set_batch_size(batch, 32))
-    remedies.append(
-        rx.change_lr(
+    spiky = "spike_swings" in evidence
+    if spiky:  # orders of magnitude: the rate is sized from where the loss blew up
+        lower = rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th))
+    else:
+        lower = rx.change_lr(
             prof, 0.3, " (the loss swings without trending: each step overshoots a little)"
         )
-    )
-    if not small_batch and batch is not None:
-        remedies.append(rx.set_batch_size(batch, max(32, 4 * batch)))
+    if small_batch:  # a tiny batch's noise is the likelier cause of gentle swings
+        bigger = rx.set_batch_size(batch, 32)
+        remedies = [lower, bigger] if spiky else [bigger, lower]
+    elif batch is not None:
+        remedies = [lower, rx.set_batch_size(batch, max(32, 4 * batch))]
+    else:
+        remedies = [lower]
     if prof.optimizer != "Adam":
         remedies.append(rx.set_optimizer("Adam", 1e-3))
-    explanation = (
-        f"The epoch loss swings up and down by a median {swing:.0%} of its starting level "
-        f"({_sci(start)}) from one epoch to the next, changing direction {flips:.0%} of the "
-        f"time, without a trend (Kendall's tau {trend:+.2f}): the steps overshoot back and forth."
+    explanation = f"{how}: the steps overshoot back and forth."
+    evidence.update(
+        epoch_losses=[float(v) for v in loss],
+        batch_size=batch,
+        momentum=prof.momentum,
+        lr=prof.lrs,
     )
-    evidence = {
-        "swing": swing,
-        "direction_changes": flips,
-        "trend": trend,
-        "epoch_losses": [float(v) for v in loss],
-        "batch_size": batch,
-        "momentum": prof.momentum,
-        "lr": prof.lrs,
-    }
-    step = int(trace.epochs[1]["end_step"]) + 1  # the swings judged began after epoch 2
+    # the epoch swings judged began after epoch 2; the spikes, at the first one
+    step = (
+        int(np.argmax(np.asarray(trace.loss) >= level))
+        if spiky
+        else int(trace.epochs[1]["end_step"]) + 1
+    )
     return [
         _finding(
             "oscillating_loss", "warning", "optimizer", step, trace, evidence, explanation, remedies
@@ -992,16 +1053,19 @@ def unscaled_columns(
     spans = {n: c.p99 - c.p01 for n, c in scales.items() if c.p99 > c.p01}
     if len(spans) >= 2:
         ref = min(spans, key=lambda n: spans[n])
+        widest = max(spans.values())
         for n, r in spans.items():
             if r > th.feature_range_ratio * spans[ref]:
                 ratio_msgs.append(
                     f"{n!r} spans {_sci(r)} (1st-99th percentile), {r / spans[ref]:.0f}x the "
                     f"span of {ref!r} ({_sci(spans[ref])})"
                 )
-                if r > 2.0:
-                    scale.setdefault(n, bulk_mag[n])
-                if spans[ref] < 0.2:
-                    scale.setdefault(ref, bulk_mag[ref])
+            # The squeezed side is flagged, every squeezed column at once (one a round leaves
+            # the next narrowest to be flagged after it). The wide side only when it is off
+            # unit scale itself (the rule above): a standardised column, skewed (1st-99th
+            # percentiles up to about +-6), is the scale the others must be brought to.
+            if r < 0.2 and widest > th.feature_range_ratio * r:
+                scale.setdefault(n, bulk_mag[n])
     outliers = {
         n: max(abs(c.min), abs(c.max))
         for n, c in scales.items()
@@ -1208,9 +1272,16 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
     fell = (train[best] - train[-1]) / abs(train[best]) if train[best] != 0 else 0.0
     if rise < th.overfit_info_rise or fell < th.overfit_train_fall:
         return None
-    # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best.
-    trend = _kendall_tau(val[best + 1 :])
-    if trend < th.overfit_trend:
+    # A rising trend, not a noisy plateau: Kendall's tau of the epochs after the best. Or a
+    # rise far beyond the epoch-to-epoch noise once the training set is memorised (training
+    # loss far under the best validation loss): that leaves the validation loss on a smooth
+    # plateau high above its best, whose slight drift down spoils the trend but not the rise.
+    after = val[best:]
+    trend = _kendall_tau(after[1:])
+    noise = float(np.median(np.abs(np.diff(after))))
+    memorised = train[-1] <= th.overfit_memorised * val[best]
+    clear_rise = memorised and rise * scale >= th.overfit_noise_multiple * noise
+    if trend < th.overfit_trend and not clear_rise:
         return None
     severity = "warning" if rise >= th.overfit_rise else "info"
     best_epoch = int(rows[best]["epoch"])
@@ -1243,6 +1314,7 @@ def detect_overfitting(trace: Trace, prof: ModelProfile, th: Thresholds) -> Find
         "recent_val_loss": float(val[-1]),
         "rise": rise,
         "trend_after_best": trend,
+        "noise_after_best": noise,
         "train_loss_at_best": float(train[best]),
         "train_loss_recent": float(train[-1]),
         "train_loss_fall": float(fell),

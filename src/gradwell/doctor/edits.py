@@ -332,6 +332,7 @@ ADVICE_ONLY = {
     "terminate_on_nan": "stopping at NaN does not repair the run",
     "fix_log": "an epsilon inside the log is advice for the loss's code",
     "fix_div": "guarding a division is advice for the loss's code",
+    "fix_exp": "bounding an exp's input is advice for the code that calls it",
     "fix_sqrt": "guarding a sqrt is advice for the loss's code",
 }
 

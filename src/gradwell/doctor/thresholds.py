@@ -102,6 +102,10 @@ class Thresholds:
     #: ...by a median step of at least this share of the starting loss (the batch noise of
     #: a healthy run, averaged over an epoch, is well under one per cent).
     oscillation_swing: float = 0.1
+    #: ...or the step loss jumps to ``loss_spike_factor`` times its typical level and comes
+    #: back down at least this many separate times (one blow-up and recovery is an
+    #: overshoot; again and again, the steps swing past the minimum and back).
+    oscillation_spikes: int = 3
 
     # --- features -------------------------------------------------------------------
     #: A column whose 1st or 99th percentile lies beyond +-this is far from [-1, 1].
@@ -124,8 +128,11 @@ class Thresholds:
     init_depth_ratio: float = 100.0
 
     # --- dropout --------------------------------------------------------------------
-    #: A dropout rate at or above this drops nearly everything (1.0 drops everything).
-    dropout_high: float = 0.9
+    #: A dropout rate at or above this drops nearly everything (1.0 drops everything). The
+    #: usual rates are 0.1-0.5 (the original paper keeps half a hidden layer); at 0.8 the
+    #: layer after sees a fifth of its inputs, scaled by 5, and the training loss is mostly
+    #: noise (a 64-unit digits MLP at 0.85, in PyTorch: epoch loss still 1.34 after 6 epochs).
+    dropout_high: float = 0.8
 
     # --- overfitting ----------------------------------------------------------------
     #: Validation loss this far above its best (relative)...
@@ -136,6 +143,12 @@ class Thresholds:
     #: ...and the epochs after the best rise as a trend (Kendall's tau at least this), not a
     #: plateau whose noise happens to sit above the best value.
     overfit_trend: float = 0.2
+    #: ...or they sit above the best by this many times their median change from one epoch
+    #: to the next (a plateau of noise around the best level: about 1)...
+    overfit_noise_multiple: float = 5.0
+    #: ...while the training loss is under this share of the best validation loss (the
+    #: training set memorised, not a model near chance growing confident).
+    overfit_memorised: float = 0.5
     #: ...while the training loss fell by at least this share since the best epoch (the
     #: model kept fitting the training set).
     overfit_train_fall: float = 0.1
