@@ -247,6 +247,18 @@ class Tensor:
     def __rpow__(self, o: Any) -> Tensor:
         return METHODS["pow"](o, self)
 
+    def __mod__(self, o: Any) -> Tensor:
+        return METHODS["remainder"](self, o)
+
+    def __rmod__(self, o: Any) -> Tensor:
+        return METHODS["remainder"](o, self)
+
+    def __floordiv__(self, o: Any) -> Tensor:
+        return METHODS["floor_divide"](self, o)
+
+    def __rfloordiv__(self, o: Any) -> Tensor:
+        return METHODS["floor_divide"](o, self)
+
     def __matmul__(self, o: Any) -> Tensor:
         return METHODS["matmul"](self, o)
 
