@@ -101,3 +101,18 @@ def test_against_pytorch():
         (out * out).sum().backward()
         (ref * ref).sum().backward()
         np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_class_losses_per_position(loss):
+    fn = getattr(F, loss)
+    x = _x((2, 4, 3, 2), seed=5)
+    classes = np.random.default_rng(6).integers(0, 4, (2, 3, 2))
+    classes[0, 0, 0] = -100  # ignored
+    rows = x.data.transpose(0, 2, 3, 1).reshape(-1, 4)
+    per_row = fn(gw.tensor(rows, dtype="float64"), classes.reshape(-1), reduction="none").data
+    none = fn(x, classes, reduction="none")
+    assert none.shape == (2, 3, 2)
+    np.testing.assert_allclose(none.data.reshape(-1), per_row, rtol=1e-12)
+    assert fn(x, classes).item() == pytest.approx(per_row.sum() / 11, rel=1e-12)
+    assert gw.gradcheck(lambda a: fn(a, classes), [x])

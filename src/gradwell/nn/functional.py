@@ -378,6 +378,22 @@ def _class_weight(weight: Any, x: Tensor, who: str) -> np.ndarray | None:
     return w
 
 
+def _classes_last(input: Any, target: Any) -> tuple[Any, Any, tuple[int, ...] | None]:
+    """(N, C, d1, ...) logits and their targets as (N * d1 * ..., C) rows: a loss per
+    pixel or token (as PyTorch). Also the (N, d1, ...) shape to give "none" back."""
+    x = _as_tensor(input)
+    if x.ndim <= 2:
+        return x, target, None
+    c = x.shape[1]
+    rows = ops.reshape(_fn.transpose(x, (0, *range(2, x.ndim), 1)), shape=(-1, c))
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    if t.ndim == x.ndim:  # class probabilities, classes on axis 1 too
+        t = ops.reshape(_fn.transpose(t, (0, *range(2, t.ndim), 1)), shape=(-1, c))
+    else:
+        t = ops.reshape(t, shape=(-1,))
+    return rows, t, (x.shape[0], *x.shape[2:])
+
+
 def cross_entropy(
     input: Any,
     target: Any,
@@ -386,7 +402,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Softmax cross-entropy of (N, C) logits, one fused op.
+    """Softmax cross-entropy of (N, C) logits, one fused op; (N, C, d1, ...) logits give
+    a loss per position (targets (N, d1, ...), or probabilities (N, C, d1, ...)).
 
     ``target``: integer class indices of shape (N,) or class probabilities of shape
     (N, C). With ``label_smoothing`` eps the target distribution is
@@ -405,8 +422,9 @@ def cross_entropy(
     check_reduction(reduction, who)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{who}: label_smoothing must be in [0, 1]; got {label_smoothing!r}")
+    input, target, positions = _classes_last(input, target)
     x, t = _logits_and_classes(input, target, ignore_index, who)
-    return fused.cross_entropy(
+    loss = fused.cross_entropy(
         x,
         t,
         reduction=reduction,
@@ -414,6 +432,7 @@ def cross_entropy(
         weight=_class_weight(weight, x, who),
         ignore_index=int(ignore_index),
     )
+    return loss if positions is None or reduction != "none" else ops.reshape(loss, shape=positions)
 
 
 def nll_loss(
@@ -423,7 +442,8 @@ def nll_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,).
+    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,);
+    (N, C, d1, ...) with classes (N, d1, ...) gives a loss per position.
 
     A row's loss is ``-weight[t] * input[row, t]``; ``mean`` divides by the total
     weight of the rows not ignored. ``nll_loss(log_softmax(x), t)`` equals
@@ -435,6 +455,9 @@ def nll_loss(
     """
     who = f"nll_loss{where_called()}"
     check_reduction(reduction, who)
+    input, target, positions = _classes_last(input, target)
+    if positions is not None and reduction == "none":
+        return ops.reshape(nll_loss(input, target, weight, ignore_index, "none"), shape=positions)
     x, t = _logits_and_classes(input, target, ignore_index, who)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{who}: target must hold integer class indices; got dtype {t.dtype}")
