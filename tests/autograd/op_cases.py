@@ -41,7 +41,11 @@ CASES: dict[str, list[tuple]] = {
     "remainder": [(lambda a, b: gw.remainder(a * b, b), [((3, 4), "offgrid"), ((4,), "positive")])],
     "fmod": [(lambda a, b: gw.fmod(a * b, b), [((3, 4), "offgrid"), ((4,), "positive")])],
     "flip": [(lambda a: gw.flip(a, (0, 2)), [(2, 3, 4)]), (lambda a: gw.flip(a, -1), [(3, 4)])],
-    "roll": [(lambda a: gw.roll(a, 2, 1), [(3, 4)]), (lambda a: gw.roll(a, (1, -2), (0, 1)), [(3, 4)]), (lambda a: gw.roll(a, 5), [(3, 4)])],
+    "roll": [
+        (lambda a: gw.roll(a, 2, 1), [(3, 4)]),
+        (lambda a: gw.roll(a, (1, -2), (0, 1)), [(3, 4)]),
+        (lambda a: gw.roll(a, 5), [(3, 4)]),
+    ],
     "cumsum": [(lambda a: gw.cumsum(a, 1), [(3, 4)]), (lambda a: gw.cumsum(a, dim=0), [(3, 4)])],
     "einsum": [
         (lambda a, b: gw.einsum("ij,jk->ik", a, b), [(3, 4), (4, 2)]),

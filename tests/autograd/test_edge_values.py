@@ -81,17 +81,21 @@ def test_mean_over_a_zero_length_axis():
     assert x.grad.shape == (3, 0)
 
 
-@pytest.mark.parametrize("n,correction,expected", [(1, 1, math.nan), (2, 2, math.inf), (3, 4, math.inf)])
+@pytest.mark.parametrize(
+    "n,correction,expected", [(1, 1, math.nan), (2, 2, math.inf), (3, 4, math.inf)]
+)
 def test_var_and_std_without_degrees_of_freedom_are_nan_or_inf(n, correction, expected):
     x = gw.tensor(np.arange(n, dtype=np.float64))
     for fn in (gw.var, gw.std):
         value = fn(x, correction=correction).item()
-        assert (math.isnan(value) if math.isnan(expected) else value == expected), fn
+        assert math.isnan(value) if math.isnan(expected) else value == expected, fn
 
 
 def test_var_with_degrees_of_freedom_is_unchanged():
     data = np.random.default_rng(0).standard_normal((4, 5))
-    np.testing.assert_allclose(gw.var(gw.tensor(data), axis=1).data, data.var(axis=1, ddof=1), rtol=1e-6)
+    np.testing.assert_allclose(
+        gw.var(gw.tensor(data), axis=1).data, data.var(axis=1, ddof=1), rtol=1e-6
+    )
 
 
 def test_bitwise_operators_on_integer_tensors():

@@ -21,25 +21,70 @@ COMPOSITES = {
     "exp2": (gw.exp2, [(3, 4)], False, np.exp2),
     "log2": (gw.log2, [(3, 4)], True, np.log2),
     "log10": (gw.log10, [(3, 4)], True, np.log10),
-    "index_select": (lambda a: gw.index_select(a, 1, [2, 0, 2]), [(2, 3)], False, lambda a: a[:, [2, 0, 2]]),
-    "gather": (lambda a: gw.gather(a, 1, IDX), [(2, 3)], False, lambda a: np.take_along_axis(a, IDX, 1)),
-    "masked_fill": (lambda a: gw.masked_fill(a, np.eye(3, dtype=bool), -1.0), [(3, 3)], False, lambda a: np.where(np.eye(3, dtype=bool), -1.0, a)),
+    "index_select": (
+        lambda a: gw.index_select(a, 1, [2, 0, 2]),
+        [(2, 3)],
+        False,
+        lambda a: a[:, [2, 0, 2]],
+    ),
+    "gather": (
+        lambda a: gw.gather(a, 1, IDX),
+        [(2, 3)],
+        False,
+        lambda a: np.take_along_axis(a, IDX, 1),
+    ),
+    "masked_fill": (
+        lambda a: gw.masked_fill(a, np.eye(3, dtype=bool), -1.0),
+        [(3, 3)],
+        False,
+        lambda a: np.where(np.eye(3, dtype=bool), -1.0, a),
+    ),
     "repeat": (lambda a: gw.repeat(a, 2, 1, 3), [(2, 3)], False, lambda a: np.tile(a, (2, 1, 3))),
-    "repeat_interleave": (lambda a: gw.repeat_interleave(a, 2, dim=1), [(2, 3)], False, lambda a: np.repeat(a, 2, 1)),
+    "repeat_interleave": (
+        lambda a: gw.repeat_interleave(a, 2, dim=1),
+        [(2, 3)],
+        False,
+        lambda a: np.repeat(a, 2, 1),
+    ),
     "tril": (lambda a: gw.tril(a, -1), [(2, 3, 4)], False, lambda a: np.tril(a, -1)),
     "triu": (lambda a: gw.triu(a, 1), [(3, 4)], False, lambda a: np.triu(a, 1)),
     "diagonal": (lambda a: gw.diagonal(a, 1), [(3, 4)], False, lambda a: np.diagonal(a, 1)),
-    "diagonal_batched": (lambda a: gw.diagonal(a, -1, 1, 2), [(2, 4, 3)], False, lambda a: np.diagonal(a, -1, 1, 2)),
+    "diagonal_batched": (
+        lambda a: gw.diagonal(a, -1, 1, 2),
+        [(2, 4, 3)],
+        False,
+        lambda a: np.diagonal(a, -1, 1, 2),
+    ),
     "cumprod": (lambda a: gw.cumprod(a, 1), [(3, 5)], False, lambda a: np.cumprod(a, 1)),
     "prod": (lambda a: gw.prod(a, dim=0), [(4, 3)], False, lambda a: np.prod(a, 0)),
     "prod_all": (gw.prod, [(2, 3)], False, np.prod),
-    "prod_keepdim": (lambda a: gw.prod(a, (0, 2), keepdims=True), [(2, 3, 2)], False, lambda a: np.prod(a, (0, 2), keepdims=True)),
+    "prod_keepdim": (
+        lambda a: gw.prod(a, (0, 2), keepdims=True),
+        [(2, 3, 2)],
+        False,
+        lambda a: np.prod(a, (0, 2), keepdims=True),
+    ),
     "sort": (lambda a: gw.sort(a, dim=1)[0], [(3, 4)], False, lambda a: np.sort(a, 1)),
     "topk": (lambda a: gw.topk(a, 2)[0], [(3, 4)], False, lambda a: -np.sort(-a, -1)[:, :2]),
-    "normalize": (lambda a: gw.normalize(a, dim=1), [(3, 4)], False, lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)),
-    "cat": (lambda a: gw.cat([a, a * 2], dim=1), [(2, 3)], False, lambda a: np.concatenate([a, 2 * a], 1)),
+    "normalize": (
+        lambda a: gw.normalize(a, dim=1),
+        [(3, 4)],
+        False,
+        lambda a: a / np.linalg.norm(a, axis=1, keepdims=True),
+    ),
+    "cat": (
+        lambda a: gw.cat([a, a * 2], dim=1),
+        [(2, 3)],
+        False,
+        lambda a: np.concatenate([a, 2 * a], 1),
+    ),
     "scatter_add": (lambda a, s: gw.scatter_add(a, 1, IDX, s), [(2, 3), (2, 3)], False, None),
-    "scatter": (lambda a, s: gw.scatter(a, 0, np.array([[1, 0, 1]]), s), [(2, 3), (1, 3)], False, None),
+    "scatter": (
+        lambda a, s: gw.scatter(a, 0, np.array([[1, 0, 1]]), s),
+        [(2, 3), (1, 3)],
+        False,
+        None,
+    ),
 }
 
 
@@ -48,7 +93,9 @@ def test_composite_values_and_gradients(name):
     fn, shapes, positive, reference = COMPOSITES[name]
     inputs = [_x(s, i, positive) for i, s in enumerate(shapes)]
     if reference is not None:
-        np.testing.assert_allclose(fn(*inputs).data, reference(*[t.data for t in inputs]), rtol=1e-12)
+        np.testing.assert_allclose(
+            fn(*inputs).data, reference(*[t.data for t in inputs]), rtol=1e-12
+        )
     assert gw.gradcheck(fn, inputs)
 
 
@@ -84,7 +131,12 @@ def test_comparisons_indices_and_rounding():
     assert gw.all(gw.tensor([1, 2])).item() and not gw.any(gw.tensor([0, 0])).item()
     np.testing.assert_array_equal(gw.isclose(gw.tensor([1.0, 1.1]), 1.0).data, [True, False])
     y = gw.tensor([-2.5, -0.5, 0.5, 1.5, 2.7])
-    for ours, theirs in [(gw.floor, np.floor), (gw.ceil, np.ceil), (gw.round, np.round), (gw.trunc, np.trunc)]:
+    for ours, theirs in [
+        (gw.floor, np.floor),
+        (gw.ceil, np.ceil),
+        (gw.round, np.round),
+        (gw.trunc, np.trunc),
+    ]:
         np.testing.assert_array_equal(ours(y).data, theirs(y.data))
     np.testing.assert_allclose((y % 1.0).data, np.remainder(y.data, 1.0))
     np.testing.assert_allclose(gw.fmod(y, 1.0).data, np.fmod(y.data, 1.0))
@@ -169,10 +221,17 @@ def test_pytorch_spellings():
 def test_manual_seed_repeats_init_dropout_and_shuffling():
     def run():
         gw.manual_seed(123)
-        model = gw.nn.Sequential(gw.nn.Linear(4, 8), gw.nn.ReLU(), gw.nn.Dropout(0.5), gw.nn.Linear(8, 1))
+        model = gw.nn.Sequential(
+            gw.nn.Linear(4, 8), gw.nn.ReLU(), gw.nn.Dropout(0.5), gw.nn.Linear(8, 1)
+        )
         loader = gw.data.DataLoader((np.arange(10.0).reshape(10, 1),), batch_size=4, shuffle=True)
         order = next(iter(loader))[0].data.ravel().tolist()
-        return model[0].weight.data.copy(), model(gw.ones(3, 4)).data.copy(), order, gw.randn(2).data
+        return (
+            model[0].weight.data.copy(),
+            model(gw.ones(3, 4)).data.copy(),
+            order,
+            gw.randn(2).data,
+        )
 
     try:
         first, second = run(), run()

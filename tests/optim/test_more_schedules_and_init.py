@@ -25,9 +25,12 @@ def _lrs(make, epochs=12):
 
 
 def test_schedules_follow_their_closed_forms():
-    np.testing.assert_allclose(_lrs(lambda o: S.LambdaLR(o, lambda e: 0.9**e)), [0.5 * 0.9**e for e in range(13)])
     np.testing.assert_allclose(
-        _lrs(lambda o: S.MultiStepLR(o, [3, 7], 0.1)), [0.5 * 0.1 ** ((e >= 3) + (e >= 7)) for e in range(13)]
+        _lrs(lambda o: S.LambdaLR(o, lambda e: 0.9**e)), [0.5 * 0.9**e for e in range(13)]
+    )
+    np.testing.assert_allclose(
+        _lrs(lambda o: S.MultiStepLR(o, [3, 7], 0.1)),
+        [0.5 * 0.1 ** ((e >= 3) + (e >= 7)) for e in range(13)],
     )
     expected, period, t = [], 3, 0
     for _ in range(13):
@@ -35,7 +38,9 @@ def test_schedules_follow_their_closed_forms():
         t += 1
         if t == period:
             t, period = 0, period * 2
-    np.testing.assert_allclose(_lrs(lambda o: S.CosineAnnealingWarmRestarts(o, 3, 2, 0.01)), expected)
+    np.testing.assert_allclose(
+        _lrs(lambda o: S.CosineAnnealingWarmRestarts(o, 3, 2, 0.01)), expected
+    )
 
 
 def test_schedules_against_pytorch():
@@ -52,7 +57,9 @@ def test_schedules_against_pytorch():
         return out
 
     tS = torch.optim.lr_scheduler
-    np.testing.assert_allclose(_lrs(lambda o: S.MultiStepLR(o, [3, 7])), theirs(lambda o: tS.MultiStepLR(o, [3, 7])))
+    np.testing.assert_allclose(
+        _lrs(lambda o: S.MultiStepLR(o, [3, 7])), theirs(lambda o: tS.MultiStepLR(o, [3, 7]))
+    )
     np.testing.assert_allclose(
         _lrs(lambda o: S.CosineAnnealingWarmRestarts(o, 3, 2, 0.01)),
         theirs(lambda o: tS.CosineAnnealingWarmRestarts(o, 3, 2, 0.01)),
@@ -80,6 +87,8 @@ def test_parameters_to_vector_round_trip():
     vec = gw.nn.utils.parameters_to_vector(model.parameters())
     assert vec.shape == (8,)
     gw.nn.utils.vector_to_parameters(vec * 2.0, model.parameters())
-    np.testing.assert_allclose(gw.nn.utils.parameters_to_vector(model.parameters()).data, vec.data * 2)
+    np.testing.assert_allclose(
+        gw.nn.utils.parameters_to_vector(model.parameters()).data, vec.data * 2
+    )
     with pytest.raises(ValueError, match="8"):
         gw.nn.utils.vector_to_parameters(np.zeros(3), model.parameters())

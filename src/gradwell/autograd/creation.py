@@ -153,7 +153,9 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor(array)
 
 
-def full_like(t: Tensor, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def full_like(
+    t: Tensor, fill_value: float, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     """A tensor of ``t``'s shape (and dtype, unless given) filled with ``fill_value``."""
     return _leaf(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad)
 
@@ -163,9 +165,13 @@ def linspace(start: float, end: float, steps: int, dtype: Any = None) -> Tensor:
     return Tensor(np.linspace(start, end, steps, dtype=np.float64).astype(_dtype(dtype)))
 
 
-def randint(low: int, high: int | None = None, size: Any = (), *, rng: Any = None, dtype: Any = None) -> Tensor:
+def randint(
+    low: int, high: int | None = None, size: Any = (), *, rng: Any = None, dtype: Any = None
+) -> Tensor:
     """Random integers in [low, high) (in [0, low) when ``high`` is None), int64 by default."""
     if high is None:
         low, high = 0, low
-    arr = _rng(rng).integers(low, high, size=_shape((size,)) if not isinstance(size, int) else (size,))
+    arr = _rng(rng).integers(
+        low, high, size=_shape((size,)) if not isinstance(size, int) else (size,)
+    )
     return Tensor(arr.astype(np.int64 if dtype is None else dtype))

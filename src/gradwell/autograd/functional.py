@@ -209,7 +209,9 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     """A copy of ``x`` with ``src`` added at ``index`` along ``axis``; repeats accumulate."""
     x, src = _t(x), _t(src)
     at = _along(index, axis, x.ndim)
-    src = ops.getitem(src, index=tuple(slice(0, n) for n in at[0].shape[:1] + np.shape(at[axis % x.ndim])[1:]))
+    src = ops.getitem(
+        src, index=tuple(slice(0, n) for n in at[0].shape[:1] + np.shape(at[axis % x.ndim])[1:])
+    )
     return x + ops.scatter_add(src, index=at, shape=x.shape)
 
 
@@ -220,7 +222,11 @@ def scatter(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     at = _along(index, axis, x.ndim)
     hit = np.zeros(x.shape, dtype=bool)
     hit[at] = True
-    src = ops.broadcast_to(_t(src), shape=at[axis % x.ndim].shape) if not isinstance(src, Tensor) else src
+    src = (
+        ops.broadcast_to(_t(src), shape=at[axis % x.ndim].shape)
+        if not isinstance(src, Tensor)
+        else src
+    )
     src = ops.getitem(src, index=tuple(slice(0, n) for n in at[axis % x.ndim].shape))
     return ops.where(hit, ops.scatter_add(src, index=at, shape=x.shape), x)
 
@@ -274,7 +280,9 @@ def repeat(x: Any, *sizes: Any) -> Tensor:
     x = _t(x)
     reps = tuple(sizes[0]) if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
     if len(reps) < x.ndim:
-        raise ValueError(f"repeat: need at least {x.ndim} sizes for a {x.ndim}-d tensor; got {reps}")
+        raise ValueError(
+            f"repeat: need at least {x.ndim} sizes for a {x.ndim}-d tensor; got {reps}"
+        )
     shape = (1,) * (len(reps) - x.ndim) + x.shape
     spread = reshape(x, tuple(s for n in shape for s in (1, n)))
     tiled = ops.broadcast_to(spread, shape=tuple(s for r, n in zip(reps, shape) for s in (r, n)))
@@ -299,8 +307,11 @@ def flip(x: Any, dims: Any) -> Tensor:
 
 def roll(x: Any, shifts: Any, dims: Any = None) -> Tensor:
     """Shift the elements cyclically along ``dims`` (the flattened tensor when None)."""
-    tup = (lambda v: v if isinstance(v, int) or v is None else tuple(v))
-    return ops.roll(_t(x), shift=tup(shifts), axis=tup(dims))
+    return ops.roll(_t(x), shift=_int_or_tuple(shifts), axis=_int_or_tuple(dims))
+
+
+def _int_or_tuple(v: Any) -> Any:
+    return v if isinstance(v, int) or v is None else tuple(v)
 
 
 def _triangle(x: Any, diagonal: int, lower: bool) -> Tensor:
@@ -327,7 +338,9 @@ def diagonal(x: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     rest = [i for i in range(x.ndim) if i not in (d1, d2)]
     moved = ops.transpose(x, axes=(*rest, d1, d2))
     n1, n2 = x.shape[d1], x.shape[d2]
-    i = np.arange(builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0))))
+    i = np.arange(
+        builtins.max(0, builtins.min(n1 + builtins.min(offset, 0), n2 - builtins.max(offset, 0)))
+    )
     rows, cols = i - builtins.min(offset, 0), i + builtins.max(offset, 0)
     return ops.getitem(moved, index=(Ellipsis, rows, cols))
 
@@ -337,15 +350,21 @@ def cumsum(x: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
     return ops.cumsum(_t(x), axis=_dim(axis, dim))
 
 
-def prod(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+def prod(
+    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Product over ``axis``: the last entry of the running product, so exact at zeros
     (each element's gradient is the product of the others)."""
     x = _t(x)
     axis, keepdims = _axes(_dim(axis, dim)), _dim(keepdims, keepdim, False)
     if axis is None:
         axis = tuple(range(x.ndim))
-    for a in sorted((a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)), reverse=True):
-        x = ops.getitem(cumprod(x, a), index=_slice_at(x.ndim, a, slice(-1, None) if keepdims else -1))
+    for a in sorted(
+        (a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)), reverse=True
+    ):
+        x = ops.getitem(
+            cumprod(x, a), index=_slice_at(x.ndim, a, slice(-1, None) if keepdims else -1)
+        )
     return x
 
 
@@ -368,7 +387,9 @@ def cumprod(x: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
     return out
 
 
-def sort(x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None) -> tuple[Tensor, Tensor]:
+def sort(
+    x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None
+) -> tuple[Tensor, Tensor]:
     """(values, indices) sorted along ``axis``; the gradient follows the values."""
     x = _t(x)
     axis = _dim(axis, dim, -1)
@@ -381,7 +402,9 @@ def argsort(x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None
     return ops.argsort(_t(x), axis=_dim(axis, dim, -1), descending=descending)
 
 
-def topk(x: Any, k: int, axis: int = -1, largest: bool = True, *, dim: Any = None) -> tuple[Tensor, Tensor]:
+def topk(
+    x: Any, k: int, axis: int = -1, largest: bool = True, *, dim: Any = None
+) -> tuple[Tensor, Tensor]:
     """(values, indices) of the ``k`` largest (or smallest) entries along ``axis``, sorted."""
     x = _t(x)
     axis = _dim(axis, dim, -1) % x.ndim
@@ -390,27 +413,37 @@ def topk(x: Any, k: int, axis: int = -1, largest: bool = True, *, dim: Any = Non
     return gather(x, axis, indices), Tensor(indices)
 
 
-def argmax(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+def argmax(
+    x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Index of the largest element along ``axis`` (of the flattened tensor when None)."""
     return ops.argmax(_t(x), axis=_dim(axis, dim), keepdims=_dim(keepdims, keepdim, False))
 
 
-def argmin(x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+def argmin(
+    x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """Index of the smallest element along ``axis`` (of the flattened tensor when None)."""
     return ops.argmin(_t(x), axis=_dim(axis, dim), keepdims=_dim(keepdims, keepdim, False))
 
 
-def all(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+def all(
+    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """True where every element along ``axis`` is nonzero."""
     return ops.all(_t(x), axis=_axes(_dim(axis, dim)), keepdims=_dim(keepdims, keepdim, False))
 
 
-def any(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+def any(
+    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+) -> Tensor:
     """True where some element along ``axis`` is nonzero."""
     return ops.any(_t(x), axis=_axes(_dim(axis, dim)), keepdims=_dim(keepdims, keepdim, False))
 
 
-def isclose(a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Tensor:
+def isclose(
+    a: Any, b: Any, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
+) -> Tensor:
     """|a - b| <= atol + rtol * |b| elementwise."""
     return ops.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
@@ -424,11 +457,15 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     terms = equation.replace(" ", "").split("->")[0].split(",")
     for term in terms:
         if len(set(term)) != len(term):
-            raise ValueError(f"einsum: a subscript repeated within one operand ({term!r}) is not supported")
+            raise ValueError(
+                f"einsum: a subscript repeated within one operand ({term!r}) is not supported"
+            )
     return ops.einsum(*[_t(o) for o in operands], equation=equation)
 
 
-def normalize(x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12, *, dim: Any = None) -> Tensor:
+def normalize(
+    x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12, *, dim: Any = None
+) -> Tensor:
     """x / max(||x||_p, eps) along ``axis`` (PyTorch's F.normalize)."""
     x = _t(x)
     axis = _dim(axis, dim, 1)

@@ -695,7 +695,9 @@ def transpose(a: Any, *, axes: Any = None) -> Any:
 @transpose.defvjp
 def _(F, g, out, ins, needs, attrs):
     axes = attrs["axes"]  # negative axes count from the end: normalised before inverting
-    return (F.transpose(g, None if axes is None else tuple(np.argsort([i % g.ndim for i in axes]))),)
+    return (
+        F.transpose(g, None if axes is None else tuple(np.argsort([i % g.ndim for i in axes]))),
+    )
 
 
 @primitive("broadcast_to", reads="")
@@ -985,12 +987,19 @@ def _(F, g, out, ins, needs, attrs):
             continue
         others = [s for i, s in enumerate(inputs) if i != k]
         target = inputs[k]
-        missing = [c for c in target if c not in output and builtins.all(c not in s for s in others)]
-        equation = ",".join([output, *others]) + "->" + "".join(c for c in target if c not in missing)
+        missing = [
+            c for c in target if c not in output and builtins.all(c not in s for s in others)
+        ]
+        equation = (
+            ",".join([output, *others]) + "->" + "".join(c for c in target if c not in missing)
+        )
         grad = F.einsum(equation, g, *[x for i, x in enumerate(ins) if i != k])
         if missing:  # a subscript summed away in only this operand: broadcast back
             grad = F.broadcast_to(
-                F.reshape(grad, tuple(1 if c in missing else ins[k].shape[i] for i, c in enumerate(target))),
+                F.reshape(
+                    grad,
+                    tuple(1 if c in missing else ins[k].shape[i] for i, c in enumerate(target)),
+                ),
                 ins[k].shape,
             )
         grads.append(grad)
@@ -1026,13 +1035,21 @@ ge = _nondiff("ge", lambda a, b: a >= b, "a >= b elementwise (boolean, no gradie
 logical_and = _nondiff("logical_and", np.logical_and, "Elementwise and (no gradient).")
 logical_or = _nondiff("logical_or", np.logical_or, "Elementwise or (no gradient).")
 logical_not = _nondiff("logical_not", np.logical_not, "Elementwise not (no gradient).")
-bitwise_and = _nondiff("bitwise_and", np.bitwise_and, "a & b: bitwise on integers, logical on booleans.")
-bitwise_or = _nondiff("bitwise_or", np.bitwise_or, "a | b: bitwise on integers, logical on booleans.")
-bitwise_xor = _nondiff("bitwise_xor", np.bitwise_xor, "a ^ b: bitwise on integers, logical on booleans.")
+bitwise_and = _nondiff(
+    "bitwise_and", np.bitwise_and, "a & b: bitwise on integers, logical on booleans."
+)
+bitwise_or = _nondiff(
+    "bitwise_or", np.bitwise_or, "a | b: bitwise on integers, logical on booleans."
+)
+bitwise_xor = _nondiff(
+    "bitwise_xor", np.bitwise_xor, "a ^ b: bitwise on integers, logical on booleans."
+)
 bitwise_not = _nondiff("bitwise_not", np.invert, "~a: bitwise on integers, logical on booleans.")
 floor = _nondiff("floor", np.floor, "The largest integer <= a (piecewise constant: no gradient).")
 ceil = _nondiff("ceil", np.ceil, "The smallest integer >= a (piecewise constant: no gradient).")
-round = _nondiff("round", np.round, "a rounded to the nearest integer, halves to even (no gradient).")
+round = _nondiff(
+    "round", np.round, "a rounded to the nearest integer, halves to even (no gradient)."
+)
 trunc = _nondiff("trunc", np.trunc, "a rounded towards zero (piecewise constant: no gradient).")
 floor_divide = _nondiff("floor_divide", np.floor_divide, "a // b, floor(a / b) (no gradient).")
 isnan = _nondiff("isnan", np.isnan, "True where a is nan.")
@@ -1072,7 +1089,9 @@ def any(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 @primitive("isclose")
-def isclose(a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False) -> Any:
+def isclose(
+    a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
+) -> Any:
     """|a - b| <= atol + rtol * |b| elementwise (PyTorch's defaults)."""
     return np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
 

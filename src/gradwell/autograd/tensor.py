@@ -354,34 +354,88 @@ class Tensor:
         return METHODS["log_softmax"](self, axis=_pick(axis, dim, -1))
 
     # Reductions take numpy's axis=/keepdims= and PyTorch's dim=/keepdim= alike.
-    def sum(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
-        return METHODS["sum"](self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False))
+    def sum(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["sum"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def mean(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
-        return METHODS["mean"](self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False))
+    def mean(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["mean"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+    def var(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        correction: int = 1,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
         return METHODS["var"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
 
-    def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1, *, dim: Any = None, keepdim: Any = None) -> Tensor:
+    def std(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        correction: int = 1,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
         return METHODS["std"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
 
-    def max(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
-        return METHODS["max"](self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False))
+    def max(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["max"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def min(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
-        return METHODS["min"](self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False))
+    def min(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["min"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def logsumexp(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None) -> Tensor:
-        return METHODS["logsumexp"](self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False))
+    def logsumexp(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["logsumexp"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: Any = None) -> Tensor:
+    def argmax(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: Any = None,
+    ) -> Tensor:
         """Index of the largest element (of the flattened tensor when no axis is given)."""
-        return METHODS["argmax"](self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False))
+        return METHODS["argmax"](
+            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False, *, dim: int | None = None, keepdim: Any = None) -> Tensor:
+    def argmin(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: Any = None,
+    ) -> Tensor:
         """Index of the smallest element (of the flattened tensor when no axis is given)."""
-        return METHODS["argmin"](self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False))
+        return METHODS["argmin"](
+            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
+        )
 
     def reshape(self, *shape: Any) -> Tensor:
         return METHODS["reshape"](self, shape[0] if len(shape) == 1 else shape)
@@ -394,9 +448,14 @@ class Tensor:
     permute = transpose
 
     # --- PyTorch's housekeeping spellings ------------------------------------
-    def size(self, dim: int | None = None) -> Any:
-        """The shape, or the length of axis ``dim`` (PyTorch's ``x.size()``)."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+    @property
+    def size(self) -> _Size:
+        """PyTorch's ``x.size()`` (the shape) and ``x.size(d)`` (the length of axis d).
+
+        For the code written before, ``x.size`` still equals the element count (numpy's
+        meaning) as a number; new code should say ``x.numel()``.
+        """
+        return _Size(self.data.size, self.data.shape)
 
     def numel(self) -> int:
         """The number of elements."""
@@ -419,7 +478,14 @@ class Tensor:
     def T(self) -> Tensor:
         return METHODS["transpose"](self, axes=None)
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1, *, start_dim: int | None = None, end_dim: int | None = None) -> Tensor:
+    def flatten(
+        self,
+        start_axis: int = 0,
+        end_axis: int = -1,
+        *,
+        start_dim: int | None = None,
+        end_dim: int | None = None,
+    ) -> Tensor:
         return METHODS["flatten"](self, _pick(start_axis, start_dim), _pick(end_axis, end_dim))
 
     def squeeze(self, axis: Any = None, *, dim: Any = None) -> Tensor:
@@ -439,6 +505,20 @@ class Tensor:
 
     def double(self) -> Tensor:
         return self.astype(np.float64)
+
+
+class _Size(int):
+    """The element count that, called, answers as PyTorch's ``size()`` does."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> _Size:
+        self = super().__new__(cls, count)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self.shape[dim]
 
 
 def _pick(numpy_value: Any, torch_value: Any, default: Any = None) -> Any:

@@ -560,7 +560,9 @@ def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float
     return huber_loss(input, target, reduction, beta) * (1.0 / beta)
 
 
-def binary_cross_entropy(input: Any, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(
+    input: Any, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Tensor:
     """-(y log p + (1 - y) log(1 - p)) on probabilities p, each log clamped at -100 as
     PyTorch does (so p = 0 or 1 gives a finite loss). Prefer the logits form for training."""
     who = f"binary_cross_entropy{where_called()}"
@@ -581,7 +583,9 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
     the true KL divergence; "mean" (PyTorch's default) averages over every element."""
     who = f"kl_div{where_called()}"
     if reduction not in ("mean", "sum", "none", "batchmean"):
-        raise ValueError(f"{who}: reduction must be 'mean', 'sum', 'none' or 'batchmean'; got {reduction!r}")
+        raise ValueError(
+            f"{who}: reduction must be 'mean', 'sum', 'none' or 'batchmean'; got {reduction!r}"
+        )
     x, t = _input_and_target(input, target, who)
     if log_target:
         loss = ops.exp(t) * (t - x)

@@ -202,7 +202,12 @@ def orthogonal_(tensor: Any, gain: float = 1.0, rng: Any = None) -> Any:
 
 
 def trunc_normal_(
-    tensor: Any, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, rng: Any = None
+    tensor: Any,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    rng: Any = None,
 ) -> Any:
     """Fill with N(mean, std**2) samples truncated to [a, b] (absolute bounds, as
     PyTorch), by inverting the normal CDF on the bounds' probability interval."""

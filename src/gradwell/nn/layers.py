@@ -113,7 +113,9 @@ class Dropout(Module):
     tensor([[1., 1.]])
     """
 
-    def __init__(self, rate: float | None = None, rng: Any = None, *, p: float | None = None) -> None:
+    def __init__(
+        self, rate: float | None = None, rng: Any = None, *, p: float | None = None
+    ) -> None:
         super().__init__()
         if rate is not None and p is not None and rate != p:
             raise TypeError(f"Dropout: got rate={rate} and p={p}; pass one of them")

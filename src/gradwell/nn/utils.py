@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,9 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
 def parameters_to_vector(parameters: Iterable[Tensor] | Tensor) -> Tensor:
     """Every parameter's values, flattened and joined into one vector (a copy)."""
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return Tensor(np.concatenate([p.data.ravel() for p in params]) if params else np.zeros(0, np.float32))
+    return Tensor(
+        np.concatenate([p.data.ravel() for p in params]) if params else np.zeros(0, np.float32)
+    )
 
 
 def vector_to_parameters(vector: Any, parameters: Iterable[Tensor] | Tensor) -> None:
@@ -111,7 +114,9 @@ def vector_to_parameters(vector: Any, parameters: Iterable[Tensor] | Tensor) -> 
     flat = np.asarray(vector.data if isinstance(vector, Tensor) else vector).ravel()
     total = sum(p.data.size for p in params)
     if flat.size != total:
-        raise ValueError(f"vector_to_parameters: the vector has {flat.size} values; the parameters hold {total}")
+        raise ValueError(
+            f"vector_to_parameters: the vector has {flat.size} values; the parameters hold {total}"
+        )
     start = 0
     for p in params:
         p.data[...] = flat[start : start + p.data.size].reshape(p.shape)

@@ -296,7 +296,6 @@ class LinearLR(LRScheduler):
         return [b * factor for b in self.base_lrs]
 
 
-
 class LambdaLR(LRScheduler):
     """lr = base_lr * lr_lambda(epoch), one function or one per parameter group.
 
@@ -325,8 +324,16 @@ class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each epoch in ``milestones``:
     lr = base_lr * gamma ** (number of milestones <= epoch)."""
 
-    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
-        self.milestones = sorted(_check_int("MultiStepLR", "milestone", m, low=0) for m in milestones)
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
+        self.milestones = sorted(
+            _check_int("MultiStepLR", "milestone", m, low=0) for m in milestones
+        )
         self.gamma = _check_float("MultiStepLR", "gamma", gamma, low=0.0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
@@ -345,7 +352,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     lr = eta_min + (base_lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2."""
 
     def __init__(
-        self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1  # noqa: N803
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,  # noqa: N803
     ) -> None:
         self.T_0 = _check_int("CosineAnnealingWarmRestarts", "T_0", T_0, low=1)
         self.T_mult = _check_int("CosineAnnealingWarmRestarts", "T_mult", T_mult, low=1)
@@ -367,6 +379,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         t_cur, t_i = self._position()
         cos = (1 + math.cos(math.pi * t_cur / t_i)) / 2
         return [self.eta_min + (b - self.eta_min) * cos for b in self.base_lrs]
+
 
 class OneCycleLR(LRScheduler):
     """The 1cycle policy: warm the lr up to ``max_lr``, then anneal it far below the start.
