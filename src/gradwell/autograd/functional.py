@@ -209,9 +209,7 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     """A copy of ``x`` with ``src`` added at ``index`` along ``axis``; repeats accumulate."""
     x, src = _t(x), _t(src)
     at = _along(index, axis, x.ndim)
-    src = ops.getitem(
-        src, index=tuple(slice(0, n) for n in at[0].shape[:1] + np.shape(at[axis % x.ndim])[1:])
-    )
+    src = ops.getitem(src, index=tuple(slice(0, n) for n in at[axis % x.ndim].shape))
     return x + ops.scatter_add(src, index=at, shape=x.shape)
 
 
