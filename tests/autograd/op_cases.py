@@ -25,6 +25,35 @@ CASES: dict[str, list[tuple]] = {
         (lambda b: 2.0**b, [(3,)]),
     ],
     "neg": [(gw.neg, [(2, 3)])],
+    "sign": [(lambda a: gw.sign(a) * a, [((3, 4), "away")])],
+    "sin": [(gw.sin, [(3, 4)])],
+    "cos": [(gw.cos, [(3, 4)])],
+    "tan": [(gw.tan, [((3, 4), "unit")])],
+    "arcsin": [(gw.arcsin, [((3, 4), "unit")])],
+    "arccos": [(gw.arccos, [((3, 4), "unit")])],
+    "arctan": [(gw.arctan, [(3, 4)])],
+    "sinh": [(gw.sinh, [(3, 4)])],
+    "cosh": [(gw.cosh, [(3, 4)])],
+    "arcsinh": [(gw.arcsinh, [(3, 4)])],
+    "arccosh": [(gw.arccosh, [((3, 4), "above1")])],
+    "arctanh": [(gw.arctanh, [((3, 4), "unit")])],
+    # Away from the jumps of floor(a / b): a in (0.1, 0.9) * b, shifted by whole b's.
+    "remainder": [(lambda a, b: gw.remainder(a * b, b), [((3, 4), "offgrid"), ((4,), "positive")])],
+    "fmod": [(lambda a, b: gw.fmod(a * b, b), [((3, 4), "offgrid"), ((4,), "positive")])],
+    "flip": [(lambda a: gw.flip(a, (0, 2)), [(2, 3, 4)]), (lambda a: gw.flip(a, -1), [(3, 4)])],
+    "roll": [
+        (lambda a: gw.roll(a, 2, 1), [(3, 4)]),
+        (lambda a: gw.roll(a, (1, -2), (0, 1)), [(3, 4)]),
+        (lambda a: gw.roll(a, 5), [(3, 4)]),
+    ],
+    "cumsum": [(lambda a: gw.cumsum(a, 1), [(3, 4)]), (lambda a: gw.cumsum(a, dim=0), [(3, 4)])],
+    "einsum": [
+        (lambda a, b: gw.einsum("ij,jk->ik", a, b), [(3, 4), (4, 2)]),
+        (lambda a, b: gw.einsum("bij,bkj->bik", a, b), [(2, 3, 4), (2, 5, 4)]),
+        (lambda a: gw.einsum("ij->j", a), [(3, 4)]),
+        (lambda a, b, c: gw.einsum("i,ij,jk->k", a, b, c), [(3,), (3, 4), (4, 2)]),
+        (lambda a, b: gw.einsum("ij,k->ik", a, b), [(3, 4), (2,)]),
+    ],
     "abs": [(gw.abs, [((3, 4), "away")])],
     "exp": [(gw.exp, [(3, 4)])],
     "log": [(gw.log, [((3, 4), "positive")])],
@@ -97,6 +126,12 @@ def make_inputs(specs: list, rng: np.random.Generator) -> list[gw.Tensor]:
         x = rng.standard_normal(shape)
         if domain == "positive":
             x = np.abs(x) + 0.5
+        elif domain == "unit":
+            x = np.tanh(x) * 0.9
+        elif domain == "above1":
+            x = np.abs(x) + 1.2
+        elif domain == "offgrid":  # (0.2, 0.8) + k for integers k: away from a // b's jumps
+            x = rng.uniform(0.2, 0.8, shape) + rng.integers(-2, 3, shape)
         elif domain == "away":
             x = np.sign(x + 1e-12) * (np.abs(x) + 0.2)
         out.append(gw.tensor(x, dtype="float64", requires_grad=True))

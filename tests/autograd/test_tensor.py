@@ -38,7 +38,15 @@ def test_float_arrays_take_the_tensor_dtype():
 
 def test_array_facts():
     x = gw.arange(6).reshape(2, 3)
-    assert x.shape == (2, 3) and x.ndim == 2 and x.size == 6 and len(x) == 2
+    assert (
+        x.shape == (2, 3)
+        and x.ndim == 2
+        and x.numel() == 6
+        and x.size() == (2, 3)
+        and x.size(0) == 2
+        and x.size(-1) == 3
+        and len(x) == 2
+    )
     assert x.T.shape == (3, 2)
     assert gw.tensor(4.0).item() == 4.0
     assert gw.eye(3).numpy().trace() == 3

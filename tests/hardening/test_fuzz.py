@@ -84,7 +84,7 @@ def backward(y, *inputs):
     """``y.sum().backward()`` where y and the inputs have elements (the gradient of a
     mean over nothing is a known gap of the engine: test_known_gaps.py)."""
     empty = any(isinstance(x, gw.Tensor | np.ndarray) and x.size == 0 for x in inputs)
-    if isinstance(y, gw.Tensor) and y.requires_grad and y.size and not empty:
+    if isinstance(y, gw.Tensor) and y.requires_grad and y.numel() and not empty:
         outcome(lambda: y.sum().backward())
 
 

@@ -2,7 +2,23 @@
 
 from . import functional, ops, recording
 from .anomaly import AnomalyError, detect_anomaly
-from .creation import arange, eye, full, ones, ones_like, rand, randn, tensor, zeros, zeros_like
+from .creation import (
+    arange,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .engine import grad
 from .gradcheck import GradcheckError, gradcheck
 from .recording import Tape, enable_grad, is_grad_enabled, no_grad, observe, record
@@ -17,7 +33,12 @@ __all__ = [
     "detect_anomaly",
     "enable_grad",
     "eye",
+    "from_numpy",
     "full",
+    "full_like",
+    "linspace",
+    "manual_seed",
+    "randint",
     "functional",
     "grad",
     "gradcheck",

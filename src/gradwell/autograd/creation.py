@@ -16,9 +16,42 @@ def _dtype(dtype: Any) -> np.dtype:
     return DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
 
 
+# The stream gw.manual_seed starts: None until it is called (then each Generator made
+# without a seed is drawn from it, in order, so a whole run is repeatable).
+_global_seed: list[np.random.SeedSequence | None] = [None]
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random choice made without an explicit ``rng``/``seed`` from now on:
+    weight init, dropout masks, random tensors and data shuffling (as PyTorch's).
+
+    >>> import gradwell as gw
+    >>> gw.manual_seed(0); a = gw.randn(3)
+    >>> gw.manual_seed(0); b = gw.randn(3)
+    >>> bool((a == b).data.all())
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise TypeError(f"manual_seed: expected a non-negative int; got {seed!r}")
+    _global_seed[0] = np.random.SeedSequence(int(seed))
+
+
+def fresh_seed() -> int:
+    """A new integer seed: the next from gw.manual_seed's stream, else fresh entropy."""
+    sequence = _global_seed[0]
+    if sequence is None:
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)
+        return entropy
+    (child,) = sequence.spawn(1)
+    return int(child.generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
 def _rng(rng: Any) -> np.random.Generator:
-    """A numpy Generator from a seed, a Generator, or None (fresh entropy)."""
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    """A numpy Generator from a seed, a Generator, or None (gw.manual_seed's stream)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(fresh_seed() if rng is None else rng)
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -110,3 +143,35 @@ def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
     if len(shape) == 1 and not isinstance(shape[0], int):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and dtype (float64 stays float64, as PyTorch)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy array; got {type(array).__name__}")
+    numeric_array(array, "gw.from_numpy", "biufc")
+    return Tensor(array)
+
+
+def full_like(
+    t: Tensor, fill_value: float, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """A tensor of ``t``'s shape (and dtype, unless given) filled with ``fill_value``."""
+    return _leaf(np.full(t.shape, fill_value, t.dtype if dtype is None else dtype), requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, dtype: Any = None) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end``, both included."""
+    return Tensor(np.linspace(start, end, steps, dtype=np.float64).astype(_dtype(dtype)))
+
+
+def randint(
+    low: int, high: int | None = None, size: Any = (), *, rng: Any = None, dtype: Any = None
+) -> Tensor:
+    """Random integers in [low, high) (in [0, low) when ``high`` is None), int64 by default."""
+    if high is None:
+        low, high = 0, low
+    arr = _rng(rng).integers(
+        low, high, size=_shape((size,)) if not isinstance(size, int) else (size,)
+    )
+    return Tensor(arr.astype(np.int64 if dtype is None else dtype))

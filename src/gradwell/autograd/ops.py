@@ -12,6 +12,7 @@ them back to each input's shape, once, for every op.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -104,6 +105,10 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     if op.saves:
         out, saved = out
         node_attrs = {**attrs, "saved": saved}
+    # (by dtype.char: arrays made by compiled kernels carry equal but distinct dtypes)
+    if out.dtype.char == "d" and "dtype" not in attrs:
+        if not builtins.any([t.data.dtype.char == "d" for t in inputs]):
+            out = out.astype(np.float32)  # integers promote to the default float (PyTorch)
     if True in needs and _mode.enabled and op.vjp is not None:
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
     else:
@@ -183,11 +188,16 @@ def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
 
 
 def _keepdims_shape(shape: tuple[int, ...], axis: Any) -> tuple[int, ...]:
-    if axis is None:
+    if axis is None or not shape:  # a 0-d tensor reduced over axis 0 or -1 stays 0-d
         return (1,) * len(shape)
     axes = (axis,) if isinstance(axis, int) else axis
     axes = tuple(a % len(shape) for a in axes)
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _scalar_axis(a: Any, axis: Any) -> Any:
+    """Axis 0 or -1 of a 0-d array is the whole of it (PyTorch allows it, numpy's mean not)."""
+    return None if a.ndim == 0 else axis
 
 
 def _expand(F: Any, t: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -> Any:
@@ -197,7 +207,7 @@ def _expand(F: Any, t: Any, shape: tuple[int, ...], axis: Any, keepdims: bool) -
 
 def _has_advanced_index(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+    return builtins.any(isinstance(p, (np.ndarray, list)) for p in parts)
 
 
 # ---------------------------------------------------------------------------
@@ -252,15 +262,22 @@ def _(F, g, out, ins, needs, attrs):
 
 @primitive("pow")
 def pow(a: Any, b: Any) -> Any:
-    """a ** b. The gradient with respect to b uses log(a), so it needs a > 0."""
+    """a ** b. The gradient with respect to b uses log(a), so it needs a >= 0.
+
+    At a zero base the limits are taken, as PyTorch does: d(a ** 0)/da = 0 and
+    d(0 ** b)/db = 0 for b >= 0 (not 0 * inf = nan).
+    """
     return a**b
 
 
 @pow.defvjp
 def _(F, g, out, ins, needs, attrs):
     a, b = ins
-    ga = g * b * a ** (b - 1) if needs[0] else None
-    gb = g * out * F.log(a) if needs[1] else None
+    # a ** (b - 1) is inf at a = 0, b = 0, where the factor b makes the gradient 0: the
+    # safe exponent keeps it finite, so neither this gradient nor its own is nan.
+    ga = g * b * a ** (F.where(b == 0, 1.0, b) - 1) if needs[0] else None
+    # log(1) = 0 stands in for log(0): 0 ** b is 0 (or 1) for b >= 0, whose slope is 0.
+    gb = g * out * F.log(F.where(a == 0, 1.0, a)) if needs[1] else None
     return ga, gb
 
 
@@ -552,7 +569,7 @@ def _(F, g, out, ins, needs, attrs):
 @primitive("sum", reads="")
 def sum(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all axes when None)."""
-    return np.sum(a, axis=axis, keepdims=keepdims)
+    return np.sum(a, axis=_scalar_axis(a, axis), keepdims=keepdims)
 
 
 @sum.defvjp
@@ -564,13 +581,13 @@ def _(F, g, out, ins, needs, attrs):
 @primitive("mean", reads="")
 def mean(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis`` (all axes when None)."""
-    return np.mean(a, axis=axis, keepdims=keepdims)
+    return np.mean(a, axis=_scalar_axis(a, axis), keepdims=keepdims)
 
 
 @mean.defvjp
 def _(F, g, out, ins, needs, attrs):
     a = ins[0]
-    n = a.size // (out.size or 1)  # 0 for an empty input: its gradient is empty too
+    n = math.prod(a.shape) // (math.prod(out.shape) or 1)  # 0 for an empty input: empty gradient
     g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n if n else 0.0)
     return (F.broadcast_to(g, a.shape),)
 
@@ -586,13 +603,13 @@ def _extremum_vjp(F, g, out, ins, needs, attrs):
 @primitive("max")
 def max(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Largest element over ``axis``. Ties share the gradient equally among them."""
-    return np.max(a, axis=axis, keepdims=keepdims)
+    return np.max(a, axis=_scalar_axis(a, axis), keepdims=keepdims)
 
 
 @primitive("min")
 def min(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Smallest element over ``axis``. Ties share the gradient equally among them."""
-    return np.min(a, axis=axis, keepdims=keepdims)
+    return np.min(a, axis=_scalar_axis(a, axis), keepdims=keepdims)
 
 
 max.defvjp(_extremum_vjp)
@@ -602,6 +619,7 @@ min.defvjp(_extremum_vjp)
 @primitive("logsumexp")
 def logsumexp(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """log(sum(exp(a))) over ``axis``, stable for large |a|."""
+    axis = _scalar_axis(a, axis)
     r = _logsumexp_keepdims(a, axis)
     return r if keepdims else np.squeeze(r, axis=axis)
 
@@ -676,8 +694,10 @@ def transpose(a: Any, *, axes: Any = None) -> Any:
 
 @transpose.defvjp
 def _(F, g, out, ins, needs, attrs):
-    axes = attrs["axes"]
-    return (F.transpose(g, None if axes is None else tuple(np.argsort(axes))),)
+    axes = attrs["axes"]  # negative axes count from the end: normalised before inverting
+    return (
+        F.transpose(g, None if axes is None else tuple(np.argsort([i % g.ndim for i in axes]))),
+    )
 
 
 @primitive("broadcast_to", reads="")
@@ -758,6 +778,246 @@ def _(F, g, out, ins, needs, attrs):
 
 
 # ---------------------------------------------------------------------------
+# Trigonometric and hyperbolic functions, and the remainders.
+
+
+@primitive("sin", reads="i")
+def sin(a: Any) -> Any:
+    """Sine (radians)."""
+    return np.sin(a)
+
+
+@sin.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * F.cos(ins[0]),)
+
+
+@primitive("cos", reads="i")
+def cos(a: Any) -> Any:
+    """Cosine (radians)."""
+    return np.cos(a)
+
+
+@cos.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (-g * F.sin(ins[0]),)
+
+
+@primitive("tan", reads="o")
+def tan(a: Any) -> Any:
+    """Tangent (radians)."""
+    return np.tan(a)
+
+
+@tan.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * (1 + out * out),)
+
+
+@primitive("arcsin", reads="i")
+def arcsin(a: Any) -> Any:
+    """Inverse sine, for -1 <= a <= 1."""
+    return np.arcsin(a)
+
+
+@arcsin.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g / F.sqrt(1 - a * a),)
+
+
+@primitive("arccos", reads="i")
+def arccos(a: Any) -> Any:
+    """Inverse cosine, for -1 <= a <= 1."""
+    return np.arccos(a)
+
+
+@arccos.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (-g / F.sqrt(1 - a * a),)
+
+
+@primitive("arctan", reads="i")
+def arctan(a: Any) -> Any:
+    """Inverse tangent."""
+    return np.arctan(a)
+
+
+@arctan.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g / (1 + a * a),)
+
+
+@primitive("sinh", reads="i")
+def sinh(a: Any) -> Any:
+    """Hyperbolic sine."""
+    return np.sinh(a)
+
+
+@sinh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * F.cosh(ins[0]),)
+
+
+@primitive("cosh", reads="i")
+def cosh(a: Any) -> Any:
+    """Hyperbolic cosine."""
+    return np.cosh(a)
+
+
+@cosh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * F.sinh(ins[0]),)
+
+
+@primitive("arcsinh", reads="i")
+def arcsinh(a: Any) -> Any:
+    """Inverse hyperbolic sine."""
+    return np.arcsinh(a)
+
+
+@arcsinh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g / F.sqrt(a * a + 1),)
+
+
+@primitive("arccosh", reads="i")
+def arccosh(a: Any) -> Any:
+    """Inverse hyperbolic cosine, for a >= 1."""
+    return np.arccosh(a)
+
+
+@arccosh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g / F.sqrt(a * a - 1),)
+
+
+@primitive("arctanh", reads="i")
+def arctanh(a: Any) -> Any:
+    """Inverse hyperbolic tangent, for -1 < a < 1."""
+    return np.arctanh(a)
+
+
+@arctanh.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a = ins[0]
+    return (g / (1 - a * a),)
+
+
+@primitive("remainder", reads="i")
+def remainder(a: Any, b: Any) -> Any:
+    """a % b with the sign of b (Python's and PyTorch's ``%``): a - floor(a / b) * b."""
+    return np.remainder(a, b)
+
+
+@remainder.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return g, (-g * F.floor(a / b) if needs[1] else None)
+
+
+@primitive("fmod", reads="i")
+def fmod(a: Any, b: Any) -> Any:
+    """C's remainder, with the sign of a: a - trunc(a / b) * b."""
+    return np.fmod(a, b)
+
+
+@fmod.defvjp
+def _(F, g, out, ins, needs, attrs):
+    a, b = ins
+    return g, (-g * F.trunc(a / b) if needs[1] else None)
+
+
+@primitive("flip", reads="")
+def flip(a: Any, *, axis: Any) -> Any:
+    """The elements in reverse order along ``axis`` (an int or a tuple)."""
+    return np.flip(a, axis)
+
+
+@flip.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (F.flip(g, attrs["axis"]),)
+
+
+@primitive("roll", reads="")
+def roll(a: Any, *, shift: Any, axis: Any) -> Any:
+    """Elements shifted cyclically by ``shift`` along ``axis`` (flattened when None)."""
+    return np.roll(a, shift, axis)
+
+
+@roll.defvjp
+def _(F, g, out, ins, needs, attrs):
+    shift = attrs["shift"]
+    back = tuple(-s for s in shift) if isinstance(shift, tuple) else -shift
+    return (F.roll(g, back, attrs["axis"]),)
+
+
+@primitive("cumsum", reads="")
+def cumsum(a: Any, *, axis: int) -> Any:
+    """Running sum along ``axis``."""
+    return np.cumsum(a, axis=axis)
+
+
+@cumsum.defvjp
+def _(F, g, out, ins, needs, attrs):
+    axis = attrs["axis"]  # each input reaches every later output: a reversed running sum
+    return (F.flip(F.cumsum(F.flip(g, axis), axis), axis),)
+
+
+@primitive("einsum", reads="i")
+def einsum(*operands: Any, equation: str) -> Any:
+    """numpy's einsum: ``equation`` such as "ij,jk->ik" (an explicit output is needed)."""
+    return np.einsum(equation, *operands, optimize=len(operands) > 2)
+
+
+@einsum.defvjp
+def _(F, g, out, ins, needs, attrs):
+    # The gradient of operand k contracts g with all the others into k's subscripts.
+    # Subscripts repeated within one operand (a diagonal) are not supported.
+    terms, output = attrs["equation"].replace(" ", "").split("->")
+    inputs = terms.split(",")
+    grads = []
+    for k, need in enumerate(needs):
+        if not need:
+            grads.append(None)
+            continue
+        others = [s for i, s in enumerate(inputs) if i != k]
+        target = inputs[k]
+        missing = [
+            c for c in target if c not in output and builtins.all(c not in s for s in others)
+        ]
+        equation = (
+            ",".join([output, *others]) + "->" + "".join(c for c in target if c not in missing)
+        )
+        grad = F.einsum(equation, g, *[x for i, x in enumerate(ins) if i != k])
+        if missing:  # a subscript summed away in only this operand: broadcast back
+            grad = F.broadcast_to(
+                F.reshape(
+                    grad,
+                    tuple(1 if c in missing else ins[k].shape[i] for i, c in enumerate(target)),
+                ),
+                ins[k].shape,
+            )
+        grads.append(grad)
+    return grads
+
+
+@primitive("sign", reads="")
+def sign(a: Any) -> Any:
+    """-1, 0 or 1 by the sign of a. Piecewise constant: its gradient is 0 (as PyTorch)."""
+    return np.sign(a)
+
+
+@sign.defvjp
+def _(F, g, out, ins, needs, attrs):
+    return (g * 0,)
+
+
+# ---------------------------------------------------------------------------
 # Non-differentiable ops: comparisons and masks. No VJP, so never recorded.
 
 
@@ -775,8 +1035,65 @@ ge = _nondiff("ge", lambda a, b: a >= b, "a >= b elementwise (boolean, no gradie
 logical_and = _nondiff("logical_and", np.logical_and, "Elementwise and (no gradient).")
 logical_or = _nondiff("logical_or", np.logical_or, "Elementwise or (no gradient).")
 logical_not = _nondiff("logical_not", np.logical_not, "Elementwise not (no gradient).")
-sign = _nondiff("sign", np.sign, "-1, 0 or 1 by the sign of a (piecewise constant: no gradient).")
+bitwise_and = _nondiff(
+    "bitwise_and", np.bitwise_and, "a & b: bitwise on integers, logical on booleans."
+)
+bitwise_or = _nondiff(
+    "bitwise_or", np.bitwise_or, "a | b: bitwise on integers, logical on booleans."
+)
+bitwise_xor = _nondiff(
+    "bitwise_xor", np.bitwise_xor, "a ^ b: bitwise on integers, logical on booleans."
+)
+bitwise_not = _nondiff("bitwise_not", np.invert, "~a: bitwise on integers, logical on booleans.")
+floor = _nondiff("floor", np.floor, "The largest integer <= a (piecewise constant: no gradient).")
+ceil = _nondiff("ceil", np.ceil, "The smallest integer >= a (piecewise constant: no gradient).")
+round = _nondiff(
+    "round", np.round, "a rounded to the nearest integer, halves to even (no gradient)."
+)
+trunc = _nondiff("trunc", np.trunc, "a rounded towards zero (piecewise constant: no gradient).")
+floor_divide = _nondiff("floor_divide", np.floor_divide, "a // b, floor(a / b) (no gradient).")
+isnan = _nondiff("isnan", np.isnan, "True where a is nan.")
+isinf = _nondiff("isinf", np.isinf, "True where a is +inf or -inf.")
 isfinite = _nondiff("isfinite", np.isfinite, "True where a is neither inf nor nan.")
+
+
+@primitive("argmax")
+def argmax(a: Any, *, axis: int | None = None, keepdims: bool = False) -> Any:
+    """Index of the largest element along ``axis`` (of the flattened array when None)."""
+    return np.argmax(a, axis=axis, keepdims=keepdims)
+
+
+@primitive("argmin")
+def argmin(a: Any, *, axis: int | None = None, keepdims: bool = False) -> Any:
+    """Index of the smallest element along ``axis`` (of the flattened array when None)."""
+    return np.argmin(a, axis=axis, keepdims=keepdims)
+
+
+@primitive("argsort")
+def argsort(a: Any, *, axis: int = -1, descending: bool = False) -> Any:
+    """The indices that sort ``a`` along ``axis`` (stable)."""
+    order = np.argsort(-a if descending else a, axis=axis, kind="stable")
+    return order
+
+
+@primitive("all")
+def all(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """True where every element along ``axis`` is nonzero."""
+    return np.all(a, axis=axis, keepdims=keepdims)
+
+
+@primitive("any")
+def any(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
+    """True where some element along ``axis`` is nonzero."""
+    return np.any(a, axis=axis, keepdims=keepdims)
+
+
+@primitive("isclose")
+def isclose(
+    a: Any, b: Any, *, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False
+) -> Any:
+    """|a - b| <= atol + rtol * |b| elementwise (PyTorch's defaults)."""
+    return np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
 
 
 # ---------------------------------------------------------------------------
@@ -803,6 +1120,15 @@ class ArrayF:
 
     exp = staticmethod(np.exp)
     log = staticmethod(np.log)
+    sqrt = staticmethod(np.sqrt)
+    sin = staticmethod(np.sin)
+    cos = staticmethod(np.cos)
+    sinh = staticmethod(np.sinh)
+    cosh = staticmethod(np.cosh)
+    floor = staticmethod(np.floor)
+    trunc = staticmethod(np.trunc)
+    flip = staticmethod(np.flip)
+    roll = staticmethod(np.roll)
     sign = staticmethod(np.sign)
     erf = staticmethod(_erf)
     sigmoid = staticmethod(_sigmoid_array)
@@ -824,6 +1150,14 @@ class ArrayF:
         return a.astype(dtype, copy=False)
 
     @staticmethod
+    def cumsum(a: Any, axis: int) -> Any:
+        return np.cumsum(a, axis=axis)
+
+    @staticmethod
+    def einsum(equation: str, *operands: Any) -> Any:
+        return np.einsum(equation, *operands, optimize=len(operands) > 2)
+
+    @staticmethod
     def getitem(a: Any, index: Any) -> Any:
         return a[index]
 
@@ -833,6 +1167,13 @@ class TensorF:
 
     exp = staticmethod(exp)
     log = staticmethod(log)
+    sqrt = staticmethod(sqrt)
+    sin = staticmethod(sin)
+    cos = staticmethod(cos)
+    sinh = staticmethod(sinh)
+    cosh = staticmethod(cosh)
+    floor = staticmethod(floor)
+    trunc = staticmethod(trunc)
     sign = staticmethod(sign)
     erf = staticmethod(erf)
     sigmoid = staticmethod(sigmoid)
@@ -873,6 +1214,22 @@ class TensorF:
         if axes:
             g = sum(g, axis=axes, keepdims=True)
         return reshape(g, shape=tuple(shape)) if lead else g
+
+    @staticmethod
+    def flip(a: Tensor, axis: Any) -> Tensor:
+        return flip(a, axis=axis)
+
+    @staticmethod
+    def roll(a: Tensor, shift: Any, axis: Any) -> Tensor:
+        return roll(a, shift=shift, axis=axis)
+
+    @staticmethod
+    def cumsum(a: Tensor, axis: int) -> Tensor:
+        return cumsum(a, axis=axis)
+
+    @staticmethod
+    def einsum(equation: str, *operands: Tensor) -> Tensor:
+        return einsum(*operands, equation=equation)
 
     @staticmethod
     def cast(a: Tensor, dtype: Any) -> Tensor:

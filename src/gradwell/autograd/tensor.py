@@ -79,10 +79,6 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
     def is_leaf(self) -> bool:
         """True for tensors the user made; False for results of recorded ops."""
         return self._op is None
@@ -251,6 +247,18 @@ class Tensor:
     def __rpow__(self, o: Any) -> Tensor:
         return METHODS["pow"](o, self)
 
+    def __mod__(self, o: Any) -> Tensor:
+        return METHODS["remainder"](self, o)
+
+    def __rmod__(self, o: Any) -> Tensor:
+        return METHODS["remainder"](o, self)
+
+    def __floordiv__(self, o: Any) -> Tensor:
+        return METHODS["floor_divide"](self, o)
+
+    def __rfloordiv__(self, o: Any) -> Tensor:
+        return METHODS["floor_divide"](o, self)
+
     def __matmul__(self, o: Any) -> Tensor:
         return METHODS["matmul"](self, o)
 
@@ -284,14 +292,24 @@ class Tensor:
     def __ge__(self, o: Any) -> Tensor:
         return METHODS["ge"](self, o)
 
+    # Bitwise on integers, logical on booleans, as in PyTorch (numpy refuses floats).
     def __and__(self, o: Any) -> Tensor:
-        return METHODS["logical_and"](self, o)
+        return METHODS["bitwise_and"](self, o)
+
+    def __rand__(self, o: Any) -> Tensor:
+        return METHODS["bitwise_and"](o, self)
 
     def __or__(self, o: Any) -> Tensor:
-        return METHODS["logical_or"](self, o)
+        return METHODS["bitwise_or"](self, o)
+
+    def __ror__(self, o: Any) -> Tensor:
+        return METHODS["bitwise_or"](o, self)
+
+    def __xor__(self, o: Any) -> Tensor:
+        return METHODS["bitwise_xor"](self, o)
 
     def __invert__(self) -> Tensor:
-        return METHODS["logical_not"](self)
+        return METHODS["bitwise_not"](self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return METHODS["getitem"](self, index=_plain_index(index))
@@ -324,53 +342,157 @@ class Tensor:
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
         return METHODS["clip"](self, min=min, max=max)
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return METHODS["softmax"](self, axis=axis)
+    clamp = clip
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return METHODS["log_softmax"](self, axis=axis)
+    def pow(self, exponent: Any) -> Tensor:
+        return METHODS["pow"](self, exponent)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["sum"](self, axis=_axes(axis), keepdims=keepdims)
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return METHODS["softmax"](self, axis=_pick(axis, dim, -1))
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["mean"](self, axis=_axes(axis), keepdims=keepdims)
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return METHODS["log_softmax"](self, axis=_pick(axis, dim, -1))
 
-    def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return METHODS["var"](self, axis, keepdims, correction)
+    # Reductions take numpy's axis=/keepdims= and PyTorch's dim=/keepdim= alike.
+    def sum(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["sum"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return METHODS["std"](self, axis, keepdims, correction)
+    def mean(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["mean"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["max"](self, axis=_axes(axis), keepdims=keepdims)
+    def var(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        correction: int = 1,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        return METHODS["var"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["min"](self, axis=_axes(axis), keepdims=keepdims)
+    def std(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        correction: int = 1,
+        *,
+        dim: Any = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        return METHODS["std"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
 
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["logsumexp"](self, axis=_axes(axis), keepdims=keepdims)
+    def max(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["max"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
+
+    def min(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["min"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
+
+    def logsumexp(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
+    ) -> Tensor:
+        return METHODS["logsumexp"](
+            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
+        )
+
+    def argmax(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        """Index of the largest element (of the flattened tensor when no axis is given)."""
+        return METHODS["argmax"](
+            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
+        )
+
+    def argmin(
+        self,
+        axis: int | None = None,
+        keepdims: bool = False,
+        *,
+        dim: int | None = None,
+        keepdim: Any = None,
+    ) -> Tensor:
+        """Index of the smallest element (of the flattened tensor when no axis is given)."""
+        return METHODS["argmin"](
+            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
+        )
 
     def reshape(self, *shape: Any) -> Tensor:
         return METHODS["reshape"](self, shape[0] if len(shape) == 1 else shape)
+
+    view = reshape  # gradwell never aliases: a view is a reshape
 
     def transpose(self, *axes: Any) -> Tensor:
         return METHODS["transpose"](self, axes[0] if len(axes) == 1 else (axes or None))
 
     permute = transpose
 
+    # --- PyTorch's housekeeping spellings ------------------------------------
+    @property
+    def size(self) -> _Size:
+        """PyTorch's ``x.size()`` (the shape) and ``x.size(d)`` (the length of axis d).
+
+        For the code written before, ``x.size`` still equals the element count (numpy's
+        meaning) as a number; new code should say ``x.numel()``.
+        """
+        return _Size(self.data.size, self.data.shape)
+
+    def numel(self) -> int:
+        """The number of elements."""
+        return int(self.data.size)
+
+    def cpu(self) -> Tensor:
+        """This tensor: gradwell runs on the CPU only."""
+        return self
+
+    def to(self, target: Any = None, dtype: Any = None) -> Tensor:
+        """This tensor on ``target`` (only "cpu" exists) or cast to a dtype."""
+        if target is not None and not _is_cpu(target):
+            try:
+                dtype, target = np.dtype(target), None
+            except TypeError:
+                raise ValueError(_no_device(target)) from None
+        return self if dtype is None or np.dtype(dtype) == self.dtype else self.astype(dtype)
+
     @property
     def T(self) -> Tensor:
         return METHODS["transpose"](self, axes=None)
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-        return METHODS["flatten"](self, start_axis, end_axis)
+    def flatten(
+        self,
+        start_axis: int = 0,
+        end_axis: int = -1,
+        *,
+        start_dim: int | None = None,
+        end_dim: int | None = None,
+    ) -> Tensor:
+        return METHODS["flatten"](self, _pick(start_axis, start_dim), _pick(end_axis, end_dim))
 
-    def squeeze(self, axis: Any = None) -> Tensor:
-        return METHODS["squeeze"](self, axis)
+    def squeeze(self, axis: Any = None, *, dim: Any = None) -> Tensor:
+        return METHODS["squeeze"](self, _pick(axis, dim))
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        return METHODS["unsqueeze"](self, axis)
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        return METHODS["unsqueeze"](self, _pick(axis, dim))
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return METHODS["broadcast_to"](self, shape=tuple(shape))
@@ -383,6 +505,40 @@ class Tensor:
 
     def double(self) -> Tensor:
         return self.astype(np.float64)
+
+
+class _Size(int):
+    """The element count that, called, answers as PyTorch's ``size()`` does."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> _Size:
+        self = super().__new__(cls, count)
+        self.shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self.shape[dim]
+
+
+def _pick(numpy_value: Any, torch_value: Any, default: Any = None) -> Any:
+    """numpy's spelling (axis=, keepdims=) or PyTorch's (dim=, keepdim=); not both."""
+    if torch_value is None:
+        return numpy_value
+    if numpy_value is not None and numpy_value is not default and numpy_value != torch_value:
+        raise TypeError(
+            f"got both numpy's and PyTorch's spelling of one argument ({numpy_value!r} and "
+            f"{torch_value!r}); pass one of them"
+        )
+    return torch_value
+
+
+def _is_cpu(device: Any) -> bool:
+    return str(getattr(device, "type", device)).split(":")[0] == "cpu"
+
+
+def _no_device(device: Any) -> str:
+    return f"gradwell runs on the CPU only (numpy); cannot move to device {device!r}: use 'cpu'"
 
 
 def _axes(axis: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._numeric import numeric_array
+from ..autograd.creation import fresh_seed
 from ..autograd.tensor import Tensor
 
 Seed = int | np.random.Generator | None
@@ -32,9 +33,7 @@ def _as_array(a: Any, where: str) -> np.ndarray:
 def _seed_int(seed: Seed, where: str) -> int:
     """A non-negative integer seed from an int, a Generator, or None (fresh entropy)."""
     if seed is None:
-        entropy = np.random.SeedSequence().entropy
-        assert isinstance(entropy, int)
-        return entropy
+        return fresh_seed()  # gw.manual_seed's stream when it was called
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
     if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:

@@ -13,15 +13,59 @@
 
 from . import functional, init, utils
 from . import functional as F  # noqa: N812  (the PyTorch user's spelling)
-from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .activation import (
+    CELU,
+    ELU,
+    GELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Softsign,
+    Tanh,
+)
 from .batchnorm import BatchNorm1d
 from .container import ModuleList, Sequential
 from .layers import Dropout, Flatten, Identity, Linear
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .module import IncompatibleKeys, Module, RemovableHandle
 from .parameter import Parameter
 
 __all__ = [
+    "BCELoss",
+    "KLDivLoss",
+    "SmoothL1Loss",
+    "CELU",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "LogSigmoid",
+    "LogSoftmax",
+    "Mish",
+    "ReLU6",
+    "SELU",
+    "SiLU",
+    "Softsign",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "CrossEntropyLoss",

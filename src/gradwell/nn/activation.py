@@ -7,6 +7,7 @@ from typing import Any
 from ..autograd import functional as _fn
 from ..autograd import ops
 from ..autograd.tensor import Tensor
+from . import functional as F  # noqa: N812
 from .module import Module
 
 
@@ -61,15 +62,24 @@ class ELU(Module):
 
 
 class GELU(Module):
-    """x * Phi(x) with Phi the standard normal CDF (the exact form).
+    """x * Phi(x) with Phi the standard normal CDF: exact, or ``approximate="tanh"``.
 
     >>> import gradwell as gw
     >>> gw.nn.GELU()(gw.tensor([0.0]))
     tensor([0.])
     """
 
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh'; got {approximate!r}")
+        self.approximate = approximate
+
     def forward(self, x: Any) -> Tensor:
-        return ops.gelu(x)
+        return ops.gelu(x) if self.approximate == "none" else F.gelu_tanh(x)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Sigmoid(Module):
@@ -131,6 +141,126 @@ class Softmax(Module):
 
     def forward(self, x: Any) -> Tensor:
         return _fn.softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class _Elementwise(Module):
+    """An activation without parameters: ``fn`` of nn.functional, with fixed arguments."""
+
+    fn: Any = None
+
+    def __init__(self, **options: float) -> None:
+        super().__init__()
+        self.options = {k: float(v) for k, v in options.items()}
+
+    def forward(self, x: Any) -> Tensor:
+        return type(self).fn(x, **self.options)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.options.items())
+
+
+class SiLU(_Elementwise):
+    """x * sigmoid(x)."""
+
+    fn = staticmethod(F.silu)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class SELU(_Elementwise):
+    """Self-normalising ELU: scale * elu(x, alpha), PyTorch's constants."""
+
+    fn = staticmethod(F.selu)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class CELU(_Elementwise):
+    """x for x > 0, else alpha * (exp(x / alpha) - 1)."""
+
+    fn = staticmethod(F.celu)
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__(alpha=alpha)
+
+
+class Mish(_Elementwise):
+    """x * tanh(softplus(x))."""
+
+    fn = staticmethod(F.mish)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Hardtanh(_Elementwise):
+    """x limited to [min_val, max_val]."""
+
+    fn = staticmethod(F.hardtanh)
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        super().__init__(min_val=min_val, max_val=max_val)
+
+
+class ReLU6(_Elementwise):
+    """x limited to [0, 6]."""
+
+    fn = staticmethod(F.relu6)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Hardsigmoid(_Elementwise):
+    """x / 6 + 1/2 limited to [0, 1]."""
+
+    fn = staticmethod(F.hardsigmoid)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Hardswish(_Elementwise):
+    """x * hardsigmoid(x)."""
+
+    fn = staticmethod(F.hardswish)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Softsign(_Elementwise):
+    """x / (1 + |x|)."""
+
+    fn = staticmethod(F.softsign)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class LogSigmoid(_Elementwise):
+    """log(sigmoid(x)), stable."""
+
+    fn = staticmethod(F.logsigmoid)
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class LogSoftmax(Module):
+    """x - logsumexp(x) along ``dim`` (PyTorch's name; ``axis`` too): log-probabilities."""
+
+    def __init__(self, dim: int = -1, *, axis: int | None = None) -> None:
+        super().__init__()
+        self.axis = dim if axis is None else axis
+
+    def forward(self, x: Any) -> Tensor:
+        return _fn.log_softmax(x, self.axis)
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"

@@ -29,6 +29,20 @@ from . import fused
 from .module import where_called
 
 __all__ = [
+    "binary_cross_entropy",
+    "celu",
+    "gelu_tanh",
+    "hardsigmoid",
+    "hardswish",
+    "hardtanh",
+    "kl_div",
+    "logsigmoid",
+    "mish",
+    "relu6",
+    "selu",
+    "silu",
+    "smooth_l1_loss",
+    "softsign",
     "batch_norm",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
@@ -364,6 +378,22 @@ def _class_weight(weight: Any, x: Tensor, who: str) -> np.ndarray | None:
     return w
 
 
+def _classes_last(input: Any, target: Any) -> tuple[Any, Any, tuple[int, ...] | None]:
+    """(N, C, d1, ...) logits and their targets as (N * d1 * ..., C) rows: a loss per
+    pixel or token (as PyTorch). Also the (N, d1, ...) shape to give "none" back."""
+    x = _as_tensor(input)
+    if x.ndim <= 2:
+        return x, target, None
+    c = x.shape[1]
+    rows = ops.reshape(_fn.transpose(x, (0, *range(2, x.ndim), 1)), shape=(-1, c))
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    if t.ndim == x.ndim:  # class probabilities, classes on axis 1 too
+        t = ops.reshape(_fn.transpose(t, (0, *range(2, t.ndim), 1)), shape=(-1, c))
+    else:
+        t = ops.reshape(t, shape=(-1,))
+    return rows, t, (x.shape[0], *x.shape[2:])
+
+
 def cross_entropy(
     input: Any,
     target: Any,
@@ -372,7 +402,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Softmax cross-entropy of (N, C) logits, one fused op.
+    """Softmax cross-entropy of (N, C) logits, one fused op; (N, C, d1, ...) logits give
+    a loss per position (targets (N, d1, ...), or probabilities (N, C, d1, ...)).
 
     ``target``: integer class indices of shape (N,) or class probabilities of shape
     (N, C). With ``label_smoothing`` eps the target distribution is
@@ -391,8 +422,9 @@ def cross_entropy(
     check_reduction(reduction, who)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{who}: label_smoothing must be in [0, 1]; got {label_smoothing!r}")
+    input, target, positions = _classes_last(input, target)
     x, t = _logits_and_classes(input, target, ignore_index, who)
-    return fused.cross_entropy(
+    loss = fused.cross_entropy(
         x,
         t,
         reduction=reduction,
@@ -400,6 +432,7 @@ def cross_entropy(
         weight=_class_weight(weight, x, who),
         ignore_index=int(ignore_index),
     )
+    return loss if positions is None or reduction != "none" else ops.reshape(loss, shape=positions)
 
 
 def nll_loss(
@@ -409,7 +442,8 @@ def nll_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
 ) -> Tensor:
-    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,).
+    """Negative log-likelihood of (N, C) log-probabilities at integer classes (N,);
+    (N, C, d1, ...) with classes (N, d1, ...) gives a loss per position.
 
     A row's loss is ``-weight[t] * input[row, t]``; ``mean`` divides by the total
     weight of the rows not ignored. ``nll_loss(log_softmax(x), t)`` equals
@@ -421,6 +455,9 @@ def nll_loss(
     """
     who = f"nll_loss{where_called()}"
     check_reduction(reduction, who)
+    input, target, positions = _classes_last(input, target)
+    if positions is not None and reduction == "none":
+        return ops.reshape(nll_loss(input, target, weight, ignore_index, "none"), shape=positions)
     x, t = _logits_and_classes(input, target, ignore_index, who)
     if t.dtype.kind not in "iu":
         raise TypeError(f"{who}: target must hold integer class indices; got dtype {t.dtype}")
@@ -438,4 +475,124 @@ def nll_loss(
         loss, denom = picked * (-coef), float(coef.sum())
     if reduction == "mean":
         return _fn.sum(loss) * (1.0 / denom if denom else math.nan)
+    return _reduce(loss, reduction)
+
+
+# ---------------------------------------------------------------------------
+# More activations, each a composite of primitives (so its gradient is theirs).
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh(x: Any) -> Tensor:
+    """GELU's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    x = _as_tensor(x)
+    return 0.5 * x * (1.0 + ops.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+
+
+def silu(x: Any) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    x = _as_tensor(x)
+    return x * ops.sigmoid(x)
+
+
+def selu(x: Any) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al."""
+    return _SELU_SCALE * ops.elu(_as_tensor(x), alpha=_SELU_ALPHA)
+
+
+def celu(x: Any, alpha: float = 1.0) -> Tensor:
+    """x for x > 0, else alpha * (exp(x / alpha) - 1): alpha * elu(x / alpha)."""
+    return alpha * ops.elu(_as_tensor(x) * (1.0 / alpha), alpha=1.0)
+
+
+def mish(x: Any) -> Tensor:
+    """x * tanh(softplus(x))."""
+    x = _as_tensor(x)
+    return x * ops.tanh(softplus(x))
+
+
+def hardtanh(x: Any, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x limited to [min_val, max_val]."""
+    return ops.clip(_as_tensor(x), min=min_val, max=max_val)
+
+
+def relu6(x: Any) -> Tensor:
+    """x limited to [0, 6]."""
+    return ops.clip(_as_tensor(x), min=0.0, max=6.0)
+
+
+def hardsigmoid(x: Any) -> Tensor:
+    """x / 6 + 1/2 limited to [0, 1]."""
+    return ops.clip(_as_tensor(x) * (1.0 / 6.0) + 0.5, min=0.0, max=1.0)
+
+
+def hardswish(x: Any) -> Tensor:
+    """x * hardsigmoid(x)."""
+    x = _as_tensor(x)
+    return x * hardsigmoid(x)
+
+
+def softsign(x: Any) -> Tensor:
+    """x / (1 + |x|)."""
+    x = _as_tensor(x)
+    return x / (1.0 + ops.abs(x))
+
+
+def logsigmoid(x: Any) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    return -softplus(-_as_tensor(x))
+
+
+# ---------------------------------------------------------------------------
+# More losses.
+
+
+def smooth_l1_loss(input: Any, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d**2 / beta where |d| < beta, else |d| - beta / 2: Huber divided by beta (L1 at 0)."""
+    who = f"smooth_l1_loss{where_called()}"
+    if beta < 0:
+        raise ValueError(f"{who}: beta must be >= 0; got {beta!r}")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    return huber_loss(input, target, reduction, beta) * (1.0 / beta)
+
+
+def binary_cross_entropy(
+    input: Any, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)) on probabilities p, each log clamped at -100 as
+    PyTorch does (so p = 0 or 1 gives a finite loss). Prefer the logits form for training."""
+    who = f"binary_cross_entropy{where_called()}"
+    check_reduction(reduction, who)
+    p, y = _input_and_target(input, target, who)
+    with np.errstate(divide="ignore"):  # log(0) = -inf, clamped to -100 next
+        log_p = ops.clip(ops.log(p), min=-100.0, max=None)
+        log_q = ops.clip(ops.log(1.0 - p), min=-100.0, max=None)
+    loss = -(y * log_p + (1.0 - y) * log_q)
+    if weight is not None:
+        loss = loss * _as_tensor(weight)
+    return _reduce(loss, reduction)
+
+
+def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Pointwise KL divergence target * (log target - input), ``input`` log-probabilities
+    (0 where target is 0). ``reduction="batchmean"`` divides the sum by the batch size,
+    the true KL divergence; "mean" (PyTorch's default) averages over every element."""
+    who = f"kl_div{where_called()}"
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(
+            f"{who}: reduction must be 'mean', 'sum', 'none' or 'batchmean'; got {reduction!r}"
+        )
+    x, t = _input_and_target(input, target, who)
+    if log_target:
+        loss = ops.exp(t) * (t - x)
+    else:
+        positive = t.data > 0
+        safe = ops.where(positive, t, ops._lift((1.0, t))[0])
+        loss = ops.where(positive, t * (ops.log(safe) - x), ops._lift((0.0, x))[0])
+    if reduction == "batchmean":
+        return _fn.sum(loss) * (1.0 / (x.shape[0] if x.ndim else 1))
     return _reduce(loss, reduction)

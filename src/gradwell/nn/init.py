@@ -32,6 +32,8 @@ __all__ = [
     "kaiming_normal_",
     "kaiming_uniform_",
     "normal_",
+    "orthogonal_",
+    "trunc_normal_",
     "ones_",
     "uniform_",
     "xavier_normal_",
@@ -183,3 +185,38 @@ def zeros_(tensor: Any, rng: Any = None) -> Any:
 def ones_(tensor: Any, rng: Any = None) -> Any:
     """Fill with 1."""
     return constant_(tensor, 1.0)
+
+
+def orthogonal_(tensor: Any, gain: float = 1.0, rng: Any = None) -> Any:
+    """Fill with a (semi-)orthogonal matrix times ``gain``: rows (or columns, whichever
+    are fewer) orthonormal, the axes after the first flattened (Saxe et al.)."""
+    arr = _array(tensor)
+    if arr.ndim < 2:
+        raise ValueError(f"orthogonal_: needs at least 2 dimensions; got shape {arr.shape}")
+    rows, cols = arr.shape[0], arr.size // arr.shape[0]
+    flat = _rng(rng).standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))  # a uniformly distributed orthogonal matrix (Mezzadri)
+    arr[...] = (gain * (q if rows >= cols else q.T)).reshape(arr.shape)
+    return tensor
+
+
+def trunc_normal_(
+    tensor: Any,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    rng: Any = None,
+) -> Any:
+    """Fill with N(mean, std**2) samples truncated to [a, b] (absolute bounds, as
+    PyTorch), by inverting the normal CDF on the bounds' probability interval."""
+    if not a < b or std < 0:
+        raise ValueError(f"trunc_normal_: need a < b and std >= 0; got a={a}, b={b}, std={std}")
+    from scipy.special import ndtr, ndtri
+
+    arr = _array(tensor)
+    lo, hi = ndtr((a - mean) / std), ndtr((b - mean) / std)
+    u = _rng(rng).uniform(lo, hi, arr.shape)
+    arr[...] = np.clip(mean + std * ndtri(u), a, b)
+    return tensor

@@ -97,7 +97,7 @@ class Linear(Module):
 
 
 class Dropout(Module):
-    """Randomly zero a fraction ``rate`` of the elements in training (Keras' ``rate``).
+    """Randomly zero a fraction ``rate`` (PyTorch's ``p``) of the elements in training.
 
     Survivors are scaled by 1 / (1 - rate) so the expected output equals the input.
     ``rate`` 0.0 is the identity; 1.0 outputs zeros (and so learns nothing); in
@@ -113,9 +113,13 @@ class Dropout(Module):
     tensor([[1., 1.]])
     """
 
-    def __init__(self, rate: float = 0.5, rng: Any = None) -> None:
+    def __init__(
+        self, rate: float | None = None, rng: Any = None, *, p: float | None = None
+    ) -> None:
         super().__init__()
-        self.rate = check_rate(rate)
+        if rate is not None and p is not None and rate != p:
+            raise TypeError(f"Dropout: got rate={rate} and p={p}; pass one of them")
+        self.rate = check_rate(0.5 if rate is None and p is None else rate if p is None else p)
         self.rng = _rng(rng)
 
     def forward(self, x: Any) -> Any:
@@ -127,6 +131,11 @@ class Dropout(Module):
         if rate == 1.0:
             return x * 0.0
         return fused.dropout(x, rate=rate, rng=self.rng)
+
+    @property
+    def p(self) -> float:
+        """PyTorch's name for ``rate``."""
+        return self.rate
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

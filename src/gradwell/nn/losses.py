@@ -230,3 +230,37 @@ class NLLLoss(_Loss):
 
 
 __all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss", "NLLLoss"]
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d**2 / beta for |d| < beta, |d| - beta / 2 beyond (d = input - target)."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = float(beta)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy on probabilities (logs clamped at -100, as PyTorch).
+    BCEWithLogitsLoss on logits is the stable choice for training."""
+
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.weight = _optional_buffer(weight)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class KLDivLoss(Module):
+    """KL divergence of ``target`` from ``input`` log-probabilities (see F.kl_div)."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        self.reduction, self.log_target = reduction, bool(log_target)
+
+    def forward(self, input: Any, target: Any) -> Tensor:
+        return F.kl_div(input, target, self.reduction, self.log_target)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..autograd import recording
 from ..autograd.creation import tensor as _tensor
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, _is_cpu, _no_device
 from .parameter import Parameter
 
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
@@ -379,13 +379,27 @@ class Module:
             else:  # a gradient recorded with create_graph: detach it, never write into a graph
                 p.grad = Tensor(np.zeros_like(p.grad.data))
 
-    def to(self, dtype: Any) -> Module:
+    def to(self, target: Any = None, dtype: Any = None) -> Module:
         """Convert floating-point parameters and buffers (and gradients) to ``dtype``, in place.
+
+        As in PyTorch, ``target`` may be a dtype or a device; gradwell has one device,
+        "cpu", and any other is refused with a clear error.
 
         >>> import gradwell as gw
         >>> gw.nn.Linear(2, 3).double().weight.dtype
         dtype('float64')
+        >>> gw.nn.Linear(2, 3).to("cpu").weight.dtype
+        dtype('float32')
         """
+        if target is not None and _is_cpu(target):
+            target = None
+        if target is not None:
+            try:
+                dtype = np.dtype(target)
+            except TypeError:
+                raise ValueError(_no_device(target)) from None
+        if dtype is None:
+            return self
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"Module.to(): expected a floating-point dtype; got {dtype}")

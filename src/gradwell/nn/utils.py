@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..autograd.tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
 
 
 def _with_grads(parameters: Iterable[Tensor] | Tensor) -> list[Tensor]:
@@ -97,3 +98,27 @@ def clip_grad_value_(parameters: Iterable[Tensor] | Tensor, clip_value: float) -
             np.clip(g.data, -clip_value, clip_value, out=g.data)
         else:
             p.grad = Tensor(np.clip(g.data, -clip_value, clip_value))
+
+
+def parameters_to_vector(parameters: Iterable[Tensor] | Tensor) -> Tensor:
+    """Every parameter's values, flattened and joined into one vector (a copy)."""
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    return Tensor(
+        np.concatenate([p.data.ravel() for p in params]) if params else np.zeros(0, np.float32)
+    )
+
+
+def vector_to_parameters(vector: Any, parameters: Iterable[Tensor] | Tensor) -> None:
+    """Copy consecutive pieces of ``vector`` into the parameters, in place."""
+    params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    flat = np.asarray(vector.data if isinstance(vector, Tensor) else vector).ravel()
+    total = sum(p.data.size for p in params)
+    if flat.size != total:
+        raise ValueError(
+            f"vector_to_parameters: the vector has {flat.size} values; the parameters hold {total}"
+        )
+    start = 0
+    for p in params:
+        p.data[...] = flat[start : start + p.data.size].reshape(p.shape)
+        p.bump_version()
+        start += p.data.size

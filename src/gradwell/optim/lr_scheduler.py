@@ -29,6 +29,9 @@ from .optimizer import Optimizer
 
 __all__ = [
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "LambdaLR",
+    "MultiStepLR",
     "ExponentialLR",
     "LRScheduler",
     "LinearLR",
@@ -291,6 +294,91 @@ class LinearLR(LRScheduler):
         s, e, n = self.start_factor, self.end_factor, self.total_iters
         factor = s + (e - s) * min(n, self.last_epoch) / n
         return [b * factor for b in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr * lr_lambda(epoch), one function or one per parameter group.
+
+    The functions are not part of :meth:`state_dict` (give them again when resuming).
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
+        n = len(optimizer.param_groups)
+        lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(lambdas) != n or not all(callable(f) for f in lambdas):
+            raise ValueError(f"LambdaLR: expected a function or {n} functions; got {lr_lambda!r}")
+        self.lr_lambdas = lambdas
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return self._closed_form()
+
+    def _closed_form(self) -> list[float]:
+        return [b * float(f(self.last_epoch)) for b, f in zip(self.base_lrs, self.lr_lambdas)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambdas"}
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` at each epoch in ``milestones``:
+    lr = base_lr * gamma ** (number of milestones <= epoch)."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
+        self.milestones = sorted(
+            _check_int("MultiStepLR", "milestone", m, low=0) for m in milestones
+        )
+        self.gamma = _check_float("MultiStepLR", "gamma", gamma, low=0.0, low_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        factor = self.gamma ** self.milestones.count(self.last_epoch)
+        return [g["lr"] * factor for g in self.optimizer.param_groups]
+
+    def _closed_form(self) -> list[float]:
+        passed = sum(m <= self.last_epoch for m in self.milestones)
+        return [b * self.gamma**passed for b in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing from base_lr to ``eta_min`` over ``T_0`` epochs, then restart;
+    each period ``T_mult`` times the last (SGDR, Loshchilov and Hutter):
+    lr = eta_min + (base_lr - eta_min) (1 + cos(pi T_cur / T_i)) / 2."""
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,  # noqa: N803
+    ) -> None:
+        self.T_0 = _check_int("CosineAnnealingWarmRestarts", "T_0", T_0, low=1)
+        self.T_mult = _check_int("CosineAnnealingWarmRestarts", "T_mult", T_mult, low=1)
+        self.eta_min = float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def _position(self) -> tuple[int, int]:
+        """(T_cur, T_i) at ``last_epoch``."""
+        epoch, period = max(self.last_epoch, 0), self.T_0
+        while epoch >= period:
+            epoch -= period
+            period *= self.T_mult
+        return epoch, period
+
+    def get_lr(self) -> list[float]:
+        return self._closed_form()
+
+    def _closed_form(self) -> list[float]:
+        t_cur, t_i = self._position()
+        cos = (1 + math.cos(math.pi * t_cur / t_i)) / 2
+        return [self.eta_min + (b - self.eta_min) * cos for b in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
