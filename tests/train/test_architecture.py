@@ -46,7 +46,7 @@ def test_a_relu_checkpoint_does_not_load_into_a_tanh_model(tmp_path):
         gw.load(path, mlp(nn.Tanh))
     wider = mlp()
     wider[3] = nn.Dropout(0.5)
-    with pytest.raises(CheckpointError, match=r"model\[3\] \(Dropout\) has rate=0.25 .* rate=0.5"):
+    with pytest.raises(CheckpointError, match=r"model\[3\] \(Dropout\) has p=0.25 .* p=0.5"):
         gw.load(path, wider)
 
 
