@@ -14,12 +14,16 @@
 from . import functional, init, utils
 from . import functional as F  # noqa: N812  (the PyTorch user's spelling)
 from .activation import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
-from .batchnorm import BatchNorm1d
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleList, Sequential
+from .conv import Conv1d, Conv2d
+from .embedding import Embedding
 from .layers import Dropout, Flatten, Identity, Linear
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss
 from .module import IncompatibleKeys, Module, RemovableHandle
+from .normalization import GroupNorm, LayerNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -51,4 +55,16 @@ __all__ = [
     "functional",
     "init",
     "utils",
+    # convolution, pooling, normalisation, embedding
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "Embedding",
+    "GroupNorm",
+    "LayerNorm",
+    "MaxPool1d",
+    "MaxPool2d",
 ]

@@ -439,3 +439,31 @@ def nll_loss(
     if reduction == "mean":
         return _fn.sum(loss) * (1.0 / denom if denom else math.nan)
     return _reduce(loss, reduction)
+
+
+# Convolution, pooling, padding, normalisation and embedding (their own modules).
+from .conv import conv1d, conv2d  # noqa: E402
+from .embedding import embedding  # noqa: E402
+from .normalization import group_norm, layer_norm  # noqa: E402
+from .padding import pad  # noqa: E402
+from .pooling import (  # noqa: E402
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+
+__all__ += [
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "conv1d",
+    "conv2d",
+    "embedding",
+    "group_norm",
+    "layer_norm",
+    "max_pool1d",
+    "max_pool2d",
+    "pad",
+]

@@ -19,6 +19,7 @@ the trailing axes). Every function takes the tensor (or a numpy array) and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -183,3 +184,16 @@ def zeros_(tensor: Any, rng: Any = None) -> Any:
 def ones_(tensor: Any, rng: Any = None) -> Any:
     """Fill with 1."""
     return constant_(tensor, 1.0)
+
+
+# Initialisers by the names layers accept for ``init=``.
+BY_NAME: dict[str, Callable[..., Any]] = {
+    "kaiming": kaiming_uniform_,
+    "kaiming_uniform": kaiming_uniform_,
+    "kaiming_normal": kaiming_normal_,
+    "he": kaiming_uniform_,
+    "xavier": xavier_uniform_,
+    "xavier_uniform": xavier_uniform_,
+    "xavier_normal": xavier_normal_,
+    "glorot": xavier_uniform_,
+}
