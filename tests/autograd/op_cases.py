@@ -203,6 +203,18 @@ CASES.update(
             (lambda c: _conv_ops.fold(c, shape=(2, 3, 4, 5), kernel=(2, 2)), [(2, 12, 12)]),
             (lambda c: _conv_ops.fold(c, shape=(1, 2, 5, 6), **_WINDOW), [(1, 12, 15)]),
         ],
+        "conv2d": [
+            (
+                lambda x, w, b: gw.nn.functional.conv2d(x, w, b, padding=1),
+                [(2, 3, 5, 4), (4, 3, 3, 3), (4,)],
+            ),
+            (
+                lambda x, w: _conv_ops.conv2d(
+                    x, w, stride=(2, 1), padding=_WINDOW["padding"], dilation=(1, 2)
+                ),
+                [(1, 2, 5, 6), (3, 2, 2, 3)],
+            ),
+        ],
         "pad": [(lambda x: _conv_ops.pad(x, widths=((0, 0), (1, 2)), value=0.5), [(2, 3)])],
         # (padding_idx withholds a true gradient on purpose: tested in tests/nn)
         "embedding": [(lambda w: gw.nn.functional.embedding(_IDS, w), [(4, 3)])],

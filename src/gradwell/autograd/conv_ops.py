@@ -96,13 +96,21 @@ def fold(
 ) -> Any:
     """The adjoint of ``unfold``: add each column back into its window of a (N, C, H, W) image."""
     n, c, h, w = shape
-    (pt, pb), (pl, pr) = padding
     kh, kw = kernel
+    oh = output_size(h, kh, stride[0], padding[0], dilation[0])
+    ow = output_size(w, kw, stride[1], padding[1], dilation[1])
+    return _fold_windows(cols.reshape(n, c, kh, kw, oh, ow), shape, padding, stride, dilation)
+
+
+def _fold_windows(
+    cols: np.ndarray, shape: tuple[int, ...], padding: Padding, stride: Pair, dilation: Pair
+) -> np.ndarray:
+    """Add (N, C, kh, kw, OH, OW) window values (any strides) into a (N, C, H, W) image."""
+    n, c, h, w = shape
+    (pt, pb), (pl, pr) = padding
+    _, _, kh, kw, oh, ow = cols.shape
     sh, sw = stride
     dh, dw = dilation
-    oh = output_size(h, kh, sh, padding[0], dh)
-    ow = output_size(w, kw, sw, padding[1], dw)
-    cols = cols.reshape(n, c, kh, kw, oh, ow)
     out = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=cols.dtype)
     for i in range(kh):  # one strided add per kernel offset: kh * kw numpy calls
         for j in range(kw):
@@ -134,3 +142,51 @@ def pad(x: Any, *, widths: tuple[Pair, ...], value: float = 0.0) -> Any:
 def _(F, g, out, ins, needs, attrs):
     index = tuple(slice(b, b + s) for (b, _), s in zip(attrs["widths"], ins[0].shape))
     return (F.getitem(g, index=index),)
+
+
+@primitive("conv2d", saves=True, reads="i")
+def conv2d(
+    x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation: Pair
+) -> tuple[Any, Any]:
+    """Convolution of (N, C, H, W) with a (O, C, kh, kw) weight as one GEMM.
+
+    The columns are laid out (C * kh * kw, N * OH * OW), so the whole batch is a single
+    product with the (O, C * kh * kw) weight; they are saved for the weight's gradient.
+    """
+    o, c, kh, kw = w.shape
+    win = _windows(x, (kh, kw), stride, padding, dilation, 0.0)
+    n, _, _, _, oh, ow = win.shape
+    cols = win.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * oh * ow)
+    out = w.reshape(o, -1) @ cols
+    if bias:
+        out += bias[0][:, None]
+    return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3), cols
+
+
+@conv2d.defvjp
+def _(F, g, out, ins, needs, attrs):
+    x, w = ins[0], ins[1]
+    o, c, kh, kw = w.shape
+    n, _, oh, ow = g.shape
+    cols = attrs["saved"]
+    g2 = g.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
+    gx = gw = None
+    if needs[0]:
+        gcols = (w.reshape(o, -1).T @ g2).reshape(c, kh, kw, n, oh, ow)
+        gx = _fold_windows(
+            gcols.transpose(3, 0, 1, 2, 4, 5), x.shape, attrs["padding"], attrs["stride"],
+            attrs["dilation"],
+        )  # fmt: skip
+    if needs[1]:
+        gw = (g2 @ cols.T).reshape(w.shape)
+    if len(ins) == 2:
+        return gx, gw
+    return gx, gw, (g2.sum(axis=1) if needs[2] else None)
+
+
+@conv2d.defreference
+def _conv2d_reference(out, x, w, *bias, stride, padding, dilation, saved):
+    o, c, kh, kw = w.shape
+    cols = unfold(x, kernel=(kh, kw), stride=stride, padding=padding, dilation=dilation)
+    y = (w.reshape(o, c * kh * kw) @ cols).reshape(out.shape)
+    return y + bias[0].reshape(o, 1, 1) if bias else y

@@ -94,15 +94,15 @@ def conv2d(
         )
     stride_, dilation_ = _pair(stride, "stride", who), _pair(dilation, "dilation", who)
     pad = _padding(padding, (kh, kw), dilation_, stride_, who)
+    if groups == 1:  # the whole batch as one product
+        attrs = {"stride": stride_, "padding": pad, "dilation": dilation_}
+        return conv_ops.conv2d(x, weight, *(() if bias is None else (bias,)), **attrs)
     cols = conv_ops.unfold(x, kernel=(kh, kw), stride=stride_, padding=pad, dilation=dilation_)
     oh = conv_ops.output_size(x.shape[2], kh, stride_[0], pad[0], dilation_[0])
     ow = conv_ops.output_size(x.shape[3], kw, stride_[1], pad[1], dilation_[1])
     k = cg * kh * kw
-    if groups == 1:
-        out = ops.matmul(ops.reshape(weight, shape=(o, k)), cols)  # (N, O, L)
-    else:
-        w = ops.reshape(weight, shape=(groups, o // groups, k))
-        out = ops.matmul(w, ops.reshape(cols, shape=(n, groups, k, oh * ow)))
+    w = ops.reshape(weight, shape=(groups, o // groups, k))
+    out = ops.matmul(w, ops.reshape(cols, shape=(n, groups, k, oh * ow)))
     out = ops.reshape(out, shape=(n, o, oh, ow))
     if bias is not None:
         out = out + ops.reshape(bias, shape=(o, 1, 1))
