@@ -30,7 +30,7 @@ def pad(x: Any, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
 
     >>> import gradwell as gw
     >>> pad(gw.tensor([[1.0, 2.0, 3.0]]), (2, 1), mode="reflect")
-    tensor([[3., 2., 1., 2., 3., 2.]], op=getitem)
+    tensor([[3., 2., 1., 2., 3., 2.]])
     """
     if not isinstance(x, Tensor):
         x = Tensor(numeric_array(x, "pad input"))

@@ -59,7 +59,7 @@ def max_pool2d(
     >>> import gradwell as gw
     >>> max_pool2d(gw.arange(16.0).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 5.,  7.],
-              [13., 15.]]]], op=max)
+              [13., 15.]]]])
     """
     return _pool2d(x, kernel_size, stride, padding, dilation, "max", "max_pool2d")
 
