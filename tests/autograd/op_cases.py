@@ -220,3 +220,38 @@ CASES.update(
         ],
     }
 )
+
+
+# Sliding windows and lookups (gradwell.autograd.conv_ops, gradwell.nn.embedding); the
+# layers built on them are matched against PyTorch in tests/nn/test_conv_layers.py.
+_conv_ops = gw.autograd.conv_ops
+_WINDOW = {"kernel": (2, 3), "stride": (2, 1), "padding": ((1, 0), (1, 2)), "dilation": (1, 2)}
+_IDS = np.array([[1, 0, 3], [3, 3, 2]])  # repeated ids: gradients accumulate
+
+CASES.update(
+    {
+        "unfold": [
+            (lambda x: _conv_ops.unfold(x, kernel=(2, 2)), [(2, 3, 4, 5)]),
+            (lambda x: _conv_ops.unfold(x, **_WINDOW), [(1, 2, 5, 6)]),
+        ],
+        "fold": [
+            (lambda c: _conv_ops.fold(c, shape=(2, 3, 4, 5), kernel=(2, 2)), [(2, 12, 12)]),
+            (lambda c: _conv_ops.fold(c, shape=(1, 2, 5, 6), **_WINDOW), [(1, 12, 15)]),
+        ],
+        "conv2d": [
+            (
+                lambda x, w, b: gw.nn.functional.conv2d(x, w, b, padding=1),
+                [(2, 3, 5, 4), (4, 3, 3, 3), (4,)],
+            ),
+            (
+                lambda x, w: _conv_ops.conv2d(
+                    x, w, stride=(2, 1), padding=_WINDOW["padding"], dilation=(1, 2)
+                ),
+                [(1, 2, 5, 6), (3, 2, 2, 3)],
+            ),
+        ],
+        "pad": [(lambda x: _conv_ops.pad(x, widths=((0, 0), (1, 2)), value=0.5), [(2, 3)])],
+        # (padding_idx withholds a true gradient on purpose: tested in tests/nn)
+        "embedding": [(lambda w: gw.nn.functional.embedding(_IDS, w), [(4, 3)])],
+    }
+)

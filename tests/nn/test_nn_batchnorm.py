@@ -110,11 +110,11 @@ def test_a_batch_of_one_in_training_is_a_clear_error_that_changes_nothing():
 
 def test_wrong_input_shape_names_the_layer_and_the_shapes():
     with pytest.raises(
-        ValueError, match=r"BatchNorm1d\(4, .*expected input of shape \(N, 4\); got"
+        ValueError, match=r"BatchNorm1d\(4, .*expected input of shape \(N, 4\) or \(N, 4, L\); got"
     ):
         BatchNorm1d(4)(gw.zeros(5, 3))
-    with pytest.raises(ValueError, match=r"\(N, 4\); got shape \(2, 4, 3\)"):
-        BatchNorm1d(4)(gw.zeros(2, 4, 3))
+    with pytest.raises(ValueError, match=r"\(N, 4, L\); got shape \(2, 4, 3, 1\)"):
+        BatchNorm1d(4)(gw.zeros(2, 4, 3, 1))  # (N, C, L) is accepted, as in PyTorch
 
 
 def test_float32_in_float32_out_with_float32_statistics():

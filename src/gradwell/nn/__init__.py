@@ -34,8 +34,10 @@ from .activation import (
     Softsign,
     Tanh,
 )
-from .batchnorm import BatchNorm1d
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleList, Sequential
+from .conv import Conv1d, Conv2d
+from .embedding import Embedding
 from .layers import Dropout, Flatten, Identity, Linear
 from .losses import (
     BCELoss,
@@ -49,7 +51,9 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module, RemovableHandle
+from .normalization import GroupNorm, LayerNorm
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 
 __all__ = [
     "BCELoss",
@@ -95,4 +99,16 @@ __all__ = [
     "functional",
     "init",
     "utils",
+    # convolution, pooling, normalisation, embedding
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "Embedding",
+    "GroupNorm",
+    "LayerNorm",
+    "MaxPool1d",
+    "MaxPool2d",
 ]

@@ -1,4 +1,4 @@
-"""BatchNorm1d: normalise each feature over the batch, with learned scale and shift."""
+"""BatchNorm1d / BatchNorm2d: normalise each channel over the batch, then scale and shift."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._numeric import numeric_array
+from ..autograd import ops
 from ..autograd.tensor import Tensor
 from . import fused
 from .layers import _positive_int
@@ -15,7 +16,9 @@ from .parameter import Parameter
 
 
 class BatchNorm1d(Module):
-    """Batch normalization of (N, C) input: ``(x - mean) / sqrt(var + eps) * weight + bias``.
+    """Batch normalization of (N, C) or (N, C, L) input (each of the C features over N and L).
+
+    ``(x - mean) / sqrt(var + eps) * weight + bias``.
 
     In training, each feature is normalised with the batch mean and the biased batch
     variance, and the buffers ``running_mean`` / ``running_var`` move towards the
@@ -37,6 +40,7 @@ class BatchNorm1d(Module):
 
     weight: Parameter | None
     bias: Parameter | None
+    _layouts: tuple[str, ...] = ("(N, C)", "(N, C, L)")
 
     def __init__(
         self,
@@ -77,14 +81,19 @@ class BatchNorm1d(Module):
             like = self.weight if self.affine else self.running_mean
             dtype = np.float32 if like is None else like.data.dtype
             x = Tensor(numeric_array(x, f"{self._short_repr()} input").astype(dtype, copy=False))
-        if x.ndim != 2 or x.shape[1] != self.num_features:
+        ndims = [layout.count(",") + 1 for layout in self._layouts]
+        if x.ndim not in ndims or x.shape[1] != self.num_features:
+            layouts = " or ".join(lay.replace("C", str(self.num_features)) for lay in self._layouts)
             raise ValueError(
-                f"{self._short_repr()}: expected input of shape (N, {self.num_features}); "
-                f"got shape {x.shape}"
+                f"{self._short_repr()}: expected input of shape {layouts}; got shape {x.shape}"
             )
+        shape = x.shape
+        if x.ndim > 2:  # channels last, every position a row: (N * L..., C)
+            axes = (0, *range(2, x.ndim), 1)
+            x = ops.reshape(ops.transpose(x, axes=axes), shape=(-1, self.num_features))
         affine = (self.weight, self.bias) if self.affine else ()
         tracking = self.training and self.track_running_stats
-        return fused.batch_norm(
+        out = fused.batch_norm(
             x,
             *affine,
             training=self.training or not self.track_running_stats,
@@ -94,9 +103,27 @@ class BatchNorm1d(Module):
             running_var=self.running_var.data if self.track_running_stats else None,
             num_batches_tracked=self.num_batches_tracked.data if tracking else None,
         )
+        if len(shape) > 2:
+            moved = (shape[0], *shape[2:], shape[1])
+            back = (0, len(shape) - 1, *range(1, len(shape) - 1))
+            out = ops.transpose(ops.reshape(out, shape=moved), axes=back)
+        return out
 
     def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
             f"affine={self.affine}, track_running_stats={self.track_running_stats}"
         )
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Batch normalization of (N, C, H, W) input: each channel over the batch and all pixels.
+
+    The same statistics, buffers and options as :class:`BatchNorm1d`.
+
+    >>> import gradwell as gw
+    >>> gw.nn.BatchNorm2d(3)(gw.randn(4, 3, 5, 5, rng=0)).shape
+    (4, 3, 5, 5)
+    """
+
+    _layouts = ("(N, C, H, W)",)

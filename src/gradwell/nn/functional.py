@@ -596,3 +596,31 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
     if reduction == "batchmean":
         return _fn.sum(loss) * (1.0 / (x.shape[0] if x.ndim else 1))
     return _reduce(loss, reduction)
+
+
+# Convolution, pooling, padding, normalisation and embedding (their own modules).
+from .conv import conv1d, conv2d  # noqa: E402
+from .embedding import embedding  # noqa: E402
+from .normalization import group_norm, layer_norm  # noqa: E402
+from .padding import pad  # noqa: E402
+from .pooling import (  # noqa: E402
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+
+__all__ += [
+    "adaptive_avg_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "conv1d",
+    "conv2d",
+    "embedding",
+    "group_norm",
+    "layer_norm",
+    "max_pool1d",
+    "max_pool2d",
+    "pad",
+]

@@ -19,6 +19,7 @@ the trailing axes). Every function takes the tensor (or a numpy array) and
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -220,3 +221,16 @@ def trunc_normal_(
     u = _rng(rng).uniform(lo, hi, arr.shape)
     arr[...] = np.clip(mean + std * ndtri(u), a, b)
     return tensor
+
+
+# Initialisers by the names layers accept for ``init=``.
+BY_NAME: dict[str, Callable[..., Any]] = {
+    "kaiming": kaiming_uniform_,
+    "kaiming_uniform": kaiming_uniform_,
+    "kaiming_normal": kaiming_normal_,
+    "he": kaiming_uniform_,
+    "xavier": xavier_uniform_,
+    "xavier_uniform": xavier_uniform_,
+    "xavier_normal": xavier_normal_,
+    "glorot": xavier_uniform_,
+}

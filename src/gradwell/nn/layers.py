@@ -15,23 +15,9 @@ from . import fused, init
 from .functional import check_rate
 from .module import Module
 from .parameter import Parameter
+from .validate import positive_int as _positive_int
 
-_INITS: dict[str, Callable[..., Any]] = {
-    "kaiming": init.kaiming_uniform_,
-    "kaiming_uniform": init.kaiming_uniform_,
-    "kaiming_normal": init.kaiming_normal_,
-    "he": init.kaiming_uniform_,
-    "xavier": init.xavier_uniform_,
-    "xavier_uniform": init.xavier_uniform_,
-    "xavier_normal": init.xavier_normal_,
-    "glorot": init.xavier_uniform_,
-}
-
-
-def _positive_int(value: Any, name: str, who: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{who}: {name} must be a positive integer; got {value!r}")
-    return int(value)
+_INITS = init.BY_NAME
 
 
 class Linear(Module):

@@ -1,0 +1,195 @@
+"""Pooling: max and average over sliding windows (1-D and 2-D), and adaptive average pooling.
+
+A pooled window is a column of ``unfold`` reduced with the core ``max`` or ``mean``, so
+the gradients are theirs: max pooling hands the gradient to the window's largest element
+(ties share it equally, where PyTorch picks one), average pooling spreads it evenly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._numeric import numeric_array
+from ..autograd import conv_ops, ops
+from ..autograd.tensor import Tensor
+from .conv import _pair, _single
+from .module import Module
+
+
+def _input(x: Any, ndim: int, who: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        arr = numeric_array(x, f"{who} input")
+        x = Tensor(arr.astype(np.float32) if arr.dtype.kind != "f" else arr)
+    if x.ndim != ndim:
+        layout = "(N, C, H, W)" if ndim == 4 else "(N, C, L)"
+        raise ValueError(f"{who}: expected a {layout} input; got shape {x.shape}")
+    return x
+
+
+def _pool2d(
+    x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, kind: str, who: str
+) -> Tensor:
+    x = _input(x, 4, who)
+    kernel = _pair(kernel_size, "kernel_size", who)
+    stride_ = kernel if stride is None else _pair(stride, "stride", who)
+    ph, pw = _pair(padding, "padding", who, minimum=0)
+    if ph > kernel[0] // 2 or pw > kernel[1] // 2:
+        raise ValueError(f"{who}: padding {(ph, pw)} must be at most half the kernel {kernel}")
+    dilation_ = _pair(dilation, "dilation", who)
+    cols = conv_ops.unfold(
+        x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_,
+        value=-np.inf if kind == "max" else 0.0,
+    )  # fmt: skip
+    n, c, h, w = x.shape
+    oh = conv_ops.output_size(h, kernel[0], stride_[0], (ph, ph), dilation_[0])
+    ow = conv_ops.output_size(w, kernel[1], stride_[1], (pw, pw), dilation_[1])
+    windows = ops.reshape(cols, shape=(n, c, kernel[0] * kernel[1], oh, ow))
+    if kind == "max":
+        return ops.max(windows, axis=2, keepdims=False)
+    return ops.mean(windows, axis=2, keepdims=False)
+
+
+def max_pool2d(
+    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+) -> Tensor:
+    """The largest value of each (kh, kw) window of (N, C, H, W); ``stride`` defaults to the kernel.
+
+    >>> import gradwell as gw
+    >>> max_pool2d(gw.arange(16.0).reshape(1, 1, 4, 4), 2)
+    tensor([[[[ 5.,  7.],
+              [13., 15.]]]])
+    """
+    return _pool2d(x, kernel_size, stride, padding, dilation, "max", "max_pool2d")
+
+
+def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """The mean of each window of (N, C, H, W); zero padding counts (PyTorch's default)."""
+    return _pool2d(x, kernel_size, stride, padding, 1, "avg", "avg_pool2d")
+
+
+def _pool1d(
+    x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, kind: str, who: str
+) -> Tensor:
+    x = _input(x, 3, who)
+    k = _single(kernel_size, "kernel_size", who)
+    s = k if stride is None else _single(stride, "stride", who)
+    out = _pool2d(
+        ops.reshape(x, shape=(x.shape[0], x.shape[1], 1, x.shape[2])),
+        (1, k), (1, s), (0, _single(padding, "padding", who)),
+        (1, _single(dilation, "dilation", who)), kind, who,
+    )  # fmt: skip
+    return ops.reshape(out, shape=(out.shape[0], out.shape[1], out.shape[3]))
+
+
+def max_pool1d(
+    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+) -> Tensor:
+    """The largest value of each window of (N, C, L)."""
+    return _pool1d(x, kernel_size, stride, padding, dilation, "max", "max_pool1d")
+
+
+def avg_pool1d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """The mean of each window of (N, C, L)."""
+    return _pool1d(x, kernel_size, stride, padding, 1, "avg", "avg_pool1d")
+
+
+def _bins(size: int, out: int, dtype: np.dtype) -> np.ndarray:
+    """(out, size): row i averages PyTorch's bin floor(i*size/out) .. ceil((i+1)*size/out)."""
+    m = np.zeros((out, size), dtype)
+    for i in range(out):
+        lo, hi = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
+    """Average (N, C, H, W) down to (N, C, oh, ow) in PyTorch's bins (``None`` keeps a size).
+
+    Each bin's mean is a product with an averaging matrix on each side: ``Ph @ x @ Pw.T``.
+
+    >>> import gradwell as gw
+    >>> adaptive_avg_pool2d(gw.ones(2, 3, 7, 5), 1).shape
+    (2, 3, 1, 1)
+    """
+    who = "adaptive_avg_pool2d"
+    x = _input(x, 4, who)
+    if isinstance(output_size, (int, np.integer)) or output_size is None:
+        output_size = (output_size, output_size)
+    oh, ow = (s if o is None else o for o, s in zip(output_size, x.shape[2:]))
+    _pair((oh, ow), "output_size", who)
+    rows = Tensor(_bins(x.shape[2], oh, x.dtype))
+    cols = Tensor(np.ascontiguousarray(_bins(x.shape[3], ow, x.dtype).T))
+    return ops.matmul(ops.matmul(rows, x), cols)
+
+
+class _Pool(Module):
+    def __init__(
+        self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+    ) -> None:
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation = dilation
+
+    def extra_repr(self) -> str:
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return s + (f", dilation={self.dilation}" if self.dilation != 1 else "")
+
+
+class MaxPool2d(_Pool):
+    """Max pooling over (N, C, H, W) (``stride`` defaults to ``kernel_size``).
+
+    >>> import gradwell as gw
+    >>> gw.nn.MaxPool2d(2)(gw.zeros(1, 3, 8, 6)).shape
+    (1, 3, 4, 3)
+    """
+
+    def forward(self, x: Any) -> Tensor:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+
+class MaxPool1d(_Pool):
+    """Max pooling over (N, C, L)."""
+
+    def forward(self, x: Any) -> Tensor:
+        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+
+
+class AvgPool2d(_Pool):
+    """Average pooling over (N, C, H, W); zero padding counts in the mean."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__(kernel_size, stride, padding)
+
+    def forward(self, x: Any) -> Tensor:
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool1d(_Pool):
+    """Average pooling over (N, C, L)."""
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__(kernel_size, stride, padding)
+
+    def forward(self, x: Any) -> Tensor:
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average (N, C, H, W) to a fixed (oh, ow), whatever H and W are.
+
+    >>> import gradwell as gw
+    >>> gw.nn.AdaptiveAvgPool2d((2, 3))(gw.zeros(1, 4, 9, 7)).shape
+    (1, 4, 2, 3)
+    """
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Any) -> Tensor:
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

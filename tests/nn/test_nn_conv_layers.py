@@ -1,0 +1,172 @@
+"""Convolution, pooling, padding, normalisation and embedding: gradchecked in float64, and
+matched against PyTorch (forward and gradients, float32 and float64) where it is installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwell as gw
+
+F = gw.nn.functional
+
+# (name, gradwell function, torch function name, input shapes, keyword arguments)
+CONV = [
+    ("conv2d", F.conv2d, "conv2d", [(2, 3, 7, 6), (4, 3, 3, 3), (4,)], {"padding": 1}),
+    ("conv2d_groups", F.conv2d, "conv2d", [(2, 4, 9, 8), (6, 2, 3, 3), (6,)],
+     {"stride": 2, "dilation": 2, "groups": 2}),
+    ("conv2d_same_even", F.conv2d, "conv2d", [(1, 2, 5, 6), (3, 2, 2, 4)], {"padding": "same"}),
+    ("conv2d_rect", F.conv2d, "conv2d", [(2, 3, 8, 8), (4, 3, 3, 2)],
+     {"stride": (2, 1), "padding": (1, 0)}),
+    ("conv1d", F.conv1d, "conv1d", [(2, 3, 9), (4, 3, 3), (4,)], {"stride": 2, "padding": 1}),
+    ("conv1d_same", F.conv1d, "conv1d", [(2, 4, 7), (2, 2, 3)], {"padding": "same", "groups": 2}),
+    ("max_pool2d", F.max_pool2d, "max_pool2d", [(2, 3, 7, 6)], {"kernel_size": 3, "stride": 2,
+                                                               "padding": 1}),
+    ("max_pool2d_dilated", F.max_pool2d, "max_pool2d", [(1, 2, 8, 8)],
+     {"kernel_size": 2, "dilation": 2}),
+    ("avg_pool2d", F.avg_pool2d, "avg_pool2d", [(2, 3, 6, 7)], {"kernel_size": (2, 3),
+                                                               "padding": 1}),
+    ("max_pool1d", F.max_pool1d, "max_pool1d", [(2, 3, 9)], {"kernel_size": 3, "stride": 2}),
+    ("avg_pool1d", F.avg_pool1d, "avg_pool1d", [(2, 3, 9)], {"kernel_size": 2}),
+    ("adaptive_avg_pool2d", F.adaptive_avg_pool2d, "adaptive_avg_pool2d", [(2, 3, 7, 5)],
+     {"output_size": (3, 2)}),
+    ("pad_reflect", F.pad, "pad", [(2, 3, 4, 5)], {"pad": (2, 1, 1, 3), "mode": "reflect"}),
+    ("pad_replicate", F.pad, "pad", [(2, 3, 4)], {"pad": (3, 1), "mode": "replicate"}),
+    ("pad_constant", F.pad, "pad", [(2, 3, 4)], {"pad": (1, 2, 0, 1), "value": 0.5}),
+    ("layer_norm", F.layer_norm, "layer_norm", [(3, 4, 5), (4, 5), (4, 5)],
+     {"normalized_shape": (4, 5)}),
+    ("group_norm", F.group_norm, "group_norm", [(3, 6, 4, 2), (6,), (6,)], {"num_groups": 3}),
+]  # fmt: skip
+
+
+def _args(name, arrays, kwargs):
+    """Positional order differs: norms take (x, shape/groups, weight, bias)."""
+    if name == "layer_norm":
+        return (arrays[0], kwargs["normalized_shape"], *arrays[1:]), {}
+    if name == "group_norm":
+        return (arrays[0], kwargs["num_groups"], *arrays[1:]), {}
+    return tuple(arrays), kwargs
+
+
+def _inputs(shapes, seed, dtype):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+
+
+@pytest.mark.parametrize("case", CONV, ids=[c[0] for c in CONV])
+def test_gradcheck_float64(case):
+    name, fn, _, shapes, kwargs = case
+    xs = [gw.tensor(a, dtype="float64", requires_grad=True) for a in _inputs(shapes, 0, np.float64)]
+
+    def f(*ts):
+        args, kw = _args(name, ts, kwargs)
+        return fn(*args, **kw)
+
+    assert gw.gradcheck(f, xs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CONV, ids=[c[0] for c in CONV])
+def test_matches_pytorch(case, dtype):
+    torch = pytest.importorskip("torch")
+    name, fn, torch_name, shapes, kwargs = case
+    arrays = _inputs(shapes, 1, dtype)
+    ours = [gw.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    a, k = _args(name, ours, kwargs)
+    out = fn(*a, **k)
+    a, k = _args(name, theirs, kwargs)
+    expected = getattr(torch.nn.functional, torch_name)(*a, **k)
+    assert out.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=tol, atol=tol)
+    weights = np.random.default_rng(2).standard_normal(out.shape).astype(dtype)
+    (out * gw.tensor(weights, dtype=dtype)).sum().backward()
+    (expected * torch.tensor(weights)).sum().backward()
+    for mine, ref in zip(ours, theirs):
+        assert mine.grad.dtype == dtype
+        np.testing.assert_allclose(mine.grad.numpy(), ref.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_conv2d_layer_shapes_and_errors():
+    conv = gw.nn.Conv2d(3, 8, 3, padding="same", rng=0)
+    assert conv(gw.zeros(2, 3, 10, 10)).shape == (2, 8, 10, 10)
+    assert conv.weight.shape == (8, 3, 3, 3) and conv.bias.shape == (8,)
+    with pytest.raises(ValueError, match="in_channels .* divisible by groups"):
+        gw.nn.Conv2d(3, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="padding='same' needs stride 1"):
+        gw.nn.Conv2d(3, 8, 3, stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"expected a \(N, C, H, W\) input"):
+        conv(gw.zeros(3, 10, 10))
+    with pytest.raises(ValueError, match="input has 4 channels"):
+        conv(gw.zeros(1, 4, 10, 10))
+    with pytest.raises(ValueError, match="does not fit"):
+        gw.nn.Conv2d(1, 1, 5)(gw.zeros(1, 1, 3, 3))
+
+
+def test_batchnorm2d_and_1d_on_sequences_match_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 6)).astype(np.float32)
+    for ours, theirs, arr in [
+        (gw.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3), x),
+        (gw.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3), x[:, :, :, 0]),
+    ]:
+        for _ in range(2):
+            t = torch.tensor(arr, requires_grad=True)
+            g = gw.tensor(arr, requires_grad=True)
+            out, ref = ours(g), theirs(t)
+            np.testing.assert_allclose(out.numpy(), ref.detach().numpy(), atol=1e-5)
+            (out * out).sum().backward()
+            (ref * ref).sum().backward()
+            np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), atol=1e-4)
+            np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
+                                       rtol=1e-4)  # fmt: skip
+            ours.weight.grad = None
+            theirs.weight.grad = None
+        np.testing.assert_allclose(ours.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-5)
+        ours.eval()
+        theirs.eval()
+        np.testing.assert_allclose(
+            ours(gw.tensor(arr)).numpy(), theirs(torch.tensor(arr)).detach().numpy(), atol=1e-5
+        )
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        gw.nn.BatchNorm2d(3)(gw.zeros(2, 3))
+
+
+def test_embedding_padding_idx_takes_no_gradient():
+    emb = gw.nn.Embedding(5, 3, padding_idx=0, rng=0)
+    assert np.all(emb.weight.numpy()[0] == 0)
+    ids = np.array([[0, 2, 2], [4, 0, 1]])
+    out = emb(ids)
+    assert out.shape == (2, 3, 3)
+    out.sum().backward()
+    counts = np.bincount(ids.ravel(), minlength=5).astype(np.float32)
+    counts[0] = 0
+    np.testing.assert_array_equal(emb.weight.grad.numpy(), np.repeat(counts[:, None], 3, 1))
+    with pytest.raises(IndexError, match="id 5 is out of range for 5"):
+        emb([[5]])
+    with pytest.raises(TypeError, match="integer ids"):
+        emb([[0.5]])
+
+
+def test_small_cnn_learns_synthetic_images():
+    """Bright blob top-left vs bottom-right: a conv net separates them within a few steps."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 64)
+    x = rng.standard_normal((64, 1, 8, 8)).astype(np.float32) * 0.5
+    for i, label in enumerate(y):
+        x[i, 0, 4 * label : 4 * label + 4, 4 * label : 4 * label + 4] += 1.5
+    model = gw.nn.Sequential(
+        gw.nn.Conv2d(1, 4, 3, padding=1, rng=0), gw.nn.BatchNorm2d(4), gw.nn.ReLU(),
+        gw.nn.MaxPool2d(2), gw.nn.Flatten(), gw.nn.Linear(64, 2, rng=0),
+    )  # fmt: skip
+    opt = gw.optim.Adam(model.parameters(), lr=0.05)
+    loss_fn = gw.nn.CrossEntropyLoss()
+    for _ in range(30):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    model.eval()
+    accuracy = (model(x).numpy().argmax(1) == y).mean()
+    assert accuracy > 0.95
