@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .check import audit_features, audit_rows, is_builtin_loss, preflight
+from .check import audit_features, audit_rows, preflight
 from .detectors import detect_exploding, detect_nan
 from .diagnosis import Ledger, detect_all
 from .findings import Finding, jsonable
@@ -97,6 +97,8 @@ class Doctor(Callback):
     """
 
     order = -100  # first: it measures the gradients before any other callback acts
+    #: what measures the model (the only part that knows its framework)
+    probes_class: type[Probes] = Probes
 
     def __init__(
         self,
@@ -143,7 +145,9 @@ class Doctor(Callback):
     def _afresh(self) -> None:
         """The state of one run (one Doctor diagnoses several fits, each on its own)."""
         self.trace = Trace()
-        self._probes = Probes(self.trace, self.thresholds, self.feature_names, self.replay_nan)
+        self._probes = self.probes_class(
+            self.trace, self.thresholds, self.feature_names, self.replay_nan
+        )
         self._schedule.reset()
         self._ledger = Ledger()
         self._announced: dict[str, int] = {}  # kind -> the severity rank last printed
@@ -377,7 +381,7 @@ class Doctor(Callback):
         try:
             setup, prof = preflight(
                 self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
-                call_loss=is_builtin_loss(self.loss_fn),
+                call_loss=self._probes.stateless_loss(self.loss_fn), probe=self._probes.setup_probe,
             )  # fmt: skip
         except Exception as e:  # (a model that cannot be copied): watch the run without it
             if self.raise_errors:
