@@ -83,17 +83,16 @@ class Doctor(gw_doctor.Doctor):
                                                   per_epoch // MIN_SAMPLES_PER_EPOCH))  # fmt: skip
         super()._preflight(_cpu(X), _cpu(y), batch_size)
 
-    def _unfinished(self) -> None:
-        """The final diagnosis, once, before the first report."""
-        if not self._finished:
-            self.finish()
+    def finish(self) -> list[Any]:
+        """The final diagnosis (once; later calls return the findings); removes every hook."""
+        return self.findings if self._finished else super().finish()
 
     def report(self) -> str:
-        self._unfinished()
+        self.finish()
         return super().report()
 
     def save_html(self, path: Any) -> str:
-        self._unfinished()
+        self.finish()
         return super().save_html(path)
 
 
