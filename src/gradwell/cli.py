@@ -76,13 +76,13 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor.tour import command
+    from .doctor.command import command
 
     return command(args)
 
 
 def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
-    from .doctor.tour import add_arguments
+    from .doctor.command import add_arguments
 
     add_arguments(parser)
 
@@ -90,7 +90,7 @@ def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "demo": ("train an MLP on handwritten digits and report test accuracy", _demo),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
-    "doctor": ("--tour: break training in the classic ways, diagnose and repair each", _doctor),
+    "doctor": ("--fix SCRIPT_OR_CONFIG: diagnose and repair a run; --tour: the classics", _doctor),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {

@@ -11,6 +11,7 @@ import pytest
 from doctor.kit import dataset, mlp
 
 import gradwell as gw
+from gradwell.doctor.lr_find import falling_stretch
 
 
 def _sweep(model, opt, X, y, **kw):
@@ -67,6 +68,43 @@ def test_learning_rates_rise_exponentially_and_the_sweep_stops_at_divergence():
     # the suggestion lies where the loss still falls, well before the blow-up
     assert 1e-4 < r.suggested_lr < stop
     assert r.suggested_lr <= r.min_loss_lr
+
+
+#: (data set, hidden widths, optimizer): the issue's failing case first (z-scored breast
+#: cancer with SGD once suggested 6.4e-7 while its loss fell only between 1e-2 and 1).
+SWEEPS = [("breast_cancer", [], "sgd"), ("circle", [16, 16], "sgd"), ("blobs", [16], "adam")]
+
+
+@pytest.mark.parametrize(("name", "widths", "opt_name"), SWEEPS)
+def test_the_suggestion_lies_where_the_loss_falls_and_is_stable_over_20_seeds(
+    name, widths, opt_name
+):
+    X, y, C = dataset(name, 0, n=256)  # breast cancer: all 569 tumours
+    suggestions = []
+    for seed in range(20):
+        model = mlp(X.shape[1], widths, C, seed=seed)
+        cls = gw.optim.SGD if opt_name == "sgd" else gw.optim.Adam
+        r = _sweep(model, cls(model.parameters(), lr=0.1), X, y, seed=seed)  # 100 steps
+        stretch = falling_stretch(r.smoothed)
+        assert stretch is not None and r.suggested_lr is not None, seed
+        start, k, end = stretch
+        sm = np.asarray(r.smoothed)
+        base = float(np.median(sm[: max(3, sm.size // 10)]))
+        assert r.lrs[start] <= r.suggested_lr == r.lrs[k] <= r.lrs[end], seed
+        drop = base - sm.min()
+        assert sm.min() + 0.1 * drop < sm[k] <= base - 0.5 * drop, seed  # half-way down
+        assert sm[k] < sm[k - 1] and sm[k] < sm[start - 1 if start else 0], seed  # falling here
+        assert r.suggested_lr <= r.min_loss_lr
+        suggestions.append(r.suggested_lr)
+    assert max(suggestions) / min(suggestions) < 10  # within one decade over the seeds
+    if name == "breast_cancer":
+        assert 1e-2 <= min(suggestions) and max(suggestions) <= 1.0
+
+
+def test_no_fall_no_suggestion():
+    assert falling_stretch([1.0, 1.0, 0.99, 1.0, 1.01, 1.0]) is None
+    assert falling_stretch([1.0, 1.0]) is None
+    assert falling_stretch([2.0, 2.0, 2.0, 1.5, 1.0, 0.6, 0.5, 3.0]) == (3, 4, 5)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -12,16 +12,20 @@ A :class:`Finding` has ``kind`` (one of :data:`KINDS`), ``severity``, ``where``,
 machine form ``actions``, and ``caused_by``/``consequences`` (finding ids): findings
 come root causes first. ``gw.doctor.check(model, loss, optimizer, X, y)`` checks a
 setup before training (``fit`` runs it when training starts).
-``gw.lr_find`` runs a learning-rate range test. ``gradwell doctor --tour`` shows
-each classic failure, its diagnosis and the repaired run.
+``gw.lr_find`` runs a learning-rate range test. ``gw.doctor.repair(build, train,
+config)`` applies the top remedy and retrains until the run is healthy
+(``gradwell doctor --fix``); ``gradwell doctor --tour`` shows it on each classic failure.
 """
 
+from . import recipes
 from .check import check
 from .diagnosis import REGISTRY, Detector, diagnose
 from .doctor import Doctor
+from .edits import NotApplicable, apply_edits
 from .findings import KINDS, SEVERITIES, Finding
 from .lr_find import LRFindResult, lr_find
 from .profile import ModelProfile, profile_model
+from .repair import RepairResult, repair
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace
 
@@ -35,10 +39,15 @@ __all__ = [
     "Finding",
     "LRFindResult",
     "ModelProfile",
+    "NotApplicable",
+    "RepairResult",
     "Thresholds",
     "Trace",
+    "apply_edits",
     "check",
     "diagnose",
     "lr_find",
     "profile_model",
+    "recipes",
+    "repair",
 ]

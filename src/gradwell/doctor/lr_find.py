@@ -26,7 +26,9 @@ class LRFindResult:
 
     ``lrs``/``losses``/``smoothed`` per step; ``silent_fraction``: per step, the
     largest share of a ReLU layer's units that output 0 for the whole batch.
-    ``suggested_lr``: where the smoothed loss fell fastest (before its minimum);
+    ``suggested_lr``: where the smoothed loss is half-way down its fall from its
+    starting level to its minimum (None when it never falls; see
+    :func:`falling_stretch`);
     ``min_loss_lr``: where it was lowest; ``explosion_lr``: where it first exceeded
     ``diverge`` times its best (the sweep stops there); ``nan_lr``: where it became
     non-finite; ``dead_units_lr``: where ReLU units began to die (None: never).
@@ -50,7 +52,7 @@ class LRFindResult:
         return (
             f"lr_find: {len(self.lrs)} steps from {f(self.lrs[0] if self.lrs else None)} to "
             f"{f(self.lrs[-1] if self.lrs else None)} ({self.stopped})\n"
-            f"  suggested lr:          {f(self.suggested_lr)} (steepest fall of the loss)\n"
+            f"  suggested lr:          {f(self.suggested_lr)} (half-way down the loss's fall)\n"
             f"  lowest loss at lr:     {f(self.min_loss_lr)}\n"
             f"  ReLU units die from:   {f(self.dead_units_lr)}\n"
             f"  loss explodes from:    {f(self.explosion_lr)}\n"
@@ -78,6 +80,10 @@ class LRFindResult:
             lrs[: len(self.smoothed)], self.smoothed, color="#2c3e50", lw=1.6, label="smoothed loss"
         )
         ax.set_xscale("log")
+        stretch = falling_stretch(self.smoothed)
+        if stretch is not None:
+            ax.axvspan(lrs[stretch[0]], lrs[stretch[2]], color="#27ae60", alpha=0.08,
+                       label="the loss falls")  # fmt: skip
         marks = [
             ("suggested", self.suggested_lr, "#27ae60"),
             ("ReLU units die", self.dead_units_lr, "#d68910"),
@@ -156,8 +162,9 @@ def lr_find(
 
     The loss is smoothed with an exponential moving average (``beta``, bias
     corrected); the sweep stops when the smoothed loss exceeds ``diverge`` times
-    its best or becomes non-finite. It reports the suggested learning rate (the
-    steepest fall of the smoothed loss before its minimum), and the learning rates
+    its best or becomes non-finite. It reports the suggested learning rate (where
+    the smoothed loss is half-way down its fall to the minimum: always inside the
+    stretch where it falls, and stable from seed to seed), and the learning rates
     at which ReLU units begin to die, the loss explodes and it turns NaN. The
     model's parameters and buffers, its train/eval mode and the optimizer's state
     and learning rates are restored afterwards. (Dropout's random generator is not
@@ -249,19 +256,41 @@ def lr_find(
     return result
 
 
+def falling_stretch(smoothed: Any) -> tuple[int, int, int] | None:
+    """Where the smoothed loss makes its fall: (start, halfway, end) step indices, or None.
+
+    The fall is measured from the starting level (the median of the first tenth of
+    the sweep) down to the minimum. It starts after the last step, before the
+    minimum, still within 10% of the fall from the starting level, and ends at the
+    first step within 10% of the minimum; ``halfway`` is the first step at least half
+    the way down. None when the loss never falls by 5% of its starting level.
+    """
+    sm = np.asarray(smoothed, dtype=np.float64)
+    if sm.size < 3:
+        return None
+    m = int(np.argmin(sm))
+    base = float(np.median(sm[: max(3, sm.size // 10)]))
+    drop = base - float(sm[m])
+    if not drop > 0.05 * abs(base):
+        return None
+    still_high = np.flatnonzero(sm[: m + 1] >= base - 0.1 * drop)
+    start = int(still_high[-1]) + 1 if still_high.size else 0
+    fall = sm[start : m + 1]
+    halfway = start + int(np.argmax(fall <= base - 0.5 * drop))
+    end = start + int(np.argmax(fall <= sm[m] + 0.1 * drop))
+    return start, halfway, end
+
+
 def _analyse(r: LRFindResult) -> None:
     sm = np.asarray(r.smoothed, dtype=np.float64)
     lrs = np.asarray(r.lrs[: sm.size], dtype=np.float64)
     if sm.size >= 3:
-        m = int(np.argmin(sm))
-        r.min_loss_lr = float(lrs[m])
-        skip = min(max(sm.size // 10, 1), max(m - 1, 0))  # the average is still warming up
-        if m - skip >= 2:
-            slope = np.gradient(sm[: m + 1], np.log(lrs[: m + 1]))
-            k = skip + int(np.argmin(slope[skip : m + 1]))
-            r.suggested_lr = float(lrs[k])
-        else:
-            r.suggested_lr = float(lrs[m]) / 10
+        r.min_loss_lr = float(lrs[int(np.argmin(sm))])
+        stretch = falling_stretch(sm)
+        if stretch is not None:
+            # Half-way down the fall, not the steepest point: the slope of a noisy curve
+            # has its minimum anywhere (even in the flat start), the half-way level does not.
+            r.suggested_lr = float(lrs[stretch[1]])
     if r.nan_lr is not None and r.explosion_lr is None and sm.size:
         r.explosion_lr = r.nan_lr
     s = np.asarray(r.silent_fraction, dtype=np.float64)

@@ -2,8 +2,9 @@
 
 Features train best when roughly zero-centred and about [-1, 1]. This package
 provides the standard scalers (linear/min-max, z-score, robust, clipping, log),
-chains of them, per-column composition, an audit that recommends a chain per
-column, and JSON configs so fitted scalers are saved with a model (no pickle).
+chains of them, per-column composition, a target scaler for regression, an
+audit that recommends a chain per column, and JSON configs so fitted scalers
+are saved with a model (no pickle).
 
 >>> import numpy as np
 >>> import gradwell.preprocessing as pp
@@ -33,6 +34,7 @@ from .base import Scaler, from_config
 from .column import ColumnScaler
 from .pipeline import Pipeline, parse_chain
 from .scalers import Clip, LinearScaler, LogScaler, RobustScaler, ZScoreScaler
+from .target import TargetScaler
 
 __all__ = [
     "AuditReport",
@@ -51,6 +53,7 @@ __all__ = [
     "RobustScaler",
     "ScaleWarning",
     "Scaler",
+    "TargetScaler",
     "ZScoreScaler",
     "audit",
     "from_config",

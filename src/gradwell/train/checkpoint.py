@@ -8,7 +8,8 @@ safetensors reader:
   optimizer state, scheduler state and random generator states;
 * header metadata ``"gradwell"`` -- a JSON document with the format and version, the
   optimizer's and scheduler's state (hyperparameters, step counts; arrays replaced by
-  references to the tensors above), scaler configurations (``to_config()``), the
+  references to the tensors above), scaler configurations (``to_config()``; the
+  model's ``target_scaler`` from ``fit(..., target_scaler=...)`` too), the
   random state of every numpy Generator held by a module (Dropout) and of the data
   loader, and the user's metadata.
 
@@ -35,7 +36,7 @@ from ..autograd.tensor import Tensor
 
 FORMAT = "gradwell.checkpoint"
 VERSION = 1
-_RESERVED = ("scaler", "scalers", "loader")
+_RESERVED = ("scaler", "scalers", "loader", "target_scaler")
 
 
 class CheckpointError(ValueError):
@@ -237,6 +238,9 @@ def save(
             config["scalers"] = {str(k): _scaler_config(s, repr(k)) for k, s in scaler.items()}
         else:
             config["scaler"] = _scaler_config(scaler, "")
+    target_scaler = getattr(model, "target_scaler", None)
+    if target_scaler is not None:  # fit(..., target_scaler=...) attached it; predict inverts it
+        config["target_scaler"] = _scaler_config(target_scaler, "target_scaler")
     rand = _Packer("random", arrays)
     config["random_state"] = {
         "modules": {
@@ -363,7 +367,9 @@ def load(
     Restores parameters and buffers (strictly: names and shapes must match), the
     random state of the model's Generators (Dropout), and, when passed, the
     optimizer's, scheduler's and loader's state. Returns the saved metadata; a
-    saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict).
+    saved scaler is rebuilt and returned under ``"scaler"`` (``"scalers"`` for a dict); a
+    saved target scaler is set back on the model as ``model.target_scaler`` (so
+    ``gw.predict`` returns original units) and returned under ``"target_scaler"``.
     Never runs code from the file.
     """
     path = _checkpoint_path(path, model, "load")
@@ -396,13 +402,15 @@ def load(
         writes.append(_prepared(loader, _unpack(random_state["loader"], arrays, where), where))
 
     result = dict(config["metadata"])
-    if "scaler" in config or "scalers" in config:
+    if any(k in config for k in ("scaler", "scalers", "target_scaler")):
         from ..preprocessing import from_config
 
         try:
+            if "target_scaler" in config:
+                result["target_scaler"] = from_config(config["target_scaler"])
             if "scaler" in config:
                 result["scaler"] = from_config(config["scaler"])
-            else:
+            elif "scalers" in config:
                 result["scalers"] = {k: from_config(c) for k, c in config["scalers"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise CheckpointError(
@@ -412,6 +420,8 @@ def load(
     # which cannot fail: if one of them raises, the rest is still untouched.
     for write in sorted(writes, key=lambda w: isinstance(w, _Unchecked), reverse=True):
         write()
+    if "target_scaler" in result:  # predict maps the model's outputs back through it
+        model.target_scaler = result["target_scaler"]
     return result
 
 

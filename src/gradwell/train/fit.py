@@ -12,6 +12,7 @@ from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
 from . import inputs as _inputs
 from . import metrics as _metrics
+from . import targets as _targets
 from .callbacks import Callback, CallbackList, TrainingState
 from .compiled import CompiledStep
 from .history import History
@@ -84,6 +85,7 @@ def fit(
     initial_epoch: int = 0,
     doctor: Any = True,
     compile: bool = False,
+    target_scaler: Any = None,
     distributed: Any = False,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
@@ -107,6 +109,12 @@ def fit(
     :func:`gw.compile_step <gradwell.train.compiled.compile_step>`: the same numbers,
     replayed without Python per op once two steps of a batch shape agree (the
     doctor's sampled steps, and anything else that hooks the model, run eagerly).
+    ``target_scaler``: a ``gw.preprocessing.TargetScaler`` for regression targets far
+    from unit scale, fitted on the training targets unless already fitted. The loss
+    (``loss``, ``val_loss``) is computed on the scaled targets; metrics are computed
+    in the original units; the scaler is attached as ``model.target_scaler``, so
+    ``gw.predict`` returns original units, ``gw.save`` keeps it with the model, and a
+    later ``fit`` of that model (resuming) uses it again.
     ``distributed=True`` (or a dict of :class:`gw.distributed.DataParallel
     <gradwell.distributed.DataParallel>` options) under ``mpiexec -n N``: each rank
     trains on its share of every epoch (``batch_size`` per rank), gradients are
@@ -129,12 +137,21 @@ def fit(
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
     loss_fn = resolve_loss(loss, "fit")
-    train_loader = _loader(_inputs.arrays(train, "train"), batch_size, shuffle, seed, "train")
+    train = _inputs.arrays(train, "train")
+    if validation is not None:
+        validation = _inputs.arrays(validation, "validation")
+    if target_scaler is None:  # a model trained (or loaded) with one keeps training with it
+        target_scaler = getattr(model, "target_scaler", None)
+    if target_scaler is not None:
+        target_scaler = _targets.prepare(target_scaler, train, "fit")
+        train = _targets.scale_data(train, target_scaler)
+        validation = _targets.scale_data(validation, target_scaler)
+        model.target_scaler = target_scaler
+    train_loader = _loader(train, batch_size, shuffle, seed, "train")
     _inputs.check_batches(train_loader, "train")
     val_loader = None
     if validation is not None:
-        val_data = _inputs.arrays(validation, "validation")
-        val_loader = _loader(val_data, batch_size, False, None, "validation")
+        val_loader = _loader(validation, batch_size, False, None, "validation")
         _inputs.check_batches(val_loader, "validation")
     logits = _takes_logits(loss_fn)
     train_metrics = [_metrics.get(m, logits=logits) for m in metrics]
@@ -149,6 +166,9 @@ def fit(
         train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose = distribute(
             distributed, train_loader, val_loader, train_metrics, val_metrics, callbacks, verbose
         )
+    if target_scaler is not None:  # outermost: a reduced metric sees original units too
+        train_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in train_metrics]
+        val_metrics = [_targets.InOriginalUnits(m, target_scaler) for m in val_metrics]
 
     history = History()
     state = TrainingState(

@@ -47,7 +47,9 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     Runs in eval mode (Dropout off, BatchNorm on running statistics) under
     ``no_grad``, and leaves every module in the mode it had before. ``X`` is an
     array (float64 becomes float32), a Tensor, or a DataLoader (its first field
-    is the input).
+    is the input). A model trained with ``fit(..., target_scaler=...)`` carries the
+    fitted scaler as ``model.target_scaler``; its predictions are mapped back to the
+    original units (``model.target_scaler = None`` turns that off).
 
     >>> import numpy as np, gradwell as gw
     >>> model = gw.nn.Linear(3, 2)
@@ -60,7 +62,12 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
             outputs.append(model(batch[0]).data)
     if not outputs:
         raise ValueError("predict: got no examples")
-    return np.concatenate(outputs)
+    result = np.concatenate(outputs)
+    scaler = getattr(model, "target_scaler", None)
+    if scaler is not None:
+        with np.errstate(over="ignore"):
+            result = scaler.inverse_transform(result)
+    return result
 
 
 #: Loss names accepted by ``fit`` and ``evaluate`` and the gw.nn loss class each stands for.
@@ -104,7 +111,9 @@ def evaluate(
 
     The loss is the mean over examples (per-batch means weighted by batch size,
     which is exact for a loss with ``reduction="mean"``); metrics are exact over all
-    examples. Keys are ``prefix`` + ``"loss"`` and + each metric's name.
+    examples. Keys are ``prefix`` + ``"loss"`` and + each metric's name. For a model
+    with a ``target_scaler`` (see :func:`fit`), ``data`` holds targets in the original
+    units: the loss is computed on scaled targets, the metrics in the original units.
 
     >>> import numpy as np, gradwell as gw                            # doctest: +SKIP
     >>> gw.evaluate(model, (X_test, y_test), loss=gw.nn.CrossEntropyLoss(),
@@ -113,7 +122,14 @@ def evaluate(
     """
     accumulators = [_metrics.get(m) for m in metrics]
     loss_fn = None if loss is None else resolve_loss(loss, "evaluate")
-    return _evaluate(model, _batches(data, batch_size, "evaluate"), loss_fn, accumulators, prefix)
+    loader: Any = _batches(data, batch_size, "evaluate")
+    scaler = getattr(model, "target_scaler", None)
+    if scaler is not None:  # as in fit: the loss on scaled targets, metrics in original units
+        from .targets import InOriginalUnits, ScaledTargets
+
+        loader = ScaledTargets(loader, scaler)
+        accumulators = [InOriginalUnits(m, scaler) for m in accumulators]
+    return _evaluate(model, loader, loss_fn, accumulators, prefix)
 
 
 def _evaluate(

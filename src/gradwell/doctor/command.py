@@ -1,0 +1,140 @@
+"""``gradwell doctor``: ``--fix SCRIPT_OR_CONFIG`` repairs a setup, ``--tour`` shows the classics.
+
+``--fix`` takes either a Python file that defines ``build(config)``,
+``train(model, optimizer, config)`` and ``CONFIG`` (the user's own file, imported
+from its folder as a test runner imports a conftest.py), or a JSON file holding a
+config of the built-in recipe (``{"recipe": "mlp", "data": "wine", ...}``; see
+:mod:`gradwell.doctor.recipes`). It runs :func:`gradwell.doctor.repair` and
+prints each round and the repaired configuration as code; it writes no file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .tour import CASES, run_tour
+
+
+def load_setup(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+    """(build, train, config) from a Python script or a JSON recipe config."""
+    from . import recipes
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"gradwell doctor --fix: no file at {p}")
+    if p.suffix == ".json":
+        try:
+            config = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"gradwell doctor --fix: {p} is not valid JSON ({e})") from e
+        if not isinstance(config, dict) or config.get("recipe", "mlp") != "mlp":
+            raise ValueError(
+                f"gradwell doctor --fix: {p} must hold a JSON object naming a built-in recipe "
+                f'("recipe": "mlp"); got {str(config)[:80]}'
+            )
+        config = {k: v for k, v in config.items() if k != "recipe"}
+        recipes.settings(config)  # unknown keys are reported now, not after training
+        return recipes.build, recipes.train, config
+    if p.suffix != ".py":
+        raise ValueError(
+            f"gradwell doctor --fix: expected a .py script (defining build, train and CONFIG) "
+            f"or a .json recipe config; got {p.name}"
+        )
+    name = f"gradwell_fix_{abs(hash(str(p.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, p)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    folder = str(p.resolve().parent)
+    sys.path.insert(0, folder)  # the script may import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    missing = [n for n in ("build", "train", "CONFIG") if not hasattr(module, n)]
+    if missing:
+        raise ValueError(
+            f"gradwell doctor --fix: {p.name} must define build(config) -> (model, optimizer), "
+            f"train(model, optimizer, config) -> History and CONFIG (a dict); it lacks "
+            + ", ".join(missing)
+        )
+    if not isinstance(module.CONFIG, dict):
+        raise ValueError(f"gradwell doctor --fix: CONFIG in {p.name} must be a dict")
+    return module.build, module.train, module.CONFIG
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fix",
+        metavar="SCRIPT_OR_CONFIG",
+        help="repair a setup: a .py file defining build, train and CONFIG, or a .json "
+        "config of the built-in recipe; prints the repaired configuration (changes no file)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="at most this many retrainings (default 3)"
+    )
+    parser.add_argument(
+        "--metric",
+        metavar="KEY",
+        help="the History key that judges a run (default: the first of val_accuracy, "
+        "val_r2, accuracy, r2, val_loss, loss)",
+    )
+    parser.add_argument(
+        "--tour",
+        action="store_true",
+        help="break training in the classic ways, diagnose each, repair it",
+    )
+    parser.add_argument(
+        "--html", metavar="DIR", help="also save each case's before/after HTML report in DIR"
+    )
+    parser.add_argument(
+        "--cases",
+        metavar="KINDS",
+        help="comma-separated subset, by the kind each case shows: "
+        + ", ".join(c.expect for c in CASES),
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    if args.fix:
+        from .repair import repair
+
+        try:
+            build, train, config = load_setup(args.fix)
+        except (OSError, ValueError) as e:
+            print(e)
+            return 2
+        print(f"gradwell doctor --fix {args.fix}")
+        result = repair(build, train, config, rounds=args.rounds, metric=args.metric)
+        return 0 if result.repaired else 1
+    if not args.tour:
+        print(
+            "gradwell doctor: use --fix SCRIPT_OR_CONFIG to repair a training setup, or --tour "
+            "to see the doctor diagnose and repair the classic failures (the doctor itself "
+            "runs inside gw.fit, on by default)"
+        )
+        return 2
+    cases = CASES
+    if args.cases:
+        wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+        unknown = [w for w in wanted if w not in {c.expect for c in CASES}]
+        if unknown:
+            print(
+                f"gradwell doctor: unknown case {unknown[0]!r}; expected one of "
+                + ", ".join(c.expect for c in CASES)
+            )
+            return 2
+        cases = [c for c in CASES if c.expect in wanted]
+    results = run_tour(cases, html_dir=args.html)
+    missed = [r["case"] for r in results if r["expect"] not in r["found"]]
+    unrepaired = [r["case"] for r in results if not r["result"].repaired]
+    if missed:
+        print("not diagnosed as expected: " + ", ".join(missed))
+    if unrepaired:
+        print("not repaired: " + ", ".join(unrepaired))
+    return 1 if missed or unrepaired else 0
