@@ -308,3 +308,73 @@ def test_reports_are_written(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # strict JSON of every series
         assert '"trace"' in doctor.to_json()
+
+
+# --------------------------------------------------------------------------- repair
+
+
+def build(config):
+    X, y, C = dataset("circle", 0)
+    model = mlp(X.shape[1], config["widths"], C, config["act"], seed=0,
+                dropout=config.get("dropout"))  # fmt: skip
+    return model, optimizer(config.get("optimizer", "sgd").lower(), model, config["lr"])
+
+
+def train_fn(model, opt, config):
+    """The loop of the README, with the accuracy of each epoch handed to the doctor."""
+    X, y, _ = dataset("circle", 0)
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    loss_fn = nn.CrossEntropyLoss()
+    doctor = gt.Doctor(model, opt, loss=loss_fn, train_data=(Xt, yt), verbose=False)
+    g = torch.Generator().manual_seed(0)
+    batch = config.get("batch_size", 32)
+    for _ in range(config["epochs"]):
+        order = torch.randperm(len(Xt), generator=g)
+        for i in range(0, len(Xt), batch):
+            xb, yb = Xt[order[i : i + batch]], yt[order[i : i + batch]]
+            opt.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            doctor.step(loss, xb, yb)
+            opt.step()
+        with torch.no_grad():
+            model.eval()
+            accuracy = float((model(Xt).argmax(1) == yt).float().mean())
+            model.train()
+        doctor.end_epoch(accuracy=accuracy)
+    return doctor
+
+
+@pytest.mark.parametrize(
+    "config,action",
+    [({"widths": [16, 16], "act": "ReLU", "lr": 0.1, "dropout": 1.0, "epochs": 4}, "set_dropout"),
+     ({"widths": [32, 32], "act": "ReLU", "lr": 3.0, "epochs": 4}, "scale_lr")],
+)  # fmt: skip
+def test_repair_applies_the_top_remedy_and_the_run_gets_healthy(config, action):
+    lines = []
+    result = gt.repair(build, train_fn, config, print_fn=lines.append)
+    assert result.rounds[0].action["action"] == action
+    assert result.outcome == "healthy", "\n".join(lines)
+    assert result.final.score > result.first.score and result.final.metric == "accuracy"
+    assert "gw." not in "\n".join(lines)  # it speaks PyTorch
+    assert "dropout" not in config or config["dropout"] == 1.0  # the user's config unchanged
+
+
+def test_torch_model_edits_follow_the_actions():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 3), nn.Softmax(1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    edits = [
+        {"action": "replace_activation", "modules": ["1"], "from": "Sigmoid", "to": "ReLU",
+         "init": "he"},
+        {"action": "remove_module", "modules": ["3"]},
+        {"action": "add_batchnorm", "after": ["0"]},
+        {"action": "set_out_features", "module": "2", "out_features": 5},
+    ]  # fmt: skip
+    model, new_opt = gt.apply_edits(model, opt, edits)
+    assert [type(m).__name__ for m in model] == ["Sequential", "ReLU", "Linear", "Identity"]
+    assert isinstance(model[0][1], nn.BatchNorm1d) and model[2].out_features == 5
+    assert new_opt is not opt and new_opt.param_groups[0]["lr"] == 0.1
+    assert model(torch.zeros(4, 2)).shape == (4, 5)
+    with pytest.raises(gw.doctor.edits.NotApplicable, match="not a Dropout"):
+        gt.apply_edits(model, new_opt, [{"action": "set_dropout", "modules": ["1"], "rate": 0}])

@@ -254,12 +254,15 @@ class Doctor(Callback):
             self._diagnose()
             self._since_diagnosis = 0
 
-    def end_epoch(self, loss: float | None = None, val_loss: float | None = None) -> None:
-        """Mark an epoch boundary in a hand-written loop (for windows and overfitting)."""
-        self._safely(self._hand_epoch, loss, val_loss)
+    def end_epoch(
+        self, loss: float | None = None, val_loss: float | None = None, **metrics: float
+    ) -> None:
+        """Mark an epoch boundary in a hand-written loop (for windows and overfitting);
+        ``metrics`` (``accuracy=0.93``) go into the report's metric curves."""
+        self._safely(self._hand_epoch, {"loss": loss, "val_loss": val_loss, **metrics})
 
-    def _hand_epoch(self, loss: float | None, val_loss: float | None) -> None:
-        self._end_epoch(len(self.trace.epochs), {"loss": loss, "val_loss": val_loss})
+    def _hand_epoch(self, logs: dict[str, Any]) -> None:
+        self._end_epoch(len(self.trace.epochs), logs)
         self.trace.epoch_starts.append(self._step)
 
     def finish(self) -> list[Finding]:

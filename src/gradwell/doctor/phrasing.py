@@ -39,6 +39,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "mse_loss": "loss='mse' (gw.nn.MSELoss())",
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
+        "apply_edits": "gw.doctor.apply_edits",
     },
     "torch": {
         "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
@@ -68,6 +69,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "mse_loss": "nn.MSELoss()",
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
+        "apply_edits": "gradwell.torch.apply_edits",
     },
 }
 

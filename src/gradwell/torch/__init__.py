@@ -26,5 +26,7 @@ except ImportError as e:  # pragma: no cover (the tests skip without torch)
 
 from .check import check
 from .doctor import Doctor
+from .edits import apply_edits
+from .repair import repair
 
-__all__ = ["Doctor", "check"]
+__all__ = ["Doctor", "apply_edits", "check", "repair"]
