@@ -14,8 +14,9 @@ run is not changed in any way.
 
 from __future__ import annotations
 
+import linecache
 import os
-import traceback
+import sys
 import warnings
 from typing import Any
 
@@ -33,13 +34,23 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 _GRADWELL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def user_code_line(stack: list[traceback.FrameSummary] | None = None) -> str:
-    """'file:line: source' of the innermost frame outside torch and gradwell."""
-    for frame in reversed(stack if stack is not None else traceback.extract_stack()):
-        name = os.path.abspath(frame.filename)
-        if not name.startswith((_TORCH_DIR, _GRADWELL_DIR)) and "<frozen" not in name:
-            return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"
-    return "?"
+def user_frame() -> tuple[str, int]:
+    """(file, line) of the innermost frame outside torch and gradwell: walking the frames is
+    cheap enough to do for every op of the replay (formatting the line is left for
+    :func:`code_line`, once the anomaly is found)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not name.startswith((_TORCH_DIR, _GRADWELL_DIR, "<frozen")):
+            return name, frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return "?", 0
+
+
+def code_line(where: tuple[str, int]) -> str:
+    """'file:line: source' of a frame from :func:`user_frame`."""
+    name, line = where
+    return f"{name}:{line}: {linecache.getline(name, line).strip()}" if line else "?"
 
 
 def _tensors(values: Any) -> list[torch.Tensor]:
@@ -90,7 +101,8 @@ class _Trap(TorchFunctionMode):
         super().__init__()
         self.module_stack = module_stack
         self.found: dict[str, Any] | None = None
-        self.made_by: dict[Any, tuple[str, str | None, str]] = {}  # grad_fn -> op, module, code
+        # grad_fn -> op, module, the user's (file, line)
+        self.made_by: dict[Any, tuple[str, str | None, tuple[str, int]]] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -101,11 +113,11 @@ class _Trap(TorchFunctionMode):
         module = self.module_stack[-1] if self.module_stack else None
         grad_fn = getattr(outs[0], "grad_fn", None)
         if grad_fn is not None and grad_fn not in self.made_by:
-            self.made_by[grad_fn] = (name, module, user_code_line())
+            self.made_by[grad_fn] = (name, module, user_frame())
         if self.found is None and not all(_finite(o) for o in outs):
             ins = _tensors(list(args) + list((kwargs or {}).values()))
             if all(_finite(t) for t in ins):
-                self.found = _anomaly("forward", name, module, ins, outs, user_code_line())
+                self.found = _anomaly("forward", name, module, ins, outs, code_line(user_frame()))
         return out
 
 
@@ -147,7 +159,7 @@ def replay_nonfinite(
         ins = _tensors(list(args))
         if not module_found and not all(map(_finite, outs)) and all(map(_finite, ins)):
             module_found.append(_anomaly("forward", type(module).__name__, names[id(module)],
-                                         ins, outs, user_code_line()))  # fmt: skip
+                                         ins, outs, code_line(user_frame())))  # fmt: skip
 
     handles = [m.register_forward_pre_hook(enter) for m in twin.modules()]
     handles += [m.register_forward_hook(leave) for m in twin.modules()]
@@ -181,7 +193,7 @@ def replay_nonfinite(
     )
 
 
-def _backward(loss: torch.Tensor, made_by: dict[Any, tuple[str, str | None, str]],
+def _backward(loss: torch.Tensor, made_by: dict[Any, tuple[str, str | None, tuple[str, int]]],
               found: list[dict[str, Any]]) -> None:  # fmt: skip
     """Backward under detect_anomaly, with a hook on each node the forward recorded: the
     first node whose gradients come out non-finite from finite ones is the culprit."""
@@ -192,8 +204,8 @@ def _backward(loss: torch.Tensor, made_by: dict[Any, tuple[str, str | None, str]
             outs = [g for g in grad_inputs if g is not None]
             if found or all(map(_finite, outs)) or not all(map(_finite, ins)):
                 return
-            op, module, code = made_by[node]
-            found.append(_anomaly("backward", op, module, ins, outs, code))
+            op, module, where = made_by[node]
+            found.append(_anomaly("backward", op, module, ins, outs, code_line(where)))
 
         return hook
 
