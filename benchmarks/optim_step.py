@@ -1,4 +1,4 @@
-"""Optimizer step time: the fused numba kernels against the numpy formulation.
+"""Optimizer step time: gradwell's compiled update rules against PyTorch's optimizers.
 
 Adam (and SGD with momentum) on the parameters of the benchmark MLPs: a tiny
 2-8-8-2 model with BatchNorm (10 small arrays, where per-call overhead rules),
@@ -18,7 +18,6 @@ from collections.abc import Callable
 import numpy as np
 
 import gradwell as gw
-from gradwell.optim import _fused
 
 MODELS = {
     "2-8-8-2 + BN (10 params)": [(2, 8), (8,), (8,), (8,), (8, 8), (8,), (8,), (8,), (8, 2), (2,)],
@@ -69,26 +68,13 @@ def main() -> None:
     except ImportError:
         torch = None
     configs = [("Adam", dict(lr=1e-3)), ("SGD", dict(lr=1e-2, momentum=0.9))]
-    header = f"{'':<6} {'parameters':<26} {'numba':>10} {'numpy':>10} {'torch':>10}"
+    header = f"{'':<6} {'parameters':<26} {'gradwell':>10} {'torch':>10}"
     print(header + "  (microseconds per step)")
     for name, kwargs in configs:
         for label, shapes in MODELS.items():
-            row = {}
-            for backend in ("numba", "numpy"):
-                _fused.set_enabled(backend == "numba")
-                if backend == "numba" and not _fused.available():
-                    row[backend] = float("nan")
-                    continue
-                step = gradwell_step(shapes, name, kwargs)
-                row[backend] = _time(step) * 1e6
-            _fused.set_enabled(True)
-            row["torch"] = (
-                _time(torch_step(torch, shapes, name, kwargs)) * 1e6 if torch else float("nan")
-            )
-            print(
-                f"{name:<6} {label:<26} {row['numba']:>10.1f} {row['numpy']:>10.1f} "
-                f"{row['torch']:>10.1f}"
-            )
+            ours = _time(gradwell_step(shapes, name, kwargs)) * 1e6
+            theirs = _time(torch_step(torch, shapes, name, kwargs)) * 1e6 if torch else float("nan")
+            print(f"{name:<6} {label:<26} {ours:>10.1f} {theirs:>10.1f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.autograd import engine
 from gradwell.autograd.engine import GraphReleasedError
 
 
@@ -32,11 +31,8 @@ def test_200_diamonds_visit_each_node_once():
     x = gw.tensor(0.3, dtype="float64", requires_grad=True)
     y = _diamonds(x, 200)
     visits: list[int] = []
-    engine.grad_hooks.append(lambda node, g: visits.append(id(node)))
-    try:
+    with gw.autograd.observe(grad=lambda node, g: visits.append(id(node))):
         y.backward()
-    finally:
-        engine.grad_hooks.pop()
     assert len(visits) == len(set(visits)) == 3 * 200 + 1  # tanh, mul, add per level; x
     # the value agrees with the chain rule applied level by level
     v, d = 0.3, 1.0
@@ -206,15 +202,12 @@ def test_tensor_hook_sees_and_can_replace_the_gradient():
     np.testing.assert_allclose(x.grad.numpy(), [2, 2])
 
 
-def test_forward_hook_sees_every_op_and_costs_nothing_when_absent():
+def test_an_op_observer_sees_every_op_and_is_gone_after_the_block():
     seen = []
-    engine.forward_hooks.append(lambda op, ins, out, attrs: seen.append(op.name))
-    try:
+    with gw.autograd.observe(op=lambda step: seen.append(step.op.name)):
         gw.tanh(gw.tensor([1.0]) * 2)
-    finally:
-        engine.forward_hooks.pop()
     assert seen == ["mul", "tanh"]
-    assert engine.forward_hooks == []
+    assert not gw.autograd.recording.observers
 
 
 def test_detach_cuts_the_graph():

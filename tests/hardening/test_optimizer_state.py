@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.optim import _fused
 
 OPTIMIZERS = {
     "sgd-momentum": lambda ps: gw.optim.SGD(ps, lr=0.1, momentum=0.9),
@@ -19,16 +18,9 @@ OPTIMIZERS = {
 }
 
 
-@pytest.fixture(params=[True, False], ids=["numba", "numpy"])
-def kernels(request):
-    previous = _fused.set_enabled(request.param)
-    yield
-    _fused.set_enabled(previous)
-
-
 @pytest.mark.parametrize("make", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 @pytest.mark.parametrize("new_size", [64, 2, 400_000])
-def test_new_data_of_another_shape_is_refused_before_the_kernel_runs(make, new_size, kernels):
+def test_new_data_of_another_shape_is_refused_before_the_kernel_runs(make, new_size):
     keep = gw.tensor(np.ones(3, np.float32), requires_grad=True)
     w = gw.tensor(np.ones(4, np.float32), requires_grad=True)
     w.name = "w"
@@ -49,7 +41,7 @@ def test_new_data_of_another_shape_is_refused_before_the_kernel_runs(make, new_s
     assert not np.array_equal(keep.data, before)  # the other parameter moved on
 
 
-def test_same_shape_new_data_keeps_its_state(kernels):
+def test_same_shape_new_data_keeps_its_state():
     w = gw.tensor(np.ones(4, np.float32), requires_grad=True)
     opt = gw.optim.Adam([w], lr=0.1)
     w.grad = gw.tensor(np.ones(4, np.float32))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.autograd import engine
 from gradwell.nn import BatchNorm1d, Dropout, Linear, Module, Parameter, ReLU, Sequential
+from gradwell.nn.module import current_module
 
 
 class Block(Module):
@@ -309,20 +309,21 @@ def test_forward_hook_returning_a_value_replaces_the_output():
     np.testing.assert_array_equal(relu(gw.tensor([-1.0, 1.0])).numpy(), [7.0, 7.0])
 
 
-def test_module_stack_holds_the_modules_being_called():
+def test_current_module_is_the_innermost_module_being_called():
     net = Net()
-    stacks = []
+    seen = []
     for m in net.modules():
-        m.register_forward_hook(lambda m, i, o: stacks.append(list(engine.module_stack)))
-    net(gw.randn(4, 3, rng=0))
+        m.register_forward_hook(lambda m, i, o: seen.append(current_module()))
+    with gw.autograd.record() as tape:
+        net(gw.randn(4, 3, rng=0))
     block = net.layers[0]
-    assert stacks[0] == [net, net.layers, block, block.fc]
-    assert stacks[-1] == [net]
-    assert engine.module_stack == []
+    assert seen[0] is block.fc and seen[-1] is net
+    assert tape[0].scope is block.fc  # the recording seam's steps say where they ran
+    assert current_module() is None
 
 
-def test_module_stack_is_popped_when_forward_raises():
+def test_the_module_stack_is_popped_when_forward_raises():
     net = Net()
     with pytest.raises(ValueError, match=r"linear in Linear\(in_features=3"):
         net(gw.randn(4, 5, rng=0))  # wrong number of features, deep inside
-    assert engine.module_stack == []
+    assert current_module() is None

@@ -20,7 +20,7 @@ OPTIMIZERS = [
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(("name", "kwargs"), OPTIMIZERS, ids=[n for n, _ in OPTIMIZERS])
-def test_optimizer_matches_torch(backend, name, kwargs, dtype):
+def test_optimizer_matches_torch(name, kwargs, dtype):
     rng = np.random.default_rng(1)
     p0 = rng.standard_normal((3, 4)).astype(dtype)
     tp = torch.tensor(p0, requires_grad=True)

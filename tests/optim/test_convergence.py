@@ -28,7 +28,7 @@ def loss_fn(w):
         (Adagrad, dict(lr=0.5), 400),
     ],
 )
-def test_minimises_a_quadratic(backend, cls, kwargs, steps):
+def test_minimises_a_quadratic(cls, kwargs, steps):
     w = gw.zeros(4, requires_grad=True)
     opt = cls([w], **kwargs)
     start = loss_fn(w).item()
@@ -41,7 +41,7 @@ def test_minimises_a_quadratic(backend, cls, kwargs, steps):
     np.testing.assert_allclose(w.data, TARGET, atol=0.02)
 
 
-def test_adam_with_warmup_and_cosine_schedule_converges(backend):
+def test_adam_with_warmup_and_cosine_schedule_converges():
     w = gw.zeros(4, requires_grad=True)
     opt = Adam([w], lr=0.1)
     sched = S.warmup(opt, 20, after=S.CosineAnnealingLR(opt, T_max=380))

@@ -165,7 +165,7 @@ def test_zero_grad_works_on_gradients_from_backward():
 
 # --- state_dict and resuming -----------------------------------------------------------
 @pytest.mark.parametrize(("cls", "kwargs"), ALL, ids=IDS)
-def test_resumed_optimizer_continues_exactly_like_an_uninterrupted_one(backend, cls, kwargs):
+def test_resumed_optimizer_continues_exactly_like_an_uninterrupted_one(cls, kwargs):
     straight = make_params()
     opt = cls(groups(straight), **kwargs)
     for step in range(3):

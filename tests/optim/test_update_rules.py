@@ -125,7 +125,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("cls", "ref", "kwargs"), CASES, ids=lambda x: getattr(x, "__name__", ""))
-def test_matches_formula_float64(backend, cls, ref, kwargs):
+def test_matches_formula_float64(cls, ref, kwargs):
     opt_kwargs = {k: v for k, v in kwargs.items() if k != "decoupled"}
     got, _ = run_gradwell(cls, **opt_kwargs)
     np.testing.assert_allclose(got, ref(**kwargs), rtol=1e-12, atol=1e-13)
@@ -135,7 +135,7 @@ def test_matches_formula_float64(backend, cls, ref, kwargs):
 @pytest.mark.parametrize(
     ("cls", "ref", "kwargs"), CASES[::3], ids=lambda x: getattr(x, "__name__", "")
 )
-def test_float32_stays_float32(backend, cls, ref, kwargs):
+def test_float32_stays_float32(cls, ref, kwargs):
     opt_kwargs = {k: v for k, v in kwargs.items() if k != "decoupled"}
     got, opt = run_gradwell(cls, dtype=np.float32, **opt_kwargs)
     assert got.dtype == np.float32
@@ -146,7 +146,7 @@ def test_float32_stays_float32(backend, cls, ref, kwargs):
     np.testing.assert_allclose(got, ref(**kwargs), rtol=2e-5, atol=2e-5)
 
 
-def test_first_adam_step_moves_by_lr_against_the_gradient_sign(backend):
+def test_first_adam_step_moves_by_lr_against_the_gradient_sign():
     # m_hat = g and v_hat = g^2 after one step, so the move is lr * g / (|g| + eps).
     p = gw.tensor([1.0, -2.0, 3.0], dtype="float64", requires_grad=True)
     opt = Adam([p], lr=0.01)
@@ -157,7 +157,7 @@ def test_first_adam_step_moves_by_lr_against_the_gradient_sign(backend):
     )
 
 
-def test_param_groups_use_their_own_hyperparameters(backend):
+def test_param_groups_use_their_own_hyperparameters():
     w = gw.tensor(P0, dtype="float64", requires_grad=True)
     b = gw.tensor(P0, dtype="float64", requires_grad=True)
     opt = SGD([{"params": [w]}, {"params": [b], "lr": 0.01, "momentum": 0.9}], lr=0.1)
@@ -171,7 +171,7 @@ def test_param_groups_use_their_own_hyperparameters(backend):
     np.testing.assert_allclose(b.data, ref_sgd(lr=0.01, momentum=0.9), rtol=1e-12)
 
 
-def test_lr_written_into_the_group_takes_effect_at_the_next_step(backend):
+def test_lr_written_into_the_group_takes_effect_at_the_next_step():
     p = gw.tensor([1.0], dtype="float64", requires_grad=True)
     opt = SGD([p], lr=0.1)
     p.grad = gw.tensor([1.0], dtype="float64")
@@ -181,7 +181,7 @@ def test_lr_written_into_the_group_takes_effect_at_the_next_step(backend):
     np.testing.assert_allclose(p.data, [1.0 - 0.1 - 0.5])
 
 
-def test_non_contiguous_parameter_is_updated_in_place(backend):
+def test_non_contiguous_parameter_is_updated_in_place():
     # A parameter whose array is not C-ordered cannot take the flat fused path.
     p = gw.tensor(P0, dtype="float64", requires_grad=True)
     p.data = np.asfortranarray(P0)
@@ -194,7 +194,7 @@ def test_non_contiguous_parameter_is_updated_in_place(backend):
     np.testing.assert_allclose(p.data, ref_adam(lr=0.1, amsgrad=True), rtol=1e-12)
 
 
-def test_transposed_gradient_is_read_correctly(backend):
+def test_transposed_gradient_is_read_correctly():
     p = gw.tensor(P0, dtype="float64", requires_grad=True)
     opt = RMSprop([p], lr=0.01, centered=True)
     for _ in range(STEPS):
@@ -213,7 +213,7 @@ def test_transposed_gradient_is_read_correctly(backend):
         (Adagrad, dict(lr=0.1)),
     ],
 )
-def test_parameters_without_gradient_are_skipped(backend, cls, kwargs):
+def test_parameters_without_gradient_are_skipped(cls, kwargs):
     used = gw.tensor([1.0, 2.0], requires_grad=True)
     unused = gw.tensor([3.0, 4.0], requires_grad=True)
     opt = cls([used, unused], **kwargs)
@@ -224,7 +224,7 @@ def test_parameters_without_gradient_are_skipped(backend, cls, kwargs):
     assert not np.array_equal(used.data, [1.0, 2.0])
 
 
-def test_gradient_of_the_wrong_shape_is_refused(backend):
+def test_gradient_of_the_wrong_shape_is_refused():
     p = gw.tensor([1.0, 2.0, 3.0], requires_grad=True)
     opt = Adam([p])
     p.grad = gw.tensor([1.0, 2.0])
@@ -235,7 +235,7 @@ def test_gradient_of_the_wrong_shape_is_refused(backend):
         opt.step()
 
 
-def test_step_evaluates_the_closure_with_gradients_on(backend):
+def test_step_evaluates_the_closure_with_gradients_on():
     p = gw.tensor([2.0], dtype="float64", requires_grad=True)
     opt = SGD([p], lr=0.25)
 

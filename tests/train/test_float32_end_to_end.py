@@ -7,15 +7,14 @@ import pytest
 
 import gradwell as gw
 from gradwell import nn
-from gradwell.autograd import engine
 
 
 def _watch_float64():
     seen: list[str] = []
 
-    def forward(op, inputs, out, attrs):
-        if out.dtype == np.float64:
-            seen.append(f"forward {op.name}")
+    def forward(step):
+        if step.output.dtype == np.float64:
+            seen.append(f"forward {step.op.name}")
 
     def vjp(node, g, input_grads):
         for ig in input_grads:
@@ -44,18 +43,13 @@ def test_forward_backward_and_step_stay_float32(opt_cls, loss_name):
     else:
         loss_fn, y = nn.MSELoss(), rng.standard_normal((32, 3))
     seen, fwd, vjp = _watch_float64()
-    engine.forward_hooks.append(fwd)
-    engine.vjp_hooks.append(vjp)
-    try:
+    with gw.autograd.observe(op=fwd, vjp=vjp):
         for _ in range(3):
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
             gw.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-    finally:
-        engine.forward_hooks.remove(fwd)
-        engine.vjp_hooks.remove(vjp)
     assert seen == []
     assert loss.dtype == np.float32
     for name, p in model.named_parameters():

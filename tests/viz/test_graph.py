@@ -206,9 +206,8 @@ def test_parameter_names_and_modules_from_a_model():
 
 
 def test_trace_stops_recording_when_closed():
-    from gradwell.autograd import engine
-
-    before = list(engine.forward_hooks)
+    observers = gw.autograd.recording.observers
+    before = observers.op
     with gw.viz.trace():
-        assert len(engine.forward_hooks) == len(before) + 1
-    assert engine.forward_hooks == before
+        assert len(observers.op) == len(before) + 1
+    assert observers.op == before

@@ -1,8 +1,8 @@
 """The NaN trap: find the op that first turned finite inputs into inf or nan.
 
-``detect_anomaly`` installs a forward hook (every op's output is checked) and a
-backward hook (every gradient is checked). Outside the context nothing is
-installed, so normal training pays nothing.
+``detect_anomaly`` observes every op (its output is checked) and every VJP (the
+gradients it made are checked) through the recording seam (:mod:`.recording`).
+Outside the context nothing is registered, so normal training pays nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine
+from . import recording
 from .tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,9 +30,9 @@ def user_code_line() -> str:
 
 def current_module_path(names: dict[int, str] | None = None) -> str | None:
     """The innermost module being called, by its path in ``names`` or its class name."""
-    if not engine.module_stack:
+    mod = recording.scope()
+    if mod is None:
         return None
-    mod = engine.module_stack[-1]
     if names and id(mod) in names:
         return names[id(mod)]
     return type(mod).__name__
@@ -123,12 +123,13 @@ class detect_anomaly:
         if self.raise_error:
             raise AnomalyError(anomaly)
 
-    def _forward(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor, attrs: Any) -> None:
+    def _forward(self, step: recording.Step) -> None:
         if self.anomalies and not self.raise_error:
             return  # only the first producer matters; later ones merely pass it on
+        out, inputs = step.output, step.inputs
         if _finite(out.data) or not all(_finite(t.data) for t in inputs):
             return
-        self._report("forward", op.name, [t.data for t in inputs], out.data)
+        self._report("forward", step.op.name, [t.data for t in inputs], out.data)
 
     def _backward(self, node: Tensor, g: Any, input_grads: Any) -> None:
         if self.anomalies and not self.raise_error:
@@ -144,10 +145,9 @@ class detect_anomaly:
         self._report("backward", node.op or "?", inputs, bad)
 
     def __enter__(self) -> detect_anomaly:
-        engine.forward_hooks.append(self._forward)
-        engine.vjp_hooks.append(self._backward)
+        self._observing = recording.observe(op=self._forward, vjp=self._backward)
+        self._observing.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        engine.forward_hooks.remove(self._forward)
-        engine.vjp_hooks.remove(self._backward)
+        self._observing.__exit__(None, None, None)

@@ -43,7 +43,12 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         arr = arr.astype(dtype, copy=False)
     if dtype is None and arr.dtype.kind == "f" and arr.dtype != DEFAULT_FLOAT:
         arr = arr.astype(DEFAULT_FLOAT)
-    if requires_grad and arr.dtype.kind not in "fc":
+    return _leaf(arr, requires_grad)
+
+
+def _leaf(arr: np.ndarray, requires_grad: bool) -> Tensor:
+    """A leaf tensor of ``arr``; only a real floating-point one can require grad."""
+    if requires_grad and arr.dtype.kind != "f":
         raise TypeError(
             f"only floating-point tensors can require gradients; got dtype {arr.dtype} "
             "(pass dtype='float32' or float data)"
@@ -53,25 +58,25 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros."""
-    return Tensor(np.zeros(_shape(shape), _dtype(dtype)), requires_grad)
+    return _leaf(np.zeros(_shape(shape), _dtype(dtype)), requires_grad)
 
 
 def ones(*shape: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return Tensor(np.ones(_shape(shape), _dtype(dtype)), requires_grad)
+    return _leaf(np.ones(_shape(shape), _dtype(dtype)), requires_grad)
 
 
 def full(shape: Any, fill_value: float, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with ``fill_value``."""
-    return Tensor(np.full(_shape((shape,)), fill_value, _dtype(dtype)), requires_grad)
+    return _leaf(np.full(_shape((shape,)), fill_value, _dtype(dtype)), requires_grad)
 
 
 def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(t.data), requires_grad)
+    return _leaf(np.zeros_like(t.data), requires_grad)
 
 
 def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(t.data), requires_grad)
+    return _leaf(np.ones_like(t.data), requires_grad)
 
 
 def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
@@ -92,13 +97,13 @@ def eye(n: int, m: int | None = None, dtype: Any = None) -> Tensor:
 def randn(*shape: Any, rng: Any = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples; ``rng`` is a seed or a numpy Generator."""
     arr = _rng(rng).standard_normal(_shape(shape), dtype=np.float64).astype(_dtype(dtype))
-    return Tensor(arr, requires_grad)
+    return _leaf(arr, requires_grad)
 
 
 def rand(*shape: Any, rng: Any = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1); ``rng`` is a seed or a numpy Generator."""
     arr = _rng(rng).random(_shape(shape), dtype=np.float64).astype(_dtype(dtype))
-    return Tensor(arr, requires_grad)
+    return _leaf(arr, requires_grad)
 
 
 def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:

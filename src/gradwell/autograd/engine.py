@@ -1,4 +1,4 @@
-"""The reverse-mode engine: recording ops on the forward pass, and backward.
+"""The backward interpreter: the one algorithm that turns recorded ops into gradients.
 
 Every differentiable result is a :class:`Tensor` that remembers the primitive
 that made it (``_op``), its inputs (``_inputs``, the graph's edges) and the
@@ -7,78 +7,31 @@ primitive's non-tensor arguments (``_attrs``), and a creation number (``_seq``).
 reverse topological order, found with a heap and no recursion, so depth is
 unlimited. A node's gradient is the sum of its consumers' contributions,
 complete before it is propagated: the dynamic programming that makes backward
-linear in the number of nodes, however many paths the graph has.
+linear in the number of nodes, however many paths the graph has. Eager backward
+and the compiled replay (:mod:`gradwell.train.compiled`) share its per-step functions:
+:func:`accumulate` (sum a contribution, undoing broadcasting) and :func:`hand_out`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import itertools
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .ops import Primitive
-    from .tensor import Tensor
+from .ops import ArrayF, TensorF
+from .recording import _mode, enable_grad, is_grad_enabled, no_grad, observers, writes
+from .tensor import METHODS, Tensor, _seed_gradient
 
-
-class _GradMode:
-    """Whether new ops are recorded. A plain attribute: read on every op."""
-
-    enabled = True
-
-
-_mode = _GradMode()
-
-# Creation numbers of recorded nodes: an op's output is numbered after its inputs.
-node_counter = itertools.count()
-
-# Observers, empty unless diagnostics are on; the hot paths test only their truthiness.
-#   forward_hooks: fn(op, inputs, output, attrs) after every recorded or unrecorded op
-#                  (``attrs``: the op's keyword arguments, without what it saved).
-#   grad_hooks:    fn(node, grad) when a node's (or leaf's) total gradient is known in
-#                  backward; it may return a replacement gradient.
-#   vjp_hooks:     fn(node, grad, input_grads) after each VJP ran.
-forward_hooks: list[Callable[[Primitive, tuple[Tensor, ...], Tensor, dict[str, Any]], None]] = []
-grad_hooks: list[Callable[[Tensor, Any], Any]] = []
-vjp_hooks: list[Callable[[Tensor, Any, Sequence[Any]], None]] = []
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Record nothing inside the block (inference, optimizer updates).
-
-    >>> import gradwell as gw
-    >>> x = gw.tensor([1.0], requires_grad=True)
-    >>> with gw.no_grad():
-    ...     y = x * 2
-    >>> y.requires_grad
-    False
-    """
-
-    def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
-
-
-class enable_grad(contextlib.ContextDecorator):
-    """Record ops again inside a ``no_grad`` block."""
-
-    def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
-
-
-def is_grad_enabled() -> bool:
-    return _mode.enabled
+__all__ = [
+    "GraphReleasedError",
+    "enable_grad",
+    "grad",
+    "is_grad_enabled",
+    "no_grad",
+    "run_backward",
+]
 
 
 class GraphReleasedError(RuntimeError):
@@ -92,6 +45,23 @@ def _released(node: Tensor) -> GraphReleasedError:
     )
 
 
+def _check_versions(node: Tensor) -> None:
+    """Raise if a tensor whose values ``node``'s VJP reads (its inputs, its output) was
+    written in place (through the Tensor API) after the op ran."""
+    seq, reads = node._seq, node._op.reads
+    read: list[Tensor | None] = [node if "o" in reads else None]
+    if "i" in reads:
+        read.extend(node._inputs or ())
+    for k, t in enumerate(read):
+        if t is not None and t._version > seq:
+            what = "its output" if k == 0 else f"its input {k - 1} (shape {t.shape})"
+            raise RuntimeError(
+                f"backward through op '{node._op.name}': {what} was modified in place after "
+                "the op ran, so its gradient would come from the new values; make the change "
+                "after backward(), or write to a copy"
+            )
+
+
 def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     """A gradient array that a leaf may own: never shared with another leaf, writable."""
     if isinstance(g, np.ndarray):
@@ -102,34 +72,53 @@ def _leaf_grad(g: Any, handed_out: set[int]) -> Any:
     return g
 
 
+def accumulate(total: Any, g: Any, shape: tuple[int, ...], sum_to: Any) -> Any:
+    """A node's gradient so far (None: none yet) plus one consumer's contribution, summed
+    back to the node's ``shape`` first: broadcasting is undone here, once, for every op."""
+    if g.shape != shape:
+        g = sum_to(g, shape)
+    return g if total is None else total + g
+
+
+def hand_out(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
+    """Add a first-order gradient array to ``leaf.grad``, in the leaf's dtype (a float32
+    leaf's gradient is float32, as in PyTorch)."""
+    dtype = leaf.data.dtype
+    if g.dtype is not dtype and g.dtype != dtype:
+        g = g.astype(dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor(_leaf_grad(g, handed_out))
+    else:
+        leaf.grad = Tensor(leaf.grad.data + g)
+
+
 def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
-    """``t``'s total gradient after its own hooks (which see Tensors) and the global ones.
+    """``t``'s total gradient after its own hooks (which see Tensors) and the observers'.
 
     Any hook may return a replacement gradient.
     """
-    Tensor = (_late_imports or _bind_late_imports())[0]
     for h in t._hooks or ():
         r = h(g if create_graph else Tensor(g))
         if r is not None:
             g = r if create_graph else (r.data if isinstance(r, Tensor) else r)
-    for gh in grad_hooks:
-        r = gh(t, g)
+    for observe in observers.grad:
+        r = observe(t, g)
         if r is not None:
             g = r
     return g
 
 
-# (Tensor, ArrayF, TensorF): bound on first use, since those modules import this one.
-_late_imports: tuple[Any, Any, Any] | None = None
-
-
-def _bind_late_imports() -> tuple[Any, Any, Any]:
-    global _late_imports
-    from .ops import ArrayF, TensorF
-    from .tensor import Tensor
-
-    _late_imports = (Tensor, ArrayF, TensorF)
-    return _late_imports
+def _reference_vjp(node: Tensor, g: Tensor, inputs: Sequence[Tensor]) -> list[Any]:
+    """The VJP of a fused op for ``create_graph``: its reference definition, recorded
+    on the inputs and differentiated by this interpreter, so every order is exact."""
+    with enable_grad():
+        out = node._op.reference(node.data, *inputs, **(node._attrs or {}))
+        wanted = list({id(t): t for t, need in zip(inputs, node._needs) if need}.values())
+        found = run_backward(
+            [out], [g], retain_graph=True, create_graph=True, inputs=wanted, stop_at_inputs=True
+        )
+    by_id = {id(t): f for t, f in zip(wanted, found or ())}
+    return [by_id[id(t)] if need else None for t, need in zip(inputs, node._needs)]
 
 
 def run_backward(
@@ -139,19 +128,20 @@ def run_backward(
     retain_graph: bool,
     create_graph: bool,
     inputs: Sequence[Tensor] | None = None,
+    stop_at_inputs: bool = False,
 ) -> list[Any] | None:
     """Propagate ``grad_outputs`` from ``outputs`` to the leaves.
 
     With ``inputs=None`` gradients accumulate into the leaves' ``.grad`` (backward);
     otherwise the gradients of ``inputs`` are returned and no ``.grad`` is touched
-    (``gw.grad``). Gradients are numpy arrays, or Tensors with ``create_graph``.
+    (``gw.grad``); ``stop_at_inputs`` goes no further up than ``inputs``. Gradients are
+    numpy arrays, or Tensors with ``create_graph``.
 
     Every recorded node carries a creation number, larger than its inputs'. Visiting
     nodes from a max-heap of creation numbers is therefore a reverse topological
     order discovered on the fly: when a node comes off the heap, every consumer of
     it has already added its contribution, so its gradient is complete.
     """
-    new_tensor, ArrayF, TensorF = _late_imports or _bind_late_imports()
     F = TensorF if create_graph else ArrayF
     grads: dict[int, Any] = {}
     heap: list[tuple[int, int, Tensor]] = []
@@ -170,69 +160,122 @@ def run_backward(
     wanted = {id(t): i for i, t in enumerate(inputs)} if inputs is not None else None
     found: list[Any] = [None] * len(inputs) if inputs is not None else []
 
+    # Hot loop: the observers (registered before backward starts) and the heap's
+    # functions are read once, as locals.
+    grad_observers, vjp_observers = observers.grad, observers.vjp
+    push, pop, sum_to = heapq.heappush, heapq.heappop, F.sum_to
     previous_mode = _mode.enabled
     _mode.enabled = create_graph
     try:
         while heap:
-            _, key, node = heapq.heappop(heap)
+            _, key, node = pop(heap)
             g = grads.pop(key)
-            if node._hooks or grad_hooks:
+            if node._hooks or grad_observers:
                 g = _observed(node, g, create_graph)
             if wanted is not None and key in wanted:
                 found[wanted[key]] = g
+                if stop_at_inputs:
+                    continue
             node_inputs = node._inputs
             if node_inputs is None:
                 raise _released(node)
-            needs = node._needs
-            if create_graph:
-                in_grads = node._op.vjp(F, g, node, node_inputs, needs, node._attrs)
-            else:
+            needs, op = node._needs, node._op
+            if writes.last > node._seq:  # something was written in place since the op ran
+                _check_versions(node)
+            if not create_graph:
                 datas = (
                     (node_inputs[0].data,)
                     if len(node_inputs) == 1
                     else [t.data for t in node_inputs]
                 )
-                in_grads = node._op.vjp(F, g, node.data, datas, needs, node._attrs)
-            if vjp_hooks:
-                for vh in vjp_hooks:
-                    vh(node, g, in_grads)
+                in_grads = op.vjp(F, g, node.data, datas, needs, node._attrs)
+            elif op.reference is not None:
+                in_grads = _reference_vjp(node, g, node_inputs)
+            else:
+                in_grads = op.vjp(F, g, node, node_inputs, needs, node._attrs)
+            if vjp_observers:
+                for observe in vjp_observers:
+                    observe(node, g, in_grads)
             if not retain_graph:
                 node._inputs = None
                 node._attrs = None
             for inp, need, ig in zip(node_inputs, needs, in_grads):
                 if not need or ig is None:
                     continue
-                if ig.shape != inp.data.shape:
-                    ig = F.sum_to(ig, inp.data.shape)
                 k = id(inp)
-                prev = grads.get(k)
-                if prev is not None:
-                    grads[k] = prev + ig
-                    continue
-                grads[k] = ig
-                if inp._op is None:
-                    leaves[k] = inp
-                else:
-                    heapq.heappush(heap, (-inp._seq, k, inp))
+                total = grads.get(k)
+                grads[k] = accumulate(total, ig, inp.data.shape, sum_to)
+                if total is None:  # its first contribution: visit it once all are in
+                    if inp._op is None:
+                        leaves[k] = inp
+                    else:
+                        push(heap, (-inp._seq, k, inp))
 
         # Leaves last, each once, with the sum of all its contributions.
         handed_out: set[int] = set()
         for k, leaf in leaves.items():
             g = grads.pop(k)
-            if leaf._hooks or grad_hooks:
+            if leaf._hooks or grad_observers:
                 g = _observed(leaf, g, create_graph)
+            if wanted is None and not create_graph:
+                hand_out(leaf, g, handed_out)
+                continue
+            dtype = leaf.data.dtype
+            if g.dtype is not dtype and g.dtype != dtype:  # a float32 leaf gets float32, as torch
+                g = F.cast(g, dtype)
             if wanted is not None:
                 if k in wanted:
                     found[wanted[k]] = g
-            elif create_graph:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
-            elif leaf.grad is None:
-                leaf.grad = new_tensor(_leaf_grad(g, handed_out))
             else:
-                leaf.grad = new_tensor(leaf.grad.data + g)
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
     finally:
         _mode.enabled = previous_mode
     return found if inputs is not None else None
+
+
+def compile_replay(p: Any) -> Any:
+    """A compiled step's plan (:class:`gradwell.train.compiled.Plan`: steps ``(op, attrs,
+    input slots, output slot, needs)`` over slots) as one straight-line function, as
+    torch.fx emits code: the forwards, then this interpreter's work for each recorded
+    step in its order (reverse creation order, inputs in order), each contribution summed
+    by :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds
+    slot j's array, ``g<j>`` its gradient; ``replay(*arrays)`` returns (the output
+    arrays, the gradients of the outside tensors that require grad) for :func:`hand_out`.
+    Replays run only when nothing observes them, so no hook appears here."""
+    n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
+    ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to}
+    lines = [f"def replay({', '.join(f's{j}' for j in range(n_in))}):"]
+    for i, (op, attrs, ins, j, _) in enumerate(p.steps):
+        ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
+        call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
+        lines.append(f"    s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
+    reached = {loss}  # the slots a gradient can reach: the loss, and inputs recorded ops need
+    for _, _, ins, j, needs in reversed(p.steps):
+        if needs is not None and j in reached:
+            reached.update(k for k, need in zip(ins, needs) if need)
+    ns["loss_shape"] = p.shapes[loss]
+    lines += [f"    {' = '.join(f'g{j}' for j in sorted(reached))} = None",
+              f"    g{loss} = ones(loss_shape, s{loss}.dtype)"]  # fmt: skip
+    for i in range(len(p.steps) - 1, -1, -1):
+        op, attrs, ins, j, needs = p.steps[i]
+        if needs is not None and j in reached:
+            ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs
+            kw = f"{{**k{i}, 'saved': saved{i}}}" if op.saves else f"k{i}"
+            datas = "".join(f"s{k}, " for k in ins)
+            lines += [
+                f"    if g{j} is not None:",
+                f"        r = b{i}(F, g{j}, s{j}, ({datas}), n{i}, {kw})",
+            ]
+            for pos, k in enumerate(ins):
+                if needs[pos]:
+                    ns[f"shape{k}"] = p.shapes[k]
+                    add = f"g{k} = acc(g{k}, r[{pos}], shape{k}, sum_to)"
+                    lines.append(f"        if r[{pos}] is not None: {add}")
+    leaves = [p.n_args + i for i, t in enumerate(p.outside) if t.requires_grad]
+    grads = "".join(f"g{j}, " if j in reached else "None, " for j in leaves)
+    lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)}), ({grads})")
+    exec(compile("\n".join(lines), "<gradwell replay>", "exec"), ns)
+    return ns["replay"]
 
 
 def grad(
@@ -255,8 +298,6 @@ def grad(
     >>> dx.item(), d2x.item()
     (12.0, 12.0)
     """
-    from .tensor import Tensor, _seed_gradient
-
     outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor):
@@ -289,5 +330,4 @@ def grad(
     return tuple(result)
 
 
-# Modules being called, innermost last; diagnostics read it to name where an op ran.
-module_stack: list[Any] = []
+METHODS["run_backward"] = run_backward

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .tensor import Tensor, _axes
+from .tensor import METHODS, Tensor, _axes
 
 
 def _t(x: Any) -> Tensor:
@@ -134,3 +134,9 @@ def softplus(x: Any, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
     """View ``x`` broadcast to ``shape``; its gradient is summed back."""
     return ops.broadcast_to(_t(x), shape=tuple(shape))
+
+
+METHODS.update(
+    var=var, std=std, reshape=reshape, transpose=transpose, flatten=flatten, squeeze=squeeze,
+    unsqueeze=unsqueeze,
+)  # fmt: skip

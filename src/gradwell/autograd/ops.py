@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from scipy.special import erf as _erf
 
-from .engine import _mode, forward_hooks, node_counter
-from .tensor import Tensor
+from .recording import Step, _mode, node_counter, observers
+from .tensor import METHODS, Tensor
 
 REGISTRY: dict[str, Primitive] = {}
 _NO_ATTRS: dict[str, Any] = {}
@@ -34,18 +34,30 @@ class Primitive:
     requires grad, records the result as a graph node.
     """
 
-    __slots__ = ("name", "forward", "vjp", "saves", "__dict__")
+    __slots__ = ("name", "forward", "vjp", "saves", "reads", "reference", "__dict__")
 
-    def __init__(self, name: str, forward: Callable[..., Any], saves: bool) -> None:
+    def __init__(
+        self, name: str, forward: Callable[..., Any], saves: bool, reads: str = "io"
+    ) -> None:
         self.name = name
         self.forward = forward
         self.vjp: Callable[..., Sequence[Any]] | None = None
         self.saves = saves
+        self.reads = reads  # the VJP reads the values of: "i" its inputs, "o" its output
+        # A fused primitive's definition in core primitives, ``reference(out, *inputs,
+        # **attrs)`` on Tensors (``out``: the forward's output array, for what it drew at
+        # random; ``attrs`` with what it saved): backward with ``create_graph``
+        # differentiates it, so ``vjp`` is only ever called on arrays.
+        self.reference: Callable[..., Any] | None = None
         self.__doc__ = forward.__doc__
 
     def defvjp(self, vjp: Callable[..., Sequence[Any]]) -> Callable[..., Sequence[Any]]:
         self.vjp = vjp
         return vjp
+
+    def defreference(self, reference: Callable[..., Any]) -> Callable[..., Any]:
+        self.reference = reference
+        return reference
 
     def __call__(self, *args: Any, **attrs: Any) -> Tensor:
         for a in args:
@@ -58,11 +70,17 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def primitive(name: str, saves: bool = False) -> Callable[[Callable[..., Any]], Primitive]:
-    """Register ``forward`` as a primitive; with ``saves`` it returns (out, saved)."""
+def primitive(
+    name: str, saves: bool = False, reads: str = "io"
+) -> Callable[[Callable[..., Any]], Primitive]:
+    """Register ``forward`` as a primitive; with ``saves`` it returns (out, saved).
+
+    ``reads`` says whose values the VJP reads ("i": the inputs', "o": the output's, ""
+    only shapes): backward refuses to run it after those were written in place.
+    """
 
     def register(forward: Callable[..., Any]) -> Primitive:
-        op = Primitive(name, forward, saves)
+        op = Primitive(name, forward, saves, reads)
         REGISTRY[name] = op
         return op
 
@@ -90,9 +108,10 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
     else:
         result = Tensor(out)
-    if forward_hooks:
-        for hook in forward_hooks:
-            hook(op, inputs, result, attrs)
+    if observers.op:
+        step = Step(op, inputs, result, attrs)
+        for observe in observers.op:
+            observe(step)
     return result
 
 
@@ -147,6 +166,11 @@ def _lift(args: tuple[Any, ...]) -> tuple[Tensor, ...]:
             out.append(_scalar_constant(a, like))
         else:  # an array: a float array takes the tensor's float dtype, like a Python float
             arr = np.asarray(a)
+            if arr.dtype.kind not in "biufc":
+                raise TypeError(
+                    f"expected numbers (a number, an array of numbers or a Tensor); got an "
+                    f"array of dtype {arr.dtype} ({type(a).__name__})"
+                )
             if arr.dtype.kind == "f":
                 target = like if like is not None and like.kind == "f" else np.float32
                 arr = arr.astype(target, copy=False)
@@ -180,7 +204,7 @@ def _has_advanced_index(index: Any) -> bool:
 # Arithmetic.
 
 
-@primitive("add")
+@primitive("add", reads="")
 def add(a: Any, b: Any) -> Any:
     """a + b, with numpy broadcasting."""
     return a + b
@@ -191,7 +215,7 @@ def _(F, g, out, ins, needs, attrs):
     return g, g
 
 
-@primitive("sub")
+@primitive("sub", reads="")
 def sub(a: Any, b: Any) -> Any:
     """a - b, with numpy broadcasting."""
     return a - b
@@ -202,7 +226,7 @@ def _(F, g, out, ins, needs, attrs):
     return g, (-g if needs[1] else None)
 
 
-@primitive("mul")
+@primitive("mul", reads="i")
 def mul(a: Any, b: Any) -> Any:
     """a * b, elementwise with numpy broadcasting."""
     return a * b
@@ -240,7 +264,7 @@ def _(F, g, out, ins, needs, attrs):
     return ga, gb
 
 
-@primitive("neg")
+@primitive("neg", reads="")
 def neg(a: Any) -> Any:
     """-a."""
     return -a
@@ -251,7 +275,7 @@ def _(F, g, out, ins, needs, attrs):
     return (-g,)
 
 
-@primitive("abs")
+@primitive("abs", reads="i")
 def abs(a: Any) -> Any:
     """|a|. Convention: d|a|/da = 0 at a = 0."""
     return np.abs(a)
@@ -262,7 +286,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * F.sign(ins[0]),)
 
 
-@primitive("exp")
+@primitive("exp", reads="o")
 def exp(a: Any) -> Any:
     """e ** a."""
     return np.exp(a)
@@ -273,7 +297,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * out,)
 
 
-@primitive("log")
+@primitive("log", reads="i")
 def log(a: Any) -> Any:
     """Natural logarithm."""
     return np.log(a)
@@ -284,7 +308,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g / ins[0],)
 
 
-@primitive("log1p")
+@primitive("log1p", reads="i")
 def log1p(a: Any) -> Any:
     """log(1 + a), accurate for small a."""
     return np.log1p(a)
@@ -295,7 +319,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g / (1 + ins[0]),)
 
 
-@primitive("sqrt")
+@primitive("sqrt", reads="o")
 def sqrt(a: Any) -> Any:
     """Square root."""
     return np.sqrt(a)
@@ -306,7 +330,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g / (2 * out),)
 
 
-@primitive("erf")
+@primitive("erf", reads="i")
 def erf(a: Any) -> Any:
     """The Gauss error function."""
     return _erf(a)
@@ -318,7 +342,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * (2 / math.sqrt(math.pi)) * F.exp(-(a * a)),)
 
 
-@primitive("clip")
+@primitive("clip", reads="i")
 def clip(a: Any, *, min: Any, max: Any) -> Any:
     """Limit a to [min, max] (either may be None). Gradient 1 where min <= a <= max."""
     return np.clip(a, min, max)
@@ -344,7 +368,7 @@ def _tie_vjp(F: Any, g: Any, a: Any, b: Any, a_wins: Any) -> tuple[Any, Any]:
     return ga, gb
 
 
-@primitive("maximum")
+@primitive("maximum", reads="i")
 def maximum(a: Any, b: Any) -> Any:
     """Elementwise max. Where a == b each side receives half the gradient."""
     return np.maximum(a, b)
@@ -356,7 +380,7 @@ def _(F, g, out, ins, needs, attrs):
     return _tie_vjp(F, g, a, b, a > b)
 
 
-@primitive("minimum")
+@primitive("minimum", reads="i")
 def minimum(a: Any, b: Any) -> Any:
     """Elementwise min. Where a == b each side receives half the gradient."""
     return np.minimum(a, b)
@@ -368,7 +392,7 @@ def _(F, g, out, ins, needs, attrs):
     return _tie_vjp(F, g, a, b, a < b)
 
 
-@primitive("where")
+@primitive("where", reads="i")
 def where(cond: Any, a: Any, b: Any) -> Any:
     """a where cond is true, else b (broadcast together). cond gets no gradient."""
     return np.where(cond, a, b)
@@ -384,7 +408,7 @@ def _(F, g, out, ins, needs, attrs):
     )
 
 
-@primitive("astype")
+@primitive("astype", reads="")
 def astype(a: Any, *, dtype: np.dtype) -> Any:
     """A copy converted to ``dtype``; gradients are converted back."""
     return a.astype(dtype)
@@ -399,7 +423,7 @@ def _(F, g, out, ins, needs, attrs):
 # Activations.
 
 
-@primitive("tanh")
+@primitive("tanh", reads="o")
 def tanh(a: Any) -> Any:
     """Hyperbolic tangent."""
     return np.tanh(a)
@@ -415,7 +439,7 @@ def _sigmoid_array(a: Any) -> Any:
     return 0.5 + 0.5 * np.tanh(0.5 * a)
 
 
-@primitive("sigmoid")
+@primitive("sigmoid", reads="o")
 def sigmoid(a: Any) -> Any:
     """The logistic function 1 / (1 + e ** -a)."""
     return _sigmoid_array(a)
@@ -426,7 +450,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * out * (1 - out),)
 
 
-@primitive("relu")
+@primitive("relu", reads="i")
 def relu(a: Any) -> Any:
     """max(a, 0). Convention: relu'(0) = 0, so a unit at exactly zero passes no gradient."""
     return np.maximum(a, 0)
@@ -437,7 +461,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * (ins[0] > 0),)
 
 
-@primitive("leaky_relu")
+@primitive("leaky_relu", reads="i")
 def leaky_relu(a: Any, *, negative_slope: float = 0.01) -> Any:
     """a for a > 0, else negative_slope * a. Convention: the slope at 0 is negative_slope."""
     return np.where(a > 0, a, a * negative_slope)
@@ -463,7 +487,7 @@ _INV_SQRT2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-@primitive("gelu")
+@primitive("gelu", reads="i")
 def gelu(a: Any) -> Any:
     """a * Phi(a), Phi the standard normal CDF (the exact form, as PyTorch's default)."""
     return a * (0.5 + 0.5 * _erf(a * _INV_SQRT2))
@@ -477,7 +501,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * (cdf + a * pdf),)
 
 
-@primitive("softplus")
+@primitive("softplus", reads="i")
 def softplus(a: Any, *, beta: float = 1.0, threshold: float = 20.0) -> Any:
     """log(1 + e ** (beta a)) / beta; linear where beta * a > threshold (as PyTorch)."""
     ba = a * beta
@@ -490,7 +514,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.where(ba > attrs["threshold"], g, g * F.sigmoid(ba)),)
 
 
-@primitive("softmax")
+@primitive("softmax", reads="o")
 def softmax(a: Any, *, axis: int = -1) -> Any:
     """exp(a) / sum(exp(a)) along ``axis``, computed without overflow."""
     e = np.exp(a - a.max(axis=axis, keepdims=True))
@@ -509,7 +533,7 @@ def _logsumexp_keepdims(a: Any, axis: Any) -> Any:
     return np.log(np.exp(a - m).sum(axis=axis, keepdims=True)) + m
 
 
-@primitive("log_softmax")
+@primitive("log_softmax", reads="o")
 def log_softmax(a: Any, *, axis: int = -1) -> Any:
     """a - logsumexp(a) along ``axis``: log-probabilities, stable for large |a|."""
     return a - _logsumexp_keepdims(a, axis)
@@ -525,7 +549,7 @@ def _(F, g, out, ins, needs, attrs):
 # Reductions. ``axis`` is None, an int or a tuple; ``keepdims`` as in numpy.
 
 
-@primitive("sum")
+@primitive("sum", reads="")
 def sum(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Sum over ``axis`` (all axes when None)."""
     return np.sum(a, axis=axis, keepdims=keepdims)
@@ -537,7 +561,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.broadcast_to(_expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]), a.shape),)
 
 
-@primitive("mean")
+@primitive("mean", reads="")
 def mean(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
     """Arithmetic mean over ``axis`` (all axes when None)."""
     return np.mean(a, axis=axis, keepdims=keepdims)
@@ -546,8 +570,8 @@ def mean(a: Any, *, axis: Any = None, keepdims: bool = False) -> Any:
 @mean.defvjp
 def _(F, g, out, ins, needs, attrs):
     a = ins[0]
-    n = a.size // (out.size or 1)
-    g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n)
+    n = a.size // (out.size or 1)  # 0 for an empty input: its gradient is empty too
+    g = _expand(F, g, a.shape, attrs["axis"], attrs["keepdims"]) * (1.0 / n if n else 0.0)
     return (F.broadcast_to(g, a.shape),)
 
 
@@ -594,7 +618,7 @@ def _(F, g, out, ins, needs, attrs):
 # Linear algebra.
 
 
-@primitive("matmul")
+@primitive("matmul", reads="i")
 def matmul(a: Any, b: Any) -> Any:
     """Matrix product with numpy's rules (1-D operands, batched broadcasting)."""
     if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
@@ -633,7 +657,7 @@ def _(F, g, out, ins, needs, attrs):
 # Shape and indexing.
 
 
-@primitive("reshape")
+@primitive("reshape", reads="")
 def reshape(a: Any, *, shape: tuple[int, ...]) -> Any:
     """The same elements in a new shape (-1 infers one axis)."""
     return np.reshape(a, shape)
@@ -644,7 +668,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.reshape(g, ins[0].shape),)
 
 
-@primitive("transpose")
+@primitive("transpose", reads="")
 def transpose(a: Any, *, axes: Any = None) -> Any:
     """Permute axes (reverse them when ``axes`` is None)."""
     return np.transpose(a, axes)
@@ -656,7 +680,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.transpose(g, None if axes is None else tuple(np.argsort(axes))),)
 
 
-@primitive("broadcast_to")
+@primitive("broadcast_to", reads="")
 def broadcast_to(a: Any, *, shape: tuple[int, ...]) -> Any:
     """A read-only view of ``a`` broadcast to ``shape``."""
     try:
@@ -670,7 +694,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g,)  # the engine sums the gradient back to the input's shape
 
 
-@primitive("getitem")
+@primitive("getitem", reads="")
 def getitem(a: Any, *, index: Any) -> Any:
     """a[index]: basic slicing and integer/boolean array indexing."""
     return a[index]
@@ -681,7 +705,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.scatter_add(g, index=attrs["index"], shape=ins[0].shape),)
 
 
-@primitive("scatter_add")
+@primitive("scatter_add", reads="")
 def scatter_add(g: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
     """Zeros of ``shape`` with ``g`` added at ``index``; repeated indices accumulate.
 
@@ -700,7 +724,7 @@ def _(F, g, out, ins, needs, attrs):
     return (F.getitem(g, index=attrs["index"]),)
 
 
-@primitive("concatenate")
+@primitive("concatenate", reads="")
 def concatenate(*arrays: Any, axis: int = 0) -> Any:
     """Join tensors along an existing axis."""
     return np.concatenate(arrays, axis=axis)
@@ -718,7 +742,7 @@ def _(F, g, out, ins, needs, attrs):
     return grads
 
 
-@primitive("stack")
+@primitive("stack", reads="")
 def stack(*arrays: Any, axis: int = 0) -> Any:
     """Join same-shape tensors along a new axis."""
     return np.stack(arrays, axis=axis)
@@ -861,3 +885,6 @@ class TensorF:
     @staticmethod
     def scatter_add(g: Tensor, *, index: Any, shape: tuple[int, ...]) -> Tensor:
         return scatter_add(g, index=index, shape=shape)
+
+
+METHODS.update(REGISTRY)  # Tensor's operators and methods call the primitives by name

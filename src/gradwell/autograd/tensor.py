@@ -7,9 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from . import engine
+from . import recording
 
 Array = np.ndarray
+
+# The functions behind Tensor's operators and methods, by name. The modules above this
+# one register them (ops: the primitives; functional: composites; engine: backward),
+# so that this module imports none of them: autograd is a straight stack.
+METHODS: dict[str, Callable[..., Any]] = {}
 
 
 class Tensor:
@@ -31,6 +36,7 @@ class Tensor:
         "_needs",
         "_seq",
         "_hooks",
+        "_version",
         "name",
         "__weakref__",
     )
@@ -56,6 +62,7 @@ class Tensor:
         self._needs = _needs  # which inputs require grad, fixed when the op ran
         self._seq = _seq  # creation number: larger than every input's
         self._hooks: list[Callable[[Tensor], Tensor | None]] | None = None
+        self._version = 0  # the stamp of its last in-place write (recording.stamp_write)
         self.name: str | None = None
 
     # --- array facts -------------------------------------------------------
@@ -132,7 +139,7 @@ class Tensor:
         return Tensor(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
                 f"only floating-point tensors can require gradients; got dtype {self.data.dtype}"
             )
@@ -179,170 +186,197 @@ class Tensor:
                 "on has requires_grad=True (was it computed under no_grad, or from detached data?)"
             )
         seed = _seed_gradient(self, grad, "backward()")
-        engine.run_backward(
+        METHODS["run_backward"](
             [self],
             [Tensor(seed) if create_graph else seed],
             retain_graph=create_graph if retain_graph is None else retain_graph,
             create_graph=create_graph,
         )
 
+    # --- in-place writes -------------------------------------------------------
+    # Each gives the tensor a new version: backward refuses to use a tensor written
+    # after the op that read it ran. Writing into ``.data``'s array directly, or
+    # assigning ``.data``, bypasses this and is the caller's responsibility.
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.data[_plain_index(index)] = value.data if isinstance(value, Tensor) else value
+        self.bump_version()
+
+    def fill_(self, value: Any) -> Tensor:
+        """Set every element to ``value``, in place."""
+        self.data.fill(value)
+        self.bump_version()
+        return self
+
+    def zero_(self) -> Tensor:
+        """Set every element to zero, in place."""
+        return self.fill_(0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """Copy ``src`` (broadcast to this shape) into this tensor, in place."""
+        self[...] = src
+        return self
+
+    def bump_version(self) -> None:
+        """Count an in-place write made to ``.data`` by other means (optimizers, loading)."""
+        self._version = recording.stamp_write()
+
     # --- operators -----------------------------------------------------------
     def __add__(self, o: Any) -> Tensor:
-        return _ops.add(self, o)
+        return METHODS["add"](self, o)
 
     def __radd__(self, o: Any) -> Tensor:
-        return _ops.add(o, self)
+        return METHODS["add"](o, self)
 
     def __sub__(self, o: Any) -> Tensor:
-        return _ops.sub(self, o)
+        return METHODS["sub"](self, o)
 
     def __rsub__(self, o: Any) -> Tensor:
-        return _ops.sub(o, self)
+        return METHODS["sub"](o, self)
 
     def __mul__(self, o: Any) -> Tensor:
-        return _ops.mul(self, o)
+        return METHODS["mul"](self, o)
 
     def __rmul__(self, o: Any) -> Tensor:
-        return _ops.mul(o, self)
+        return METHODS["mul"](o, self)
 
     def __truediv__(self, o: Any) -> Tensor:
-        return _ops.div(self, o)
+        return METHODS["div"](self, o)
 
     def __rtruediv__(self, o: Any) -> Tensor:
-        return _ops.div(o, self)
+        return METHODS["div"](o, self)
 
     def __pow__(self, o: Any) -> Tensor:
-        return _ops.pow(self, o)
+        return METHODS["pow"](self, o)
 
     def __rpow__(self, o: Any) -> Tensor:
-        return _ops.pow(o, self)
+        return METHODS["pow"](o, self)
 
     def __matmul__(self, o: Any) -> Tensor:
-        return _ops.matmul(self, o)
+        return METHODS["matmul"](self, o)
 
     def __rmatmul__(self, o: Any) -> Tensor:
-        return _ops.matmul(o, self)
+        return METHODS["matmul"](o, self)
 
     def __neg__(self) -> Tensor:
-        return _ops.neg(self)
+        return METHODS["neg"](self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return _ops.abs(self)
+        return METHODS["abs"](self)
 
     def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return _ops.eq(self, o)
+        return METHODS["eq"](self, o)
 
     def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return _ops.ne(self, o)
+        return METHODS["ne"](self, o)
 
     def __lt__(self, o: Any) -> Tensor:
-        return _ops.lt(self, o)
+        return METHODS["lt"](self, o)
 
     def __le__(self, o: Any) -> Tensor:
-        return _ops.le(self, o)
+        return METHODS["le"](self, o)
 
     def __gt__(self, o: Any) -> Tensor:
-        return _ops.gt(self, o)
+        return METHODS["gt"](self, o)
 
     def __ge__(self, o: Any) -> Tensor:
-        return _ops.ge(self, o)
+        return METHODS["ge"](self, o)
 
     def __and__(self, o: Any) -> Tensor:
-        return _ops.logical_and(self, o)
+        return METHODS["logical_and"](self, o)
 
     def __or__(self, o: Any) -> Tensor:
-        return _ops.logical_or(self, o)
+        return METHODS["logical_or"](self, o)
 
     def __invert__(self) -> Tensor:
-        return _ops.logical_not(self)
+        return METHODS["logical_not"](self)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _ops.getitem(self, index=_plain_index(index))
+        return METHODS["getitem"](self, index=_plain_index(index))
 
     # --- methods mirroring the gw.* functions -------------------------------
     def exp(self) -> Tensor:
-        return _ops.exp(self)
+        return METHODS["exp"](self)
 
     def log(self) -> Tensor:
-        return _ops.log(self)
+        return METHODS["log"](self)
 
     def log1p(self) -> Tensor:
-        return _ops.log1p(self)
+        return METHODS["log1p"](self)
 
     def sqrt(self) -> Tensor:
-        return _ops.sqrt(self)
+        return METHODS["sqrt"](self)
 
     def abs(self) -> Tensor:
-        return _ops.abs(self)
+        return METHODS["abs"](self)
 
     def tanh(self) -> Tensor:
-        return _ops.tanh(self)
+        return METHODS["tanh"](self)
 
     def sigmoid(self) -> Tensor:
-        return _ops.sigmoid(self)
+        return METHODS["sigmoid"](self)
 
     def relu(self) -> Tensor:
-        return _ops.relu(self)
+        return METHODS["relu"](self)
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
-        return _ops.clip(self, min=min, max=max)
+        return METHODS["clip"](self, min=min, max=max)
 
     def softmax(self, axis: int = -1) -> Tensor:
-        return _ops.softmax(self, axis=axis)
+        return METHODS["softmax"](self, axis=axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
-        return _ops.log_softmax(self, axis=axis)
+        return METHODS["log_softmax"](self, axis=axis)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.sum(self, axis=_axes(axis), keepdims=keepdims)
+        return METHODS["sum"](self, axis=_axes(axis), keepdims=keepdims)
 
     def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.mean(self, axis=_axes(axis), keepdims=keepdims)
+        return METHODS["mean"](self, axis=_axes(axis), keepdims=keepdims)
 
     def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return _fn.var(self, axis, keepdims, correction)
+        return METHODS["var"](self, axis, keepdims, correction)
 
     def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return _fn.std(self, axis, keepdims, correction)
+        return METHODS["std"](self, axis, keepdims, correction)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.max(self, axis=_axes(axis), keepdims=keepdims)
+        return METHODS["max"](self, axis=_axes(axis), keepdims=keepdims)
 
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.min(self, axis=_axes(axis), keepdims=keepdims)
+        return METHODS["min"](self, axis=_axes(axis), keepdims=keepdims)
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _ops.logsumexp(self, axis=_axes(axis), keepdims=keepdims)
+        return METHODS["logsumexp"](self, axis=_axes(axis), keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
-        return _fn.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return METHODS["reshape"](self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes: Any) -> Tensor:
-        return _fn.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        return METHODS["transpose"](self, axes[0] if len(axes) == 1 else (axes or None))
 
     permute = transpose
 
     @property
     def T(self) -> Tensor:
-        return _ops.transpose(self, axes=None)
+        return METHODS["transpose"](self, axes=None)
 
     def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-        return _fn.flatten(self, start_axis, end_axis)
+        return METHODS["flatten"](self, start_axis, end_axis)
 
     def squeeze(self, axis: Any = None) -> Tensor:
-        return _fn.squeeze(self, axis)
+        return METHODS["squeeze"](self, axis)
 
     def unsqueeze(self, axis: int) -> Tensor:
-        return _fn.unsqueeze(self, axis)
+        return METHODS["unsqueeze"](self, axis)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return _ops.broadcast_to(self, shape=tuple(shape))
+        return METHODS["broadcast_to"](self, shape=tuple(shape))
 
     def astype(self, dtype: Any) -> Tensor:
-        return _ops.astype(self, dtype=np.dtype(dtype))
+        return METHODS["astype"](self, dtype=np.dtype(dtype))
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -382,7 +416,3 @@ def _seed_gradient(out: Tensor, grad: Any, where: str) -> Array:
             f"{where}: the gradient must have the output's shape {out.shape}; got {g.shape}"
         )
     return g
-
-
-from . import functional as _fn  # noqa: E402  (these modules build on Tensor)
-from . import ops as _ops  # noqa: E402

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+from .._jit import jit as _jit
+from .._jit import reassociating
 
 
 @_jit
@@ -42,7 +42,7 @@ def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
     return nonzero, on
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+@reassociating
 def squares_and_change(before: Any, after: Any) -> Any:
     """(sum of before**2, sum of (after - before)**2) of two same-shaped arrays, in float64
     (reassociated, as sum_of_squares: in order, the two sums ran 10x slower)."""
@@ -57,7 +57,7 @@ def squares_and_change(before: Any, after: Any) -> Any:
     return w2, d2
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+@reassociating
 def sum_of_squares(a: Any) -> float:
     """Sum of an array's squares, accumulated in float64 (reassociated, so that the loop
     vectorises: inf and NaN still come out)."""
@@ -69,7 +69,7 @@ def sum_of_squares(a: Any) -> float:
     return total
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+@reassociating
 def total(a: Any) -> float:
     """Sum of an array, accumulated in float64 (reassociated, as above)."""
     a = a.ravel()

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
 from ..autograd.anomaly import detect_anomaly
+from ..autograd.recording import Step, observe
 
 
 def params_nonfinite(model: Any) -> list[str]:
@@ -60,28 +60,22 @@ def replay_anomaly(
     made_in: dict[int, tuple[Any, str]] = {}
     backward_module: list[str] = []
 
-    def remember(op: Any, ins: Any, out: Any, attrs: Any) -> None:
-        if engine.module_stack:
-            mod = engine.module_stack[-1]
-            made_in[id(out)] = (out, names.get(id(mod), type(mod).__name__))
+    def remember(step: Step) -> None:
+        if step.scope is not None:
+            name = names.get(id(step.scope), type(step.scope).__name__)
+            made_in[id(step.output)] = (step.output, name)
 
     def locate(node: Any, g: Any, input_grads: Any) -> None:
         if trap.anomalies and not backward_module and trap.anomalies[0].phase == "backward":
             backward_module.append(made_in.get(id(node), (None, ""))[1])
 
     try:
-        with trap:
-            engine.forward_hooks.append(remember)
-            engine.vjp_hooks.append(locate)
-            try:
-                out = twin(inputs)
-                if loss_fn is not None and targets is not None:
-                    loss = loss_fn(out, targets)
-                    if not trap.anomalies and getattr(loss, "requires_grad", False):
-                        loss.backward()
-            finally:
-                engine.forward_hooks.remove(remember)
-                engine.vjp_hooks.remove(locate)
+        with trap, observe(op=remember, vjp=locate):
+            out = twin(inputs)
+            if loss_fn is not None and targets is not None:
+                loss = loss_fn(out, targets)
+                if not trap.anomalies and getattr(loss, "requires_grad", False):
+                    loss.backward()
     except Exception as e:  # the replay is best effort: report, never break training
         return None, f"Replaying the batch under gw.detect_anomaly failed: {e!r}."
     if trap.anomalies:

@@ -1,9 +1,9 @@
-"""The fused primitives of the nn layers and losses: forward and VJP side by side.
+"""The fused primitives of the nn layers and losses: forward, VJP and reference side by side.
 
-Each one replaces a chain of small ops with a few numpy passes (speed) or a
+Each one replaces a chain of small ops with a few passes over memory (speed) or a
 formula that stays finite where the chain would not (stability):
 
-* ``linear``: x @ W.T + b as one matmul and an in-place bias add.
+* ``linear``: x @ W.T + b as one product and an in-place bias add.
 * ``batch_norm``: normalisation with the closed-form backward.
 * ``cross_entropy``: log-softmax and the negative log-likelihood in one pass;
   the gradient is ``p - target``, finite for logits of any size.
@@ -11,50 +11,33 @@ formula that stays finite where the chain would not (stability):
   with the exact gradient ``sigmoid(x) - y`` (also at x = 0, where a composition
   of relu and abs would give the wrong one-sided value).
 * ``batch_norm_relu_dropout`` and ``linear_batch_norm_relu_dropout``: the chains
-  that a compiled step (:mod:`gradwell.autograd.capture`) runs as one op, with
+  that a compiled step runs as one op (the rewrite table :data:`FUSIONS`), with
   the numbers of the ops in a row, bit for bit.
 
-The VJPs follow the engine's rule: with ``F = ArrayF`` they run on arrays using
-what the forward saved; with ``F = TensorF`` (``create_graph=True``) they
-recompute what depends on the inputs with recorded ops, so second derivatives
-are exact.
+Every fused op has a *reference*: its definition in core primitives. Backward with
+``create_graph`` differentiates the reference (so second and higher derivatives are
+exact), and the tests check the fast VJP against it. The VJP itself runs only on
+arrays, with the kernels that ``kernels.py`` chooses by size.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
 from ..autograd import ops
-from ..autograd.capture import fusion
-from ..autograd.ops import TensorF, primitive
+from ..autograd.ops import primitive
 from . import kernels
+from .kernels import NO_BIAS
 from .module import where_called
 
 # ---------------------------------------------------------------------------
 # linear
 
 
-_SMALL_BATCH = 64
-_LARGE_WEIGHT = 4096  # below it, the product is dispatch-bound and the plain call is faster
-_TINY_PRODUCT = 8192  # multiply-adds up to which compiled loops beat a BLAS call (~0.5 us)
-_NO_BIAS = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}
-
-
-def _tiny(x: Any, w: Any, bias: tuple[Any, ...]) -> bool:
-    """Whether x @ w.T (+ b) is small enough for ``kernels.linear_small``: 2-D float32 or
-    float64 operands of one dtype."""
-    return (
-        x.ndim == 2
-        and x.shape[0] * w.size <= _TINY_PRODUCT
-        and x.dtype == w.dtype
-        and x.dtype.char in _NO_BIAS
-        and (not bias or bias[0].dtype == x.dtype)
-    )
-
-
-@primitive("linear")
+@primitive("linear", reads="i")
 def linear(x: Any, w: Any, *bias: Any) -> Any:
     """x @ w.T + b for w of shape (out_features, in_features); x may have leading axes."""
     if w.ndim != 2 or x.ndim == 0 or x.shape[-1] != w.shape[1]:
@@ -63,52 +46,18 @@ def linear(x: Any, w: Any, *bias: Any) -> Any:
             f"{w.shape[1] if w.ndim == 2 else '?'} values for a weight of shape {w.shape} "
             f"(out_features, in_features); got an input of shape {x.shape}"
         )
-    x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # one matmul over leading axes
-    if _tiny(x, w, bias):
-        return kernels.linear_small(x, w, bias[0] if bias else _NO_BIAS[x.dtype.char])
-    out = _product(x2, w)
-    if x.ndim != 2:
-        out = out.reshape(x.shape[:-1] + (w.shape[0],))
-    if bias:
-        out += bias[0]  # `out` is fresh from the matmul: adding in place is safe
-    return out
-
-
-def _product(x2: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x2 @ w.T for 2-D arrays, C-contiguous."""
-    if x2.shape[0] <= _SMALL_BATCH and w.size >= _LARGE_WEIGHT:
-        # OpenBLAS is slow at a short, wide x @ w.T; the transposed product w @ x.T
-        # plus a copy back measured about 35% faster for 32 rows (784 -> 512).
-        return np.ascontiguousarray(np.dot(w, x2.T).T)
-    return np.dot(x2, w.T)  # np.dot: less overhead than `@` on small arrays
+    return kernels.linear(x, w, bias)
 
 
 @linear.defvjp
 def _(F, g, out, ins, needs, attrs):
-    x, w = ins[0], ins[1]
-    if F is not TensorF and _tiny(x, w, ins[2:]):
-        need_b = len(ins) == 3 and needs[2]
-        gx, gw, gb = kernels.linear_small_grad(g, x, w, needs[0], needs[1], need_b)
-        grads = (gx if needs[0] else None, gw if needs[1] else None)
-        return grads if len(ins) == 2 else (*grads, gb if need_b else None)
-    if F is not TensorF and g.ndim == 2 and x.ndim == 2:  # the common case, on arrays
-        gx = np.dot(g, w) if needs[0] else None
-        gw = np.dot(g.T, x) if needs[1] else None
-        if len(ins) == 2:
-            return gx, gw
-        return gx, gw, (np.add.reduce(g, 0) if needs[2] else None)
-    gx = F.matmul(g, w) if needs[0] else None
-    if len(ins) == 2 and not needs[1]:
-        return gx, None
-    # Weight and bias gradients sum over every leading axis: view them as (rows, features).
-    g2 = g if g.ndim == 2 else F.reshape(g, (-1, g.shape[-1]))
-    gw = None
-    if needs[1]:
-        x2 = x if x.ndim == 2 else F.reshape(x, (-1, x.shape[-1]))
-        gw = F.matmul(F.transpose(g2), x2)
-    if len(ins) == 2:
-        return gx, gw
-    return gx, gw, (F.sum(g2, 0) if needs[2] else None)
+    return kernels.linear_grad(g, ins[0], ins[1], tuple(ins[2:]), needs)
+
+
+@linear.defreference
+def _linear_reference(out, x, w, *bias):
+    y = ops.matmul(x, ops.transpose(w, axes=None))
+    return y + bias[0] if bias else y
 
 
 # ---------------------------------------------------------------------------
@@ -148,7 +97,7 @@ def _train_arguments(
     )  # fmt: skip
 
 
-@primitive("batch_norm", saves=True)
+@primitive("batch_norm", saves=True, reads="i")
 def batch_norm(
     x: Any,
     *affine: Any,
@@ -167,7 +116,7 @@ def batch_norm(
     Otherwise the running statistics normalise. ``num_batches_tracked`` (a 0-d
     array, counted up in place in training) makes ``momentum=None`` a cumulative
     average. Every update of the layer's state happens here, inside the op, so a
-    replayed op (:mod:`gradwell.autograd.capture`) updates it too.
+    replayed op (:mod:`gradwell.train.compiled`) updates it too.
     """
     if training:
         args = _train_arguments(
@@ -191,51 +140,36 @@ def batch_norm(
 def _(F, g, out, ins, needs, attrs):
     x = ins[0]
     gamma = ins[1] if len(ins) == 3 else None
-    training = attrs["training"]
-    n = x.shape[0]
-    if F is TensorF:  # recompute from the inputs with recorded ops: second order works
-        if training:
-            mu = F.sum(x, 0) * (1.0 / n)
-            xc = x - mu
-            inv_std = (F.sum(xc * xc, 0) * (1.0 / n) + attrs["eps"]) ** -0.5
-            xhat = xc * inv_std
-        else:
-            mu, inv_std = attrs["saved"]
-            xhat = (x - mu) * inv_std
-    elif training:
-        mean, inv_std = attrs["saved"]
+    mean, inv_std = attrs["saved"]
+    if attrs["training"]:
         gx, gxhat, gsum = kernels.batch_norm_train_grad(
             np.ascontiguousarray(g), x, mean, inv_std, _NO_AFFINE if gamma is None else gamma,
             needs[0],
         )  # fmt: skip
-        if gamma is None:
-            return (gx if needs[0] else None,)
-        return (
-            (gx if needs[0] else None),
-            (gxhat if needs[1] else None),
-            (gsum if needs[2] else None),
-        )
-    else:
-        mu, inv_std = attrs["saved"]
-        xhat = None  # made below only if the gamma gradient needs it
-    scale = inv_std if gamma is None else inv_std * gamma
-    need_gamma = gamma is not None and needs[1]
-    need_beta = gamma is not None and needs[2]
-    if xhat is None and need_gamma:
-        xhat = (x - mu) * inv_std
-    gsum = F.sum(g, 0) if need_beta or (training and needs[0]) else None
-    gxhat = F.sum(g * xhat, 0) if need_gamma or (training and needs[0]) else None
-    gx = None
-    if needs[0]:
-        if training:
-            # d/dx of the normalisation: (gamma * inv_std / N) (N g - sum g - xhat sum(g xhat))
-            c = scale * (1.0 / n)
-            gx = g * scale - (xhat * (gxhat * c) + gsum * c)
-        else:
-            gx = g * scale
+    else:  # the running statistics normalise: an affine map of x, per channel
+        gx = g * (inv_std if gamma is None else inv_std * gamma) if needs[0] else None
+        gxhat = (g * ((x - mean) * inv_std)).sum(axis=0) if gamma is not None and needs[1] else None
+        gsum = g.sum(axis=0) if gamma is not None and needs[2] else None
     if gamma is None:
-        return (gx,)
-    return gx, (gxhat if need_gamma else None), (gsum if need_beta else None)
+        return (gx if needs[0] else None,)
+    return (gx if needs[0] else None), (gxhat if needs[1] else None), (gsum if needs[2] else None)
+
+
+def _normalised(x: Any, training: bool, eps: float, saved: Any) -> Any:
+    """(x - mean) / sqrt(var + eps) in recorded ops: by the batch's statistics in
+    training, else by the running statistics that forward used (constants)."""
+    if not training:
+        mean, inv_std = saved
+        return (x - mean) * inv_std
+    n = x.shape[0]
+    xc = x - ops.sum(x, axis=0, keepdims=False) * (1.0 / n)
+    return xc * (ops.sum(xc * xc, axis=0, keepdims=False) * (1.0 / n) + eps) ** -0.5
+
+
+@batch_norm.defreference
+def _batch_norm_reference(out, x, *affine, training, eps, saved, **_):
+    h = _normalised(x, training, eps, saved)
+    return h * affine[0] + affine[1] if affine else h
 
 
 @primitive("batch_norm_relu_dropout", saves=True)
@@ -253,13 +187,13 @@ def batch_norm_relu_dropout(
     """Training-mode ``batch_norm``, ``relu`` and ``dropout(rate)`` (0: none) in one pass.
 
     A compiled step runs it where a plan has the three ops (or the first two) in a
-    row (:func:`gradwell.autograd.capture.fusion`): the same numbers, the same state
+    row (:data:`FUSIONS`): the same numbers, the same state
     updates and the same draw from ``rng``, with one kernel each way instead of
     three. It keeps only the batch mean and 1 / std: backward recomputes the normalised
     input from the input and reads both gates (relu's and the mask's) from the output.
     """
     out, mean, inv_std = _batch_norm_relu_dropout(
-        x, _NO_BIAS[x.dtype.char], affine, eps, momentum, running_mean, running_var,
+        x, NO_BIAS[x.dtype.char], affine, eps, momentum, running_mean, running_var,
         num_batches_tracked, rate, rng,
     )  # fmt: skip
     return out, (mean, inv_std)
@@ -282,30 +216,29 @@ def _seed(rng: np.random.Generator | None, rate: float) -> np.uint64:
     return np.uint64(rng.bit_generator.random_raw() if rng is not None and rate > 0.0 else 0)
 
 
-def _gated_batch_norm_vjp(
-    F: Any, g: Any, out: Any, ins: tuple[Any, ...], needs: tuple[bool, ...],
-    attrs: dict[str, Any], mean: Any, inv_std: Any,
-) -> Any:  # fmt: skip
-    """With recorded ops (second order): the gates are constants; apply them, then
-    batch norm's VJP with respect to ``ins`` (its input, then gamma and beta)."""
-    gate = (out.data > 0) * np.asarray(1.0 / (1.0 - attrs["rate"]), ins[0].data.dtype)
-    bn_attrs = {"training": True, "eps": attrs["eps"], "saved": (mean, inv_std)}
-    return batch_norm.vjp(F, g * gate, out, ins, needs, bn_attrs)  # type: ignore[misc]
-
-
 @batch_norm_relu_dropout.defvjp
 def _(F, g, out, ins, needs, attrs):
     mean, inv_std = attrs["saved"]
-    if F is TensorF:
-        return _gated_batch_norm_vjp(F, g, out, ins, needs, attrs, mean, inv_std)
     gamma = ins[1] if len(ins) == 3 else _NO_AFFINE
-    gx, ggamma, gbeta, _ = kernels.batch_norm_relu_dropout_grad(
-        np.ascontiguousarray(g), out, ins[0], _NO_BIAS[g.dtype.char], mean, inv_std, gamma,
+    gx, ggamma, gbeta = kernels.batch_norm_relu_dropout_grad(
+        np.ascontiguousarray(g), out, ins[0], NO_BIAS[g.dtype.char], mean, inv_std, gamma,
         needs[0], float(attrs["rate"]),
     )  # fmt: skip
     if len(ins) == 1:
         return (gx if needs[0] else None,)
     return (gx if needs[0] else None), (ggamma if needs[1] else None), (gbeta if needs[2] else None)
+
+
+def _gate(out: np.ndarray, rate: float) -> np.ndarray:
+    """relu's and dropout's gates, read from the output: 1 / (1 - rate) where it is above 0."""
+    return (out > 0) * np.asarray(1.0 / (1.0 - rate), out.dtype)
+
+
+@batch_norm_relu_dropout.defreference
+def _batch_norm_relu_dropout_reference(out, x, *affine, eps, rate, **_):
+    return _batch_norm_reference(out, x, *affine, training=True, eps=eps, saved=None) * _gate(
+        out, rate
+    )
 
 
 def _chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -317,10 +250,6 @@ def _chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
     drop = chain_attrs[2] if len(chain_attrs) == 3 else {"rate": 0.0, "rng": None}
     fused = {k: v for k, v in bn.items() if k != "training"}
     return {"num_batches_tracked": None, **fused, "rate": drop["rate"], "rng": drop["rng"]}
-
-
-fusion(("batch_norm", "relu", "dropout"), batch_norm_relu_dropout)(_chain_attrs)
-fusion(("batch_norm", "relu"), batch_norm_relu_dropout)(_chain_attrs)
 
 
 @primitive("linear_batch_norm_relu_dropout", saves=True)
@@ -341,26 +270,25 @@ def linear_batch_norm_relu_dropout(
 
     A compiled step runs it for a Linear -> BatchNorm1d -> ReLU (-> Dropout) block:
     the same numbers bit for bit, with the bias added as batch norm reads the
-    product, and its gradient summed as batch norm's backward writes the input
-    gradient (two passes over memory fewer than the ops in a row).
+    product (a pass over memory fewer than the ops in a row).
     """
     bias, affine = _bias_and_affine(rest)
-    if _tiny(x, w, bias):  # one compiled call for the block; the small product adds its bias
+    if kernels.tiny(x, w, bias):  # one compiled call for the block; it adds the bias itself
         args = _train_arguments(
             x, affine, eps, momentum, running_mean, running_var, num_batches_tracked
         )
         kernel: Any = kernels.linear_batch_norm_relu_dropout_small
         out, y, mean, inv_std = kernel(
-            x, w, bias[0] if bias else _NO_BIAS[x.dtype.char], *args[1:], float(rate),
+            x, w, bias[0] if bias else NO_BIAS[x.dtype.char], *args[1:], float(rate),
             _seed(rng, rate),
         )  # fmt: skip
-        return out, (y, False, mean, inv_std)
-    y, folded = _product(x, w), bias
+        return out, (y, mean, inv_std)
+    y = kernels.product(x, w)  # without the bias, which batch norm's kernel adds as it reads
     out, mean, inv_std = _batch_norm_relu_dropout(
-        y, folded[0] if folded else _NO_BIAS[y.dtype.char], affine, eps, momentum,
+        y, bias[0] if bias else NO_BIAS[y.dtype.char], affine, eps, momentum,
         running_mean, running_var, num_batches_tracked, rate, rng,
     )  # fmt: skip
-    return out, (y, bool(folded), mean, inv_std)
+    return out, (y, mean, inv_std)
 
 
 def _bias_and_affine(rest: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -370,67 +298,97 @@ def _bias_and_affine(rest: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any,
 
 @linear_batch_norm_relu_dropout.defvjp
 def _(F, g, out, ins, needs, attrs):
-    y, folded, mean, inv_std = attrs["saved"]
+    y, mean, inv_std = attrs["saved"]
     x, w = ins[0], ins[1]
-    bias, affine = _bias_and_affine(ins[2:])
+    bias, affine = _bias_and_affine(tuple(ins[2:]))
     n_linear = 2 + len(bias)
-    if F is TensorF:  # recompute the linear's output with a recorded op, then chain
-        yb = linear(x, w, *bias)
-        bn = _gated_batch_norm_vjp(
-            F, g, out, (yb, *affine), (True, *needs[n_linear:]), attrs, mean, inv_std
-        )
-        return (*linear.vjp(F, bn[0], yb, (x, w, *bias), needs[:n_linear], {}), *bn[1:])
     gamma = affine[0] if affine else _NO_AFFINE
-    if _tiny(x, w, bias):  # as forward: one compiled call, the two VJPs in a row
+    rate = float(attrs["rate"])
+    if kernels.tiny(x, w, bias):  # as forward: one compiled call, the two VJPs in a row
         need_b = bool(bias) and needs[2]
         gx, gw, gb, ggamma, gbeta = kernels.linear_batch_norm_relu_dropout_small_grad(
-            np.ascontiguousarray(g), out, y, x, w, mean, inv_std, gamma,
-            float(attrs["rate"]), needs[0], needs[1], need_b,
+            np.ascontiguousarray(g), out, y, x, w, mean, inv_std, gamma, rate,
+            needs[0], needs[1], need_b,
         )  # fmt: skip
         grads = (gx if needs[0] else None, gw if needs[1] else None, *(
             (gb if need_b else None,) if bias else ()
         ))  # fmt: skip
     else:
-        gy, ggamma, gbeta, gbias = kernels.batch_norm_relu_dropout_grad(
-            np.ascontiguousarray(g), out, y, bias[0] if folded else _NO_BIAS[y.dtype.char],
-            mean, inv_std, gamma, True, float(attrs["rate"]),
+        gy, ggamma, gbeta = kernels.batch_norm_relu_dropout_grad(
+            np.ascontiguousarray(g), out, y, bias[0] if bias else NO_BIAS[y.dtype.char],
+            mean, inv_std, gamma, True, rate,
         )  # fmt: skip
-        if folded and gy.shape[1] > 1:  # (one column: numpy sums it pairwise, not in order)
-            grads = (
-                np.dot(gy, w) if needs[0] else None,
-                np.dot(gy.T, x) if needs[1] else None,
-                gbias if needs[2] else None,
-            )
-        else:
-            grads = linear.vjp(F, gy, y, (x, w, *bias), needs[:n_linear], {})  # type: ignore[misc]
+        grads = kernels.linear_grad(gy, x, w, bias, needs[:n_linear])
     if not affine:
         return grads
     return (*grads, ggamma if needs[-2] else None, gbeta if needs[-1] else None)
+
+
+@linear_batch_norm_relu_dropout.defreference
+def _linear_batch_norm_relu_dropout_reference(out, x, w, *rest, eps, rate, **_):
+    bias, affine = _bias_and_affine(rest)
+    y = _linear_reference(out, x, w, *bias)
+    return _batch_norm_relu_dropout_reference(out, y, *affine, eps=eps, rate=rate)
 
 
 def _linear_chain_attrs(chain_attrs: list[dict[str, Any]]) -> dict[str, Any] | None:
     return _chain_attrs(chain_attrs[1:])  # linear has no attrs of its own
 
 
-fusion(("linear", "batch_norm", "relu", "dropout"), linear_batch_norm_relu_dropout)(
-    _linear_chain_attrs
-)
-fusion(("linear", "batch_norm", "relu"), linear_batch_norm_relu_dropout)(_linear_chain_attrs)
+# The rewrite table of a compiled step (:mod:`gradwell.train.compiled`): chains of ops
+# in a row, the fused primitive that replaces them, and the fused op's attrs (or None
+# where the chain does not qualify).
+FUSIONS = [
+    (
+        ("linear", "batch_norm", "relu", "dropout"),
+        linear_batch_norm_relu_dropout,
+        _linear_chain_attrs,
+    ),
+    (("linear", "batch_norm", "relu"), linear_batch_norm_relu_dropout, _linear_chain_attrs),
+    (("batch_norm", "relu", "dropout"), batch_norm_relu_dropout, _chain_attrs),
+    (("batch_norm", "relu"), batch_norm_relu_dropout, _chain_attrs),
+]
+
+
+def fuse(steps: list[Any], outputs: list[int]) -> list[Any]:
+    """The rewrite: a compiled step's recorded ``steps`` (op, attrs, input slots, output
+    slot, needs or None if unrecorded) with every chain that :data:`FUSIONS` names replaced
+    by its fused op: recorded ops in a row, each the only consumer of the one before, which
+    it takes as its first input. The fused op takes the first op's inputs, then each later
+    op's other inputs. ``outputs``: the slots the call returns (used outside the chain)."""
+    uses = Counter([k for step in steps for k in step[2]] + outputs)
+    table = sorted(FUSIONS, key=lambda row: -len(row[0]))
+    fused, i = [], 0
+    while i < len(steps):
+        for names, op, merge in table:
+            chain = steps[i : i + len(names)]
+            linked = all(b[2][:1] == (a[3],) and uses[a[3]] == 1 for a, b in zip(chain, chain[1:]))
+            recorded = [c[0].name for c in chain if c[4] is not None] == list(names)
+            if recorded and linked and (attrs := merge([c[1] for c in chain])) is not None:
+                ins = chain[0][2] + tuple(k for c in chain[1:] for k in c[2][1:])
+                needs = chain[0][4] + tuple(n for c in chain[1:] for n in c[4][1:])
+                fused.append((op, attrs, ins, chain[-1][3], needs))
+                i += len(chain)
+                break
+        else:
+            fused.append(steps[i])
+            i += 1
+    return fused
 
 
 # ---------------------------------------------------------------------------
 # dropout
 
 
-@primitive("dropout", saves=True)
+@primitive("dropout", saves=True, reads="")
 def dropout(x: Any, *, rate: float, rng: np.random.Generator) -> Any:
     """x times a fresh mask: 0 with probability ``rate``, else 1 / (1 - rate).
 
     The mask's seed is drawn from ``rng`` inside the op, so every call of the op --
-    eager, or replayed by :mod:`gradwell.autograd.capture` -- draws the next one.
+    eager, or replayed by :mod:`gradwell.train.compiled` -- draws the next one.
     """
     seed = np.uint64(rng.bit_generator.random_raw())
-    if x.dtype.char in _NO_BIAS:  # float32 or float64: mask and product in one pass
+    if x.dtype.char in NO_BIAS:  # float32 or float64: mask and product in one pass
         out, mask = kernels.dropout_forward(x, float(rate), seed)
         return out, mask
     mask = kernels.dropout_mask(x.shape, np.empty(0, x.dtype), float(rate), seed)
@@ -468,7 +426,7 @@ def check_classes(labels: np.ndarray, c: int, ignore_index: int, who: str) -> No
             )
 
 
-@primitive("cross_entropy", saves=True)
+@primitive("cross_entropy", saves=True, reads="i")
 def cross_entropy(
     x: Any,
     target: Any,
@@ -553,70 +511,69 @@ def _soft_target(target: Any, eps: float, weight: Any) -> Any:
 @cross_entropy.defvjp
 def _(F, g, out, ins, needs, attrs):
     x, target = ins
-    reduction = attrs["reduction"]
-    saved = attrs["saved"]
+    reduction, saved = attrs["reduction"], attrs["saved"]
     n, c = x.shape
-    tensor_mode = F is TensorF
-    p = ops.softmax(x, axis=1) if tensor_mode else saved[0]
-    denom = saved[-1]
+    p, denom = saved[0], saved[-1]
     # gcol: the upstream gradient of each row's loss, a scalar or an (N, 1) column.
     if reduction == "none":
-        gcol = F.reshape(g, (n, 1))
+        gcol = g.reshape(n, 1)
     elif reduction == "mean":
         gcol = g * (1.0 / denom) if denom else g * np.nan
     else:
         gcol = g
-    classes = target.dtype.kind in "iu"
     gx = gt = None
-    if classes:
+    if target.dtype.kind in "iu":
+        if not needs[0]:
+            return None, None
         _, rows, t, a, b, valid, _ = saved
         if rows is None:  # the forward's fast path: every row counts once
             rows, a = np.arange(n), np.ones(n, x.dtype)
-        plain = b is None and valid is None and attrs["weight"] is None  # a is all ones
+        if b is None and valid is None and attrs["weight"] is None and np.ndim(gcol) == 0:
+            return kernels.softmax_cross_entropy_grad(p, t, float(gcol)), None  # (p - onehot) g
+        # sparse: G = r p - valid b - a onehot(t), with r the row's total target weight
         r = a + (float(b.sum()) if valid is None else valid * b.sum()) if b is not None else a
-        if needs[0] and not tensor_mode and plain and np.ndim(gcol) == 0:
-            gx = kernels.softmax_cross_entropy_grad(p, t, float(gcol))  # (p - onehot) g
-        elif needs[0] and not tensor_mode:  # sparse: G = r p - valid b - a onehot(t)
-            gx = p * (gcol * r[:, None])
-            if b is not None:
-                gx -= (gcol * valid[:, None]) * b if valid is not None else gcol * b
-            gx[rows, t] -= (gcol * a[:, None]).reshape(-1) if np.ndim(gcol) else gcol * a
-        elif needs[0]:
-            q = np.zeros((n, c), x.dtype)
-            q[rows, t] = a
-            if b is not None:
-                q += b if valid is None else valid[:, None] * b
-            gx = p * (gcol * r[:, None]) - gcol * q
-    else:
-        q = (
-            _soft_target(target, attrs["label_smoothing"], attrs["weight"])
-            if tensor_mode
-            else saved[1]
-        )
-        if needs[0]:
-            gx = p * (gcol * F.sum(q, 1, True)) - gcol * q
-        if needs[1]:
-            # d loss / d target = -(1 - eps) * weight * log p, per row.
-            logp = ops.log_softmax(x, axis=1) if tensor_mode else _log_softmax_and_softmax(x)[0]
-            coef = 1.0 - attrs["label_smoothing"]
-            if attrs["weight"] is not None:
-                coef = coef * attrs["weight"]
-            gt = -(gcol * (logp * coef))
+        gx = p * (gcol * r[:, None])
+        if b is not None:
+            gx -= (gcol * valid[:, None]) * b if valid is not None else gcol * b
+        gx[rows, t] -= (gcol * a[:, None]).reshape(-1) if np.ndim(gcol) else gcol * a
+        return gx, None
+    q = saved[1]
+    if needs[0]:
+        gx = p * (gcol * q.sum(axis=1, keepdims=True)) - gcol * q
+    if needs[1]:  # d loss / d target = -(1 - eps) * weight * log p, per row
+        coef = 1.0 - attrs["label_smoothing"]
+        if attrs["weight"] is not None:
+            coef = coef * attrs["weight"]
+        gt = -(gcol * (_log_softmax_and_softmax(x)[0] * coef))
     return gx, gt
+
+
+@cross_entropy.defreference
+def _cross_entropy_reference(out, x, target, *, reduction, label_smoothing, weight, saved, **_):
+    logp = ops.log_softmax(x, axis=1)
+    if target.dtype.kind in "iu":
+        _, rows, t, a, b, valid, denom = saved
+        if rows is None:
+            rows, a = np.arange(x.shape[0]), np.ones(x.shape[0], x.dtype)
+        per_row = -(ops.getitem(logp, index=(rows, t)) * a)
+        if b is not None:
+            smooth = ops.matmul(logp, b)
+            per_row = per_row - (smooth if valid is None else smooth * valid)
+    else:
+        denom = saved[-1]
+        q = _soft_target(target, label_smoothing, weight)
+        per_row = -ops.sum(q * logp, axis=1, keepdims=False)
+    if reduction == "none":
+        return per_row
+    total = ops.sum(per_row, axis=None, keepdims=False)
+    return total * (1.0 / denom if denom else np.nan) if reduction == "mean" else total
 
 
 # ---------------------------------------------------------------------------
 # bce_with_logits
 
 
-def _softplus_neg(x: Any) -> Any:
-    """log(1 + exp(-x)), never overflowing."""
-    if isinstance(x, np.ndarray):
-        return np.logaddexp(0, -x)
-    return ops.softplus(-x, beta=1.0, threshold=20.0)
-
-
-@primitive("bce_with_logits")
+@primitive("bce_with_logits", reads="i")
 def bce_with_logits(x: Any, y: Any, *pos_weight: Any) -> Any:
     """Elementwise binary cross-entropy of logits x against targets y in [0, 1]:
     (1 - y) x + (1 + (pw - 1) y) log(1 + exp(-x)), which is max(x, 0) - x y +
@@ -638,9 +595,17 @@ def _(F, g, out, ins, needs, attrs):
         s = F.sigmoid(x)
         gx = g * (s - y) if pw is None else g * ((1 + (pw - 1) * y) * s - pw * y)
     if needs[1] or (pw is not None and needs[2]):
-        sp = _softplus_neg(x)
+        sp = np.logaddexp(0, -x)  # log(1 + exp(-x)), never overflowing
         if needs[1]:
             gy = -(g * x) if pw is None else g * ((pw - 1) * sp - x)
         if pw is not None and needs[2]:
             gpw = g * y * sp
     return (gx, gy) if pw is None else (gx, gy, gpw)
+
+
+@bce_with_logits.defreference
+def _bce_with_logits_reference(out, x, y, *pos_weight):
+    sp = ops.softplus(-x, beta=1.0, threshold=20.0)
+    if pos_weight:
+        sp = sp * (1 + (pos_weight[0] - 1) * y)
+    return x - x * y + sp

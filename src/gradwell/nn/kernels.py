@@ -3,20 +3,17 @@
 Each is the arithmetic of one fused primitive in ``fused.py``, done in a few
 passes over memory instead of a numpy temporary per step. Measured on (32, 512)
 float32 on one core: batch-norm forward 28 -> 8 us, dropout 48 -> 8 us (see
-benchmarks/README.md). Loops are compiled on first use and cached on disk.
+benchmarks/README.md). numba's policy is :mod:`gradwell._jit`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-# Helpers that take the caller's work arrays are inlined into it: compiled apart, they
-# could not know that those arrays never overlap the data, and would not vectorise.
-_inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+from .._jit import inline as _inline
+from .._jit import jit as _jit
 
 
 @_inline
@@ -230,9 +227,7 @@ def batch_norm_relu_dropout_grad(
     rate: float,
 ) -> Any:  # fmt: skip
     """Gradients of ``batch_norm_relu_dropout_train`` as ``batch_norm_train_grad`` gives
-    them, and with ``bias`` the column sums of gx (the bias gradient, summed over the
-    rows in order, as numpy's ``add.reduce(gx, 0)`` does for more than one column).
-    The upstream gradient passes the dropout and relu gates as their VJPs pass it,
+    them. The upstream gradient passes the dropout and relu gates as their VJPs pass it,
     and both gates are read from the output: an output above 0 passed both (factor
     1 / (1 - rate)); any other (0, or NaN) passed none. xhat is recomputed from
     ``x`` and ``bias`` as forward computed it."""
@@ -257,20 +252,16 @@ def _batch_norm_relu_dropout_grad(
             h = ((x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]) * inv_std[j]
             gsum[j] += gi
             gxhat[j] += gi * h
-    gbias = np.zeros(c if has_bias and need_x else 0, g.dtype)
     if not need_x:
-        return np.empty((0, 0), g.dtype), gxhat, gsum, gbias
+        return np.empty((0, 0), g.dtype), gxhat, gsum
     scale, a, b = _gradient_coefficients(gsum, gxhat, inv_std, gamma, n)
     gx = np.empty_like(g)
     for i in range(n):
         for j in range(c):
             gi = g[i, j] * (factor * (out[i, j] > zero))
             h = ((x[i, j] + bias[j] if has_bias else x[i, j]) - mean[j]) * inv_std[j]
-            v = gi * scale[j] - (h * a[j] + b[j])
-            gx[i, j] = v
-            if has_bias:
-                gbias[j] += v
-    return gx, gxhat, gsum, gbias
+            gx[i, j] = gi * scale[j] - (h * a[j] + b[j])
+    return gx, gxhat, gsum
 
 
 @_jit
@@ -396,8 +387,66 @@ def linear_batch_norm_relu_dropout_small_grad(
 ) -> Any:  # fmt: skip
     """The gradients of ``linear_batch_norm_relu_dropout_small``: (gx, gw, gb, d gamma,
     d beta), the linear's empty when not needed, as the two kernels in a row give them."""
-    gy, ggamma, gbeta, _ = _batch_norm_relu_dropout_grad(
+    gy, ggamma, gbeta = _batch_norm_relu_dropout_grad(
         g, out, y, np.empty(0, y.dtype), mean, inv_std, gamma, True, rate
     )
     gx, gw, gb = _linear_small_grad(gy, x, w, need_x, need_w, need_b)
     return gx, gw, gb, ggamma, gbeta
+
+
+# ---------------------------------------------------------------------------
+# The one dispatcher by size: which program computes a linear layer. Everything that
+# depends on the operands' sizes is here, next to the kernels; the VJPs do not see it.
+
+SMALL_BATCH = 64
+LARGE_WEIGHT = 4096  # below it, the product is dispatch-bound and the plain call is faster
+TINY_PRODUCT = 8192  # multiply-adds up to which compiled loops beat a BLAS call (~0.5 us)
+NO_BIAS = {"f": np.empty(0, np.float32), "d": np.empty(0, np.float64)}  # "no bias" per dtype
+
+
+def tiny(x: Any, w: Any, bias: tuple[Any, ...]) -> bool:
+    """Whether x @ w.T (+ b) is small enough for ``linear_small``: 2-D float32 or float64
+    operands of one dtype."""
+    return (
+        x.ndim == 2
+        and x.shape[0] * w.size <= TINY_PRODUCT
+        and x.dtype == w.dtype
+        and x.dtype.char in NO_BIAS
+        and (not bias or bias[0].dtype == x.dtype)
+    )
+
+
+def product(x2: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x2 @ w.T for 2-D arrays, C-contiguous."""
+    if x2.shape[0] <= SMALL_BATCH and w.size >= LARGE_WEIGHT:
+        # OpenBLAS is slow at a short, wide x @ w.T; the transposed product w @ x.T
+        # plus a copy back measured about 35% faster for 32 rows (784 -> 512).
+        return np.ascontiguousarray(np.dot(w, x2.T).T)
+    return np.dot(x2, w.T)  # np.dot: less overhead than `@` on small arrays
+
+
+def linear(x: Any, w: Any, bias: tuple[Any, ...]) -> Any:
+    """x @ w.T + b (``bias``: (b,) or empty) over every leading axis of ``x``."""
+    if tiny(x, w, bias):
+        return linear_small(x, w, bias[0] if bias else NO_BIAS[x.dtype.char])
+    out = product(x if x.ndim == 2 else x.reshape(-1, x.shape[-1]), w)
+    if x.ndim != 2:
+        out = out.reshape(x.shape[:-1] + (w.shape[0],))
+    if bias:
+        out += bias[0]  # `out` is fresh from the matmul: adding in place is safe
+    return out
+
+
+def linear_grad(g: Any, x: Any, w: Any, bias: tuple[Any, ...], needs: Any) -> tuple[Any, ...]:
+    """The gradients of ``linear`` for upstream ``g``: (x, w[, b]), None where not needed."""
+    has_bias = bool(bias)
+    need_b = has_bias and needs[2]
+    if tiny(x, w, bias):
+        gx, gw, gb = linear_small_grad(g, x, w, needs[0], needs[1], need_b)
+    else:  # weight and bias gradients sum over every leading axis: (rows, features)
+        g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
+        gx = np.dot(g2, w).reshape(x.shape) if needs[0] else None
+        gw = np.dot(g2.T, x if x.ndim == 2 else x.reshape(-1, x.shape[-1])) if needs[1] else None
+        gb = np.add.reduce(g2, 0) if need_b else None
+    grads = (gx if needs[0] else None, gw if needs[1] else None)
+    return (*grads, gb if need_b else None) if has_bias else grads

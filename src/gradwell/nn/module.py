@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..autograd import engine as _engine
+from ..autograd import recording
 from ..autograd.creation import tensor as _tensor
 from ..autograd.tensor import Tensor
 from .parameter import Parameter
@@ -17,22 +18,34 @@ from .parameter import Parameter
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
 
 
-class _Edits:
-    """How many times a module that a compiled step captured changed: an attribute
-    set, its mode, or its state loaded.
-
-    A compiled step (:mod:`gradwell.train.compiled`) marks the modules it records
-    (``_captured``) and records again after a change, since its plan holds the
-    attribute values and arrays of the time it recorded. Other modules -- a loss
-    built inside a loop, a copy made by a diagnostic -- change nothing.
-    """
-
-    count = 0
-
-
 def _edited(module: Module) -> None:
-    if module.__dict__.get("_captured"):
-        _Edits.count += 1
+    """Count a change to ``module``'s own state: an attribute set, its mode, its
+    parameters or buffers replaced or loaded. A compiled step (:mod:`gradwell.train.compiled`)
+    compares these versions to know that a recorded tape still describes the model."""
+    module.__dict__["_version"] += 1
+
+
+class _Calls(threading.local):
+    """The modules being called in this thread, innermost last."""
+
+    def __init__(self) -> None:
+        self.stack: list[Module] = []
+
+
+_calls = _Calls()
+
+
+def current_module() -> Module | None:
+    """The innermost module whose ``forward`` is running in this thread, or None.
+
+    The one accessor of where an op runs: the recording seam's steps carry it
+    (``step.scope``), and error messages name it.
+    """
+    stack = _calls.stack
+    return stack[-1] if stack else None
+
+
+recording.set_scope(current_module)
 
 
 class RemovableHandle:
@@ -104,6 +117,7 @@ class Module:
         d["_modules"] = {}
         d["_forward_hooks"] = {}
         d["training"] = True
+        d["_version"] = 0  # counts changes of this module's own state: see _edited
 
     # --- calling -------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -111,7 +125,7 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Hot path: one push, one pop, and a truthiness test when no hook is registered.
-        stack = _engine.module_stack
+        stack = _calls.stack
         stack.append(self)
         try:
             out = self.forward(*args, **kwargs)
@@ -153,8 +167,8 @@ class Module:
                 f"cannot assign '{name}' before Module.__init__() ran: call super().__init__() "
                 f"first in {type(self).__name__}.__init__"
             )
-        if d.get("_captured") and d.get(name, _Edits) is not value:  # _Edits: a sentinel
-            _Edits.count += 1
+        if d.get(name, _edited) is not value:  # _edited: a sentinel
+            d["_version"] += 1
         params, buffers, modules = d["_parameters"], d["_buffers"], d["_modules"]
         if isinstance(value, Parameter):
             buffers.pop(name, None)
@@ -474,6 +488,7 @@ class Module:
                     t.data[...] = arr
                 else:
                     t.data = np.array(arr, dtype=t.data.dtype)
+                t.bump_version()
             for module in self.modules():
                 _edited(module)
             return IncompatibleKeys(missing, unexpected)
@@ -514,8 +529,5 @@ def _as_buffer(value: Any, name: str) -> Tensor:
 
 def where_called() -> str:
     """' in <module>' naming the innermost module being called, or '' outside modules."""
-    stack = _engine.module_stack
-    if not stack:
-        return ""
-    top = stack[-1]
-    return f" in {top._short_repr()}" if isinstance(top, Module) else ""
+    top = current_module()
+    return "" if top is None else f" in {top._short_repr()}"

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel
-from .optimizer import Optimizer, check_lr, check_range, flat_view, new_state_array
+from .._jit import jit
+from .optimizer import Optimizer, check_lr, check_range, new_state_array, update
 
 
 class Adagrad(Optimizer):
@@ -60,7 +60,6 @@ class Adagrad(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adagrad update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
-        kernel = _ADAGRAD.get()
         for group in self.param_groups:
             lr = float(group["lr"])
             lr_decay = float(group["lr_decay"])
@@ -74,38 +73,15 @@ class Adagrad(Optimizer):
                 t = state["step"] = state["step"] + 1
                 clr = lr / (1.0 + (t - 1) * lr_decay)
                 s = state["sum"]
-                flat = flat_view(data) if kernel is not None else None
-                if kernel is not None and flat is not None:
-                    kernel(flat, g.ravel(), s.ravel(), clr, eps, weight_decay)
-                else:
-                    a, b = self._scratch_for(p, data)
-                    _adagrad_numpy(data, g, s, a, b, clr, eps, weight_decay)
+                update(_adagrad_loop, data, g.ravel(), s.ravel(), clr, eps, weight_decay)
         return loss
 
 
-def _adagrad_numpy(
-    p: np.ndarray,
-    g: np.ndarray,
-    s: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    clr: float,
-    eps: float,
-    weight_decay: float,
-) -> None:
-    """The Adagrad rule as in-place numpy operations (``a``, ``b`` are work arrays)."""
-    if weight_decay != 0:
-        g = np.add(np.multiply(p, weight_decay, out=a), g, out=a)
-    s += np.multiply(g, g, out=b)
-    denom = np.sqrt(s, out=b)
-    denom += eps
-    p -= np.multiply(np.divide(g, denom, out=b), clr, out=b)
-
-
+@jit
 def _adagrad_loop(
     p: np.ndarray, g: np.ndarray, s: np.ndarray, clr: float, eps: float, weight_decay: float
 ) -> None:
-    """The Adagrad rule in one pass over flat arrays (compiled by numba)."""
+    """The Adagrad rule in one pass over flat arrays."""
     f = p.dtype.type
     clr_, eps_, wd = f(clr), f(eps), f(weight_decay)
     for i in range(p.size):
@@ -115,6 +91,3 @@ def _adagrad_loop(
         si = s[i] + gi * gi
         s[i] = si
         p[i] = p[i] - clr_ * (gi / (np.sqrt(si) + eps_))
-
-
-_ADAGRAD = Kernel(_adagrad_loop)

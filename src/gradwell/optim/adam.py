@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel
-from .optimizer import Optimizer, check_betas, check_bool, check_lr, check_range, flat_view
+from .._jit import jit
+from .optimizer import (
+    Optimizer,
+    check_betas,
+    check_bool,
+    check_lr,
+    check_range,
+    flat_view,
+    update,
+)  # fmt: skip
 
 
 class Adam(Optimizer):
@@ -62,7 +69,6 @@ class Adam(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
-        kernel = _ADAM.get()
         for group in self.param_groups:
             lr = float(group["lr"])
             beta1, beta2 = group["betas"]
@@ -82,17 +88,15 @@ class Adam(Optimizer):
                         "exp_avg_sq": np.zeros(data.shape, data.dtype),
                     }
                 t = state["step"] = state["step"] + 1
-                flats = self._flats(p, data, state, amsgrad) if kernel is not None else None
-                if kernel is not None and flats is not None:
-                    kernel(*flats, g.ravel(), t, lr, beta1, beta2, eps, l2, decay, amsgrad)
+                flats = self._flats(p, data, state, amsgrad)
+                if flats is not None:
+                    _adam_loop(*flats, g.ravel(), t, lr, beta1, beta2, eps, l2, decay, amsgrad)
                     continue
-                m, v = state["exp_avg"], state["exp_avg_sq"]
+                v = state["exp_avg_sq"]
                 v_max = self._max_exp_avg_sq(state, data) if amsgrad else v
-                a, b = self._scratch_for(p, data)
-                step_size, bc2_sqrt = _bias_corrections(t, lr, beta1, beta2)
-                _adam_numpy(
-                    data, g, m, v, v_max, a, b, step_size, beta1, beta2, bc2_sqrt, eps, l2,
-                    decay, amsgrad,
+                update(
+                    _adam_loop, data, state["exp_avg"].ravel(), v.ravel(), v_max.ravel(),
+                    g.ravel(), t, lr, beta1, beta2, eps, l2, decay, amsgrad,
                 )  # fmt: skip
         return loss
 
@@ -157,44 +161,7 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
 
 
-def _adam_numpy(
-    p: np.ndarray,
-    g: np.ndarray,
-    m: np.ndarray,
-    v: np.ndarray,
-    v_max: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    step_size: float,
-    beta1: float,
-    beta2: float,
-    bc2_sqrt: float,
-    eps: float,
-    l2: float,
-    decay: float,
-    amsgrad: bool,
-) -> None:
-    """The Adam/AdamW rule as in-place numpy operations (``a``, ``b`` are work arrays)."""
-    if l2 != 0:
-        g = np.add(np.multiply(p, l2, out=a), g, out=a)
-    if decay != 1.0:
-        p *= decay
-    m += np.multiply(np.subtract(g, m, out=b), 1.0 - beta1, out=b)
-    v *= beta2
-    v += np.multiply(np.multiply(g, g, out=b), 1.0 - beta2, out=b)
-    if amsgrad:
-        np.maximum(v_max, v, out=v_max)
-    denom = np.sqrt(v_max if amsgrad else v, out=b)
-    denom /= bc2_sqrt
-    denom += eps
-    p -= np.multiply(np.divide(m, denom, out=b), step_size, out=b)
-
-
-def _bias_corrections(t: int, lr: float, beta1: float, beta2: float) -> tuple[float, float]:
-    """Step ``t``'s step size lr / (1 - beta1^t) and sqrt(1 - beta2^t), in float64."""
-    return lr / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t)
-
-
+@jit
 def _adam_loop(
     p: np.ndarray,
     m: np.ndarray,
@@ -210,8 +177,8 @@ def _adam_loop(
     decay: float,
     amsgrad: bool,
 ) -> None:
-    """The Adam/AdamW rule in one pass over flat arrays (compiled by numba)."""
-    # _bias_corrections, spelled out for numba (float powers: C's pow, as in Python)
+    """The Adam/AdamW rule in one pass over flat arrays."""
+    # the bias corrections in float64 (float powers: C's pow, as in Python)
     step_size = lr / (1.0 - beta1 ** float(t))
     bc2_sqrt = np.sqrt(1.0 - beta2 ** float(t))
     f = p.dtype.type
@@ -236,6 +203,3 @@ def _adam_loop(
             v_max[i] = vm
             vi = vm
         p[i] = pi - step_ * (mi / (np.sqrt(vi) / bc2_ + eps_))
-
-
-_ADAM = Kernel(_adam_loop)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.engine import enable_grad
+from ..autograd.recording import stamp_write
 from ..autograd.tensor import Tensor
 
 Array = np.ndarray
@@ -42,9 +43,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict[str, Any]] = {}
         self.param_groups: list[dict[str, Any]] = []
-        self._scratch: dict[Tensor, tuple[Array, Array]] = {}
         self._state_checked: dict[Tensor, Array] = {}  # parameter -> the array its state fits
-        self._arena: dict[np.dtype, Array] = {}
         if isinstance(params, (Tensor, dict)):
             raise TypeError(
                 f"{type(self).__name__}: params must be an iterable of Tensors or of "
@@ -116,6 +115,7 @@ class Optimizer:
 
     def _with_grad(self, group: dict[str, Any]) -> Iterator[tuple[Tensor, Array, Array]]:
         """(parameter, its array, its gradient array) for each parameter that has a gradient."""
+        version = stamp_write()  # each is written in place: graphs that read it are stale
         checked = self._state_checked
         for i, p in enumerate(group["params"]):
             grad = p.grad
@@ -136,6 +136,7 @@ class Optimizer:
             if checked.get(p) is not data:  # new data: checked once, not every step
                 self._check_state(p, i, data)
                 checked[p] = data
+            p._version = version
             yield p, data, g
 
     def _check_state(self, p: Tensor, i: int, data: Array) -> None:
@@ -150,24 +151,6 @@ class Optimizer:
                     "an earlier step): new data of another shape needs a fresh state; "
                     "delete optimizer.state[param] or build a new optimizer"
                 )
-
-    def _scratch_for(self, p: Tensor, data: Array) -> tuple[Array, Array]:
-        """Two work arrays shaped like ``data``, views into one buffer per dtype.
-
-        Updates run one parameter at a time, so all parameters share the buffer:
-        the numpy formulations need no temporaries and little extra memory.
-        """
-        pair = self._scratch.get(p)
-        if pair is not None and pair[0].shape == data.shape and pair[0].dtype == data.dtype:
-            return pair
-        n = data.size
-        arena = self._arena.get(data.dtype)
-        if arena is None or arena.shape[1] < n:
-            arena = self._arena[data.dtype] = np.empty((2, n), data.dtype)
-            self._scratch.clear()
-        pair = (arena[0, :n].reshape(data.shape), arena[1, :n].reshape(data.shape))
-        self._scratch[p] = pair
-        return pair
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear the gradients: set them to None (default), or fill them with zeros in place."""
@@ -330,6 +313,18 @@ def flat_view(data: Array) -> Array | None:
     if flags.c_contiguous and flags.writeable:
         return data.ravel()
     return None
+
+
+def update(kernel: Callable[..., None], data: Array, *args: Any) -> None:
+    """``kernel(flat data, *args)``; a parameter with no flat view (not C-contiguous) is
+    updated through a contiguous copy, written back."""
+    flat = flat_view(data)
+    if flat is not None:
+        kernel(flat, *args)
+        return
+    flat = np.ascontiguousarray(data).ravel()
+    kernel(flat, *args)
+    data[...] = flat.reshape(data.shape)
 
 
 def new_state_array(data: Array, fill: float = 0.0) -> Array:

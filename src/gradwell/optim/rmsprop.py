@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel
-from .optimizer import Optimizer, check_bool, check_lr, check_range, flat_view
+from .._jit import jit
+from .optimizer import Optimizer, check_bool, check_lr, check_range, update
 
 
 class RMSprop(Optimizer):
@@ -72,7 +72,6 @@ class RMSprop(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One RMSprop update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
-        kernel = _RMSPROP.get()
         for group in self.param_groups:
             lr = float(group["lr"])
             alpha = float(group["alpha"])
@@ -98,56 +97,14 @@ class RMSprop(Optimizer):
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         buf = state["momentum_buffer"] = np.zeros(data.shape, data.dtype)
-                flat = flat_view(data) if kernel is not None else None
-                if kernel is not None and flat is not None:
-                    kernel(
-                        flat, g.ravel(), v.ravel(), g_avg.ravel(), buf.ravel(),
-                        lr, alpha, eps, weight_decay, momentum, centered,
-                    )  # fmt: skip
-                else:
-                    a, b = self._scratch_for(p, data)
-                    _rmsprop_numpy(
-                        data, g, v, g_avg, buf, a, b, lr, alpha, eps, weight_decay, momentum,
-                        centered,
-                    )  # fmt: skip
+                update(
+                    _rmsprop_loop, data, g.ravel(), v.ravel(), g_avg.ravel(), buf.ravel(),
+                    lr, alpha, eps, weight_decay, momentum, centered,
+                )  # fmt: skip
         return loss
 
 
-def _rmsprop_numpy(
-    p: np.ndarray,
-    g: np.ndarray,
-    v: np.ndarray,
-    g_avg: np.ndarray,
-    buf: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    centered: bool,
-) -> None:
-    """The RMSprop rule as in-place numpy operations (``a``, ``b`` are work arrays)."""
-    if weight_decay != 0:
-        g = np.add(np.multiply(p, weight_decay, out=a), g, out=a)
-    v *= alpha
-    v += np.multiply(np.multiply(g, g, out=b), 1.0 - alpha, out=b)
-    if centered:
-        g_avg += np.multiply(np.subtract(g, g_avg, out=b), 1.0 - alpha, out=b)
-        denom = np.subtract(v, np.multiply(g_avg, g_avg, out=b), out=b)
-        np.sqrt(denom, out=denom)
-    else:
-        denom = np.sqrt(v, out=b)
-    denom += eps
-    if momentum > 0:
-        buf *= momentum
-        buf += np.divide(g, denom, out=b)
-        p -= np.multiply(buf, lr, out=b)
-    else:
-        p -= np.multiply(np.divide(g, denom, out=b), lr, out=b)
-
-
+@jit
 def _rmsprop_loop(
     p: np.ndarray,
     g: np.ndarray,
@@ -161,7 +118,7 @@ def _rmsprop_loop(
     momentum: float,
     centered: bool,
 ) -> None:
-    """The RMSprop rule in one pass over flat arrays (compiled by numba)."""
+    """The RMSprop rule in one pass over flat arrays."""
     f = p.dtype.type
     lr_, a_, c_, eps_ = f(lr), f(alpha), f(1.0 - alpha), f(eps)
     wd, mu = f(weight_decay), f(momentum)
@@ -183,6 +140,3 @@ def _rmsprop_loop(
             p[i] = p[i] - lr_ * bi
         else:
             p[i] = p[i] - lr_ * (gi / denom)
-
-
-_RMSPROP = Kernel(_rmsprop_loop)

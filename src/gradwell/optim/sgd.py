@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._fused import Kernel
-from .optimizer import Optimizer, check_bool, check_lr, check_range, flat_view
+from .._jit import jit
+from .optimizer import Optimizer, check_bool, check_lr, check_range, update
 
 
 class SGD(Optimizer):
@@ -71,7 +71,6 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One SGD update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
-        kernel = _SGD.get()
         for group in self.param_groups:
             lr = float(group["lr"])
             momentum = float(group["momentum"])
@@ -89,66 +88,15 @@ class SGD(Optimizer):
                         buf = np.zeros(data.shape, data.dtype)
                         self.state[p] = {"momentum_buffer": buf}
                         first = True
-                flat = flat_view(data) if kernel is not None else None
-                if kernel is not None and flat is not None:
-                    kernel(
-                        flat,
-                        g.ravel(),
-                        flat if buf is None else buf.ravel(),
-                        lr,
-                        momentum,
-                        dampening,
-                        nesterov,
-                        weight_decay,
-                        maximize,
-                        first,
-                    )
-                else:
-                    a, b = self._scratch_for(p, data)
-                    _sgd_numpy(
-                        data, g, buf, a, b, lr, momentum, dampening, nesterov, weight_decay,
-                        maximize, first,
-                    )  # fmt: skip
+                flat_g = g.ravel()
+                update(
+                    _sgd_loop, data, flat_g, flat_g if buf is None else buf.ravel(),
+                    lr, momentum, dampening, nesterov, weight_decay, maximize, first,
+                )  # fmt: skip
         return loss
 
 
-def _sgd_numpy(
-    p: np.ndarray,
-    g: np.ndarray,
-    buf: np.ndarray | None,
-    a: np.ndarray,
-    b: np.ndarray,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    weight_decay: float,
-    maximize: bool,
-    first: bool,
-) -> None:
-    """The SGD rule as in-place numpy operations (``a``, ``b`` are work arrays)."""
-    d = g
-    if weight_decay != 0:
-        np.multiply(p, weight_decay, out=a)
-        d = np.subtract(a, g, out=a) if maximize else np.add(a, g, out=a)
-    elif maximize:
-        d = np.negative(g, out=a)
-    if buf is not None:
-        if first:
-            np.copyto(buf, d)
-        else:
-            buf *= momentum
-            if dampening == 0:
-                buf += d
-            else:
-                buf += np.multiply(d, 1.0 - dampening, out=b)
-        if nesterov:
-            d = np.add(d, np.multiply(buf, momentum, out=b), out=b)
-        else:
-            d = buf
-    p -= np.multiply(d, lr, out=b)
-
-
+@jit
 def _sgd_loop(
     p: np.ndarray,
     g: np.ndarray,
@@ -161,7 +109,7 @@ def _sgd_loop(
     maximize: bool,
     first: bool,
 ) -> None:
-    """The SGD rule in one pass over flat arrays (compiled by numba)."""
+    """The SGD rule in one pass over flat arrays."""
     f = p.dtype.type
     lr_, mu, keep, wd = f(lr), f(momentum), f(1.0 - dampening), f(weight_decay)
     for i in range(p.size):
@@ -175,6 +123,3 @@ def _sgd_loop(
             buf[i] = bi
             d = d + mu * bi if nesterov else bi
         p[i] = p[i] - lr_ * d
-
-
-_SGD = Kernel(_sgd_loop)

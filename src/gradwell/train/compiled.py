@@ -1,49 +1,132 @@
-"""compile_step: a model's forward, loss and backward, captured once and then replayed.
+"""compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
-The first calls for a given input shape run eagerly and record their ops; once two
-recordings on different batches agree, later calls replay the plan on the new
-arrays (:mod:`gradwell.autograd.capture`) without calling a module or building a
-Tensor per op. Anything a plan cannot reproduce sends the call back to eager
-mode, which is always correct: hooks on modules, tensors or the engine (the
-training doctor's sampled steps, ``detect_anomaly``), grad mode off, an argument
-that requires grad, or two recordings that differ (the reason is kept in
-``fallback_reason`` and warned about once). A change to any module -- an
-attribute set, ``train()``/``eval()``, ``load_state_dict`` -- makes the next calls
-record again.
-
-What a replay cannot know about is Python in a custom ``forward`` that branches on
-values (``if x.mean() > 0``) or keeps its own state between calls: such a model
-should run eagerly, as it must under ``torch.jit.trace`` or a CUDA graph.
+A call's tape (:func:`gradwell.autograd.record`) becomes a :class:`Plan`, rewritten by
+:func:`gradwell.nn.fused.fuse`; once two recordings agree, it runs as code that the engine
+emits from its own per-step functions (:func:`gradwell.autograd.engine.compile_replay`),
+bit for bit the eager numbers. What a plan cannot reproduce runs eagerly
+(``fallback_reason``); a module whose version moved is recorded again. Python that
+branches on values in ``forward`` is invisible to a plan, as to ``torch.jit.trace``.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
-from ..autograd.capture import NotReplayable, Plan, plan, record
+from ..autograd.engine import compile_replay, hand_out
+from ..autograd.ops import Primitive
+from ..autograd.recording import Step, is_grad_enabled, observers, record
 from ..autograd.tensor import Tensor
-from ..nn.module import Module, _Edits
+from ..nn.fused import fuse
+from ..nn.module import Module
+
+# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot, and
+# which inputs need a gradient (None: the op was not recorded).
+PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int, Any]
 
 
-class _Pending:
-    """A first recording, waiting for a second one to agree with it."""
+class NotReplayable(Exception):
+    """A recorded call that a plan could not reproduce; the message says which op and why."""
 
-    __slots__ = ("plan",)
 
-    def __init__(self, first: Plan) -> None:
-        self.plan = first
+class Plan:
+    """The ops of one recorded call over slots: the arguments, then the tensors from
+    outside, then one per op in the order they ran."""
+
+    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs", "_requires", "_replay")
+
+    def __init__(self, args: Sequence[Tensor], tape: Sequence[Step], outputs: Sequence[Tensor]):
+        made = {id(s.output) for s in tape}  # the tape keeps them alive: ids stay unique
+        slot = {id(a): i for i, a in enumerate(args)}
+        self.n_args, self.outside = len(args), []
+        for t in (t for s in tape for t in s.inputs if id(t) not in slot and id(t) not in made):
+            if t._op is not None:
+                raise NotReplayable(f"an input of shape {t.shape} comes from an op run before")
+            slot[id(t)] = len(slot)
+            self.outside.append(t)
+        shapes = [t.shape for t in (*args, *self.outside)]
+        steps: list[PlanStep] = []
+        for s in tape:
+            if s.output._hooks:
+                raise NotReplayable(f"the output of op '{s.op.name}' has a gradient hook")
+            ins, needs = tuple(slot[id(t)] for t in s.inputs), s.output._needs or None
+            steps.append((s.op, dict(s.attrs), ins, len(slot), needs))
+            slot[id(s.output)] = len(slot)
+            shapes.append(s.output.shape)
+        if any(id(t) not in slot for t in outputs):
+            raise NotReplayable("an output is not a tensor the call's ops made or read")
+        fused = fuse(steps, [slot[id(t)] for t in outputs])
+        # Number what remains in order, so that a replay appends each op's result.
+        renumber = {k: k for k in range(len(shapes) - len(steps))}
+        renumber.update({step[3]: len(renumber) + j for j, step in enumerate(fused)})
+        self.steps = [(op, a, tuple(renumber[k] for k in ins), renumber[out], needs)
+                      for op, a, ins, out, needs in fused]  # fmt: skip
+        self.shapes = [shapes[k] for k in renumber]
+        self.outputs = [renumber[slot[id(t)]] for t in outputs]
+        self._requires = [t.requires_grad for t in self.outside]
+        self._replay: Any = None
+
+    def run(self, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Replay on argument arrays: the forwards, then the VJPs in reverse; gradients of
+        the last output go to the outside tensors' ``.grad``. Returns the output arrays."""
+        if self._replay is None:
+            self._replay = compile_replay(self)
+        outputs, grads = self._replay(*args, *[t.data for t in self.outside])
+        handed_out: set[int] = set()
+        for leaf, g in zip([t for t in self.outside if t.requires_grad], grads):
+            if g is not None:
+                hand_out(leaf, g, handed_out)
+        return outputs  # type: ignore[no-any-return]
+
+    def requires_grad_unchanged(self) -> bool:
+        return [t.requires_grad for t in self.outside] == self._requires
+
+    def same_as(self, other: Plan) -> str | None:
+        """None if ``other`` replays the same computation; else what differs, in words."""
+        if len(self.steps) != len(other.steps) or len(self.outside) != len(other.outside):
+            return f"the call ran {len(self.steps)} ops once and {len(other.steps)} the next time"
+        for k, (a, b) in enumerate(zip(self.outside, other.outside)):
+            if a is not b:
+                user = next(step[0].name for step in self.steps if self.n_args + k in step[2])
+                return (
+                    f"an input of op '{user}' (shape {b.shape}) is a different tensor on every "
+                    "call: a tensor built outside gradwell's ops, or a Python number that "
+                    "changes (build it once, outside the step)"
+                )
+        for (op, attrs, ins, _, needs), (op2, attrs2, ins2, _, needs2) in zip(
+            self.steps, other.steps
+        ):
+            if op is not op2 or ins != ins2 or needs != needs2 or attrs.keys() != attrs2.keys():
+                return f"op '{op2.name}' ran where op '{op.name}' ran on another call"
+            for name, v in attrs.items():
+                if not _same_value(v, attrs2[name]):
+                    return f"op '{op.name}' took a different '{name}' on another call"
+        if self.outputs != other.outputs or self.shapes != other.shapes:
+            return "an op's result had another shape on another call (a shape set by values)"
+        return None
+
+
+_PLAIN = (int, float, complex, str, bytes, slice, np.generic, np.dtype)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Attrs equal for replay: arrays and objects by identity, plain values by value."""
+    if a is b or type(a) is not type(b) or isinstance(a, np.ndarray):
+        return a is b
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return isinstance(a, _PLAIN) and bool(a == b)
 
 
 class CompiledStep:
     """``outputs, loss = step(inputs, targets)``: forward, loss and ``loss.backward()``.
 
-    Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any
-    already present: zero them first, as in an eager loop). In replay the
-    returned tensors carry no graph.
+    Gradients go to ``.grad`` as ``backward()`` puts them there (summed into any already
+    present: zero them first, as in an eager loop). In a replay the returned tensors
+    carry no graph.
 
     >>> import gradwell as gw
     >>> model = gw.nn.Sequential(gw.nn.Linear(3, 4, rng=0), gw.nn.ReLU(), gw.nn.Linear(4, 2, rng=0))
@@ -62,27 +145,29 @@ class CompiledStep:
                 f"compile_step: expected a model and a loss function (callables); got "
                 f"{type(model).__name__} and {type(loss_fn).__name__}"
             )
-        self.model = model
-        self.loss_fn = loss_fn
+        self.model, self.loss_fn = model, loss_fn
         self.replays = 0  # how many calls were replayed rather than run eagerly
         self.fallback_reason: str | None = None
-        self._plans: dict[tuple[Any, ...], Plan | _Pending | str] = {}
-        self._edits = _Edits.count
-        self._hook_dicts: list[dict[int, Any]] = []
+        # per input signature: a plan, (the first recording,) waiting for a second, or why not
+        self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
+        self._states: list[dict[str, Any]] = []  # the modules' (model's, loss's) __dict__s,
+        self._versions: list[int] = []  # their versions when last recorded,
+        self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
-        if self._edits != _Edits.count:  # a module changed: every plan may be stale
-            self._plans.clear()
-            self._edits = _Edits.count
+        if [d["_version"] for d in self._states] != self._versions:
+            self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if type(entry) is Plan and not self._observed(x, y) and entry.requires_grad_unchanged():
+        if isinstance(entry, Plan) and not self._observed(x, y) and entry.requires_grad_unchanged():
             self.replays += 1
             outputs, loss = entry.run((x.data, y.data))
             return Tensor(outputs), Tensor(loss)
-        return self._record(key, entry, x, y)
+        outputs, loss = self._record(key, entry, x, y)
+        loss.backward()
+        return outputs, loss
 
     def _as_input(self, inputs: Any) -> np.ndarray:
         """A float array takes the model's parameter dtype, as Linear does with arrays."""
@@ -94,64 +179,42 @@ class CompiledStep:
 
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
-        return bool(
-            engine.forward_hooks
-            or engine.grad_hooks
-            or engine.vjp_hooks
-            or not engine._mode.enabled
-            or x.requires_grad
-            or y.requires_grad
-            or any(self._hook_dicts)
-        )
+        watched = bool(observers) or any(self._hook_dicts) or not is_grad_enabled()
+        return watched or x.requires_grad or y.requires_grad
 
-    def _forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        outputs = self.model(x)
-        return outputs, self.loss_fn(outputs, y)
-
-    def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> tuple[Any, Any]:
-        modules = [
-            m for owner in (self.model, self.loss_fn) if isinstance(owner, Module)
-            for m in owner.modules()
-        ]  # fmt: skip
-        for m in modules:
-            m.__dict__["_captured"] = True  # from now on, a change to it counts as an edit
+    def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
+        owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
+        modules = [m for o in owners for m in o.modules()]
+        self._states = [m.__dict__ for m in modules]
+        self._versions = [d["_version"] for d in self._states]
         self._hook_dicts = [m._forward_hooks for m in modules]
         if isinstance(entry, str) or self._observed(x, y):
-            outputs, loss = self._forward(x, y)
-            loss.backward()
-            return outputs, loss
-        (outputs, loss), ran = record(self._forward, (x, y))
-        loss.backward()
+            outputs = self.model(x)
+            return [outputs, self.loss_fn(outputs, y)]
+        with record() as tape:
+            outputs = self.model(x)
+            result = [outputs, self.loss_fn(outputs, y)]
         try:
-            new = plan((x, y), ran, (outputs, loss), loss=1)
+            new = Plan((x, y), tape, result)
+            difference = entry[0].same_as(new) if isinstance(entry, tuple) else None
         except NotReplayable as e:
-            self._give_up(key, str(e))
-            return outputs, loss
-        if isinstance(entry, _Pending):
-            difference = entry.plan.same_as(new)
-            if difference is not None:
-                self._give_up(key, difference)
-                return outputs, loss
+            difference = str(e)
+        if difference is not None:
+            self._plans[key] = difference
+            if self.fallback_reason is None:
+                why = f"compile_step: running eagerly for inputs of shape {key[0]}: {difference}"
+                warnings.warn(why, RuntimeWarning, stacklevel=3)
+            self.fallback_reason = difference
+        elif isinstance(entry, tuple):
             self._plans[key] = new
-        else:
-            if len(self._plans) >= 8:  # a few shapes at a time (e.g. the last, short batch)
+        else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
+            if len(self._plans) >= 8:
                 self._plans.clear()
-            self._plans[key] = _Pending(new)
-        return outputs, loss
-
-    def _give_up(self, key: tuple[Any, ...], reason: str) -> None:
-        self._plans[key] = reason
-        if self.fallback_reason is None:
-            warnings.warn(
-                f"compile_step: running eagerly for inputs of shape {key[0]}: {reason}",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-        self.fallback_reason = reason
+            self._plans[key] = (new,)
+        return result
 
 
 def compile_step(model: Any, loss_fn: Any) -> CompiledStep:
-    """Forward, loss and backward of ``model`` as one call that replays after its first
-    two: see :class:`CompiledStep`. Use it like
-    ``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()``."""
+    """``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()`` as one call that
+    replays after its first two: see :class:`CompiledStep`."""
     return CompiledStep(model, loss_fn)

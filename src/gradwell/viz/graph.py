@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
+from ..autograd import engine, recording
 from ..autograd.engine import GraphReleasedError
+from ..autograd.ops import ArrayF
 from ..autograd.tensor import Tensor
+from . import render
 from .summary import summarize
 
 
@@ -130,15 +132,11 @@ class Graph:
 
     def to_dot(self) -> str:
         """The graph in Graphviz DOT, left to right (render with ``dot -Tsvg``)."""
-        from .render import to_dot
-
-        return to_dot(self)
+        return render.to_dot(self)
 
     def to_svg(self) -> str:
         """The graph as a standalone SVG drawing, laid out by gradwell (no Graphviz needed)."""
-        from .render import to_svg
-
-        return to_svg(self)
+        return render.to_svg(self)
 
 
 class Trace:
@@ -155,21 +153,22 @@ class Trace:
         self._modules: dict[int, Any] = {}
         self._keep: list[Tensor] = []  # keeps ids unique while the trace lives
 
-    def _record(self, op: Any, inputs: tuple[Tensor, ...], out: Tensor, attrs: Any) -> None:
-        if engine.module_stack:
-            self._modules[id(out)] = engine.module_stack[-1]
-            self._keep.append(out)
+    def _record(self, step: recording.Step) -> None:
+        if step.scope is not None:
+            self._modules[id(step.output)] = step.scope
+            self._keep.append(step.output)
 
     def module_of(self, t: Tensor) -> Any:
         """The innermost module that was running when ``t`` was made, or None."""
         return self._modules.get(id(t))
 
     def __enter__(self) -> Trace:
-        engine.forward_hooks.append(self._record)
+        self._observing = recording.observe(op=self._record)
+        self._observing.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        engine.forward_hooks.remove(self._record)
+        self._observing.__exit__(None, None, None)
 
 
 def trace() -> Trace:
@@ -297,8 +296,8 @@ def _all_gradients(
 ) -> tuple[list[np.ndarray | None], list[np.ndarray | None]]:
     """Every node's gradient and every edge's contribution, from one backward of the engine.
 
-    The engine's observer hooks report each node's total gradient and each VJP's
-    results, so what is recorded is what backward computed, not a re-derivation.
+    The recording seam reports each node's total gradient and each VJP's results,
+    so what is recorded is what backward computed, not a re-derivation.
     """
     if output.size != 1:
         raise ValueError(
@@ -309,8 +308,6 @@ def _all_gradients(
             "graph(gradients=True): the output does not depend on anything that "
             "requires grad, so it has no gradients to show"
         )
-    from ..autograd.ops import ArrayF
-
     position = {id(t): i for i, t in enumerate(order) if not _is_constant(t)}
     edge_at = {(e.dst, e.arg): j for j, e in enumerate(edges)}
     node_grads: dict[int, np.ndarray] = {}
@@ -333,13 +330,8 @@ def _all_gradients(
             edge_grads[edge_at[(dst, k)]] = np.array(ig, copy=True)
 
     leaves = [t for t in order if t._op is None and t.requires_grad]
-    engine.grad_hooks.append(on_grad)
-    engine.vjp_hooks.append(on_vjp)
-    try:
+    with recording.observe(grad=on_grad, vjp=on_vjp):
         engine.grad(output, leaves, retain_graph=True, allow_unused=True)
-    finally:
-        engine.grad_hooks.remove(on_grad)
-        engine.vjp_hooks.remove(on_vjp)
     return [node_grads.get(id(t)) for t in order], edge_grads
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING
 
-from .graph import Graph, Node
 from .layout import Layout, layered_layout
 from .summary import brief, shape_text
+
+if TYPE_CHECKING:  # rendering takes a graph value; it never builds one
+    from .graph import Graph, Node
 
 SYMBOLS = {"add": "+", "sub": "−", "mul": "×", "div": "÷", "pow": "^", "neg": "−x"}
 
