@@ -10,7 +10,6 @@ same plain number as in a gradwell run, so the same diagnosis serves both.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..doctor.probes import PROBE_ROWS, PROBE_VALUES, Probes, _watched_entries, 
 from ..doctor.profile import class_family
 from ..doctor.thresholds import Thresholds
 from ..doctor.trace import floats, ints
-from .replay import replay_nonfinite
+from .replay import devices_of, replay_nonfinite, twin_of
 
 
 def numpy_of(x: Any) -> Any:
@@ -41,25 +40,6 @@ def is_torch_loss(loss_fn: Any) -> bool:
     if isinstance(loss_fn, torch.nn.modules.loss._Loss):
         return True
     return callable(loss_fn) and getattr(loss_fn, "__module__", "") == "torch.nn.functional"
-
-
-def twin_of(model: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of ``model`` without its hooks (the doctor's among them: the copy must
-    not feed them) and without gradients."""
-    memo: dict[int, Any] = {}
-    for m in model.modules():
-        for name, value in vars(m).items():
-            if name.endswith("_hooks") and isinstance(value, dict):
-                memo[id(value)] = type(value)()
-    twin = copy.deepcopy(model, memo)
-    for p in twin.parameters():
-        p.grad = None
-    return twin
-
-
-def devices_of(model: torch.nn.Module) -> list[int]:
-    """The CUDA devices holding ``model``'s parameters (whose random state a replay forks)."""
-    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
 
 
 def _per_unit(kind: str, a: torch.Tensor) -> torch.Tensor:

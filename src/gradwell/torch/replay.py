@@ -14,6 +14,7 @@ run is not changed in any way.
 
 from __future__ import annotations
 
+import copy
 import linecache
 import os
 import sys
@@ -121,6 +122,25 @@ class _Trap(TorchFunctionMode):
         return out
 
 
+def twin_of(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``model`` without its hooks (the doctor's among them: the copy must
+    not feed them) and without gradients."""
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for name, value in vars(m).items():
+            if name.endswith("_hooks") and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    twin = copy.deepcopy(model, memo)
+    for p in twin.parameters():
+        p.grad = None
+    return twin
+
+
+def devices_of(model: torch.nn.Module) -> list[int]:
+    """The CUDA devices holding ``model``'s parameters (whose random state a replay forks)."""
+    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+
+
 def _nonfinite_params(model: torch.nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if not _finite(p.detach())]
 
@@ -130,8 +150,6 @@ def replay_nonfinite(
 ) -> tuple[dict[str, Any] | None, str]:
     """Replay one batch on a copy of ``model``: (the first anomaly as a dict, or None; a
     note that says what the replay did)."""
-    from .probes import devices_of, twin_of
-
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
