@@ -247,6 +247,11 @@ class Probes:
                 broken.append(name)
             ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
         self.trace.set_update_ratio(ratios)
+        return self.overflow_event(broken)
+
+    def overflow_event(self, broken: list[str]) -> dict[str, Any] | None:
+        """The event of a sampled step's update that made the finite weights ``broken``
+        non-finite (None when there are none, or a non-finite value came first)."""
         if not broken or self.trace.nonfinite is not None:
             return None
         s = self.trace.samples[-1]

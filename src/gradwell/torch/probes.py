@@ -130,22 +130,7 @@ class TorchProbes(Probes):
                     broken.append(name)
                 ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
         self.trace.set_update_ratio(ratios)
-        if not broken or self.trace.nonfinite is not None:
-            return None
-        s = self.trace.samples[-1]
-        lr = self.trace.lr[s] if len(self.trace.lr) > s else None
-        return {
-            "step": s,
-            "source": "parameter",
-            "names": broken,
-            "value": "non-finite",
-            "anomaly": None,
-            "note": (
-                f"The optimizer update of step {s} made them non-finite from finite "
-                f"weights and finite gradients (gradient norm {self.total_norm:.3g}, "
-                f"learning rate {lr}): the step overflowed."
-            ),
-        }
+        return self.overflow_event(broken)
 
     def nonfinite_gradients(self) -> list[str]:
         if math.isfinite(self.total_norm):
