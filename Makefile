@@ -11,7 +11,7 @@ $(PY):
 
 $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,distributed]"
+	$(PY) -m pip install --quiet -e ".[test,distributed,playground]"
 	touch $@
 
 demo: $(INSTALLED)

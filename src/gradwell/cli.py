@@ -87,15 +87,29 @@ def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser)
 
 
+def _playground(args: argparse.Namespace) -> int:
+    from .playground.command import command
+
+    return command(args)
+
+
+def _playground_arguments(parser: argparse.ArgumentParser) -> None:
+    from .playground.command import add_arguments
+
+    add_arguments(parser)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "demo": ("train an MLP on handwritten digits and report test accuracy", _demo),
     "explain": ("write a page that steps through backpropagation on a graph", _explain),
     "doctor": ("--fix SCRIPT_OR_CONFIG: diagnose and repair a run; --tour: the classics", _doctor),
+    "playground": ("a local TensorFlow-Playground page, trained live by gradwell", _playground),
 }
 # Commands with options: the function that adds them to the command's parser.
 ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "explain": _explain_arguments,
     "doctor": _doctor_arguments,
+    "playground": _playground_arguments,
 }
 
 

@@ -116,6 +116,20 @@ def test_synthetic_argument_errors(make):
         make(seed="abc")
 
 
+def test_gaussians_with_several_classes_put_each_cloud_on_its_own_angle():
+    ds = D.gaussians(n=400, classes=4, seed=3)
+    assert ds.n_classes == 4 and np.bincount(ds.y).tolist() == [100] * 4
+    for j in range(4):
+        centre = ds.X[ds.y == j].mean(axis=0)
+        expected = 3.5 * np.array([np.cos(j * np.pi / 2), np.sin(j * np.pi / 2)])
+        assert np.abs(centre - expected).max() < 0.2, (j, centre)
+    np.testing.assert_array_equal(
+        D.gaussians(n=50, seed=1).X, D.gaussians(n=50, seed=1, classes=2).X
+    )
+    with pytest.raises(ValueError, match="classes"):
+        D.gaussians(classes=1)
+
+
 def test_noise_free_geometry():
     c = D.circle(n=400, seed=1)
     r = np.hypot(c.X[:, 0], c.X[:, 1])

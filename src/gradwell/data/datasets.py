@@ -315,21 +315,37 @@ def xor(n: int = 500, noise: float = 0.0, seed: Seed = 0) -> Dataset:
     return _classes("xor", X, y, ("different sign", "same sign"), noise, rng, xor.__doc__ or "")
 
 
-def gaussians(n: int = 500, noise: float = 0.0, seed: Seed = 0) -> Dataset:
+def gaussians(n: int = 500, noise: float = 0.0, seed: Seed = 0, classes: int = 2) -> Dataset:
     """Two Gaussian clouds: class 1 around (2, 2), class 0 around (-2, -2).
 
     Each cloud has std ``0.5 + 3.5 * noise`` per axis (0.5 without noise: nearly
-    separable; noise=1 gives heavy overlap).
+    separable; noise=1 gives heavy overlap). ``classes=k`` (k >= 3) gives k clouds
+    instead, centred on a circle of radius 3.5 (class j at angle 2 pi j / k), about
+    n / k points each.
 
     >>> from gradwell.data.datasets import gaussians
     >>> ds = gaussians(n=200, seed=0)
     >>> bool(ds.X[ds.y == 1].mean() > 1.5 and ds.X[ds.y == 0].mean() < -1.5)
     True
+    >>> np.bincount(gaussians(n=300, classes=3, seed=0).y).tolist()
+    [100, 100, 100]
     """
     _check_n_noise("gaussians", n, noise)
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+        raise ValueError(f"gaussians: expected classes to be an int >= 2, got {classes!r}")
     rng = _rng(seed, "gaussians")
-    n_pos = n // 2
     std = 0.5 + 3.5 * noise
+    if classes > 2:
+        y = np.arange(n, dtype=np.int64) % classes
+        angle = 2 * np.pi * y / classes
+        X = 3.5 * np.column_stack([np.cos(angle), np.sin(angle)])
+        X = X + rng.normal(0.0, std, size=(n, 2))
+        order = rng.permutation(n)
+        names = tuple(f"cloud {j}" for j in range(classes))
+        doc = gaussians.__doc__ or ""
+        return Dataset(X[order], y[order], _PLAYGROUND_FEATURES, names, "classification", doc,
+                       "gaussians")  # fmt: skip
+    n_pos = n // 2
     centres = np.concatenate([np.full((n_pos, 2), 2.0), np.full((n - n_pos, 2), -2.0)])
     X = centres + rng.normal(0.0, std, size=(n, 2))
     y = np.concatenate([np.ones(n_pos, np.int64), np.zeros(n - n_pos, np.int64)])
