@@ -117,14 +117,6 @@ def _expected_loss(loss: str | None, n_out: int | None, y: np.ndarray) -> float:
     return math.nan
 
 
-def is_builtin_loss(loss_fn: Any) -> bool:
-    """Whether ``loss_fn`` is one of gradwell's losses (stateless: calling it once more
-    changes nothing)."""
-    return type(loss_fn).__module__.startswith("gradwell.") or (
-        callable(loss_fn) and getattr(loss_fn, "__module__", "").startswith("gradwell.")
-    )
-
-
 def preflight(
     model: Any,
     loss_fn: Any,
@@ -134,17 +126,19 @@ def preflight(
     th: Thresholds,
     batch_size: int | None = None,
     call_loss: bool = True,
+    probe: Any = probe_setup,
 ) -> tuple[dict[str, Any], ModelProfile]:
     """The setup record for ``trace.setup`` and the model's profile (with the call order
     and output module the probe saw). ``call_loss``: whether the probe may call
-    ``loss_fn`` (the Doctor calls only gradwell's own losses: a user's may keep state)."""
+    ``loss_fn`` (the Doctor calls only gradwell's own losses: a user's may keep state).
+    ``probe``: the framework's :func:`~.probes.probe_setup`."""
     name = loss_name(loss_fn)
     setup: dict[str, Any] = {"loss": name, "batch_size": batch_size}
     prof = profile_model(model, optimizer)
     if y is not None:
         setup["targets"] = audit_targets(y, name)
     if X is not None and _array(X).ndim >= 1 and _array(X).shape[0] > 0:
-        p = probe_setup(model, loss_fn if call_loss else None, X, y, th)
+        p = probe(model, loss_fn if call_loss else None, X, y, th)
         prof = profile_model(model, optimizer, p["order"], p.get("output_module"))
         last = prof.layers[-1] if prof.layers else None
         ya = _array(y) if y is not None else np.zeros(0)

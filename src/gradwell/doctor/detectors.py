@@ -20,6 +20,7 @@ import numpy as np
 
 from . import prescriptions as rx
 from .findings import Finding, severity_rank
+from .phrasing import say
 from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, finite_median, median, row_medians
@@ -292,7 +293,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         remedies.append(
             rx.Remedy(
                 f"remove or impute the inf/NaN values of column {rx.every(names)} before "
-                "training (the gw.preprocessing scalers report the first bad row)",
+                f"training ({say('bad_rows')})",
                 {"action": "clean_inputs", "columns": names},
             )
         )
@@ -304,7 +305,7 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
     remedies.append(rx.clip_grad_norm(rx.nice(ref) if math.isfinite(ref) else 1.0))
     remedies.append(
         rx.Remedy(
-            "stop at the first NaN: callbacks=[gw.callbacks.TerminateOnNaN()]",
+            f"stop at the first NaN: {say('terminate_on_nan')}",
             {"action": "terminate_on_nan"},
         )
     )
@@ -338,8 +339,8 @@ def _domain_remedies(
         if op in ("log", "log1p") and module is None:
             out.append(
                 rx.Remedy(
-                    "or compute the loss from logits with a fused loss (gw.nn.CrossEntropyLoss "
-                    "or BCEWithLogitsLoss), which never takes the log of a probability",
+                    f"or compute the loss from logits with a fused loss ({say('fused_loss')}), "
+                    "which never takes the log of a probability",
                     {"action": "replace_loss", "loss": "cross_entropy"},
                 )
             )
@@ -1136,7 +1137,7 @@ def detect_unscaled(
     remedies = [
         rx.scale_columns(chains),
         rx.Remedy(
-            "or z-score every column: gw.preprocessing.ZScoreScaler() fitted on the training data",
+            f"or z-score every column: {say('zscore')}",
             {"action": "scale_features", "chains": dict.fromkeys(report.names, "zscore")},
         ),
     ]
@@ -1175,7 +1176,7 @@ def detect_dropout(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     if not high and not in_eval:
         return []
     eval_fix = rx.Remedy(
-        "call model.eval() before evaluating and model.train() after (gw.predict does this)",
+        f"call model.eval() before evaluating and model.train() after ({say('eval_mode')})",
         {"action": "eval_mode"},
     )
     remedies: list[rx.Remedy] = []

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import prescriptions as rx
 from .findings import Finding
+from .phrasing import say
 from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import Trace
@@ -102,7 +103,7 @@ def detect_output_loss_mismatch(trace: Trace, prof: ModelProfile, th: Thresholds
             f"The targets are continuous (e.g. {_sci(targets.get('example', math.nan))}, "
             f"{targets.get('distinct', '?')} distinct values), but {loss} is a classification "
             f"loss that reads them as class indices.",
-            rx.replace_loss("mse", "use a regression loss: loss='mse' (gw.nn.MSELoss()), with "
+            rx.replace_loss("mse", f"use a regression loss: {say('mse_loss')}, with "
                             f"{last_layer} giving 1 output"),
         ))  # fmt: skip
     elif loss in MULTICLASS_LOSSES and classes and n_out and n_out != classes and last_layer:
@@ -125,7 +126,7 @@ def detect_output_loss_mismatch(trace: Trace, prof: ModelProfile, th: Thresholds
             f"label as a probability of one class.",
             rx.replace_loss(
                 "cross_entropy",
-                f"use loss='cross_entropy' (gw.nn.CrossEntropyLoss()) with {classes} outputs",
+                f"use {say('cross_entropy_loss')} with {classes} outputs",
             ),
         ))  # fmt: skip
     if not problems:

@@ -29,7 +29,7 @@ import numpy as np
 from .._atomic import atomic_write
 from ..autograd.tensor import Tensor
 from ..train.callbacks import Callback
-from .check import audit_features, audit_rows, is_builtin_loss, preflight
+from .check import audit_features, audit_rows, preflight
 from .detectors import detect_exploding, detect_nan
 from .diagnosis import Ledger, detect_all
 from .findings import Finding, jsonable
@@ -97,6 +97,8 @@ class Doctor(Callback):
     """
 
     order = -100  # first: it measures the gradients before any other callback acts
+    #: what measures the model (the only part that knows its framework)
+    probes_class: type[Probes] = Probes
 
     def __init__(
         self,
@@ -143,7 +145,9 @@ class Doctor(Callback):
     def _afresh(self) -> None:
         """The state of one run (one Doctor diagnoses several fits, each on its own)."""
         self.trace = Trace()
-        self._probes = Probes(self.trace, self.thresholds, self.feature_names, self.replay_nan)
+        self._probes = self.probes_class(
+            self.trace, self.thresholds, self.feature_names, self.replay_nan
+        )
         self._schedule.reset()
         self._ledger = Ledger()
         self._announced: dict[str, int] = {}  # kind -> the severity rank last printed
@@ -250,12 +254,15 @@ class Doctor(Callback):
             self._diagnose()
             self._since_diagnosis = 0
 
-    def end_epoch(self, loss: float | None = None, val_loss: float | None = None) -> None:
-        """Mark an epoch boundary in a hand-written loop (for windows and overfitting)."""
-        self._safely(self._hand_epoch, loss, val_loss)
+    def end_epoch(
+        self, loss: float | None = None, val_loss: float | None = None, **metrics: float
+    ) -> None:
+        """Mark an epoch boundary in a hand-written loop (for windows and overfitting);
+        ``metrics`` (``accuracy=0.93``) go into the report's metric curves."""
+        self._safely(self._hand_epoch, {"loss": loss, "val_loss": val_loss, **metrics})
 
-    def _hand_epoch(self, loss: float | None, val_loss: float | None) -> None:
-        self._end_epoch(len(self.trace.epochs), {"loss": loss, "val_loss": val_loss})
+    def _hand_epoch(self, logs: dict[str, Any]) -> None:
+        self._end_epoch(len(self.trace.epochs), logs)
         self.trace.epoch_starts.append(self._step)
 
     def finish(self) -> list[Finding]:
@@ -377,7 +384,7 @@ class Doctor(Callback):
         try:
             setup, prof = preflight(
                 self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
-                call_loss=is_builtin_loss(self.loss_fn),
+                call_loss=self._probes.stateless_loss(self.loss_fn), probe=self._probes.setup_probe,
             )  # fmt: skip
         except Exception as e:  # (a model that cannot be copied): watch the run without it
             if self.raise_errors:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .phrasing import say
 from .profile import ModelProfile
 
 
@@ -123,8 +124,7 @@ def nice_factor(x: float) -> float:
 
 def set_optimizer(name: str, lr: float, why: str = "") -> Remedy:
     return Remedy(
-        f"use {name} with lr {fmt_num(lr)}: gw.optim.{name}(model.parameters(), "
-        f"lr={fmt_num(lr)}){why}",
+        f"use {name} with lr {fmt_num(lr)}: {say('optimizer', name=name, lr=fmt_num(lr))}{why}",
         {"action": "set_optimizer", "optimizer": name, "lr": lr},
     )
 
@@ -132,7 +132,7 @@ def set_optimizer(name: str, lr: float, why: str = "") -> Remedy:
 def set_batch_size(old: int | None, new: int) -> Remedy:
     was = f" from {old}" if old else ""
     return Remedy(
-        f"raise the batch size{was} to {new} (fit(..., batch_size={new})): each step then "
+        f"raise the batch size{was} to {new} ({say('batch_size', n=new)}): each step then "
         "averages over more examples",
         {"action": "set_batch_size", "batch_size": new},
     )
@@ -144,13 +144,13 @@ def positive_output(module: str, op: str, inside: bool) -> Remedy:
     if inside:
         text = (
             f"keep the input of the {op} inside module {module} positive: take the {op} of "
-            f"softplus(x) or of gw.clip(x, 1e-6) there"
+            f"softplus(x) or of {say('clamp', x='x')} there"
         )
         how = "clamp"
     else:
         text = (
             f"keep the model's output positive before the {op}: put a Softplus after {module} "
-            f"(or exp of its output), or clamp it (gw.clip(y, 1e-6))"
+            f"(or exp of its output), or clamp it ({say('clamp', x='y')})"
         )
         how = "softplus"
     return Remedy(text, {"action": "positive_output", "module": module, "how": how, "op": op})
@@ -179,16 +179,14 @@ def scale_targets(method: str, why: str) -> Remedy:
     words = {"standardize": "standardise the target (subtract its mean, divide by its std)",
              "log": "log-transform the target (log1p), then standardise it"}[method]  # fmt: skip
     return Remedy(
-        f"{words}{why}: gw.fit(..., target_scaler=gw.preprocessing.TargetScaler("
-        f"{method!r})); gw.predict applies the inverse, so predictions come back in the "
-        "target's units",
+        f"{words}{why}: {say('target_scaler', method=method)}",
         {"action": "scale_targets", "method": method},
     )
 
 
 def find_lr() -> Remedy:
     return Remedy(
-        "run gw.lr_find(model, train, loss, optimizer) to pick the learning rate from a range test",
+        f"run {say('lr_find')} to pick the learning rate from a range test",
         {"action": "lr_find"},
     )
 
@@ -196,10 +194,7 @@ def find_lr() -> Remedy:
 #: The initialisation that suits each activation family ("he" for the ReLU family).
 INIT_FOR = {"ReLU": "he", "LeakyReLU": "he", "ELU": "he", "GELU": "he", "Sigmoid": "xavier",
             "Tanh": "xavier"}  # fmt: skip
-_INIT_WORDS = {
-    "he": "He (Kaiming) init: Linear(..., init='kaiming') or gw.nn.init.kaiming_normal_",
-    "xavier": "Glorot (Xavier) init: Linear(..., init='xavier') or gw.nn.init.xavier_normal_",
-}
+_INIT_WORDS = {"he": "He (Kaiming) init", "xavier": "Glorot (Xavier) init"}
 
 
 def init_for(activation: str | None) -> str:
@@ -225,7 +220,9 @@ def replace_activation(
 
 
 def init_words(init: str) -> str:
-    return _INIT_WORDS.get(init, init)
+    if init not in _INIT_WORDS:
+        return init
+    return f"{_INIT_WORDS[init]}: {say('init_' + init)}"
 
 
 def reinitialise(layers: Sequence[str], init: str, why: str = "") -> Remedy:
@@ -245,8 +242,8 @@ def add_batchnorm(after: Sequence[str]) -> Remedy:
 def clip_grad_norm(max_norm: float) -> Remedy:
     v = fmt_num(max_norm)
     return Remedy(
-        f"clip the gradient norm at {v} (gw.nn.utils.clip_grad_norm_(model.parameters(), {v}) "
-        "between backward and the optimizer step)",
+        f"clip the gradient norm at {v} ({say('clip_grad_norm', v=v)} between backward and "
+        "the optimizer step)",
         {"action": "clip_grad_norm", "max_norm": max_norm},
     )
 
@@ -263,15 +260,15 @@ def weight_decay(prof: ModelProfile, value: float = 1e-2) -> Remedy:
     if prof.optimizer in ("Adam", None):
         text = f"add weight decay: use AdamW(..., weight_decay={fmt_num(value)})"
     else:
-        text = f"add weight decay: {prof.optimizer}(..., weight_decay={fmt_num(value)})"
+        how = say("weight_decay", optimizer=prof.optimizer, v=fmt_num(value))
+        text = f"add weight decay: {how}"
     return Remedy(text, {"action": "weight_decay", "value": value})
 
 
 def early_stopping(best_epoch: int, best_val: float) -> Remedy:
     return Remedy(
-        f"stop at the best epoch: callbacks=[gw.callbacks.EarlyStopping(monitor='val_loss', "
-        f"patience=3, restore_best_weights=True)] (the best was epoch {best_epoch + 1}, "
-        f"val_loss {fmt_num(best_val)})",
+        f"stop at the best epoch: {say('early_stopping')} (the best was epoch "
+        f"{best_epoch + 1}, val_loss {fmt_num(best_val)})",
         {"action": "early_stopping", "patience": 3},
     )
 
@@ -325,7 +322,7 @@ def scale_columns(chains: dict[str, str], limit: int = 4) -> Remedy:
     parts = [chain_sentence(c, ch) for c, ch in items[:limit]]
     more = f"; and {len(items) - limit} more columns" if len(items) > limit else ""
     text = "; ".join(parts) + more
-    text += " (gw.preprocessing.AutoScaler() fitted on the training data applies these)"
+    text += f" ({say('auto_scaler')})"
     return Remedy(text, {"action": "scale_features", "chains": dict(chains)})
 
 

@@ -41,6 +41,14 @@ PROBE_ROWS = (16, 64)
 PROBE_VALUES = 4_000_000  # rows x parameters
 
 
+def is_builtin_loss(loss_fn: Any) -> bool:
+    """Whether ``loss_fn`` is one of gradwell's losses (stateless: calling it once more
+    changes nothing)."""
+    return type(loss_fn).__module__.startswith("gradwell.") or (
+        callable(loss_fn) and getattr(loss_fn, "__module__", "").startswith("gradwell.")
+    )
+
+
 def _is_grad_enabled() -> bool:
     return engine._mode.enabled
 
@@ -52,7 +60,13 @@ class Probes:
     ``sample(step)`` reads its gradients after backward; ``disarm`` removes the hooks;
     ``resolve_update`` measures the sampled step's update on the next step. Methods
     that find a non-finite value return its event (a dict) for the Doctor to record.
+    Another framework's probes subclass it; ``setup_probe``, ``stateless_loss`` and
+    ``replay`` are the pre-flight check's probe, which losses it may call, and the NaN
+    replay.
     """
+
+    stateless_loss = staticmethod(is_builtin_loss)
+    replay = staticmethod(replay_anomaly)
 
     def __init__(
         self,
@@ -81,6 +95,12 @@ class Probes:
         # per weight: (shape, dtype, the entries watched or None for all, their values
         # before the sampled step's update)
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+
+    def setup_probe(
+        self, model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds
+    ) -> dict[str, Any]:
+        """The pre-flight check's forward and backward on a copy (:func:`probe_setup`)."""
+        return probe_setup(model, loss_fn, X, y, th)
 
     # ------------------------------------------------------------------ the model
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> ModelProfile:
@@ -227,6 +247,11 @@ class Probes:
                 broken.append(name)
             ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
         self.trace.set_update_ratio(ratios)
+        return self.overflow_event(broken)
+
+    def overflow_event(self, broken: list[str]) -> dict[str, Any] | None:
+        """The event of a sampled step's update that made the finite weights ``broken``
+        non-finite (None when there are none, or a non-finite value came first)."""
         if not broken or self.trace.nonfinite is not None:
             return None
         s = self.trace.samples[-1]
@@ -288,7 +313,7 @@ class Probes:
             )
         elif self.replay_nan and self.model is not None:
             self.disarm()
-            anomaly, note = replay_anomaly(self.model, inputs, targets, loss_fn)
+            anomaly, note = self.replay(self.model, inputs, targets, loss_fn)
             event["anomaly"] = anomaly
             event["note"] = note
         else:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import phrasing
 from .edits import NotApplicable, apply_edits, apply_to_config, is_model_edit, why_not
 from .findings import Finding
 
@@ -125,6 +126,7 @@ def repair(
     rounds: int = 3,
     metric: str | None = None,
     print_fn: Callable[[str], Any] | None = print,
+    edit: Callable[..., tuple[Any, Any]] = apply_edits,
 ) -> RepairResult:
     """Diagnose a training setup, apply the top remedy, retrain from scratch; repeat.
 
@@ -141,7 +143,8 @@ def repair(
     helps"), or after ``rounds`` retrainings. ``metric``: the History key that
     judges a run (default: the first of val_accuracy, val_r2, accuracy, r2,
     val_loss, loss). ``config`` is not modified; the repaired one is
-    ``result.config``, ``result.code()`` is it as Python to paste.
+    ``result.config``, ``result.code()`` is it as Python to paste. ``edit``: what
+    applies model edits (another framework's, for its models).
 
     >>> import gradwell as gw
     >>> from gradwell.doctor import recipes
@@ -159,7 +162,7 @@ def repair(
     def run(cfg: dict[str, Any], edits: list[dict[str, Any]]) -> Run:
         started = time.perf_counter()
         model, optimizer = build(copy.deepcopy(cfg))
-        model, optimizer = apply_edits(model, optimizer, edits)
+        model, optimizer = edit(model, optimizer, edits)
         history = train(model, optimizer, copy.deepcopy(cfg))
         if getattr(history, "doctor", None) is None:
             raise ValueError(
@@ -187,7 +190,7 @@ def repair(
             break
         if len(done) == rounds:
             break
-        pick, skipped = _next_change(current, tried, build)
+        pick, skipped = _next_change(current, tried, build, edit)
         for line in skipped:
             say(f"  not applicable: {line}")
         if pick is None:
@@ -241,7 +244,9 @@ def _verdict(r: Run) -> str:
 Change = tuple[Finding, str, dict[str, Any], dict[str, Any], list[dict[str, Any]]]
 
 
-def _next_change(current: Run, tried: set[str], build: Any) -> tuple[Change | None, list[str]]:
+def _next_change(
+    current: Run, tried: set[str], build: Any, edit: Any
+) -> tuple[Change | None, list[str]]:
     """The first applicable untried remedy, root cause first; and what could not be applied."""
     skipped: list[str] = []
     for f in current.findings:
@@ -255,7 +260,7 @@ def _next_change(current: Run, tried: set[str], build: Any) -> tuple[Change | No
                     if is_model_edit(action):
                         cfg, edits = current.config, [*current.edits, action]
                         model, optimizer = build(copy.deepcopy(cfg))
-                        apply_edits(model, optimizer, edits)  # raises if it cannot
+                        edit(model, optimizer, edits)  # raises if it cannot
                     else:
                         cfg, edits = apply_to_config(current.config, action), current.edits
                         if cfg == current.config:
@@ -286,5 +291,5 @@ def config_code(
         lines += [f"    {e!r}," for e in edits]
         lines.append("]")
         lines.append("model, optimizer = build(CONFIG)")
-        lines.append("model, optimizer = gw.doctor.apply_edits(model, optimizer, EDITS)")
+        lines.append(f"model, optimizer = {phrasing.say('apply_edits')}(model, optimizer, EDITS)")
     return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""What gradwell's doctor costs a PyTorch loop: step time with and without ``gradwell.torch``.
+
+The MLP rows are those of benchmarks/mlp.py (blocks Linear -> BatchNorm1d -> ReLU ->
+Dropout(0.1), a last Linear, cross-entropy, Adam lr 1e-3), built in torch; the ``cnn``
+row is a small conv net on 1x28x28 images (Conv2d(1,16,3) -> ReLU -> MaxPool ->
+Conv2d(16,32,3) -> ReLU -> MaxPool -> Linear), batch 64. Each loop runs ``STEPS``
+pre-made synthetic batches per epoch: zero the gradients, forward, loss, backward,
+``doctor.step(loss, x, y)``, optimizer step, read the loss.
+
+- off:      no doctor
+- default:  ``Doctor(model, optimizer, loss=loss_fn)``: every 16th step sampled
+- every:    ``Doctor(..., sample_every=1)``: every step sampled, the cost of one sample
+- replay:   the NaN trap's replay of one batch (a copy of the model, hooks on every
+            module, backward under ``torch.autograd.detect_anomaly``), against one step
+
+Configurations take turns ``--repeats`` times; a row reports the smallest mean step
+time over the runs (other work on a shared machine only ever adds time) and the spread
+(largest over smallest) of the off and default runs. Time is the thread's CPU time
+with torch on one thread (``--wall`` for wall-clock time). The goal (issue 20): the
+default adds at most 5%; the replay costs at most 2x a step.
+
+    python benchmarks/torch_doctor.py
+    python benchmarks/torch_doctor.py --rows tiny,cnn --repeats 5 --markdown
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mlp import ROWS  # noqa: E402  (the same rows)
+
+from gradwell.torch import Doctor  # noqa: E402
+from gradwell.torch.replay import replay_nonfinite  # noqa: E402
+
+CLOCK = time.thread_time
+STEPS = 48  # batches per epoch
+EPOCHS = {"tiny": 8, "mlp128": 2, "mlp32": 4, "wide": 1, "cnn": 2}
+CNN_BATCH = 64
+
+
+def mlp(sizes: list[int]) -> nn.Module:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU(), nn.Dropout(0.1)]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+def cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+    )  # fmt: skip
+
+
+def setup(name: str) -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]]:
+    torch.manual_seed(0)
+    if name == "cnn":
+        model, shape, classes, batch = cnn(), (1, 28, 28), 10, CNN_BATCH
+    else:
+        sizes, batch = ROWS[name]
+        model, shape, classes = mlp(sizes), (sizes[0],), sizes[-1]
+    data = [(torch.randn(batch, *shape), torch.randint(0, classes, (batch,))) for _ in range(4)]
+    return model.train(), data
+
+
+def run(name: str, mode: str, epochs: int) -> float:
+    """Mean seconds per step of one run."""
+    model, data = setup(name)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    doctor = None
+    if mode != "off":
+        every = 1 if mode == "every" else None
+        doctor = Doctor(model, opt, loss=loss_fn, sample_every=every, verbose=False)
+    steps = epochs * STEPS
+    t0 = CLOCK()
+    for i in range(steps):
+        x, y = data[i % len(data)]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        if doctor is not None:
+            doctor.step(loss, x, y)
+        opt.step()
+        loss.item()
+        if doctor is not None and (i + 1) % STEPS == 0:
+            doctor.end_epoch()
+    return (CLOCK() - t0) / steps
+
+
+def replay_cost(name: str, repeats: int) -> float:
+    """The NaN replay of one batch over one step (both at their smallest over repeats)."""
+    model, data = setup(name)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = data[0]
+    step, replay = [], []
+    for _ in range(max(repeats, 3)):
+        t0 = CLOCK()
+        loss_fn(model(x), y).backward()
+        step.append(CLOCK() - t0)
+        t0 = CLOCK()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            replay_nonfinite(model, x, y, loss_fn)
+        replay.append(CLOCK() - t0)
+    return min(replay) / min(step)
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [*ROWS, "cnn"]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default=",".join(names), help="comma-separated: " + ", ".join(names))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
+    args = ap.parse_args(argv)
+    global CLOCK
+    if args.wall:
+        CLOCK = time.perf_counter
+    torch.set_num_threads(1)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    for r in rows:
+        if r not in names:
+            ap.error(f"unknown row {r!r}; expected one of {', '.join(names)}")
+    lines = []
+    for name in rows:
+        epochs = EPOCHS[name]
+        run(name, "every", 1)  # warm-up (kernels, numba, caches)
+        runs: dict[str, list[float]] = {"off": [], "default": [], "every": []}
+        for _ in range(args.repeats):
+            for mode in runs:
+                runs[mode].append(run(name, mode, epochs))
+        best = {k: min(v) for k, v in runs.items()}
+        spread = {k: max(v) / min(v) for k, v in runs.items()}
+        off = best["off"]
+        desc = "cnn 1x28x28" if name == "cnn" else f"{name} {'-'.join(map(str, ROWS[name][0]))}"
+        batch = CNN_BATCH if name == "cnn" else ROWS[name][1]
+        lines.append([
+            desc, str(batch), f"{off * 1e6:.0f}", f"{best['default'] * 1e6:.0f}",
+            f"{(best['default'] / off - 1) * 100:+.1f}%",
+            f"{(spread['off'] - 1) * 100:.0f}% / {(spread['default'] - 1) * 100:.0f}%",
+            f"{(best['every'] / off - 1) * 100:+.0f}%", f"{replay_cost(name, args.repeats):.1f}x",
+        ])  # fmt: skip
+        print("# " + ", ".join(lines[-1]), file=sys.stderr)
+    header = ["model", "batch", "off (us/step)", "doctor (us/step)", "overhead",
+              "spread off / doctor", "every step sampled", "NaN replay / step"]  # fmt: skip
+    if args.markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        for line in lines:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

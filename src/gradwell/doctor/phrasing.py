@@ -1,0 +1,100 @@
+"""The words a remedy uses for the framework's own tools.
+
+A remedy says what to do ("clip the gradient norm at 5") and how, in the user's
+framework ("torch.nn.utils.clip_grad_norm_(model.parameters(), 5)"). The how comes
+from :data:`VOCABULARY`, one table per framework; a Doctor for another framework
+diagnoses inside ``with speaking("torch"):`` and every remedy written there uses that
+table. Each entry is a ``str.format`` template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+VOCABULARY: dict[str, dict[str, str]] = {
+    "gradwell": {
+        "clip_grad_norm": "gw.nn.utils.clip_grad_norm_(model.parameters(), {v})",
+        "init_he": "Linear(..., init='kaiming') or gw.nn.init.kaiming_normal_",
+        "init_xavier": "Linear(..., init='xavier') or gw.nn.init.xavier_normal_",
+        "optimizer": "gw.optim.{name}(model.parameters(), lr={lr})",
+        "batch_size": "fit(..., batch_size={n})",
+        "clamp": "gw.clip({x}, 1e-6)",
+        "target_scaler": (
+            "gw.fit(..., target_scaler=gw.preprocessing.TargetScaler({method!r})); gw.predict "
+            "applies the inverse, so predictions come back in the target's units"
+        ),
+        "lr_find": "gw.lr_find(model, train, loss, optimizer)",
+        "early_stopping": (
+            "callbacks=[gw.callbacks.EarlyStopping(monitor='val_loss', patience=3, "
+            "restore_best_weights=True)]"
+        ),
+        "auto_scaler": "gw.preprocessing.AutoScaler() fitted on the training data applies these",
+        "zscore": "gw.preprocessing.ZScoreScaler() fitted on the training data",
+        "bad_rows": "the gw.preprocessing scalers report the first bad row",
+        "terminate_on_nan": "callbacks=[gw.callbacks.TerminateOnNaN()]",
+        "fused_loss": "gw.nn.CrossEntropyLoss or BCEWithLogitsLoss",
+        "eval_mode": "gw.predict does this",
+        "mse_loss": "loss='mse' (gw.nn.MSELoss())",
+        "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
+        "weight_decay": "{optimizer}(..., weight_decay={v})",
+        "apply_edits": "gw.doctor.apply_edits",
+    },
+    "torch": {
+        "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
+        "init_he": "nn.init.kaiming_normal_(layer.weight, nonlinearity='relu')",
+        "init_xavier": "nn.init.xavier_normal_(layer.weight)",
+        "optimizer": "torch.optim.{name}(model.parameters(), lr={lr})",
+        "batch_size": "DataLoader(..., batch_size={n})",
+        "clamp": "torch.clamp({x}, min=1e-6)",
+        "target_scaler": (
+            "y_scaled = (y - y.mean()) / y.std() (after torch.log1p(y) for 'log'), training "
+            "on y_scaled and applying the inverse to the model's predictions (method "
+            "{method!r})"
+        ),
+        "lr_find": "a learning-rate range test (raise the lr each step on a copy of the model)",
+        "early_stopping": (
+            "keep the weights of the epoch with the best validation loss "
+            "(copy.deepcopy(model.state_dict())) and stop 3 epochs after it"
+        ),
+        "auto_scaler": (
+            "gradwell.preprocessing.AutoScaler() fitted on the training data applies these"
+        ),
+        "zscore": "sklearn.preprocessing.StandardScaler() fitted on the training data",
+        "bad_rows": "torch.isfinite(X).all(dim=1) marks the good rows",
+        "terminate_on_nan": "break out of the loop when not torch.isfinite(loss)",
+        "fused_loss": "nn.CrossEntropyLoss or nn.BCEWithLogitsLoss",
+        "eval_mode": "wrap evaluation in model.eval() and torch.no_grad()",
+        "mse_loss": "nn.MSELoss()",
+        "cross_entropy_loss": "nn.CrossEntropyLoss()",
+        "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
+        "apply_edits": "gradwell.torch.apply_edits",
+    },
+}
+
+_framework: ContextVar[str] = ContextVar("gradwell_doctor_framework", default="gradwell")
+
+
+@contextmanager
+def speaking(framework: str) -> Iterator[None]:
+    """Write every remedy inside this block in ``framework``'s words."""
+    if framework not in VOCABULARY:
+        raise ValueError(
+            f"speaking: unknown framework {framework!r}; expected one of {sorted(VOCABULARY)}"
+        )
+    token = _framework.set(framework)
+    try:
+        yield
+    finally:
+        _framework.reset(token)
+
+
+def framework() -> str:
+    """The framework remedies are written for now."""
+    return _framework.get()
+
+
+def say(key: str, **values: object) -> str:
+    """The current framework's words for ``key``, filled in with ``values``."""
+    return VOCABULARY[_framework.get()][key].format(**values)
