@@ -333,6 +333,10 @@ class Probes:
             names = [f"x{j}" for j in range(flat.shape[1])]
         return [names[j] for j in bad]
 
+    def values(self, t: Any) -> np.ndarray:
+        """A buffer's numbers as a numpy array (another framework's probes override this)."""
+        return t.data
+
     def record_batchnorm(self, step: int) -> None:
         """The running statistics of each batch-norm layer, at every diagnosis (an epoch's
         end in fit): they move slowly, and no detector reads them, so a sampled step
@@ -352,7 +356,7 @@ class Probes:
                 }
             if rec["step"] and rec["step"][-1] == step:
                 continue  # (finish right after an epoch's end: no step since)
-            mean, var = rm.data, rv.data
+            mean, var = self.values(rm), self.values(rv)
             rec["step"].append(step)
             rec["rms_running_mean"].append(math.sqrt(sum_of_squares(mean) / max(mean.size, 1)))
             rec["mean_running_var"].append(total(var) / max(var.size, 1))

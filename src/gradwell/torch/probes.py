@@ -19,7 +19,6 @@ import torch
 from ..doctor.probes import PROBE_ROWS, PROBE_VALUES, Probes, _watched_entries, evenly
 from ..doctor.profile import class_family
 from ..doctor.thresholds import Thresholds
-from ..doctor.trace import floats, ints
 from .replay import devices_of, replay_nonfinite, twin_of
 
 
@@ -149,30 +148,9 @@ class TorchProbes(Probes):
     def _nonfinite_inputs(self, inputs: Any) -> list[str]:
         return super()._nonfinite_inputs(numpy_of(inputs))
 
-    @torch.no_grad()
-    def record_batchnorm(self, step: int) -> None:
-        records = self.trace.batchnorm
-        for path, m in self.bn_modules:
-            rm, rv = m.running_mean, m.running_var
-            if rm is None or rv is None:
-                continue
-            rec = records.get(path)
-            if rec is None:
-                rec = records[path] = {
-                    "step": ints(),
-                    "rms_running_mean": floats(),
-                    "mean_running_var": floats(),
-                    "min_running_var": floats(),
-                }
-            if rec["step"] and rec["step"][-1] == step:
-                continue
-            mean, var = rm.double(), rv.double()
-            rec["step"].append(step)
-            rec["rms_running_mean"].append(float(mean.square().mean().sqrt()))
-            rec["mean_running_var"].append(float(var.mean()))
-            rec["min_running_var"].append(float(var.min()) if var.numel() else math.nan)
+    def values(self, t: Any) -> Any:
+        return numpy_of(t)
 
-    # ------------------------------------------------------------------ hooks
     def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
         # evaluating (no gradient recorded) while the layer is still in training mode
         if module.training and not torch.is_grad_enabled():
