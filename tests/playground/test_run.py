@@ -118,3 +118,15 @@ def test_explain_opens_on_the_nearest_point_at_the_current_weights():
     assert f"({run.data.X[nearest, 0]:.4g}, {run.data.X[nearest, 1]:.4g})" in page
     assert np.array_equal(run.model[0].weight.data, weights)  # the run's model is untouched
     assert run.model.training and run.model[0].weight.grad is not None
+
+
+def test_a_run_held_by_its_page_leaves_another_pages_run_training():
+    """Each run has its own lock (an epoch, a frame, an edit or an explain page holds it):
+    grad mode is per thread, so runs of different pages need not take turns."""
+    held = Run(Config(seed=0), lambda f: None)
+    held.hold()  # as an edit or an explain page computing on it would
+    try:
+        _, frames = train(Config(seed=1), 3, timeout=20)
+    finally:
+        held.release()
+    assert frames[-1]["epoch"] >= 3 and np.isfinite(frames[-1]["train_loss"])

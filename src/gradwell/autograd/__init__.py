@@ -21,7 +21,15 @@ from .creation import (
 )
 from .engine import grad
 from .gradcheck import GradcheckError, gradcheck
-from .recording import Tape, enable_grad, is_grad_enabled, no_grad, observe, record
+from .recording import (
+    Tape,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    observe,
+    record,
+    set_grad_enabled,
+)
 from .tensor import Tensor
 
 __all__ = [
@@ -36,22 +44,23 @@ __all__ = [
     "from_numpy",
     "full",
     "full_like",
-    "linspace",
-    "manual_seed",
-    "randint",
     "functional",
     "grad",
     "gradcheck",
     "is_grad_enabled",
+    "linspace",
+    "manual_seed",
     "no_grad",
     "observe",
     "ones",
     "ones_like",
     "ops",
     "rand",
+    "randint",
     "randn",
     "record",
     "recording",
+    "set_grad_enabled",
     "tensor",
     "zeros",
     "zeros_like",

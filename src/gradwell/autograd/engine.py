@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .ops import ArrayF, TensorF
-from .recording import _mode, enable_grad, is_grad_enabled, no_grad, observers, writes
+from .recording import enable_grad, is_grad_enabled, no_grad, observers, set_grad_mode, writes
 from .tensor import METHODS, Tensor, _seed_gradient
 
 __all__ = [
@@ -164,8 +164,7 @@ def run_backward(
     # functions are read once, as locals.
     grad_observers, vjp_observers = observers.grad, observers.vjp
     push, pop, sum_to = heapq.heappush, heapq.heappop, F.sum_to
-    previous_mode = _mode.enabled
-    _mode.enabled = create_graph
+    previous_mode = set_grad_mode(create_graph)
     try:
         while heap:
             _, key, node = pop(heap)
@@ -229,7 +228,7 @@ def run_backward(
             else:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
     finally:
-        _mode.enabled = previous_mode
+        set_grad_mode(previous_mode)
     return found if inputs is not None else None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erf as _erf
 
-from .recording import Step, _mode, node_counter, observers
+from .recording import Step, _mode, no_grad_threads, node_counter, observers, observing_threads
 from .tensor import METHODS, Tensor
 
 REGISTRY: dict[str, Primitive] = {}
@@ -109,11 +109,12 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     if out.dtype.char == "d" and "dtype" not in attrs:
         if not builtins.any([t.data.dtype.char == "d" for t in inputs]):
             out = out.astype(np.float32)  # integers promote to the default float (PyTorch)
-    if True in needs and _mode.enabled and op.vjp is not None:
+    # (this thread's grad mode and observers, each behind a test of a set: see recording)
+    if True in needs and op.vjp is not None and (not no_grad_threads or _mode.enabled):
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
     else:
         result = Tensor(out)
-    if observers.op:
+    if observing_threads and observers.op:
         step = Step(op, inputs, result, attrs)
         for observe in observers.op:
             observe(step)

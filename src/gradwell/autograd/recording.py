@@ -2,17 +2,18 @@
 
 Every op runs through :func:`gradwell.autograd.ops.apply` and every gradient through
 the backward interpreter (:mod:`gradwell.autograd.engine`); both report to the
-observers registered here and to nothing else. With none registered, each costs
-one truthiness test. Clients (the compiled replay, ``detect_anomaly``, ``viz.graph``,
-the doctor's replay) register with :func:`observe`, or take a :class:`Tape` of the
-ops of a block with :func:`record`::
+observers registered here and to nothing else. Clients (the compiled replay,
+``detect_anomaly``, ``viz.graph``, the doctor's replay) register with :func:`observe`,
+or take a :class:`Tape` of the ops of a block with :func:`record`::
 
     with gw.autograd.record() as tape:
         loss = loss_fn(model(x), y)
     [step.op.name for step in tape]
 
-The registry is thread-safe (observers are tuples replaced under a lock); grad mode
-and the creation counter are process-wide.
+Grad mode and the observers belong to a thread, as PyTorch's grad mode does: a block
+under ``no_grad`` in one thread leaves another thread recording, and a tape holds the
+ops of its own thread only. Creation numbers and version stamps are process-wide (a
+tensor may be written in one thread and differentiated in another).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 
-class _GradMode:
-    """Whether new ops are recorded. A plain attribute: read on every op."""
+class _GradMode(threading.local):
+    """Whether this thread records new ops."""
 
-    enabled = True
+    def __init__(self) -> None:
+        self.enabled = True
 
 
 _mode = _GradMode()
@@ -67,10 +69,8 @@ class Step:
         return f"Step({self.op.name}, scope={self.scope!r})"
 
 
-class Observers:
-    """What is registered: tuples, replaced (never changed) on registration."""
-
-    __slots__ = ("op", "grad", "vjp")
+class Observers(threading.local):
+    """What this thread has registered: tuples, replaced (never changed) on registration."""
 
     def __init__(self) -> None:
         self.op: tuple[Callable[[Step], None], ...] = ()
@@ -82,7 +82,27 @@ class Observers:
 
 
 observers = Observers()
-_lock = threading.Lock()
+
+# The hot path's checks. Reading a thread's own state costs several times a global read,
+# so an op first tests these sets of threads, empty nearly always, and reads its own
+# thread's state only when one is not. (A thread that ends while in one leaves only a
+# slower path behind, never a wrong one.)
+no_grad_threads: set[int] = set()  # the threads whose grad mode is off
+observing_threads: set[int] = set()  # the threads with observers registered
+
+
+def _in_set(threads: set[int], member: bool) -> None:
+    if member:
+        threads.add(threading.get_ident())
+    else:
+        threads.discard(threading.get_ident())
+
+
+def set_grad_mode(enabled: bool) -> bool:
+    """Turn recording on or off in this thread; returns what it was."""
+    previous, _mode.enabled = _mode.enabled, enabled
+    _in_set(no_grad_threads, not enabled)
+    return previous
 
 
 @contextlib.contextmanager
@@ -92,7 +112,7 @@ def observe(
     grad: Callable[[Any, Any], Any] | None = None,
     vjp: Callable[[Any, Any, Any], None] | None = None,
 ) -> Iterator[None]:
-    """Register observers for the duration of the block.
+    """Register observers, in this thread, for the duration of the block.
 
     ``op(step)`` after every op, recorded in the graph or not; ``grad(node, g)`` when
     backward knows a node's (or leaf's) total gradient, and may return a replacement;
@@ -100,17 +120,17 @@ def observe(
     ``create_graph``.
     """
     added = [(kind, fn) for kind, fn in (("op", op), ("grad", grad), ("vjp", vjp)) if fn]
-    with _lock:
-        for kind, fn in added:
-            setattr(observers, kind, (*getattr(observers, kind), fn))
+    for kind, fn in added:
+        setattr(observers, kind, (*getattr(observers, kind), fn))
+    _in_set(observing_threads, bool(observers))
     try:
         yield
     finally:
-        with _lock:
-            for kind, fn in added:
-                left = list(getattr(observers, kind))
-                left.remove(fn)
-                setattr(observers, kind, tuple(left))
+        for kind, fn in added:
+            left = list(getattr(observers, kind))
+            left.remove(fn)
+            setattr(observers, kind, tuple(left))
+        _in_set(observing_threads, bool(observers))
 
 
 class Tape(list):  # type: ignore[type-arg]
@@ -151,8 +171,22 @@ def scope() -> Any:
     return _scope()
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Record nothing inside the block (inference, optimizer updates).
+class _GradModeBlock(contextlib.ContextDecorator):
+    mode: bool
+
+    def __enter__(self) -> None:
+        self._prev = set_grad_mode(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        set_grad_mode(self._prev)
+
+    def _recreate_cm(self) -> _GradModeBlock:
+        # A fresh block for each call of a decorated function: it may run in two threads.
+        return type(self)()
+
+
+class no_grad(_GradModeBlock):
+    """Record nothing inside the block (inference, optimizer updates), in this thread.
 
     >>> import gradwell as gw
     >>> x = gw.tensor([1.0], requires_grad=True)
@@ -162,24 +196,38 @@ class no_grad(contextlib.ContextDecorator):
     False
     """
 
-    def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_GradModeBlock):
     """Record ops again inside a ``no_grad`` block."""
 
+    mode = True
+
+
+class set_grad_enabled:
+    """Turn recording on or off in this thread: at once, and back as it was on leaving a
+    ``with`` block (as ``torch.set_grad_enabled``).
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor([1.0], requires_grad=True)
+    >>> with gw.set_grad_enabled(False):
+    ...     (x * 2).requires_grad
+    False
+    >>> (x * 2).requires_grad
+    True
+    """
+
+    def __init__(self, mode: bool) -> None:
+        self._prev = set_grad_mode(bool(mode))
+
     def __enter__(self) -> None:
-        self._prev = _mode.enabled
-        _mode.enabled = True
+        pass
 
     def __exit__(self, *exc: object) -> None:
-        _mode.enabled = self._prev
+        set_grad_mode(self._prev)
 
 
 def is_grad_enabled() -> bool:
+    """Whether this thread records new ops."""
     return _mode.enabled

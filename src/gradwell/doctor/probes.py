@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd import engine
+from ..autograd.recording import enable_grad, is_grad_enabled
 from ..autograd.tensor import Tensor
 from .kernels import squares_and_change, sum_of_squares, total
 from .profile import ModelProfile, class_family, profile_model
@@ -47,10 +47,6 @@ def is_builtin_loss(loss_fn: Any) -> bool:
     return type(loss_fn).__module__.startswith("gradwell.") or (
         callable(loss_fn) and getattr(loss_fn, "__module__", "").startswith("gradwell.")
     )
-
-
-def _is_grad_enabled() -> bool:
-    return engine._mode.enabled
 
 
 class Probes:
@@ -365,18 +361,18 @@ class Probes:
     # ------------------------------------------------------------------ hooks
     def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
         # Evaluating (no gradient recorded) while the layer is still in training mode.
-        if module.training and not _is_grad_enabled():
+        if module.training and not is_grad_enabled():
             path = self._paths.get(id(module), "?")
             self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
 
     def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        if self._call_order is not None and module.training and _is_grad_enabled():
+        if self._call_order is not None and module.training and is_grad_enabled():
             path = self._paths.get(id(module))
             if path is not None and path not in self._call_order:
                 self._call_order.append(path)
 
     def _activation_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
+        if not module.training or not is_grad_enabled() or not isinstance(output, Tensor):
             return
         path = self._paths[id(module)]
         th = self.thresholds
@@ -387,7 +383,7 @@ class Probes:
             self._last_activation_output = (path, id(output))
 
     def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
+        if not module.training or not is_grad_enabled() or not isinstance(output, Tensor):
             return
         if self._call_order is not None:
             self._order_hook(module, inputs, output)
@@ -485,7 +481,7 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
     handles = [m.register_forward_hook(hook) for m in leaves]
     out: dict[str, Any] = {}
     try:
-        with engine.enable_grad():
+        with enable_grad():
             pred = twin(xb)
             out["output_module"] = made.get(id(pred)) if isinstance(pred, Tensor) else None
             if loss_fn is not None and yb is not None:

@@ -37,11 +37,6 @@ from .config import Config
 GRID = 50  # cells per side of the heatmaps over [-6, 6]^2
 EXTENT = 6.0
 MAX_FPS = 60.0
-#: Held by whoever computes with a model: a run's epoch, a frame, an edit, an explain page.
-#: gradwell's grad mode (no_grad) is one switch for the whole process, so a frame taken
-#: under no_grad in one thread would stop another thread's forward pass from recording
-#: its graph: runs of different pages take turns, an epoch at a time.
-COMPUTE = threading.Lock()
 
 
 # ---------------------------------------------------------------------------- pictures
@@ -132,7 +127,9 @@ class Run:
                 self.hidden_activations.append(i)
         self.dropped: dict[int, list[int]] = {}
         self.gate = Gate()
-        self.lock = COMPUTE
+        # Held by whoever computes with this run's model: an epoch, a frame, an edit, an
+        # explain page. Runs of different pages train side by side (grad mode is per thread).
+        self.lock = threading.Lock()
         self.holding = False  # whether this run's training thread holds the lock
         self.epoch = 0
         self.pending_lr: float | None = None
