@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .tensor import METHODS, Tensor, _axes, _pick
+from .tensor import METHODS, Tensor, _axes, torch_spelling
 
 
 def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else ops._lift((x,))[0]
 
 
+@torch_spelling
 def var(x: Any, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Variance over ``axis``, dividing by N - correction (1: unbiased, as PyTorch).
 
@@ -31,6 +32,7 @@ def var(x: Any, axis: Any = None, keepdims: bool = False, correction: int = 1) -
     return ops.sum(centred * centred, axis=axis, keepdims=keepdims) * scale
 
 
+@torch_spelling
 def std(x: Any, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
     """Standard deviation: sqrt(var(x, axis, keepdims, correction))."""
     return ops.sqrt(var(x, axis, keepdims, correction))
@@ -50,6 +52,7 @@ def transpose(x: Any, axes: Any = None) -> Tensor:
 permute = transpose
 
 
+@torch_spelling
 def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes start_axis..end_axis into one."""
     x = _t(x)
@@ -59,23 +62,27 @@ def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1 :])
 
 
+@torch_spelling
 def squeeze(x: Any, axis: Any = None) -> Tensor:
     """Drop axes of length 1 (all of them, or those in ``axis``)."""
     x = _t(x)
     return reshape(x, np.squeeze(np.empty(x.shape, dtype=np.bool_), axis=_axes(axis)).shape)
 
 
+@torch_spelling
 def unsqueeze(x: Any, axis: int) -> Tensor:
     """Insert an axis of length 1 at ``axis``."""
     x = _t(x)
     return reshape(x, np.expand_dims(np.empty(x.shape, dtype=np.bool_), axis).shape)
 
 
+@torch_spelling
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     return ops.concatenate(*tensors, axis=axis)
 
 
+@torch_spelling
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join same-shape tensors along a new axis."""
     return ops.stack(*tensors, axis=axis)
@@ -86,36 +93,43 @@ def clip(x: Any, min: Any = None, max: Any = None) -> Tensor:
     return ops.clip(_t(x), min=min, max=max)
 
 
+@torch_spelling
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (all axes when None)."""
     return ops.sum(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
+@torch_spelling
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean over ``axis`` (all axes when None)."""
     return ops.mean(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
+@torch_spelling
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Largest element over ``axis``. Ties share the gradient equally among them."""
     return ops.max(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
+@torch_spelling
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Smallest element over ``axis``. Ties share the gradient equally among them."""
     return ops.min(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
+@torch_spelling
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) over ``axis``, stable for large |x|."""
     return ops.logsumexp(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
+@torch_spelling
 def softmax(x: Any, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``."""
     return ops.softmax(_t(x), axis=axis)
 
 
+@torch_spelling
 def log_softmax(x: Any, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along ``axis``."""
     return ops.log_softmax(_t(x), axis=axis)
@@ -173,14 +187,11 @@ def log10(x: Any) -> Tensor:
     return ops.log(_t(x)) * (1 / _LN10)
 
 
-def _dim(axis: Any, dim: Any, default: Any = None) -> Any:
-    return _pick(axis, dim, default)
-
-
 def _slice_at(ndim: int, axis: int, index: Any) -> tuple[Any, ...]:
     return (slice(None),) * (axis % ndim) + (index,)
 
 
+@torch_spelling
 def index_select(x: Any, axis: int, index: Any) -> Tensor:
     """The entries of ``x`` at the integer positions ``index`` along ``axis``."""
     x = _t(x)
@@ -188,6 +199,7 @@ def index_select(x: Any, axis: int, index: Any) -> Tensor:
     return ops.getitem(x, index=_slice_at(x.ndim, axis, idx))
 
 
+@torch_spelling
 def gather(x: Any, axis: int, index: Any) -> Tensor:
     """out[i][j][k] = x[i][index[i][j][k]][k] for axis 1 (PyTorch's gather, numpy's
     take_along_axis): ``index`` has x's number of axes."""
@@ -205,6 +217,7 @@ def _along(index: Any, axis: int, ndim: int) -> tuple[np.ndarray, ...]:
     return tuple(grid)
 
 
+@torch_spelling
 def scatter_add(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     """A copy of ``x`` with ``src`` added at ``index`` along ``axis``; repeats accumulate."""
     x, src = _t(x), _t(src)
@@ -213,6 +226,7 @@ def scatter_add(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     return x + ops.scatter_add(src, index=at, shape=x.shape)
 
 
+@torch_spelling
 def scatter(x: Any, axis: int, index: Any, src: Any) -> Tensor:
     """A copy of ``x`` with the entries at ``index`` along ``axis`` replaced by ``src``
     (a tensor or a number). Indices must not repeat along ``axis``."""
@@ -240,10 +254,11 @@ def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
     return ops.where(mask, ops._lift((value, x))[0], x)
 
 
-def split(x: Any, split_size_or_sections: Any, axis: int = 0, *, dim: Any = None) -> list[Tensor]:
+@torch_spelling
+def split(x: Any, split_size_or_sections: Any, axis: int = 0) -> list[Tensor]:
     """Pieces of ``split_size`` along ``axis`` (the last may be shorter), or of the given sizes."""
     x = _t(x)
-    axis = _dim(axis, dim, 0) % x.ndim
+    axis %= x.ndim
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
@@ -259,17 +274,17 @@ def split(x: Any, split_size_or_sections: Any, axis: int = 0, *, dim: Any = None
     return out
 
 
-def chunk(x: Any, chunks: int, axis: int = 0, *, dim: Any = None) -> list[Tensor]:
+@torch_spelling
+def chunk(x: Any, chunks: int, axis: int = 0) -> list[Tensor]:
     """``chunks`` pieces of equal length along ``axis`` (the last may be shorter)."""
     x = _t(x)
-    axis = _dim(axis, dim, 0)
     return split(x, -(-x.shape[axis] // chunks), axis)
 
 
-def unbind(x: Any, axis: int = 0, *, dim: Any = None) -> list[Tensor]:
+@torch_spelling
+def unbind(x: Any, axis: int = 0) -> list[Tensor]:
     """The slices along ``axis``, that axis removed."""
     x = _t(x)
-    axis = _dim(axis, dim, 0)
     return [ops.getitem(x, index=_slice_at(x.ndim, axis, i)) for i in range(x.shape[axis])]
 
 
@@ -287,10 +302,10 @@ def repeat(x: Any, *sizes: Any) -> Tensor:
     return reshape(tiled, tuple(r * n for r, n in zip(reps, shape)))
 
 
-def repeat_interleave(x: Any, repeats: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
+@torch_spelling
+def repeat_interleave(x: Any, repeats: Any, axis: int | None = None) -> Tensor:
     """Each element repeated ``repeats`` times along ``axis`` (the flattened tensor when None)."""
     x = _t(x)
-    axis = _dim(axis, dim)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     reps = repeats.data if isinstance(repeats, Tensor) else repeats
@@ -343,18 +358,18 @@ def diagonal(x: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     return ops.getitem(moved, index=(Ellipsis, rows, cols))
 
 
-def cumsum(x: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
+@torch_spelling
+def cumsum(x: Any, axis: int | None = None) -> Tensor:
     """Running sum along ``axis``."""
-    return ops.cumsum(_t(x), axis=_dim(axis, dim))
+    return ops.cumsum(_t(x), axis=axis)
 
 
-def prod(
-    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
+@torch_spelling
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Product over ``axis``: the last entry of the running product, so exact at zeros
     (each element's gradient is the product of the others)."""
     x = _t(x)
-    axis, keepdims = _axes(_dim(axis, dim)), _dim(keepdims, keepdim, False)
+    axis = _axes(axis)
     if axis is None:
         axis = tuple(range(x.ndim))
     for a in sorted(
@@ -366,10 +381,10 @@ def prod(
     return x
 
 
-def cumprod(x: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
+@torch_spelling
+def cumprod(x: Any, axis: int | None = None) -> Tensor:
     """Running product along ``axis``, built as a product of shifted copies (exact at zeros)."""
     x = _t(x)
-    axis = _dim(axis, dim)
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     axis %= x.ndim
@@ -385,58 +400,52 @@ def cumprod(x: Any, axis: int | None = None, *, dim: Any = None) -> Tensor:
     return out
 
 
-def sort(
-    x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None
-) -> tuple[Tensor, Tensor]:
+@torch_spelling
+def sort(x: Any, axis: int = -1, descending: bool = False) -> tuple[Tensor, Tensor]:
     """(values, indices) sorted along ``axis``; the gradient follows the values."""
     x = _t(x)
-    axis = _dim(axis, dim, -1)
     indices = ops.argsort(x, axis=axis, descending=descending)
     return gather(x, axis, indices.data), indices
 
 
-def argsort(x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None) -> Tensor:
+@torch_spelling
+def argsort(x: Any, axis: int = -1, descending: bool = False) -> Tensor:
     """The indices that sort ``x`` along ``axis`` (stable)."""
-    return ops.argsort(_t(x), axis=_dim(axis, dim, -1), descending=descending)
+    return ops.argsort(_t(x), axis=axis, descending=descending)
 
 
-def topk(
-    x: Any, k: int, axis: int = -1, largest: bool = True, *, dim: Any = None
-) -> tuple[Tensor, Tensor]:
+@torch_spelling
+def topk(x: Any, k: int, axis: int = -1, largest: bool = True) -> tuple[Tensor, Tensor]:
     """(values, indices) of the ``k`` largest (or smallest) entries along ``axis``, sorted."""
     x = _t(x)
-    axis = _dim(axis, dim, -1) % x.ndim
+    axis %= x.ndim
     order = ops.argsort(x, axis=axis, descending=largest).data
     indices = np.take(order, np.arange(k), axis=axis)
     return gather(x, axis, indices), Tensor(indices)
 
 
-def argmax(
-    x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
+@torch_spelling
+def argmax(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest element along ``axis`` (of the flattened tensor when None)."""
-    return ops.argmax(_t(x), axis=_dim(axis, dim), keepdims=_dim(keepdims, keepdim, False))
+    return ops.argmax(_t(x), axis=axis, keepdims=keepdims)
 
 
-def argmin(
-    x: Any, axis: int | None = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
+@torch_spelling
+def argmin(x: Any, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest element along ``axis`` (of the flattened tensor when None)."""
-    return ops.argmin(_t(x), axis=_dim(axis, dim), keepdims=_dim(keepdims, keepdim, False))
+    return ops.argmin(_t(x), axis=axis, keepdims=keepdims)
 
 
-def all(
-    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
+@torch_spelling
+def all(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """True where every element along ``axis`` is nonzero."""
-    return ops.all(_t(x), axis=_axes(_dim(axis, dim)), keepdims=_dim(keepdims, keepdim, False))
+    return ops.all(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
-def any(
-    x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-) -> Tensor:
+@torch_spelling
+def any(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     """True where some element along ``axis`` is nonzero."""
-    return ops.any(_t(x), axis=_axes(_dim(axis, dim)), keepdims=_dim(keepdims, keepdim, False))
+    return ops.any(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
 def isclose(
@@ -461,16 +470,15 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     return ops.einsum(*[_t(o) for o in operands], equation=equation)
 
 
-def normalize(
-    x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12, *, dim: Any = None
-) -> Tensor:
+@torch_spelling
+def normalize(x: Any, p: float = 2.0, axis: int = 1, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_p, eps) along ``axis`` (PyTorch's F.normalize)."""
     x = _t(x)
-    axis = _dim(axis, dim, 1)
     norm = ops.sum(ops.abs(x) ** p, axis=axis, keepdims=True) ** (1.0 / p)
     return x / ops.maximum(norm, ops._lift((eps, x))[0])
 
 
-def cat(tensors: Sequence[Any], axis: int = 0, *, dim: Any = None) -> Tensor:
+@torch_spelling
+def cat(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (PyTorch's name for concatenate)."""
-    return ops.concatenate(*tensors, axis=_dim(axis, dim, 0))
+    return ops.concatenate(*tensors, axis=axis)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +16,36 @@ Array = np.ndarray
 # one register them (ops: the primitives; functional: composites; engine: backward),
 # so that this module imports none of them: autograd is a straight stack.
 METHODS: dict[str, Callable[..., Any]] = {}
+
+# PyTorch's names for numpy's arguments.
+_NUMPY_NAME = {
+    "dim": "axis",
+    "keepdim": "keepdims",
+    "start_dim": "start_axis",
+    "end_dim": "end_axis",
+}
+_TORCH_NAMES = frozenset(_NUMPY_NAME)
+T = TypeVar("T")
+
+
+def torch_spelling(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn``, written with numpy's argument names (``axis=``, ``keepdims=``, ``start_axis=``,
+    ``end_axis=``), called with those or PyTorch's (``dim=``, ``keepdim=``, ...)."""
+
+    @functools.wraps(fn)
+    def either_spelling(*args: Any, **kwargs: Any) -> T:
+        if kwargs and not _TORCH_NAMES.isdisjoint(kwargs):
+            for torch_name in _TORCH_NAMES.intersection(kwargs):
+                numpy_name = _NUMPY_NAME[torch_name]
+                if numpy_name in kwargs:
+                    raise TypeError(
+                        f"{fn.__qualname__}(): got both {numpy_name}= (numpy's spelling) and "
+                        f"{torch_name}= (PyTorch's); pass one of them"
+                    )
+                kwargs[numpy_name] = kwargs.pop(torch_name)
+        return fn(*args, **kwargs)
+
+    return either_spelling
 
 
 class Tensor:
@@ -347,95 +378,52 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         return METHODS["pow"](self, exponent)
 
-    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return METHODS["softmax"](self, axis=_pick(axis, dim, -1))
+    # Methods with an axis take numpy's names (axis=, keepdims=) and PyTorch's (dim=, ...).
+    @torch_spelling
+    def softmax(self, axis: int = -1) -> Tensor:
+        return METHODS["softmax"](self, axis=axis)
 
-    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
-        return METHODS["log_softmax"](self, axis=_pick(axis, dim, -1))
+    @torch_spelling
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return METHODS["log_softmax"](self, axis=axis)
 
-    # Reductions take numpy's axis=/keepdims= and PyTorch's dim=/keepdim= alike.
-    def sum(
-        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-    ) -> Tensor:
-        return METHODS["sum"](
-            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
-        )
+    @torch_spelling
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return METHODS["sum"](self, axis=_axes(axis), keepdims=keepdims)
 
-    def mean(
-        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-    ) -> Tensor:
-        return METHODS["mean"](
-            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
-        )
+    @torch_spelling
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return METHODS["mean"](self, axis=_axes(axis), keepdims=keepdims)
 
-    def var(
-        self,
-        axis: Any = None,
-        keepdims: bool = False,
-        correction: int = 1,
-        *,
-        dim: Any = None,
-        keepdim: Any = None,
-    ) -> Tensor:
-        return METHODS["var"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
+    @torch_spelling
+    def var(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return METHODS["var"](self, axis, keepdims, correction)
 
-    def std(
-        self,
-        axis: Any = None,
-        keepdims: bool = False,
-        correction: int = 1,
-        *,
-        dim: Any = None,
-        keepdim: Any = None,
-    ) -> Tensor:
-        return METHODS["std"](self, _pick(axis, dim), _pick(keepdims, keepdim, False), correction)
+    @torch_spelling
+    def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return METHODS["std"](self, axis, keepdims, correction)
 
-    def max(
-        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-    ) -> Tensor:
-        return METHODS["max"](
-            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
-        )
+    @torch_spelling
+    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return METHODS["max"](self, axis=_axes(axis), keepdims=keepdims)
 
-    def min(
-        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-    ) -> Tensor:
-        return METHODS["min"](
-            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
-        )
+    @torch_spelling
+    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return METHODS["min"](self, axis=_axes(axis), keepdims=keepdims)
 
-    def logsumexp(
-        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: Any = None
-    ) -> Tensor:
-        return METHODS["logsumexp"](
-            self, axis=_axes(_pick(axis, dim)), keepdims=_pick(keepdims, keepdim, False)
-        )
+    @torch_spelling
+    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
+        return METHODS["logsumexp"](self, axis=_axes(axis), keepdims=keepdims)
 
-    def argmax(
-        self,
-        axis: int | None = None,
-        keepdims: bool = False,
-        *,
-        dim: int | None = None,
-        keepdim: Any = None,
-    ) -> Tensor:
+    @torch_spelling
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the largest element (of the flattened tensor when no axis is given)."""
-        return METHODS["argmax"](
-            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
-        )
+        return METHODS["argmax"](self, axis=axis, keepdims=keepdims)
 
-    def argmin(
-        self,
-        axis: int | None = None,
-        keepdims: bool = False,
-        *,
-        dim: int | None = None,
-        keepdim: Any = None,
-    ) -> Tensor:
+    @torch_spelling
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the smallest element (of the flattened tensor when no axis is given)."""
-        return METHODS["argmin"](
-            self, axis=_pick(axis, dim), keepdims=_pick(keepdims, keepdim, False)
-        )
+        return METHODS["argmin"](self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape: Any) -> Tensor:
         return METHODS["reshape"](self, shape[0] if len(shape) == 1 else shape)
@@ -478,21 +466,17 @@ class Tensor:
     def T(self) -> Tensor:
         return METHODS["transpose"](self, axes=None)
 
-    def flatten(
-        self,
-        start_axis: int = 0,
-        end_axis: int = -1,
-        *,
-        start_dim: int | None = None,
-        end_dim: int | None = None,
-    ) -> Tensor:
-        return METHODS["flatten"](self, _pick(start_axis, start_dim), _pick(end_axis, end_dim))
+    @torch_spelling
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        return METHODS["flatten"](self, start_axis, end_axis)
 
-    def squeeze(self, axis: Any = None, *, dim: Any = None) -> Tensor:
-        return METHODS["squeeze"](self, _pick(axis, dim))
+    @torch_spelling
+    def squeeze(self, axis: Any = None) -> Tensor:
+        return METHODS["squeeze"](self, axis)
 
-    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-        return METHODS["unsqueeze"](self, _pick(axis, dim))
+    @torch_spelling
+    def unsqueeze(self, axis: int) -> Tensor:
+        return METHODS["unsqueeze"](self, axis)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return METHODS["broadcast_to"](self, shape=tuple(shape))
@@ -519,18 +503,6 @@ class _Size(int):
 
     def __call__(self, dim: int | None = None) -> Any:
         return self.shape if dim is None else self.shape[dim]
-
-
-def _pick(numpy_value: Any, torch_value: Any, default: Any = None) -> Any:
-    """numpy's spelling (axis=, keepdims=) or PyTorch's (dim=, keepdim=); not both."""
-    if torch_value is None:
-        return numpy_value
-    if numpy_value is not None and numpy_value is not default and numpy_value != torch_value:
-        raise TypeError(
-            f"got both numpy's and PyTorch's spelling of one argument ({numpy_value!r} and "
-            f"{torch_value!r}); pass one of them"
-        )
-    return torch_value
 
 
 def _is_cpu(device: Any) -> bool:

@@ -58,14 +58,8 @@ class Plan:
             shapes.append(s.output.shape)
         if any(id(t) not in slot for t in outputs):
             raise NotReplayable("an output is not a tensor the call's ops made or read")
-        fused = fuse(steps, [slot[id(t)] for t in outputs])
-        # Number what remains in order, so that a replay appends each op's result.
-        renumber = {k: k for k in range(len(shapes) - len(steps))}
-        renumber.update({step[3]: len(renumber) + j for j, step in enumerate(fused)})
-        self.steps = [(op, a, tuple(renumber[k] for k in ins), renumber[out], needs)
-                      for op, a, ins, out, needs in fused]  # fmt: skip
-        self.shapes = [shapes[k] for k in renumber]
-        self.outputs = [renumber[slot[id(t)]] for t in outputs]
+        self.outputs = [slot[id(t)] for t in outputs]
+        self.steps, self.shapes = fuse(steps, self.outputs), shapes
         self._requires = [t.requires_grad for t in self.outside]
         self._replay: Any = None
 
