@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
+from threading import get_ident
 from typing import Any
 
 
@@ -91,18 +92,19 @@ no_grad_threads: set[int] = set()  # the threads whose grad mode is off
 observing_threads: set[int] = set()  # the threads with observers registered
 
 
-def _in_set(threads: set[int], member: bool) -> None:
-    if member:
-        threads.add(threading.get_ident())
-    else:
-        threads.discard(threading.get_ident())
-
-
 def set_grad_mode(enabled: bool) -> bool:
     """Turn recording on or off in this thread; returns what it was."""
     previous, _mode.enabled = _mode.enabled, enabled
-    _in_set(no_grad_threads, not enabled)
+    if enabled:
+        no_grad_threads.discard(get_ident())
+    else:
+        no_grad_threads.add(get_ident())
     return previous
+
+
+def observing() -> bool:
+    """Whether this thread has observers registered."""
+    return bool(observing_threads) and bool(observers)
 
 
 @contextlib.contextmanager
@@ -122,7 +124,7 @@ def observe(
     added = [(kind, fn) for kind, fn in (("op", op), ("grad", grad), ("vjp", vjp)) if fn]
     for kind, fn in added:
         setattr(observers, kind, (*getattr(observers, kind), fn))
-    _in_set(observing_threads, bool(observers))
+    observing_threads.add(get_ident())
     try:
         yield
     finally:
@@ -130,7 +132,8 @@ def observe(
             left = list(getattr(observers, kind))
             left.remove(fn)
             setattr(observers, kind, tuple(left))
-        _in_set(observing_threads, bool(observers))
+        if not observers:
+            observing_threads.discard(get_ident())
 
 
 class Tape(list):  # type: ignore[type-arg]

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd.engine import compile_replay, hand_out
 from ..autograd.ops import Primitive
-from ..autograd.recording import Step, is_grad_enabled, observers, record
+from ..autograd.recording import Step, is_grad_enabled, observing, record
 from ..autograd.tensor import Tensor
 from ..nn.fused import fuse
 from ..nn.module import Module
@@ -173,7 +173,7 @@ class CompiledStep:
 
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
-        watched = bool(observers) or any(self._hook_dicts) or not is_grad_enabled()
+        watched = observing() or any(self._hook_dicts) or not is_grad_enabled()
         return watched or x.requires_grad or y.requires_grad
 
     def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
