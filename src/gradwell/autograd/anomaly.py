@@ -94,7 +94,8 @@ class detect_anomaly:
 
     ``raise_error=True`` raises :class:`AnomalyError` there; otherwise the first
     anomaly is kept in ``.anomalies`` and training goes on. ``module_names`` maps
-    ``id(module)`` to its path (as from ``model.named_modules()``) for the report.
+    ``id(module)`` to its path (as from ``model.named_modules()``) for the report. It
+    watches the thread that entered it (the seam's observers are per thread).
 
     >>> import gradwell as gw
     >>> x = gw.tensor([0.0, 1.0], requires_grad=True)

@@ -142,7 +142,7 @@ class Tape(list):  # type: ignore[type-arg]
 
 @contextlib.contextmanager
 def record() -> Iterator[Tape]:
-    """Record every op run inside the block onto a :class:`Tape`.
+    """Record every op this thread runs inside the block onto a :class:`Tape`.
 
     >>> import gradwell as gw
     >>> x = gw.tensor([1.0, 2.0], requires_grad=True)
