@@ -136,7 +136,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def train(args: argparse.Namespace) -> int:
     import gradwell as gw
     from gradwell.data.datasets import load_csv
-    from gradwell.preprocessing import TablePreprocessor, TargetScaler
+    from gradwell.preprocessing import TablePreprocessor, TargetScaler, audit
 
     settings = _settings(args)
     path = Path(args.data)
@@ -167,11 +167,12 @@ def train(args: argparse.Namespace) -> int:
                 patience=settings["early_stopping"], restore_best_weights=True
             )
         )
+    audit_text = str(audit(train_part.frame(), categorical=list(data.categories)))
     doctor = gw.doctor.Doctor(feature_names=preprocessing.get_feature_names_out().tolist())
     print(
         f"{path.name}: {len(data)} rows; {len(train_part)} train, {len(validation)} "
         f"validation, {len(test)} test; {data.task} of {settings['target']!r}\n"
-        f"{_audit_text(train_part)}\nmodel: {X_train.shape[1]}-"
+        f"{audit_text}\nmodel: {X_train.shape[1]}-"
         f"{settings['hidden'].replace(',', '-')}-{outputs} MLP ({settings['activation']})"
     )
     history = gw.fit(
@@ -211,7 +212,7 @@ def train(args: argparse.Namespace) -> int:
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write(out / "config.json", json.dumps(settings, indent=2) + "\n")
     doctor.save_html(out / "report.html")
-    _add_to_report(out / "report.html", _audit_text(train_part), metrics)
+    _add_to_report(out / "report.html", audit_text, metrics)
     print(f"verdict: {_verdict(history)}")
     print("test: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in metrics.items() if k != "epochs_run"))
     print(
@@ -265,23 +266,6 @@ def _check_target(data: Any, source: str) -> None:
         raise UsageError(
             f"{source}: target column {name!r} is constant ({data.y[0]:g}): nothing to learn"
         )
-
-
-def _audit_text(data: Any) -> str:
-    """One line per column: its kind, missing fraction, and levels for text columns."""
-    lines = ["audit (training rows):"]
-    for name, column in data.frame().items():
-        if name in data.categories:
-            present = column[column != None]  # noqa: E711 (object array)
-            levels, counts = np.unique(present.astype(str), return_counts=True)
-            rare = int(np.sum(counts < 0.01 * len(column)))
-            kind = f"categorical, {len(levels)} levels" + (f" ({rare} rare)" if rare else "")
-            missing = 1 - len(present) / len(column)
-        else:
-            missing = float(np.isnan(column).mean())
-            kind = "numeric"
-        lines.append(f"  {name}: {kind}" + (f", {missing:.1%} missing" if missing else ""))
-    return "\n".join(lines)
 
 
 def _verdict(history: Any) -> str:
