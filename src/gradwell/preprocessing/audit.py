@@ -124,7 +124,8 @@ class AuditReport:
 
     def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, str):
-            found: list[Any] = [c for c in (*self.columns, *self.categorical) if c.name == key]
+            every: list[Any] = [*self.columns, *self.categorical]
+            found = [c for c in every if c.name == key]
             if found:
                 return found[0]
             known = [*self.names, *(c.name for c in self.categorical)]
