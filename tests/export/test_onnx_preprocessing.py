@@ -142,6 +142,9 @@ def test_unsupported_preprocessing_is_named(tmp_path):
             mlp(1, 1), tmp_path / "m.onnx", np.zeros((1, 1), np.float32),
             preprocessing=TargetScaler().fit(np.arange(5.0)),
         )  # fmt: skip
+    with pytest.raises(ValueError, match=r"gives 2 features per row, so the example should have"):
+        scaler = LinearScaler().fit(np.ones((3, 2)))
+        gw.export_onnx(mlp(3, 1), tmp_path / "m.onnx", np.zeros((1, 3)), preprocessing=scaler)
     with pytest.raises(TypeError, match="fitted gradwell scaler"):
         gw.export_onnx(mlp(1, 1), tmp_path / "m.onnx", np.zeros((1, 1)), preprocessing="zscore")
     assert list(tmp_path.iterdir()) == []

@@ -70,11 +70,18 @@ def export_onnx(
             f"TablePreprocessor or AutoScaler); got {type(preprocessing).__name__}"
         )
     value = _example(model, example)
+    if preprocessing is not None:
+        width = _preprocessed_width(preprocessing)
+        if value.ndim != 2 or value.shape[1] != width:
+            raise ValueError(
+                f"export_onnx: the preprocessing gives {width} features per row, so the example "
+                f"should have shape (N, {width}); got {value.shape}"
+            )
     g = Graph()
     if isinstance(preprocessing, TablePreprocessor):
         x = table_input(g, preprocessing, value.dtype)
     elif preprocessing is not None:
-        x = matrix_input(g, preprocessing, int(np.prod(value.shape[1:])), value.dtype)
+        x = matrix_input(g, preprocessing, value.shape[1], value.dtype)
     else:
         x = g.input("input", value.dtype, (None, *value.shape[1:]))
     with evaluating(model):
@@ -110,3 +117,10 @@ def _example(model: Module, example: Any) -> np.ndarray:
         return array.astype(np.int64)
     first = next(iter(model.parameters()), None)
     return array.astype(np.float32 if first is None else first.data.dtype, copy=False)
+
+
+def _preprocessed_width(preprocessing: Any) -> int:
+    preprocessing._check_is_fitted("export_onnx")
+    if isinstance(preprocessing, TablePreprocessor):
+        return len(preprocessing.get_feature_names_out())
+    return int(preprocessing.n_features_in_)
