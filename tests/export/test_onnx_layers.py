@@ -1,24 +1,19 @@
 """Every exportable layer, run by onnxruntime, against gradwell's own outputs.
 
-Tolerance: float32 inputs; ``|onnx - gradwell| <= 1e-5 + 1e-5 * |gradwell|`` elementwise.
+Tolerance (``kit``): float32 inputs; ``|onnx - gradwell| <= 1e-5 + 1e-5 * |gradwell|``.
 Each file is run on a batch of a different size than the example it was traced with,
 so the batch axis is free.
 """
 
 import numpy as np
 import pytest
+from export.kit import ATOL, RTOL, run_onnx
 
 import gradwell as gw
 
-ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 nn = gw.nn
-RTOL = ATOL = 1e-5
-
-
-def run_onnx(path, feeds):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
 
 
 def randn(*shape, seed=0, scale=1.0):
@@ -45,7 +40,7 @@ def randomised(model, seed=0):
 def check(tmp_path, model, example, batch):
     path = tmp_path / "model.onnx"
     gw.export_onnx(model, path, example)
-    (got,) = run_onnx(path, {"input": batch})
+    got = run_onnx(path, {"input": batch})["output"]
     np.testing.assert_allclose(got, gw.predict(model, batch), rtol=RTOL, atol=ATOL)
 
 
@@ -170,7 +165,7 @@ def test_embedding_takes_int64_ids(tmp_path):
     proto = gw.export_onnx(model, path, np.zeros((1, 4), np.int64))
     assert proto.graph.input[0].type.tensor_type.elem_type == 7  # INT64
     ids = np.random.default_rng(0).integers(0, 10, size=(5, 4))
-    (got,) = run_onnx(path, {"input": ids})
+    got = run_onnx(path, {"input": ids})["output"]
     np.testing.assert_allclose(got, gw.predict(model, ids), rtol=RTOL, atol=ATOL)
 
 

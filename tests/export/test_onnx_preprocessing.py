@@ -1,10 +1,11 @@
 """The preprocessing inside the ONNX graph: raw features in, the model's outputs out.
 
-Tolerance as for the layers: ``|onnx - gradwell| <= 1e-5 + 1e-5 * |gradwell|``.
+Tolerance: ``kit.RTOL`` and ``kit.ATOL`` (1e-5 each), as for the layers.
 """
 
 import numpy as np
 import pytest
+from export.kit import ATOL, RTOL, run_onnx
 
 import gradwell as gw
 from gradwell.preprocessing import (
@@ -19,16 +20,9 @@ from gradwell.preprocessing import (
     ZScoreScaler,
 )
 
-ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 nn = gw.nn
-RTOL = ATOL = 1e-5
-
-
-def run_onnx(path, feeds):
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, feeds), strict=True))
 
 
 def table(n, seed):

@@ -211,8 +211,11 @@ def _adaptive_avg_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
 
 # ------------------------------------------------------------------ activations
 def _unary(op_type: str, **attributes: Any) -> Converter:
+    """One ONNX operator; an attribute is a constant or a function of the module."""
+
     def fn(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-        return g.op(op_type, [x], op_type.lower(), **attributes)
+        attrs = {k: v(m) if callable(v) else v for k, v in attributes.items()}
+        return g.op(op_type, [x], op_type.lower(), **attrs)
 
     return fn
 
@@ -227,39 +230,19 @@ CONVERTERS.update(
         nn.Hardswish: _unary("HardSwish"),
         # scale * elu(x, alpha) with the constants of gradwell.nn.functional.selu
         nn.SELU: _unary("Selu", alpha=1.6732632423543772, gamma=1.0507009873554805),
+        nn.LeakyReLU: _unary("LeakyRelu", alpha=lambda m: m.negative_slope),
+        nn.ELU: _unary("Elu", alpha=lambda m: m.alpha),
+        nn.CELU: _unary("Celu", alpha=lambda m: m.options["alpha"]),
+        nn.Softmax: _unary("Softmax", axis=lambda m: m.axis),
+        nn.LogSoftmax: _unary("LogSoftmax", axis=lambda m: m.axis),
     }
 )
-
-
-@converts(nn.LeakyReLU)
-def _leaky_relu(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-    return g.op("LeakyRelu", [x], "leaky_relu", alpha=m.negative_slope)
-
-
-@converts(nn.ELU)
-def _elu(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-    return g.op("Elu", [x], "elu", alpha=m.alpha)
-
-
-@converts(nn.CELU)
-def _celu(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-    return g.op("Celu", [x], "celu", alpha=m.options["alpha"])
 
 
 @converts(nn.Hardtanh, nn.ReLU6)
 def _clip(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     low, high = (m.options["min_val"], m.options["max_val"]) if m.options else (0.0, 6.0)
     return g.op("Clip", [x, _scalar(g, low, value), _scalar(g, high, value)], "clip")
-
-
-@converts(nn.Softmax)
-def _softmax(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-    return g.op("Softmax", [x], "softmax", axis=m.axis)
-
-
-@converts(nn.LogSoftmax)
-def _log_softmax(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
-    return g.op("LogSoftmax", [x], "log_softmax", axis=m.axis)
 
 
 def softplus(
