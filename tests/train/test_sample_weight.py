@@ -92,6 +92,7 @@ def test_each_batch_divides_by_its_own_size_and_weights_follow_their_rows():
         ({"sample_weight": np.ones(5)}, ValueError,
          r"sample_weight of shape \(24,\), one number per training row; got float64 of shape \(5"),
         ({"sample_weight": np.ones((24, 2))}, ValueError, r"sample_weight of shape \(24,\)"),
+        ({"sample_weight": ["heavy"] * 24}, TypeError, "fit: sample_weight: expected numbers"),
         ({"sample_weight": np.where(np.arange(24) == 3, -1.0, 1.0)}, ValueError,
          "sample_weight to be finite and >= 0; row 3 has -1.0"),
         ({"class_weight": [1.0, 2.0]}, TypeError, "class_weight as"),
@@ -100,7 +101,7 @@ def test_each_batch_divides_by_its_own_size_and_weights_follow_their_rows():
          "one value per row"),
         ({"sample_weight": np.ones(24), "compile": True}, ValueError, "compile=True"),
     ],
-    ids=["length", "2-d", "negative", "class-list", "class-negative", "callable-loss", "compile"],
+    ids=["length", "2-d", "text", "negative", "class-list", "class-negative", "callable-loss", "compile"],
 )  # fmt: skip
 def test_bad_weights_are_refused_before_training(kwargs, error, message):
     X, y, _ = data()

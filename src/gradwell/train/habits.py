@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .._numeric import numeric_array
+
 #: Optimizer names accepted by ``fit(optimizer=...)``: gw.optim class and default lr.
 OPTIMIZER_NAMES = {
     "adam": ("Adam", 1e-3),
@@ -84,8 +86,8 @@ def row_weights(train: Any, sample_weight: Any, class_weight: Any) -> np.ndarray
     X, y = train
     weights = np.ones(len(X), dtype=np.float64)
     if sample_weight is not None:
-        given = np.asarray(sample_weight.data if hasattr(sample_weight, "data") else sample_weight)
-        if given.dtype.kind not in "biuf" or given.shape not in ((len(X),), (len(X), 1)):
+        given = numeric_array(sample_weight, "fit: sample_weight")
+        if given.shape not in ((len(X),), (len(X), 1)):
             raise ValueError(
                 f"fit: expected sample_weight of shape ({len(X)},), one number per training "
                 f"row; got {given.dtype} of shape {given.shape}"
