@@ -89,6 +89,7 @@ def test_activations(tmp_path, activation):
             (5,),
         ),
         (nn.Sequential(nn.Identity(), nn.Sequential(nn.Linear(5, 4, rng=0), nn.ReLU())), (5,)),
+        (nn.Sequential(*[nn.Linear(5, 5, rng=0)] * 2), (5,)),  # one layer used twice
         (nn.Flatten(), (2, 3, 4)),
         (nn.Flatten(1, 2), (2, 3, 4)),
         (nn.Flatten(2, 3), (2, 3, 4)),

@@ -47,8 +47,8 @@ def convert(g: Graph, module: Any, x: str, value: np.ndarray, path: str = "") ->
     matched exactly: a subclass may have changed ``forward``, so it is not exported
     as its base class.
     """
-    if type(module) is nn.Sequential:
-        for name, child in module.named_children():
+    if type(module) is nn.Sequential:  # as its forward runs: a layer used twice runs twice
+        for name, child in module._modules.items():
             x, value = convert(g, child, x, value, f"{path}.{name}" if path else name)
         return x, value
     converter = CONVERTERS.get(type(module))
