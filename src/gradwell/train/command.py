@@ -171,10 +171,18 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _verdict(history: Any) -> str:
+    """Healthy (no warning or critical finding) or the top findings; notes (info) after."""
     findings = getattr(history, "findings", None) or []
-    if not findings:
-        return "healthy: the doctor found nothing wrong"
-    return "; ".join(f"{f.kind} at {f.where}" for f in findings[:3]) + " (details in the report)"
+    serious = [f for f in findings if f.severity != "info"]
+    notes = [f for f in findings if f.severity == "info"]
+
+    def listed(fs: list[Any]) -> str:
+        return "; ".join(f"[{f.severity}] {f.kind} at {f.where}" for f in fs[:3])
+
+    verdict = listed(serious) if serious else "healthy: no warning or critical finding"
+    return verdict + (f"; notes: {listed(notes)}" if notes else "") + (
+        " (details in the report)" if findings else ""
+    )
 
 
 def _add_to_report(path: Path, audit: str, metrics: dict[str, Any]) -> None:
