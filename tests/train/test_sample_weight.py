@@ -101,7 +101,8 @@ def test_each_batch_divides_by_its_own_size_and_weights_follow_their_rows():
          "one value per row"),
         ({"sample_weight": np.ones(24), "compile": True}, ValueError, "compile=True"),
     ],
-    ids=["length", "2-d", "text", "negative", "class-list", "class-negative", "callable-loss", "compile"],
+    ids=["length", "2-d", "text", "negative", "class-list", "class-negative", "callable-loss",
+         "compile"],
 )  # fmt: skip
 def test_bad_weights_are_refused_before_training(kwargs, error, message):
     X, y, _ = data()
