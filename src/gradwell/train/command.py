@@ -180,8 +180,10 @@ def _verdict(history: Any) -> str:
         return "; ".join(f"[{f.severity}] {f.kind} at {f.where}" for f in fs[:3])
 
     verdict = listed(serious) if serious else "healthy: no warning or critical finding"
-    return verdict + (f"; notes: {listed(notes)}" if notes else "") + (
-        " (details in the report)" if findings else ""
+    return (
+        verdict
+        + (f"; notes: {listed(notes)}" if notes else "")
+        + (" (details in the report)" if findings else "")
     )
 
 
