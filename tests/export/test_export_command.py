@@ -27,12 +27,14 @@ def raw_columns(path, columns, categorical):
     return feeds
 
 
-@pytest.mark.parametrize("target", ["label", "price"])
-def test_train_predict_export(tmp_path, capsys, target):
+@pytest.mark.parametrize(
+    ("target", "flags"), [("label", ["--batchnorm"]), ("price", ["--target-scaler", "log"])]
+)
+def test_train_predict_export(tmp_path, capsys, target, flags):
     data = mixed_csv(tmp_path / "mixed.csv", n=120)
     run = tmp_path / "run"
     assert main(["train", str(data), "--target", target, "--epochs", "3", "--quiet",
-                 "--out", str(run)]) == 0  # fmt: skip
+                 "--out", str(run), *flags]) == 0  # fmt: skip
     preds = tmp_path / "preds.csv"
     assert main(["predict", str(run / "model.safetensors"), str(data), "--out", str(preds)]) == 0
     onnx_path = tmp_path / "model.onnx"
