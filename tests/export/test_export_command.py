@@ -15,12 +15,12 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-def raw_columns(path, columns, categorical):
+def feeds(path, meta):
     """The CSV's feature columns as the ONNX inputs take them: (N, 1) float32 or text."""
-    frame = gw.data.load_csv(path, columns=columns, categorical=categorical).frame()
+    frame = gw.data.load_csv(path, columns=meta["columns"], categorical=meta["categorical"])
     feeds = {}
-    for name, column in frame.items():
-        if name in categorical:
+    for name, column in frame.frame().items():
+        if name in meta["categorical"]:
             feeds[name] = np.array(["" if v is None else v for v in column], object)[:, None]
         else:
             feeds[name] = column.astype(np.float32)[:, None]
@@ -39,9 +39,12 @@ def test_train_predict_export(tmp_path, capsys, target, flags):
     assert main(["predict", str(run / "model.safetensors"), str(data), "--out", str(preds)]) == 0
     onnx_path = tmp_path / "model.onnx"
     capsys.readouterr()
-    assert main(["export", str(run / "model.safetensors"), str(onnx_path)]) == 0
+    assert main(["export", str(run / "model.safetensors"), str(onnx_path), "--check",
+                 str(data)]) == 0  # fmt: skip
     _, _, meta = gw.load(run / "model.safetensors")
-    assert f"inputs {', '.join(meta['columns'])};" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"inputs {', '.join(meta['columns'])};" in said
+    assert "rows of" in said and "onnxruntime and gradwell agree" in said
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == meta["columns"]
     stored = session.get_modelmeta().custom_metadata_map
@@ -49,7 +52,7 @@ def test_train_predict_export(tmp_path, capsys, target, flags):
     outputs = dict(
         zip(
             [o.name for o in session.get_outputs()],
-            session.run(None, raw_columns(data, meta["columns"], meta["categorical"])),
+            session.run(None, feeds(data, meta)),
             strict=True,
         )
     )

@@ -67,6 +67,8 @@ def test_a_table_goes_in_raw(tmp_path):
     later["age"] = later["age"].astype(np.float32).astype(np.float64)  # what float32 can hold
     later["income"] = later["income"].astype(np.float32).astype(np.float64)
     got = run_onnx(path, feeds_of(later))
+    for name, value in run_onnx(path, gw.export.table_feeds(later, pre)).items():
+        np.testing.assert_array_equal(value, got[name])  # the helper feeds the same
     features = pre.transform(later)
     assert features[:3, names.index("city=other")].tolist() == [1.0, 1.0, 1.0]
     np.testing.assert_allclose(got["output"], gw.predict(model, features), rtol=RTOL, atol=ATOL)

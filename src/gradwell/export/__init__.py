@@ -9,5 +9,6 @@ files).
 from .graph import OPSET, ExportError
 from .layers import supported
 from .model import export_onnx
+from .tables import table_feeds
 
-__all__ = ["OPSET", "ExportError", "export_onnx", "supported"]
+__all__ = ["OPSET", "ExportError", "export_onnx", "supported", "table_feeds"]

@@ -18,6 +18,7 @@ from ..preprocessing import TablePreprocessor
 from ..train.checkpoint import CheckpointError, load
 from .graph import ExportError
 from .model import export_onnx
+from .tables import table_feeds
 
 #: Checkpoint metadata (from ``gradwell train``) that the ONNX file carries along.
 METADATA = ("task", "target", "classes", "columns", "categorical")
@@ -35,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SHAPE",
         help="one example's shape without the batch axis, e.g. 3,32,32 (default: from the "
         "saved preprocessing or the first Linear layer)",
+    )
+    parser.add_argument(
+        "--check",
+        metavar="DATA.csv",
+        help="then run the file in onnxruntime on this CSV (a model from gradwell train) and "
+        "compare with gradwell's own predictions",
     )
 
 
@@ -60,7 +67,39 @@ def _export(args: argparse.Namespace) -> int:
     shown = ", ".join(inputs[:6]) + (f" and {len(inputs) - 6} more" if len(inputs) > 6 else "")
     outputs = ", ".join(o.name for o in proto.graph.output)
     print(f"wrote {args.out}: inputs {shown}; outputs {outputs}")
-    return 0
+    return _check(args, model, preprocessing, meta) if args.check else 0
+
+
+#: How far onnxruntime may be from gradwell (relative and absolute) for --check to pass.
+CHECK_TOLERANCE = 1e-4
+
+
+def _check(args: argparse.Namespace, model: Any, preprocessing: Any, meta: dict[str, Any]) -> int:
+    """Run the file on a CSV in onnxruntime; 0 when it agrees with gw.predict, else 1."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UsageError("--check runs the file in onnxruntime: pip install onnxruntime") from None
+    from ..data.datasets import load_csv
+    from ..train.predict import predict, predict_proba
+
+    if not isinstance(preprocessing, TablePreprocessor) or "columns" not in meta:
+        raise UsageError("--check needs a model written by gradwell train (it reads a CSV)")
+    frame = load_csv(args.check, columns=meta["columns"], categorical=meta["categorical"]).frame()
+    X = preprocessing.transform(frame)
+    classification = meta.get("task") == "classification"
+    want = predict_proba(model, X) if classification else predict(model, X)
+    session = onnxruntime.InferenceSession(str(args.out), providers=["CPUExecutionProvider"])
+    name = "probabilities" if classification else "output"
+    (got,) = session.run([name], table_feeds(frame, preprocessing))
+    agree = bool(np.allclose(got, want, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE))
+    print(
+        f"checked {args.out} on the {len(X)} rows of {args.check}: onnxruntime and gradwell "
+        + ("agree" if agree else "DIFFER")
+        + f" (largest difference in {name}: {float(np.max(np.abs(got - want))):.2g}; "
+        f"tolerance {CHECK_TOLERANCE:g} relative and absolute)"
+    )
+    return 0 if agree else 1
 
 
 def _first_layer(model: Any) -> Any:

@@ -24,6 +24,7 @@ from ..preprocessing import (
     TablePreprocessor,
     TargetScaler,
 )
+from ..preprocessing._table_input import as_columns, missing_mask
 from ..preprocessing.scalers import _AffineScaler
 from .graph import ExportError, Graph, element_type, tensor
 
@@ -103,6 +104,26 @@ def table_input(g: Graph, pre: TablePreprocessor, dtype: Any) -> str:
     if not blocks:
         raise ExportError("export_onnx: the TablePreprocessor has no columns")
     return blocks[0] if len(blocks) == 1 else g.op("Concat", blocks, "features", axis=1)
+
+
+def table_feeds(columns: Any, pre: TablePreprocessor) -> dict[str, np.ndarray]:
+    """The inputs of a file exported with ``pre`` for a table of raw columns (a dict of
+    columns such as ``Dataset.frame()``, or a DataFrame): one (N, 1) array per column,
+    float32 for numbers (a missing cell NaN), text for categories (a missing cell "")."""
+    names, arrays = as_columns(columns, "table_feeds")
+    by_name = dict(zip(names, arrays, strict=True))
+    missing = [n for n in pre.feature_names_in_ if n not in by_name]
+    if missing:
+        raise KeyError(f"table_feeds: the table lacks the columns {missing}")
+    feeds = {}
+    for name in pre.feature_names_in_:
+        column = by_name[name]
+        if name in pre.categorical_:
+            text = np.where(missing_mask(column), "", column.astype(str)).astype(object)
+            feeds[name] = text[:, None]
+        else:
+            feeds[name] = column.astype(np.float32)[:, None]
+    return feeds
 
 
 def _one_hot(g: Graph, text: str, levels: list[str], dtype: Any) -> str:
