@@ -84,3 +84,6 @@ def test_export_refusals(tmp_path, capsys):
         session.run(None, {"input": x})[0], gw.predict(net, x), rtol=1e-5, atol=1e-5
     )
     assert main(["export", str(tmp_path / "missing.safetensors"), str(out)]) == 2
+    assert main(["export", str(tmp_path / "cnn.safetensors"), str(out), "--input-shape", "1,4,4",
+                 "--check", str(tmp_path / "any.csv")]) == 2  # fmt: skip
+    assert "--check needs a model written by gradwell train" in capsys.readouterr().err

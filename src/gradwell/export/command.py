@@ -13,19 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from ..data.csv import CSVFormatError
 from ..nn import Conv1d, Conv2d, Embedding, Linear, Sequential
 from ..preprocessing import TablePreprocessor
 from ..train.checkpoint import CheckpointError, load
+from ..train.table_run import UsageError
 from .graph import ExportError
 from .model import export_onnx
 from .tables import table_feeds
 
 #: Checkpoint metadata (from ``gradwell train``) that the ONNX file carries along.
 METADATA = ("task", "target", "classes", "columns", "categorical")
-
-
-class UsageError(ValueError):
-    """Input the command cannot use; printed as one line, exit status 2."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     try:
         return _export(args)
-    except (UsageError, ExportError, CheckpointError, ImportError) as e:
-        print(f"gradwell export: {e}", file=sys.stderr)
+    except (UsageError, ExportError, CheckpointError, CSVFormatError, ImportError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"gradwell export: {message}", file=sys.stderr)
         return 2
 
 
