@@ -46,7 +46,9 @@ def test_train_then_predict(tmp_path, capsys, target, metric, least):
         assert (out / name).is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics[metric] > least
-    assert "Data audit" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Data audit" in report and "Trainable params" in report
+    assert "Curves per epoch" in report and "data:image/png;base64," in report
     preds = tmp_path / "preds.csv"
     assert main(["predict", str(out / "model.safetensors"), str(data), "--out", str(preds),
                  "--mc-dropout", "5"]) == 0  # fmt: skip

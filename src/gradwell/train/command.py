@@ -161,7 +161,8 @@ def train(args: argparse.Namespace) -> int:
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write(out / "config.json", settings_json(settings))
     doctor.save_html(out / "report.html")
-    _add_to_report(out / "report.html", audit_text, metrics)
+    summary = str(model.summary(table.X[0][:2], print_fn=None))
+    _add_to_report(out / "report.html", audit_text, summary, history.plot(), metrics)
     print(f"verdict: {_verdict(history)}")
     print("test: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in metrics.items() if k != "epochs_run"))
     print(
@@ -187,12 +188,21 @@ def _verdict(history: Any) -> str:
     )
 
 
-def _add_to_report(path: Path, audit: str, metrics: dict[str, Any]) -> None:
+def _add_to_report(
+    path: Path, audit: str, summary: str, curves: Any, metrics: dict[str, Any]
+) -> None:
+    """The audit, the model's summary, the curves per epoch and the test metrics, appended
+    to the doctor's report."""
+    from gradwell.doctor.plots import png_base64
+
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in metrics.items()
     )
     section = (
         f"<section><h2>Data audit</h2><pre>{html.escape(audit)}</pre>"
+        f"<h2>Model</h2><pre>{html.escape(summary)}</pre>"
+        f'<h2>Curves per epoch</h2><img alt="loss and metrics per epoch" '
+        f'src="{png_base64(curves)}">'
         f"<h2>Test metrics</h2><table>{rows}</table></section>"
     )
     text = path.read_text(encoding="utf-8")
