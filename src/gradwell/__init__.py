@@ -14,6 +14,7 @@ from . import (
     data,
     distributed,
     doctor,
+    export,
     nn,
     optim,
     preprocessing,
@@ -158,6 +159,7 @@ from .autograd.ops import (
     where,
 )
 from .doctor import lr_find
+from .export import export_onnx
 from .train import (
     History,
     callbacks,
@@ -282,6 +284,8 @@ __all__ = [
     "erf",
     "evaluate",
     "exp",
+    "export",
+    "export_onnx",
     "eye",
     "fit",
     "flatten",
