@@ -57,6 +57,11 @@ def matmul_flops(sizes: list[int], batch: int) -> int:
 
 
 # --------------------------------------------------------------------- timing
+# What a step's time is: wall-clock, or with --cpu-time the process's CPU time (all its
+# threads), which other processes on a shared machine do not add to.
+clock = time.perf_counter
+
+
 def time_steps(step: Any, min_seconds: float, warmup: int = 10) -> tuple[float, int]:
     """Median seconds per call of ``step`` and the number of timed calls."""
     for _ in range(warmup):
@@ -64,9 +69,9 @@ def time_steps(step: Any, min_seconds: float, warmup: int = 10) -> tuple[float, 
     samples: list[float] = []
     deadline = time.perf_counter() + min_seconds
     while len(samples) < 20 or (time.perf_counter() < deadline and len(samples) < 5000):
-        t0 = time.perf_counter()
+        t0 = clock()
         step()
-        samples.append(time.perf_counter() - t0)
+        samples.append(clock() - t0)
     samples.sort()
     return samples[len(samples) // 2], len(samples)
 
@@ -95,9 +100,9 @@ def gemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     np.matmul(a, b, out=out)
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         np.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return 2 * n**3 / best / 1e9
 
 
@@ -267,8 +272,10 @@ BUILDERS = {
 
 
 # --------------------------------------------------------------- processes
-def _worker(framework: str, rows: list[str], threads: int, seconds: float) -> None:
+def _worker(framework: str, rows: list[str], threads: int, seconds: float, cpu_time: bool) -> None:
     """Runs in a child process: time the rows for one framework, print JSON."""
+    global clock
+    clock = time.process_time if cpu_time else time.perf_counter
     if framework == "torch":
         import torch
 
@@ -333,20 +340,22 @@ def _child_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _run_framework(framework: str, rows: list[str], threads: int, seconds: float) -> Any:
+def _run_framework(framework: str, rows: list[str], *options: Any) -> Any:
     """Each row in its own process (a clean memory high-water mark); results merged."""
     merged: dict[str, Any] = {}
     for row in rows:
-        one = _run_row(framework, row, threads, seconds)
+        one = _run_row(framework, row, *options)
         if one is None:
             return None
         merged.update(one)
     return merged
 
 
-def _run_row(framework: str, row: str, threads: int, seconds: float) -> Any:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--rows",
-           row, "--threads", str(threads), "--seconds", str(seconds)]  # fmt: skip
+def _run_row(framework: str, row: str, threads: int, seconds: float, cpu_time: bool) -> Any:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--rows", row,
+           "--threads", str(threads), "--seconds", str(seconds)]  # fmt: skip
+    if cpu_time:
+        cmd.append("--cpu-time")
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     preexec = None
     if cpus and threads < len(cpus):
@@ -405,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per framework; each row keeps its fastest")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time steps in process CPU time (use with --threads 1)")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rows = args.rows.split(",")
@@ -412,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         if row not in ROWS:
             parser.error(f"unknown row {row!r}; expected some of {', '.join(ROWS)}")
     if args.worker:
-        _worker(args.worker, rows, args.threads, args.seconds)
+        _worker(args.worker, rows, args.threads, args.seconds, args.cpu_time)
         return 0
 
     frameworks = [f for f in args.frameworks.split(",") if _installed(f)]
@@ -421,13 +432,14 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[Any]] = {f: [] for f in frameworks}
     for _ in range(args.repeat):  # frameworks take turns, so a burst of load hits one run
         for f in frameworks:
-            runs[f].append(_run_framework(f, rows, args.threads, args.seconds))
+            runs[f].append(_run_framework(f, rows, args.threads, args.seconds, args.cpu_time))
     results = {f: _best(r, rows) for f, r in runs.items()}
     ours = results.get("gradwell") or {}
     gflops = ours.get("gemm_gflops")
 
     print(f"CPU: {_cpu_name()}; threads: {args.threads} for every framework; "
-          f"load average before the run: {load:.2f}")  # fmt: skip
+          f"load average before the run: {load:.2f}"
+          + ("; times are process CPU time" if args.cpu_time else ""))  # fmt: skip
     for line in ours.get("blas", []):
         print(f"numpy BLAS: {line}")
     blas_env = [f"{v}={os.environ[v]}" for v in BLAS_VARS if v in os.environ]
