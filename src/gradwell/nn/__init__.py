@@ -34,6 +34,7 @@ from .activation import (
     Softsign,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d
@@ -115,5 +116,6 @@ __all__ = [
     # sequence models
     "GRU",
     "LSTM",
+    "MultiheadAttention",
     "RNN",
 ]

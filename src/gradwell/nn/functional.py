@@ -598,7 +598,8 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
     return _reduce(loss, reduction)
 
 
-# Convolution, pooling, padding, normalisation and embedding (their own modules).
+# Convolution, pooling, padding, normalisation, embedding and attention (their own modules).
+from .attention import scaled_dot_product_attention  # noqa: E402
 from .conv import conv1d, conv2d  # noqa: E402
 from .embedding import embedding  # noqa: E402
 from .normalization import group_norm, layer_norm  # noqa: E402
@@ -623,4 +624,5 @@ __all__ += [
     "max_pool1d",
     "max_pool2d",
     "pad",
+    "scaled_dot_product_attention",
 ]
