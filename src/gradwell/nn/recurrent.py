@@ -52,8 +52,6 @@ class _Recurrent(Module):
         self.bidirectional = bool(bidirectional)
         self.rng = _rng(rng)
         dtype = np.dtype(np.float32 if dtype is None else dtype)
-        # PyTorch's default: every parameter U(-1/sqrt(H), 1/sqrt(H)), drawn in its order.
-        k = 1.0 / math.sqrt(self.hidden_size)
         gh = self.GATES * self.hidden_size
         for layer in range(self.num_layers):
             fan_in = self.input_size if layer == 0 else self.hidden_size * self.directions
@@ -65,8 +63,16 @@ class _Recurrent(Module):
                 if self.bias:
                     shapes.update(bias_ih=(gh,), bias_hh=(gh,))
                 for name, shape in shapes.items():
-                    values = self.rng.uniform(-k, k, shape).astype(dtype)
-                    setattr(self, name + suffix, Parameter(Tensor(values)))
+                    setattr(self, name + suffix, Parameter(Tensor(np.empty(shape, dtype))))
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """Draw every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), PyTorch's
+        default; ``rng`` (default: the layer's) a seed or a Generator."""
+        gen = self.rng if rng is None else _rng(rng)
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            p.data[...] = gen.uniform(-k, k, p.shape)
 
     @property
     def directions(self) -> int:
