@@ -3,6 +3,7 @@ every gradient), their mask conventions, and a small transformer block that lear
 
 import numpy as np
 import pytest
+from nn.token_tasks import train_and_score
 
 import gradwell as gw
 
@@ -229,19 +230,8 @@ def repeats(n, rng):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_transformer_block_learns_whether_the_first_token_repeats(seed):
     rng = np.random.default_rng(seed)
-    x, y = repeats(1000, rng)
-    x_test, y_test = repeats(500, rng)
-    model = Transformer(rng)
-    optimizer = gw.optim.Adam(model.parameters(), lr=5e-3)
-    loss_fn = gw.nn.CrossEntropyLoss()
-    for _epoch in range(10):
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), 50):
-            batch = order[i : i + 50]
-            optimizer.zero_grad()
-            loss_fn(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-    model.eval()
-    with gw.no_grad():
-        accuracy = float((model(x_test).numpy().argmax(axis=1) == y_test).mean())
+    train, test = repeats(1000, rng), repeats(500, rng)
+    accuracy = train_and_score(
+        Transformer(rng), train, test, rng, epochs=10, batch_size=50, lr=5e-3
+    )
     assert accuracy >= 0.95, f"seed {seed}: test accuracy {accuracy:.3f}"

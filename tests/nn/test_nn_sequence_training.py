@@ -8,6 +8,7 @@ each.
 
 import numpy as np
 import pytest
+from nn.token_tasks import train_and_score
 
 import gradwell as gw
 
@@ -37,19 +38,6 @@ class Classifier(gw.nn.Module):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_embedding_and_lstm_learn_whether_a_token_appears(seed):
     rng = np.random.default_rng(seed)
-    x, y = sequences(1200, rng)
-    x_test, y_test = sequences(400, rng)
-    model = Classifier(rng)
-    optimizer = gw.optim.Adam(model.parameters(), lr=0.01)
-    loss_fn = gw.nn.CrossEntropyLoss()
-    for _epoch in range(3):
-        order = rng.permutation(len(x))
-        for i in range(0, len(x), 32):
-            batch = order[i : i + 32]
-            optimizer.zero_grad()
-            loss_fn(model(x[batch]), y[batch]).backward()
-            optimizer.step()
-    model.eval()
-    with gw.no_grad():
-        accuracy = float((model(x_test).numpy().argmax(axis=1) == y_test).mean())
+    train, test = sequences(1200, rng), sequences(400, rng)
+    accuracy = train_and_score(Classifier(rng), train, test, rng, epochs=3, batch_size=32, lr=0.01)
     assert accuracy >= 0.97, f"seed {seed}: test accuracy {accuracy:.3f}"

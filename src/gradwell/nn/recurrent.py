@@ -13,9 +13,9 @@ from ..autograd.creation import _rng
 from ..autograd.recording import observers
 from ..autograd.tensor import Tensor
 from . import fused, recurrence
-from .functional import check_rate
 from .module import Module
 from .parameter import Parameter
+from .validate import check_rate
 from .validate import positive_int as _positive_int
 
 
