@@ -109,23 +109,33 @@ def lstm(xp: Any, h0: Any, c0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any
 
     Saves the gate activations (L, N, 4H) and tanh(c_t) (L, N, H) for backward.
     """
-    n_steps, _, four_h = xp.shape
+    n_steps, n, four_h = xp.shape
     hh = four_h // 4
-    out = np.empty((*xp.shape[:2], 2 * hh), np.result_type(xp, h0, c0, w_hh))
-    gates = np.empty((*xp.shape[:2], four_h), out.dtype)
-    tanh_c = np.empty((*xp.shape[:2], hh), out.dtype)
-    h, c, w_t = h0, c0, w_hh.T
+    dtype = np.result_type(xp, h0, c0, w_hh)
+    out = np.empty((n_steps, n, 2 * hh), dtype)
+    gates = np.empty((n_steps, n, four_h), dtype)
+    tanh_c = np.empty((n_steps, n, hh), dtype)
+    h, c = h0.astype(dtype, copy=False), c0.astype(dtype, copy=False)
+    w_t = w_hh.astype(dtype, copy=False).T
+    z = np.empty((n, four_h), dtype)
+    # in place, into the saved arrays: one allocation per step instead of a dozen
     for t in _steps(n_steps, reverse):
-        z = xp[t] + h @ w_t
+        np.dot(h, w_t, out=z)
+        z += xp[t]
         if b_hh:
             z += b_hh[0]
         a = gates[t]
-        a[:, : 2 * hh] = _sigmoid(z[:, : 2 * hh])  # i, f
-        a[:, 2 * hh : 3 * hh] = np.tanh(z[:, 2 * hh : 3 * hh])  # g
-        a[:, 3 * hh :] = _sigmoid(z[:, 3 * hh :])  # o
-        c = out[t, :, hh:] = a[:, hh : 2 * hh] * c + a[:, :hh] * a[:, 2 * hh : 3 * hh]
-        tc = tanh_c[t] = np.tanh(c)
-        h = out[t, :, :hh] = a[:, 3 * hh :] * tc
+        np.multiply(z, 0.5, out=a)  # the logistic function of all four blocks, as ops.sigmoid
+        np.tanh(a, out=a)
+        a *= 0.5
+        a += 0.5
+        np.tanh(z[:, 2 * hh : 3 * hh], out=a[:, 2 * hh : 3 * hh])  # g is a tanh
+        c_next, h = out[t, :, hh:], out[t, :, :hh]
+        np.multiply(a[:, hh : 2 * hh], c, out=c_next)
+        c_next += a[:, :hh] * a[:, 2 * hh : 3 * hh]
+        np.tanh(c_next, out=tanh_c[t])
+        np.multiply(a[:, 3 * hh :], tanh_c[t], out=h)
+        c = c_next
     return out, (gates, tanh_c)
 
 
