@@ -146,21 +146,28 @@ def _(F, g, out, ins, needs, attrs):
     reverse = attrs["reverse"]
     hh = h0.shape[-1]
     c_prev = _previous(out[..., hh:], c0, reverse)
+    w = w_hh.astype(out.dtype, copy=False)
     dz = np.empty_like(gates)
-    dh = np.zeros_like(h0, dtype=out.dtype)
-    dc = np.zeros_like(c0, dtype=out.dtype)
+    dh = np.zeros(h0.shape, out.dtype)
+    dc = np.zeros(c0.shape, out.dtype)
     for t in _steps(out.shape[0], not reverse):
-        i, f, gg, o = (gates[t, :, k * hh : (k + 1) * hh] for k in range(4))
+        a, d = gates[t], dz[t]
+        i, f, gg, o = a[:, :hh], a[:, hh : 2 * hh], a[:, 2 * hh : 3 * hh], a[:, 3 * hh :]
         tc = tanh_c[t]
-        dh = dh + g[t, :, :hh]
-        dc = dc + g[t, :, hh:] + dh * o * (1 - tc * tc)
-        d = dz[t]
-        d[:, :hh] = dc * gg * i * (1 - i)
-        d[:, hh : 2 * hh] = dc * c_prev[t] * f * (1 - f)
-        d[:, 2 * hh : 3 * hh] = dc * i * (1 - gg * gg)
-        d[:, 3 * hh :] = dh * tc * o * (1 - o)
-        dc = dc * f
-        dh = d @ w_hh
+        dh += g[t, :, :hh]
+        dc += g[t, :, hh:]
+        dc += dh * o * (1 - tc * tc)
+        # (1 - s) * s * upstream for the sigmoid blocks, (1 - g^2) * upstream for g
+        np.subtract(1, a, out=d)
+        d *= a
+        d[:, :hh] *= dc * gg
+        d[:, hh : 2 * hh] *= dc * c_prev[t]
+        d[:, 3 * hh :] *= dh * tc
+        np.multiply(gg, gg, out=d[:, 2 * hh : 3 * hh])
+        np.subtract(1, d[:, 2 * hh : 3 * hh], out=d[:, 2 * hh : 3 * hh])
+        d[:, 2 * hh : 3 * hh] *= dc * i
+        dc *= f
+        np.dot(d, w, out=dh)
     h_prev = _previous(out[..., :hh], h0, reverse)
     return (dz, dh, dc, *_hidden_grads(dz, h_prev, needs[3], b_hh))
 
