@@ -180,3 +180,22 @@ def test_errors_name_the_layer_and_the_expected_shape():
         gw.nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="hidden_size"):
         gw.nn.GRU(3, 0)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        gw.nn.LSTM(3, 4, num_layers=2, bias=False, bidirectional=True, rng=0),
+        gw.nn.GRU(3, 4, batch_first=True, dropout=0.2, rng=0),
+        gw.nn.RNN(3, 4, nonlinearity="relu", rng=0),
+        gw.nn.MultiheadAttention(8, 2, kdim=5, bias=False, rng=0),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_architecture_round_trip_rebuilds_the_same_layer(layer):
+    """A checkpoint's JSON description rebuilds the layer, and its state dict loads."""
+    from gradwell.train.architecture import build, describe
+
+    rebuilt = build(describe(layer))
+    assert describe(rebuilt) == describe(layer)
+    rebuilt.load_state_dict(layer.state_dict())

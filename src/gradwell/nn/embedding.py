@@ -100,6 +100,7 @@ class Embedding(Module):
                 "gradients); the dense gradient is summed in time proportional to the rows "
                 "looked up"
             )
+        self.sparse = False
         self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
         if padding_idx is not None:

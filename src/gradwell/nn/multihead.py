@@ -74,6 +74,8 @@ class MultiheadAttention(Module):
             )
         if add_bias_kv or add_zero_attn:
             raise NotImplementedError(f"{who}: add_bias_kv and add_zero_attn are not supported")
+        self.add_bias_kv = self.add_zero_attn = False
+        self.bias = bool(bias)
         self.kdim = self.embed_dim if kdim is None else _positive_int(kdim, "kdim", who)
         self.vdim = self.embed_dim if vdim is None else _positive_int(vdim, "vdim", who)
         self.dropout = check_rate(dropout)
