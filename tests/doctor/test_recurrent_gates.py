@@ -95,3 +95,23 @@ def test_healthy_recurrent_runs_stay_silent_while_their_gates_are_measured(cell,
         assert stats.inside == "rnn" and stats.windows
         assert stats.windows[-1]["saturated_fraction"] < 0.1
     assert history["loss"][-1] < 0.3
+
+
+def test_watching_the_gates_never_changes_training():
+    """Doctor off, on, and sampling every step: the same losses and weights, bit for bit."""
+    x, y = sequences(0, n=128)
+    runs = []
+    for doctor in (False, True, gw.doctor.Doctor(sample_every=1, verbose=False)):
+        model = SequenceClassifier("LSTM", 0)
+        model.rnn = gw.nn.LSTM(4, 16, num_layers=2, dropout=0.2, batch_first=True, rng=0)
+        history = gw.fit(
+            model, (x, y), loss=gw.nn.CrossEntropyLoss(),
+            optimizer=gw.optim.Adam(model.parameters(), lr=0.01), epochs=2, batch_size=32,
+            seed=0, verbose=0, doctor=doctor,
+        )  # fmt: skip
+        runs.append((history.steps["loss"], [p.numpy().copy() for p in model.parameters()]))
+    (loss0, w0), *others = runs
+    for loss, w in others:
+        np.testing.assert_array_equal(loss, loss0)
+        for a, b in zip(w, w0):
+            np.testing.assert_array_equal(a, b)

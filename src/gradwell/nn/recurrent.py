@@ -173,11 +173,13 @@ class _Recurrent(Module):
 
 
 def _run(op: Any, *inputs: Any, **attrs: Any) -> Tensor:
-    """The fused recurrence, or its reference in core primitives while ops are observed
-    (so an observer sees every gate as its own op)."""
+    """The fused recurrence; while ops are observed, its reference also runs, on detached
+    copies of the inputs, so that an observer sees every gate as its own op (scoped to
+    the layer) while training computes exactly the numbers it computes unobserved."""
+    out = op(*inputs, **attrs)
     if observers.op:
-        return op.reference(None, *inputs, **attrs)
-    return op(*inputs, **attrs)
+        op.reference(out.data, *[Tensor(t.data) for t in inputs], **attrs)
+    return out
 
 
 def _last(seq: Tensor, reverse: bool) -> Tensor:
