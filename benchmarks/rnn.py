@@ -8,9 +8,8 @@ fastest turn's median and the spread (max / min of the turn medians). The last r
 time = a + b * L per framework over the lengths (least squares on the fastest turns):
 ``b`` is the per-time-step cost, ``a`` the per-call overhead.
 
-"gradwell composed" is the same layer while an op observer is registered: the reference
-recurrence in core primitives (one op per gate), what the doctor's sampled steps run:
-the difference is what the fused recurrence saves.
+"gradwell composed" is the fused op's reference (the same recurrence in core primitives,
+one op per gate) differentiated op by op: the difference is what the fused op saves.
 
     python benchmarks/rnn.py --threads 1 --repeat 3 --markdown
 """
@@ -33,26 +32,31 @@ def _batch(length: int):
 
 def _gradwell(length: int, composed: bool = False):
     import gradwell as gw
+    from gradwell.nn import fused, recurrence
 
     lstm = gw.nn.LSTM(INPUT, HIDDEN, rng=0)
     x = gw.tensor(_batch(length), requires_grad=True)
 
+    def forward():
+        if not composed:
+            return lstm(x)[0]
+        # the same recurrence as its reference in core primitives, differentiated op by op
+        xp = fused.linear(x, lstm.weight_ih_l0, lstm.bias_ih_l0)
+        h0 = gw.zeros(BATCH, HIDDEN)
+        hc = recurrence.lstm.reference(
+            None, xp, h0, h0, lstm.weight_hh_l0, lstm.bias_hh_l0, reverse=False
+        )
+        return hc[..., :HIDDEN]
+
     def run() -> float:
         lstm.zero_grad()
         x.grad = None
-        out, _ = lstm(x)
+        out = forward()
         loss = (out * out).mean()
         loss.backward()
         return float(loss.item())
 
-    if not composed:
-        return run
-
-    def observed() -> float:
-        with gw.autograd.observe(op=lambda step: None):
-            return run()
-
-    return observed
+    return run
 
 
 def _torch(length: int):

@@ -10,10 +10,10 @@ whole sequence per step in backward.
 
 Each primitive has a *reference*: the same recurrence written step by step in core
 primitives (``sigmoid``, ``tanh``, ``linear``, ``mul``, ...). Backward with
-``create_graph`` differentiates it, the tests check the fast VJP against it, and the
-layers run it while anything observes ops (:func:`gradwell.autograd.observe`), so
-that observers (the doctor's gate-saturation probe, ``detect_anomaly``, ``viz``) see
-each gate as its own op.
+``create_graph`` differentiates it, the tests check the fast VJP against it, and while
+anything observes ops (:func:`gradwell.autograd.observe`) the layers also run it on
+detached inputs beside the fused op, so that observers (the doctor's gate-saturation
+probe) see each gate as its own op while training computes what it computes unwatched.
 
 Layout, as in PyTorch: ``xp`` is (L, N, G * H) with the gate blocks in PyTorch's order
 (LSTM: i, f, g, o; GRU: r, z, n); ``W_hh`` is (G * H, H). With ``reverse`` the sequence
