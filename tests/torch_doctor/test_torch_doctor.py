@@ -95,46 +95,6 @@ def test_relu_network_killed_by_a_high_learning_rate(data, widths, opt, seed):
     assert any(f"replace ReLU at {f.where} with LeakyReLU" in r for r in f.remedies)
 
 
-class ConvNet(nn.Module):
-    """conv -> ReLU -> conv -> ReLU -> pool -> Linear, on 8x8 single-channel images."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())  # fmt: skip
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 8 * 8, 10))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-def digits(seed: int):
-    X, y, _ = dataset("digits", seed)
-    return X.reshape(-1, 1, 8, 8), y
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_conv_net_has_dead_channels_after_conv_relu(seed):
-    X, y = digits(seed)
-    model = ConvNet(seed)
-    with torch.no_grad():  # a conv bias far below zero: its channels never fire
-        model.features[2].bias[:12] = -50.0
-    doctor = train(model, X[:512], y[:512], optimizer("adam", model, 0.001), epochs=2, seed=seed)
-    f = next(f for f in serious(doctor) if f.kind == "dead_relu")
-    assert f.where == "features.3"  # PyTorch's name of the ReLU after the second conv
-    assert f.evidence["units"] == 16  # judged per channel
-    assert f.evidence["dead_units"] >= 12
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_healthy_conv_net_stays_quiet(seed):
-    X, y = digits(seed)
-    model = ConvNet(seed)
-    doctor = train(model, X[:512], y[:512], optimizer("adam", model, 0.003), epochs=3, seed=seed)
-    assert serious(doctor) == [], [f.headline() for f in serious(doctor)]
-
-
 # --------------------------------------------------------------------------- exploding / NaN
 
 
