@@ -10,8 +10,12 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
 - off:      no doctor
 - default:  ``Doctor(model, optimizer, loss=loss_fn)``: every 16th step sampled
 - every:    ``Doctor(..., sample_every=1)``: every step sampled, the cost of one sample
-- replay:   the NaN trap's replay of one batch (a copy of the model, hooks on every
-            module, backward under ``torch.autograd.detect_anomaly``), against one step
+- replay:   the NaN trap's replay of one batch against one step (forward and backward),
+            on each of its paths: ``clean`` (nothing non-finite reproduces: the forward with
+            a check on each module's output, the loss, one backward), ``forward`` (the
+            forward's last op makes inf), ``backward`` (a masked sqrt makes NaN gradients:
+            the batch runs again with every op recorded, the backward watched node by node
+            under ``torch.autograd.detect_anomaly``)
 
 Configurations take turns ``--repeats`` times; a row reports the smallest mean step
 time over the runs (other work on a shared machine only ever adds time) and the spread
@@ -101,22 +105,43 @@ def run(name: str, mode: str, epochs: int) -> float:
     return (CLOCK() - t0) / steps
 
 
-def replay_cost(name: str, repeats: int) -> float:
-    """The NaN replay of one batch over one step (both at their smallest over repeats)."""
+def _nan_in_the_forward(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus log(0): the forward's last op makes -inf."""
+    return nn.functional.cross_entropy(out, y) + torch.log(out - out).sum()
+
+
+def _nan_in_the_backward(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus 0 x a masked sqrt: finite forward, NaN gradients everywhere."""
+    return nn.functional.cross_entropy(out, y) + 0 * torch.where(out > 0, out.sqrt(), 0).sum()
+
+
+#: The replay's three paths: nothing non-finite reproduces (forward and backward run once),
+#: the forward's last op makes inf (every module checked, the loss under the trap), the
+#: backward makes NaN (then the batch runs again with every op and graph node watched).
+REPLAYS = {"clean": nn.CrossEntropyLoss(), "forward": _nan_in_the_forward,
+           "backward": _nan_in_the_backward}  # fmt: skip
+
+
+def replay_cost(name: str, repeats: int) -> dict[str, float]:
+    """The NaN replay of one batch over one step (forward and backward), both at their
+    smallest over the repeats, for each of the replay's paths."""
     model, data = setup(name)
     loss_fn = nn.CrossEntropyLoss()
     x, y = data[0]
-    step, replay = [], []
+    step: list[float] = []
+    replay: dict[str, list[float]] = {k: [] for k in REPLAYS}
     for _ in range(max(repeats, 3)):
         t0 = CLOCK()
         loss_fn(model(x), y).backward()
         step.append(CLOCK() - t0)
-        t0 = CLOCK()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            replay_nonfinite(model, x, y, loss_fn)
-        replay.append(CLOCK() - t0)
-    return min(replay) / min(step)
+        for kind, fn in REPLAYS.items():
+            t0 = CLOCK()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found, _ = replay_nonfinite(model, x, y, fn)
+            replay[kind].append(CLOCK() - t0)
+            assert (found is None) == (kind == "clean"), (kind, found)
+    return {k: min(v) / min(step) for k, v in replay.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
             desc, str(batch), f"{off * 1e6:.0f}", f"{best['default'] * 1e6:.0f}",
             f"{(best['default'] / off - 1) * 100:+.1f}%",
             f"{(spread['off'] - 1) * 100:.0f}% / {(spread['default'] - 1) * 100:.0f}%",
-            f"{(best['every'] / off - 1) * 100:+.0f}%", f"{replay_cost(name, args.repeats):.1f}x",
+            f"{(best['every'] / off - 1) * 100:+.0f}%",
+            *(f"{r:.1f}x" for r in replay_cost(name, args.repeats).values()),
         ])  # fmt: skip
         print("# " + ", ".join(lines[-1]), file=sys.stderr)
     header = ["model", "batch", "off (us/step)", "doctor (us/step)", "overhead",
-              "spread off / doctor", "every step sampled", "NaN replay / step"]  # fmt: skip
+              "spread off / doctor", "every step sampled",
+              *(f"replay {k} / step" for k in REPLAYS)]  # fmt: skip
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -16,6 +16,7 @@ from torch_doctor.kit import dataset, kinds, mlp, optimizer, paths_of, serious, 
 
 import gradwell as gw
 import gradwell.torch as gt
+from gradwell.torch.replay import replay_nonfinite
 
 SEEDS = (0, 1)
 
@@ -157,6 +158,55 @@ def test_nan_trap_names_the_op_its_module_and_the_user_code_line(opt, seed):
     assert "the log at 1 received 0" in f.remedies[0] and "torch.clamp" in f.remedies[0]
     # the replay ran on a copy under a forked random state: training's stream is untouched
     assert torch.random.get_rng_state().equal(before)
+
+
+class SqrtWhereNonNegative(nn.Module):
+    """torch.where's gradient trap: the forward is finite, the sqrt's backward is not."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(n, n)
+
+    def forward(self, x):
+        h = self.inner(x)
+        return torch.where(h > 0, torch.sqrt(h), 0.0)  # the masked sqrt
+
+
+def test_nan_made_in_the_backward_names_the_op_its_module_and_the_line():
+    X, y, C = dataset("blobs", 0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(X.shape[1], 16), SqrtWhereNonNegative(16), nn.Linear(16, C))
+    doctor = train(model, X, y, optimizer("adam", model, 0.01), epochs=1)
+    f = next(f for f in doctor.findings if f.kind == "nan_trap")
+    assert f.step == 0 and f.evidence["source"] == "gradient"
+    a = f.evidence["anomaly"]
+    assert a["phase"] == "backward" and a["op"] == "sqrt" and a["module"] == "1"
+    assert a["input_ranges"][0][0] < 0  # what the sqrt received in the forward
+    assert "the masked sqrt" in a["code"]
+    assert "the sqrt at 1 received" in f.remedies[0]
+
+
+@pytest.mark.parametrize("sick", [False, True], ids=["clean_batch", "nan_in_backward"])
+def test_the_replay_leaves_the_model_and_the_random_state_as_they_were(sick):
+    torch.manual_seed(0)
+    middle = SqrtWhereNonNegative(8) if sick else nn.Linear(8, 8)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), middle,
+                          nn.Linear(8, 3))  # fmt: skip
+    calls = []
+    model[1].register_forward_hook(lambda *_: calls.append(1))  # the user's hook
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    rng = torch.random.get_rng_state()
+    anomaly, note = replay_nonfinite(model, x, y, nn.CrossEntropyLoss())
+    assert (anomaly is not None) == sick, note
+    assert all(v.equal(model.state_dict()[k]) for k, v in before.items())  # running stats too
+    assert all(p.grad.eq(0.5).all() for p in model.parameters())  # nothing accumulated
+    assert torch.random.get_rng_state().equal(rng)
+    assert calls == []  # the user's hook was set aside, and is back:
+    model(x)
+    assert calls == [1]
 
 
 def test_nan_in_a_hand_written_loss_names_the_loss_and_the_line():

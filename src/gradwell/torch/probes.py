@@ -10,6 +10,7 @@ same plain number as in a gradwell run, so the same diagnosis serves both.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from ..doctor.probes import PROBE_ROWS, PROBE_VALUES, Probes, _watched_entries, evenly
 from ..doctor.profile import class_family
 from ..doctor.thresholds import Thresholds
-from .replay import devices_of, replay_nonfinite, twin_of
+from .replay import devices_of, replay_nonfinite
 
 
 def numpy_of(x: Any) -> Any:
@@ -198,6 +199,20 @@ class TorchProbes(Probes):
 
 
 # --------------------------------------------------------------------------- pre-flight
+
+
+def twin_of(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``model`` without its hooks (the doctor's among them: the copy must
+    not feed them) and without gradients."""
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for name, value in vars(m).items():
+            if name.endswith("_hooks") and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    twin = copy.deepcopy(model, memo)
+    for p in twin.parameters():
+        p.grad = None
+    return twin
 
 
 def _rms(a: torch.Tensor) -> float:
