@@ -25,10 +25,11 @@ def linear_paths(model):
     return paths_of(model, "Linear")
 
 
-def test_import_gradwell_never_imports_torch():
-    code = "import sys, gradwell, gradwell.doctor; print('torch' in sys.modules)"
+def test_import_gradwell_never_imports_torch_nor_gradwell_torch_lightning():
+    code = ("import sys, gradwell, gradwell.doctor; print('torch' in sys.modules); "
+            "import gradwell.torch; print('lightning' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False"]
 
 
 # --------------------------------------------------------------------------- healthy
