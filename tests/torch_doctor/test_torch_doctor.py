@@ -368,6 +368,10 @@ def test_repair_applies_the_top_remedy_and_the_run_gets_healthy(config, action):
     assert result.outcome == "healthy", "\n".join(lines)
     assert result.final.score > result.first.score and result.final.metric == "accuracy"
     assert "gw." not in "\n".join(lines)  # it speaks PyTorch
+    code = result.code()  # (called after the repair: still in PyTorch's words)
+    assert "gw." not in code
+    if action == "set_dropout":  # a model edit
+        assert "model, optimizer = gradwell.torch.apply_edits(model, optimizer, EDITS)" in code
     assert "dropout" not in config or config["dropout"] == 1.0  # the user's config unchanged
 
 
