@@ -43,6 +43,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS  # noqa: E402  (the same rows)
+from table import print_table  # noqa: E402
 
 from gradwell.torch import Doctor  # noqa: E402
 from gradwell.torch.replay import replay_nonfinite  # noqa: E402
@@ -184,16 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     header = ["model", "batch", "off (us/step)", "doctor (us/step)", "overhead",
               "spread off / doctor", "every step sampled",
               *(f"replay {k} / step" for k in REPLAYS)]  # fmt: skip
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        for line in lines:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+    print_table(header, lines, args.markdown)
     return 0
 
 

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from ..doctor.replay import weights_already_nonfinite
+
 #: The ops whose domain the remedies know, under the names the diagnosis uses.
 OP_NAMES = {
     "__truediv__": "div", "__rtruediv__": "div", "true_divide": "div", "div": "div",
@@ -212,12 +214,7 @@ def replay_nonfinite(
         )
     bad = _nonfinite_params(model)
     if bad:
-        return None, (
-            f"The parameters {', '.join(bad[:4])} were already non-finite when it was seen, so "
-            "they became so in an optimizer update after the last check; the replay has no "
-            "finite weights to start from. Sample more often (Doctor(sample_every=1)) to catch "
-            "the update that did it."
-        )
+        return None, weights_already_nonfinite(bad)
     found = None
     try:
         with _borrowed(model):
