@@ -72,7 +72,11 @@ def _tensors(values: Any) -> list[torch.Tensor]:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    return not t.is_floating_point() or bool(torch.isfinite(t).all())
+    """Whether ``t`` holds no inf or NaN: its sum (one pass, nothing allocated) is finite
+    unless it does, or unless large finite values overflow it (then a closer look)."""
+    if not t.is_floating_point():
+        return True
+    return bool(torch.isfinite(t.detach().sum())) or bool(torch.isfinite(t).all())
 
 
 def _all_finite(tensors: list[torch.Tensor]) -> bool:
@@ -218,12 +222,10 @@ def replay_nonfinite(
     found = None
     try:
         with _borrowed(model):
-            found, loss = _forward(model, inputs, targets, loss_fn)
-            if found is None and loss is not None and loss.requires_grad:
-                params = [p for p in model.parameters() if p.requires_grad]
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-                if not _all_finite(list(grads)):
-                    found = _backward(model, inputs, targets, loss_fn, params)
+            found, loss, calls = _forward(model, inputs, targets, loss_fn)
+            params = [p for p in model.parameters() if p.requires_grad]
+            if found is None and loss is not None and loss.requires_grad and params:
+                found = _backward(model, inputs, targets, loss_fn, params, loss, calls)
     except Exception as e:  # the replay is best effort: report, never break training
         return None, f"Replaying the batch failed: {e!r}."
     if found is not None:
@@ -238,11 +240,16 @@ def replay_nonfinite(
     )
 
 
+#: A module's call in the replay's forward: (module, args, kwargs, output tensors).
+Call = tuple[torch.nn.Module, Any, Any, list[torch.Tensor]]
+
+
 def _forward(
     model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any
-) -> tuple[dict[str, Any] | None, torch.Tensor | None]:
+) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:
     """The forward with a finiteness check on each module's output, then the loss under the
-    trap: (the first anomaly or None, the loss when there was none)."""
+    trap: (the first anomaly or None, the loss when there was none, the modules' calls in
+    the order they returned)."""
     names = _module_names(model)
     checked: dict[int, tuple[torch.Tensor, bool]] = {}  # each tensor is checked once
 
@@ -253,9 +260,14 @@ def _forward(
         return hit[1]
 
     found: list[dict[str, Any]] = []
+    calls: list[Call] = []
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
-        if found or all(map(finite, _tensors([output]))):
+        if found:
+            return
+        outs = _tensors([output])
+        calls.append((module, args, kwargs, outs))
+        if all(map(finite, outs)):
             return
         ins = _tensors([*args, *kwargs.values()])
         if all(map(finite, ins)):
@@ -269,16 +281,16 @@ def _forward(
     try:
         out = model(inputs)
     except _Stop:
-        return found[0], None
+        return found[0], None, calls
     finally:
         for h in handles:
             h.remove()
     if loss_fn is None or targets is None:
-        return None, None
+        return None, None, calls
     trap = _Trap([])
     with trap:
         loss = loss_fn(out, targets)
-    return trap.found, loss
+    return trap.found, loss, calls
 
 
 def _locate(
@@ -314,10 +326,83 @@ def _stack_hooks(model: torch.nn.Module, stack: list[str], names: dict[int, str]
 
 
 def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-              params: list[torch.Tensor]) -> dict[str, Any] | None:  # fmt: skip
-    """The batch once more with every op recorded (op, module, line per graph node), then
-    the backward under detect_anomaly with a hook on each recorded node: the first node
-    whose gradients come out non-finite from finite ones is the culprit."""
+              params: list[torch.Tensor], loss: torch.Tensor,
+              calls: list[Call]) -> dict[str, Any] | None:  # fmt: skip
+    """The backward, keeping the gradient that reaches each module's inputs and outputs:
+    None when the parameters' gradients are finite. Else the module where the gradient
+    turns non-finite (finite at its outputs, not at its inputs or parameters) runs once
+    more alone, forward and backward, with every op and graph node watched; when that
+    finds nothing (or no module turned it: the loss's backward did), the whole batch does."""
+    tensors = {id(t): t for _, args, kwargs, outs in calls
+               for t in [*outs, *_tensors([*args, *kwargs.values()])]
+               if t.requires_grad}  # fmt: skip
+    reaching: dict[int, torch.Tensor] = {}
+
+    def keeper(key: int) -> Any:
+        def keep(g: torch.Tensor) -> None:
+            reaching[key] = g
+
+        return keep
+
+    handles = [t.register_hook(keeper(key)) for key, t in tensors.items()]
+    try:
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+    if _all_finite(list(grads)):
+        return None
+    broken = {id(p) for p, g in zip(params, grads) if g is not None and not _finite(g)}
+
+    checked: dict[int, bool] = {}
+
+    def finite(t: torch.Tensor) -> bool:
+        g = reaching.get(id(t))
+        if g is None:
+            return True
+        if id(t) not in checked:
+            checked[id(t)] = _finite(g)
+        return checked[id(t)]
+
+    names = _module_names(model)
+    for module, args, kwargs, outs in calls:  # inner modules first
+        ins = _tensors([*args, *kwargs.values()])
+        if not all(map(finite, outs)) or (
+            all(map(finite, ins)) and not any(id(p) in broken for p in module.parameters())
+        ):
+            continue
+        found = _backward_of(module, args, kwargs, [reaching.get(id(o)) for o in outs], names)
+        if found is not None:
+            return found
+    return _backward_of_the_batch(model, inputs, targets, loss_fn, params)
+
+
+def _backward_of(module: torch.nn.Module, args: Any, kwargs: Any,
+                 out_grads: list[torch.Tensor | None],
+                 names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
+    """``module`` once more on its inputs with every op recorded, then its backward from
+    the gradients ``out_grads`` that reached its outputs, watched node by node."""
+    stack: list[str] = []
+    trap = _Trap(stack)
+    handles = _stack_hooks(module, stack, names)
+    try:
+        with trap:
+            output = module(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    pairs = [(o, g) for o, g in zip(_tensors([output]), out_grads)
+             if o.requires_grad and g is not None]  # fmt: skip
+    wrt = [t for t in _tensors([*args, *kwargs.values()]) if t.requires_grad]
+    wrt += [p for p in module.parameters() if p.requires_grad]
+    if not pairs or not wrt:
+        return None
+    return _watched_grad(trap.made_by, [o for o, _ in pairs], wrt, [g for _, g in pairs])
+
+
+def _backward_of_the_batch(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+                           params: list[torch.Tensor]) -> dict[str, Any] | None:  # fmt: skip
+    """The batch once more with every op recorded, then its backward watched node by node."""
     stack: list[str] = []
     trap = _Trap(stack)
     handles = _stack_hooks(model, stack, _module_names(model))
@@ -327,6 +412,16 @@ def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     finally:
         for h in handles:
             h.remove()
+    return _watched_grad(trap.made_by, [loss], params, None)
+
+
+def _watched_grad(made_by: dict[Any, Any], outputs: list[torch.Tensor],
+                  inputs: list[torch.Tensor],
+                  grad_outputs: Any) -> dict[str, Any] | None:  # fmt: skip
+    """The gradients of ``outputs`` with respect to ``inputs`` under detect_anomaly, with a
+    hook on each node ``made_by`` recorded: the first node whose gradients come out
+    non-finite from finite ones is the culprit (named by the op, module and line that
+    made it in the forward)."""
     found: list[dict[str, Any]] = []
 
     def watch(node: Any) -> Any:
@@ -336,18 +431,18 @@ def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
             if found or all(map(_finite, outs)) or not all(map(_finite, ins)):
                 return
             # the ranges are those of the op's forward inputs (what the sqrt received)
-            op, module, where, forward_ins = trap.made_by[node]
+            op, module, where, forward_ins = made_by[node]
             found.append(_anomaly("backward", op, module, forward_ins, outs, code_line(where)))
 
         return hook
 
-    for node in trap.made_by:
+    for node in made_by:
         node.register_hook(watch(node))
     with warnings.catch_warnings():  # detect_anomaly warns with the traceback: the finding
         warnings.simplefilter("ignore")  # says it instead
         try:
             with torch.autograd.detect_anomaly(check_nan=True):
-                torch.autograd.grad(loss, params, allow_unused=True)
+                torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True)
         except RuntimeError as e:
             if not found and "nan" in str(e).lower():
                 op = str(e).split("'")[1] if "'" in str(e) else "?"
