@@ -10,10 +10,13 @@ step (benchmarks/torch_doctor.py):
   mode that sees every op (a module's ``F.linear`` as much as a hand-written
   ``torch.log``) and stops at the first op making a non-finite value from finite inputs.
   The loss runs under that mode too.
-- Backward (when the forward was clean and the gradients are not): the batch runs again
-  with every op recorded (op, module, the user's line), and hooks on the recorded graph's
-  nodes find the first that made a non-finite gradient from finite ones, while
-  ``torch.autograd.detect_anomaly`` stops the backward there.
+- Backward: one backward keeps the gradient reaching each module's inputs and outputs.
+  When the parameters' gradients are not finite, the module where the gradient turns
+  non-finite (finite at its outputs, not at its inputs or parameters) runs once more
+  alone with every op recorded (op, module, the user's line), and its backward runs with
+  a hook on each recorded graph node, which finds the first that made a non-finite
+  gradient from finite ones, under ``torch.autograd.detect_anomaly``, which stops the
+  backward there. (The whole batch is rerun so only when no module is found.)
 """
 
 from __future__ import annotations
@@ -209,9 +212,9 @@ def replay_nonfinite(
 
     The forward runs with one hook per module that checks its output: the first module
     whose output is non-finite from finite inputs is run once more on those inputs under
-    the function trap, which names the op and the line. Only when the forward and the loss
-    are finite and the gradients are not is the batch run again with every op recorded,
-    and the backward watched node by node under ``torch.autograd.detect_anomaly``."""
+    the function trap, which names the op and the line. When the forward and the loss are
+    finite and the gradients are not, the module where they turn non-finite runs once
+    more, its backward watched node by node (:func:`_backward`)."""
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
