@@ -199,9 +199,9 @@ def test_a_replay_fires_parameter_hooks_as_backward_does():
     for compiled in (False, True):
         model = _mlp()
         params = dict(model.named_parameters())
-        events = []
+        events: list = []
         for name, p in params.items():
-            p.register_hook(lambda g, name=name: events.append((name, g.numpy().tobytes())))
+            p.register_hook(lambda g, n=name, seen=events: seen.append((n, g.numpy().tobytes())))
         params["0.bias"].register_hook(lambda g: g * 0.5)
         losses, step = _train(model, nn.CrossEntropyLoss(), batches, 5, compiled)
         grads = [p.grad.numpy().tobytes() for p in params.values()]

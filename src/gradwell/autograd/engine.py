@@ -294,13 +294,13 @@ def compile_replay(p: Any) -> Any:
     torch.fx emits code: the forwards, then this interpreter's work for each recorded
     step in its order (reverse creation order, inputs in order), each contribution summed
     by :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds
-    slot j's array, ``g<j>`` its gradient; ``replay(*arrays)`` returns (the output
-    arrays): each gradient of an outside tensor that requires grad goes to
-    ``hand_out(leaves[n], g, handed_out)`` (its hooks, then ``.grad``) right after the
-    last step that adds to it, as backward() hands a hooked leaf out once complete."""
+    slot j's array, ``g<j>`` its gradient; ``replay(leaves, handed_out, *arrays)``
+    returns the output arrays, and hands the gradient of each outside tensor that
+    requires grad (``leaves``) to :func:`hand_out` (its hooks, then ``.grad``) right
+    after the last step that adds to it, as backward() does with a hooked leaf."""
     n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
     ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to,
-                          "hand_out": hand_out}  # fmt: skip
+                          "hand": hand_out}  # fmt: skip
     lines = [f"def replay(leaves, handed_out, {', '.join(f's{j}' for j in range(n_in))}):"]
     for i, (op, attrs, ins, j, _) in enumerate(p.steps):
         ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
@@ -337,7 +337,7 @@ def compile_replay(p: Any) -> Any:
                     lines.append(f"        if r[{pos}] is not None: {add}")
             for n, k in enumerate(leaves):
                 if last_use.get(k) == i:
-                    lines.append(f"    if g{k} is not None: hand_out(leaves[{n}], g{k}, handed_out)")
+                    lines.append(f"    if g{k} is not None: hand(leaves[{n}], g{k}, handed_out)")
     lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)})")
     exec(compile("\n".join(lines), "<gradwell replay>", "exec"), ns)
     return ns["replay"]
