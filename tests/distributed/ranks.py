@@ -106,6 +106,7 @@ def equivalence(out):
         np.allclose(p.grad.data, 2 * g, rtol=1e-6, atol=1e-7)
         for p, g in zip(net.parameters(), once)
     )
+    result["overlap"] = overlap(X, y)
     result["mismatch"] = dist.all_gather_object(mismatch())
     result["dead_units"] = dist.all_gather_object(dead_units())
     result["unused"] = dist.all_gather_object(unused_parameters(X, y))
@@ -290,6 +291,48 @@ def dead_units():
         doctor=gw.doctor.Doctor(sample_every=1),
     )  # fmt: skip
     return [w["dead_unit_indices"] for w in history.doctor.trace.activations["1"].windows]
+
+
+def overlap(X, y):
+    """Buckets start while backward still runs: when backward reaches the first layer's
+    output, the top layers' buckets (one parameter each) are on their way. And a
+    compiled replay averages as eager backward does, bit for bit."""
+    loss_fn = nn.CrossEntropyLoss()
+    net = dist.DataParallel(build(), bucket_bytes=1)
+    started = []
+
+    def watch(module, inputs, out):
+        out.register_hook(lambda g: started.append(net.reducer._next))
+
+    net.module[0].register_forward_hook(watch)
+    loss_fn(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
+    runs = []
+    for compiled in (False, True):
+        net = dist.DataParallel(build())
+        opt = gw.optim.Adam(net.parameters(), lr=0.01)
+        step = gw.compile_step(net, loss_fn) if compiled else None
+        for k in range(5):
+            xb, yb = gw.tensor(X[k * B : (k + 1) * B] + dist.rank()), gw.tensor(y[:B])
+            opt.zero_grad()
+            if step is None:
+                loss_fn(net(xb), yb).backward()
+            else:
+                step(xb, yb)
+            opt.step()
+        # parameters only: a replay runs the recorded ops, not DataParallel.forward, so
+        # it does not start from rank 0's BatchNorm statistics (fit broadcasts them)
+        runs.append(({n: p.data for n, p in net.named_parameters()}, step.replays if step else 0))
+    (eager, _), (replayed, replays) = runs
+    return {
+        "buckets": len(net.reducer.buckets),
+        "started_before_first_layer": started,
+        "replays": replays,
+        "compiled_is_eager": all(np.array_equal(eager[k], replayed[k]) for k in eager),
+        "compiled_same_on_ranks": all(
+            all(np.array_equal(a[k], replayed[k]) for k in a)
+            for a in dist.all_gather_object(replayed)
+        ),
+    }
 
 
 def mismatch():

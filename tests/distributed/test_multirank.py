@@ -81,6 +81,11 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
             "parameter '0.weight': ((17, 6), 'float32') on rank 1, ((16, 6), 'float32') on rank 0"
             in told["message"]
         )
+    # overlap: the 4 top parameters' buckets started before backward reached layer 0
+    # (BatchNorm's 2 and the last Linear's 2); a compiled replay averages as eagerly
+    assert result["overlap"]["started_before_first_layer"] == [4]
+    assert result["overlap"]["replays"] == 3
+    assert result["overlap"]["compiled_is_eager"] and result["overlap"]["compiled_same_on_ranks"]
     assert result["dropout_differs_between_ranks"]
     assert result["dropout_reproducible"]
 
