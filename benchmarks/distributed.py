@@ -11,7 +11,8 @@ and starting their all-reduces, inside backward), ``window`` (backward time left
 the first bucket started: what communication can hide behind), ``wait`` (time after
 backward until every bucket is reduced and averaged: the communication *not* hidden),
 and ``alone`` (the same buckets all-reduced on their own, blocking: the whole cost of
-communication). ``comm %`` is (issue + wait) / step.
+communication). ``comm %`` is (issue + wait) / step; ``hidden %`` the share of the
+gradient bytes whose all-reduce had finished when backward did (overlapped with it).
 "2 blocking" is ``DataParallel(overlap=False)``: each bucket's blocking all-reduce
 runs in the hook that fills it (no overlap; then ``issue`` holds the communication).
 
@@ -60,7 +61,7 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
     loss_fn = gw.nn.CrossEntropyLoss()
     data = [(gw.tensor(x), gw.tensor(y)) for x, y in synthetic_batches(sizes, batch)]
     reducer = net.reducer
-    times, issue, window, wait = [], [], [], []
+    times, issue, window, wait, hidden = [], [], [], [], []
     for i in range(steps + 5):
         before = dict(reducer.stats) if reducer else None
         dist.barrier()  # ranks start each step together: the wait is communication, not skew
@@ -79,6 +80,8 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
             issue.append(reducer.stats["issue"] - before["issue"])
             window.append(reducer.stats["window"] - before["window"])
             wait.append(reducer.stats["wait"] - before["wait"])
+            sent = reducer.stats["bytes"] - before["bytes"]
+            hidden.append((reducer.stats["hidden"] - before["hidden"]) / sent)
     alone = 0.0
     if reducer:
         from mpi4py import MPI
@@ -102,6 +105,7 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
         "issue_s": median(issue) if issue else 0.0,
         "window_s": median(window) if window else 0.0,
         "wait_s": median(wait) if wait else 0.0,
+        "hidden": median(hidden) if hidden else 0.0,
         "alone_s": alone,
         "grad_bytes": int(sum(p.data.nbytes for p in net.parameters())),
         "buckets": len(reducer.buckets) if reducer else 0,
@@ -198,7 +202,7 @@ def main() -> None:
     print(f"{args.repeat} repeats, {args.steps} timed steps each, 1 BLAS thread per rank; "
           "median [min-max] of the repeats")  # fmt: skip
     head = ["row", "ranks", "batch/rank", "step ms", "samples/s", "issue ms", "window ms",
-            "wait ms", "alone ms", "comm %"]  # fmt: skip
+            "wait ms", "alone ms", "comm %", "hidden %"]  # fmt: skip
     table = [head]
     for (row, ranks), rs in runs.items():
         several = ranks != "1"
@@ -210,6 +214,7 @@ def main() -> None:
             *(_spread([r[k] for r in rs], 1e3, "{:.2f}")
               for k in ("issue_s", "window_s", "wait_s", "alone_s")),
             _spread(comm, 100) if several else "-",
+            _spread([r["hidden"] for r in rs], 100, "{:.0f}") if several else "-",
         ])  # fmt: skip
     _print(table, sep, args.markdown)
 

@@ -82,7 +82,8 @@ class GradientReducer:
     starting all-reduces (``issue``), between the first bucket's start and the end of
     backward (``window``: the backward time communication can hide behind), waiting
     for them after backward (``wait``: the part of communication not hidden, with the
-    averaging) and the steps counted.
+    averaging), the gradient bytes all-reduced (``bytes``) and of those, the bytes
+    whose all-reduce had already finished when backward did (``hidden``), and the steps.
     """
 
     def __init__(
@@ -115,7 +116,7 @@ class GradientReducer:
         self._ready = 0  # parameters whose gradient has arrived this step
         self._next = 0  # the next bucket to start
         self._previous: dict[int, Any] = {}  # .grad before this backward (accumulation)
-        self.stats = {"issue": 0.0, "window": 0.0, "wait": 0.0, "steps": 0}
+        self.stats = {"issue": 0.0, "window": 0.0, "wait": 0.0, "bytes": 0, "hidden": 0, "steps": 0}
         self._first_start = 0.0
         self._handles = [
             p.register_hook(_GradientHook(self, p, *self._where[id(p)])) for p in self.params
@@ -183,6 +184,10 @@ class GradientReducer:
                         self._previous[id(p)] = p.grad
                 bucket.filled = len(bucket.params)
         self._start_full_buckets()
+        for b in self.buckets:
+            self.stats["bytes"] += b.buffer.nbytes
+            if b.request is not None and b.request.Test():
+                self.stats["hidden"] += b.buffer.nbytes
         wait([b.request for b in self.buckets if b.request is not None], "the gradient all-reduce")
         result = None
         for bucket in self.buckets:
