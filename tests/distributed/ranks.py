@@ -109,6 +109,7 @@ def equivalence(out):
     result["overlap"] = overlap(X, y)
     result["mismatch"] = dist.all_gather_object(mismatch())
     result["dead_units"] = dist.all_gather_object(dead_units())
+    result["job_doctor"] = dist.all_gather_object(job_doctor())
     result["unused"] = dist.all_gather_object(unused_parameters(X, y))
     # BatchNorm per rank (the default): the ranks' statistics differ, rank 0's are kept
     model = build()
@@ -204,17 +205,33 @@ def _fit(X, y, callbacks=()):
     )
 
 
+class _Sqrt(nn.Module):
+    def forward(self, x):
+        return gw.sqrt(x)
+
+
 def nan_on_rank_1(out):
+    """First an op makes a NaN on rank 1 (sqrt of a negative input: every rank stops, and
+    the job goes on to the next run); then rank 1's inputs hold one (the job ends)."""
     X, y = data()
+    shard = dist.DistributedSampler(len(X), seed=0).indices(0)
+    X = np.abs(X)
     if dist.rank() == 1:
-        shard = dist.DistributedSampler(len(X), seed=0).indices(0)
-        X[shard[3 * B]] = np.nan  # batch 3 of epoch 0 on rank 1
+        X[shard[3 * B]] = -1.0  # batch 3 of epoch 0 on rank 1
+    model = nn.Sequential(_Sqrt(), nn.Linear(6, 3, rng=0))
+    try:
+        gw.fit(model, (X, y), loss="cross_entropy", epochs=1, batch_size=B, seed=0, verbose=0,
+               optimizer=gw.optim.SGD(model.parameters(), lr=0.1), distributed=True)  # fmt: skip
+    except dist.DistributedError as e:
+        op_made = {"message": str(e), "findings": [f.to_dict() for f in e.history.findings]}
+    if dist.rank() == 1:
+        X[shard[3 * B]] = np.nan
     try:
         _fit(X, y)
     except dist.DistributedError as e:
         found = [(f.kind, f.evidence.get("rank")) for f in e.history.findings]
         if dist.is_main():
-            Path(out).write_text(json.dumps({"findings": found}))
+            Path(out).write_text(json.dumps({"findings": found, "op_made": op_made}))
         raise
 
 
@@ -333,6 +350,49 @@ def overlap(X, y):
             for a in dist.all_gather_object(replayed)
         ),
     }
+
+
+def doctor_case():
+    """A run for the job's doctor: tanh units pinned or saturated, ReLU units dead:
+    (X, y, model), the same on every rank."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(16 * 2 * B, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    first = nn.Linear(4, 6, rng=0)
+    first.bias.data[:2] = 6.0  # two tanh units pinned near 1
+    first.weight.data[2] *= 4.0  # one saturated on some examples
+    second = nn.Linear(6, 5, rng=1)
+    second.bias.data[:2] = -50.0  # two ReLU units that never fire
+    model = nn.Sequential(first, nn.Tanh(), second, nn.ReLU(), nn.Linear(5, 2, rng=2))
+    return X, y, model
+
+
+def doctor_numbers(history):
+    """What the doctor measured, as plain lists."""
+    trace = history.doctor.trace
+    acts = {path: a.to_dict() for path, a in trace.activations.items()}
+    return {
+        "loss": list(history.steps["loss"]),
+        "signal": {k: list(v) for k, v in trace.signal.items()},
+        "activations": {
+            p: {
+                k: a[k]
+                for k in ("active_fraction", "silent_fraction", "saturated_fraction", "windows")
+            }
+            for p, a in acts.items()
+        },  # fmt: skip
+        "findings": sorted(f.kind for f in history.findings),
+    }
+
+
+def job_doctor(batch=B):
+    X, y, model = doctor_case()
+    history = gw.fit(
+        model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(), lr=1e-3),
+        epochs=2, batch_size=batch, seed=0, verbose=0, distributed=True,
+        doctor=gw.doctor.Doctor(sample_every=1),
+    )  # fmt: skip
+    return doctor_numbers(history)
 
 
 def mismatch():

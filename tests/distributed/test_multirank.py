@@ -73,6 +73,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
         [[1], [1]],
         [[1], [1]],
     ]  # rank 0's running statistics everywhere
+    _the_job_doctor_reads_the_numbers_of_one_process(result["job_doctor"])
     # ranks that built different models are told at start-up, all of them, and go on
     for told in result["mismatch"]:
         assert told["collective"]
@@ -88,6 +89,33 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
     assert result["overlap"]["compiled_is_eager"] and result["overlap"]["compiled_same_on_ranks"]
     assert result["dropout_differs_between_ranks"]
     assert result["dropout_reproducible"]
+
+
+def _the_job_doctor_reads_the_numbers_of_one_process(job):
+    """Every rank's doctor, after the merges, reads what one process with the double
+    batch reads (to float32 round-off: the ranks sum in another order)."""
+    from distributed.ranks import B, job_doctor
+
+    assert job[0] == job[1]  # the same numbers, and so the same findings, on every rank
+    one = job_doctor(batch=2 * B)
+    two = job[0]
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
+    assert two["findings"] == one["findings"] and "dead_relu" in one["findings"]
+    for layer, series in one["signal"].items():  # the RMS of each rank's own gradient
+        np.testing.assert_allclose(np.array(two["signal"][layer]) / 2, series, rtol=1e-4)
+    for path, ours in two["activations"].items():
+        theirs = one["activations"][path]
+        for k in ("active_fraction", "saturated_fraction"):
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        silent = np.array(ours["silent_fraction"])  # the least over ranks: a bound
+        assert np.all(np.isnan(silent) | (silent >= np.array(theirs["silent_fraction"])))
+        assert len(ours["windows"]) == len(theirs["windows"]) == 2
+        for a, b in zip(ours["windows"], theirs["windows"]):
+            for k in ("examples", "dead_unit_indices", "pinned_units", "end_step"):
+                assert a[k] == b[k], (path, k)
+            assert a["saturated_fraction"] == pytest.approx(b["saturated_fraction"], abs=1e-6)
+    windows = [w for a in two["activations"].values() for w in a["windows"]]
+    assert any(w["pinned_units"] for w in windows) and any(w["dead_units"] for w in windows)
 
 
 def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
@@ -135,6 +163,13 @@ def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
 def test_a_nan_on_rank_1_stops_every_rank_with_the_doctors_finding_and_the_rank(tmp_path):
     job, result = run("nan_on_rank_1", tmp_path)
     assert job.returncode != 0
+    # an op made it (sqrt of -1 on rank 1): every rank stopped, told the rank and the op
+    made = result["op_made"]
+    assert made["message"].startswith("training stopped on all 2 ranks at epoch 0, batch 3")
+    assert "non-finite loss on rank 1. rank 1: [critical] nan_trap" in made["message"]
+    assert "the first op to make inf or NaN from finite values was 'sqrt'" in made["message"]
+    assert [(f["kind"], f["evidence"]["rank"]) for f in made["findings"]] == [("nan_trap", 1)]
+    # then the inputs held one
     assert ["nan_trap", 1] in result["findings"]  # rank 1's finding, in rank 0's history
     err = job.stderr
     assert "training stopped on all 2 ranks at epoch 0, batch 3" in err
