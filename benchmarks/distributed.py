@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -144,22 +143,13 @@ def ring_seconds(n: int, n_bytes: float, latency: float, link_bytes_per_s: float
     return 2 * (n - 1) * latency + 2 * (n - 1) / n * n_bytes / link_bytes_per_s
 
 
-def _mpiexec() -> list[str]:
-    beside = Path(sys.executable).with_name("mpiexec")
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if found is None:
-        sys.exit("benchmarks/distributed.py: no mpiexec (pip install gradwell[distributed])")
-    flags = ["--oversubscribe"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        flags.append("--allow-run-as-root")
-    return [found, *flags]
-
-
 def measure(row: str, ranks: int, steps: int, overlap: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", row, "--steps", str(steps)]
     cmd += [] if overlap else ["--no-overlap"]
     if ranks > 1:
-        cmd = [*_mpiexec(), "-n", str(ranks), *cmd]
+        from gradwell.distributed.launch import mpiexec_command
+
+        cmd = [*mpiexec_command(ranks), *cmd]
     env = {**os.environ, **ONE_THREAD}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if out.returncode != 0:
