@@ -340,7 +340,15 @@ def overlap(X, y):
         # it does not start from rank 0's BatchNorm statistics (fit broadcasts them)
         runs.append(({n: p.data for n, p in net.named_parameters()}, step.replays if step else 0))
     (eager, _), (replayed, replays) = runs
+    fitted = []
+    for compile in (False, True):  # fit(compile=True) replays, averaging the same
+        model = build()
+        gw.fit(model, (X[:64] + dist.rank(), y[:64]), loss="cross_entropy", epochs=1,
+               optimizer=gw.optim.SGD(model.parameters(), lr=0.1), batch_size=B, seed=0,
+               verbose=0, doctor=False, compile=compile, distributed=True)  # fmt: skip
+        fitted.append({n: p.data for n, p in model.named_parameters()})
     return {
+        "fit_compiled_is_eager": all(np.array_equal(fitted[0][k], fitted[1][k]) for k in fitted[0]),
         "buckets": len(net.reducer.buckets),
         "started_before_first_layer": started,
         "replays": replays,

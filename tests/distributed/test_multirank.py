@@ -76,6 +76,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
     assert result["overlap"]["started_before_first_layer"] == [4]
     assert result["overlap"]["replays"] == 3
     assert result["overlap"]["compiled_is_eager"] and result["overlap"]["compiled_same_on_ranks"]
+    assert result["overlap"]["fit_compiled_is_eager"]
     assert result["dropout_differs_between_ranks"]
     assert result["dropout_reproducible"]
 
