@@ -22,7 +22,7 @@ doctor reads the numbers of one process that saw all the examples:
 - a NaN: :class:`gradwell.distributed.fit.JobGuard` stops every rank at the same step
   and carries the finding of the rank that met it, with that rank.
 
-Everything travels in four collectives per merge, whatever the model's size.
+Everything travels in one gather and three all-reduces per merge, whatever the model's size.
 """
 
 from __future__ import annotations
