@@ -219,6 +219,7 @@ def nan_on_rank_1(out):
     if dist.rank() == 1:
         X[shard[3 * B]] = -1.0  # batch 3 of epoch 0 on rank 1
     model = nn.Sequential(_Sqrt(), nn.Linear(6, 3, rng=0))
+    op_made = None
     try:
         gw.fit(model, (X, y), loss="cross_entropy", epochs=1, batch_size=B, seed=0, verbose=0,
                optimizer=gw.optim.SGD(model.parameters(), lr=0.1), distributed=True)  # fmt: skip
@@ -349,7 +350,6 @@ def overlap(X, y):
         fitted.append({n: p.data for n, p in model.named_parameters()})
     return {
         "fit_compiled_is_eager": all(np.array_equal(fitted[0][k], fitted[1][k]) for k in fitted[0]),
-        "buckets": len(net.reducer.buckets),
         "started_before_first_layer": started,
         "replays": replays,
         "compiled_is_eager": all(np.array_equal(eager[k], replayed[k]) for k in eager),
@@ -388,7 +388,7 @@ def doctor_numbers(history):
                 for k in ("active_fraction", "silent_fraction", "saturated_fraction", "windows")
             }
             for p, a in acts.items()
-        },  # fmt: skip
+        },
         "findings": sorted(f.kind for f in history.findings),
     }
 
