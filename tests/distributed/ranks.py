@@ -311,6 +311,16 @@ def dead_units():
     return [w["dead_unit_indices"] for w in history.doctor.trace.activations["1"].windows]
 
 
+class _Reversed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.last = nn.Linear(16, 3, rng=1)  # declared first, used last
+        self.first = nn.Linear(6, 16, rng=0)
+
+    def forward(self, x):
+        return self.last(gw.relu(self.first(x)))
+
+
 def overlap(X, y):
     """Buckets start while backward still runs: when backward reaches the first layer's
     output, the top layers' buckets (one parameter each) are on their way. And a
@@ -324,6 +334,13 @@ def overlap(X, y):
 
     net.module[0].register_forward_hook(watch)
     loss_fn(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
+    # Layers declared in the reverse of their use: after the first step the buckets
+    # follow the order the gradients came in, and start during backward again.
+    net = dist.DataParallel(_Reversed(), bucket_bytes=1)
+    net.module.first.register_forward_hook(watch)
+    for _ in range(2):
+        net.zero_grad()
+        loss_fn(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
     runs = []
     for compiled in (False, True):
         net = dist.DataParallel(build())
