@@ -18,7 +18,7 @@ from .._jit import jit
 # The columns of a convolution are built and used a block of images at a time, in a buffer
 # of about this size (at least one image): the block stays in cache between im2col and its
 # GEMM, and the memory a convolution takes is the block, not all the columns at once.
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 1 << 20
 
 # (kh, kw, stride h, stride w, pad top, pad left, dilation h, dilation w, out h, out w)
 Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
