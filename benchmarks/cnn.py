@@ -1,4 +1,4 @@
-"""Training-step time and peak memory of two small CNNs: gradwell next to PyTorch (eager), in one run.
+"""Step time and peak memory of two small CNNs: gradwell next to PyTorch (eager), in one run.
 
 * lenet: conv 6@5x5 (padding 2) -> ReLU -> max-pool 2 -> conv 16@5x5 -> ReLU -> max-pool 2
   -> 120 -> 84 -> 10, batch 64 of 1x28x28;
@@ -291,10 +291,19 @@ def main() -> None:
             "ratio CPU time", "gradwell MB", "compiled MB", "torch MB",
             "gradwell numpy MB"]  # fmt: skip
     table = [
-        [ROWS[row] if args.markdown else row, ms("gradwell", row), ms("compiled", row),
-         ms("torch", row), ratio("gradwell", row, "wall"), ratio("compiled", row, "wall"),
-         ratio("gradwell", row, "cpu"), mb("gradwell", row), mb("compiled", row),
-         mb("torch", row), mb("gradwell", row, "numpy")]  # fmt: skip
+        [
+            ROWS[row] if args.markdown else row,
+            ms("gradwell", row),
+            ms("compiled", row),
+            ms("torch", row),
+            ratio("gradwell", row, "wall"),
+            ratio("compiled", row, "wall"),
+            ratio("gradwell", row, "cpu"),
+            mb("gradwell", row),
+            mb("compiled", row),
+            mb("torch", row),
+            mb("gradwell", row, "numpy"),
+        ]  # fmt: skip
         for row in rows
     ]
     print(f"threads: {args.threads}; {args.repeat} turns of {args.steps} steps; load average "
