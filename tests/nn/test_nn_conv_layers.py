@@ -107,6 +107,23 @@ def test_conv2d_layer_shapes_and_errors():
         gw.nn.Conv2d(1, 1, 5)(gw.zeros(1, 1, 3, 3))
 
 
+def test_max_pool_hands_a_tie_to_the_first_maximum_and_a_nan_wins():
+    # PyTorch's rule: the first of equal maxima in the window's row-major order, and NaN
+    # over numbers; with overlapping windows a place can take several gradients.
+    x = gw.tensor([[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, np.nan, 2.0]]]], requires_grad=True)
+    out = F.max_pool2d(x, 2, stride=1)
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[1.0, 1.0], [np.nan, np.nan]])
+    out.backward(gw.tensor(np.array([[[[1.0, 10.0], [100.0, 1000.0]]]], np.float32)))
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[1, 10, 0], [0, 0, 0], [0, 1100, 0]])
+
+
+def test_conv_outputs_are_channels_last_in_memory():
+    # the layout the next layer reads without a copy (docs/architecture.md)
+    x = gw.randn(2, 3, 8, 8, rng=0)
+    y = F.max_pool2d(gw.nn.Conv2d(3, 4, 3, rng=0)(x), 2)
+    assert y.shape == (2, 4, 3, 3) and y.data.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
 def test_batchnorm2d_and_1d_on_sequences_match_pytorch():
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).standard_normal((4, 3, 5, 6)).astype(np.float32)

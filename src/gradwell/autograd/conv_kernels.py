@@ -68,20 +68,20 @@ def col2im(cols: Any, n0: int, geo: Any, out: Any) -> None:
 
 
 @jit
-def max_pool(x: Any, geo: Any) -> Any:
-    """Max pooling of (N, H, W, C) ``x``: (out (N, OH, OW, C), the flat index y * W + x of
-    each maximum in its image plane, int32). The first maximum in the window's row-major
-    order wins a tie, a NaN wins over numbers (the last NaN), as PyTorch; padding never wins."""
+def max_pool(x: Any, geo: Any, index_like: Any) -> Any:
+    """Max pooling of (N, H, W, C) ``x``: (out (N, OH, OW, C), where each maximum is in its
+    window, i * kw + j, in the integer dtype of ``index_like``). The first maximum in the
+    window's row-major order wins a tie, a NaN wins over numbers (the last NaN), as
+    PyTorch; padding never wins (-1 where a window has nothing else)."""
     n, h, w, c = x.shape
     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
     out = np.empty((n, oh, ow, c), x.dtype)
-    where = np.empty((n, oh, ow, c), np.int32)
+    where = np.empty((n, oh, ow, c), index_like.dtype)
     best = np.empty(c, x.dtype)
     for m in range(n):
         for a in range(oh):
             for b in range(ow):
-                at = where[m, a, b]
-                at[:] = -1
+                where[m, a, b, :] = -1
                 for i in range(kh):
                     y = a * sh - pt + i * dh
                     if y < 0 or y >= h:
@@ -90,26 +90,27 @@ def max_pool(x: Any, geo: Any) -> Any:
                         xx = b * sw - pl + j * dw
                         if xx < 0 or xx >= w:
                             continue
-                        src = x[m, y, xx]
                         for ch in range(c):
-                            v = src[ch]
-                            if at[ch] < 0 or v > best[ch] or v != v:
+                            v = x[m, y, xx, ch]
+                            if where[m, a, b, ch] < 0 or v > best[ch] or v != v:
                                 best[ch] = v
-                                at[ch] = y * w + xx
-                out[m, a, b] = best
+                                where[m, a, b, ch] = i * kw + j
+                out[m, a, b, :] = best
     return out, where
 
 
 @jit
-def max_pool_grad(g: Any, where: Any, h: int, w: int) -> Any:
+def max_pool_grad(g: Any, where: Any, geo: Any, h: int, w: int) -> Any:
     """The VJP of ``max_pool``: each output's gradient added to its maximum's place."""
     n, oh, ow, c = g.shape
-    gx = np.zeros((n, h * w, c), g.dtype)
+    kh, kw, sh, sw, pt, pl, dh, dw, _, _ = geo
+    gx = np.zeros((n, h, w, c), g.dtype)
     for m in range(n):
         for a in range(oh):
             for b in range(ow):
                 for ch in range(c):
                     k = where[m, a, b, ch]
                     if k >= 0:
-                        gx[m, k, ch] += g[m, a, b, ch]
-    return gx.reshape(n, h, w, c)
+                        i, j = divmod(k, kw)
+                        gx[m, a * sh - pt + i * dh, b * sw - pl + j * dw, ch] += g[m, a, b, ch]
+    return gx

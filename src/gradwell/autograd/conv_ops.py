@@ -299,26 +299,32 @@ def max_pool2d(x: Any, *, kernel: Pair, stride: Pair, padding: Padding, dilation
     """The largest value of each (kh, kw) window of (N, C, H, W); padded places never win.
 
     One compiled pass over the channels-last input (``kernels.max_pool``) that also keeps
-    where each maximum was (the first of equal ones, as PyTorch): backward hands each
-    output's gradient to that place. The output is channels-last in memory, like conv2d's.
+    where in its window each maximum was (the first of equal ones, as PyTorch; one byte
+    each for windows of up to 127 places): backward hands each output's gradient to that
+    place. The output is channels-last in memory, like conv2d's.
     """
     xt = channels_last(x)
     geo = _geometry(xt.shape[1], xt.shape[2], kernel, stride, padding, dilation, "max_pool2d")
-    out, where = kernels.max_pool(xt, geo)
-    return out.transpose(0, 3, 1, 2), where
+    index = np.int8 if kernel[0] * kernel[1] <= 127 else np.int32
+    out, where = kernels.max_pool(xt, geo, np.empty(0, index))
+    return out.transpose(0, 3, 1, 2), (where, geo)
 
 
 @max_pool2d.defvjp
 def _(F, g, out, ins, needs, attrs):
+    where, geo = attrs["saved"]
     h, w = ins[0].shape[2:]
-    return (kernels.max_pool_grad(channels_last(g), attrs["saved"], h, w).transpose(0, 3, 1, 2),)
+    return (kernels.max_pool_grad(channels_last(g), where, geo, h, w).transpose(0, 3, 1, 2),)
 
 
 @max_pool2d.defreference
 def _max_pool2d_reference(out, x, *, saved, **_):
     """The input's values at the places forward chose: a gather, exact to any order."""
+    where, (kh, kw, sh, sw, pt, pl, dh, dw, oh, ow) = saved
     n, c, h, w = x.shape
+    i, j = np.divmod(where.astype(np.int64), kw)  # (N, OH, OW, C)
+    rows = np.arange(oh).reshape(1, oh, 1, 1) * sh - pt + i * dh
+    cols = np.arange(ow).reshape(1, 1, ow, 1) * sw - pl + j * dw
     images = np.arange(n).reshape(n, 1, 1, 1)
     channels = np.arange(c).reshape(1, 1, 1, c)
-    picked = x.reshape(n, c, h * w)[images, channels, saved]  # (N, OH, OW, C)
-    return picked.transpose(0, 3, 1, 2)
+    return x[images, channels, rows, cols].transpose(0, 3, 1, 2)  # (N, C, OH, OW)
