@@ -104,13 +104,17 @@ def max_pool_grad(g: Any, where: Any, geo: Any, h: int, w: int) -> Any:
     """The VJP of ``max_pool``: each output's gradient added to its maximum's place."""
     n, oh, ow, c = g.shape
     kh, kw, sh, sw, pt, pl, dh, dw, _, _ = geo
-    gx = np.zeros((n, h, w, c), g.dtype)
+    offset = np.empty(kh * kw, np.int64)  # window place -> its offset in the image plane
+    for i in range(kh):
+        for j in range(kw):
+            offset[i * kw + j] = i * dh * w + j * dw
+    gx = np.zeros((n, h * w, c), g.dtype)
     for m in range(n):
         for a in range(oh):
             for b in range(ow):
+                corner = (a * sh - pt) * w + b * sw - pl
                 for ch in range(c):
                     k = where[m, a, b, ch]
                     if k >= 0:
-                        i, j = divmod(k, kw)
-                        gx[m, a * sh - pt + i * dh, b * sw - pl + j * dw, ch] += g[m, a, b, ch]
-    return gx
+                        gx[m, corner + offset[k], ch] += g[m, a, b, ch]
+    return gx.reshape(n, h, w, c)
