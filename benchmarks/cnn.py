@@ -256,7 +256,7 @@ def main() -> None:
         _worker(args.worker, rows[0], args.threads, args.steps, args.what)
         return
     frameworks = [f for f in args.frameworks.split(",") if _installed(f)]
-    if "torch" not in frameworks:
+    if "torch" in args.frameworks.split(",") and "torch" not in frameworks:
         print("(torch is not installed: no ratios)", file=sys.stderr)
     load = os.getloadavg()[0]
     turns: dict[tuple[str, str], list[dict[str, float]]] = {}
