@@ -37,6 +37,8 @@ import sys
 import time
 from typing import Any
 
+from mlp import _peak_rss, _reset_peak_rss  # (this folder: the scripts share them)
+
 ROWS = {
     "lenet": "LeNet-5, batch 64, 1x28x28",
     "vgg": "VGG-style (3 blocks of 2 conv3x3+BN+ReLU, pool), batch 32, 3x32x32",
@@ -156,19 +158,6 @@ BUILDERS = {"gradwell": gradwell_step, "compiled": compiled_step, "torch": torch
 
 
 # ------------------------------------------------------------------- in the child
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _time(framework: str, row: str, steps: int) -> dict[str, float]:
     step = BUILDERS[framework](row)
     for i in range(3):  # warm-up: numba's cache, torch's first calls
@@ -186,12 +175,11 @@ def _memory(framework: str, row: str) -> dict[str, float | None]:
     step = BUILDERS[framework](row)
     for i in range(3):
         step(i)
-    before = _rss()
-    with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark to now
-        f.write("5")
+    before = _reset_peak_rss()  # the high-water mark starts again from the size now
     for i in range(3):
         step(i)
-    result: dict[str, float | None] = {"rss": max(0, _peak_rss() - before), "numpy": None}
+    rss = None if before is None else max(0, _peak_rss() - before)
+    result: dict[str, float | None] = {"rss": rss, "numpy": None}
     if framework != "torch":
         import tracemalloc
 
