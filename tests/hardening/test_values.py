@@ -42,6 +42,14 @@ def test_gw_tensor_refuses_text_even_with_a_float_dtype():
     assert gw.tensor([True, False]).dtype == np.bool_  # numbers of every kind still work
 
 
+@pytest.mark.parametrize("like", [gw.tensor(False), gw.tensor(3)])
+def test_an_integer_beyond_64_bits_next_to_a_tensor_is_an_overflow(like):
+    # Found by the fuzz: a bool tensor plus -2**63 - 1 built an object array the op then crashed on.
+    with pytest.raises(OverflowError):
+        _ = like + (-(2**63) - 1)
+    assert (like + 2**62).data.dtype.kind in "iu"
+
+
 @pytest.mark.parametrize(
     "target, message",
     [

@@ -146,6 +146,8 @@ def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
         if len(_constants) > 4096:
             _constants.clear()
         arr = np.asarray(value, dtype=constant_dtype(value, like))
+        if arr.dtype.kind == "O":  # an int beyond int64/uint64 has no array dtype
+            raise OverflowError(f"the integer {value} does not fit in 64 bits")
         arr.flags.writeable = False
         t = _constants[key] = Tensor(arr)
     return t

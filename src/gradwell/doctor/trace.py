@@ -48,6 +48,8 @@ class ActivationStats:
     kind: str
     units: int
     is_output: bool = False
+    # The module these are the internal gates of (e.g. an LSTM); None for an activation module.
+    inside: str | None = None
     steps: MutableSequence[int] = field(default_factory=ints)
     active_fraction: MutableSequence[float] = field(default_factory=floats)
     silent_fraction: MutableSequence[float] = field(default_factory=floats)
@@ -141,6 +143,7 @@ class ActivationStats:
             "kind": self.kind,
             "units": self.units,
             "is_output": self.is_output,
+            "inside": self.inside,
             "steps": list(self.steps),
             "active_fraction": list(self.active_fraction),
             "silent_fraction": list(self.silent_fraction),

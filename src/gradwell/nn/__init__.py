@@ -51,9 +51,11 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module, RemovableHandle
+from .multihead import MultiheadAttention
 from .normalization import GroupNorm, LayerNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "BCELoss",
@@ -111,4 +113,9 @@ __all__ = [
     "LayerNorm",
     "MaxPool1d",
     "MaxPool2d",
+    # sequence models
+    "GRU",
+    "LSTM",
+    "MultiheadAttention",
+    "RNN",
 ]
