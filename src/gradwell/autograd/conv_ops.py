@@ -1,8 +1,11 @@
 """Sliding windows over images: ``unfold`` (im2col) and its adjoint ``fold`` (col2im), and padding.
 
-Convolution, pooling and padding are built from these and the core primitives (matmul,
-reshape, max, mean, getitem), so each of them is exact to second order for free: the VJP
-of ``unfold`` is ``fold`` and the VJP of ``fold`` is ``unfold``, both linear.
+Average pooling, grouped convolution and padding are built from these and the core
+primitives (matmul, reshape, mean, getitem), so each of them is exact to second order for
+free: the VJP of ``unfold`` is ``fold`` and the VJP of ``fold`` is ``unfold``, both linear.
+``conv2d`` and ``max_pool2d`` are primitives of their own with compiled kernels
+(``conv_kernels.py``, on channels-last images), and their references (what
+``create_graph`` differentiates) are built from ``unfold`` and ``getitem``.
 
 The layout is PyTorch's: ``unfold`` of (N, C, H, W) is (N, C * kh * kw, OH * OW), the
 channel outermost, so a (O, C, kh, kw) weight reshaped to (O, C * kh * kw) multiplies it.
@@ -198,11 +201,14 @@ def _im2col(
     return block.reshape(kh * kw, m * oh * ow).T
 
 
-def _single_channel_windows(x: np.ndarray, c: int, w: np.ndarray, attrs: dict[str, Any]) -> Any:
+def _single_channel_windows(xt: np.ndarray, w: np.ndarray, attrs: dict[str, Any]) -> Any:
+    """``_im2col``'s ``windows`` for a channels-last image ``xt``: None unless one channel."""
+    n, h, wd, c = xt.shape
     if c != 1:
         return None
     kernel = (w.shape[2], w.shape[3])
-    return _windows(x, kernel, attrs["stride"], attrs["padding"], attrs["dilation"], 0.0)[:, 0]
+    image = xt.reshape(n, 1, h, wd)
+    return _windows(image, kernel, attrs["stride"], attrs["padding"], attrs["dilation"], 0.0)[:, 0]
 
 
 @primitive("conv2d", reads="i")
@@ -231,7 +237,7 @@ def conv2d(x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation:
         blocks = _blocks(n, geo, k, out.itemsize)
         cols = _columns(n, geo, c, dtype, blocks.step)
         attrs = {"stride": stride, "padding": padding, "dilation": dilation}
-        windows = _single_channel_windows(xt.reshape(n, 1, h, wd) if c == 1 else x, c, w, attrs)
+        windows = _single_channel_windows(xt, w, attrs)
         for n0 in blocks:
             block = _im2col(xt, windows, n0, geo, cols[: min(n - n0, blocks.step)])
             product = out[n0 : n0 + len(block) // (oh * ow)].reshape(-1, o)
@@ -263,7 +269,7 @@ def _(F, g, out, ins, needs, attrs):
         blocks = _blocks(n, geo, k, np.dtype(dtype).itemsize)
         cols = _columns(n, geo, c, dtype, blocks.step)
         part = np.empty((o, k), dtype) if needs[1] and len(blocks) > 1 else gwk
-        windows = _single_channel_windows(xt.reshape(n, 1, h, wd) if c == 1 else x, c, w, attrs)
+        windows = _single_channel_windows(xt, w, attrs)
         for n0 in blocks:
             block = cols[: min(n - n0, blocks.step)]
             gblock = gt[n0 : n0 + len(block)].reshape(-1, o)
