@@ -1,8 +1,9 @@
 """Pooling: max and average over sliding windows (1-D and 2-D), and adaptive average pooling.
 
-A pooled window is a column of ``unfold`` reduced with the core ``max`` or ``mean``, so
-the gradients are theirs: max pooling hands the gradient to the window's largest element
-(ties share it equally, where PyTorch picks one), average pooling spreads it evenly.
+Max pooling is its own primitive (``conv_ops.max_pool2d``, one compiled pass that keeps
+where each maximum was): it hands the gradient to the window's largest element, the first
+of equal ones, as PyTorch. An averaged window is a column of ``unfold`` reduced with the
+core ``mean``, so average pooling spreads the gradient evenly, by mean's own VJP.
 """
 
 from __future__ import annotations
@@ -38,16 +39,17 @@ def _pool2d(
     if ph > kernel[0] // 2 or pw > kernel[1] // 2:
         raise ValueError(f"{who}: padding {(ph, pw)} must be at most half the kernel {kernel}")
     dilation_ = _pair(dilation, "dilation", who)
+    if kind == "max":
+        return conv_ops.max_pool2d(
+            x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_
+        )
     cols = conv_ops.unfold(
-        x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_,
-        value=-np.inf if kind == "max" else 0.0,
-    )  # fmt: skip
+        x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_
+    )
     n, c, h, w = x.shape
     oh = conv_ops.output_size(h, kernel[0], stride_[0], (ph, ph), dilation_[0])
     ow = conv_ops.output_size(w, kernel[1], stride_[1], (pw, pw), dilation_[1])
     windows = ops.reshape(cols, shape=(n, c, kernel[0] * kernel[1], oh, ow))
-    if kind == "max":
-        return ops.max(windows, axis=2, keepdims=False)
     return ops.mean(windows, axis=2, keepdims=False)
 
 
