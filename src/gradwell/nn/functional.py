@@ -600,6 +600,7 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
 
 # Convolution, pooling, padding, normalisation and embedding (their own modules).
 from .conv import conv1d, conv2d  # noqa: E402
+from .conv_transpose import conv_transpose2d  # noqa: E402
 from .embedding import embedding  # noqa: E402
 from .normalization import group_norm, layer_norm  # noqa: E402
 from .padding import pad  # noqa: E402
@@ -610,6 +611,7 @@ from .pooling import (  # noqa: E402
     max_pool1d,
     max_pool2d,
 )
+from .upsampling import interpolate  # noqa: E402
 
 __all__ += [
     "adaptive_avg_pool2d",
@@ -617,10 +619,12 @@ __all__ += [
     "avg_pool2d",
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "embedding",
     "group_norm",
     "layer_norm",
     "max_pool1d",
+    "interpolate",
     "max_pool2d",
     "pad",
 ]
