@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -96,14 +96,55 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     return ops.mean(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Largest element over ``axis``. Ties share the gradient equally among them."""
-    return ops.max(_t(x), axis=_axes(axis), keepdims=keepdims)
+class ValuesIndices(NamedTuple):
+    """(values, indices) of a reduction along a dim, as PyTorch's ``torch.return_types``."""
+
+    values: Tensor
+    indices: Tensor
 
 
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Smallest element over ``axis``. Ties share the gradient equally among them."""
-    return ops.min(_t(x), axis=_axes(axis), keepdims=keepdims)
+def _extreme(
+    x: Any, dim: Any, keepdim: Any, axis: Any, keepdims: Any, largest: bool
+) -> Tensor | ValuesIndices:
+    if isinstance(dim, Tensor):  # torch.max(a, b): the elementwise maximum
+        return (ops.maximum if largest else ops.minimum)(_t(x), dim)
+    x = _t(x)
+    keep = bool(_pick(keepdims, keepdim, None))
+    if dim is None:  # numpy's spelling, or every axis: the values only
+        return (ops.max if largest else ops.min)(x, axis=_axes(axis), keepdims=keep)
+    if axis is not None:
+        raise TypeError(f"got both dim={dim!r} and axis={axis!r}; pass one of them")
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be one axis (an int) for (values, indices); got {dim!r}")
+    indices = (ops.argmax if largest else ops.argmin)(x, axis=int(dim), keepdims=True)
+    values = gather(x, int(dim), indices.data)  # the gradient goes to the index picked
+    if not keep:
+        values, indices = squeeze(values, int(dim)), squeeze(indices, int(dim))
+    return ValuesIndices(values, indices)
+
+
+def max(
+    x: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+) -> Any:
+    """The largest element, as in PyTorch: over every axis (a tensor; ties share the
+    gradient equally), or along ``dim`` as a named tuple ``(values, indices)`` whose
+    values take the gradient at the index picked (the first of ties). numpy's spelling,
+    ``axis=`` (one axis or several), gives the values only. ``max(a, b)`` with a tensor
+    ``b`` is the elementwise maximum.
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    >>> gw.max(x).item(), gw.max(x, dim=1).indices.tolist(), x.max(axis=0).tolist()
+    (7.0, [1, 0], [7.0, 5.0, 3.0])
+    """
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=True)
+
+
+def min(
+    x: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+) -> Any:
+    """The smallest element: as :func:`max`, for the minimum."""
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=False)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -143,7 +184,7 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
 
 METHODS.update(
     var=var, std=std, reshape=reshape, transpose=transpose, flatten=flatten, squeeze=squeeze,
-    unsqueeze=unsqueeze,
+    unsqueeze=unsqueeze, tensor_max=max, tensor_min=min,
 )  # fmt: skip
 
 
@@ -392,7 +433,7 @@ def sort(
     x = _t(x)
     axis = _dim(axis, dim, -1)
     indices = ops.argsort(x, axis=axis, descending=descending)
-    return gather(x, axis, indices.data), indices
+    return ValuesIndices(gather(x, axis, indices.data), indices)
 
 
 def argsort(x: Any, axis: int = -1, descending: bool = False, *, dim: Any = None) -> Tensor:
@@ -408,7 +449,7 @@ def topk(
     axis = _dim(axis, dim, -1) % x.ndim
     order = ops.argsort(x, axis=axis, descending=largest).data
     indices = np.take(order, np.arange(k), axis=axis)
-    return gather(x, axis, indices), Tensor(indices)
+    return ValuesIndices(gather(x, axis, indices), Tensor(indices))
 
 
 def argmax(
