@@ -166,6 +166,23 @@ def test_deep_sigmoid_cnn_has_vanishing_gradients_at_the_first_convolutions(data
     assert "BatchNorm2d after" in " ".join(f.remedies)
 
 
+@pytest.mark.parametrize("data,seed", [("digits", 0), ("digits", 2), ("bars", 0), ("bars", 1)])
+def test_a_cnn_regression_at_a_far_too_high_rate_explodes_through_its_convolutions(data, seed):
+    X, _, _ = images(data, seed)
+    y = X.reshape(len(X), -1).mean(axis=1, keepdims=True) * 4  # the image's brightness
+    model = cnn(X.shape[1], 1, depth=3, seed=seed, pool=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the overflow is the point
+        history = gw.fit(model, (X, y), loss="mse", optimizer=gw.optim.SGD(model.parameters(),
+                         lr=1.0), epochs=4, seed=seed, verbose=0,
+                         doctor=Doctor(verbose=False, raise_errors=True))  # fmt: skip
+    f = next(f for f in serious(history) if f.kind == "exploding_gradients")
+    layers = paths_of(model, "Conv2d") + paths_of(model, "Linear")
+    assert set(f.locations) <= set(layers) and f.evidence["growth"] >= 100
+    top = serious(history)[0]
+    assert top.kind == "learning_rate_too_high" and top.actions[0]["action"] == "scale_lr"
+
+
 @pytest.mark.parametrize("seed", (0, 1))
 def test_shallow_relu_and_tanh_cnns_do_not_vanish(seed):
     X, y, C = images("bars", seed)

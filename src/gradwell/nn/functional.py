@@ -37,6 +37,7 @@ __all__ = [
     "hardtanh",
     "kl_div",
     "logsigmoid",
+    "one_hot",
     "mish",
     "relu6",
     "selu",
@@ -575,6 +576,27 @@ def binary_cross_entropy(
     if weight is not None:
         loss = loss * _as_tensor(weight)
     return _reduce(loss, reduction)
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """(..., num_classes) int64 rows with a 1 at each class index of ``tensor`` (PyTorch's
+    ``F.one_hot``); ``num_classes=-1``: one more than the largest index.
+
+    >>> import gradwell as gw
+    >>> one_hot(gw.tensor([0, 2]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    arr = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected integer class indices; got dtype {arr.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"one_hot: num_classes must be an int; got {num_classes!r}")
+    n = int(arr.max()) + 1 if num_classes == -1 and arr.size else int(num_classes)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(
+            f"one_hot: class indices must be in [0, {n}); got {arr.min()} .. {arr.max()}"
+        )
+    return Tensor((arr[..., None] == np.arange(max(n, 0))).astype(np.int64))
 
 
 def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
