@@ -185,7 +185,7 @@ def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = Non
     >>> x = gw.ones(2, 4)
     >>> gw.nn.functional.dropout(x, 0.5, rng=0)
     tensor([[2., 2., 2., 0.],
-            [0., 0., 0., 0.]])
+            [2., 0., 2., 2.]])
     """
     rate = check_rate(rate)
     if not training or rate == 0.0:

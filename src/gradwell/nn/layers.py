@@ -96,7 +96,7 @@ class Dropout(Module):
     >>> drop = gw.nn.Dropout(0.5, rng=0)
     >>> drop(gw.ones(2, 4))
     tensor([[2., 2., 2., 0.],
-            [0., 0., 0., 0.]])
+            [2., 0., 2., 2.]])
     >>> drop.eval()(gw.ones(1, 2))
     tensor([[1., 1.]])
     """
@@ -138,6 +138,9 @@ class Dropout(Module):
             self.rng.bit_generator.state = _rng(seed).bit_generator.state
             self._generation = seed_generation()
 
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
 
 def reseed_dropout(model: Module, seed: Any) -> None:
     """Reseed every Dropout of ``model`` made without its own ``rng``: the i-th (in
@@ -146,9 +149,6 @@ def reseed_dropout(model: Module, seed: Any) -> None:
     resumed run included)."""
     for i, m in enumerate(m for m in model.modules() if isinstance(m, Dropout)):
         m.reseed([*np.atleast_1d(seed).tolist(), i])
-
-    def extra_repr(self) -> str:
-        return f"rate={self.rate}"
 
 
 class Flatten(Module):
