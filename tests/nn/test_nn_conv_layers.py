@@ -262,3 +262,27 @@ def test_small_cnn_learns_synthetic_images():
     model.eval()
     accuracy = (model(x).numpy().argmax(1) == y).mean()
     assert accuracy > 0.95
+
+
+def test_small_conv_autoencoder_learns_to_reconstruct():
+    """Down with a strided conv and max pooling, up with ConvTranspose2d and Upsample."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((32, 1, 8, 8), np.float32)
+    for i, (r, c) in enumerate(rng.integers(0, 6, (32, 2))):
+        x[i, 0, r : r + 3, c : c + 3] = 1.0  # a bright square somewhere
+    nn = gw.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),  # 2x2
+        nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(8, 8, 4, 2, 1, rng=1),
+        nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1, rng=2),
+    )  # fmt: skip
+    assert model(gw.tensor(x)).shape == x.shape
+    opt = gw.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = gw.nn.functional.mse_loss(model(gw.tensor(x)), gw.tensor(x))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * x.var()  # far better than the mean pixel everywhere
