@@ -121,3 +121,12 @@ def test_an_overlong_field_names_the_file_and_line(tmp_path):
     path.write_text('a,b\n1,2\n3,"' + "x" * 200_000 + '"\n')
     with pytest.raises(CSVFormatError, match=r"big.csv: cannot read line 3: a field longer than"):
         load_csv(path)
+
+
+def test_an_int_beyond_64_bits_is_refused_clearly_unless_a_float_tensor_takes_it():
+    # found by the fuzz test: ReLU() of -2**70 returned a Python int from an object array
+    with pytest.raises(TypeError, match="fits in 64 bits; got -1180591620717411303424"):
+        gw.nn.ReLU()(-(2**70))
+    with pytest.raises(TypeError, match="fits in 64 bits"):
+        gw.tensor([1, 2]) + 2**70
+    assert (gw.tensor([1.0]) * 2**70).item() == pytest.approx(2.0**70)

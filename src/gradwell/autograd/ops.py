@@ -145,7 +145,12 @@ def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
     if t is None:
         if len(_constants) > 4096:
             _constants.clear()
-        arr = np.asarray(value, dtype=constant_dtype(value, like))
+        try:
+            arr = np.asarray(value, dtype=constant_dtype(value, like))
+        except OverflowError:
+            arr = np.empty(0, object)  # refused below, as numpy would store it
+        if arr.dtype.kind == "O":  # an int beyond 64 bits
+            raise TypeError(f"expected a number that fits in 64 bits; got {value!r}")
         arr.flags.writeable = False
         t = _constants[key] = Tensor(arr)
     return t
