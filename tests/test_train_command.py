@@ -39,14 +39,16 @@ def rows(path):
 def test_train_then_predict(tmp_path, capsys, target, metric, least):
     data = mixed_csv(tmp_path / "mixed.csv")
     out = tmp_path / "run"
-    assert main(["train", str(data), "--target", target, "--epochs", "25", "--quiet",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert main(["train", str(data), "--target", target, "--epochs", "25", "--quiet", "--out",
+                 str(out), "--weight-decay", "1e-5", "--clip-grad-norm", "5"]) == 0  # fmt: skip
     assert "report: " in capsys.readouterr().out
     for name in ("model.safetensors", "report.html", "metrics.json", "config.json"):
         assert (out / name).is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics[metric] > least
-    assert "Data audit" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Data audit" in report and "Trainable params" in report
+    assert "Curves per epoch" in report and "data:image/png;base64," in report
     preds = tmp_path / "preds.csv"
     assert main(["predict", str(out / "model.safetensors"), str(data), "--out", str(preds),
                  "--mc-dropout", "5"]) == 0  # fmt: skip
@@ -63,7 +65,9 @@ def test_train_then_predict(tmp_path, capsys, target, metric, least):
     again = tmp_path / "again"
     assert main(["train", str(data), "--config", str(out / "config.json"), "--epochs", "1",
                  "--quiet", "--out", str(again)]) == 0  # fmt: skip
-    assert json.loads((again / "config.json").read_text())["target"] == target
+    saved = json.loads((again / "config.json").read_text())
+    assert saved["target"] == target and saved["epochs"] == 1
+    assert (saved["weight_decay"], saved["clip_grad_norm"]) == (1e-5, 5.0)
 
 
 def test_the_model_loads_by_itself(tmp_path):

@@ -14,6 +14,7 @@ from . import (
     data,
     distributed,
     doctor,
+    export,
     nn,
     optim,
     preprocessing,
@@ -157,6 +158,7 @@ from .autograd.ops import (
     where,
 )
 from .doctor import lr_find
+from .export import export_onnx
 from .train import (
     History,
     callbacks,
@@ -281,6 +283,8 @@ __all__ = [
     "erf",
     "evaluate",
     "exp",
+    "export",
+    "export_onnx",
     "eye",
     "fit",
     "flatten",

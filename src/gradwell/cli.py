@@ -75,6 +75,18 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
     add_predict_arguments(parser)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export.command import command
+
+    return command(args)
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    from .export.command import add_arguments
+
+    add_arguments(parser)
+
+
 def _playground(args: argparse.Namespace) -> int:
     from .playground.command import command
 
@@ -90,6 +102,7 @@ def _playground_arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "train": ("DATA.csv --target COLUMN: audit, preprocess, train an MLP, report", _train),
     "predict": ("MODEL DATA.csv: predictions (and probabilities) from a trained model", _predict),
+    "export": ("MODEL.safetensors MODEL.onnx: the model (and its preprocessing) as ONNX", _export),
     "demo": (
         "digits with the doctor watching, then a classic failure diagnosed and repaired",
         _demo,
@@ -103,6 +116,7 @@ ARGUMENTS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "demo": _demo_arguments,
     "train": _train_arguments,
     "predict": _predict_arguments,
+    "export": _export_arguments,
     "explain": _explain_arguments,
     "doctor": _doctor_arguments,
     "playground": _playground_arguments,

@@ -174,3 +174,40 @@ def test_auto_scaler_on_float32_array(rng):
     Z = auto.fit_transform(X)
     assert Z.dtype == np.float32
     assert auto.chains_ == {"rooms": "log -> linear", "age": "linear"}
+
+
+def test_a_mixed_table_audits_levels_and_missing_cells():
+    import json
+
+    from gradwell.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    n = 400
+    income = rng.lognormal(10, 1, n)
+    income[:60] = np.nan
+    city = rng.choice(["paris", "rome", "oslo", "lima"], n, p=[0.5, 0.3, 0.195, 0.005]).astype(
+        object
+    )
+    city[:30] = None
+    city[30:40] = ""
+    zips = rng.choice([75001, 75002, 10115], n)  # numbers, named categorical
+    table = {"income": income, "city": city, "zip": zips, "age": rng.uniform(18, 90, n)}
+    report = audit(table, categorical=["zip"], min_frequency=0.01)
+    assert report.names == ["income", "age"]
+    assert report["income"].missing_fraction == pytest.approx(60 / n)
+    assert report["age"].missing_fraction == 0.0
+    c = report["city"]
+    present = [v for v in city if v not in (None, "")]
+    levels, counts = np.unique(present, return_counts=True)
+    assert c.missing_count == 40 and c.missing_fraction == pytest.approx(40 / n)
+    assert c.levels == len(levels)
+    assert set(c.rare_levels) == {lv for lv, k in zip(levels, counts) if k < 0.01 * n}
+    assert c.top[0] == ("paris", int(counts[list(levels).index("paris")]))
+    kept = OneHotEncoder(min_frequency=0.01).fit({"city": city}).levels_["city"]
+    assert c.recommended == f"one-hot ({len(kept)} levels + other)"
+    assert report["zip"].levels == 3 and report["zip"].missing_count == 0
+    text = str(report)
+    assert "2 number columns, 2 categorical" in text and "miss%" in text and "lima" in text
+    assert json.loads(report.to_json())["categorical"][0]["missing_fraction"] == pytest.approx(0.1)
+    with pytest.raises(KeyError, match="categorical columns \\['town'\\] are not in the table"):
+        audit(table, categorical=["town"])

@@ -4,8 +4,11 @@
 ``train(model, optimizer, config)`` and ``CONFIG`` (the user's own file, imported
 from its folder as a test runner imports a conftest.py), or a JSON file holding a
 config of the built-in recipe (``{"recipe": "mlp", "data": "wine", ...}``; see
-:mod:`gradwell.doctor.recipes`). It runs :func:`gradwell.doctor.repair` and
-prints each round and the repaired configuration as code; it writes no file.
+:mod:`gradwell.doctor.recipes`), or the ``config.json`` that ``gradwell train`` wrote
+(it names a ``target``; its run is retrained on the CSV it names). It runs
+:func:`gradwell.doctor.repair` and prints each round and the repaired configuration;
+for a ``gradwell train`` config, ``--write`` saves the repaired settings back into the
+file, ready for ``gradwell train --config config.json``. Nothing else writes.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ def load_setup(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
             config = json.loads(p.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"gradwell doctor --fix: {p} is not valid JSON ({e})") from e
+        if isinstance(config, dict) and "target" in config:  # written by gradwell train
+            from ..train import table_run
+
+            return table_run.build, table_run.train_run, table_run.settings(config, str(p))
         if not isinstance(config, dict) or config.get("recipe", "mlp") != "mlp":
             raise ValueError(
                 f"gradwell doctor --fix: {p} must hold a JSON object naming a built-in recipe "
@@ -68,12 +75,48 @@ def load_setup(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
     return module.build, module.train, module.CONFIG
 
 
+def _until(marker: str) -> Any:
+    """``print``, silent from the line ``marker`` on."""
+    seen = False
+
+    def say(line: str) -> None:
+        nonlocal seen
+        seen = seen or line == marker
+        if not seen:
+            print(line)
+
+    return say
+
+
+def _train_settings(args: argparse.Namespace, result: Any) -> None:
+    """The repaired settings of a ``gradwell train`` run as JSON; saved with ``--write``."""
+    from .._atomic import atomic_write
+    from ..train.table_run import repaired_settings, settings_json
+
+    fixed, left = repaired_settings(result.config, result.edits)
+    text = settings_json(fixed)
+    print(f"the repaired settings ({args.fix}):\n{text}", end="")
+    for edit in left:
+        print(f"  not representable in the settings (a change to one layer): {edit}")
+    if args.write and fixed == result.first.config:
+        print(f"--write: nothing to change in {args.fix}")
+    elif args.write:
+        atomic_write(args.fix, text)
+        print(f"wrote {args.fix}; retrain with: gradwell train --config {args.fix}")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fix",
         metavar="SCRIPT_OR_CONFIG",
-        help="repair a setup: a .py file defining build, train and CONFIG, or a .json "
-        "config of the built-in recipe; prints the repaired configuration (changes no file)",
+        help="repair a setup: a .py file defining build, train and CONFIG, a .json config of "
+        "the built-in recipe, or the config.json of gradwell train; prints the repaired "
+        "configuration",
+    )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="with --fix on a gradwell train config.json: save the repaired settings into it",
     )
     parser.add_argument(
         "--rounds", type=int, default=3, help="at most this many retrainings (default 3)"
@@ -110,7 +153,13 @@ def command(args: argparse.Namespace) -> int:
             print(e)
             return 2
         print(f"gradwell doctor --fix {args.fix}")
-        result = repair(build, train, config, rounds=args.rounds, metric=args.metric)
+        table = "target" in config  # gradwell train's settings: shown as JSON, not as code
+        say = _until("the repaired configuration, to paste:") if table else print
+        result = repair(build, train, config, rounds=args.rounds, metric=args.metric, print_fn=say)
+        if table:
+            _train_settings(args, result)
+        elif args.write:
+            print("--write changes only the config.json of gradwell train; this file is kept")
         return 0 if result.repaired else 1
     if not args.tour:
         print(

@@ -14,6 +14,7 @@ from ..autograd import recording
 from ..autograd.creation import tensor as _tensor
 from ..autograd.tensor import Tensor, _is_cpu, _no_device
 from .parameter import Parameter
+from .summary import summarize
 
 ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
 
@@ -158,6 +159,37 @@ class Module:
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
         return handle
+
+    def summary(
+        self,
+        example: Any = None,
+        *,
+        input_shape: Any = None,
+        dtype: Any = np.float32,
+        print_fn: Callable[[str], Any] | None = print,
+    ) -> Any:
+        """Keras's summary: each layer's path, type, output shape and parameter count.
+
+        Runs ``example`` (an input batch), or zeros of shape ``(2, *input_shape)``, once
+        in eval mode without recording a graph (every module keeps its mode). The batch
+        axis shows as ``N``. Counts follow Keras: trainable parameters; non-trainable
+        ones are frozen parameters and running statistics (BatchNorm's mean and
+        variance). Prints the table with ``print_fn`` (None: quiet) and returns a
+        ``Summary`` (``.rows``, ``.total``, ``.trainable``, ``.non_trainable``; ``str()``
+        is the table).
+
+        >>> import gradwell as gw
+        >>> net = gw.nn.Sequential(gw.nn.Linear(4, 8), gw.nn.BatchNorm1d(8), gw.nn.ReLU())
+        >>> s = net.summary(input_shape=(4,), print_fn=None)
+        >>> [(r.path, r.output_shape, r.params) for r in s.rows]
+        [('0', ('N', 8), 40), ('1', ('N', 8), 32), ('2', ('N', 8), 0)]
+        >>> s.trainable, s.non_trainable
+        (56, 16)
+        """
+        result = summarize(self, example, input_shape, dtype)
+        if print_fn is not None:
+            print_fn(str(result))
+        return result
 
     # --- registration ----------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from ._input import as_matrix, require_rows
+from ._table_input import as_columns, is_text
 from .base import Scaler, from_config
+from .levels import RARE_FREQUENCY, CategoricalAudit, audit_levels
 from .pipeline import Pipeline
 from .scalers import Clip, LinearScaler, LogScaler, ZScoreScaler
 
@@ -63,6 +65,12 @@ class ColumnAudit:
     def range(self) -> float:
         return self.max - self.min
 
+    @property
+    def missing_fraction(self) -> float:
+        """The share of cells that are NaN (missing)."""
+        rows = self.count + self.nan_count + self.inf_count
+        return self.nan_count / rows if rows else 0.0
+
     def make_chain(self) -> Pipeline:
         """A fresh unfitted :class:`Pipeline` of the recommended steps."""
         return Pipeline([from_config(spec) for spec in self.chain])
@@ -102,21 +110,26 @@ class ScaleWarning:
 
 @dataclass(frozen=True)
 class AuditReport:
-    """What :func:`audit` found: one :class:`ColumnAudit` per column plus scale warnings.
+    """What :func:`audit` found: one :class:`ColumnAudit` per number column, scale
+    warnings, and one :class:`CategoricalAudit` per text column (``categorical``).
 
-    Index it by column name or position; ``str(report)`` is an aligned table.
+    Index it by column name (either kind) or position (a number column);
+    ``str(report)`` is an aligned table.
     """
 
     n_rows: int
     columns: tuple[ColumnAudit, ...]
     scale_ratio_warnings: tuple[ScaleWarning, ...] = field(default=())
+    categorical: tuple[CategoricalAudit, ...] = field(default=())
 
-    def __getitem__(self, key: str | int) -> ColumnAudit:
+    def __getitem__(self, key: str | int) -> Any:
         if isinstance(key, str):
-            for col in self.columns:
-                if col.name == key:
-                    return col
-            raise KeyError(f"audit report: no column {key!r}; columns are {self.names}")
+            every: list[Any] = [*self.columns, *self.categorical]
+            found = [c for c in every if c.name == key]
+            if found:
+                return found[0]
+            known = [*self.names, *(c.name for c in self.categorical)]
+            raise KeyError(f"audit report: no column {key!r}; columns are {known}")
         return self.columns[key]
 
     def __len__(self) -> int:
@@ -145,6 +158,7 @@ class AuditReport:
             "n_rows": self.n_rows,
             "columns": [c.to_dict() for c in self.columns],
             "scale_ratio_warnings": [w.to_dict() for w in self.scale_ratio_warnings],
+            "categorical": [c.to_dict() for c in self.categorical],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -158,6 +172,7 @@ class AuditReport:
             "count",
             "nan",
             "inf",
+            "miss%",
             "min",
             "max",
             "mean",
@@ -173,6 +188,7 @@ class AuditReport:
         for c in self.columns:
             rows.append(
                 [c.name, str(c.count), str(c.nan_count), str(c.inf_count)]
+                + [f"{100 * c.missing_fraction:.1f}"]
                 + [_num(v) for v in (c.min, c.max, c.mean, c.std, c.median)]
                 + [f"{c.skewness:.2f}" if math.isfinite(c.skewness) else "-"]
                 + [
@@ -190,15 +206,16 @@ class AuditReport:
                 for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 
-        out = [
-            f"feature audit: {self.n_rows} rows, {len(self.columns)} columns",
-            line(headers),
-            line(["-" * w for w in widths]),
-        ]
-        out += [line(r) for r in rows]
-        out.append("")
-        out.append("why:")
-        out += [f"  {c.name}: {c.reason}" for c in self.columns]
+        kinds = f"{len(self.columns)} number columns" + (
+            f", {len(self.categorical)} categorical" if self.categorical else ""
+        )
+        out = [f"feature audit: {self.n_rows} rows, {kinds}"]
+        if self.columns:
+            out += [line(headers), line(["-" * w for w in widths])]
+            out += [line(r) for r in rows]
+            out.append("")
+            out.append("why:")
+            out += [f"  {c.name}: {c.reason}" for c in self.columns]
         if self.scale_ratio_warnings:
             out.append("")
             out.append(
@@ -206,7 +223,27 @@ class AuditReport:
                 "ranges differ this much; gradient descent slows down or diverges):"
             )
             out += [f"  {w.message}" for w in self.scale_ratio_warnings]
+        if self.categorical:
+            out += ["", *_categorical_table(self.categorical)]
         return "\n".join(out)
+
+
+def _categorical_table(columns: Sequence[CategoricalAudit]) -> list[str]:
+    headers = ["categorical", "miss%", "levels", "rare", "most frequent", "recommended"]
+    rows = []
+    for c in columns:
+        top = ", ".join(f"{level} {n / c.rows:.0%}" for level, n in c.top[:3])
+        rare = str(len(c.rare_levels)) + (f" ({', '.join(c.rare_levels[:3])}"
+                                          f"{', ...' if len(c.rare_levels) > 3 else ''})"
+                                          if c.rare_levels else "")  # fmt: skip
+        rows.append(
+            [c.name, f"{100 * c.missing_fraction:.1f}", str(c.levels), rare, top, c.recommended]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in [headers, ["-" * w for w in widths], *rows]
+    ]
 
 
 def _num(v: float) -> str:
@@ -336,8 +373,18 @@ def audit(
     X: Any,
     feature_names: Sequence[str] | None = None,
     scale_ratio_limit: float = SCALE_RATIO_LIMIT,
+    *,
+    categorical: Sequence[str] = (),
+    min_frequency: float = RARE_FREQUENCY,
 ) -> AuditReport:
     """Describe every column of ``X`` and recommend a scaling chain for it.
+
+    ``X`` may be a table of mixed columns (a dict of columns such as ``Dataset.frame()``,
+    or a DataFrame): its text columns, and those named in ``categorical``, get a
+    :class:`CategoricalAudit` each (missing cells -- None, NaN, "" --, the number of
+    levels, the levels seen in fewer than ``min_frequency`` of the rows, the most
+    frequent ones, and the one-hot encoding that follows), the number columns the
+    statistics below. Every column reports its missing fraction.
 
     Statistics are over each column's finite values (NaN and inf are counted
     separately). The recommendation, in order of precedence:
@@ -365,6 +412,8 @@ def audit(
     >>> len(report.scale_ratio_warnings)
     1
     """
+    if categorical or _has_text(X):
+        return _audit_table(X, categorical, scale_ratio_limit, min_frequency)
     m = as_matrix(X, "audit", feature_names)
     require_rows(m.values, "audit")
     names = m.names or tuple(f"x{j}" for j in range(m.values.shape[1]))
@@ -401,3 +450,28 @@ def audit(
             )
         )
     return AuditReport(m.values.shape[0], tuple(cols), _scale_warnings(cols, scale_ratio_limit))
+
+
+def _has_text(X: Any) -> bool:
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
+        return any(getattr(d, "kind", "O") in "OUS" for d in X.dtypes)
+    return isinstance(X, dict) and any(is_text(np.asarray(v)) for v in X.values())
+
+
+def _audit_table(
+    X: Any, categorical: Sequence[str], scale_ratio_limit: float, min_frequency: float
+) -> AuditReport:
+    names, columns = as_columns(X, "audit")
+    unknown = [n for n in categorical if n not in names]
+    if unknown:
+        raise KeyError(f"audit: categorical columns {unknown} are not in the table {names}")
+    text = {n: c for n, c in zip(names, columns, strict=True) if n in categorical or is_text(c)}
+    numbers = {n: c.astype(np.float64) for n, c in zip(names, columns, strict=True)
+               if n not in text}  # fmt: skip
+    if numbers:
+        report = audit(numbers, scale_ratio_limit=scale_ratio_limit)
+    else:
+        require_rows(np.empty((len(columns[0]) if columns else 0, 1)), "audit")
+        report = AuditReport(len(columns[0]), ())
+    levels = tuple(audit_levels(n, c, min_frequency) for n, c in text.items())
+    return AuditReport(report.n_rows, report.columns, report.scale_ratio_warnings, levels)

@@ -16,47 +16,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._atomic import atomic_write
 from ..data.csv import CSVFormatError
 from .habits import OPTIMIZER_NAMES
-
-#: What ``train`` uses where neither a flag nor ``--config`` says otherwise.
-DEFAULTS: dict[str, Any] = {
-    "target": None,
-    "task": "auto",
-    "hidden": "64,32",
-    "activation": "relu",
-    "dropout": 0.1,
-    "batchnorm": False,
-    "epochs": 30,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "optimizer": "adam",
-    "validation_split": 0.2,
-    "test_split": 0.2,
-    "seed": 0,
-    "early_stopping": 0,
-    "encoding": "utf-8-sig",
-}
-ACTIVATIONS = {
-    "relu": "ReLU",
-    "tanh": "Tanh",
-    "gelu": "GELU",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "sigmoid": "Sigmoid",
-}
-
-
-class UsageError(ValueError):
-    """Input the command cannot use; printed as one line, exit status 2."""
+from .table_run import (
+    ACTIVATIONS,
+    DEFAULTS,
+    TARGET_SCALERS,
+    UsageError,
+    build,
+    fit_run,
+    prepare,
+    settings_json,
+)
+from .table_run import settings as checked_settings
 
 
 # ------------------------------------------------------------------ arguments
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", help="the CSV file (header row, one example per row)")
+    parser.add_argument(
+        "data",
+        nargs="?",
+        help="the CSV file (header row, one example per row); default: the one --config names",
+    )
     # Every option defaults to None so that --config values apply unless a flag is given.
     option = parser.add_argument
     option("--target", help="the column to predict")
@@ -73,6 +55,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     option("--batch-size", type=int, help="(default 32)")
     option("--lr", type=float, help="learning rate (default 1e-3)")
     option("--optimizer", choices=sorted(OPTIMIZER_NAMES), help="(default adam)")
+    option("--weight-decay", type=float, help="L2 penalty of the optimizer (default 0)")
+    option("--clip-grad-norm", type=float, help="clip the gradient to this total norm")
+    option(
+        "--target-scaler",
+        choices=TARGET_SCALERS,
+        help="how a regression target is scaled for training (default standardize)",
+    )
     option(
         "--validation-split",
         type=float,
@@ -108,92 +97,53 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = dict(DEFAULTS)
+    """The saved ``--config`` (if any), then the flags given, checked."""
+    config: dict[str, Any] = {}
     if args.config:
         try:
-            saved = json.loads(Path(args.config).read_text())
+            config = json.loads(Path(args.config).read_text())
         except ValueError as e:
             raise UsageError(f"{args.config}: not a JSON config ({e})") from None
-        unknown = sorted(set(saved) - set(DEFAULTS))
-        if not isinstance(saved, dict) or unknown:
-            raise UsageError(
-                f"{args.config}: unknown settings {unknown}; known: {sorted(DEFAULTS)}"
-            )
-        settings.update(saved)
+        if not isinstance(config, dict):
+            raise UsageError(f"{args.config}: expected a JSON object of settings")
     for key in DEFAULTS:
         value = getattr(args, key, None)
         if value is not None:
-            settings[key] = value
-    if not settings["target"]:
-        raise UsageError("expected --target COLUMN (the column to predict)")
-    for key in ("validation_split", "test_split"):
-        if not 0.0 < settings[key] < 1.0:
-            raise UsageError(f"expected 0 < --{key.replace('_', '-')} < 1, got {settings[key]}")
-    return settings
+            config[key] = value
+    if args.data:
+        config["data"] = str(Path(args.data).resolve())  # doctor --fix retrains on it
+    if not config.get("data"):
+        raise UsageError("expected DATA.csv (or a --config that names it)")
+    return checked_settings(config, args.config or "the settings")
 
 
 # ------------------------------------------------------------------ train
 def train(args: argparse.Namespace) -> int:
     import gradwell as gw
-    from gradwell.data.datasets import load_csv
-    from gradwell.preprocessing import TablePreprocessor, TargetScaler
+    from gradwell.preprocessing import audit
 
     settings = _settings(args)
-    path = Path(args.data)
+    path = Path(settings["data"])
     out = Path(args.out) if args.out else Path("runs") / path.stem
-    data = load_csv(
-        path, target=settings["target"], task=settings["task"], encoding=settings["encoding"]
-    )
-    _check_target(data, path.name)
-    classification = data.task == "classification"
-    rest, test = data.split(settings["test_split"], seed=settings["seed"])
-    train_part, validation = rest.split(settings["validation_split"], seed=settings["seed"] + 1)
-    preprocessing = TablePreprocessor(categorical=list(data.categories))
-    X_train = preprocessing.fit_transform(train_part.frame())
-    X_val, X_test = (preprocessing.transform(d.frame()) for d in (validation, test))
-
-    def targets(d: Any) -> np.ndarray:
-        return d.y if classification else d.y.reshape(-1, 1)
-
-    outputs = data.n_classes if classification else 1
-    model = mlp(X_train.shape[1], outputs, settings)
-    optimizer = getattr(gw.optim, OPTIMIZER_NAMES[settings["optimizer"]][0])(
-        model.parameters(), lr=settings["lr"]
-    )
-    callbacks = []
-    if settings["early_stopping"]:
-        callbacks.append(
-            gw.callbacks.EarlyStopping(
-                patience=settings["early_stopping"], restore_best_weights=True
-            )
-        )
-    doctor = gw.doctor.Doctor(feature_names=preprocessing.get_feature_names_out().tolist())
+    table = prepare(settings)
+    data = table.data
+    model, optimizer = build(settings)
+    audit_text = str(audit(table.train.frame(), categorical=list(data.categories)))
+    names = table.preprocessing.get_feature_names_out().tolist()
+    doctor = gw.doctor.Doctor(feature_names=names)
+    widths = settings["hidden"].replace(",", "-")
     print(
-        f"{path.name}: {len(data)} rows; {len(train_part)} train, {len(validation)} "
-        f"validation, {len(test)} test; {data.task} of {settings['target']!r}\n"
-        f"{_audit_text(train_part)}\nmodel: {X_train.shape[1]}-"
-        f"{settings['hidden'].replace(',', '-')}-{outputs} MLP ({settings['activation']})"
+        f"{path.name}: {len(data)} rows; {len(table.train)} train, {len(table.validation)} "
+        f"validation, {len(table.test)} test; {data.task} of {settings['target']!r}\n"
+        f"{audit_text}\nmodel: {len(names)}-{widths}-{model[-1].out_features} MLP "
+        f"({settings['activation']})"
     )
-    history = gw.fit(
-        model,
-        (X_train, targets(train_part)),
-        loss="cross_entropy" if classification else "mse",
-        optimizer=optimizer,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        validation=(X_val, targets(validation)),
-        metrics=["accuracy"] if classification else ["rmse", "r2"],
-        callbacks=callbacks,
-        seed=settings["seed"],
-        verbose=0 if args.quiet else 1,
-        doctor=doctor,
-        target_scaler=None if classification else TargetScaler(),
-    )
+    history = fit_run(model, optimizer, settings, verbose=0 if args.quiet else 1, doctor=doctor)
     metrics = gw.evaluate(
         model,
-        (X_test, targets(test)),
-        loss="cross_entropy" if classification else "mse",
-        metrics=["accuracy"] if classification else ["rmse", "mae", "r2"],
+        (table.X[2], table.y(table.test)),
+        loss="cross_entropy" if table.classification else "mse",
+        metrics=["accuracy"] if table.classification else ["rmse", "mae", "r2"],
         prefix="test_",
     )
     metrics["epochs_run"] = len(history.history.get("loss", []))
@@ -201,7 +151,7 @@ def train(args: argparse.Namespace) -> int:
     gw.save(
         out / "model.safetensors",
         model,
-        scaler=preprocessing,
+        scaler=table.preprocessing,
         task=data.task,
         target=settings["target"],
         classes=list(data.target_names),
@@ -209,9 +159,10 @@ def train(args: argparse.Namespace) -> int:
         categorical=list(data.categories),
     )
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    atomic_write(out / "config.json", json.dumps(settings, indent=2) + "\n")
+    atomic_write(out / "config.json", settings_json(settings))
     doctor.save_html(out / "report.html")
-    _add_to_report(out / "report.html", _audit_text(train_part), metrics)
+    summary = str(model.summary(table.X[0][:2], print_fn=None))
+    _add_to_report(out / "report.html", audit_text, summary, history.plot(), metrics)
     print(f"verdict: {_verdict(history)}")
     print("test: " + ", ".join(f"{k[5:]} {v:.4g}" for k, v in metrics.items() if k != "epochs_run"))
     print(
@@ -220,83 +171,38 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def mlp(inputs: int, outputs: int, settings: dict[str, Any]) -> Any:
-    """Linear -> [BatchNorm] -> activation -> [Dropout] per hidden width, then Linear."""
-    from gradwell import nn
-
-    try:
-        widths = [int(w) for w in str(settings["hidden"]).split(",") if w.strip()]
-    except ValueError:
-        raise UsageError(
-            f"expected --hidden as widths like 64,32, got {settings['hidden']!r}"
-        ) from None
-    if any(w < 1 for w in widths):
-        raise UsageError(f"expected positive --hidden widths, got {settings['hidden']!r}")
-    rng = np.random.default_rng(settings["seed"])
-    layers: list[Any] = []
-    for width in widths:
-        layers.append(nn.Linear(inputs, width, rng=rng))
-        if settings["batchnorm"]:
-            layers.append(nn.BatchNorm1d(width))
-        layers.append(getattr(nn, ACTIVATIONS[settings["activation"]])())
-        if settings["dropout"]:
-            layers.append(nn.Dropout(settings["dropout"], rng=rng))
-        inputs = width
-    layers.append(nn.Linear(inputs, outputs, rng=rng))
-    return nn.Sequential(*layers)
-
-
-def _check_target(data: Any, source: str) -> None:
-    name = data.target_names[0] if data.task == "regression" else "the target"
-    if data.task == "classification":
-        counts = np.bincount(data.y, minlength=data.n_classes)
-        if data.n_classes < 2:
-            raise UsageError(
-                f"{source}: expected at least two classes in {name}, got only "
-                f"{data.target_names[0]!r} in all {len(data)} rows"
-            )
-        if counts.min() < 2:
-            rare = data.target_names[int(counts.argmin())]
-            raise UsageError(
-                f"{source}: class {rare!r} has {int(counts.min())} row; a stratified split needs "
-                "at least two rows per class"
-            )
-    elif np.ptp(data.y) == 0:
-        raise UsageError(
-            f"{source}: target column {name!r} is constant ({data.y[0]:g}): nothing to learn"
-        )
-
-
-def _audit_text(data: Any) -> str:
-    """One line per column: its kind, missing fraction, and levels for text columns."""
-    lines = ["audit (training rows):"]
-    for name, column in data.frame().items():
-        if name in data.categories:
-            present = column[column != None]  # noqa: E711 (object array)
-            levels, counts = np.unique(present.astype(str), return_counts=True)
-            rare = int(np.sum(counts < 0.01 * len(column)))
-            kind = f"categorical, {len(levels)} levels" + (f" ({rare} rare)" if rare else "")
-            missing = 1 - len(present) / len(column)
-        else:
-            missing = float(np.isnan(column).mean())
-            kind = "numeric"
-        lines.append(f"  {name}: {kind}" + (f", {missing:.1%} missing" if missing else ""))
-    return "\n".join(lines)
-
-
 def _verdict(history: Any) -> str:
+    """Healthy (no warning or critical finding) or the top findings; notes (info) after."""
     findings = getattr(history, "findings", None) or []
-    if not findings:
-        return "healthy: the doctor found nothing wrong"
-    return "; ".join(str(getattr(f, "title", f)) for f in findings[:3])
+    serious = [f for f in findings if f.severity != "info"]
+    notes = [f for f in findings if f.severity == "info"]
+
+    def listed(fs: list[Any]) -> str:
+        return "; ".join(f"[{f.severity}] {f.kind} at {f.where}" for f in fs[:3])
+
+    verdict = listed(serious) if serious else "healthy: no warning or critical finding"
+    return (
+        verdict
+        + (f"; notes: {listed(notes)}" if notes else "")
+        + (" (details in the report)" if findings else "")
+    )
 
 
-def _add_to_report(path: Path, audit: str, metrics: dict[str, Any]) -> None:
+def _add_to_report(
+    path: Path, audit: str, summary: str, curves: Any, metrics: dict[str, Any]
+) -> None:
+    """The audit, the model's summary, the curves per epoch and the test metrics, appended
+    to the doctor's report."""
+    from gradwell.doctor.plots import png_base64
+
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td></tr>" for k, v in metrics.items()
     )
     section = (
         f"<section><h2>Data audit</h2><pre>{html.escape(audit)}</pre>"
+        f"<h2>Model</h2><pre>{html.escape(summary)}</pre>"
+        f'<h2>Curves per epoch</h2><img alt="loss and metrics per epoch" '
+        f'src="{png_base64(curves)}">'
         f"<h2>Test metrics</h2><table>{rows}</table></section>"
     )
     text = path.read_text(encoding="utf-8")

@@ -27,11 +27,14 @@ def _takes_logits(loss_fn: Any) -> bool:
     return "WithLogits" in name or "with_logits" in name
 
 
-def _loader(data: Any, batch_size: int, shuffle: bool, seed: Seed, what: str) -> Any:
+def _loader(
+    data: Any, batch_size: int, shuffle: bool, seed: Seed, what: str, weights: Any = None
+) -> Any:
     if isinstance(data, DataLoader):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return DataLoader(tuple(data), batch_size=batch_size, shuffle=shuffle, seed=seed)
+        arrays = tuple(data) if weights is None else (*data, weights)  # weights: a 3rd field
+        return DataLoader(arrays, batch_size=batch_size, shuffle=shuffle, seed=seed)
     if isinstance(data, (np.ndarray, Tensor, tuple, list)):
         got = (
             f"a {type(data).__name__} of {len(data)} items"
@@ -91,6 +94,7 @@ def fit(
     distributed: Any = False,
     validation_split: float | None = None,
     class_weight: dict[int, float] | None = None,
+    sample_weight: Any = None,
 ) -> History:
     """Train ``model`` on ``train`` and return the :class:`History`.
 
@@ -127,7 +131,10 @@ def fit(
     Keras habits: ``optimizer="adam"`` (or "adamw", "sgd", "rmsprop", "adagrad")
     builds that optimizer on the model's parameters; ``validation_split=0.2`` holds
     out the last 20% of each class's rows (of all rows for other targets) for
-    validation; ``class_weight={1: 5.0}`` weights a named cross-entropy loss by class.
+    validation; ``sample_weight`` (one number per training row) and ``class_weight={1: 5.0}``
+    weight each row's loss, as Keras does: the step's loss is ``sum_i w_i * loss_i / batch
+    size`` with ``w_i = sample_weight[i] * class_weight[y_i]`` (1 for a class not named), for
+    any loss given by name or a gw.nn loss. ``val_loss`` and the metrics are not weighted.
 
     >>> import numpy as np, gradwell as gw
     >>> rng = np.random.default_rng(0)
@@ -145,12 +152,15 @@ def fit(
         raise TypeError(f"fit: expected compile to be True or False; got {compile!r}")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"fit: expected clip_grad_norm > 0 or None; got {clip_grad_norm!r}")
-    if class_weight is not None:
-        loss = _habits.weighted_loss(loss, class_weight)
     loss_fn = resolve_loss(loss, "fit")
     train = _inputs.arrays(train, "train")
+    weights = _habits.row_weights(train, sample_weight, class_weight)
+    if weights is not None and compile:
+        raise ValueError("fit: compile=True does not take sample_weight or class_weight")
     if validation_split is not None:
-        train, validation = _habits.split_validation(train, validation_split, validation)
+        rows = train if weights is None else (*train, weights)
+        rows, validation = _habits.split_validation(rows, validation_split, validation)
+        train, weights = rows[:2], (rows[2] if weights is not None else None)
     if validation is not None:
         validation = _inputs.arrays(validation, "validation")
     if target_scaler is None:  # a model trained (or loaded) with one keeps training with it
@@ -160,7 +170,7 @@ def fit(
         train = _targets.scale_data(train, target_scaler)
         validation = _targets.scale_data(validation, target_scaler)
         model.target_scaler = target_scaler
-    train_loader = _loader(train, batch_size, shuffle, seed, "train")
+    train_loader = _loader(train, batch_size, shuffle, seed, "train", weights)
     _inputs.check_batches(train_loader, "train")
     val_loader = None
     if validation is not None:
@@ -173,6 +183,7 @@ def fit(
         if m.name in ("loss", "lr", "time") or m.name.startswith("val_"):
             raise ValueError(f"fit: a metric cannot be named {m.name!r} (a reserved log key)")
     _inputs.check_targets(loss_fn, train_metrics, train_loader, val_loader)
+    row_loss = None if weights is None else _habits.per_row_loss(loss_fn)
     if distributed is not False:  # one process per rank: see gradwell.distributed
         from ..distributed.fit import distribute
 
@@ -241,7 +252,10 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             if compiled is None:
                 outputs = model(inputs)
-                loss_t = loss_fn(outputs, targets)
+                if row_loss is None:
+                    loss_t = loss_fn(outputs, targets)
+                else:  # each row's loss times its weight (the batch's third field)
+                    loss_t = _habits.weighted_mean(row_loss(outputs, targets), batch[2])
                 loss_t.backward()
             else:
                 outputs, loss_t = compiled(inputs, targets)

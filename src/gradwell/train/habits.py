@@ -1,11 +1,14 @@
 """Keras and PyTorch habits in ``fit``: optimizers by name, a validation split taken
-from the training data, and class weights."""
+from the training data, and per-row (sample and class) weights."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
+
+from .._numeric import numeric_array
 
 #: Optimizer names accepted by ``fit(optimizer=...)``: gw.optim class and default lr.
 OPTIMIZER_NAMES = {
@@ -43,7 +46,9 @@ def split_validation(train: Any, fraction: Any, validation: Any) -> tuple[Any, A
 
     Class labels (1-D integers) are split stratified: the last ``fraction`` of each
     class's rows; other targets lose the last ``fraction`` of the rows, as in Keras.
-    No shuffling, so the split is the same on every run.
+    No shuffling, so the split is the same on every run. ``train`` is ``(X, y)`` or
+    ``(X, y, row_weights)``: every array loses the held rows; the validation part is
+    ``(X, y)``.
     """
     if not isinstance(fraction, (float, int)) or isinstance(fraction, bool):
         raise TypeError(f"fit: expected validation_split to be a float; got {fraction!r}")
@@ -56,7 +61,7 @@ def split_validation(train: Any, fraction: Any, validation: Any) -> tuple[Any, A
             "fit: validation_split needs the training data as (X, y) arrays; split a "
             "DataLoader's dataset yourself and pass validation="
         )
-    X, y = train
+    X, y = train[:2]
     held = np.zeros(len(X), dtype=bool)
     if y.ndim == 1 and y.dtype.kind in "iu":
         for c in np.unique(y):
@@ -69,23 +74,78 @@ def split_validation(train: Any, fraction: Any, validation: Any) -> tuple[Any, A
             f"fit: validation_split={fraction} of {len(X)} rows leaves {int(held.sum())} for "
             f"validation and {int((~held).sum())} for training; both need at least one"
         )
-    return (X[~held], y[~held]), (X[held], y[held])
+    return tuple(a[~held] for a in train), (X[held], y[held])
 
 
-def weighted_loss(loss: Any, class_weight: Any) -> Any:
-    """The loss named ``loss`` with per-class weights (a dict {class index: weight})."""
+def row_weights(train: Any, sample_weight: Any, class_weight: Any) -> np.ndarray | None:
+    """One float32 weight per training row, Keras's: ``sample_weight[i] * class_weight[y[i]]``
+    (a class missing from ``class_weight`` weighs 1); None when neither is given."""
+    if sample_weight is None and class_weight is None:
+        return None
+    if not isinstance(train, tuple):
+        raise TypeError(
+            "fit: sample_weight and class_weight need the training data as (X, y) arrays; got "
+            f"a {type(train).__name__}"
+        )
+    X, y = train
+    weights = np.ones(len(X), dtype=np.float64)
+    if sample_weight is not None:
+        given = numeric_array(sample_weight, "fit: sample_weight")
+        if given.shape not in ((len(X),), (len(X), 1)):
+            raise ValueError(
+                f"fit: expected sample_weight of shape ({len(X)},), one number per training "
+                f"row; got {given.dtype} of shape {given.shape}"
+            )
+        weights *= _non_negative(given.reshape(-1).astype(np.float64), "sample_weight")
+    if class_weight is not None:
+        weights *= _class_weights(y, class_weight)
+    return weights.astype(np.float32)
+
+
+def _non_negative(w: np.ndarray, name: str) -> np.ndarray:
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise ValueError(
+            f"fit: expected {name} to be finite and >= 0; row {int(bad[0])} has {w[bad[0]]}"
+        )
+    return w
+
+
+def _class_weights(y: np.ndarray, class_weight: Any) -> np.ndarray:
+    """``class_weight[label]`` for each row of class labels (integers, a 0/1 column or one-hot)."""
     if not isinstance(class_weight, dict) or not class_weight:
         raise TypeError(f"fit: expected class_weight as {{class: weight}}; got {class_weight!r}")
-    from ..nn import CrossEntropyLoss
-    from .predict import LOSS_NAMES
+    if y.ndim == 2 and y.shape[1] > 1:
+        labels = y.argmax(axis=1)  # one-hot rows
+    else:
+        flat = y.reshape(-1) if y.ndim == 2 else y
+        if y.ndim > 2 or flat.dtype.kind == "f" and np.any(flat != np.round(flat)):
+            raise ValueError(
+                "fit: class_weight needs class labels as targets (integers, a 0/1 column or "
+                f"one-hot rows); got {y.dtype} of shape {y.shape}"
+            )
+        labels = flat.astype(np.int64)
+    table = {int(c): float(w) for c, w in class_weight.items()}
+    _non_negative(np.array(list(table.values())), "class_weight")
+    return np.array([table.get(int(c), 1.0) for c in labels], dtype=np.float64)
 
-    if not (isinstance(loss, str) and LOSS_NAMES.get(loss) == "CrossEntropyLoss"):
-        raise ValueError(
-            "fit: class_weight works with a cross-entropy loss given by name (loss="
-            f"'cross_entropy'); got {loss!r}; pass gw.nn.CrossEntropyLoss(weight=...) instead"
+
+def per_row_loss(loss_fn: Any) -> Any:
+    """The same loss with ``reduction="none"``, for weighting each row's loss."""
+    if getattr(loss_fn, "reduction", None) is None:
+        raise TypeError(
+            "fit: sample_weight and class_weight need a loss that gives one value per row: a "
+            "name ('cross_entropy', 'mse', ...) or a gw.nn loss (it takes reduction='none'); "
+            f"got {loss_fn!r}"
         )
-    classes = max(int(c) for c in class_weight) + 1
-    weight = np.ones(classes, dtype=np.float32)
-    for c, w in class_weight.items():
-        weight[int(c)] = float(w)
-    return CrossEntropyLoss(weight=weight)
+    per_row = copy.deepcopy(loss_fn)
+    per_row.reduction = "none"
+    return per_row
+
+
+def weighted_mean(per_row: Any, weights: Any) -> Any:
+    """Keras's weighted loss: ``sum_i w_i * loss_i / batch size``, with ``loss_i`` the mean of
+    row i's values (a row of several outputs: their mean)."""
+    if per_row.ndim > 1:
+        per_row = per_row.mean(axis=tuple(range(1, per_row.ndim)))
+    return (per_row * weights).sum() / len(weights)

@@ -46,6 +46,34 @@ class History:
     def __contains__(self, key: object) -> bool:
         return key in self.history
 
+    def plot(self, keys: Any = None) -> Any:
+        """Curves per epoch: one panel for the loss and one per metric, training and
+        validation (``val_*``) together. ``keys``: the panels to draw (default: every
+        logged quantity but ``lr`` and ``time``). Returns a matplotlib ``Figure``, drawn
+        without pyplot (no window, works headless): ``history.plot().savefig("curves.png")``.
+        """
+        from matplotlib.figure import Figure
+
+        keys = list(keys) if keys is not None else [
+            k for k in self.history if not k.startswith("val_") and k not in ("lr", "time")
+        ]  # fmt: skip
+        unknown = [k for k in keys if k not in self.history and f"val_{k}" not in self.history]
+        if unknown or not keys:
+            raise ValueError(
+                f"History.plot: expected keys among {sorted(self.history)}; got "
+                f"{unknown or 'nothing to plot (no epoch was recorded)'}"
+            )
+        fig = Figure(figsize=(4.0 * len(keys), 3.2), dpi=100, layout="constrained")
+        epochs = [e + 1 for e in self.epoch]  # as the progress bar counts them
+        for key, ax in zip(keys, fig.subplots(1, len(keys), squeeze=False)[0]):
+            for name, style in ((key, "o-"), (f"val_{key}", "s--")):
+                if name in self.history:
+                    ax.plot(epochs, self.history[name], style, ms=3, label=name)
+            ax.set_xlabel("epoch")
+            ax.set_title(key)
+            ax.legend(fontsize=8)
+        return fig
+
     def __repr__(self) -> str:
         keys = ", ".join(self.history)
         return f"History(epochs={len(self.epoch)}, keys=[{keys}], steps={len(self.steps['loss'])})"
