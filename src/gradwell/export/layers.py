@@ -184,7 +184,8 @@ def _kernel(m: Any, value: np.ndarray) -> tuple[int, ...]:
 def _max_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     kernel = _kernel(m, value)
     attrs = _spatial(m, value, kernel)
-    return g.op("MaxPool", [x], "max_pool", kernel_shape=list(kernel), **attrs)
+    return g.op("MaxPool", [x], "max_pool", kernel_shape=list(kernel),
+                ceil_mode=int(m.ceil_mode), **attrs)  # fmt: skip
 
 
 @converts(nn.AvgPool1d, nn.AvgPool2d)
@@ -192,10 +193,10 @@ def _avg_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     kernel = _kernel(m, value)
     attrs = _spatial(m, value, kernel)
     del attrs["dilations"]  # AveragePool has none before opset 19
-    # gradwell counts the zero padding in each mean (PyTorch's default)
     return g.op(
-        "AveragePool", [x], "avg_pool", kernel_shape=list(kernel), count_include_pad=1, **attrs
-    )
+        "AveragePool", [x], "avg_pool", kernel_shape=list(kernel),
+        count_include_pad=int(m.count_include_pad), ceil_mode=int(m.ceil_mode), **attrs,
+    )  # fmt: skip
 
 
 @converts(nn.AdaptiveAvgPool2d)
