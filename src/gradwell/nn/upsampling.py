@@ -90,6 +90,23 @@ def _matrix(
     return m.astype(dtype)
 
 
+def interpolation_matrices(
+    shape: tuple[int, ...],
+    size: Any,
+    scale_factor: Any,
+    mode: str,
+    align_corners: Any,
+    dtype: Any,
+) -> list[np.ndarray]:
+    """The (out, in) matrix of each spatial axis of an input of ``shape`` (the ONNX export
+    emits the same products)."""
+    sizes, scales = _sizes_and_scales(shape, size, scale_factor, "interpolate")
+    return [
+        _matrix(n, m, s, mode, bool(align_corners), np.dtype(dtype))
+        for n, m, s in zip(shape[2:], sizes, scales)
+    ]
+
+
 def interpolate(
     input: Any,
     size: Any = None,
@@ -124,11 +141,7 @@ def interpolate(
     if x.ndim not in ((3, 4) if mode == "nearest" else (4,)):
         layout = "(N, C, L) or (N, C, H, W)" if mode == "nearest" else "(N, C, H, W)"
         raise ValueError(f"{who}: mode={mode!r} expects a {layout} input; got shape {x.shape}")
-    sizes, scales = _sizes_and_scales(x.shape, size, scale_factor, who)
-    mats = [
-        _matrix(n, m, s, mode, bool(align_corners), x.dtype)
-        for n, m, s in zip(x.shape[2:], sizes, scales)
-    ]
+    mats = interpolation_matrices(x.shape, size, scale_factor, mode, align_corners, x.dtype)
     # the last axis: x @ A.T; the one before (images): A @ (...)
     out = ops.matmul(x, Tensor(np.ascontiguousarray(mats[-1].T)))
     return ops.matmul(Tensor(mats[0]), out) if len(mats) == 2 else out
