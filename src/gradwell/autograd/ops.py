@@ -145,12 +145,9 @@ def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
     if t is None:
         if len(_constants) > 4096:
             _constants.clear()
-        try:
-            arr = np.asarray(value, dtype=constant_dtype(value, like))
-        except OverflowError:
-            arr = np.empty(0, object)  # refused below, as numpy would store it
-        if arr.dtype.kind == "O":  # an int beyond 64 bits
-            raise TypeError(f"expected a number that fits in 64 bits; got {value!r}")
+        arr = np.asarray(value, dtype=constant_dtype(value, like))
+        if arr.dtype.kind == "O":  # an int beyond int64/uint64 has no array dtype
+            raise OverflowError(f"the integer {value} does not fit in 64 bits")
         arr.flags.writeable = False
         t = _constants[key] = Tensor(arr)
     return t
