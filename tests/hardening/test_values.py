@@ -129,4 +129,3 @@ def test_an_overlong_field_names_the_file_and_line(tmp_path):
     path.write_text('a,b\n1,2\n3,"' + "x" * 200_000 + '"\n')
     with pytest.raises(CSVFormatError, match=r"big.csv: cannot read line 3: a field longer than"):
         load_csv(path)
-
