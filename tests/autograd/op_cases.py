@@ -255,3 +255,44 @@ CASES.update(
         "embedding": [(lambda w: gw.nn.functional.embedding(_IDS, w), [(4, 3)])],
     }
 )
+
+
+# Recurrences (gradwell.nn.recurrence): a whole sequence per op, forward and reversed; the
+# layers built on them are matched against PyTorch in tests/nn/test_nn_recurrent.py.
+_rec = gw.nn.recurrence
+_L, _N, _H = 3, 2, 2
+
+CASES.update(
+    {
+        "rnn": [
+            (
+                lambda xp, h0, w, b: _rec.rnn(xp, h0, w, b, nonlinearity="tanh", reverse=False),
+                [(_L, _N, _H), (_N, _H), (_H, _H), (_H,)],
+            ),
+            (
+                lambda xp, h0, w: _rec.rnn(xp, h0, w, nonlinearity="relu", reverse=True),
+                [((_L, _N, _H), "away"), ((_N, _H), "positive"), ((_H, _H), "positive")],
+            ),
+        ],
+        "lstm": [
+            (
+                lambda xp, h0, c0, w, b: _rec.lstm(xp, h0, c0, w, b, reverse=False),
+                [(_L, _N, 4 * _H), (_N, _H), (_N, _H), (4 * _H, _H), (4 * _H,)],
+            ),
+            (
+                lambda xp, h0, c0, w: _rec.lstm(xp, h0, c0, w, reverse=True),
+                [(_L, _N, 4 * _H), (_N, _H), (_N, _H), (4 * _H, _H)],
+            ),
+        ],
+        "gru": [
+            (
+                lambda xp, h0, w, b: _rec.gru(xp, h0, w, b, reverse=False),
+                [(_L, _N, 3 * _H), (_N, _H), (3 * _H, _H), (3 * _H,)],
+            ),
+            (
+                lambda xp, h0, w: _rec.gru(xp, h0, w, reverse=True),
+                [(_L, _N, 3 * _H), (_N, _H), (3 * _H, _H)],
+            ),
+        ],
+    }
+)

@@ -27,7 +27,11 @@ def test_kill_9_during_save_never_corrupts_and_the_next_save_cleans_up(tmp_path)
     # A model large enough (about 4 MB) that many kills land in the middle of a write.
     model = gw.nn.Sequential(gw.nn.Linear(500, 1000, rng=0), gw.nn.Linear(1000, 500, rng=1))
     target = tmp_path / "run.safetensors"
+    start = time.perf_counter()
     gw.save(target, model, epoch=-1)
+    # Kills land between a fraction of one save and a few saves, however slow the machine is
+    # (a fixed window never let a child finish one save on a loaded machine).
+    one_save = time.perf_counter() - start
     rng = random.Random(0)
     epochs, left = set(), []
     for trial in range(24):
@@ -38,7 +42,7 @@ def test_kill_9_during_save_never_corrupts_and_the_next_save_cleans_up(tmp_path)
                     gw.save(target, model, epoch=trial * 10**6 + epoch)
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0.005, 0.12))
+        time.sleep(rng.uniform(0.2, 4.0) * one_save)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         epochs.add(gw.load(target, model)["epoch"])  # always a whole checkpoint

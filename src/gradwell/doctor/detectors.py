@@ -522,7 +522,12 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     severity = max((x["severity"] for x in layers), key=severity_rank)
     worst = max(layers, key=lambda x: x["w"]["saturated_fraction"])
     w, path = worst["w"], worst["path"]
-    name = prof.types.get(path, worst["kind"])
+    owner = trace.activations[path].inside  # the gates of a recurrent layer: no module
+    name = (
+        f"{prof.types.get(owner, '')} gate".strip()
+        if owner
+        else prof.types.get(path, worst["kind"])
+    )
     bound = (
         f"within {th.sigmoid_margin} of 0 or 1"
         if worst["kind"] == "sigmoid"
@@ -538,11 +543,15 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
         + (f"; {rx.paths(others)} likewise" if others else "")
         + ". There the derivative is nearly 0, so these units barely learn or pass gradient back."
     )
-    prevs = [q for q in (prof.layer_before(p) for p in paths_) if q]
-    remedies = _to_relu(prof, paths_)
+    modules = [p for p in paths_ if trace.activations[p].inside is None]
+    owners = list(dict.fromkeys(o for p in paths_ if (o := trace.activations[p].inside)))
+    prevs = [q for q in (prof.layer_before(p) for p in modules) if q]
+    remedies = _to_relu(prof, modules)
     no_bn = [q for q in prevs if not prof.has_batchnorm_after(q)]
     if no_bn:
         remedies.append(rx.add_batchnorm(no_bn, prof))
+    if owners:  # gates cannot be swapped for ReLU: bring their weights back to scale
+        remedies.append(rx.reinitialise(owners, "default", " and check the scale of its inputs"))
     remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))
     evidence = {
         "pinned_fraction": w["pinned_fraction"],

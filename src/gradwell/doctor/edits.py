@@ -204,6 +204,11 @@ def _activation_after(model: Module, path: str) -> str:
 def _reinitialise(model: Module, a: dict[str, Any]) -> None:
     for i, path in enumerate(_paths(a, "modules")):
         m = _get(model, path)
+        if a.get("init") == "default":  # a layer with its own init (an LSTM's)
+            if not hasattr(m, "reset_parameters"):
+                raise NotApplicable(f"module {path!r} ({type(m).__name__}) has no default init")
+            m.reset_parameters(rng=np.random.default_rng([i, 2718]))
+            continue
         if not hasattr(m, "weight"):
             raise NotApplicable(f"module {path!r} ({type(m).__name__}) has no weight")
         init = a.get("init") or init_for(_activation_after(model, path))  # None: for what it feeds

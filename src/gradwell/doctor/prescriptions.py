@@ -194,7 +194,8 @@ def find_lr() -> Remedy:
 #: The initialisation that suits each activation family ("he" for the ReLU family).
 INIT_FOR = {"ReLU": "he", "LeakyReLU": "he", "ELU": "he", "GELU": "he", "Sigmoid": "xavier",
             "Tanh": "xavier"}  # fmt: skip
-_INIT_WORDS = {"he": "He (Kaiming) init", "xavier": "Glorot (Xavier) init"}
+_INIT_WORDS = {"he": "He (Kaiming) init", "xavier": "Glorot (Xavier) init",
+               "default": "its default init"}  # fmt: skip
 
 
 def init_for(activation: str | None) -> str:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..autograd import engine
+from ..autograd.recording import observe
 from ..autograd.tensor import Tensor
 from .kernels import squares_and_change, sum_of_squares, total
-from .profile import ModelProfile, class_family, profile_model
+from .profile import ModelProfile, class_family, is_gated, profile_model
 from .replay import replay_anomaly
 from .thresholds import Thresholds
 from .trace import ActivationStats, Trace, floats, ints
@@ -113,6 +114,7 @@ class Probes:
         self._modules = dict(model.named_modules())
         self._paths = {id(m): p for p, m in self._modules.items()}
         self._install_permanent_hooks(in_fit)
+        self._gated = {id(m): p for p, m in self._modules.items() if is_gated(m)}
         self._act_modules, self._layer_modules, self._other_leaves = [], [], []
         for path, m in self._modules.items():
             fam = class_family(m)
@@ -177,6 +179,8 @@ class Probes:
             add(m.register_forward_hook(self._activation_hook))
         for m in self._layer_modules:
             add(m.register_forward_hook(self._layer_hook))
+        if self._gated:  # their gates are ops inside them: watched through the op seam
+            add(_Watching(self._gate_op))
         if not self.order_known:  # the model's structure: learnt on the first sample
             self._call_order = []
             for m in self._other_leaves:
@@ -395,6 +399,23 @@ class Probes:
             self._order_hook(module, inputs, output)
             self._last_activation_output = (path, id(output))
 
+    def _gate_op(self, step: Any) -> None:
+        """The outputs of the sigmoid and tanh ops run inside a gated module (an LSTM's
+        gates), kept as the activation statistics ``<module>.gates`` / ``<module>.tanh``."""
+        kind = step.op.name
+        if kind != "sigmoid" and kind != "tanh":
+            return
+        owner = self._gated.get(id(step.scope))
+        if owner is None or not step.scope.training or not engine._mode.enabled:
+            return
+        path = f"{owner}.gates" if kind == "sigmoid" else f"{owner}.tanh"
+        stats = self.trace.activations.get(path)
+        if stats is None:
+            stats = self.trace.activations[path] = ActivationStats(path, kind, 0, inside=owner)
+        out = step.output.data
+        th = self.thresholds
+        stats.observe(self.step, out.reshape(-1, out.shape[-1]), th.sigmoid_margin, th.tanh_limit)
+
     def _layer_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if not module.training or not engine._mode.enabled or not isinstance(output, Tensor):
             return
@@ -415,6 +436,17 @@ class Probes:
         if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
             self.trace.activations[last[0]].is_output = True
         self._last_activation_output = None
+
+
+class _Watching:
+    """An op observer registered until ``remove()``, like a hook's handle."""
+
+    def __init__(self, on_op: Any) -> None:
+        self._registration = observe(op=on_op)
+        self._registration.__enter__()
+
+    def remove(self) -> None:
+        self._registration.__exit__(None, None, None)
 
 
 def _watched_entries(size: int) -> np.ndarray | None:

@@ -21,6 +21,11 @@ ACTIVATION_FAMILIES = {
     "Softplus": "other",
 }
 
+#: Modules whose sigmoid and tanh gates are ops inside them (recurrent cells): the probes
+#: watch those ops on sampled steps and keep their statistics as ``<module>.gates``
+#: (sigmoid) and ``<module>.tanh`` (tanh).
+GATED = ("RNN", "LSTM", "GRU")
+
 #: Modules that keep a stack linear: between two Linear layers they add no non-linearity.
 LINEAR_PASSTHROUGH = ("Dropout", "BatchNorm1d", "Identity", "Flatten")
 
@@ -31,6 +36,11 @@ def class_family(module: Any) -> tuple[str, str] | None:
         if cls.__name__ in ACTIVATION_FAMILIES:
             return cls.__name__, ACTIVATION_FAMILIES[cls.__name__]
     return None
+
+
+def is_gated(module: Any) -> bool:
+    """Whether ``module`` computes sigmoid/tanh gates inside itself (:data:`GATED`)."""
+    return any(cls.__name__ in GATED for cls in type(module).__mro__)
 
 
 def _is_class(module: Any, name: str) -> bool:

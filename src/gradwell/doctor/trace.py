@@ -53,6 +53,8 @@ class ActivationStats:
     units: int
     is_output: bool = False
     per_channel: bool = False
+    # The module these are the internal gates of (e.g. an LSTM); None for an activation module.
+    inside: str | None = None
     steps: MutableSequence[int] = field(default_factory=ints)
     active_fraction: MutableSequence[float] = field(default_factory=floats)
     silent_fraction: MutableSequence[float] = field(default_factory=floats)
@@ -154,6 +156,7 @@ class ActivationStats:
             "units": self.units,
             "is_output": self.is_output,
             "per_channel": self.per_channel,
+            "inside": self.inside,
             "steps": list(self.steps),
             "active_fraction": list(self.active_fraction),
             "silent_fraction": list(self.silent_fraction),

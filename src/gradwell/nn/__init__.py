@@ -52,9 +52,11 @@ from .losses import (
     SmoothL1Loss,
 )
 from .module import IncompatibleKeys, Module, RemovableHandle
+from .multihead import MultiheadAttention
 from .normalization import GroupNorm, LayerNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN
 from .upsampling import Upsample
 
 __all__ = [
@@ -115,4 +117,9 @@ __all__ = [
     "MaxPool1d",
     "MaxPool2d",
     "Upsample",
+    # sequence models
+    "GRU",
+    "LSTM",
+    "MultiheadAttention",
+    "RNN",
 ]

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._jit import jit
+from ..autograd import ops
 from ..autograd.creation import _rng
 from ..autograd.ops import primitive
 from ..autograd.tensor import Tensor
@@ -16,16 +18,42 @@ from .validate import positive_int as _positive_int
 
 @primitive("embedding", reads="")
 def embedding_lookup(weight: Any, *, ids: np.ndarray, padding_idx: int | None = None) -> Any:
-    """Rows ``weight[ids]``; the row ``padding_idx`` takes no gradient."""
+    """Rows ``weight[ids]``; the row ``padding_idx`` takes no gradient.
+
+    The gradient is a dense (num_embeddings, dim) array, as PyTorch's default
+    (``sparse=False``): one zero fill of the table, then one compiled pass that adds
+    each looked-up row's gradient into its row, in time proportional to the rows
+    looked up (no (ids, num_embeddings) one-hot, no dense scatter per row).
+    """
     return weight[ids]
+
+
+@jit
+def _add_rows(out: Any, ids: Any, g: Any, skip: int) -> None:
+    for r in range(ids.size):
+        i = ids[r]
+        if i != skip:
+            for j in range(g.shape[1]):
+                out[i, j] += g[r, j]
 
 
 @embedding_lookup.defvjp
 def _(F, g, out, ins, needs, attrs):
     ids, pad = attrs["ids"], attrs["padding_idx"]
-    if pad is not None:
-        g = g * (ids != pad)[..., None].astype(g.dtype)
-    return (F.scatter_add(g, index=ids, shape=ins[0].shape),)
+    table = np.zeros(ins[0].shape, np.result_type(g, ins[0]))
+    dim = table.shape[1]
+    rows = np.ascontiguousarray(g, table.dtype).reshape(-1, dim)
+    _add_rows(table, ids.reshape(-1), rows, -1 if pad is None else pad)
+    return (table,)
+
+
+@embedding_lookup.defreference
+def _embedding_reference(out, weight, *, ids, padding_idx=None):
+    rows = ops.getitem(weight, index=ids)
+    if padding_idx is None:
+        return rows
+    # the same numbers, with the padding row's lookups held constant: no gradient there
+    return ops.where((ids != padding_idx)[..., None], rows, Tensor(out))
 
 
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
@@ -44,6 +72,10 @@ class Embedding(Module):
     """A (num_embeddings, embedding_dim) table, N(0, 1) at the start, as PyTorch's.
 
     ``padding_idx``: that row starts at zero and is never updated by a gradient.
+    The weight's gradient is dense (PyTorch's ``sparse=False``), summed in time
+    proportional to the rows looked up; ``sparse=True`` (a sparse gradient for
+    SparseAdam-style optimizers) is not supported. ``Embedding.from_pretrained(table)``
+    wraps an existing table.
 
     >>> import gradwell as gw
     >>> emb = gw.nn.Embedding(10, 3, padding_idx=0, rng=0)
@@ -58,8 +90,17 @@ class Embedding(Module):
         padding_idx: int | None = None,
         rng: Any = None,
         dtype: Any = None,
+        *,
+        sparse: bool = False,
     ) -> None:
         super().__init__()
+        if sparse:
+            raise NotImplementedError(
+                "Embedding: sparse=True is not supported (gradwell's optimizers take dense "
+                "gradients); the dense gradient is summed in time proportional to the rows "
+                "looked up"
+            )
+        self.sparse = False
         self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = _positive_int(embedding_dim, "embedding_dim", "Embedding")
         if padding_idx is not None:
@@ -75,6 +116,28 @@ class Embedding(Module):
         if padding_idx is not None:
             table[padding_idx] = 0
         self.weight = Parameter(Tensor(table))
+
+    @classmethod
+    def from_pretrained(
+        cls, embeddings: Any, freeze: bool = True, padding_idx: int | None = None
+    ) -> Embedding:
+        """An Embedding holding a copy of the (num_embeddings, dim) table ``embeddings``,
+        frozen (no gradient) unless ``freeze=False``, as PyTorch's. A Tensor keeps its
+        dtype; other float data becomes float32, as everywhere in gradwell."""
+        if isinstance(embeddings, Tensor):
+            arr = embeddings.data
+        else:
+            arr = np.asarray(embeddings)
+            arr = arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+        if arr.ndim != 2 or arr.dtype.kind != "f":
+            raise ValueError(
+                f"Embedding.from_pretrained: expected a 2-d float table (num_embeddings, "
+                f"embedding_dim); got shape {arr.shape} of dtype {arr.dtype}"
+            )
+        emb = cls(arr.shape[0], arr.shape[1], padding_idx, rng=0, dtype=arr.dtype)
+        emb.weight.data[...] = arr
+        emb.weight.requires_grad = not freeze
+        return emb
 
     def forward(self, ids: Any) -> Tensor:
         return embedding(ids, self.weight, self.padding_idx)

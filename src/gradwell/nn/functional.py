@@ -27,6 +27,7 @@ from ..autograd.ops import gelu, relu, sigmoid, tanh
 from ..autograd.tensor import Tensor
 from . import fused
 from .module import where_called
+from .validate import check_rate
 
 __all__ = [
     "binary_cross_entropy",
@@ -158,20 +159,6 @@ def _stat_array(stat: Any, c: int, name: str, where: str) -> np.ndarray | None:
             f"updated in place; got {type(arr).__name__} of shape {np.shape(arr)}"
         )
     return arr
-
-
-def check_rate(rate: Any) -> float:
-    """The dropout rate as a float, or a ValueError saying what a rate is."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise TypeError(f"dropout rate must be a number in [0, 1]; got {rate!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"dropout rate must be in [0, 1] (the fraction of units dropped: 0.0 keeps all, "
-            f"1.0 drops all); got {rate!r}"
-        )
-    return value
 
 
 def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = None) -> Any:
@@ -620,7 +607,8 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
     return _reduce(loss, reduction)
 
 
-# Convolution, pooling, padding, normalisation and embedding (their own modules).
+# Convolution, pooling, padding, normalisation, embedding and attention (their own modules).
+from .attention import scaled_dot_product_attention  # noqa: E402
 from .conv import conv1d, conv2d  # noqa: E402
 from .conv_transpose import conv_transpose2d  # noqa: E402
 from .embedding import embedding  # noqa: E402
@@ -649,4 +637,5 @@ __all__ += [
     "interpolate",
     "max_pool2d",
     "pad",
+    "scaled_dot_product_attention",
 ]

@@ -78,7 +78,7 @@ def describe(module: Any) -> dict[str, Any]:
             if param in _NOT_ARCHITECTURE:
                 continue
             value = getattr(module, param)
-            if param == "bias":
+            if param == "bias" and not isinstance(value, bool):  # a Parameter or None
                 value = value is not None
             args[param] = value.item() if isinstance(value, np.generic) else value
         first = next(iter(module.parameters()), None)
