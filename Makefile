@@ -41,6 +41,7 @@ format: $(INSTALLED)
 bench: $(INSTALLED)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/mlp.py
+	$(PY) benchmarks/cnn.py --repeat 3
 	$(PY) benchmarks/doctor_overhead.py
 
 clean:

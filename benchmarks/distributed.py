@@ -11,7 +11,8 @@ and starting their all-reduces, inside backward), ``window`` (backward time left
 the first bucket started: what communication can hide behind), ``wait`` (time after
 backward until every bucket is reduced and averaged: the communication *not* hidden),
 and ``alone`` (the same buckets all-reduced on their own, blocking: the whole cost of
-communication). ``comm %`` is (issue + wait) / step.
+communication). ``comm %`` is (issue + wait) / step; ``hidden %`` the share of the
+gradient bytes whose all-reduce had finished when backward did (overlapped with it).
 "2 blocking" is ``DataParallel(overlap=False)``: each bucket's blocking all-reduce
 runs in the hook that fills it (no overlap; then ``issue`` holds the communication).
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -60,7 +60,7 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
     loss_fn = gw.nn.CrossEntropyLoss()
     data = [(gw.tensor(x), gw.tensor(y)) for x, y in synthetic_batches(sizes, batch)]
     reducer = net.reducer
-    times, issue, window, wait = [], [], [], []
+    times, issue, window, wait, hidden = [], [], [], [], []
     for i in range(steps + 5):
         before = dict(reducer.stats) if reducer else None
         dist.barrier()  # ranks start each step together: the wait is communication, not skew
@@ -79,6 +79,8 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
             issue.append(reducer.stats["issue"] - before["issue"])
             window.append(reducer.stats["window"] - before["window"])
             wait.append(reducer.stats["wait"] - before["wait"])
+            sent = reducer.stats["bytes"] - before["bytes"]
+            hidden.append((reducer.stats["hidden"] - before["hidden"]) / sent)
     alone = 0.0
     if reducer:
         from mpi4py import MPI
@@ -102,6 +104,7 @@ def worker(row: str, steps: int, overlap: bool) -> dict[str, Any] | None:
         "issue_s": median(issue) if issue else 0.0,
         "window_s": median(window) if window else 0.0,
         "wait_s": median(wait) if wait else 0.0,
+        "hidden": median(hidden) if hidden else 0.0,
         "alone_s": alone,
         "grad_bytes": int(sum(p.data.nbytes for p in net.parameters())),
         "buckets": len(reducer.buckets) if reducer else 0,
@@ -140,22 +143,13 @@ def ring_seconds(n: int, n_bytes: float, latency: float, link_bytes_per_s: float
     return 2 * (n - 1) * latency + 2 * (n - 1) / n * n_bytes / link_bytes_per_s
 
 
-def _mpiexec() -> list[str]:
-    beside = Path(sys.executable).with_name("mpiexec")
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if found is None:
-        sys.exit("benchmarks/distributed.py: no mpiexec (pip install gradwell[distributed])")
-    flags = ["--oversubscribe"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        flags.append("--allow-run-as-root")
-    return [found, *flags]
-
-
 def measure(row: str, ranks: int, steps: int, overlap: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", row, "--steps", str(steps)]
     cmd += [] if overlap else ["--no-overlap"]
     if ranks > 1:
-        cmd = [*_mpiexec(), "-n", str(ranks), *cmd]
+        from gradwell.distributed.launch import mpiexec_command
+
+        cmd = [*mpiexec_command(ranks), *cmd]
     env = {**os.environ, **ONE_THREAD}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     if out.returncode != 0:
@@ -198,7 +192,7 @@ def main() -> None:
     print(f"{args.repeat} repeats, {args.steps} timed steps each, 1 BLAS thread per rank; "
           "median [min-max] of the repeats")  # fmt: skip
     head = ["row", "ranks", "batch/rank", "step ms", "samples/s", "issue ms", "window ms",
-            "wait ms", "alone ms", "comm %"]  # fmt: skip
+            "wait ms", "alone ms", "comm %", "hidden %"]  # fmt: skip
     table = [head]
     for (row, ranks), rs in runs.items():
         several = ranks != "1"
@@ -210,6 +204,7 @@ def main() -> None:
             *(_spread([r[k] for r in rs], 1e3, "{:.2f}")
               for k in ("issue_s", "window_s", "wait_s", "alone_s")),
             _spread(comm, 100) if several else "-",
+            _spread([r["hidden"] for r in rs], 100, "{:.0f}") if several else "-",
         ])  # fmt: skip
     _print(table, sep, args.markdown)
 

@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS, gradwell_model  # noqa: E402  (the same rows and model)
+from table import print_table  # noqa: E402
 
 CLOCK = time.thread_time
 STEPS = 50  # batches per epoch: the default then samples every 12th step
@@ -136,16 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{step['every'] * 1e6:.0f}", f"{(step['every'] / off - 1) * 100:+.1f}%",
             f"{fixed * 1e3:.1f} ms ({epochs} epochs of {n // epochs} steps)",
         ])  # fmt: skip
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        for line in lines:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+    print_table(header, lines, args.markdown)
     return 0
 
 

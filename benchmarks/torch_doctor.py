@@ -10,8 +10,12 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
 - off:      no doctor
 - default:  ``Doctor(model, optimizer, loss=loss_fn)``: every 16th step sampled
 - every:    ``Doctor(..., sample_every=1)``: every step sampled, the cost of one sample
-- replay:   the NaN trap's replay of one batch (a copy of the model, hooks on every
-            module, backward under ``torch.autograd.detect_anomaly``), against one step
+- replay:   the NaN trap's replay of one batch against one step (forward and backward),
+            on each of its paths: ``clean`` (nothing non-finite reproduces: the forward with
+            a check on each module's output, the loss, one backward), ``forward`` (the
+            loss's last op makes inf), ``backward`` (a masked sqrt after the model makes
+            NaN gradients: the batch runs again with every op recorded, the backward
+            watched node by node under ``torch.autograd.detect_anomaly``)
 
 Configurations take turns ``--repeats`` times; a row reports the smallest mean step
 time over the runs (other work on a shared machine only ever adds time) and the spread
@@ -39,6 +43,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS  # noqa: E402  (the same rows)
+from table import print_table  # noqa: E402
 
 from gradwell.torch import Doctor  # noqa: E402
 from gradwell.torch.replay import replay_nonfinite  # noqa: E402
@@ -101,22 +106,52 @@ def run(name: str, mode: str, epochs: int) -> float:
     return (CLOCK() - t0) / steps
 
 
-def replay_cost(name: str, repeats: int) -> float:
-    """The NaN replay of one batch over one step (both at their smallest over repeats)."""
+def _nan_in_the_forward(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy plus log(0): the forward's last op makes -inf."""
+    return nn.functional.cross_entropy(out, y) + torch.log(out - out).sum()
+
+
+class MaskedSqrt(nn.Module):
+    """torch.where's gradient trap after the model's output: the forward is finite, the
+    sqrt's backward makes NaN gradients all the way down."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x.sqrt(), x)
+
+
+#: The replay's three paths, as (what wraps the model, the loss): nothing non-finite
+#: reproduces (the forward with its checks, the loss, one backward); the forward's last
+#: op makes inf (every module checked, the loss under the trap); the backward makes NaN
+#: (then the batch runs again with every op and graph node watched).
+REPLAYS = {
+    "clean": (lambda m: m, nn.CrossEntropyLoss()),
+    "forward": (lambda m: m, _nan_in_the_forward),
+    "backward": (lambda m: nn.Sequential(m, MaskedSqrt()), nn.CrossEntropyLoss()),
+}
+
+
+def replay_cost(name: str, repeats: int) -> dict[str, float]:
+    """The NaN replay of one batch over one step (forward and backward), both at their
+    smallest over the repeats, for each of the replay's paths."""
     model, data = setup(name)
     loss_fn = nn.CrossEntropyLoss()
     x, y = data[0]
-    step, replay = [], []
+    step: list[float] = []
+    replay: dict[str, list[float]] = {k: [] for k in REPLAYS}
     for _ in range(max(repeats, 3)):
         t0 = CLOCK()
         loss_fn(model(x), y).backward()
         step.append(CLOCK() - t0)
-        t0 = CLOCK()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            replay_nonfinite(model, x, y, loss_fn)
-        replay.append(CLOCK() - t0)
-    return min(replay) / min(step)
+        for kind, (wrap, fn) in REPLAYS.items():
+            replayed = wrap(model)
+            t0 = CLOCK()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found, _ = replay_nonfinite(replayed, x, y, fn)
+            replay[kind].append(CLOCK() - t0)
+            phase = None if found is None else found["phase"]
+            assert phase == {"clean": None}.get(kind, kind), (kind, found)
+    return {k: min(v) / min(step) for k, v in replay.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,21 +187,14 @@ def main(argv: list[str] | None = None) -> int:
             desc, str(batch), f"{off * 1e6:.0f}", f"{best['default'] * 1e6:.0f}",
             f"{(best['default'] / off - 1) * 100:+.1f}%",
             f"{(spread['off'] - 1) * 100:.0f}% / {(spread['default'] - 1) * 100:.0f}%",
-            f"{(best['every'] / off - 1) * 100:+.0f}%", f"{replay_cost(name, args.repeats):.1f}x",
+            f"{(best['every'] / off - 1) * 100:+.0f}%",
+            *(f"{r:.1f}x" for r in replay_cost(name, args.repeats).values()),
         ])  # fmt: skip
         print("# " + ", ".join(lines[-1]), file=sys.stderr)
     header = ["model", "batch", "off (us/step)", "doctor (us/step)", "overhead",
-              "spread off / doctor", "every step sampled", "NaN replay / step"]  # fmt: skip
-    if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for line in lines:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-        print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-        for line in lines:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+              "spread off / doctor", "every step sampled",
+              *(f"replay {k} / step" for k in REPLAYS)]  # fmt: skip
+    print_table(header, lines, args.markdown)
     return 0
 
 

@@ -150,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ARGUMENTS:
             ARGUMENTS[name](command)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to start again under mpiexec
     try:
         return COMMANDS[args.command][1](args)
     except OSError as e:  # a path that cannot be read or written: one line, no traceback

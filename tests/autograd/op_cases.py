@@ -250,6 +250,15 @@ CASES.update(
                 [(1, 2, 5, 6), (3, 2, 2, 3)],
             ),
         ],
+        "max_pool2d": [
+            (lambda x: gw.nn.functional.max_pool2d(x, 2), [(2, 3, 4, 6)]),
+            (
+                lambda x: _conv_ops.max_pool2d(
+                    x, kernel=(2, 3), stride=(2, 1), padding=((1, 1), (1, 1)), dilation=(1, 2)
+                ),
+                [(1, 2, 5, 6)],
+            ),
+        ],
         "pad": [(lambda x: _conv_ops.pad(x, widths=((0, 0), (1, 2)), value=0.5), [(2, 3)])],
         # (padding_idx withholds a true gradient on purpose: tested in tests/nn)
         "embedding": [(lambda w: gw.nn.functional.embedding(_IDS, w), [(4, 3)])],

@@ -202,6 +202,36 @@ def test_tensor_hook_sees_and_can_replace_the_gradient():
     np.testing.assert_allclose(x.grad.numpy(), [2, 2])
 
 
+def test_a_leaf_hook_fires_as_soon_as_its_gradient_is_complete():
+    """Not after the whole graph: a data-parallel reducer starts averaging the top
+    layer's gradient while backward still runs through the layers below."""
+    rng = np.random.default_rng(0)
+    x = gw.tensor(rng.normal(size=(4, 3)))
+    leaves = {n: gw.tensor(rng.normal(size=s), requires_grad=True)
+              for n, s in (("w1", (3, 5)), ("w2", (5, 2)), ("shared", (3, 3)))}  # fmt: skip
+    events = []
+
+    def loss():
+        w1, w2, shared = leaves.values()
+        h = (x @ shared) @ w1
+        h.register_hook(lambda g: events.append(("h", None)))
+        out = gw.relu(h) @ w2
+        return out.sum() * (shared * shared).sum()  # shared: used at both ends
+
+    loss().backward()
+    plain = {n: t.grad.numpy().copy() for n, t in leaves.items()}
+    for n, t in leaves.items():
+        t.grad = None
+        t.register_hook(lambda g, n=n: events.append((n, g.numpy().copy())))
+    events.clear()
+    loss().backward()
+    # w2 is complete before backward reaches h; shared's last use is the first matmul
+    assert [n for n, _ in events] == ["w2", "h", "w1", "shared"]
+    for n, g in events[:1] + events[2:]:  # each hook saw the sum over all uses, once
+        np.testing.assert_array_equal(g, plain[n])
+        np.testing.assert_array_equal(leaves[n].grad.numpy(), plain[n])
+
+
 def test_an_op_observer_sees_every_op_and_is_gone_after_the_block():
     seen = []
     with gw.autograd.observe(op=lambda step: seen.append(step.op.name)):

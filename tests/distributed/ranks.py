@@ -106,8 +106,10 @@ def equivalence(out):
         np.allclose(p.grad.data, 2 * g, rtol=1e-6, atol=1e-7)
         for p, g in zip(net.parameters(), once)
     )
+    result["overlap"] = overlap(X, y)
     result["mismatch"] = dist.all_gather_object(mismatch())
     result["dead_units"] = dist.all_gather_object(dead_units())
+    result["job_doctor"] = dist.all_gather_object(job_doctor())
     result["unused"] = dist.all_gather_object(unused_parameters(X, y))
     # BatchNorm per rank (the default): the ranks' statistics differ, rank 0's are kept
     model = build()
@@ -203,17 +205,34 @@ def _fit(X, y, callbacks=()):
     )
 
 
+class _Sqrt(nn.Module):
+    def forward(self, x):
+        return gw.sqrt(x)
+
+
 def nan_on_rank_1(out):
+    """First an op makes a NaN on rank 1 (sqrt of a negative input: every rank stops, and
+    the job goes on to the next run); then rank 1's inputs hold one (the job ends)."""
     X, y = data()
+    shard = dist.DistributedSampler(len(X), seed=0).indices(0)
+    X = np.abs(X)
     if dist.rank() == 1:
-        shard = dist.DistributedSampler(len(X), seed=0).indices(0)
-        X[shard[3 * B]] = np.nan  # batch 3 of epoch 0 on rank 1
+        X[shard[3 * B]] = -1.0  # batch 3 of epoch 0 on rank 1
+    model = nn.Sequential(_Sqrt(), nn.Linear(6, 3, rng=0))
+    op_made = None
+    try:
+        gw.fit(model, (X, y), loss="cross_entropy", epochs=1, batch_size=B, seed=0, verbose=0,
+               optimizer=gw.optim.SGD(model.parameters(), lr=0.1), distributed=True)  # fmt: skip
+    except dist.DistributedError as e:
+        op_made = {"message": str(e), "findings": [f.to_dict() for f in e.history.findings]}
+    if dist.rank() == 1:
+        X[shard[3 * B]] = np.nan
     try:
         _fit(X, y)
     except dist.DistributedError as e:
         found = [(f.kind, f.evidence.get("rank")) for f in e.history.findings]
         if dist.is_main():
-            Path(out).write_text(json.dumps({"findings": found}))
+            Path(out).write_text(json.dumps({"findings": found, "op_made": op_made}))
         raise
 
 
@@ -290,6 +309,115 @@ def dead_units():
         doctor=gw.doctor.Doctor(sample_every=1),
     )  # fmt: skip
     return [w["dead_unit_indices"] for w in history.doctor.trace.activations["1"].windows]
+
+
+class _Reversed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.last = nn.Linear(16, 3, rng=1)  # declared first, used last
+        self.first = nn.Linear(6, 16, rng=0)
+
+    def forward(self, x):
+        return self.last(gw.relu(self.first(x)))
+
+
+def overlap(X, y):
+    """Buckets start while backward still runs: when backward reaches the first layer's
+    output, the top layers' buckets (one parameter each) are on their way. And a
+    compiled replay averages as eager backward does, bit for bit."""
+    loss_fn = nn.CrossEntropyLoss()
+    net = dist.DataParallel(build(), bucket_bytes=1)
+    started = []
+
+    def watch(module, inputs, out):
+        out.register_hook(lambda g: started.append(net.reducer._next))
+
+    net.module[0].register_forward_hook(watch)
+    loss_fn(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
+    # Layers declared in the reverse of their use: after the first step the buckets
+    # follow the order the gradients came in, and start during backward again.
+    net = dist.DataParallel(_Reversed(), bucket_bytes=1)
+    net.module.first.register_forward_hook(watch)
+    for _ in range(2):
+        net.zero_grad()
+        loss_fn(net(gw.tensor(X[:B])), gw.tensor(y[:B])).backward()
+    runs = []
+    for compiled in (False, True):
+        net = dist.DataParallel(build())
+        opt = gw.optim.Adam(net.parameters(), lr=0.01)
+        step = gw.compile_step(net, loss_fn) if compiled else None
+        for k in range(5):
+            xb, yb = gw.tensor(X[k * B : (k + 1) * B] + dist.rank()), gw.tensor(y[:B])
+            opt.zero_grad()
+            if step is None:
+                loss_fn(net(xb), yb).backward()
+            else:
+                step(xb, yb)
+            opt.step()
+        # parameters only: a replay runs the recorded ops, not DataParallel.forward, so
+        # it does not start from rank 0's BatchNorm statistics (fit broadcasts them)
+        runs.append(({n: p.data for n, p in net.named_parameters()}, step.replays if step else 0))
+    (eager, _), (replayed, replays) = runs
+    fitted = []
+    for compile in (False, True):  # fit(compile=True) replays, averaging the same
+        model = build()
+        gw.fit(model, (X[:64] + dist.rank(), y[:64]), loss="cross_entropy", epochs=1,
+               optimizer=gw.optim.SGD(model.parameters(), lr=0.1), batch_size=B, seed=0,
+               verbose=0, doctor=False, compile=compile, distributed=True)  # fmt: skip
+        fitted.append({n: p.data for n, p in model.named_parameters()})
+    return {
+        "fit_compiled_is_eager": all(np.array_equal(fitted[0][k], fitted[1][k]) for k in fitted[0]),
+        "started_before_first_layer": started,
+        "replays": replays,
+        "compiled_is_eager": all(np.array_equal(eager[k], replayed[k]) for k in eager),
+        "compiled_same_on_ranks": all(
+            all(np.array_equal(a[k], replayed[k]) for k in a)
+            for a in dist.all_gather_object(replayed)
+        ),
+    }
+
+
+def doctor_case():
+    """A run for the job's doctor: tanh units pinned or saturated, ReLU units dead:
+    (X, y, model), the same on every rank."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(16 * 2 * B, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    first = nn.Linear(4, 6, rng=0)
+    first.bias.data[:2] = 6.0  # two tanh units pinned near 1
+    first.weight.data[2] *= 4.0  # one saturated on some examples
+    second = nn.Linear(6, 5, rng=1)
+    second.bias.data[:2] = -50.0  # two ReLU units that never fire
+    model = nn.Sequential(first, nn.Tanh(), second, nn.ReLU(), nn.Linear(5, 2, rng=2))
+    return X, y, model
+
+
+def doctor_numbers(history):
+    """What the doctor measured, as plain lists."""
+    trace = history.doctor.trace
+    acts = {path: a.to_dict() for path, a in trace.activations.items()}
+    return {
+        "loss": list(history.steps["loss"]),
+        "signal": {k: list(v) for k, v in trace.signal.items()},
+        "activations": {
+            p: {
+                k: a[k]
+                for k in ("active_fraction", "silent_fraction", "saturated_fraction", "windows")
+            }
+            for p, a in acts.items()
+        },
+        "findings": sorted(f.kind for f in history.findings),
+    }
+
+
+def job_doctor(batch=B):
+    X, y, model = doctor_case()
+    history = gw.fit(
+        model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(), lr=1e-3),
+        epochs=2, batch_size=batch, seed=0, verbose=0, distributed=True,
+        doctor=gw.doctor.Doctor(sample_every=1),
+    )  # fmt: skip
+    return doctor_numbers(history)
 
 
 def mismatch():

@@ -6,8 +6,6 @@ mpi4py or mpiexec is missing: ``pip install gradwell[distributed]``.
 """
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,32 +14,23 @@ import numpy as np
 import pytest
 
 import gradwell as gw
+from gradwell.distributed import DistributedError
+from gradwell.distributed.launch import mpiexec_command
 
 RANKS = Path(__file__).with_name("ranks.py")
 TIMEOUT = 90  # seconds for one job; the jobs themselves take a few
 
 
-def _mpiexec():
+def _mpiexec(ranks=2):
     try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        pytest.skip("mpi4py is not installed (pip install gradwell[distributed])")
-    beside = Path(sys.executable).with_name("mpiexec")
-    found = str(beside) if beside.exists() else shutil.which("mpiexec")
-    if found is None:
-        pytest.skip("no mpiexec on PATH or beside python (pip install gradwell[distributed])")
-    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30)
-    flags = []
-    if "Open MPI" in version.stdout + version.stderr or "prte" in version.stdout.lower():
-        flags = ["--oversubscribe"]  # two ranks on a machine with fewer free cores
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            flags.append("--allow-run-as-root")
-    return [found, *flags]
+        return mpiexec_command(ranks)
+    except DistributedError as e:
+        pytest.skip(str(e))
 
 
 def run(scenario, tmp_path, timeout=TIMEOUT):
     out = tmp_path / f"{scenario}.json"
-    cmd = [*_mpiexec(), "-n", "2", sys.executable, str(RANKS), scenario, str(out)]
+    cmd = [*_mpiexec(), sys.executable, str(RANKS), scenario, str(out)]
     try:
         job = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
     except subprocess.TimeoutExpired as e:
@@ -73,6 +62,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
         [[1], [1]],
         [[1], [1]],
     ]  # rank 0's running statistics everywhere
+    _the_job_doctor_reads_the_numbers_of_one_process(result["job_doctor"])
     # ranks that built different models are told at start-up, all of them, and go on
     for told in result["mismatch"]:
         assert told["collective"]
@@ -81,8 +71,43 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_double_batch(tmp_pat
             "parameter '0.weight': ((17, 6), 'float32') on rank 1, ((16, 6), 'float32') on rank 0"
             in told["message"]
         )
+    # overlap: the 4 top parameters' buckets started before backward reached layer 0
+    # (BatchNorm's 2 and the last Linear's 2); with the layers declared in reverse, none
+    # at the first step, 2 once the buckets follow the gradients' order; a compiled
+    # replay averages as eagerly
+    assert result["overlap"]["started_before_first_layer"] == [4, 0, 2]
+    assert result["overlap"]["replays"] == 3
+    assert result["overlap"]["compiled_is_eager"] and result["overlap"]["compiled_same_on_ranks"]
+    assert result["overlap"]["fit_compiled_is_eager"]
     assert result["dropout_differs_between_ranks"]
     assert result["dropout_reproducible"]
+
+
+def _the_job_doctor_reads_the_numbers_of_one_process(job):
+    """Every rank's doctor, after the merges, reads what one process with the double
+    batch reads (to float32 round-off: the ranks sum in another order)."""
+    from distributed.ranks import B, job_doctor
+
+    assert job[0] == job[1]  # the same numbers, and so the same findings, on every rank
+    one = job_doctor(batch=2 * B)
+    two = job[0]
+    np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
+    assert two["findings"] == one["findings"] and "dead_relu" in one["findings"]
+    for layer, series in one["signal"].items():  # the RMS of each rank's own gradient
+        np.testing.assert_allclose(np.array(two["signal"][layer]) / 2, series, rtol=1e-4)
+    for path, ours in two["activations"].items():
+        theirs = one["activations"][path]
+        for k in ("active_fraction", "saturated_fraction"):
+            np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-6, atol=1e-6, err_msg=k)
+        silent = np.array(ours["silent_fraction"])  # the least over ranks: a bound
+        assert np.all(np.isnan(silent) | (silent >= np.array(theirs["silent_fraction"])))
+        assert len(ours["windows"]) == len(theirs["windows"]) == 2
+        for a, b in zip(ours["windows"], theirs["windows"]):
+            for k in ("examples", "dead_unit_indices", "pinned_units", "end_step"):
+                assert a[k] == b[k], (path, k)
+            assert a["saturated_fraction"] == pytest.approx(b["saturated_fraction"], abs=1e-6)
+    windows = [w for a in two["activations"].values() for w in a["windows"]]
+    assert any(w["pinned_units"] for w in windows) and any(w["dead_units"] for w in windows)
 
 
 def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
@@ -130,6 +155,13 @@ def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
 def test_a_nan_on_rank_1_stops_every_rank_with_the_doctors_finding_and_the_rank(tmp_path):
     job, result = run("nan_on_rank_1", tmp_path)
     assert job.returncode != 0
+    # an op made it (sqrt of -1 on rank 1): every rank stopped, told the rank and the op
+    made = result["op_made"]
+    assert made["message"].startswith("training stopped on all 2 ranks at epoch 0, batch 3")
+    assert "non-finite loss on rank 1. rank 1: [critical] nan_trap" in made["message"]
+    assert "the first op to make inf or NaN from finite values was 'sqrt'" in made["message"]
+    assert [(f["kind"], f["evidence"]["rank"]) for f in made["findings"]] == [("nan_trap", 1)]
+    # then the inputs held one
     assert ["nan_trap", 1] in result["findings"]  # rank 1's finding, in rank 0's history
     err = job.stderr
     assert "training stopped on all 2 ranks at epoch 0, batch 3" in err
@@ -156,3 +188,29 @@ def test_a_rank_that_raises_aborts_every_rank_with_its_error(tmp_path):
     assert job.returncode != 0
     assert "rank 1/2: raised ValueError; aborting all 2 ranks" in job.stderr
     assert "a bug on rank 1" in job.stderr
+
+
+def tiny_csv(path, n=96):
+    rng = np.random.default_rng(0)
+    rows = ["a,b,colour,label"]
+    for _ in range(n):
+        a, b = rng.normal(size=2)
+        colour = rng.choice(["red", "blue"])
+        rows.append(f"{a:.3f},{b:.3f},{colour},{'yes' if a + (colour == 'red') > 0.5 else 'no'}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_gradwell_train_ranks_2_starts_mpiexec_itself(tmp_path):
+    _mpiexec()  # skips without MPI
+    data, out = tiny_csv(tmp_path / "tiny.csv"), tmp_path / "run"
+    cmd = [sys.executable, "-m", "gradwell", "train", str(data), "--target", "label", "--ranks",
+           "2", "--epochs", "2", "--batch-size", "8", "--quiet", "--out", str(out)]  # fmt: skip
+    job = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.startswith("gradwell train: starting 2 ranks with mpiexec")
+    assert job.stdout.count("tiny.csv: 96 rows;") == 1 and job.stdout.count("verdict:") == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2 and 0 <= metrics["test_accuracy"] <= 1
+    assert (out / "model.safetensors").exists() and (out / "report.html").exists()
+    assert "ranks" not in json.loads((out / "config.json").read_text())  # how, not what

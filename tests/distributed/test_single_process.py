@@ -223,3 +223,20 @@ def test_a_deep_copy_of_a_replica_does_not_feed_the_gradient_all_reduce():
     reducer.remove()
     model(gw.ones(4, 3)).sum().backward()  # no hooks left: plain local gradients
     assert not reducer.pending and model.weight.grad is not None
+
+
+def test_gradwell_train_ranks_says_what_to_install_when_mpi_is_missing(
+    tmp_path, monkeypatch, capsys
+):
+    from gradwell.cli import main
+    from gradwell.distributed import launch
+
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(20)))
+    monkeypatch.setattr(launch, "find_mpiexec", lambda: None)
+    assert main(["train", str(data), "--target", "y", "--ranks", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "gradwell train: --ranks 2: running on 2 ranks needs MPI" in err
+    assert "pip install 'gradwell[distributed]'" in err
+    assert main(["train", str(data), "--target", "y", "--ranks", "0"]) == 2
+    assert "expected --ranks N with N >= 1, got 0" in capsys.readouterr().err

@@ -18,6 +18,9 @@ CONV = [
     ("conv2d_same_even", F.conv2d, "conv2d", [(1, 2, 5, 6), (3, 2, 2, 4)], {"padding": "same"}),
     ("conv2d_rect", F.conv2d, "conv2d", [(2, 3, 8, 8), (4, 3, 3, 2)],
      {"stride": (2, 1), "padding": (1, 0)}),
+    ("conv2d_one_channel", F.conv2d, "conv2d", [(3, 1, 9, 8), (2, 1, 5, 3), (2,)],
+     {"padding": (2, 1), "stride": (1, 2)}),
+    ("conv2d_pointwise", F.conv2d, "conv2d", [(2, 5, 4, 3), (3, 5, 1, 1), (3,)], {}),
     ("conv1d", F.conv1d, "conv1d", [(2, 3, 9), (4, 3, 3), (4,)], {"stride": 2, "padding": 1}),
     ("conv1d_same", F.conv1d, "conv1d", [(2, 4, 7), (2, 2, 3)], {"padding": "same", "groups": 2}),
     ("max_pool2d", F.max_pool2d, "max_pool2d", [(2, 3, 7, 6)], {"kernel_size": 3, "stride": 2,
@@ -194,6 +197,23 @@ def test_conv_transpose2d_and_interpolate_errors_name_the_argument():
         F.interpolate(gw.zeros(1, 1, 4), scale_factor=2, mode="bilinear")
     with pytest.raises(ValueError, match="size must be a positive integer or 2 of them"):
         F.interpolate(gw.zeros(1, 1, 4, 4), size=(3,))
+
+
+def test_max_pool_hands_a_tie_to_the_first_maximum_and_a_nan_wins():
+    # PyTorch's rule: the first of equal maxima in the window's row-major order, and NaN
+    # over numbers; with overlapping windows a place can take several gradients.
+    x = gw.tensor([[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, np.nan, 2.0]]]], requires_grad=True)
+    out = F.max_pool2d(x, 2, stride=1)
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[1.0, 1.0], [np.nan, np.nan]])
+    out.backward(gw.tensor(np.array([[[[1.0, 10.0], [100.0, 1000.0]]]], np.float32)))
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[1, 10, 0], [0, 0, 0], [0, 1100, 0]])
+
+
+def test_conv_outputs_are_channels_last_in_memory():
+    # the layout the next layer reads without a copy (docs/architecture.md)
+    x = gw.randn(2, 3, 8, 8, rng=0)
+    y = F.max_pool2d(gw.nn.Conv2d(3, 4, 3, rng=0)(x), 2)
+    assert y.shape == (2, 4, 3, 3) and y.data.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def test_batchnorm2d_and_1d_on_sequences_match_pytorch():

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import gradwell as gw
+from gradwell.autograd import conv_ops
 from gradwell.autograd.ops import REGISTRY
 from gradwell.nn import fused
 
@@ -67,6 +68,18 @@ CASES = {
          leaf(2, seed=6)],
         {},
     ),
+    "conv2d, padded, strided, dilated": lambda: (
+        conv_ops.conv2d, [leaf(2, 3, 6, 7), leaf(4, 3, 3, 2, seed=1), leaf(4, seed=2)],
+        dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2)),
+    ),
+    "conv2d 1x1": lambda: (
+        conv_ops.conv2d, [leaf(2, 3, 4, 5), leaf(4, 3, 1, 1, seed=1)],
+        dict(stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)),
+    ),
+    "max_pool2d, padded, overlapping": lambda: (
+        conv_ops.max_pool2d, [leaf(2, 3, 7, 6)],
+        dict(kernel=(3, 3), stride=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 1)),
+    ),
 }  # fmt: skip
 
 
@@ -84,8 +97,12 @@ def test_the_fast_vjp_equals_the_reference_gradients(case):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-10, atol=1e-12)
 
 
-# (the chains draw a mask per call; eval-mode batch norm is affine in x: no second order)
-@pytest.mark.parametrize("case", [c for c in CASES if not any(w in c for w in ("dr", "bl", "ev"))])
+# (the chains draw a mask per call; eval-mode batch norm is affine in x and max pooling
+# piecewise linear: no second order)
+NO_SECOND_ORDER = ("dr", "bl", "ev", "max_pool")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not any(w in c for w in NO_SECOND_ORDER)])
 def test_second_order_through_the_reference_is_exact(case):
     op, inputs, attrs = CASES[case]()
     wanted = [t for t in inputs if t.requires_grad]
@@ -119,5 +136,6 @@ def test_the_fused_chains_have_second_order_gradients_too():
 
 def test_every_fused_primitive_has_a_reference():
     for name in ("linear", "batch_norm", "batch_norm_relu_dropout",
-                 "linear_batch_norm_relu_dropout", "cross_entropy", "bce_with_logits"):  # fmt: skip
+                 "linear_batch_norm_relu_dropout", "cross_entropy", "bce_with_logits", "conv2d",
+                 "max_pool2d"):  # fmt: skip
         assert REGISTRY[name].reference is not None, name

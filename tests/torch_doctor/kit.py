@@ -11,6 +11,7 @@ import torch
 from doctor.kit import dataset  # noqa: F401  (the same data as gradwell's recipes)
 from torch import nn
 
+import gradwell as gw
 from gradwell.torch import Doctor
 
 
@@ -88,3 +89,45 @@ def kinds(doctor: Doctor) -> dict[str, list[str]]:
 
 def paths_of(model: nn.Module, cls: str) -> list[str]:
     return [p for p, m in model.named_modules() if type(m).__name__ == cls]
+
+
+# --------------------------------------------------------------------------- the gradwell twin
+
+
+class _Chain(gw.nn.Module):
+    """gradwell's counterpart of a torch Sequential with named children (``features``,
+    ``classifier``): the same module paths."""
+
+    def __init__(self, named: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        for name, module in named:
+            setattr(self, name, module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+def gradwell_twin(model: nn.Module) -> Any:
+    """The same network in gradwell, with the same module paths and the same weights, so
+    that a recipe can be run through both doctors."""
+    if isinstance(model, nn.Sequential):
+        named = [(name, gradwell_twin(child)) for name, child in model.named_children()]
+        if all(name.isdigit() for name, _ in named):
+            return gw.nn.Sequential(*(m for _, m in named))
+        return _Chain(named)
+    if isinstance(model, nn.Conv2d):
+        twin = gw.nn.Conv2d(model.in_channels, model.out_channels, model.kernel_size,
+                            stride=model.stride, padding=model.padding)  # fmt: skip
+    elif isinstance(model, nn.Linear):
+        twin = gw.nn.Linear(model.in_features, model.out_features)
+    elif isinstance(model, nn.MaxPool2d):
+        twin = gw.nn.MaxPool2d(model.kernel_size, model.stride)
+    elif isinstance(model, (nn.Flatten, nn.ReLU, nn.Sigmoid, nn.Tanh)):
+        twin = getattr(gw.nn, type(model).__name__)()
+    else:
+        raise TypeError(f"gradwell_twin: no gradwell counterpart for {type(model).__name__}")
+    for name, p in model.named_parameters():
+        getattr(twin, name).data[...] = p.detach().numpy()
+    return twin

@@ -16,6 +16,7 @@ from torch_doctor.kit import dataset, kinds, mlp, optimizer, paths_of, serious, 
 
 import gradwell as gw
 import gradwell.torch as gt
+from gradwell.torch.replay import replay_nonfinite
 
 SEEDS = (0, 1)
 
@@ -24,10 +25,11 @@ def linear_paths(model):
     return paths_of(model, "Linear")
 
 
-def test_import_gradwell_never_imports_torch():
-    code = "import sys, gradwell, gradwell.doctor; print('torch' in sys.modules)"
+def test_import_gradwell_never_imports_torch_nor_gradwell_torch_lightning():
+    code = ("import sys, gradwell, gradwell.doctor; print('torch' in sys.modules); "
+            "import gradwell.torch; print('lightning' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "False"]
 
 
 # --------------------------------------------------------------------------- healthy
@@ -95,46 +97,6 @@ def test_relu_network_killed_by_a_high_learning_rate(data, widths, opt, seed):
     assert any(f"replace ReLU at {f.where} with LeakyReLU" in r for r in f.remedies)
 
 
-class ConvNet(nn.Module):
-    """conv -> ReLU -> conv -> ReLU -> pool -> Linear, on 8x8 single-channel images."""
-
-    def __init__(self, seed: int) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())  # fmt: skip
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 8 * 8, 10))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
-
-
-def digits(seed: int):
-    X, y, _ = dataset("digits", seed)
-    return X.reshape(-1, 1, 8, 8), y
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_conv_net_has_dead_channels_after_conv_relu(seed):
-    X, y = digits(seed)
-    model = ConvNet(seed)
-    with torch.no_grad():  # a conv bias far below zero: its channels never fire
-        model.features[2].bias[:12] = -50.0
-    doctor = train(model, X[:512], y[:512], optimizer("adam", model, 0.001), epochs=2, seed=seed)
-    f = next(f for f in serious(doctor) if f.kind == "dead_relu")
-    assert f.where == "features.3"  # PyTorch's name of the ReLU after the second conv
-    assert f.evidence["units"] == 16  # judged per channel
-    assert f.evidence["dead_units"] >= 12
-
-
-@pytest.mark.parametrize("seed", SEEDS)
-def test_healthy_conv_net_stays_quiet(seed):
-    X, y = digits(seed)
-    model = ConvNet(seed)
-    doctor = train(model, X[:512], y[:512], optimizer("adam", model, 0.003), epochs=3, seed=seed)
-    assert serious(doctor) == [], [f.headline() for f in serious(doctor)]
-
-
 # --------------------------------------------------------------------------- exploding / NaN
 
 
@@ -197,6 +159,55 @@ def test_nan_trap_names_the_op_its_module_and_the_user_code_line(opt, seed):
     assert "the log at 1 received 0" in f.remedies[0] and "torch.clamp" in f.remedies[0]
     # the replay ran on a copy under a forked random state: training's stream is untouched
     assert torch.random.get_rng_state().equal(before)
+
+
+class SqrtWhereNonNegative(nn.Module):
+    """torch.where's gradient trap: the forward is finite, the sqrt's backward is not."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.inner = nn.Linear(n, n)
+
+    def forward(self, x):
+        h = self.inner(x)
+        return torch.where(h > 0, torch.sqrt(h), 0.0)  # the masked sqrt
+
+
+def test_nan_made_in_the_backward_names_the_op_its_module_and_the_line():
+    X, y, C = dataset("blobs", 0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(X.shape[1], 16), SqrtWhereNonNegative(16), nn.Linear(16, C))
+    doctor = train(model, X, y, optimizer("adam", model, 0.01), epochs=1)
+    f = next(f for f in doctor.findings if f.kind == "nan_trap")
+    assert f.step == 0 and f.evidence["source"] == "gradient"
+    a = f.evidence["anomaly"]
+    assert a["phase"] == "backward" and a["op"] == "sqrt" and a["module"] == "1"
+    assert a["input_ranges"][0][0] < 0  # what the sqrt received in the forward
+    assert "the masked sqrt" in a["code"]
+    assert "the sqrt at 1 received" in f.remedies[0]
+
+
+@pytest.mark.parametrize("sick", [False, True], ids=["clean_batch", "nan_in_backward"])
+def test_the_replay_leaves_the_model_and_the_random_state_as_they_were(sick):
+    torch.manual_seed(0)
+    middle = SqrtWhereNonNegative(8) if sick else nn.Linear(8, 8)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), middle,
+                          nn.Linear(8, 3))  # fmt: skip
+    calls = []
+    model[1].register_forward_hook(lambda *_: calls.append(1))  # the user's hook
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    rng = torch.random.get_rng_state()
+    anomaly, note = replay_nonfinite(model, x, y, nn.CrossEntropyLoss())
+    assert (anomaly is not None) == sick, note
+    assert all(v.equal(model.state_dict()[k]) for k, v in before.items())  # running stats too
+    assert all(p.grad.eq(0.5).all() for p in model.parameters())  # nothing accumulated
+    assert torch.random.get_rng_state().equal(rng)
+    assert calls == []  # the user's hook was set aside, and is back:
+    model(x)
+    assert calls == [1]
 
 
 def test_nan_in_a_hand_written_loss_names_the_loss_and_the_line():
@@ -357,6 +368,10 @@ def test_repair_applies_the_top_remedy_and_the_run_gets_healthy(config, action):
     assert result.outcome == "healthy", "\n".join(lines)
     assert result.final.score > result.first.score and result.final.metric == "accuracy"
     assert "gw." not in "\n".join(lines)  # it speaks PyTorch
+    code = result.code()  # (called after the repair: still in PyTorch's words)
+    assert "gw." not in code
+    if action == "set_dropout":  # a model edit
+        assert "model, optimizer = gradwell.torch.apply_edits(model, optimizer, EDITS)" in code
     assert "dropout" not in config or config["dropout"] == 1.0  # the user's config unchanged
 
 

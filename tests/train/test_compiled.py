@@ -190,6 +190,33 @@ def test_hooks_anomaly_mode_and_no_grad_run_eagerly():
     assert step.replays == 2 and x.grad is not None
 
 
+def test_a_replay_fires_parameter_hooks_as_backward_does():
+    """Each parameter's hooks see its complete gradient, top layer first as in eager
+    backward, and may replace it: how DataParallel averages. (A fused op's parameters
+    complete together, so their hooks may fire in another order than eagerly.)"""
+    batches = _batches()
+    runs = []
+    for compiled in (False, True):
+        model = _mlp()
+        params = dict(model.named_parameters())
+        events: list = []
+        for name, p in params.items():
+            p.register_hook(lambda g, n=name, seen=events: seen.append((n, g.numpy().tobytes())))
+        params["0.bias"].register_hook(lambda g: g * 0.5)
+        losses, step = _train(model, nn.CrossEntropyLoss(), batches, 5, compiled)
+        grads = [p.grad.numpy().tobytes() for p in params.values()]
+        runs.append((losses, events, grads, step))
+    (eager_losses, eager_events, eager_grads, _), (losses, events, grads, step) = runs
+    assert step.replays == 3
+    by_step = [[run[k : k + 8] for k in range(0, len(run), 8)] for run in (eager_events, events)]
+    for step_events in by_step[0] + by_step[1]:
+        order = [n for n, _ in step_events]
+        assert order[:4] == ["6.weight", "6.bias", "4.weight", "4.bias"]
+        assert sorted(order[4:]) == ["0.bias", "0.weight", "1.bias", "1.weight"]
+    assert [dict(e) for e in by_step[0]] == [dict(e) for e in by_step[1]]
+    assert losses == eager_losses and grads == eager_grads
+
+
 def test_changes_to_the_model_are_seen():
     batches = _batches()
     model = _mlp()

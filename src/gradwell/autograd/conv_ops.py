@@ -1,8 +1,11 @@
 """Sliding windows over images: ``unfold`` (im2col) and its adjoint ``fold`` (col2im), and padding.
 
-Convolution, pooling and padding are built from these and the core primitives (matmul,
-reshape, max, mean, getitem), so each of them is exact to second order for free: the VJP
-of ``unfold`` is ``fold`` and the VJP of ``fold`` is ``unfold``, both linear.
+Average pooling, grouped convolution and padding are built from these and the core
+primitives (matmul, reshape, mean, getitem), so each of them is exact to second order for
+free: the VJP of ``unfold`` is ``fold`` and the VJP of ``fold`` is ``unfold``, both linear.
+``conv2d`` and ``max_pool2d`` are primitives of their own with compiled kernels
+(``conv_kernels.py``, on channels-last images), and their references (what
+``create_graph`` differentiates) are built from ``unfold`` and ``getitem``.
 
 The layout is PyTorch's: ``unfold`` of (N, C, H, W) is (N, C * kh * kw, OH * OW), the
 channel outermost, so a (O, C, kh, kw) weight reshaped to (O, C * kh * kw) multiplies it.
@@ -14,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import conv_kernels as kernels
 from .ops import ArrayF, primitive
 
 Pair = tuple[int, int]
@@ -144,49 +148,189 @@ def _(F, g, out, ins, needs, attrs):
     return (F.getitem(g, index=index),)
 
 
-@primitive("conv2d", saves=True, reads="i")
-def conv2d(
-    x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation: Pair
-) -> tuple[Any, Any]:
-    """Convolution of (N, C, H, W) with a (O, C, kh, kw) weight as one GEMM.
+def channels_last(x: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """(N, C, H, W) as a C-contiguous (N, H, W, C) array: free for the outputs of ``conv2d``
+    and ``max_pool2d`` (channels-last in memory behind their (N, C, H, W) shape)."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=dtype)
 
-    The columns are laid out (C * kh * kw, N * OH * OW), so the whole batch is a single
-    product with the (O, C * kh * kw) weight; they are saved for the weight's gradient.
+
+def _geometry(
+    h: int, w: int, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair, who: str
+) -> kernels.Geometry:
+    oh = output_size(h, kernel[0], stride[0], padding[0], dilation[0])
+    ow = output_size(w, kernel[1], stride[1], padding[1], dilation[1])
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"{who}: a kernel of {kernel} with dilation {dilation} does not fit in the "
+            f"padded input of {h + sum(padding[0])}x{w + sum(padding[1])}"
+        )
+    return (*kernel, *stride, padding[0][0], padding[1][0], *dilation, oh, ow)
+
+
+def _pointwise(geo: kernels.Geometry) -> bool:
+    """A 1x1 kernel at stride 1 without padding: the columns are the image itself."""
+    return geo[:6] == (1, 1, 1, 1, 0, 0)
+
+
+def _blocks(n: int, geo: kernels.Geometry, width: int, itemsize: int) -> range:
+    """The first image of each block whose columns are built, used and dropped in turn."""
+    per_image = geo[8] * geo[9] * width * itemsize
+    return range(0, n, max(1, kernels.CHUNK_BYTES // per_image))
+
+
+def _columns(n: int, geo: kernels.Geometry, c: int, dtype: Any, step: int) -> np.ndarray:
+    """The reused buffer of a block's columns: (images, OH, OW, kh, kw, C)."""
+    return np.empty((min(n, step), geo[8], geo[9], geo[0], geo[1], c), dtype)
+
+
+def _im2col(
+    xt: np.ndarray, windows: np.ndarray | None, n0: int, geo: kernels.Geometry, cols: np.ndarray
+) -> np.ndarray:
+    """The (pixels, kh * kw * C) columns of images ``n0, n0 + 1, ...``, built in ``cols``.
+
+    ``windows``: for a single channel, the (N, kh, kw, OH, OW) view from ``_windows``, copied
+    pixel-last in runs of OW values (a transposed view comes back), faster than a row of
+    kh * kw values per pixel; else None, and ``kernels.im2col`` reads ``xt``.
+    """
+    m, oh, ow, kh, kw, _ = cols.shape
+    if windows is None:
+        kernels.im2col(xt, n0, geo, cols)
+        return cols.reshape(m * oh * ow, -1)
+    block = cols.reshape(kh, kw, m, oh, ow)
+    np.copyto(block, windows[n0 : n0 + m].transpose(1, 2, 0, 3, 4))
+    return block.reshape(kh * kw, m * oh * ow).T
+
+
+def _single_channel_windows(xt: np.ndarray, w: np.ndarray, attrs: dict[str, Any]) -> Any:
+    """``_im2col``'s ``windows`` for a channels-last image ``xt``: None unless one channel."""
+    n, h, wd, c = xt.shape
+    if c != 1:
+        return None
+    kernel = (w.shape[2], w.shape[3])
+    image = xt.reshape(n, 1, h, wd)
+    return _windows(image, kernel, attrs["stride"], attrs["padding"], attrs["dilation"], 0.0)[:, 0]
+
+
+@primitive("conv2d", reads="i")
+def conv2d(x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation: Pair) -> Any:
+    """Convolution of (N, C, H, W) with a (O, C, kh, kw) weight: im2col and one GEMM.
+
+    Channels last: the columns of (N * OH * OW) output pixels are (kh * kw * C) rows of the
+    channels-last input, built a block at a time (``kernels.im2col``) and multiplied by the
+    weight laid out (kh * kw * C, O); the product is the output in (N, OH, OW, O) memory,
+    returned as its (N, O, OH, OW) view. Nothing is saved: backward rebuilds the columns.
     """
     o, c, kh, kw = w.shape
-    win = _windows(x, (kh, kw), stride, padding, dilation, 0.0)
-    n, _, _, _, oh, ow = win.shape
-    cols = win.transpose(1, 2, 3, 0, 4, 5).reshape(c * kh * kw, n * oh * ow)
-    out = w.reshape(o, -1) @ cols
-    if bias:
-        out += bias[0][:, None]
-    return out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3), cols
+    dtype = np.result_type(x.dtype, w.dtype)
+    xt = channels_last(x, dtype)
+    n, h, wd, _ = xt.shape
+    geo = _geometry(h, wd, (kh, kw), stride, padding, dilation, "conv2d")
+    oh, ow = geo[8], geo[9]
+    rows, k = n * oh * ow, kh * kw * c
+    wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(k, o), dtype=dtype)
+    if _pointwise(geo):
+        out = np.dot(xt.reshape(rows, c), wk).reshape(n, oh, ow, o)
+        if bias:
+            out += bias[0]
+    else:
+        out = np.empty((n, oh, ow, o), dtype)
+        blocks = _blocks(n, geo, k, out.itemsize)
+        cols = _columns(n, geo, c, dtype, blocks.step)
+        attrs = {"stride": stride, "padding": padding, "dilation": dilation}
+        windows = _single_channel_windows(xt, w, attrs)
+        for n0 in blocks:
+            block = _im2col(xt, windows, n0, geo, cols[: min(n - n0, blocks.step)])
+            product = out[n0 : n0 + len(block) // (oh * ow)].reshape(-1, o)
+            np.dot(block, wk, out=product)
+            if bias:  # while the block is in cache
+                product += bias[0]
+    return out.transpose(0, 3, 1, 2)
 
 
 @conv2d.defvjp
 def _(F, g, out, ins, needs, attrs):
     x, w = ins[0], ins[1]
     o, c, kh, kw = w.shape
-    n, _, oh, ow = g.shape
-    cols = attrs["saved"]
-    g2 = g.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)
-    gx = gw = None
-    if needs[0]:
-        gcols = (w.reshape(o, -1).T @ g2).reshape(c, kh, kw, n, oh, ow)
-        gx = _fold_windows(
-            gcols.transpose(3, 0, 1, 2, 4, 5), x.shape, attrs["padding"], attrs["stride"],
-            attrs["dilation"],
-        )  # fmt: skip
-    if needs[1]:
-        gw = (g2 @ cols.T).reshape(w.shape)
+    dtype = g.dtype
+    xt = channels_last(x, dtype)
+    n, h, wd, _ = xt.shape
+    geo = _geometry(h, wd, (kh, kw), attrs["stride"], attrs["padding"], attrs["dilation"], "")
+    rows, k = n * geo[8] * geo[9], kh * kw * c
+    gt = channels_last(g)
+    g2 = gt.reshape(rows, o)
+    wk = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, k), dtype=dtype)
+    gx = gwk = None
+    if _pointwise(geo):
+        gx = np.dot(g2, wk).reshape(xt.shape) if needs[0] else None
+        gwk = np.dot(g2.T, xt.reshape(rows, c)) if needs[1] else None
+    else:
+        gx = np.zeros(xt.shape, dtype) if needs[0] else None
+        gwk = np.zeros((o, k), dtype) if needs[1] else None
+        blocks = _blocks(n, geo, k, np.dtype(dtype).itemsize)
+        cols = _columns(n, geo, c, dtype, blocks.step)
+        part = np.empty((o, k), dtype) if needs[1] and len(blocks) > 1 else gwk
+        windows = _single_channel_windows(xt, w, attrs)
+        for n0 in blocks:
+            block = cols[: min(n - n0, blocks.step)]
+            gblock = gt[n0 : n0 + len(block)].reshape(-1, o)
+            if gwk is not None:  # the weight's gradient: one GEMM per block, summed
+                np.dot(gblock.T, _im2col(xt, windows, n0, geo, block), out=part)
+                if part is not gwk:
+                    gwk += part
+            if gx is not None:  # the input's: the columns' gradient, added back (col2im)
+                np.dot(gblock, wk, out=block.reshape(-1, k))
+                kernels.col2im(block, n0, geo, gx)
+    grads = (
+        None if gx is None else gx.transpose(0, 3, 1, 2),
+        None if gwk is None else np.ascontiguousarray(
+            gwk.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
+        ),
+    )  # fmt: skip
     if len(ins) == 2:
-        return gx, gw
-    return gx, gw, (g2.sum(axis=1) if needs[2] else None)
+        return grads
+    # (a product with ones: a BLAS pass, several times faster than a sum over the rows)
+    return (*grads, np.dot(np.ones(rows, dtype), g2) if needs[2] else None)
 
 
 @conv2d.defreference
-def _conv2d_reference(out, x, w, *bias, stride, padding, dilation, saved):
+def _conv2d_reference(out, x, w, *bias, stride, padding, dilation):
     o, c, kh, kw = w.shape
     cols = unfold(x, kernel=(kh, kw), stride=stride, padding=padding, dilation=dilation)
     y = (w.reshape(o, c * kh * kw) @ cols).reshape(out.shape)
     return y + bias[0].reshape(o, 1, 1) if bias else y
+
+
+@primitive("max_pool2d", saves=True, reads="")
+def max_pool2d(x: Any, *, kernel: Pair, stride: Pair, padding: Padding, dilation: Pair) -> Any:
+    """The largest value of each (kh, kw) window of (N, C, H, W); padded places never win.
+
+    One compiled pass over the channels-last input (``kernels.max_pool``) that also keeps
+    where in its window each maximum was (the first of equal ones, as PyTorch; one byte
+    each for windows of up to 127 places): backward hands each output's gradient to that
+    place. The output is channels-last in memory, like conv2d's.
+    """
+    xt = channels_last(x)
+    geo = _geometry(xt.shape[1], xt.shape[2], kernel, stride, padding, dilation, "max_pool2d")
+    index = np.int8 if kernel[0] * kernel[1] <= 127 else np.int32
+    out, where = kernels.max_pool(xt, geo, np.empty(0, index))
+    return out.transpose(0, 3, 1, 2), (where, geo)
+
+
+@max_pool2d.defvjp
+def _(F, g, out, ins, needs, attrs):
+    where, geo = attrs["saved"]
+    h, w = ins[0].shape[2:]
+    return (kernels.max_pool_grad(channels_last(g), where, geo, h, w).transpose(0, 3, 1, 2),)
+
+
+@max_pool2d.defreference
+def _max_pool2d_reference(out, x, *, saved, **_):
+    """The input's values at the places forward chose: a gather, exact to any order."""
+    where, (kh, kw, sh, sw, pt, pl, dh, dw, oh, ow) = saved
+    n, c, h, w = x.shape
+    i, j = np.divmod(where.astype(np.int64), kw)  # (N, OH, OW, C)
+    rows = np.arange(oh).reshape(1, oh, 1, 1) * sh - pt + i * dh
+    cols = np.arange(ow).reshape(1, 1, ow, 1) * sw - pl + j * dw
+    images = np.arange(n).reshape(n, 1, 1, 1)
+    channels = np.arange(c).reshape(1, 1, 1, c)
+    return x[images, channels, rows, cols].transpose(0, 3, 1, 2)  # (N, C, OH, OW)

@@ -10,6 +10,12 @@ complete before it is propagated: the dynamic programming that makes backward
 linear in the number of nodes, however many paths the graph has. Eager backward
 and the compiled replay (:mod:`gradwell.train.compiled`) share its per-step functions:
 :func:`accumulate` (sum a contribution, undoing broadcasting) and :func:`hand_out`.
+
+A leaf's gradient hooks fire as soon as its gradient is complete -- when the last
+node of the graph that uses it has contributed -- not after the whole graph: a
+data-parallel reducer can then start averaging a layer's gradients while backward
+still runs through the layers below. Counting a leaf's remaining users costs one walk
+of the graph, done only in a backward that reaches a leaf with hooks.
 """
 
 from __future__ import annotations
@@ -80,18 +86,6 @@ def accumulate(total: Any, g: Any, shape: tuple[int, ...], sum_to: Any) -> Any:
     return g if total is None else total + g
 
 
-def hand_out(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
-    """Add a first-order gradient array to ``leaf.grad``, in the leaf's dtype (a float32
-    leaf's gradient is float32, as in PyTorch)."""
-    dtype = leaf.data.dtype
-    if g.dtype is not dtype and g.dtype != dtype:
-        g = g.astype(dtype)
-    if leaf.grad is None:
-        leaf.grad = Tensor(_leaf_grad(g, handed_out))
-    else:
-        leaf.grad = Tensor(leaf.grad.data + g)
-
-
 def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
     """``t``'s total gradient after its own hooks (which see Tensors) and the observers'.
 
@@ -106,6 +100,46 @@ def _observed(t: Tensor, g: Any, create_graph: bool) -> Any:
         if r is not None:
             g = r
     return g
+
+
+def hand_out(leaf: Tensor, g: Any, handed_out: set[int]) -> None:
+    """Pass a leaf's complete first-order gradient array through its hooks (and the
+    gradient observers), then add it to ``leaf.grad`` in the leaf's dtype (a float32
+    leaf's gradient is float32, as in PyTorch)."""
+    if leaf._hooks or observers.grad:
+        g = _observed(leaf, g, False)
+    dtype = leaf.data.dtype
+    if g.dtype is not dtype and g.dtype != dtype:
+        g = g.astype(dtype)
+    if leaf.grad is None:
+        leaf.grad = Tensor(_leaf_grad(g, handed_out))
+    else:
+        leaf.grad = Tensor(leaf.grad.data + g)
+
+
+def _uses_left(heap: list[tuple[int, int, Tensor]]) -> dict[int, int]:
+    """For each leaf with hooks: how many uses of it by the nodes still to visit (those
+    on the heap and every node they reach) have still to contribute to its gradient.
+    Every node reached from the heap comes later than every node visited so far."""
+    uses: dict[int, int] = {}
+    stack = [node for _, _, node in heap]
+    seen = {id(node) for node in stack}
+    while stack:
+        node = stack.pop()
+        node_inputs = node._inputs
+        if node_inputs is None:  # freed: backward will say so when it gets there
+            continue
+        for inp, need in zip(node_inputs, node._needs):
+            if not need:
+                continue
+            k = id(inp)
+            if inp._op is None:
+                if inp._hooks:
+                    uses[k] = uses.get(k, 0) + 1
+            elif k not in seen:
+                seen.add(k)
+                stack.append(inp)
+    return uses
 
 
 def _reference_vjp(node: Tensor, g: Tensor, inputs: Sequence[Tensor]) -> list[Any]:
@@ -164,6 +198,29 @@ def run_backward(
     # functions are read once, as locals.
     grad_observers, vjp_observers = observers.grad, observers.vjp
     push, pop, sum_to = heapq.heappush, heapq.heappop, F.sum_to
+    handed_out: set[int] = set()
+
+    def deliver(k: int, leaf: Tensor) -> None:
+        """A leaf's complete gradient: through its hooks, into ``.grad`` or ``found``."""
+        g = grads.pop(k)
+        if wanted is None and not create_graph:
+            hand_out(leaf, g, handed_out)
+            return
+        if leaf._hooks or grad_observers:
+            g = _observed(leaf, g, create_graph)
+        dtype = leaf.data.dtype
+        if g.dtype is not dtype and g.dtype != dtype:  # a float32 leaf gets float32, as torch
+            g = F.cast(g, dtype)
+        if wanted is not None:
+            if k in wanted:
+                found[wanted[k]] = g
+        else:
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    # Leaves with hooks are delivered as soon as complete: ``uses`` counts their uses
+    # still to come, from the first time backward reaches one (None until then).
+    uses: dict[int, int] | None = None
+    hooked = False
     previous_mode = _mode.enabled
     _mode.enabled = create_graph
     try:
@@ -208,26 +265,24 @@ def run_backward(
                 if total is None:  # its first contribution: visit it once all are in
                     if inp._op is None:
                         leaves[k] = inp
+                        hooked = hooked or bool(inp._hooks)
                     else:
                         push(heap, (-inp._seq, k, inp))
+            if uses is not None:
+                for inp, need in zip(node_inputs, needs):
+                    k = id(inp)
+                    if need and k in uses:
+                        uses[k] -= 1
+                        if not uses[k] and k in leaves:
+                            deliver(k, leaves.pop(k))
+            elif hooked:  # the first leaf with hooks: count the uses still to come
+                uses = _uses_left(heap)
+                for k in [k for k, leaf in leaves.items() if leaf._hooks and k not in uses]:
+                    deliver(k, leaves.pop(k))
 
-        # Leaves last, each once, with the sum of all its contributions.
-        handed_out: set[int] = set()
+        # The other leaves last, each once, with the sum of all its contributions.
         for k, leaf in leaves.items():
-            g = grads.pop(k)
-            if leaf._hooks or grad_observers:
-                g = _observed(leaf, g, create_graph)
-            if wanted is None and not create_graph:
-                hand_out(leaf, g, handed_out)
-                continue
-            dtype = leaf.data.dtype
-            if g.dtype is not dtype and g.dtype != dtype:  # a float32 leaf gets float32, as torch
-                g = F.cast(g, dtype)
-            if wanted is not None:
-                if k in wanted:
-                    found[wanted[k]] = g
-            else:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
+            deliver(k, leaf)
     finally:
         _mode.enabled = previous_mode
     return found if inputs is not None else None
@@ -239,12 +294,14 @@ def compile_replay(p: Any) -> Any:
     torch.fx emits code: the forwards, then this interpreter's work for each recorded
     step in its order (reverse creation order, inputs in order), each contribution summed
     by :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds
-    slot j's array, ``g<j>`` its gradient; ``replay(*arrays)`` returns (the output
-    arrays, the gradients of the outside tensors that require grad) for :func:`hand_out`.
-    Replays run only when nothing observes them, so no hook appears here."""
+    slot j's array, ``g<j>`` its gradient; ``replay(leaves, handed_out, *arrays)``
+    returns the output arrays, and hands the gradient of each outside tensor that
+    requires grad (``leaves``) to :func:`hand_out` (its hooks, then ``.grad``) right
+    after the last step that adds to it, as backward() does with a hooked leaf."""
     n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
-    ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to}
-    lines = [f"def replay({', '.join(f's{j}' for j in range(n_in))}):"]
+    ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to,
+                          "hand": hand_out}  # fmt: skip
+    lines = [f"def replay(leaves, handed_out, {', '.join(f's{j}' for j in range(n_in))}):"]
     for i, (op, attrs, ins, j, _) in enumerate(p.steps):
         ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
         call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
@@ -253,6 +310,13 @@ def compile_replay(p: Any) -> Any:
     for _, _, ins, j, needs in reversed(p.steps):
         if needs is not None and j in reached:
             reached.update(k for k, need in zip(ins, needs) if need)
+    leaves = [p.n_args + i for i, t in enumerate(p.outside) if t.requires_grad]
+    last_use: dict[int, int] = {}  # leaf slot -> the step after which its gradient is complete
+    for i, (_, _, ins, j, needs) in enumerate(p.steps):
+        if needs is not None and j in reached:
+            for k, need in zip(ins, needs):
+                if need and k not in last_use:
+                    last_use[k] = i
     ns["loss_shape"] = p.shapes[loss]
     lines += [f"    {' = '.join(f'g{j}' for j in sorted(reached))} = None",
               f"    g{loss} = ones(loss_shape, s{loss}.dtype)"]  # fmt: skip
@@ -271,9 +335,10 @@ def compile_replay(p: Any) -> Any:
                     ns[f"shape{k}"] = p.shapes[k]
                     add = f"g{k} = acc(g{k}, r[{pos}], shape{k}, sum_to)"
                     lines.append(f"        if r[{pos}] is not None: {add}")
-    leaves = [p.n_args + i for i, t in enumerate(p.outside) if t.requires_grad]
-    grads = "".join(f"g{j}, " if j in reached else "None, " for j in leaves)
-    lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)}), ({grads})")
+            for n, k in enumerate(leaves):
+                if last_use.get(k) == i:
+                    lines.append(f"    if g{k} is not None: hand(leaves[{n}], g{k}, handed_out)")
+    lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)})")
     exec(compile("\n".join(lines), "<gradwell replay>", "exec"), ns)
     return ns["replay"]
 

@@ -147,7 +147,7 @@ def _scalar_constant(value: Any, like: np.dtype | None) -> Tensor:
             _constants.clear()
         arr = np.asarray(value, dtype=constant_dtype(value, like))
         if arr.dtype.kind == "O":  # an int beyond int64/uint64 has no array dtype
-            raise OverflowError(f"the integer {value} does not fit in 64 bits")
+            raise ValueError(f"expected a number that fits in 64 bits; got the integer {value}")
         arr.flags.writeable = False
         t = _constants[key] = Tensor(arr)
     return t

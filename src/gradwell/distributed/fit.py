@@ -23,7 +23,7 @@ from ..doctor import Doctor
 from ..train import metrics as _metrics
 from ..train.callbacks import Callback, CSVLogger, ModelCheckpoint
 from .collectives import all_gather_object, all_reduce, broadcast
-from .diagnosis import merge_activation_windows
+from .diagnosis import JobTrace
 from .parallel import broadcast_buffers, replicate
 from .sampler import DistributedSampler
 from .world import DistributedError, init, is_main, rank, world_size
@@ -123,6 +123,7 @@ class JobCallback(Callback):
         super().__init__()
         self.options = options
         self.reducer: Any = None
+        self._job_traces: dict[int, JobTrace] = {}  # per doctor
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         state = self.state
@@ -137,7 +138,10 @@ class JobCallback(Callback):
         assert self.state is not None
         for cb in self.state.callbacks:
             if isinstance(cb, Doctor):
-                merge_activation_windows(cb.trace)
+                job = self._job_traces.get(id(cb))
+                if job is None or job.trace is not cb.trace:  # a new run: a new trace
+                    job = self._job_traces[id(cb)] = JobTrace(cb.trace)
+                job.merge()
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._merge_doctors_numbers()

@@ -122,7 +122,9 @@ class DataParallel(Module):
     masks differ between ranks, reproducibly. Each training forward starts from rank 0's
     buffers (as DDP's ``broadcast_buffers``). ``state_dict`` is the wrapped module's,
     so checkpoints load with or without DataParallel, at any number of ranks.
-    In a single process it is just ``module``.
+    In a single process it is just ``module``. Through ``gw.compile_step`` a replay
+    averages the gradients all the same, but runs the recorded ops, not this forward:
+    call :func:`broadcast_buffers` yourself for rank 0's statistics (``fit`` does).
 
     >>> import gradwell as gw
     >>> net = gw.distributed.DataParallel(gw.nn.Linear(3, 2, rng=0))

@@ -2,8 +2,12 @@
 
 Parameters are grouped, in the reverse of ``model.parameters()`` (roughly the order
 backward reaches them), into buckets of about ``bucket_bytes`` each: one flat array
-per bucket. Each parameter's gradient hook writes its gradient divided by the number
-of ranks into its slot (one pass: the all-reduced sum is then the average); when
+per bucket. After the first backward they are grouped again in the order rank 0's
+gradients arrived, as PyTorch's DDP does, so a model whose layers are declared in
+another order than they run still fills its buckets one after the other.
+
+Each parameter's gradient hook writes its gradient divided by the number of ranks
+into its slot (one pass: the all-reduced sum is then the average); when
 a bucket is full its non-blocking all-reduce starts at once, while backward goes on
 producing the next gradients, and every later hook drives the started ones forward
 (Open MPI moves a non-blocking collective only inside MPI calls). Buckets start in
@@ -15,10 +19,13 @@ several times faster than its non-blocking one on one machine (see
 parameter its averaged gradient, so after ``backward()`` every rank holds the same
 gradients, bit for bit.
 
-How much communication hides behind backward depends on when the engine calls a
-parameter's hook: today it calls them once the whole graph is done (leaves last), so
-what overlaps is the tail of backward; an engine that calls each as soon as the
-parameter's gradient is complete needs no change here.
+The engine calls a parameter's hook as soon as its gradient is complete (after the
+last op that uses it), eagerly and in a compiled replay alike, so the top layers'
+buckets travel while backward computes the layers below; the first layer's bucket,
+complete last, cannot hide. Progress is made at each hook: on this 2-core machine that
+beat both a thread calling MPI's Test every 0.5 ms and a thread running the blocking
+all-reduce on a communicator of its own (both steal the core backward runs on; see
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from .collectives import _watchdog, wait
+from .collectives import _watchdog, broadcast, wait
 from .world import _world, world_size
 
 DEFAULT_BUCKET_BYTES = 1 << 20
@@ -60,13 +67,13 @@ class _GradientHook:
     batch on a copy of the model) gets a hook that does nothing: only the replica's own
     backward may feed the all-reduce, or the ranks' collectives would no longer match."""
 
-    __slots__ = ("reducer", "param", "bucket", "index")
+    __slots__ = ("reducer", "param")
 
-    def __init__(self, reducer: GradientReducer, param: Any, bucket: _Bucket, index: int):
-        self.reducer, self.param, self.bucket, self.index = reducer, param, bucket, index
+    def __init__(self, reducer: GradientReducer, param: Any):
+        self.reducer, self.param = reducer, param
 
     def __call__(self, grad: Tensor) -> Any:
-        return self.reducer._arrived(self.param, self.bucket, self.index, grad)
+        return self.reducer._arrived(self.param, grad)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return _ignore
@@ -79,7 +86,8 @@ class GradientReducer:
     starting all-reduces (``issue``), between the first bucket's start and the end of
     backward (``window``: the backward time communication can hide behind), waiting
     for them after backward (``wait``: the part of communication not hidden, with the
-    averaging) and the steps counted.
+    averaging), the gradient bytes all-reduced (``bytes``) and of those, the bytes
+    whose all-reduce had already finished when backward did (``hidden``), and the steps.
     """
 
     def __init__(
@@ -92,13 +100,27 @@ class GradientReducer:
         self.overlap = overlap
         self._scale = 1.0 / world_size()
         self.params = [p for p in params if p.requires_grad]
+        self.bucket_bytes = bucket_bytes
         self.buckets: list[_Bucket] = []
         self._where: dict[int, tuple[_Bucket, int]] = {}
+        self._fill(self.params[::-1])
+        self._index = {id(p): k for k, p in enumerate(self.params)}
+        self._arrivals: list[int] | None = []  # the first step's order (None: regrouped)
+        self._ready = 0  # parameters whose gradient has arrived this step
+        self._next = 0  # the next bucket to start
+        self._previous: dict[int, Any] = {}  # .grad before this backward (accumulation)
+        self.stats = {"issue": 0.0, "window": 0.0, "wait": 0.0, "bytes": 0, "hidden": 0, "steps": 0}
+        self._first_start = 0.0
+        self._handles = [p.register_hook(_GradientHook(self, p)) for p in self.params]
+
+    def _fill(self, order: list[Any]) -> None:
+        """Buckets of about ``bucket_bytes`` (one dtype each), filled in ``order``."""
+        self.buckets = []
         current: list[Any] = []
         size = 0
-        for p in reversed(self.params):
+        for p in order:
             if current and (
-                size + p.data.nbytes > bucket_bytes or p.data.dtype != current[0].data.dtype
+                size + p.data.nbytes > self.bucket_bytes or p.data.dtype != current[0].data.dtype
             ):
                 self.buckets.append(_Bucket(current))
                 current, size = [], 0
@@ -106,26 +128,32 @@ class GradientReducer:
             size += p.data.nbytes
         if current:
             self.buckets.append(_Bucket(current))
-        for bucket in self.buckets:
-            for i, p in enumerate(bucket.params):
-                self._where[id(p)] = (bucket, i)
-        self._ready = 0  # parameters whose gradient has arrived this step
-        self._next = 0  # the next bucket to start
-        self._previous: dict[int, Any] = {}  # .grad before this backward (accumulation)
-        self.stats = {"issue": 0.0, "window": 0.0, "wait": 0.0, "steps": 0}
-        self._first_start = 0.0
-        self._handles = [
-            p.register_hook(_GradientHook(self, p, *self._where[id(p)])) for p in self.params
-        ]
+        self._where = {id(p): (b, i) for b in self.buckets for i, p in enumerate(b.params)}
+
+    def _regroup(self) -> None:
+        """After the first step: buckets in the order rank 0's gradients arrived (every
+        rank must group alike, so rank 0's order counts; parameters that got no gradient
+        keep their place at the end)."""
+        assert self._arrivals is not None
+        seen = set(self._arrivals)
+        rest = [k for k in range(len(self.params) - 1, -1, -1) if k not in seen]
+        order = broadcast(np.array(self._arrivals + rest, dtype=np.int64)).tolist()
+        self._arrivals = None
+        layout = [self._index[id(p)] for b in self.buckets for p in b.params]
+        if order != layout:
+            self._fill([self.params[k] for k in order])
 
     @property
     def pending(self) -> bool:
         """Whether some gradients of the current step have not been averaged yet."""
         return self._ready > 0
 
-    def _arrived(self, p: Any, bucket: _Bucket, i: int, grad: Tensor) -> Any:
+    def _arrived(self, p: Any, grad: Tensor) -> Any:
         """``p``'s gradient hook: into its bucket; start what is full; finish after the last."""
         started = time.perf_counter()
+        bucket, i = self._where[id(p)]
+        if self._arrivals is not None:
+            self._arrivals.append(self._index[id(p)])
         before = p.grad
         if before is not None and np.may_share_memory(before.data, bucket.buffer):
             # the last step's average, still in the bucket: keep it for accumulation
@@ -180,6 +208,10 @@ class GradientReducer:
                         self._previous[id(p)] = p.grad
                 bucket.filled = len(bucket.params)
         self._start_full_buckets()
+        for b in self.buckets:
+            self.stats["bytes"] += b.buffer.nbytes
+            if b.request is not None and b.request.Test():
+                self.stats["hidden"] += b.buffer.nbytes
         wait([b.request for b in self.buckets if b.request is not None], "the gradient all-reduce")
         result = None
         for bucket in self.buckets:
@@ -194,6 +226,8 @@ class GradientReducer:
                 p.grad = Tensor(slot) if before is None else Tensor(before.data + slot)
         self._previous.clear()
         self._ready = self._next = 0
+        if self._arrivals is not None:
+            self._regroup()
         self.stats["wait"] += time.perf_counter() - started
         self.stats["steps"] += 1
         return result

@@ -189,11 +189,29 @@ def check(
             f"gw.doctor.check: X and y must have the same number of rows; got {len(_array(X))} "
             f"and {len(_array(y))}"
         )
-    setup, prof = preflight(model, loss_fn, optimizer, X, y, th, batch_size)
-    trace = Trace(setup=setup)
-    found = detect_all(trace, prof, th, setup_only=True)
+    return setup_findings(model, loss_fn, optimizer, X, y, th, batch_size, feature_names)
+
+
+def setup_findings(
+    model: Any,
+    loss_fn: Any,
+    optimizer: Any,
+    X: Any,
+    y: Any,
+    th: Thresholds,
+    batch_size: int | None,
+    feature_names: list[str] | None,
+    *,
+    probe: Any = probe_setup,
+    features: Any = None,
+) -> list[Finding]:
+    """What :func:`check` reports, once its arguments are checked: the pre-flight check
+    (``probe``: the framework's) and the audit of the input ``features`` (``X`` unless
+    given: another framework passes them as a numpy array), related."""
+    setup, prof = preflight(model, loss_fn, optimizer, X, y, th, batch_size, probe=probe)
+    found = detect_all(Trace(setup=setup), prof, th, setup_only=True)
     if X is not None:
-        f = audit_features(X, feature_names, th)
+        f = audit_features(X if features is None else features, feature_names, th)
         if f is not None:
             found.append(f)
     return relate(found)

@@ -68,6 +68,8 @@ class RepairResult:
     rounds: list[Round]
     outcome: str
     reason: str
+    #: the framework whose words :meth:`code` uses (the one the repair spoke)
+    framework: str = "gradwell"
 
     @property
     def config(self) -> dict[str, Any]:
@@ -82,8 +84,10 @@ class RepairResult:
         return self.outcome == "healthy"
 
     def code(self, original: dict[str, Any] | None = None) -> str:
-        """The repaired configuration (and model edits) as Python to paste."""
-        return config_code(self.config, original or self.first.config, self.edits)
+        """The repaired configuration (and model edits) as Python to paste, in the words of
+        the framework the repair ran in."""
+        with phrasing.speaking(self.framework):
+            return config_code(self.config, original or self.first.config, self.edits)
 
 
 def _num(x: float) -> str:
@@ -227,7 +231,7 @@ def repair(
     if outcome == "rounds used up" and current.healthy:
         outcome, reason = "healthy", "the doctor finds no problems"
     say(f"outcome: {outcome} ({reason}); {first.score_text()} -> {_num(current.score)}")
-    result = RepairResult(first, current, done, outcome, reason)
+    result = RepairResult(first, current, done, outcome, reason, phrasing.framework())
     if current.config != first.config or current.edits:
         say("the repaired configuration, to paste:")
         for line in result.code(config).splitlines():

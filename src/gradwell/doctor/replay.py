@@ -29,6 +29,16 @@ def params_nonfinite(model: Any) -> list[str]:
     return bad
 
 
+def weights_already_nonfinite(names: list[str]) -> str:
+    """The replay's note when the parameters ``names`` hold inf or NaN before it starts."""
+    return (
+        f"The parameters {', '.join(names[:4])} were already non-finite when it was seen, so "
+        "they became so in an optimizer update after the last check; the replay has no "
+        "finite weights to start from. Sample more often (Doctor(sample_every=1)) to catch "
+        "the update that did it."
+    )
+
+
 def replay_anomaly(
     model: Any, inputs: Any, targets: Any, loss_fn: Any
 ) -> tuple[dict[str, Any] | None, str]:
@@ -42,12 +52,7 @@ def replay_anomaly(
         )
     bad = params_nonfinite(model)
     if bad:
-        return None, (
-            f"The parameters {', '.join(bad[:4])} were already non-finite when it was seen, so "
-            "they became so in an optimizer update after the last check; the replay has no "
-            "finite weights to start from. Sample more often (Doctor(sample_every=1)) to catch "
-            "the update that did it."
-        )
+        return None, weights_already_nonfinite(bad)
     # Hooks (the doctor's own among them) are not copied: the replay must not feed them.
     memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
     twin = copy.deepcopy(model, memo)

@@ -1,8 +1,9 @@
 """Pooling: max and average over sliding windows (1-D and 2-D), and adaptive average pooling.
 
-A pooled window is a column of ``unfold`` reduced with the core ``max`` or ``mean``, so
-the gradients are theirs: max pooling hands the gradient to the window's largest element
-(ties share it equally, where PyTorch picks one), average pooling spreads it evenly.
+Max pooling is its own primitive (``conv_ops.max_pool2d``, one compiled pass that keeps
+where each maximum was): it hands the gradient to the window's largest element, the first
+of equal ones, as PyTorch. An averaged window is a column of ``unfold`` reduced with the
+core ``mean``, so average pooling spreads the gradient evenly, by mean's own VJP.
 """
 
 from __future__ import annotations
@@ -76,13 +77,12 @@ def _pool2d(
         (p, max((o - 1) * s + d * (k - 1) + 1 - size - p, p))
         for size, o, k, s, p, d in zip((h, w), (oh, ow), kernel, stride_, pad, dilation_)
     )
-    cols = conv_ops.unfold(
-        x, kernel=kernel, stride=stride_, padding=widths, dilation=dilation_,
-        value=-np.inf if kind == "max" else 0.0,
-    )  # fmt: skip
-    windows = ops.reshape(cols, shape=(n, c, kernel[0] * kernel[1], oh, ow))
     if kind == "max":
-        return ops.max(windows, axis=2, keepdims=False)
+        return conv_ops.max_pool2d(
+            x, kernel=kernel, stride=stride_, padding=widths, dilation=dilation_
+        )
+    cols = conv_ops.unfold(x, kernel=kernel, stride=stride_, padding=widths, dilation=dilation_)
+    windows = ops.reshape(cols, shape=(n, c, kernel[0] * kernel[1], oh, ow))
     counts = np.outer(
         *(_divisors(size, o, k, s, p, count_include_pad)
           for size, o, k, s, p in zip((h, w), (oh, ow), kernel, stride_, pad))

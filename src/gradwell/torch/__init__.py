@@ -12,10 +12,15 @@ a NaN trap that replays the batch on a copy, and a pre-flight check::
         optimizer.step()
     print(doctor.report()); doctor.save_html("report.html")
 
+In ``trainer.fit``: ``Trainer(callbacks=[LightningDoctor(loss=loss_fn)])`` (Lightning is
+imported on first use of the name).
+
 Importing it imports torch (``import gradwell`` never does).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 try:
     import torch  # noqa: F401
@@ -29,4 +34,12 @@ from .doctor import Doctor
 from .edits import apply_edits
 from .repair import repair
 
-__all__ = ["Doctor", "apply_edits", "check", "repair"]
+__all__ = ["Doctor", "LightningDoctor", "apply_edits", "check", "repair"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LightningDoctor":  # Lightning only for those who use it
+        from .lightning import LightningDoctor
+
+        return LightningDoctor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,12 +6,10 @@ from typing import Any
 
 import torch
 
-from ..doctor.check import audit_features, preflight
-from ..doctor.diagnosis import detect_all, relate
+from ..doctor.check import setup_findings
 from ..doctor.findings import Finding
 from ..doctor.phrasing import speaking
 from ..doctor.thresholds import Thresholds
-from ..doctor.trace import Trace
 from .probes import numpy_of, probe_setup
 
 
@@ -46,14 +44,8 @@ def check(
     if X is not None and y is not None and len(X) != len(y):
         raise ValueError(f"gradwell.torch.check: X and y must have the same number of rows; "
                          f"got {len(X)} and {len(y)}")  # fmt: skip
-    th = thresholds or Thresholds()
     cpu = [a.detach().cpu() if a is not None else None for a in (X, y)]
     with speaking("torch"):
-        setup, prof = preflight(model, loss_fn, optimizer, cpu[0], cpu[1], th, batch_size,
-                                probe=probe_setup)  # fmt: skip
-        found = detect_all(Trace(setup=setup), prof, th, setup_only=True)
-        if X is not None:
-            f = audit_features(numpy_of(X), feature_names, th)
-            if f is not None:
-                found.append(f)
-        return relate(found)
+        return setup_findings(model, loss_fn, optimizer, cpu[0], cpu[1],
+                              thresholds or Thresholds(), batch_size, feature_names,
+                              probe=probe_setup, features=numpy_of(cpu[0]))  # fmt: skip

@@ -10,6 +10,7 @@ same plain number as in a gradwell run, so the same diagnosis serves both.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from ..doctor.probes import PROBE_ROWS, PROBE_VALUES, Probes, _watched_entries, evenly
 from ..doctor.profile import class_family
 from ..doctor.thresholds import Thresholds
-from .replay import devices_of, replay_nonfinite, twin_of
+from .replay import devices_of, replay_nonfinite
 
 
 def numpy_of(x: Any) -> Any:
@@ -41,12 +42,14 @@ def is_torch_loss(loss_fn: Any) -> bool:
     return callable(loss_fn) and getattr(loss_fn, "__module__", "") == "torch.nn.functional"
 
 
-def _per_unit(kind: str, a: torch.Tensor) -> torch.Tensor:
-    """The outputs as (examples, units): a ReLU after a conv is judged per channel (a
-    channel is alive for an example when any position of it is positive)."""
-    if a.ndim > 2 and kind == "relu":
+def _per_unit(kind: str, a: torch.Tensor, per_channel: bool = True) -> torch.Tensor:
+    """The outputs to fold into the statistics. A ReLU's after a conv are reduced here to
+    (examples, channels), a channel alive for an example when any position of it is
+    positive (one small transfer instead of the whole map); the others go as they are
+    (the statistics count their units or channels)."""
+    if a.ndim > 2 and kind == "relu" and per_channel:
         return a.flatten(2).amax(dim=2)
-    return a.reshape(a.shape[0], -1) if a.ndim != 2 else a
+    return a
 
 
 class TorchProbes(Probes):
@@ -169,7 +172,9 @@ class TorchProbes(Probes):
         path = self._paths[id(module)]
         stats = self.trace.activations[path]
         th = self.thresholds
-        stats.observe(self.step, numpy_of(_per_unit(stats.kind, output.detach())),
+        # (statistics that know whether a convolution feeds them say so: per_channel)
+        per_channel = getattr(stats, "per_channel", True)
+        stats.observe(self.step, numpy_of(_per_unit(stats.kind, output.detach(), per_channel)),
                       th.sigmoid_margin, th.tanh_limit)  # fmt: skip
         if self._call_order is not None:  # the first sample learns the model's structure
             self._order_hook(module, inputs, output)
@@ -198,6 +203,20 @@ class TorchProbes(Probes):
 
 
 # --------------------------------------------------------------------------- pre-flight
+
+
+def twin_of(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``model`` without its hooks (the doctor's among them: the copy must
+    not feed them) and without gradients."""
+    memo: dict[int, Any] = {}
+    for m in model.modules():
+        for name, value in vars(m).items():
+            if name.endswith("_hooks") and isinstance(value, dict):
+                memo[id(value)] = type(value)()
+    twin = copy.deepcopy(model, memo)
+    for p in twin.parameters():
+        p.grad = None
+    return twin
 
 
 def _rms(a: torch.Tensor) -> float:
@@ -252,7 +271,8 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
         elif fam is not None and fam[1] == "tanh":
             saturated[path] = float((a.abs() > th.tanh_limit).float().mean())
         elif fam is not None and fam[1] == "relu":
-            dead[path] = float((~(_per_unit("relu", a) > 0).any(dim=0)).float().mean())
+            units = _per_unit("relu", a)
+            dead[path] = float((~(units.reshape(len(units), -1) > 0).any(dim=0)).float().mean())
 
     handles = [m.register_forward_hook(hook) for m in leaves]
     out: dict[str, Any] = {}

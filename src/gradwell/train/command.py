@@ -80,6 +80,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     option("--config", help="a config.json written by an earlier run; flags override it")
     option("--out", help="output folder (default runs/<name of the CSV>)")
     option("--quiet", action="store_true", help="no progress bar")
+    option(
+        "--ranks",
+        type=int,
+        help="train on N processes (data parallel, MPI): starts mpiexec -n N itself; "
+        "needs gradwell[distributed]. --batch-size is per rank",
+    )
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +129,17 @@ def train(args: argparse.Namespace) -> int:
     from gradwell.preprocessing import audit
 
     settings = _settings(args)
+    ranks = _ranks(args)
+    if ranks > 1 and gw.distributed.world_size() == 1:  # start the job: this again, N times
+        from gradwell.distributed.launch import launch
+
+        print(f"gradwell train: starting {ranks} ranks with mpiexec")
+        try:
+            return launch(ranks, ["-m", "gradwell", *args.argv])
+        except gw.distributed.DistributedError as e:
+            raise UsageError(f"--ranks {ranks}: {e}") from None
+    main = gw.distributed.is_main()  # rank 0 alone prints and writes
+    say = print if main else _silent
     path = Path(settings["data"])
     out = Path(args.out) if args.out else Path("runs") / path.stem
     table = prepare(settings)
@@ -132,13 +149,20 @@ def train(args: argparse.Namespace) -> int:
     names = table.preprocessing.get_feature_names_out().tolist()
     doctor = gw.doctor.Doctor(feature_names=names)
     widths = settings["hidden"].replace(",", "-")
-    print(
+    say(
         f"{path.name}: {len(data)} rows; {len(table.train)} train, {len(table.validation)} "
         f"validation, {len(table.test)} test; {data.task} of {settings['target']!r}\n"
         f"{audit_text}\nmodel: {len(names)}-{widths}-{model[-1].out_features} MLP "
         f"({settings['activation']})"
     )
-    history = fit_run(model, optimizer, settings, verbose=0 if args.quiet else 1, doctor=doctor)
+    history = fit_run(
+        model,
+        optimizer,
+        settings,
+        verbose=0 if args.quiet else 1,
+        doctor=doctor,
+        distributed=ranks > 1,
+    )
     metrics = gw.evaluate(
         model,
         (table.X[2], table.y(table.test)),
@@ -147,6 +171,8 @@ def train(args: argparse.Namespace) -> int:
         prefix="test_",
     )
     metrics["epochs_run"] = len(history.history.get("loss", []))
+    if not main:
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     gw.save(
         out / "model.safetensors",
@@ -169,6 +195,25 @@ def train(args: argparse.Namespace) -> int:
         f"wrote {out}/model.safetensors, metrics.json, config.json; report: {out / 'report.html'}"
     )
     return 0
+
+
+def _ranks(args: argparse.Namespace) -> int:
+    """How many ranks: ``--ranks``, or those of the MPI job this process is one of."""
+    import gradwell as gw
+
+    ranks = getattr(args, "ranks", None)
+    if ranks is None:
+        return int(gw.distributed.world_size())
+    if ranks < 1:
+        raise UsageError(f"expected --ranks N with N >= 1, got {ranks}")
+    started = gw.distributed.world_size()
+    if started > 1 and started != ranks:
+        raise UsageError(f"--ranks {ranks}, but mpiexec started this job with {started} ranks")
+    return int(ranks)
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def _verdict(history: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.engine import compile_replay, hand_out
+from ..autograd.engine import compile_replay
 from ..autograd.ops import Primitive
 from ..autograd.recording import Step, is_grad_enabled, observers, record
 from ..autograd.tensor import Tensor
@@ -71,15 +71,13 @@ class Plan:
 
     def run(self, args: Sequence[Any]) -> tuple[Any, ...]:
         """Replay on argument arrays: the forwards, then the VJPs in reverse; gradients of
-        the last output go to the outside tensors' ``.grad``. Returns the output arrays."""
+        the last output go through the outside tensors' hooks to their ``.grad``, each as
+        soon as it is complete. Returns the output arrays."""
         if self._replay is None:
             self._replay = compile_replay(self)
-        outputs, grads = self._replay(*args, *[t.data for t in self.outside])
-        handed_out: set[int] = set()
-        for leaf, g in zip([t for t in self.outside if t.requires_grad], grads):
-            if g is not None:
-                hand_out(leaf, g, handed_out)
-        return outputs  # type: ignore[no-any-return]
+        leaves = [t for t in self.outside if t.requires_grad]
+        arrays = [t.data for t in self.outside]
+        return self._replay(leaves, set(), *args, *arrays)  # type: ignore[no-any-return]
 
     def requires_grad_unchanged(self) -> bool:
         return [t.requires_grad for t in self.outside] == self._requires

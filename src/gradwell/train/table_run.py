@@ -186,8 +186,9 @@ def build(config: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def fit_run(model: Any, optimizer: Any, config: dict[str, Any], *, verbose: int = 0,
-            doctor: Any = None) -> Any:  # fmt: skip
-    """``gw.fit`` as ``gradwell train`` runs it; returns the History."""
+            doctor: Any = None, distributed: bool = False) -> Any:  # fmt: skip
+    """``gw.fit`` as ``gradwell train`` runs it (``distributed``: as one rank of a job);
+    returns the History."""
     from ..doctor import Doctor
     from ..preprocessing import TargetScaler
     from .callbacks import EarlyStopping
@@ -214,6 +215,7 @@ def fit_run(model: Any, optimizer: Any, config: dict[str, Any], *, verbose: int 
         clip_grad_norm=s["clip_grad_norm"],
         doctor=doctor if doctor is not None else Doctor(verbose=False, feature_names=names),
         target_scaler=None if table.classification or method == "none" else TargetScaler(method),
+        distributed=distributed,
     )
 
 

@@ -1,0 +1,120 @@
+"""Compiled loops of the sliding-window primitives (numba, by :mod:`gradwell._jit`'s policy).
+
+They work on channels-last images, (N, H, W, C) and C-contiguous: a window's pixels are
+then runs of C contiguous values, so im2col and col2im copy and add whole runs, and the
+products that consume their columns read and write contiguous rows. ``Geometry`` is the
+window arithmetic they share: kernel (kh, kw), stride, the top and left padding (the
+padded places are zeros, or skipped by max pooling), dilation, and the output size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._jit import jit
+
+# The columns of a convolution are built and used a block of images at a time, in a buffer
+# of about this size (at least one image): the block stays in cache between im2col and its
+# GEMM, and the memory a convolution takes is the block, not all the columns at once.
+CHUNK_BYTES = 1 << 20
+
+# (kh, kw, stride h, stride w, pad top, pad left, dilation h, dilation w, out h, out w)
+Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
+@jit
+def im2col(x: Any, n0: int, geo: Any, cols: Any) -> None:
+    """The windows of images ``n0, n0 + 1, ...`` of ``x`` into ``cols``, (n, OH, OW, kh, kw,
+    C): a row of kh * kw * C values per output pixel, in the weight's (O, kh, kw, C) order.
+    The padded places are zero."""
+    _, h, w, c = x.shape
+    kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
+    zero = cols.dtype.type(0)
+    for m in range(cols.shape[0]):
+        for a in range(oh):
+            for b in range(ow):
+                for i in range(kh):
+                    y = a * sh - pt + i * dh
+                    for j in range(kw):
+                        xx = b * sw - pl + j * dw
+                        if 0 <= y < h and 0 <= xx < w:
+                            for ch in range(c):
+                                cols[m, a, b, i, j, ch] = x[n0 + m, y, xx, ch]
+                        else:
+                            for ch in range(c):
+                                cols[m, a, b, i, j, ch] = zero
+
+
+@jit
+def col2im(cols: Any, n0: int, geo: Any, out: Any) -> None:
+    """The adjoint of ``im2col``: add each window of ``cols`` back into its place in the
+    (N, H, W, C) image ``out`` (the padded places are dropped)."""
+    _, h, w, c = out.shape
+    kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
+    for m in range(cols.shape[0]):
+        for a in range(oh):
+            for i in range(kh):
+                y = a * sh - pt + i * dh
+                if y < 0 or y >= h:
+                    continue
+                for b in range(ow):
+                    for j in range(kw):
+                        xx = b * sw - pl + j * dw
+                        if 0 <= xx < w:
+                            for ch in range(c):
+                                out[n0 + m, y, xx, ch] += cols[m, a, b, i, j, ch]
+
+
+@jit
+def max_pool(x: Any, geo: Any, index_like: Any) -> Any:
+    """Max pooling of (N, H, W, C) ``x``: (out (N, OH, OW, C), where each maximum is in its
+    window, i * kw + j, in the integer dtype of ``index_like``). The first maximum in the
+    window's row-major order wins a tie, a NaN wins over numbers (the last NaN), as
+    PyTorch; padding never wins (-1 where a window has nothing else)."""
+    n, h, w, c = x.shape
+    kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
+    out = np.empty((n, oh, ow, c), x.dtype)
+    where = np.empty((n, oh, ow, c), index_like.dtype)
+    best = np.empty(c, x.dtype)
+    for m in range(n):
+        for a in range(oh):
+            for b in range(ow):
+                where[m, a, b, :] = -1
+                for i in range(kh):
+                    y = a * sh - pt + i * dh
+                    if y < 0 or y >= h:
+                        continue
+                    for j in range(kw):
+                        xx = b * sw - pl + j * dw
+                        if xx < 0 or xx >= w:
+                            continue
+                        for ch in range(c):
+                            v = x[m, y, xx, ch]
+                            if where[m, a, b, ch] < 0 or v > best[ch] or v != v:
+                                best[ch] = v
+                                where[m, a, b, ch] = i * kw + j
+                out[m, a, b, :] = best
+    return out, where
+
+
+@jit
+def max_pool_grad(g: Any, where: Any, geo: Any, h: int, w: int) -> Any:
+    """The VJP of ``max_pool``: each output's gradient added to its maximum's place."""
+    n, oh, ow, c = g.shape
+    kh, kw, sh, sw, pt, pl, dh, dw, _, _ = geo
+    offset = np.empty(kh * kw, np.int64)  # window place -> its offset in the image plane
+    for i in range(kh):
+        for j in range(kw):
+            offset[i * kw + j] = i * dh * w + j * dw
+    gx = np.zeros((n, h * w, c), g.dtype)
+    for m in range(n):
+        for a in range(oh):
+            for b in range(ow):
+                corner = (a * sh - pt) * w + b * sw - pl
+                for ch in range(c):
+                    k = where[m, a, b, ch]
+                    if k >= 0:
+                        gx[m, corner + offset[k], ch] += g[m, a, b, ch]
+    return gx.reshape(n, h, w, c)
