@@ -64,7 +64,7 @@ class ActivationStats:
     ever_positive: np.ndarray | None = None
     saturated_count: np.ndarray | None = None
     examples: int = 0
-    outputs_per_unit: int = 0  # in the window: examples x positions
+    positions: int = 1  # outputs of a unit per example (a channel's feature-map size)
     window_start: int | None = None
     # Sampled step at which each unit was last positive (-1: never seen positive).
     last_alive: np.ndarray | None = None
@@ -87,7 +87,7 @@ class ActivationStats:
             self.window_start = step
         self.steps.append(step)
         self.examples += n
-        self.outputs_per_unit += n * positions
+        self.positions = positions
         size = max(a.size, 1)
         if self.kind == "relu":
             # ReLU outputs are >= 0, so "positive" is "nonzero" and a unit fired in this
@@ -118,7 +118,7 @@ class ActivationStats:
             return None
         assert self.saturated_count is not None and self.last_alive is not None
         dead = ~self.ever_positive
-        pinned = self.saturated_count >= pinned_unit * self.outputs_per_unit
+        pinned = self.saturated_count >= pinned_unit * self.examples * self.positions
         # When did the dead units die: the first sampled step after each one's last sign
         # of life (units never seen alive died before the first sample).
         died_at = None
@@ -140,12 +140,12 @@ class ActivationStats:
             "pinned_units": int(pinned.sum()),
             "pinned_fraction": float(pinned.mean()) if self.kind in ("sigmoid", "tanh") else 0.0,
             "saturated_fraction": float(self.saturated_count.sum())
-            / max(self.outputs_per_unit * self.units, 1),
+            / max(self.examples * self.positions * self.units, 1),
         }
         self.windows.append(window)
         self.ever_positive[:] = False
         self.saturated_count[:] = 0
-        self.examples = self.outputs_per_unit = 0
+        self.examples = 0
         self.window_start = None
         return window
 
