@@ -196,7 +196,7 @@ def test_pytorch_spellings():
     assert x.size() == (2, 3) and x.size(1) == 3 and x.numel() == 6
     np.testing.assert_array_equal(x.sum(dim=1, keepdim=True).data, [[3.0], [12.0]])
     np.testing.assert_array_equal(x.mean(dim=0).data, [1.5, 2.5, 3.5])
-    np.testing.assert_array_equal(x.max(dim=1).data, [2.0, 5.0])
+    np.testing.assert_array_equal(x.max(dim=1).values.data, [2.0, 5.0])
     assert x.view(3, 2).shape == (3, 2) and x.view(-1).shape == (6,)
     np.testing.assert_array_equal(x.clamp(1, 4).data, np.clip(x.data, 1, 4))
     np.testing.assert_array_equal(x.pow(2).data, x.data**2)
@@ -216,6 +216,74 @@ def test_pytorch_spellings():
         layer.to("cuda:0")
     drop = gw.nn.Dropout(p=0.2)
     assert drop.rate == drop.p == 0.2 and gw.nn.Dropout().rate == 0.5
+
+
+def test_size_is_the_shape_not_a_count():
+    x = gw.zeros(2, 3, 4)
+    assert x.size() == (2, 3, 4) and x.size(1) == 3 and x.size(-1) == 4 and x.numel() == 24
+    assert callable(x.size) and not isinstance(x.size, int)  # numpy's count is numel()
+    with pytest.raises(IndexError):
+        x.size(3)
+
+
+def test_max_and_min_along_a_dim_give_values_and_indices():
+    data = np.array([[1.0, 5.0, 5.0], [7.0, 0.0, 3.0]])
+    x = gw.tensor(data, dtype="float64", requires_grad=True)
+    full = x.max()
+    assert isinstance(full, gw.Tensor) and full.item() == 7.0 and gw.min(x).item() == 0.0
+    values, indices = x.max(dim=1)
+    assert x.max(1).indices.tolist() == indices.tolist() == [1, 0]  # the first of ties
+    assert values.tolist() == [5.0, 7.0] and indices.dtype == np.int64
+    low = gw.min(x, dim=0, keepdim=True)
+    assert low.values.shape == low.indices.shape == (1, 3) and low.indices.tolist() == [[0, 1, 1]]
+    # numpy's spelling keeps numpy's meaning: the values alone, over one axis or several
+    assert x.max(axis=1).tolist() == [5.0, 7.0] and x.min(axis=(0, 1)).item() == 0.0
+    # as in PyTorch, the gradient of the values goes to the index picked
+    values.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0], [1, 0, 0]])
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(data, requires_grad=True)
+    t.max(dim=1).values.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, t.grad.numpy())
+    assert gw.max(x, gw.tensor(4.0, dtype="float64")).tolist() == [[4, 5, 5], [7, 4, 4]]
+    with pytest.raises(TypeError, match="both dim=1 and axis=0"):
+        x.max(1, axis=0)
+
+
+def test_fit_with_a_seed_repeats_a_run_with_dropout():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(96, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = gw.nn.Sequential(gw.nn.Linear(4, 16), gw.nn.ReLU(), gw.nn.Dropout(0.5),
+                             gw.nn.Linear(16, 2))  # fmt: skip
+    start = model.state_dict()
+    weights = []
+    for _ in range(2):  # the same model, from the same weights, twice
+        model.load_state_dict(start)
+        gw.fit(model, (X, y), loss="cross_entropy", optimizer="adam", epochs=2, seed=0,
+               verbose=0, doctor=False)  # fmt: skip
+        weights.append([p.numpy().copy() for p in model.parameters()])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+    # and the masks did change from epoch to epoch and with the seed
+    drop = model[2]
+    drop.reseed([0, 0, 0])
+    first = drop(gw.ones(1, 64)).numpy()
+    drop.reseed([0, 1, 0])
+    assert not np.array_equal(first, drop(gw.ones(1, 64)).numpy())
+
+
+def test_manual_seed_reseeds_a_dropout_made_before_it_but_not_one_with_its_own_rng():
+    try:
+        free, own = gw.nn.Dropout(0.5), gw.nn.Dropout(0.5, rng=7)
+        masks = []
+        for _ in range(2):
+            gw.manual_seed(5)
+            masks.append((free(gw.ones(1, 64)).numpy(), own(gw.ones(1, 64)).numpy()))
+        np.testing.assert_array_equal(masks[0][0], masks[1][0])  # the stream restarted
+        assert not np.array_equal(masks[0][1], masks[1][1])  # its own stream went on
+    finally:
+        gw.autograd.creation._global_seed[0] = None
 
 
 def test_manual_seed_repeats_init_dropout_and_shuffling():

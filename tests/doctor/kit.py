@@ -58,6 +58,57 @@ def dataset(name: str, seed: int = 0, n: int = 512) -> tuple[np.ndarray, np.ndar
     return X.astype(np.float32), y, int(y.max()) + 1
 
 
+def images(name: str, seed: int = 0, n: int = 512) -> tuple[np.ndarray, np.ndarray, int]:
+    """(X, y, n_classes) of small images, (n, channels, 8, 8): "digits" (scikit-learn's
+    8x8 digits, pixels in [0, 1]) or "bars" (2 channels of noise with one bright row or
+    column; the class is the orientation and the channel it is in)."""
+    if name == "digits":
+        ds = datasets.load_digits()
+        rows = np.random.default_rng(seed).permutation(len(ds.y))[:n]
+        X = (ds.X[rows] / 16.0).reshape(-1, 1, 8, 8)
+        return X.astype(np.float32), ds.y[rows].astype(np.int64), 10
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n)
+    X = rng.normal(0, 0.3, size=(n, 2, 8, 8))
+    at = rng.integers(1, 7, size=n)
+    for i in range(n):
+        if y[i] < 2:
+            X[i, y[i] % 2, at[i], :] += 1.0
+        else:
+            X[i, y[i] % 2, :, at[i]] += 1.0
+    return X.astype(np.float32), y.astype(np.int64), 4
+
+
+def cnn(
+    c_in: int,
+    n_out: int,
+    act: str = "ReLU",
+    *,
+    depth: int = 2,
+    channels: int = 8,
+    seed: int = 0,
+    batchnorm: bool = False,
+    pool: bool = False,
+) -> Any:
+    """Conv2d(3x3, same) -> [BatchNorm2d] -> act blocks on 8x8 images ([MaxPool2d(2)]
+    after the first), then Flatten and a Linear."""
+    nn = gw.nn
+    init = "xavier" if act in ("Sigmoid", "Tanh") else "kaiming"
+    layers: list[Any] = []
+    c, side = c_in, 8
+    for i in range(depth):
+        layers.append(nn.Conv2d(c, channels, 3, padding=1, init=init, rng=seed * 100 + i))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(channels))
+        layers.append(getattr(nn, act)())
+        if pool and i == 0:
+            layers.append(nn.MaxPool2d(2))
+            side = 4
+        c = channels
+    classifier = nn.Linear(channels * side * side, n_out, init=init, rng=seed * 100 + 99)
+    return nn.Sequential(*layers, nn.Flatten(), classifier)
+
+
 def optimizer(name: str, model: Any, lr: float) -> Any:
     if name == "sgd":
         return gw.optim.SGD(model.parameters(), lr=lr)

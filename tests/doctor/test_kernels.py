@@ -20,7 +20,7 @@ def test_relu_batch_equals_the_numpy_reading(a):
     units = a.shape[1]
     ever, last = np.zeros(units, bool), np.full(units, -1, np.int64)
     ever[0], last[0] = True, 2  # earlier windows' state is kept, never cleared
-    nonzero, on = relu_batch(a, 5, ever, last)
+    nonzero, on = relu_batch(a[:, :, None], 5, ever, last)  # (examples, units, positions)
     fired = a.max(axis=0) > 0  # a NaN makes the maximum NaN: not fired
     assert nonzero == np.count_nonzero(a)
     assert on == fired.sum()

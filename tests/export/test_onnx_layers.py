@@ -138,6 +138,21 @@ def test_batch_norm_in_eval_mode(tmp_path, model, shape):
         (nn.AvgPool2d(3, stride=2, padding=1), (2, 7, 6)),
         (nn.AvgPool2d((2, 3)), (2, 6, 6)),
         (nn.AvgPool1d(2), (3, 8)),
+        (nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 8, 6)),
+        (nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 7, 6)),
+        (nn.AvgPool2d(3, stride=2, ceil_mode=True), (2, 8, 6)),
+        (nn.AvgPool1d(2, ceil_mode=True, count_include_pad=False), (3, 9)),
+        (nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, rng=0), (3, 5, 4)),
+        (
+            nn.ConvTranspose2d(
+                4, 6, (2, 3), stride=(1, 2), dilation=(2, 1), groups=2, bias=False, rng=0
+            ),
+            (4, 4, 5),
+        ),  # fmt: skip
+        (nn.Upsample(scale_factor=2), (2, 3, 4)),
+        (nn.Upsample(size=(7, 5), mode="bilinear"), (2, 4, 3)),
+        (nn.Upsample(scale_factor=1.5, mode="bilinear", align_corners=True), (2, 4, 4)),
+        (nn.Upsample(size=7), (3, 5)),
         (nn.AdaptiveAvgPool2d((2, 3)), (3, 7, 5)),
         (nn.AdaptiveAvgPool2d(1), (3, 4, 4)),
         (nn.AdaptiveAvgPool2d((None, 2)), (2, 3, 5)),

@@ -15,6 +15,10 @@ OPTIMIZERS = {
     "amsgrad": lambda ps: gw.optim.Adam(ps, lr=0.1, amsgrad=True),
     "rmsprop": lambda ps: gw.optim.RMSprop(ps, lr=0.1, momentum=0.5, centered=True),
     "adagrad": lambda ps: gw.optim.Adagrad(ps, lr=0.1),
+    "adamax": lambda ps: gw.optim.Adamax(ps, lr=0.1),
+    "nadam": lambda ps: gw.optim.NAdam(ps, lr=0.1),
+    "radam": lambda ps: gw.optim.RAdam(ps, lr=0.1),
+    "adadelta": lambda ps: gw.optim.Adadelta(ps),
 }
 
 

@@ -127,3 +127,18 @@ def test_class_losses_per_position(loss):
     np.testing.assert_allclose(none.data.reshape(-1), per_row, rtol=1e-12)
     assert fn(x, classes).item() == pytest.approx(per_row.sum() / 11, rel=1e-12)
     assert gw.gradcheck(lambda a: fn(a, classes), [x])
+
+
+def test_one_hot_matches_pytorch_and_refuses_bad_indices():
+    labels = np.array([[0, 3], [2, 1]])
+    out = F.one_hot(gw.tensor(labels))
+    assert out.dtype == np.int64 and out.shape == (2, 2, 4)
+    np.testing.assert_array_equal(out.numpy().argmax(-1), labels)
+    assert F.one_hot(gw.tensor([1]), 3).tolist() == [[0, 1, 0]]
+    torch = pytest.importorskip("torch")
+    expected = torch.nn.functional.one_hot(torch.tensor(labels), 5).numpy()
+    np.testing.assert_array_equal(F.one_hot(gw.tensor(labels), 5).numpy(), expected)
+    with pytest.raises(ValueError, match=r"class indices must be in \[0, 3\); got 0 .. 3"):
+        F.one_hot(gw.tensor(labels), 3)
+    with pytest.raises(TypeError, match="integer class indices"):
+        F.one_hot(gw.tensor([0.5]))

@@ -36,6 +36,37 @@ CONV = [
     ("pad_reflect", F.pad, "pad", [(2, 3, 4, 5)], {"pad": (2, 1, 1, 3), "mode": "reflect"}),
     ("pad_replicate", F.pad, "pad", [(2, 3, 4)], {"pad": (3, 1), "mode": "replicate"}),
     ("pad_constant", F.pad, "pad", [(2, 3, 4)], {"pad": (1, 2, 0, 1), "value": 0.5}),
+    ("conv_transpose2d", F.conv_transpose2d, "conv_transpose2d",
+     [(2, 3, 4, 5), (3, 2, 3, 3), (2,)], {"stride": 2, "padding": 1, "output_padding": 1}),
+    ("conv_transpose2d_groups", F.conv_transpose2d, "conv_transpose2d",
+     [(1, 4, 3, 4), (4, 3, 2, 3), (6,)], {"stride": (2, 1), "groups": 2, "dilation": (1, 2)}),
+    ("conv_transpose2d_plain", F.conv_transpose2d, "conv_transpose2d", [(2, 2, 3, 3), (2, 3, 3, 3)],
+     {}),
+    ("max_pool2d_ceil", F.max_pool2d, "max_pool2d", [(2, 3, 8, 6)],
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ("max_pool1d_ceil", F.max_pool1d, "max_pool1d", [(2, 3, 8)],
+     {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+    ("avg_pool2d_ceil", F.avg_pool2d, "avg_pool2d", [(2, 3, 7, 6)],
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ("avg_pool2d_no_pad_count", F.avg_pool2d, "avg_pool2d", [(2, 3, 6, 7)],
+     {"kernel_size": (2, 3), "padding": 1, "count_include_pad": False}),
+    ("avg_pool2d_ceil_no_pad_count", F.avg_pool2d, "avg_pool2d", [(1, 2, 8, 5)],
+     {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}),
+    ("avg_pool1d_ceil", F.avg_pool1d, "avg_pool1d", [(2, 3, 9)],
+     {"kernel_size": 2, "ceil_mode": True, "count_include_pad": False}),
+    ("nearest_size", F.interpolate, "interpolate", [(2, 3, 4, 5)], {"size": (7, 3)}),
+    ("nearest_scale", F.interpolate, "interpolate", [(2, 3, 4, 5)], {"scale_factor": 2.5}),
+    ("nearest_1d", F.interpolate, "interpolate", [(2, 3, 5)], {"scale_factor": 2}),
+    ("bilinear_size", F.interpolate, "interpolate", [(2, 3, 4, 5)],
+     {"size": (7, 9), "mode": "bilinear", "align_corners": False}),
+    ("bilinear_down", F.interpolate, "interpolate", [(1, 2, 9, 7)],
+     {"size": (4, 3), "mode": "bilinear"}),
+    ("bilinear_scale", F.interpolate, "interpolate", [(2, 3, 4, 5)],
+     {"scale_factor": (1.5, 2.0), "mode": "bilinear"}),
+    ("bilinear_corners", F.interpolate, "interpolate", [(2, 3, 4, 5)],
+     {"size": (8, 1), "mode": "bilinear", "align_corners": True}),
+    ("bilinear_corners_scale", F.interpolate, "interpolate", [(1, 1, 3, 4)],
+     {"scale_factor": 3, "mode": "bilinear", "align_corners": True}),
     ("layer_norm", F.layer_norm, "layer_norm", [(3, 4, 5), (4, 5), (4, 5)],
      {"normalized_shape": (4, 5)}),
     ("group_norm", F.group_norm, "group_norm", [(3, 6, 4, 2), (6,), (6,)], {"num_groups": 3}),
@@ -105,6 +136,67 @@ def test_conv2d_layer_shapes_and_errors():
         conv(gw.zeros(1, 4, 10, 10))
     with pytest.raises(ValueError, match="does not fit"):
         gw.nn.Conv2d(1, 1, 5)(gw.zeros(1, 1, 3, 3))
+
+
+def test_ceil_mode_keeps_the_last_partial_window():
+    x = gw.zeros(1, 1, 8, 6)
+    assert F.max_pool2d(x, 3, 2, 1).shape == (1, 1, 4, 3)
+    assert F.max_pool2d(x, 3, 2, 1, ceil_mode=True).shape == (1, 1, 5, 4)
+    assert gw.nn.AvgPool1d(2, ceil_mode=True)(gw.zeros(2, 3, 9)).shape == (2, 3, 5)
+    # the last window holds the input's last value alone: its mean is that value
+    out = F.avg_pool1d(gw.arange(9.0).reshape(1, 1, 9), 2, ceil_mode=True)
+    assert out.numpy()[0, 0].tolist() == [0.5, 2.5, 4.5, 6.5, 8.0]
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 9, 8))
+    w = rng.standard_normal((6, 2, 3, 3))  # conv: 4 -> 6 channels, groups 2
+    kw = {"stride": 2, "padding": 1, "dilation": (1, 2), "groups": 2}
+    f64 = lambda a: gw.tensor(a, dtype="float64")  # noqa: E731
+    y = F.conv2d(f64(x), f64(w), **kw).numpy()
+    g = rng.standard_normal(y.shape)
+    # <conv(x), g> = <x, conv_transpose(g)>, the transpose with the same weight and output_padding
+    # that gives back x's size
+    back = F.conv_transpose2d(f64(g), f64(w), output_padding=(0, 1), **kw).numpy()
+    assert back.shape == x.shape
+    assert np.sum(y * g) == pytest.approx(np.sum(x * back), rel=1e-10)
+
+
+def test_conv_transpose2d_layer_and_upsample_match_pytorch_modules():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 6)).astype(np.float32)
+    ours = gw.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, rng=0)
+    theirs = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    assert tuple(theirs.weight.shape) == ours.weight.shape == (4, 3, 3, 3)  # (in, out/groups, ..)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.numpy()))
+        theirs.bias.copy_(torch.tensor(np.arange(6, dtype=np.float32)))
+    ours.bias.data[...] = np.arange(6)
+    expected = theirs(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours(gw.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-5)
+    for kw in ({"scale_factor": 2}, {"size": (7, 4), "mode": "bilinear", "align_corners": True}):
+        up = gw.nn.Upsample(**kw)(gw.tensor(x)).numpy()
+        np.testing.assert_allclose(up, torch.nn.Upsample(**kw)(torch.tensor(x)).numpy(), atol=1e-6)
+
+
+def test_conv_transpose2d_and_interpolate_errors_name_the_argument():
+    with pytest.raises(ValueError, match="output_padding .* smaller than the stride"):
+        F.conv_transpose2d(gw.zeros(1, 2, 3, 3), gw.zeros(2, 2, 3, 3), output_padding=1)
+    with pytest.raises(ValueError, match=r"input has 3 channels and the weight 2"):
+        gw.nn.ConvTranspose2d(2, 4, 3)(gw.zeros(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="divisible by groups"):
+        gw.nn.ConvTranspose2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="exactly one of size and scale_factor"):
+        F.interpolate(gw.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="mode must be one of nearest, bilinear"):
+        gw.nn.Upsample(scale_factor=2, mode="bicubic")
+    with pytest.raises(ValueError, match="align_corners applies to mode='bilinear' only"):
+        F.interpolate(gw.zeros(1, 1, 4, 4), scale_factor=2, align_corners=True)
+    with pytest.raises(ValueError, match=r"expects a \(N, C, H, W\) input"):
+        F.interpolate(gw.zeros(1, 1, 4), scale_factor=2, mode="bilinear")
+    with pytest.raises(ValueError, match="size must be a positive integer or 2 of them"):
+        F.interpolate(gw.zeros(1, 1, 4, 4), size=(3,))
 
 
 def test_max_pool_hands_a_tie_to_the_first_maximum_and_a_nan_wins():
@@ -190,3 +282,27 @@ def test_small_cnn_learns_synthetic_images():
     model.eval()
     accuracy = (model(x).numpy().argmax(1) == y).mean()
     assert accuracy > 0.95
+
+
+def test_small_conv_autoencoder_learns_to_reconstruct():
+    """Down with a strided conv and max pooling, up with ConvTranspose2d and Upsample."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((32, 1, 8, 8), np.float32)
+    for i, (r, c) in enumerate(rng.integers(0, 6, (32, 2))):
+        x[i, 0, r : r + 3, c : c + 3] = 1.0  # a bright square somewhere
+    nn = gw.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, stride=2, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2),  # 2x2
+        nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(8, 8, 4, 2, 1, rng=1),
+        nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1, rng=2),
+    )  # fmt: skip
+    assert model(gw.tensor(x)).shape == x.shape
+    opt = gw.optim.Adam(model.parameters(), lr=0.02)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = gw.nn.functional.mse_loss(model(gw.tensor(x)), gw.tensor(x))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * x.var()  # far better than the mean pixel everywhere

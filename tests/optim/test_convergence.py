@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from gradwell.optim import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 from gradwell.optim import lr_scheduler as S
 
 TARGET = np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
@@ -26,6 +26,10 @@ def loss_fn(w):
         (RMSprop, dict(lr=0.02), 400),
         (RMSprop, dict(lr=0.01, momentum=0.5, centered=True), 400),
         (Adagrad, dict(lr=0.5), 400),
+        (Adamax, dict(lr=0.05), 400),
+        (NAdam, dict(lr=0.05), 400),
+        (RAdam, dict(lr=0.05), 400),
+        (Adadelta, dict(lr=1.0, eps=1e-3), 600),  # its first steps are about sqrt(eps)
     ],
 )
 def test_minimises_a_quadratic(cls, kwargs, steps):

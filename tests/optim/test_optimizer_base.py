@@ -6,7 +6,18 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from gradwell.optim import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    Optimizer,
+    RAdam,
+    RMSprop,
+)
 
 ALL = [
     (SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
@@ -14,6 +25,10 @@ ALL = [
     (AdamW, dict(lr=0.01)),
     (RMSprop, dict(lr=0.01, momentum=0.5, centered=True)),
     (Adagrad, dict(lr=0.1, lr_decay=0.01)),
+    (Adamax, dict(lr=0.01, weight_decay=0.01)),
+    (NAdam, dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.01)),
+    (RAdam, dict(lr=0.01, weight_decay=0.01)),
+    (Adadelta, dict(rho=0.8)),
 ]
 IDS = [cls.__name__ for cls, _ in ALL]
 
@@ -120,6 +135,12 @@ def test_non_leaf_and_duplicate_parameters_are_refused():
         (Adagrad, dict(lr_decay=-0.1), "lr_decay must be .* got -0.1"),
         (Adagrad, dict(initial_accumulator_value=-1.0), "initial_accumulator_value must be"),
         (Adagrad, dict(eps=-1.0), "eps must be"),
+        (Adamax, dict(betas=(0.9, 1.0)), r"betas\[1\] must be a number in \[0, 1\)"),
+        (NAdam, dict(momentum_decay=-1.0), "NAdam param group 0: momentum_decay must be"),
+        (NAdam, dict(decoupled_weight_decay=1), "decoupled_weight_decay must be True or False"),
+        (RAdam, dict(weight_decay=-0.1), "RAdam param group 0: weight_decay must be"),
+        (Adadelta, dict(rho=1.1), r"rho must be .* \[0.0, 1.0\]; got 1.1"),
+        (Adadelta, dict(lr=None), "no learning rate"),
     ],
 )
 def test_bad_hyperparameters_are_refused_up_front(cls, kwargs, match):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gradwell as gw
-from gradwell.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from gradwell.optim import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 
 P0 = np.array([[0.5, -1.5, 2.0], [-0.25, 1.0, 3.0]])
 A = np.array([[1.0, 2.0, 0.5], [3.0, 0.1, 1.0]])
@@ -92,6 +92,75 @@ def ref_adagrad(lr, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.
     return p
 
 
+def ref_adamax(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    b1, b2 = betas
+    p = P0.copy()
+    m, u = np.zeros_like(p), np.zeros_like(p)
+    for t in range(1, STEPS + 1):
+        g = grad_of(p) + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g) + eps)
+        p = p - lr / (1 - b1**t) * m / u
+    return p
+
+
+def ref_nadam(
+    lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3, decoupled=False
+):
+    b1, b2 = betas
+    p = P0.copy()
+    m, v, product = np.zeros_like(p), np.zeros_like(p), 1.0
+    mus = [b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay)) for t in range(STEPS + 2)]
+    for t in range(1, STEPS + 1):
+        g = grad_of(p)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        product *= mus[t]
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        d = np.sqrt(v / (1 - b2**t)) + eps
+        p = p - lr * (1 - mus[t]) / (1 - product) * g / d
+        p = p - lr * mus[t + 1] / (1 - product * mus[t + 1]) * m / d
+    return p
+
+
+def ref_radam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False, steps=STEPS):
+    b1, b2 = betas
+    p = P0.copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    rho_inf = 2 / (1 - b2) - 1
+    for t in range(1, steps + 1):
+        g = grad_of(p)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        if rho > 5:
+            r = np.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+            p = p - lr * m_hat * np.sqrt(1 - b2**t) / (np.sqrt(v) + eps) * r
+        else:
+            p = p - lr * m_hat
+    return p
+
+
+def ref_adadelta(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+    p = P0.copy()
+    s, a = np.zeros_like(p), np.zeros_like(p)
+    for _ in range(STEPS):
+        g = grad_of(p) + weight_decay * p
+        s = rho * s + (1 - rho) * g * g
+        delta = np.sqrt(a + eps) / np.sqrt(s + eps) * g
+        a = rho * a + (1 - rho) * delta * delta
+        p = p - lr * delta
+    return p
+
+
 CASES = [
     (SGD, ref_sgd, dict(lr=0.1)),
     (SGD, ref_sgd, dict(lr=0.1, weight_decay=0.2)),
@@ -121,12 +190,39 @@ CASES = [
     (Adagrad, ref_adagrad, dict(lr=0.1)),
     (Adagrad, ref_adagrad, dict(lr=0.1, lr_decay=0.5, weight_decay=0.1)),
     (Adagrad, ref_adagrad, dict(lr=0.1, initial_accumulator_value=0.7, eps=1e-3)),
+    (Adamax, ref_adamax, dict(lr=0.1)),
+    (Adamax, ref_adamax, dict(lr=0.1, betas=(0.5, 0.8), eps=1e-3, weight_decay=0.2)),
+    (NAdam, ref_nadam, dict(lr=0.1)),
+    (NAdam, ref_nadam, dict(lr=0.1, betas=(0.5, 0.8), weight_decay=0.2, momentum_decay=0.3)),
+    (NAdam, ref_nadam, dict(lr=0.1, weight_decay=0.3, decoupled=True)),
+    # beta2 = 0.9: rho_t passes 5 at step 6, so both branches run
+    (RAdam, ref_radam, dict(lr=0.1, betas=(0.8, 0.9))),
+    (RAdam, ref_radam, dict(lr=0.1, betas=(0.8, 0.9), weight_decay=0.2)),
+    (RAdam, ref_radam, dict(lr=0.1, betas=(0.8, 0.9), weight_decay=0.3, decoupled=True)),
+    (Adadelta, ref_adadelta, dict()),
+    (Adadelta, ref_adadelta, dict(lr=0.5, rho=0.5, eps=1e-3, weight_decay=0.2)),
 ]
+
+
+def _options(cls, kwargs):
+    """The optimizer's arguments: the reference's ``decoupled`` is AdamW itself, or NAdam's
+    and RAdam's ``decoupled_weight_decay``."""
+    options = {k: v for k, v in kwargs.items() if k != "decoupled"}
+    if kwargs.get("decoupled") and cls in (NAdam, RAdam):
+        options["decoupled_weight_decay"] = True
+    return options
+
+
+def test_radam_takes_both_branches_in_the_cases():
+    b2 = 0.9
+    rho_inf = 2 / (1 - b2) - 1
+    rho = [rho_inf - 2 * t * b2**t / (1 - b2**t) for t in range(1, STEPS + 1)]
+    assert rho[0] <= 5 < rho[-1]
 
 
 @pytest.mark.parametrize(("cls", "ref", "kwargs"), CASES, ids=lambda x: getattr(x, "__name__", ""))
 def test_matches_formula_float64(cls, ref, kwargs):
-    opt_kwargs = {k: v for k, v in kwargs.items() if k != "decoupled"}
+    opt_kwargs = _options(cls, kwargs)
     got, _ = run_gradwell(cls, **opt_kwargs)
     np.testing.assert_allclose(got, ref(**kwargs), rtol=1e-12, atol=1e-13)
     assert not np.allclose(got, P0)  # the parameter did move
@@ -136,7 +232,7 @@ def test_matches_formula_float64(cls, ref, kwargs):
     ("cls", "ref", "kwargs"), CASES[::3], ids=lambda x: getattr(x, "__name__", "")
 )
 def test_float32_stays_float32(cls, ref, kwargs):
-    opt_kwargs = {k: v for k, v in kwargs.items() if k != "decoupled"}
+    opt_kwargs = _options(cls, kwargs)
     got, opt = run_gradwell(cls, dtype=np.float32, **opt_kwargs)
     assert got.dtype == np.float32
     for state in opt.state.values():
@@ -211,6 +307,10 @@ def test_transposed_gradient_is_read_correctly():
         (AdamW, dict(lr=0.01)),
         (RMSprop, dict(lr=0.01, centered=True)),
         (Adagrad, dict(lr=0.1)),
+        (Adamax, dict(lr=0.1)),
+        (NAdam, dict(lr=0.1)),
+        (RAdam, dict(lr=0.1)),
+        (Adadelta, dict()),
     ],
 )
 def test_parameters_without_gradient_are_skipped(cls, kwargs):

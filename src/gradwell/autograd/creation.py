@@ -19,6 +19,7 @@ def _dtype(dtype: Any) -> np.dtype:
 # The stream gw.manual_seed starts: None until it is called (then each Generator made
 # without a seed is drawn from it, in order, so a whole run is repeatable).
 _global_seed: list[np.random.SeedSequence | None] = [None]
+_seed_generation = [0]
 
 
 def manual_seed(seed: int) -> None:
@@ -34,6 +35,13 @@ def manual_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise TypeError(f"manual_seed: expected a non-negative int; got {seed!r}")
     _global_seed[0] = np.random.SeedSequence(int(seed))
+    _seed_generation[0] += 1
+
+
+def seed_generation() -> int:
+    """How many times gw.manual_seed was called: a module holding a generator drawn from
+    its stream (Dropout without ``rng``) draws a new one when this moved."""
+    return _seed_generation[0]
 
 
 def fresh_seed() -> int:

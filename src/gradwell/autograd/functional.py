@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -105,16 +105,57 @@ def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
     return ops.mean(_t(x), axis=_axes(axis), keepdims=keepdims)
 
 
-@torch_spelling
-def max(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Largest element over ``axis``. Ties share the gradient equally among them."""
-    return ops.max(_t(x), axis=_axes(axis), keepdims=keepdims)
+class ValuesIndices(NamedTuple):
+    """(values, indices) of a reduction along a dim, as PyTorch's ``torch.return_types``."""
+
+    values: Tensor
+    indices: Tensor
 
 
-@torch_spelling
-def min(x: Any, axis: Any = None, keepdims: bool = False) -> Tensor:
-    """Smallest element over ``axis``. Ties share the gradient equally among them."""
-    return ops.min(_t(x), axis=_axes(axis), keepdims=keepdims)
+def _extreme(
+    x: Any, dim: Any, keepdim: Any, axis: Any, keepdims: Any, largest: bool
+) -> Tensor | ValuesIndices:
+    if isinstance(dim, Tensor):  # torch.max(a, b): the elementwise maximum
+        return (ops.maximum if largest else ops.minimum)(_t(x), dim)
+    x = _t(x)
+    if keepdims is not None and keepdim is not None and bool(keepdims) != bool(keepdim):
+        raise TypeError(f"got both keepdims={keepdims!r} and keepdim={keepdim!r}; pass one of them")
+    keep = bool(keepdim if keepdim is not None else keepdims)
+    if dim is None:  # numpy's spelling, or every axis: the values only
+        return (ops.max if largest else ops.min)(x, axis=_axes(axis), keepdims=keep)
+    if axis is not None:
+        raise TypeError(f"got both dim={dim!r} and axis={axis!r}; pass one of them")
+    if not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be one axis (an int) for (values, indices); got {dim!r}")
+    indices = (ops.argmax if largest else ops.argmin)(x, axis=int(dim), keepdims=True)
+    values = gather(x, int(dim), indices.data)  # the gradient goes to the index picked
+    if not keep:
+        values, indices = squeeze(values, int(dim)), squeeze(indices, int(dim))
+    return ValuesIndices(values, indices)
+
+
+def max(
+    x: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+) -> Any:
+    """The largest element, as in PyTorch: over every axis (a tensor; ties share the
+    gradient equally), or along ``dim`` as a named tuple ``(values, indices)`` whose
+    values take the gradient at the index picked (the first of ties). numpy's spelling,
+    ``axis=`` (one axis or several), gives the values only. ``max(a, b)`` with a tensor
+    ``b`` is the elementwise maximum.
+
+    >>> import gradwell as gw
+    >>> x = gw.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]])
+    >>> gw.max(x).item(), gw.max(x, dim=1).indices.tolist(), x.max(axis=0).tolist()
+    (7.0, [1, 0], [7.0, 5.0, 3.0])
+    """
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=True)
+
+
+def min(
+    x: Any, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+) -> Any:
+    """The smallest element: as :func:`max`, for the minimum."""
+    return _extreme(x, dim, keepdim, axis, keepdims, largest=False)
 
 
 @torch_spelling
@@ -157,7 +198,7 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
 
 METHODS.update(
     var=var, std=std, reshape=reshape, transpose=transpose, flatten=flatten, squeeze=squeeze,
-    unsqueeze=unsqueeze,
+    unsqueeze=unsqueeze, tensor_max=max, tensor_min=min,
 )  # fmt: skip
 
 
@@ -405,7 +446,7 @@ def sort(x: Any, axis: int = -1, descending: bool = False) -> tuple[Tensor, Tens
     """(values, indices) sorted along ``axis``; the gradient follows the values."""
     x = _t(x)
     indices = ops.argsort(x, axis=axis, descending=descending)
-    return gather(x, axis, indices.data), indices
+    return ValuesIndices(gather(x, axis, indices.data), indices)
 
 
 @torch_spelling
@@ -421,7 +462,7 @@ def topk(x: Any, k: int, axis: int = -1, largest: bool = True) -> tuple[Tensor, 
     axis %= x.ndim
     order = ops.argsort(x, axis=axis, descending=largest).data
     indices = np.take(order, np.arange(k), axis=axis)
-    return gather(x, axis, indices), Tensor(indices)
+    return ValuesIndices(gather(x, axis, indices), Tensor(indices))
 
 
 @torch_spelling

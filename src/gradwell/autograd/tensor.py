@@ -403,13 +403,18 @@ class Tensor:
     def std(self, axis: Any = None, keepdims: bool = False, correction: int = 1) -> Tensor:
         return METHODS["std"](self, axis, keepdims, correction)
 
-    @torch_spelling
-    def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["max"](self, axis=_axes(axis), keepdims=keepdims)
+    def max(
+        self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+    ) -> Any:
+        """As PyTorch's: the largest element (a tensor), or along ``dim`` the named tuple
+        ``(values, indices)``; ``axis=`` (numpy's spelling) gives the values only."""
+        return METHODS["tensor_max"](self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    @torch_spelling
-    def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return METHODS["min"](self, axis=_axes(axis), keepdims=keepdims)
+    def min(
+        self, dim: Any = None, keepdim: Any = None, *, axis: Any = None, keepdims: Any = None
+    ) -> Any:
+        """As :meth:`max`, for the smallest element."""
+        return METHODS["tensor_min"](self, dim, keepdim, axis=axis, keepdims=keepdims)
 
     @torch_spelling
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -436,14 +441,17 @@ class Tensor:
     permute = transpose
 
     # --- PyTorch's housekeeping spellings ------------------------------------
-    @property
-    def size(self) -> _Size:
-        """PyTorch's ``x.size()`` (the shape) and ``x.size(d)`` (the length of axis d).
+    def size(self, dim: int | None = None) -> Any:
+        """PyTorch's ``x.size()``: the shape (a tuple); ``x.size(d)``: the length of axis
+        ``d``. (Not numpy's element count: that is ``x.numel()``.)
 
-        For the code written before, ``x.size`` still equals the element count (numpy's
-        meaning) as a number; new code should say ``x.numel()``.
+        >>> import gradwell as gw
+        >>> x = gw.zeros(2, 3)
+        >>> x.size(), x.size(-1), x.numel()
+        ((2, 3), 3, 6)
         """
-        return _Size(self.data.size, self.data.shape)
+        shape = self.data.shape
+        return shape if dim is None else shape[dim]
 
     def numel(self) -> int:
         """The number of elements."""
@@ -489,20 +497,6 @@ class Tensor:
 
     def double(self) -> Tensor:
         return self.astype(np.float64)
-
-
-class _Size(int):
-    """The element count that, called, answers as PyTorch's ``size()`` does."""
-
-    shape: tuple[int, ...]
-
-    def __new__(cls, count: int, shape: tuple[int, ...]) -> _Size:
-        self = super().__new__(cls, count)
-        self.shape = shape
-        return self
-
-    def __call__(self, dim: int | None = None) -> Any:
-        return self.shape if dim is None else self.shape[dim]
 
 
 def _is_cpu(device: Any) -> bool:

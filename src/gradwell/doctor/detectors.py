@@ -120,7 +120,7 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     remedies = _to_relu(prof, saturating)
     no_bn = [p for p in hidden if not prof.has_batchnorm_after(p)]
     if no_bn:
-        remedies.append(rx.add_batchnorm(no_bn))
+        remedies.append(rx.add_batchnorm(no_bn, prof))
     if not saturating:
         act = prof.activation_after(hidden[0])
         remedies.append(rx.reinitialise(hidden, rx.init_for(prof.types.get(act or "", None))))
@@ -230,7 +230,7 @@ def detect_exploding(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     ]
     no_bn = [p for p in prof.hidden_layers if not prof.has_batchnorm_after(p)]
     if no_bn:
-        remedies.append(rx.add_batchnorm(no_bn))
+        remedies.append(rx.add_batchnorm(no_bn, prof))
     severity = "critical" if peak >= th.explode_critical_growth else "warning"
     return _finding(
         "exploding_gradients", severity, where, step, trace, evidence, explanation, remedies
@@ -376,6 +376,11 @@ def _latest_window(stats: ActivationStats, th: Thresholds) -> dict[str, Any] | N
     return full[-1] if full else None
 
 
+def _units(window: dict[str, Any]) -> str:
+    """What a unit of an activation is: a channel after a convolution."""
+    return "channels" if window.get("per_channel") else "units"
+
+
 def _severity(frac: float, info: float, warning: float, critical: float) -> str | None:
     if frac >= critical:
         return "critical"
@@ -423,8 +428,9 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
     when = f"since about step {min(died)}" if died else "from the first sampled step"
     many = len(layers) > 1
     explanation = (
-        f"{w['dead_fraction']:.0%} of the {w['units']} ReLU units at {worst['path']} output 0 "
-        f"for every one of the {w['examples']} examples seen in the latest window, {when}"
+        f"{w['dead_fraction']:.0%} of the {w['units']} ReLU {_units(w)} at {worst['path']} "
+        f"output 0{' at every position' if w.get('per_channel') else ''} for every one of "
+        f"the {w['examples']} examples seen in the latest window, {when}"
         + (f"; {len(layers) - 1} more ReLU layer{'s' if len(layers) > 2 else ''} "
            f"({rx.paths([p for p in paths_ if p != worst['path']])}) likewise" if many else "")
         + ". A dead ReLU passes no gradient, so it never recovers."
@@ -450,7 +456,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
     remedies.append(rx.replace_activation(paths_, "ReLU", "LeakyReLU(0.01)"))
     no_bn = [x["prev"] for x in layers if x["prev"] and not prof.has_batchnorm_after(x["prev"])]
     if no_bn:
-        remedies.append(rx.add_batchnorm(no_bn))
+        remedies.append(rx.add_batchnorm(no_bn, prof))
     evidence = {
         "dead_fraction": w["dead_fraction"],
         "dead_units": w["dead_units"],
@@ -459,6 +465,7 @@ def detect_dead_relu(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[F
         "window_steps": [w["start_step"], w["end_step"]],
         "died_at_step": w["died_at_step"],
         "dead_from_start": w["never_alive"],
+        "per_channel": bool(w.get("per_channel")),
         "first_layer": any(x["prev"] == (prof.layers[0] if prof.layers else None) for x in layers),
         "by_layer": {
             x["path"]: {
@@ -529,7 +536,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     paths_ = [x["path"] for x in layers]
     others = [p for p in paths_ if p != path]
     explanation = (
-        f"{w['saturated_fraction']:.0%} of the outputs of the {w['units']} {name} units at "
+        f"{w['saturated_fraction']:.0%} of the outputs of the {w['units']} {name} {_units(w)} at "
         f"{path} are {bound} over the {w['examples']} examples of the latest window, and "
         f"{w['pinned_fraction']:.0%} of the units are pinned there (for at least "
         f"{th.pinned_unit:.0%} of the examples)"
@@ -542,7 +549,7 @@ def detect_saturation(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[
     remedies = _to_relu(prof, modules)
     no_bn = [q for q in prevs if not prof.has_batchnorm_after(q)]
     if no_bn:
-        remedies.append(rx.add_batchnorm(no_bn))
+        remedies.append(rx.add_batchnorm(no_bn, prof))
     if owners:  # gates cannot be swapped for ReLU: bring their weights back to scale
         remedies.append(rx.reinitialise(owners, "default", " and check the scale of its inputs"))
     remedies.append(rx.lower_lr(prof, starting_update_ratio(trace, prof), diverged_lr(trace, th)))

@@ -27,8 +27,10 @@ LOGIT_LOSSES = ("CrossEntropyLoss", "cross_entropy", "BCEWithLogitsLoss",
 REGRESSION_LOSSES = ("MSELoss", "mse_loss", "L1Loss", "l1_loss", "HuberLoss", "huber_loss")
 #: Usual learning rates per optimizer: far beyond these, training diverges or crawls.
 USUAL_LR = {"SGD": (1e-5, 10.0), "SGD+momentum": (1e-5, 2.0), "Adam": (1e-6, 0.5),
-            "AdamW": (1e-6, 0.5), "RMSprop": (1e-6, 0.5)}  # fmt: skip
-DEFAULT_LR = {"SGD": 0.1, "SGD+momentum": 0.01, "Adam": 1e-3, "AdamW": 1e-3, "RMSprop": 1e-3}
+            "AdamW": (1e-6, 0.5), "RMSprop": (1e-6, 0.5), "Adamax": (1e-6, 0.5),
+            "NAdam": (1e-6, 0.5), "RAdam": (1e-6, 0.5)}  # fmt: skip
+DEFAULT_LR = {"SGD": 0.1, "SGD+momentum": 0.01, "Adam": 1e-3, "AdamW": 1e-3, "RMSprop": 1e-3,
+              "Adamax": 2e-3, "NAdam": 2e-3, "RAdam": 1e-3}  # fmt: skip
 
 
 def _finding(

@@ -204,6 +204,7 @@ def relate(findings: list[Finding]) -> list[Finding]:
             )
             if note not in effect.explanation:
                 effect.explanation += note
+    _widest_change_first(findings)
     for f in findings:
         roots = _roots(f, by_id)
         if not roots:
@@ -226,6 +227,29 @@ def relate(findings: list[Finding]) -> list[Finding]:
                 f.explanation += note
     findings.sort(key=_rank_key)
     return findings
+
+
+def _widens(wide: dict[str, Any], narrow: dict[str, Any]) -> bool:
+    """Whether action ``wide`` makes the change ``narrow`` makes, at more modules (replace
+    Sigmoid with ReLU at 1, 3, 5 rather than at 5)."""
+    keys = set(wide) | set(narrow)
+    if "modules" not in wide or "modules" not in narrow:
+        return False
+    same = all(wide.get(k) == narrow.get(k) for k in keys - {"modules", "layers"})
+    return same and set(narrow["modules"]) < set(wide["modules"])
+
+
+def _widest_change_first(findings: list[Finding]) -> None:
+    """When another finding's first remedy makes this finding's first change at more places
+    (a deep sigmoid stack: one layer saturated, every layer starving the first ones), the
+    wider change comes first: it treats both, where the narrow one leaves the other."""
+    own = [(f, f.actions[0] if f.actions else None) for f in findings]
+    for f, narrow in own:
+        wide = next(((g, a) for g, a in own if a and narrow and _widens(a, narrow)), None)
+        if wide is not None:
+            g, action = wide
+            f.remedies.insert(0, f"treat the {g.kind} with the same change: {g.remedies[0]}")
+            f.actions.insert(0, dict(action))
 
 
 def _roots(f: Finding, by_id: dict[str, Finding]) -> list[Finding]:

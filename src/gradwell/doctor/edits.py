@@ -153,13 +153,19 @@ def _reinit(linear: Module, init: str, seed: int) -> None:
         linear.bias.data[...] = 0.0
 
 
-def _feeding_linear(model: Module, path: str) -> tuple[str, Module] | None:
-    """The last Linear before ``path`` in forward (registration) order."""
+def _weight_ndim(m: Module) -> int:
+    w = getattr(m, "_parameters", {}).get("weight")
+    return 0 if w is None else int(w.data.ndim)
+
+
+def _feeding_layer(model: Module, path: str) -> tuple[str, Module] | None:
+    """The last layer with a matrix or kernel weight (Linear, Conv*) before ``path`` in
+    forward (registration) order."""
     last = None
     for p, m in model.named_modules():
         if p == path:
             return last
-        if _is(m, "Linear"):
+        if _weight_ndim(m) >= 2:
             last = (p, m)
     return None
 
@@ -177,7 +183,7 @@ def _replace_activation(model: Module, a: dict[str, Any]) -> None:
     for i, path in enumerate(_paths(a, "modules")):
         _get(model, path)
         if init is not None:
-            feeding = _feeding_linear(model, path)
+            feeding = _feeding_layer(model, path)
             if feeding is not None:
                 _reinit(feeding[1], str(init), seed=i)
         _replace(model, path, make_activation(new))
@@ -228,12 +234,18 @@ def _wrap_after(model: Module, a: dict[str, Any], key: str, make: Any) -> None:
 
 
 def _add_batchnorm(model: Module, a: dict[str, Any]) -> None:
-    from ..nn import BatchNorm1d
+    from ..nn import BatchNorm1d, BatchNorm2d
 
     def make(m: Module) -> Module:
-        if not hasattr(m, "out_features"):
-            raise NotApplicable(f"BatchNorm1d goes after a Linear; got {type(m).__name__}")
-        return BatchNorm1d(int(m.out_features))
+        # after a Linear or Conv1d, (N, C[, L]): BatchNorm1d; after a Conv2d: BatchNorm2d
+        features = getattr(m, "out_channels", getattr(m, "out_features", None))
+        spatial = _weight_ndim(m) - 2
+        if features is None or spatial not in (0, 1, 2):
+            raise NotApplicable(
+                f"batch norm goes after a Linear, Conv1d or Conv2d; got {type(m).__name__}"
+            )
+        dtype = m.weight.data.dtype
+        return (BatchNorm2d if spatial == 2 else BatchNorm1d)(int(features), dtype=dtype)
 
     _wrap_after(model, a, "after", make)
 

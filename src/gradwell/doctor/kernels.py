@@ -14,7 +14,9 @@ from .._jit import reassociating
 
 @_jit
 def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
-    """Fold a batch of ReLU outputs ``a`` (rows are examples) into the unit statistics.
+    """Fold a batch of ReLU outputs ``a``, (examples, units, positions), into the unit
+    statistics: a unit is one position-less output (positions 1) or a conv's channel,
+    one unit over every position of its feature map.
 
     A unit is on in this batch when its largest output is above 0 (a NaN among its
     outputs makes that largest output NaN: not on, as with ``a.max(axis=0) > 0``);
@@ -23,16 +25,17 @@ def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
     are 0, in no pattern a branch predictor could learn (with branches it ran 11x
     slower on fresh outputs).
     """
-    n, units = a.shape
+    n, units, positions = a.shape
     nonzero = 0
     seen = np.zeros(units, np.uint8)
     nan = np.zeros(units, np.uint8)
     for i in range(n):
         for j in range(units):
-            v = a[i, j]
-            nonzero += v != 0
-            seen[j] |= v > 0
-            nan[j] |= v != v
+            for k in range(positions):
+                v = a[i, j, k]
+                nonzero += v != 0
+                seen[j] |= v > 0
+                nan[j] |= v != v
     on = 0
     for j in range(units):
         if seen[j] and not nan[j]:

@@ -16,8 +16,8 @@ from contextvars import ContextVar
 VOCABULARY: dict[str, dict[str, str]] = {
     "gradwell": {
         "clip_grad_norm": "gw.nn.utils.clip_grad_norm_(model.parameters(), {v})",
-        "init_he": "Linear(..., init='kaiming') or gw.nn.init.kaiming_normal_",
-        "init_xavier": "Linear(..., init='xavier') or gw.nn.init.xavier_normal_",
+        "init_he": "init='kaiming' on the Linear or Conv2d, or gw.nn.init.kaiming_normal_",
+        "init_xavier": "init='xavier' on the Linear or Conv2d, or gw.nn.init.xavier_normal_",
         "init_default": "module.reset_parameters()",
         "optimizer": "gw.optim.{name}(model.parameters(), lr={lr})",
         "batch_size": "fit(..., batch_size={n})",

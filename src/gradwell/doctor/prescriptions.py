@@ -233,9 +233,15 @@ def reinitialise(layers: Sequence[str], init: str, why: str = "") -> Remedy:
     )
 
 
-def add_batchnorm(after: Sequence[str]) -> Remedy:
+def add_batchnorm(after: Sequence[str], prof: ModelProfile | None = None) -> Remedy:
+    """Batch norm after each layer of ``after``: BatchNorm2d after a Conv2d, else
+    BatchNorm1d (the edit picks the class the same way)."""
+    by_class: dict[str, list[str]] = {}
+    for layer in after:
+        by_class.setdefault(prof.batchnorm_for(layer) if prof else "BatchNorm1d", []).append(layer)
+    where = " and ".join(f"{cls} after {every(layers)}" for cls, layers in by_class.items())
     return Remedy(
-        f"add BatchNorm1d after {every(after)} (between each Linear and its activation)",
+        f"add {where} (between each layer and its activation)",
         {"action": "add_batchnorm", "after": list(after)},
     )
 

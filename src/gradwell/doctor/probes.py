@@ -121,7 +121,14 @@ class Probes:
                 self._layer_modules.append(m)
             elif path and not any(True for _ in m.children()):
                 self._other_leaves.append(m)
+        self._mark_channels()
         return self.profile
+
+    def _mark_channels(self) -> None:
+        """Activations fed by a convolution count channels as their units (a profile that
+        learnt the call order may see it differently from the registration order)."""
+        for path, stats in self.trace.activations.items():
+            stats.per_channel = self.profile.after_convolution(path)
 
     def learn_structure(self, prof: ModelProfile) -> None:
         """The profile the pre-flight probe saw (call order and output module): the first
@@ -132,6 +139,7 @@ class Probes:
         out = self.trace.activations.get(prof.output_module or "")
         if out is not None:
             out.is_output = True
+        self._mark_channels()
 
     def _install_permanent_hooks(self, in_fit: bool) -> None:
         self.remove_permanent()
@@ -188,6 +196,7 @@ class Probes:
             )
             self.profile.feature_names = self.feature_names
             self._call_order = None  # known: the hooks stop recording it
+            self._mark_channels()
 
     def sample(self, s: int) -> None:
         """Read the gradients of sampled step ``s`` (after backward) and keep the weights
@@ -484,6 +493,7 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
     saturated: dict[str, float] = {}
     dead: dict[str, float] = {}
     grads: dict[str, list[float]] = {}
+    convolved = [False]  # whether the last layer with a weight was a convolution
 
     def hook(module: Any, inputs: Any, output: Any) -> None:
         path = paths[id(module)]
@@ -493,6 +503,8 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
             return
         made[id(output)] = path
         w = getattr(module, "_parameters", {}).get("weight")
+        if w is not None and w.data.ndim >= 2:
+            convolved[0] = w.data.ndim > 2
         if w is not None and w.data.ndim >= 2 and inputs and isinstance(inputs[0], Tensor):
             i_rms, o_rms = _rms(inputs[0].data), _rms(output.data)
             layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
@@ -507,7 +519,9 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
         elif fam is not None and fam[1] == "tanh":
             saturated[path] = float(np.mean(np.abs(a) > th.tanh_limit))
         elif fam is not None and fam[1] == "relu":
-            dead[path] = float(np.mean(~(a.reshape(a.shape[0], -1) > 0).any(axis=0)))
+            # (examples, units, positions): after a convolution a channel is one unit
+            shape = (a.shape[0], a.shape[1], -1) if convolved[0] and a.ndim > 2 else (len(a), -1, 1)
+            dead[path] = float(np.mean(~(a.reshape(shape) > 0).any(axis=(0, 2))))
 
     handles = [m.register_forward_hook(hook) for m in leaves]
     out: dict[str, Any] = {}

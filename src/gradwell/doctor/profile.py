@@ -70,8 +70,10 @@ class ModelProfile:
     weight_decay: float = 0.0
     momentum: float = 0.0
     feature_names: list[str] | None = None
-    #: out_features of each layer with a 2-D weight (its rows)
+    #: out_features of each layer with a 2-D weight (its rows; a convolution's out_channels)
     out_features: dict[str, int] = field(default_factory=dict)
+    #: spatial dimensions of each layer's kernel: 0 for Linear, 2 for Conv2d
+    spatial_dims: dict[str, int] = field(default_factory=dict)
     #: pairs of Linear layers of one Sequential with nothing non-linear between them
     linear_pairs: list[tuple[str, str]] = field(default_factory=list)
     #: the module whose output is the model's output (known once a forward pass was seen)
@@ -109,6 +111,19 @@ class ModelProfile:
                 return True
         return False
 
+    def is_convolution(self, layer: str | None) -> bool:
+        return self.spatial_dims.get(layer or "", 0) > 0
+
+    def after_convolution(self, path: str) -> bool:
+        """Whether module ``path`` is fed by a convolution (through pooling or normalisation):
+        its outputs are (examples, channels, *positions), a channel is one unit."""
+        return self.is_convolution(self.layer_before(path))
+
+    def batchnorm_for(self, layer: str) -> str:
+        """The batch-norm class that goes after ``layer``: BatchNorm2d after a Conv2d,
+        BatchNorm1d after a Linear or a Conv1d."""
+        return "BatchNorm2d" if self.spatial_dims.get(layer, 0) == 2 else "BatchNorm1d"
+
     @property
     def hidden_layers(self) -> list[str]:
         """Parameterised layers except the last (the output layer)."""
@@ -131,6 +146,7 @@ class ModelProfile:
             "momentum": self.momentum,
             "feature_names": self.feature_names,
             "out_features": dict(self.out_features),
+            "spatial_dims": dict(self.spatial_dims),
             "linear_pairs": [list(p) for p in self.linear_pairs],
             "output_module": self.output_module,
         }
@@ -189,7 +205,8 @@ def profile_model(
         w = params.get("weight")
         if w is not None and getattr(w, "ndim", 0) >= 2:
             prof.layers.append(path)
-            prof.out_features[path] = int(w.shape[0])
+            prof.out_features[path] = int(getattr(m, "out_channels", w.shape[0]))
+            prof.spatial_dims[path] = int(w.ndim) - 2
     prof.linear_pairs = _linear_pairs(modules)
     prof.output_module = output_module
     for mod_path, m in modules.items():

@@ -42,12 +42,17 @@ class ActivationStats:
     ``saturated_fraction`` (share of outputs near an asymptote). A window (an epoch,
     and at least ``Thresholds.min_window_examples`` examples) ORs "ever positive"
     over every example it saw: a ReLU unit never positive in a window is dead.
+    ``per_channel``: the activation follows a convolution, so a unit is a channel (axis 1
+    of an (examples, channels, *positions) output) over all its positions: a channel is
+    dead when it is 0 at every position of every example, pinned when nearly all its
+    outputs sit on an asymptote.
     """
 
     path: str
     kind: str
     units: int
     is_output: bool = False
+    per_channel: bool = False
     # The module these are the internal gates of (e.g. an LSTM); None for an activation module.
     inside: str | None = None
     steps: MutableSequence[int] = field(default_factory=ints)
@@ -59,14 +64,19 @@ class ActivationStats:
     ever_positive: np.ndarray | None = None
     saturated_count: np.ndarray | None = None
     examples: int = 0
+    positions: int = 1  # outputs of a unit per example (a channel's feature-map size)
     window_start: int | None = None
     # Sampled step at which each unit was last positive (-1: never seen positive).
     last_alive: np.ndarray | None = None
 
     def observe(self, step: int, out: np.ndarray, sigmoid_margin: float, tanh_limit: float) -> None:
         """Fold one batch of outputs (rows are examples) into the statistics."""
-        a = out.reshape(out.shape[0], -1) if out.ndim != 2 else out
-        n, units = a.shape
+        n = out.shape[0]
+        if self.per_channel and out.ndim > 2:
+            a = out.reshape(n, out.shape[1], -1)
+        else:
+            a = out.reshape(n, -1, 1)
+        units, positions = a.shape[1], a.shape[2]
         if self.ever_positive is None or self.ever_positive.shape[0] != units:
             self.units = units
             self.ever_positive = np.zeros(units, dtype=bool)
@@ -77,6 +87,7 @@ class ActivationStats:
             self.window_start = step
         self.steps.append(step)
         self.examples += n
+        self.positions = positions
         size = max(a.size, 1)
         if self.kind == "relu":
             # ReLU outputs are >= 0, so "positive" is "nonzero" and a unit fired in this
@@ -95,7 +106,7 @@ class ActivationStats:
             self.silent_fraction.append(NAN)
             self.saturated_fraction.append(NAN)
             return
-        counts = np.add.reduce(sat, axis=0, dtype=np.int64)
+        counts = np.add.reduce(sat, axis=(0, 2), dtype=np.int64)
         self.saturated_count += counts
         self.active_fraction.append(NAN)
         self.silent_fraction.append(NAN)
@@ -107,7 +118,7 @@ class ActivationStats:
             return None
         assert self.saturated_count is not None and self.last_alive is not None
         dead = ~self.ever_positive
-        pinned = self.saturated_count >= pinned_unit * self.examples
+        pinned = self.saturated_count >= pinned_unit * self.examples * self.positions
         # When did the dead units die: the first sampled step after each one's last sign
         # of life (units never seen alive died before the first sample).
         died_at = None
@@ -120,6 +131,7 @@ class ActivationStats:
             "epoch": epoch,
             "examples": self.examples,
             "units": self.units,
+            "per_channel": self.per_channel,
             "dead_units": int(dead.sum()) if self.kind == "relu" else 0,
             "dead_fraction": float(dead.mean()) if self.kind == "relu" else 0.0,
             "dead_unit_indices": np.flatnonzero(dead).tolist() if self.kind == "relu" else [],
@@ -128,7 +140,7 @@ class ActivationStats:
             "pinned_units": int(pinned.sum()),
             "pinned_fraction": float(pinned.mean()) if self.kind in ("sigmoid", "tanh") else 0.0,
             "saturated_fraction": float(self.saturated_count.sum())
-            / max(self.examples * self.units, 1),
+            / max(self.examples * self.positions * self.units, 1),
         }
         self.windows.append(window)
         self.ever_positive[:] = False
@@ -143,6 +155,7 @@ class ActivationStats:
             "kind": self.kind,
             "units": self.units,
             "is_output": self.is_output,
+            "per_channel": self.per_channel,
             "inside": self.inside,
             "steps": list(self.steps),
             "active_fraction": list(self.active_fraction),

@@ -19,6 +19,7 @@ from .. import nn
 from ..autograd.tensor import Tensor
 from ..nn.conv import _padding, _pair, _single
 from ..nn.pooling import _bins
+from ..nn.upsampling import interpolation_matrices
 from .graph import ExportError, Graph
 
 #: module type -> fn(graph, module, input name, input value) -> output name
@@ -184,7 +185,8 @@ def _kernel(m: Any, value: np.ndarray) -> tuple[int, ...]:
 def _max_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     kernel = _kernel(m, value)
     attrs = _spatial(m, value, kernel)
-    return g.op("MaxPool", [x], "max_pool", kernel_shape=list(kernel), **attrs)
+    return g.op("MaxPool", [x], "max_pool", kernel_shape=list(kernel),
+                ceil_mode=int(m.ceil_mode), **attrs)  # fmt: skip
 
 
 @converts(nn.AvgPool1d, nn.AvgPool2d)
@@ -192,10 +194,10 @@ def _avg_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     kernel = _kernel(m, value)
     attrs = _spatial(m, value, kernel)
     del attrs["dilations"]  # AveragePool has none before opset 19
-    # gradwell counts the zero padding in each mean (PyTorch's default)
     return g.op(
-        "AveragePool", [x], "avg_pool", kernel_shape=list(kernel), count_include_pad=1, **attrs
-    )
+        "AveragePool", [x], "avg_pool", kernel_shape=list(kernel),
+        count_include_pad=int(m.count_include_pad), ceil_mode=int(m.ceil_mode), **attrs,
+    )  # fmt: skip
 
 
 @converts(nn.AdaptiveAvgPool2d)
@@ -207,6 +209,33 @@ def _adaptive_avg_pool(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
     rows = g.constant(_bins(value.shape[2], oh, value.dtype), "pool_rows")
     cols = g.constant(_bins(value.shape[3], ow, value.dtype).T, "pool_cols")
     return g.op("MatMul", [g.op("MatMul", [rows, x]), cols], "adaptive_avg_pool")
+
+
+@converts(nn.ConvTranspose2d)
+def _conv_transpose(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
+    # ONNX's weight layout is PyTorch's and gradwell's: (in, out/groups, kh, kw)
+    inputs = [x, g.constant(m.weight.data, "conv_transpose_weight")]
+    if m.bias is not None:
+        inputs.append(g.constant(m.bias.data, "conv_transpose_bias"))
+    who = type(m).__name__
+    ph, pw = _pair(m.padding, "padding", who, minimum=0)
+    return g.op(
+        "ConvTranspose", inputs, "conv_transpose", kernel_shape=list(m.kernel_size),
+        strides=list(_pair(m.stride, "stride", who)), pads=[ph, pw, ph, pw],
+        dilations=list(_pair(m.dilation, "dilation", who)), group=m.groups,
+        output_padding=list(_pair(m.output_padding, "output_padding", who, minimum=0)),
+    )  # fmt: skip
+
+
+@converts(nn.Upsample)
+def _upsample(g: Graph, m: Any, x: str, value: np.ndarray) -> str:
+    # The same products as gradwell's: x @ Aw.T, then Ah @ (...), for this input's size.
+    mats = interpolation_matrices(value.shape, m.size, m.scale_factor, m.mode, m.align_corners,
+                                  value.dtype)  # fmt: skip
+    out = g.op("MatMul", [x, g.constant(mats[-1].T, "upsample_cols")], "upsample")
+    if len(mats) == 2:
+        out = g.op("MatMul", [g.constant(mats[0], "upsample_rows"), out], "upsample")
+    return out
 
 
 # ------------------------------------------------------------------ activations

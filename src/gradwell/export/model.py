@@ -51,8 +51,8 @@ def export_onnx(
     log's domain gives NaN where gradwell's transform would refuse it.
 
     Every built-in layer exports: Linear, the activations, BatchNorm1d/2d, LayerNorm,
-    GroupNorm, Dropout, Flatten, Identity, Embedding, Conv1d/2d, MaxPool1d/2d,
-    AvgPool1d/2d, AdaptiveAvgPool2d, in a Sequential. Another module raises
+    GroupNorm, Dropout, Flatten, Identity, Embedding, Conv1d/2d, ConvTranspose2d,
+    MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool2d, Upsample, in a Sequential. Another module raises
     :class:`ExportError` naming its path and type. The file is written whole or not
     at all. Returns the ``onnx.ModelProto``. Needs the ``onnx`` package.
 

@@ -37,6 +37,7 @@ from .activation import (
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleList, Sequential
 from .conv import Conv1d, Conv2d
+from .conv_transpose import ConvTranspose2d
 from .embedding import Embedding
 from .layers import Dropout, Flatten, Identity, Linear
 from .losses import (
@@ -56,6 +57,7 @@ from .normalization import GroupNorm, LayerNorm
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
+from .upsampling import Upsample
 
 __all__ = [
     "BCELoss",
@@ -108,11 +110,13 @@ __all__ = [
     "BatchNorm2d",
     "Conv1d",
     "Conv2d",
+    "ConvTranspose2d",
     "Embedding",
     "GroupNorm",
     "LayerNorm",
     "MaxPool1d",
     "MaxPool2d",
+    "Upsample",
     # sequence models
     "GRU",
     "LSTM",

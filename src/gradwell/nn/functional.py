@@ -38,6 +38,7 @@ __all__ = [
     "hardtanh",
     "kl_div",
     "logsigmoid",
+    "one_hot",
     "mish",
     "relu6",
     "selu",
@@ -171,7 +172,7 @@ def dropout(input: Any, rate: float = 0.5, training: bool = True, rng: Any = Non
     >>> x = gw.ones(2, 4)
     >>> gw.nn.functional.dropout(x, 0.5, rng=0)
     tensor([[2., 2., 2., 0.],
-            [0., 0., 0., 0.]])
+            [2., 0., 2., 2.]])
     """
     rate = check_rate(rate)
     if not training or rate == 0.0:
@@ -564,6 +565,27 @@ def binary_cross_entropy(
     return _reduce(loss, reduction)
 
 
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """(..., num_classes) int64 rows with a 1 at each class index of ``tensor`` (PyTorch's
+    ``F.one_hot``); ``num_classes=-1``: one more than the largest index.
+
+    >>> import gradwell as gw
+    >>> one_hot(gw.tensor([0, 2]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    """
+    arr = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected integer class indices; got dtype {arr.dtype}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"one_hot: num_classes must be an int; got {num_classes!r}")
+    n = int(arr.max()) + 1 if num_classes == -1 and arr.size else int(num_classes)
+    if arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise ValueError(
+            f"one_hot: class indices must be in [0, {n}); got {arr.min()} .. {arr.max()}"
+        )
+    return Tensor((arr[..., None] == np.arange(max(n, 0))).astype(np.int64))
+
+
 def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
     """Pointwise KL divergence target * (log target - input), ``input`` log-probabilities
     (0 where target is 0). ``reduction="batchmean"`` divides the sum by the batch size,
@@ -588,6 +610,7 @@ def kl_div(input: Any, target: Any, reduction: str = "mean", log_target: bool = 
 # Convolution, pooling, padding, normalisation, embedding and attention (their own modules).
 from .attention import scaled_dot_product_attention  # noqa: E402
 from .conv import conv1d, conv2d  # noqa: E402
+from .conv_transpose import conv_transpose2d  # noqa: E402
 from .embedding import embedding  # noqa: E402
 from .normalization import group_norm, layer_norm  # noqa: E402
 from .padding import pad  # noqa: E402
@@ -598,6 +621,7 @@ from .pooling import (  # noqa: E402
     max_pool1d,
     max_pool2d,
 )
+from .upsampling import interpolate  # noqa: E402
 
 __all__ += [
     "adaptive_avg_pool2d",
@@ -605,10 +629,12 @@ __all__ += [
     "avg_pool2d",
     "conv1d",
     "conv2d",
+    "conv_transpose2d",
     "embedding",
     "group_norm",
     "layer_norm",
     "max_pool1d",
+    "interpolate",
     "max_pool2d",
     "pad",
     "scaled_dot_product_attention",

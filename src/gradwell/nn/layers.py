@@ -9,7 +9,7 @@ import numpy as np
 
 from .._numeric import numeric_array
 from ..autograd import functional as _fn
-from ..autograd.creation import _rng
+from ..autograd.creation import _rng, seed_generation
 from ..autograd.tensor import Tensor
 from . import fused, init
 from .functional import check_rate
@@ -88,13 +88,15 @@ class Dropout(Module):
     Survivors are scaled by 1 / (1 - rate) so the expected output equals the input.
     ``rate`` 0.0 is the identity; 1.0 outputs zeros (and so learns nothing); in
     evaluation mode the layer is the identity. ``rng`` is a seed or a numpy Generator;
-    the Generator in use is the attribute ``rng`` (its state can be saved).
+    the Generator in use is the attribute ``rng`` (its state can be saved). Without
+    ``rng`` the masks come from ``gw.manual_seed``'s stream: a later ``gw.manual_seed``
+    (or ``fit(seed=...)``) reseeds the layer too, as it would in PyTorch.
 
     >>> import gradwell as gw
     >>> drop = gw.nn.Dropout(0.5, rng=0)
     >>> drop(gw.ones(2, 4))
     tensor([[2., 2., 2., 0.],
-            [0., 0., 0., 0.]])
+            [2., 0., 2., 2.]])
     >>> drop.eval()(gw.ones(1, 2))
     tensor([[1., 1.]])
     """
@@ -107,11 +109,15 @@ class Dropout(Module):
             raise TypeError(f"Dropout: got rate={rate} and p={p}; pass one of them")
         self.rate = check_rate(0.5 if rate is None and p is None else rate if p is None else p)
         self.rng = _rng(rng)
+        # the gw.manual_seed generation its generator was drawn from (None: its own rng)
+        self._generation = None if rng is not None else seed_generation()
 
     def forward(self, x: Any) -> Any:
         rate = self.rate
         if not self.training or rate == 0.0:
             return x
+        if self._generation is not None and self._generation != seed_generation():
+            self.reseed(None)  # gw.manual_seed was called since: the next of its stream
         if not isinstance(x, Tensor):
             x = Tensor(numeric_array(x, f"{self._short_repr()} input"))
         if rate == 1.0:
@@ -123,8 +129,26 @@ class Dropout(Module):
         """PyTorch's name for ``rate``."""
         return self.rate
 
+    def reseed(self, seed: Any) -> None:
+        """Draw the masks from ``seed`` (None: the next of gw.manual_seed's stream) from now
+        on, if the layer was made without its own ``rng``; a layer given an ``rng`` keeps
+        its stream. The generator is the same object, its state replaced (a checkpoint or a
+        compiled step holding it stays valid)."""
+        if self._generation is not None:
+            self.rng.bit_generator.state = _rng(seed).bit_generator.state
+            self._generation = seed_generation()
+
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
+
+
+def reseed_dropout(model: Module, seed: Any) -> None:
+    """Reseed every Dropout of ``model`` made without its own ``rng``: the i-th (in
+    ``modules()`` order) from ``(*seed, i)``. ``fit(seed=s)`` calls it with ``(s, epoch)``
+    at each epoch, so that a run's masks, like its shuffling, follow from its seed (a
+    resumed run included)."""
+    for i, m in enumerate(m for m in model.modules() if isinstance(m, Dropout)):
+        m.reseed([*np.atleast_1d(seed).tolist(), i])
 
 
 class Flatten(Module):

@@ -29,50 +29,114 @@ def _input(x: Any, ndim: int, who: str) -> Tensor:
     return x
 
 
+def _pooled_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """Windows along one axis; ``ceil_mode`` counts a last, partial window too, when it
+    starts inside the input or its left padding (PyTorch's rule)."""
+    span = size + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
+    return out - 1 if (out - 1) * s >= size + p else out
+
+
+def _divisors(size: int, out: int, k: int, s: int, p: int, count_include_pad: bool) -> np.ndarray:
+    """How many places each window of average pooling counts along one axis: the window
+    within the padded input (PyTorch's default), or within the input only."""
+    start = np.arange(out) * s - p
+    stop = np.minimum(start + k, size + p)
+    if not count_include_pad:
+        start, stop = np.maximum(start, 0), np.minimum(stop, size)
+    return (stop - start).astype(np.float64)
+
+
 def _pool2d(
-    x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, kind: str, who: str
+    x: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    kind: str,
+    who: str,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
 ) -> Tensor:
     x = _input(x, 4, who)
     kernel = _pair(kernel_size, "kernel_size", who)
     stride_ = kernel if stride is None else _pair(stride, "stride", who)
-    ph, pw = _pair(padding, "padding", who, minimum=0)
-    if ph > kernel[0] // 2 or pw > kernel[1] // 2:
-        raise ValueError(f"{who}: padding {(ph, pw)} must be at most half the kernel {kernel}")
+    pad = _pair(padding, "padding", who, minimum=0)
+    if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+        raise ValueError(f"{who}: padding {pad} must be at most half the kernel {kernel}")
     dilation_ = _pair(dilation, "dilation", who)
+    n, c, h, w = x.shape
+    oh, ow = (
+        _pooled_size(size, k, s, p, d, bool(ceil_mode))
+        for size, k, s, p, d in zip((h, w), kernel, stride_, pad, dilation_)
+    )
+    # the last partial window of ceil_mode reads past the padding: pad that side further
+    widths = tuple(
+        (p, max((o - 1) * s + d * (k - 1) + 1 - size - p, p))
+        for size, o, k, s, p, d in zip((h, w), (oh, ow), kernel, stride_, pad, dilation_)
+    )
     if kind == "max":
         return conv_ops.max_pool2d(
-            x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_
+            x, kernel=kernel, stride=stride_, padding=widths, dilation=dilation_
         )
-    cols = conv_ops.unfold(
-        x, kernel=kernel, stride=stride_, padding=((ph, ph), (pw, pw)), dilation=dilation_
-    )
-    n, c, h, w = x.shape
-    oh = conv_ops.output_size(h, kernel[0], stride_[0], (ph, ph), dilation_[0])
-    ow = conv_ops.output_size(w, kernel[1], stride_[1], (pw, pw), dilation_[1])
+    cols = conv_ops.unfold(x, kernel=kernel, stride=stride_, padding=widths, dilation=dilation_)
     windows = ops.reshape(cols, shape=(n, c, kernel[0] * kernel[1], oh, ow))
-    return ops.mean(windows, axis=2, keepdims=False)
+    counts = np.outer(
+        *(_divisors(size, o, k, s, p, count_include_pad)
+          for size, o, k, s, p in zip((h, w), (oh, ow), kernel, stride_, pad))
+    )  # fmt: skip
+    if (counts == kernel[0] * kernel[1]).all():
+        return ops.mean(windows, axis=2, keepdims=False)
+    return ops.sum(windows, axis=2, keepdims=False) * Tensor((1.0 / counts).astype(x.dtype))
 
 
 def max_pool2d(
-    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+    x: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
 ) -> Tensor:
-    """The largest value of each (kh, kw) window of (N, C, H, W); ``stride`` defaults to the kernel.
+    """The largest value of each (kh, kw) window of (N, C, H, W); ``stride`` defaults to the
+    kernel. ``ceil_mode``: keep a last window that runs past the input's end.
 
     >>> import gradwell as gw
     >>> max_pool2d(gw.arange(16.0).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 5.,  7.],
               [13., 15.]]]])
     """
-    return _pool2d(x, kernel_size, stride, padding, dilation, "max", "max_pool2d")
+    return _pool2d(x, kernel_size, stride, padding, dilation, "max", "max_pool2d", ceil_mode)
 
 
-def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """The mean of each window of (N, C, H, W); zero padding counts (PyTorch's default)."""
-    return _pool2d(x, kernel_size, stride, padding, 1, "avg", "avg_pool2d")
+def avg_pool2d(
+    x: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """The mean of each window of (N, C, H, W). ``count_include_pad`` (PyTorch's default):
+    the zero padding counts in the mean; False: only the input's own values do.
+    ``ceil_mode``: keep a last window that runs past the input's end (the part past the
+    padding never counts)."""
+    return _pool2d(x, kernel_size, stride, padding, 1, "avg", "avg_pool2d", ceil_mode,
+                   count_include_pad)  # fmt: skip
 
 
 def _pool1d(
-    x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any, kind: str, who: str
+    x: Any,
+    kernel_size: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    kind: str,
+    who: str,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
 ) -> Tensor:
     x = _input(x, 3, who)
     k = _single(kernel_size, "kernel_size", who)
@@ -80,21 +144,35 @@ def _pool1d(
     out = _pool2d(
         ops.reshape(x, shape=(x.shape[0], x.shape[1], 1, x.shape[2])),
         (1, k), (1, s), (0, _single(padding, "padding", who)),
-        (1, _single(dilation, "dilation", who)), kind, who,
+        (1, _single(dilation, "dilation", who)), kind, who, ceil_mode, count_include_pad,
     )  # fmt: skip
     return ops.reshape(out, shape=(out.shape[0], out.shape[1], out.shape[3]))
 
 
 def max_pool1d(
-    x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+    x: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
 ) -> Tensor:
     """The largest value of each window of (N, C, L)."""
-    return _pool1d(x, kernel_size, stride, padding, dilation, "max", "max_pool1d")
+    return _pool1d(x, kernel_size, stride, padding, dilation, "max", "max_pool1d", ceil_mode)
 
 
-def avg_pool1d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """The mean of each window of (N, C, L)."""
-    return _pool1d(x, kernel_size, stride, padding, 1, "avg", "avg_pool1d")
+def avg_pool1d(
+    x: Any,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """The mean of each window of (N, C, L) (``ceil_mode``, ``count_include_pad`` as for
+    :func:`avg_pool2d`)."""
+    return _pool1d(x, kernel_size, stride, padding, 1, "avg", "avg_pool1d", ceil_mode,
+                   count_include_pad)  # fmt: skip
 
 
 def _bins(size: int, out: int, dtype: np.dtype) -> np.ndarray:
@@ -128,15 +206,21 @@ def adaptive_avg_pool2d(x: Any, output_size: Any) -> Tensor:
 
 class _Pool(Module):
     def __init__(
-        self, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        ceil_mode: bool = False,
     ) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation = dilation
+        self.dilation, self.ceil_mode = dilation, ceil_mode
 
     def extra_repr(self) -> str:
         s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-        return s + (f", dilation={self.dilation}" if self.dilation != 1 else "")
+        s += f", dilation={self.dilation}" if self.dilation != 1 else ""
+        return s + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class MaxPool2d(_Pool):
@@ -148,34 +232,53 @@ class MaxPool2d(_Pool):
     """
 
     def forward(self, x: Any) -> Tensor:
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
 
 class MaxPool1d(_Pool):
     """Max pooling over (N, C, L)."""
 
     def forward(self, x: Any) -> Tensor:
-        return max_pool1d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return max_pool1d(
+            x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
 
 
-class AvgPool2d(_Pool):
-    """Average pooling over (N, C, H, W); zero padding counts in the mean."""
+class _AvgPool(_Pool):
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
+        self.count_include_pad = count_include_pad
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
-        super().__init__(kernel_size, stride, padding)
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (
+            "" if self.count_include_pad else ", count_include_pad=False"
+        )
+
+
+class AvgPool2d(_AvgPool):
+    """Average pooling over (N, C, H, W); zero padding counts in the mean unless
+    ``count_include_pad=False``."""
 
     def forward(self, x: Any) -> Tensor:
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad)  # fmt: skip
 
 
-class AvgPool1d(_Pool):
+class AvgPool1d(_AvgPool):
     """Average pooling over (N, C, L)."""
 
-    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
-        super().__init__(kernel_size, stride, padding)
-
     def forward(self, x: Any) -> Tensor:
-        return avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+        return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                          self.count_include_pad)  # fmt: skip
 
 
 class AdaptiveAvgPool2d(Module):

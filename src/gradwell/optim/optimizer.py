@@ -288,7 +288,7 @@ class Optimizer:
                     f"{where}: state {key!r} of parameter {index} must be one number; "
                     f"got shape {arr.shape}"
                 )
-            return int(arr.item())
+            return int(arr.item()) if key == "step" else float(arr.item())
         if arr.shape != p.data.shape:
             raise ValueError(
                 f"{where}: state {key!r} of parameter {index} has shape "

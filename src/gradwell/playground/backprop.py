@@ -54,7 +54,7 @@ def _neuron_view(model: Any, run: Run, i: int) -> Any:
     no dropout), the squared error, and at most MAX_WEIGHTS weights."""
     if run.config.loss != "mse" or run.config.batchnorm or any(run.config.dropout):
         return None
-    if sum(p.size for p in model.parameters()) > MAX_WEIGHTS:
+    if sum(p.numel() for p in model.parameters()) > MAX_WEIGHTS:
         return None
     try:
         return scalar_mlp(model, run.data.F[i], run.data.targets[i])

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..data.loader import DataLoader, Seed
+from ..nn.layers import reseed_dropout
 from . import habits as _habits
 from . import inputs as _inputs
 from . import metrics as _metrics
@@ -238,6 +239,8 @@ def fit(
         loss_sum, seen = 0.0, 0
         if set_epoch is not None:
             set_epoch(epoch)
+        if isinstance(seed, (int, np.integer)):  # the dropout masks follow from it too
+            reseed_dropout(model, (int(seed), epoch))
         for step, batch in enumerate(train_loader):
             inputs, targets = batch[0], batch[1]
             n = len(inputs)

@@ -17,6 +17,10 @@ OPTIMIZER_NAMES = {
     "sgd": ("SGD", 1e-2),
     "rmsprop": ("RMSprop", 1e-3),
     "adagrad": ("Adagrad", 1e-2),
+    "adamax": ("Adamax", 1e-3),
+    "nadam": ("NAdam", 1e-3),
+    "radam": ("RAdam", 1e-3),  # (not in Keras: PyTorch's default)
+    "adadelta": ("Adadelta", 1.0),  # PyTorch's: Keras's 1e-3 barely moves the weights
 }
 
 

@@ -71,7 +71,7 @@ def explain(
 def _check_loss(t: Any, what: str) -> None:
     if not isinstance(t, Tensor):
         raise TypeError(f"explain(): {what} must be a gradwell Tensor; got {type(t).__name__}")
-    if t.size != 1:
+    if t.numel() != 1:
         raise ValueError(f"explain(): {what} must have one element (a loss); got shape {t.shape}")
     if not t.requires_grad:
         raise ValueError(

@@ -299,7 +299,7 @@ def _all_gradients(
     The recording seam reports each node's total gradient and each VJP's results,
     so what is recorded is what backward computed, not a re-derivation.
     """
-    if output.size != 1:
+    if output.numel() != 1:
         raise ValueError(
             f"graph(gradients=True) needs a one-element output (a loss); got shape {output.shape}"
         )
