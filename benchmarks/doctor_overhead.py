@@ -30,7 +30,6 @@ The goal (issue 5): the default adds at most 10% to the step time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -43,7 +42,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS, gradwell_model  # noqa: E402  (the same rows and model)
-from table import print_table  # noqa: E402
+from table import overhead_arguments, print_table  # noqa: E402
 
 CLOCK = time.thread_time
 STEPS = 50  # batches per epoch: the default then samples every 12th step
@@ -95,19 +94,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated: " + ", ".join(ROWS))
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
-    args = ap.parse_args(argv)
+    args = overhead_arguments(__doc__.splitlines()[0], list(ROWS), argv)
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    for r in rows:
-        if r not in ROWS:
-            ap.error(f"unknown row {r!r}; expected one of {', '.join(ROWS)}")
+    rows = args.rows
     results = []
     for name in rows:
         sizes, batch = ROWS[name]

@@ -29,7 +29,6 @@ default adds at most 5%; the replay costs at most 2x a step.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -43,7 +42,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS  # noqa: E402  (the same rows)
-from table import print_table  # noqa: E402
+from table import overhead_arguments, print_table  # noqa: E402
 
 from gradwell.torch import Doctor  # noqa: E402
 from gradwell.torch.replay import replay_nonfinite  # noqa: E402
@@ -156,20 +155,12 @@ def replay_cost(name: str, repeats: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     names = [*ROWS, "cnn"]
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default=",".join(names), help="comma-separated: " + ", ".join(names))
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--markdown", action="store_true")
-    ap.add_argument("--wall", action="store_true", help="wall-clock time, not CPU time")
-    args = ap.parse_args(argv)
+    args = overhead_arguments(__doc__.splitlines()[0], list(names), argv)
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter
     torch.set_num_threads(1)
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    for r in rows:
-        if r not in names:
-            ap.error(f"unknown row {r!r}; expected one of {', '.join(names)}")
+    rows = args.rows
     lines = []
     for name in rows:
         epochs = EPOCHS[name]
