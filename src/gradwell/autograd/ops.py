@@ -113,9 +113,11 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     # (this thread's grad mode and observers, each behind a test of a set: see recording)
     if True in needs and op.vjp is not None and (not no_grad_threads or _mode.enabled):
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
-        if not observing_threads:
+        if not observing_threads:  # (inline, cheapest test first: it runs for every op)
             for a in inputs:
-                if a._op is not None and not _reads_inputs(a._op):
+                by = a._op
+                if (by is not None and "i" not in by.reads and by.reference is None
+                        and a.data.nbytes >= RELEASE_BYTES):  # fmt: skip
                     _release_unread(a._inputs)
     else:
         result = Tensor(out)
@@ -140,15 +142,15 @@ def _reads_inputs(op: Primitive) -> bool:
 def _release_unread(inputs: tuple[Tensor, ...] | None, depth: int = 3) -> None:
     """Free the values of those ``inputs`` that nothing can read any more, as PyTorch does.
 
-    ``inputs`` are those of a recorded node whose backward reads no input values: an input
-    that only this node references (no variable, no other node, no observer holds it) and
-    whose own VJP does not read its output is needed for its place in the graph alone. Its
-    array is replaced by a read-only broadcast view of the same shape and dtype (no
-    memory), so the activation that a relu, a reshape or an addition follows is not kept
-    alive until backward. Called when a later op consumes the node (by then the caller's
-    variables have moved on), and ``depth`` nodes further up through ops that read no
-    inputs either: the views a layer puts around its op (BatchNorm2d's transposes and
-    reshapes) keep the array they view only as long as they are not freed themselves.
+    ``inputs`` are those of a node whose backward reads no input values (only shapes), as
+    a later op consumes it: by then the caller's variables have moved on. An input that
+    only this node references (no variable, no other node, no observer holds it) and whose
+    own VJP does not read its output is needed for its place in the graph alone; its array
+    is replaced by a read-only broadcast view of the same shape and dtype (no memory). So
+    the activation that a relu, a reshape or an addition follows does not live until
+    backward. The walk goes ``depth`` nodes up through such nodes: a view that a layer puts
+    around its op (BatchNorm2d's reshapes and transposes) keeps the array it views alive
+    until the view itself is freed.
     """
     if inputs is None:  # freed by backward
         return
@@ -158,7 +160,8 @@ def _release_unread(inputs: tuple[Tensor, ...] | None, depth: int = 3) -> None:
             continue
         # (zero strides: released already, or a broadcast view with no memory of its own;
         # held by: this node's inputs, the local ``t`` and getrefcount's own argument)
-        if 0 not in data.strides and sys.getrefcount(t) == 2 + [u is t for u in inputs].count(True):
+        held = sys.getrefcount(t) - 2 - [u is t for u in inputs].count(True)
+        if not held and 0 not in data.strides:
             t.data = data = np.broadcast_to(np.zeros((), data.dtype), data.shape)
         if depth > 1 and 0 in data.strides and not _reads_inputs(op):
             _release_unread(t._inputs, depth - 1)
