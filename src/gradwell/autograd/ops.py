@@ -113,11 +113,10 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     # (this thread's grad mode and observers, each behind a test of a set: see recording)
     if True in needs and op.vjp is not None and (not no_grad_threads or _mode.enabled):
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
-        if not observing_threads:  # (inline, cheapest test first: it runs for every op)
+        if not observing_threads:  # (cheapest test first: it runs for every op)
             for a in inputs:
                 by = a._op
-                if (by is not None and "i" not in by.reads and by.reference is None
-                        and a.data.nbytes >= RELEASE_BYTES):  # fmt: skip
+                if by is not None and a.data.nbytes >= RELEASE_BYTES and not _reads_inputs(by):
                     _release_unread(a._inputs)
     else:
         result = Tensor(out)
