@@ -40,6 +40,8 @@ class Doctor(gw_doctor.Doctor):
     """
 
     probes_class = TorchProbes
+    #: whose words the remedies use (:mod:`gradwell.doctor.phrasing`)
+    framework = "torch"
 
     def __init__(
         self,
@@ -67,11 +69,11 @@ class Doctor(gw_doctor.Doctor):
         super().step(loss.detach() if isinstance(loss, torch.Tensor) else loss, inputs, targets)
 
     def audit(self, X: Any) -> None:
-        with speaking("torch"):
+        with speaking(self.framework):
             super().audit(numpy_of(X))
 
     def _safely(self, fn: Any, *args: Any) -> None:
-        with speaking("torch"):
+        with speaking(self.framework):
             super()._safely(fn, *args)
 
     def _preflight(self, X: Any, y: Any, batch_size: int | None) -> None:
