@@ -19,6 +19,8 @@ from gradwell.keras import DoctorCallback
 from gradwell.keras.replay import replay_nonfinite
 
 SEEDS = (0, 1)
+# (Keras' own np.array calls on numpy 2)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
 
 def test_import_gradwell_never_imports_keras_nor_torch():

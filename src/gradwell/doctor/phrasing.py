@@ -41,6 +41,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
+        "new_lr": "",  # (the sentence says it all: "lower the learning rate from 1 to 0.1")
     },
     "torch": {
         "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
@@ -72,9 +73,14 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
+        "new_lr": "",
     },
     "keras": {
-        "clip_grad_norm": "keras.optimizers.Adam(..., clipnorm={v}): the optimizer clips",
+        "clip_grad_norm": (
+            "pass clipnorm={v} to the Keras optimizer, e.g. keras.optimizers.SGD(..., "
+            "clipnorm={v}); it clips"
+        ),
+        "new_lr": ": keras.optimizers.{name}(learning_rate={lr})",
         "init_he": "kernel_initializer='he_normal' on the Dense or Conv2D layer",
         "init_xavier": "kernel_initializer='glorot_normal' on the Dense or Conv2D layer",
         "init_default": "the layer's default kernel_initializer='glorot_uniform'",
