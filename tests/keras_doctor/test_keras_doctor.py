@@ -5,6 +5,7 @@ same place as in gradwell (tests/doctor/test_acceptance.py) and PyTorch
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -30,6 +31,15 @@ def test_import_gradwell_never_imports_keras_nor_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_another_backend_is_refused_with_what_to_set():
+    env = {**os.environ, "KERAS_BACKEND": "numpy"}
+    out = subprocess.run([sys.executable, "-c", "import gradwell.keras"], capture_output=True,
+                         text=True, env=env)  # fmt: skip
+    assert out.returncode != 0
+    assert "needs Keras 3 on its torch backend (KERAS_BACKEND=torch" in out.stderr
+    assert "on 'numpy'" in out.stderr  # (Keras' numpy backend needs jax: either message)
 
 
 def remedies(doctor: DoctorCallback) -> str:
@@ -104,8 +114,12 @@ def test_relu_network_killed_by_a_high_learning_rate(data, widths, opt, separate
     f = dead[0]
     assert set(f.locations) <= set(relu_places(model))
     assert f.evidence["dead_fraction"] >= 0.3
-    lower = [a for a in f.actions if a["action"] == "scale_lr"]
-    assert lower and lower[0]["lr"][0] <= lr / 10
+    lower = [(r, a) for r, a in zip(f.remedies, f.actions) if a["action"] == "scale_lr"]
+    assert lower and lower[0][1]["lr"][0] <= lr / 10
+    name = {"sgd": "SGD", "adam": "Adam"}[opt]
+    assert lower[0][0].endswith(
+        f": keras.optimizers.{name}(learning_rate={lower[0][1]['lr'][0]:g})"
+    )
     assert any(f"replace ReLU at {f.where} with LeakyReLU" in r for r in f.remedies)
 
 
@@ -233,3 +247,8 @@ def test_batch_norm_statistics_validation_and_reports(tmp_path):
     assert set(trace.activations) == {"act"} and set(trace.signal) == {"hidden", "out"}
     assert "<html" in path.read_text()[:200].lower()
     assert "hidden/kernel" in doctor.report()
+    # the pre-flight probe ran one forward and backward (on copies of the variables)
+    probe = trace.setup["probe"]
+    assert "error" not in probe and 0.3 < probe["loss"] < 3 and probe["output_module"] == "out"
+    assert set(probe["layers"]) == {"hidden", "out"}
+    assert all(v["grad_rms"] > 0 and v["gain"] > 0 for v in probe["layers"].values())

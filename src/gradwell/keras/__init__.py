@@ -20,18 +20,16 @@ import sys
 if "keras" not in sys.modules:
     os.environ.setdefault("KERAS_BACKEND", "torch")
 
+_NEEDS = "gradwell.keras needs Keras 3 on its torch backend (KERAS_BACKEND=torch, set before "
+_NEEDS += "Keras is imported; pip install 'keras>=3' torch)"
 try:
     import keras
-except ImportError as e:  # pragma: no cover (the tests skip without Keras)
-    raise ImportError(
-        "gradwell.keras needs Keras 3 and PyTorch: pip install 'keras>=3' torch"
-    ) from e
+except ImportError as e:  # (another backend's framework missing, or no Keras)
+    backend = os.environ.get("KERAS_BACKEND")
+    raise ImportError(f"{_NEEDS}; importing Keras on {backend!r} failed: {e}") from e
 
 if not keras.__version__.startswith("3.") or keras.backend.backend() != "torch":
-    raise ImportError(
-        f"gradwell.keras needs Keras 3 on its torch backend (KERAS_BACKEND=torch, set before "
-        f"Keras is imported); got Keras {keras.__version__} on {keras.backend.backend()!r}"
-    )
+    raise ImportError(f"{_NEEDS}; got Keras {keras.__version__} on {keras.backend.backend()!r}")
 
 from .callback import Doctor, DoctorCallback  # noqa: E402
 

@@ -261,7 +261,11 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
         layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
                         "gain": o_rms / i_rms if i_rms > 0 else math.nan}  # fmt: skip
         if out.requires_grad:
-            out.register_hook(lambda g: layers[path].setdefault("grad_rms", _rms(g)))
+
+            def record(g: torch.Tensor) -> None:  # (a value returned would replace g)
+                layers[path].setdefault("grad_rms", _rms(g))
+
+            out.register_hook(record)
 
     def on_activation(path: str, out: Any) -> None:
         kind = prof.activations.get(path)
