@@ -21,6 +21,7 @@ import torch
 from ..doctor.check import AUDIT_ROWS
 from ..doctor.schedule import DEFAULT_SAMPLE_EVERY, MIN_SAMPLES_PER_EPOCH
 from ..torch.doctor import Doctor as TorchDoctor
+from ..torch.doctor import WatchedRun
 from ..torch.probes import numpy_of
 from .probes import KerasLoss, KerasProbes
 from .profile import learning_rate_of
@@ -68,7 +69,7 @@ class _Wrapped:
             delattr(self.owner, self.name)
 
 
-class DoctorCallback(keras.callbacks.Callback):
+class DoctorCallback(keras.callbacks.Callback, WatchedRun):
     """Watch ``model.fit`` with gradwell's doctor::
 
         from gradwell.keras import DoctorCallback
@@ -91,6 +92,8 @@ class DoctorCallback(keras.callbacks.Callback):
     samples at least 4 steps an epoch. Keras must run eagerly (``jit_compile=False``,
     the torch backend's default).
     """
+
+    how_to_watch = "pass it to model.fit(..., callbacks=[...])"
 
     def __init__(
         self, *, train_data: tuple[Any, Any] | None = None, save_html: Any = None, **options: Any
@@ -118,10 +121,10 @@ class DoctorCallback(keras.callbacks.Callback):
         if options.get("sample_every") is None and isinstance(steps, int) and steps > 0:
             options["sample_every"] = max(1, min(DEFAULT_SAMPLE_EVERY,
                                                  steps // MIN_SAMPLES_PER_EPOCH))  # fmt: skip
-        loss = model.loss if isinstance(model.loss, (str, keras.losses.Loss)) or callable(
-            model.loss) else None  # fmt: skip
-        self.doctor = Doctor(model, model.optimizer, loss=KerasLoss(loss) if loss else None,
-                             train_data=self.train_data, **options)  # fmt: skip
+        single = isinstance(model.loss, str) or callable(model.loss)  # (not one per output)
+        loss = KerasLoss(model.loss) if single else None
+        self.doctor = Doctor(model, model.optimizer, loss=loss, train_data=self.train_data,
+                             **options)  # fmt: skip
         self._audit_rows = [] if self.train_data is None else None
         self._wrap(model, model.optimizer)
 
@@ -187,25 +190,7 @@ class DoctorCallback(keras.callbacks.Callback):
             return
         if rows and (force or sum(len(r) for r in rows) >= AUDIT_ROWS[0]):
             self._audit_rows = None
-            self.doctor.audit(np.concatenate(rows))
-
-    # ------------------------------------------------------------------ the results
-    @property
-    def findings(self) -> list[Any]:
-        """The findings of the last fit, root causes first."""
-        return self.doctor.findings if self.doctor is not None else []
-
-    def report(self) -> str:
-        return self._watched().report()
-
-    def save_html(self, path: Any) -> str:
-        return self._watched().save_html(path)
-
-    def _watched(self) -> Doctor:
-        if self.doctor is None:
-            raise RuntimeError("DoctorCallback: no run watched yet; pass it to "
-                               "model.fit(..., callbacks=[...])")  # fmt: skip
-        return self.doctor
+            self.doctor._safely(self.doctor.audit, np.concatenate(rows))
 
 
 def _scalar(item: tuple[str, Any]) -> tuple[str, float | None]:

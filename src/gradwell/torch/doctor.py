@@ -98,5 +98,29 @@ class Doctor(gw_doctor.Doctor):
         return super().save_html(path)
 
 
+class WatchedRun:
+    """What a framework's training callback (Lightning's, Keras') gives once ``fit`` ran:
+    the findings and reports of its ``doctor``; ``how_to_watch`` says how to get one."""
+
+    doctor: Doctor | None = None
+    how_to_watch = ""
+
+    @property
+    def findings(self) -> list[Any]:
+        """The findings of the last fit, root causes first."""
+        return self.doctor.findings if self.doctor is not None else []
+
+    def report(self) -> str:
+        return self._watched().report()
+
+    def save_html(self, path: Any) -> str:
+        return self._watched().save_html(path)
+
+    def _watched(self) -> Doctor:
+        if self.doctor is None:
+            raise RuntimeError(f"{type(self).__name__}: no run watched yet; {self.how_to_watch}")
+        return self.doctor
+
+
 def _cpu(x: Any) -> Any:
     return x.detach().cpu() if isinstance(x, torch.Tensor) else x
