@@ -213,6 +213,26 @@ def test_unscaled_features_are_named(seed):
     assert "column x2" in f.remedies[0]
 
 
+@pytest.mark.filterwarnings("ignore:Gradients do not exist:UserWarning")  # (Keras: rate 1)
+def test_dropout_rate_one_and_a_missing_nonlinearity_are_named():
+    X, y, C = dataset("circle", 0)
+    model = mlp(X.shape[1], [32, 32], C, "relu", seed=0, dropout=1.0)
+    doctor = fit(model, X, y, optimizer("sgd", 0.05), epochs=3)
+    drops = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    f = doctor.findings[0]
+    assert f.kind == "dropout_misconfigured" and f.severity == "critical"
+    assert (
+        f.locations == drops and f.remedies[0] == f"set the Dropout rate at {f.where} from 1 to 0"
+    )
+    assert "dead_relu" not in kinds(doctor)
+    keras.utils.set_random_seed(0)
+    linear = keras.Sequential([keras.Input((2,)), keras.layers.Dense(16, name="a"),
+                               keras.layers.Dense(C, name="b")])  # fmt: skip
+    assert kinds(fit(linear, X, y, optimizer("sgd", 0.1), epochs=1)) == {
+        "missing_nonlinearity": ["a"]
+    }
+
+
 def test_the_doctor_never_changes_training():
     X, y, C = dataset("circle", 0)
     weights = []
