@@ -55,36 +55,35 @@ def _from_bf16(h: Any) -> Any:
 @_jit
 def _fp16(x: Any) -> Any:
     """float32 ``x`` to IEEE half bits: round to nearest, ties to even, with subnormals;
-    past the largest half (65504) it is infinite; NaN stays NaN."""
+    past the largest half (65504) it is infinite; NaN stays NaN. Without branches (each
+    case computed, one selected), so that the loops over it vectorise."""
     u = np.float32(x).view(np.uint32)
-    sign = (u >> np.uint32(16)) & np.uint32(0x8000)
     a = u & np.uint32(0x7FFFFFFF)
-    if a > np.uint32(0x7F800000):
-        h = np.uint32(0x7E00)
-    elif a >= np.uint32(0x477FF000):  # 65520 and up round to infinity
-        h = np.uint32(0x7C00)
-    elif a >= np.uint32(0x38800000):  # 2**-14 and up: a normal half
-        m = a - np.uint32(0x38000000)  # the exponent rebiased from 127 to 15
-        h = (m + np.uint32(0x0FFF) + ((m >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
-    else:  # subnormal: a multiple of 2**-24 (exact in float32), rounded to even
-        h = np.uint32(np.rint(np.abs(x) * np.float32(2.0**24)))
-    return np.uint16(h | sign)
+    # a normal half: the exponent rebiased from 127 to 15, the mantissa rounded to even
+    normal = (a + np.uint32(0xC8000FFF) + ((a >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+    # a subnormal one (below 2**-14): |x| + 0.5 puts the multiple of 2**-24 it rounds to
+    # (to even, by the float addition) in the low bits of 0.5
+    offset = np.float32(np.abs(np.float32(x)) + np.float32(0.5)).view(np.uint32)
+    h = offset - np.uint32(0x3F000000) if a < np.uint32(0x38800000) else normal
+    h = np.uint32(0x7C00) if a >= np.uint32(0x477FF000) else h  # 65520 and up: infinity
+    h = np.uint32(0x7E00) if a > np.uint32(0x7F800000) else h
+    return np.uint16(h | ((u >> np.uint32(16)) & np.uint32(0x8000)))
 
 
 @_jit
 def _from_fp16(h: Any) -> Any:
+    """IEEE half bits to float32, exactly; as :func:`_fp16`, without branches."""
     h = np.uint32(h)
-    sign = (h & np.uint32(0x8000)) << np.uint32(16)
-    e = (h >> np.uint32(10)) & np.uint32(0x1F)
-    m = h & np.uint32(0x3FF)
-    if e == 0:
-        magnitude = np.float32(np.float32(m) * np.float32(2.0**-24)).view(np.uint32)
-        return np.uint32(sign | magnitude).view(np.float32)
-    if e == 31:
-        return np.uint32(sign | np.uint32(0x7F800000) | (m << np.uint32(13))).view(np.float32)
-    return np.uint32(sign | ((e + np.uint32(112)) << np.uint32(23)) | (m << np.uint32(13))).view(
-        np.float32
-    )
+    shifted = (h & np.uint32(0x7FFF)) << np.uint32(13)  # exponent and mantissa in place
+    bits = shifted + np.uint32(112 << 23)  # a normal half: the exponent rebiased
+    # a subnormal one: 2**-14 * (1 + m / 1024) - 2**-14, exact and without denormals
+    sub = np.float32(
+        np.uint32(shifted + np.uint32(113 << 23)).view(np.float32) - np.float32(2.0**-14)
+    ).view(np.uint32)
+    exponent = h & np.uint32(0x7C00)
+    bits = sub if exponent == 0 else bits
+    bits = shifted + np.uint32(224 << 23) if exponent == np.uint32(0x7C00) else bits
+    return np.uint32(bits | ((h & np.uint32(0x8000)) << np.uint32(16))).view(np.float32)
 
 
 @_jit
