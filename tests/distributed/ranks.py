@@ -131,6 +131,45 @@ def equivalence(out):
     return result
 
 
+def compression(out):
+    """One backward per setting, on each rank's own batch: the averaged gradients, and
+    each rank's own (local) gradients, for the test to average itself."""
+    X, y = data()
+    xb, yb = gw.tensor(X[:B] * (1 + dist.rank())), gw.tensor(y[:B])
+    loss_fn = nn.CrossEntropyLoss()
+    alone = build(width=64)
+    loss_fn(alone(xb), yb).backward()
+    result = {"own": dist.all_gather_object([p.grad.data.tolist() for p in alone.parameters()])}
+    for compression in (None, "bf16", "fp16"):
+        for overlap in (True, False):
+            net = dist.DataParallel(
+                build(width=64), compression=compression, overlap=overlap, bucket_bytes=1024
+            )
+            loss_fn(net(xb), yb).backward()
+            grads = [p.grad.data.tobytes() for p in net.parameters()]
+            result[f"{compression} {overlap}"] = {
+                "grads": [p.grad.data.tolist() for p in net.parameters()],
+                "same_on_ranks": all(g == grads for g in dist.all_gather_object(grads)),
+                "sent": net.reducer.stats["bytes"],
+            }
+    # fit passes the option through: an epoch with bf16 lands near, not on, float32's
+    fitted = {}
+    for compression in (None, "bf16"):
+        model = build(width=64)
+        gw.fit(model, (X, y), loss="cross_entropy", optimizer=gw.optim.SGD(model.parameters(),
+               lr=0.1), epochs=1, batch_size=B, seed=0, verbose=0,
+               distributed={"compression": compression})  # fmt: skip
+        fitted[compression] = weights(model)
+    ours = fitted["bf16"]
+    result["fit"] = {
+        "same_on_ranks": all(
+            all(np.array_equal(a[k], ours[k]) for k in ours) for a in dist.all_gather_object(ours)
+        ),
+        "diffs": [float(np.max(np.abs(ours[k] - fitted[None][k]))) for k in ours],
+    }
+    return result
+
+
 def fit_and_resume(out):
     """fit(distributed=True) for 2 epochs with checkpoints; resume epoch 2 from the first."""
     X, y = data(seed=1)

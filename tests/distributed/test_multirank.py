@@ -110,6 +110,44 @@ def _the_job_doctor_reads_the_numbers_of_one_process(job):
     assert any(w["pinned_units"] for w in windows) and any(w["dead_units"] for w in windows)
 
 
+def test_compressed_gradients_are_the_average_to_the_formats_round_off(tmp_path):
+    """compression="bf16"/"fp16": within the format's round-off of the exact average,
+    exactly representable in it, the same bits on both ranks, half the bytes; without
+    compression the float32 average bit for bit (each rank's half, summed in float32)."""
+    job, result = run("compression", tmp_path)
+    assert job.returncode == 0, job.stderr
+    own = [[np.array(g, np.float32) for g in grads] for grads in result["own"]]
+    halves = [[g * np.float32(0.5) for g in grads] for grads in own]
+    float32_sum = [a + b for a, b in zip(*halves)]
+    for overlap in (True, False):
+        default = result[f"None {overlap}"]
+        assert default["same_on_ranks"]
+        for got, want in zip(default["grads"], float32_sum):
+            assert np.array_equal(np.array(got, np.float32), want)
+        # unit round-off, and fp16's spacing of its subnormals
+        formats = (("bf16", 2**-8, 0.0, None), ("fp16", 2**-11, 2**-24, np.float16))
+        for fmt, unit, tiny, dtype in formats:
+            r = result[f"{fmt} {overlap}"]
+            assert r["same_on_ranks"], fmt
+            assert r["sent"] * 2 == default["sent"]
+            changed = False
+            for got, a, b, want in zip(r["grads"], *own, float32_sum):
+                got = np.array(got, np.float32)
+                exact = (a.astype(np.float64) + b) / 2
+                # each half rounded once, their sum once more
+                bound = 2.01 * unit * (np.abs(a) + np.abs(b)) / 2 + tiny
+                assert np.all(np.abs(got - exact) <= bound), fmt
+                if dtype is None:  # bfloat16: the upper 16 bits of a float32
+                    assert not np.any(got.view(np.uint32) & 0xFFFF), fmt
+                else:
+                    assert np.array_equal(got.astype(dtype).astype(np.float32), got), fmt
+                changed |= not np.array_equal(got, want)
+            assert changed, f"{fmt}: no gradient differs from the float32 average"
+    fit = result["fit"]
+    assert fit["same_on_ranks"]
+    assert 0 < max(fit["diffs"]) < 0.05, fit["diffs"]
+
+
 def test_a_run_checkpointed_at_2_ranks_resumes_at_2_and_at_1(tmp_path):
     from distributed.ranks import B, build, data
 

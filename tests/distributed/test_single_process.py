@@ -130,6 +130,13 @@ def test_fit_distributed_in_one_process_is_plain_fit():
             epochs=1,
             distributed={"sync_bn": True},
         )
+    with pytest.raises(ValueError, match=r"fit: distributed: expected compression None, 'bf16' "
+                       r"or 'fp16' .*; got 'fp8'"):  # fmt: skip
+        model = _model()
+        opt = gw.optim.SGD(model.parameters(), lr=1)
+        gw.fit(
+            model, (X, y), loss="mse", optimizer=opt, epochs=1, distributed={"compression": "fp8"}
+        )
 
 
 def test_data_parallel_in_one_process_is_the_module_with_its_state_dict_keys():
@@ -142,6 +149,8 @@ def test_data_parallel_in_one_process_is_the_module_with_its_state_dict_keys():
     np.testing.assert_array_equal(net(x).data, module(x).data)
     with pytest.raises(TypeError, match="expected a gw.nn.Module; got list"):
         dist.DataParallel([module])
+    with pytest.raises(ValueError, match="DataParallel: expected compression None, 'bf16' or"):
+        dist.DataParallel(module, compression="float16")
 
 
 def test_sync_batchnorm_computes_batchnorm_when_the_other_ranks_add_nothing(monkeypatch):

@@ -23,6 +23,7 @@ from ..doctor import Doctor
 from ..train import metrics as _metrics
 from ..train.callbacks import Callback, CSVLogger, ModelCheckpoint
 from .collectives import all_gather_object, all_reduce, broadcast
+from .compression import check as check_compression
 from .diagnosis import JobTrace
 from .parallel import broadcast_buffers, replicate
 from .sampler import DistributedSampler
@@ -30,7 +31,7 @@ from .world import DistributedError, init, is_main, rank, world_size
 
 #: Callbacks that print or write files: rank 0 runs them, the other ranks leave them out.
 MAIN_ONLY: tuple[type, ...] = (ModelCheckpoint, CSVLogger)
-_OPTIONS = ("sync_batchnorm", "bucket_bytes", "overlap")
+_OPTIONS = ("sync_batchnorm", "bucket_bytes", "overlap", "compression")
 
 
 def _options(distributed: Any) -> dict[str, Any]:
@@ -43,6 +44,7 @@ def _options(distributed: Any) -> dict[str, Any]:
                 f"fit: unknown distributed option(s) {', '.join(unknown)}; expected "
                 f"{', '.join(_OPTIONS)}"
             )
+        check_compression(distributed.get("compression"), "fit: distributed")
         return dict(distributed)
     raise TypeError(
         f"fit: distributed must be True, False or a dict of options ({', '.join(_OPTIONS)}); "

@@ -10,6 +10,7 @@ from ..nn.module import Module
 from ..train.checkpoint import _generators
 from .batchnorm import convert_sync_batchnorm
 from .collectives import all_gather_object, broadcast
+from .compression import check as check_compression
 from .reducer import DEFAULT_BUCKET_BYTES, GradientReducer
 from .world import DistributedError, init, rank, world_size
 
@@ -86,6 +87,7 @@ def replicate(
     sync_batchnorm: bool = False,
     bucket_bytes: int = DEFAULT_BUCKET_BYTES,
     overlap: bool = True,
+    compression: str | None = None,
 ) -> GradientReducer | None:
     """Make ``model`` one replica of a data-parallel job, in place.
 
@@ -99,6 +101,7 @@ def replicate(
         raise TypeError(
             f"DataParallel: expected sync_batchnorm True or False; got {sync_batchnorm!r}"
         )
+    check_compression(compression)
     if world_size() == 1:
         return None
     check_same_model(model)
@@ -106,7 +109,7 @@ def replicate(
     _reseed_generators(model)
     if sync_batchnorm:
         convert_sync_batchnorm(model)
-    return GradientReducer(list(model.parameters()), bucket_bytes, overlap)
+    return GradientReducer(list(model.parameters()), bucket_bytes, overlap, compression)
 
 
 class DataParallel(Module):
@@ -117,6 +120,9 @@ class DataParallel(Module):
     over the ranks (in buckets, all-reduced from the gradient hooks while backward
     still runs; ``overlap=False``: blocking, see :class:`GradientReducer`), so an
     optimizer stepping on each rank keeps the replicas identical.
+    ``compression="bf16"`` (or ``"fp16"``) all-reduces the gradients rounded to that
+    16-bit format, as DDP's ``bf16_compress_hook``: half the bytes, and every gradient
+    off by the format's round-off (the same on every rank; off by default).
     BatchNorm normalises each rank's batch (as PyTorch's DDP) unless
     ``sync_batchnorm=True`` (statistics of all ranks' batches together). Dropout
     masks differ between ranks, reproducibly. Each training forward starts from rank 0's
@@ -141,13 +147,18 @@ class DataParallel(Module):
         sync_batchnorm: bool = False,
         bucket_bytes: int = DEFAULT_BUCKET_BYTES,
         overlap: bool = True,
+        compression: str | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(module, Module):
             raise TypeError(f"DataParallel: expected a gw.nn.Module; got {type(module).__name__}")
         self.module = module
         self.reducer = replicate(
-            module, sync_batchnorm=sync_batchnorm, bucket_bytes=bucket_bytes, overlap=overlap
+            module,
+            sync_batchnorm=sync_batchnorm,
+            bucket_bytes=bucket_bytes,
+            overlap=overlap,
+            compression=compression,
         )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:

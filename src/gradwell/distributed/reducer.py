@@ -37,22 +37,29 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from .collectives import _watchdog, broadcast, wait
+from .compression import check as check_compression
+from .compression import decode, encode, sum_op
 from .world import _world, world_size
 
 DEFAULT_BUCKET_BYTES = 1 << 20
 
 
 class _Bucket:
-    __slots__ = ("buffer", "params", "slots", "filled", "request")
+    """One flat array of averaged gradients (``buffer``; ``slots`` are its views, one per
+    parameter) and what travels (``wire``: the buffer itself, or its 16-bit copy)."""
 
-    def __init__(self, params: list[Any]) -> None:
+    __slots__ = ("buffer", "wire", "params", "spans", "slots", "filled", "request")
+
+    def __init__(self, params: list[Any], compression: str | None) -> None:
         dtype = params[0].data.dtype
         sizes = [p.data.size for p in params]
         self.buffer = np.zeros(sum(sizes), dtype=dtype)
+        self.wire = self.buffer if compression is None else np.zeros(sum(sizes), np.uint16)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         self.params = params
+        self.spans = list(zip(offsets, offsets[1:]))
         self.slots = [
-            self.buffer[a:b].reshape(p.data.shape) for a, b, p in zip(offsets, offsets[1:], params)
+            self.buffer[a:b].reshape(p.data.shape) for (a, b), p in zip(self.spans, params)
         ]
         self.filled = 0
         self.request: Any = None
@@ -86,18 +93,27 @@ class GradientReducer:
     starting all-reduces (``issue``), between the first bucket's start and the end of
     backward (``window``: the backward time communication can hide behind), waiting
     for them after backward (``wait``: the part of communication not hidden, with the
-    averaging), the gradient bytes all-reduced (``bytes``) and of those, the bytes
-    whose all-reduce had already finished when backward did (``hidden``), and the steps.
+    averaging), the gradient bytes all-reduced (``bytes``, as they travel: half of them
+    with ``compression``) and of those, the bytes whose all-reduce had already finished
+    when backward did (``hidden``), and the steps.
+
+    ``compression="bf16"`` or ``"fp16"`` all-reduces the gradients rounded to that 16-bit
+    format (see :mod:`.compression`); None, the default, all-reduces them as they are.
     """
 
     def __init__(
-        self, params: list[Any], bucket_bytes: int = DEFAULT_BUCKET_BYTES, overlap: bool = True
+        self,
+        params: list[Any],
+        bucket_bytes: int = DEFAULT_BUCKET_BYTES,
+        overlap: bool = True,
+        compression: str | None = None,
     ) -> None:
         if not isinstance(bucket_bytes, int) or bucket_bytes < 1:
             raise ValueError(f"DataParallel: expected bucket_bytes >= 1; got {bucket_bytes!r}")
         if not isinstance(overlap, bool):
             raise TypeError(f"DataParallel: expected overlap True or False; got {overlap!r}")
         self.overlap = overlap
+        self.compression = check_compression(compression)
         self._scale = 1.0 / world_size()
         self.params = [p for p in params if p.requires_grad]
         self.bucket_bytes = bucket_bytes
@@ -122,12 +138,12 @@ class GradientReducer:
             if current and (
                 size + p.data.nbytes > self.bucket_bytes or p.data.dtype != current[0].data.dtype
             ):
-                self.buckets.append(_Bucket(current))
+                self.buckets.append(_Bucket(current, self.compression))
                 current, size = [], 0
             current.append(p)
             size += p.data.nbytes
         if current:
-            self.buckets.append(_Bucket(current))
+            self.buckets.append(_Bucket(current, self.compression))
         self._where = {id(p): (b, i) for b in self.buckets for i, p in enumerate(b.params)}
 
     def _regroup(self) -> None:
@@ -144,6 +160,11 @@ class GradientReducer:
             self._fill([self.params[k] for k in order])
 
     @property
+    def op(self) -> Any:
+        """The MPI operation that sums the buckets as they travel."""
+        return _world.MPI.SUM if self.compression is None else sum_op(self.compression)
+
+    @property
     def pending(self) -> bool:
         """Whether some gradients of the current step have not been averaged yet."""
         return self._ready > 0
@@ -158,7 +179,11 @@ class GradientReducer:
         if before is not None and np.may_share_memory(before.data, bucket.buffer):
             # the last step's average, still in the bucket: keep it for accumulation
             before = p.grad = Tensor(before.data.copy())
-        np.multiply(grad.data, self._scale, out=bucket.slots[i])
+        if self.compression is None:
+            np.multiply(grad.data, self._scale, out=bucket.slots[i])
+        else:
+            a, b = bucket.spans[i]
+            encode(self.compression, grad.data, self._scale, bucket.wire[a:b])
         self._previous[id(p)] = before
         bucket.filled += 1
         self._ready += 1
@@ -169,7 +194,7 @@ class GradientReducer:
         return None
 
     def _start_full_buckets(self) -> None:
-        MPI = _world.MPI
+        MPI, op = _world.MPI, self.op
         buckets = self.buckets
         while self._next < len(buckets) and buckets[self._next].filled == len(
             buckets[self._next].params
@@ -178,10 +203,10 @@ class GradientReducer:
             if self._next == 0:
                 self._first_start = time.perf_counter()
             if self.overlap:
-                b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+                b.request = _world.comm.Iallreduce(MPI.IN_PLACE, b.wire, op)
             else:
                 with _watchdog.guard("the gradient all-reduce"):
-                    _world.comm.Allreduce(MPI.IN_PLACE, b.buffer, MPI.SUM)
+                    _world.comm.Allreduce(MPI.IN_PLACE, b.wire, op)
             self._next += 1
         started = [b.request for b in buckets[: self._next] if b.request is not None]
         if started:
@@ -204,18 +229,21 @@ class GradientReducer:
             if bucket.filled < len(bucket.params):
                 for i, p in enumerate(bucket.params):
                     if id(p) not in self._previous:  # no gradient this step: zero
-                        bucket.slots[i][...] = 0
+                        a, b = bucket.spans[i]
+                        bucket.wire[a:b] = 0  # +0.0 in every format
                         self._previous[id(p)] = p.grad
                 bucket.filled = len(bucket.params)
         self._start_full_buckets()
         for b in self.buckets:
-            self.stats["bytes"] += b.buffer.nbytes
+            self.stats["bytes"] += b.wire.nbytes
             if b.request is not None and b.request.Test():
-                self.stats["hidden"] += b.buffer.nbytes
+                self.stats["hidden"] += b.wire.nbytes
         wait([b.request for b in self.buckets if b.request is not None], "the gradient all-reduce")
         result = None
         for bucket in self.buckets:
             bucket.request, bucket.filled = None, 0
+            if self.compression is not None:
+                decode(self.compression, bucket.wire, bucket.buffer)
             for p, slot in zip(bucket.params, bucket.slots):
                 if p is last:
                     result = slot  # backward copies it (a view) or adds it to .grad
