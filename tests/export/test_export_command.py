@@ -87,3 +87,16 @@ def test_export_refusals(tmp_path, capsys):
     assert main(["export", str(tmp_path / "cnn.safetensors"), str(out), "--input-shape", "1,4,4",
                  "--check", str(tmp_path / "any.csv")]) == 2  # fmt: skip
     assert "--check needs a model written by gradwell train" in capsys.readouterr().err
+
+
+def test_import_gradwell_leaves_onnx_until_an_export():
+    # onnx takes seconds to import: every process (each MPI rank, each CLI call) would pay it
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gradwell; print('onnx' in sys.modules); "
+        "import gradwell.export; print('onnx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

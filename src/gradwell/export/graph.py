@@ -1,20 +1,16 @@
 """A small builder for ONNX graphs: unique names, constants, nodes, typed inputs and outputs.
 
-The ``onnx`` package is optional (``pip install onnx``): this module imports without it,
-and :class:`Graph` says what to install when it is missing.
+The ``onnx`` package is optional (``pip install onnx``) and imported on first use, not
+with gradwell (it takes seconds to import): :class:`Graph` says what to install when it
+is missing.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
-
-try:
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-except ImportError:  # export is optional; everything else in gradwell works without onnx
-    onnx = None  # type: ignore[assignment]
 
 #: The ONNX operator set the graphs use (17: LayerNormalization; ReduceMean's axes an attribute).
 OPSET = 17
@@ -30,24 +26,31 @@ class ExportError(ValueError):
     """A model, layer or preprocessing step that cannot be written as ONNX, and why."""
 
 
-def _require_onnx() -> None:
-    if onnx is None:
-        raise ImportError("ONNX export needs the onnx package: pip install onnx")
+@functools.cache
+def _onnx() -> Any:
+    """The ``onnx`` module, with its helpers loaded."""
+    try:
+        import onnx
+        import onnx.checker
+        import onnx.helper
+        import onnx.numpy_helper
+    except ImportError:  # export is optional; everything else in gradwell works without onnx
+        raise ImportError("ONNX export needs the onnx package: pip install onnx") from None
+    return onnx
 
 
 def element_type(dtype: Any) -> int:
     """The ONNX element type of a numpy dtype (float32, float64, int64, bool, text)."""
-    _require_onnx()
+    onnx = _onnx()
     dtype = np.dtype(dtype)
     if dtype.kind in "OUS":
-        return int(TensorProto.STRING)
-    return int(helper.np_dtype_to_tensor_dtype(dtype))
+        return int(onnx.TensorProto.STRING)
+    return int(onnx.helper.np_dtype_to_tensor_dtype(dtype))
 
 
 def tensor(array: np.ndarray, name: str = "") -> Any:
     """An ``onnx.TensorProto`` holding ``array`` (for an attribute or an initializer)."""
-    _require_onnx()
-    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+    return _onnx().numpy_helper.from_array(np.ascontiguousarray(array), name)
 
 
 class Graph:
@@ -61,7 +64,7 @@ class Graph:
     """
 
     def __init__(self) -> None:
-        _require_onnx()
+        _onnx()
         self.nodes: list[Any] = []
         self.constants: list[Any] = []
         self.inputs: list[Any] = []
@@ -91,7 +94,7 @@ class Graph:
            domain: str = "", **attributes: Any) -> str:  # fmt: skip
         """Append a node with one output; returns the output's name."""
         out = self.name(hint or op_type.lower())
-        node = helper.make_node(
+        node = _onnx().helper.make_node(
             op_type, inputs, [out], name=self.name(f"{out}/{op_type}"), domain=domain, **attributes
         )
         self.nodes.append(node)
@@ -107,15 +110,19 @@ class Graph:
     def output(self, value: str, name: str, dtype: Any, shape: tuple[int | None, ...]) -> None:
         """Expose ``value`` as the graph output ``name``."""
         name = self.name(name)
-        self.nodes.append(helper.make_node("Identity", [value], [name], name=f"{name}/Identity"))
+        self.nodes.append(
+            _onnx().helper.make_node("Identity", [value], [name], name=f"{name}/Identity")
+        )
         self._declare(self.outputs, name, dtype, shape)
 
     def _declare(self, where: list[Any], name: str, dtype: Any, shape: tuple[Any, ...]) -> None:
         dims = [BATCH if d is None else int(d) for d in shape]
-        where.append(helper.make_tensor_value_info(name, element_type(dtype), dims))
+        where.append(_onnx().helper.make_tensor_value_info(name, element_type(dtype), dims))
 
     def model(self, name: str = "gradwell", metadata: dict[str, str] | None = None) -> Any:
         """The checked ``onnx.ModelProto``."""
+        onnx = _onnx()
+        helper = onnx.helper
         graph = helper.make_graph(
             self.nodes, name, self.inputs, self.outputs, initializer=self.constants
         )
