@@ -23,10 +23,6 @@ from ..autograd.tensor import Tensor
 from ..nn.fused import fuse
 from ..nn.module import Module
 
-# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot, and
-# which inputs need a gradient (None: the op was not recorded).
-PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int, Any]
-
 
 class NotReplayable(Exception):
     """A recorded call that a plan could not reproduce; the message says which op and why."""
@@ -34,9 +30,10 @@ class NotReplayable(Exception):
 
 class Plan:
     """The ops of one recorded call over slots: the arguments, then the tensors from
-    outside, then one per op in the order they ran."""
+    outside, then one per op in the order they ran. A step is ``(op, attrs, input slots,
+    output slot, needs)``: which inputs need a gradient (None: the op was not recorded)."""
 
-    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs", "_requires", "_replay")
+    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs", "requires", "replay")
 
     def __init__(self, args: Sequence[Tensor], tape: Sequence[Step], outputs: Sequence[Tensor]):
         made = {id(s.output) for s in tape}  # the tape keeps them alive: ids stay unique
@@ -48,7 +45,7 @@ class Plan:
             slot[id(t)] = len(slot)
             self.outside.append(t)
         shapes = [t.shape for t in (*args, *self.outside)]
-        steps: list[PlanStep] = []
+        steps: list[tuple[Primitive, dict[str, Any], tuple[int, ...], int, Any]] = []
         for s in tape:
             if s.output._hooks:
                 raise NotReplayable(f"the output of op '{s.op.name}' has a gradient hook")
@@ -60,21 +57,8 @@ class Plan:
             raise NotReplayable("an output is not a tensor the call's ops made or read")
         self.outputs = [slot[id(t)] for t in outputs]
         self.steps, self.shapes = fuse(steps, self.outputs), shapes
-        self._requires = [t.requires_grad for t in self.outside]
-        self._replay: Any = None
-
-    def run(self, args: Sequence[Any]) -> tuple[Any, ...]:
-        """Replay on argument arrays: the forwards, then the VJPs in reverse; gradients of
-        the last output go through the outside tensors' hooks to their ``.grad``, each as
-        soon as it is complete. Returns the output arrays."""
-        if self._replay is None:
-            self._replay = compile_replay(self)
-        leaves = [t for t in self.outside if t.requires_grad]
-        arrays = [t.data for t in self.outside]
-        return self._replay(leaves, set(), *args, *arrays)  # type: ignore[no-any-return]
-
-    def requires_grad_unchanged(self) -> bool:
-        return [t.requires_grad for t in self.outside] == self._requires
+        self.requires = [t.requires_grad for t in self.outside]  # what the replay assumes
+        self.replay: Any = None  # compiled once two recordings agree
 
     def same_as(self, other: Plan) -> str | None:
         """None if ``other`` replays the same computation; else what differs, in words."""
@@ -153,9 +137,13 @@ class CompiledStep:
             self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if isinstance(entry, Plan) and not self._observed(x, y) and entry.requires_grad_unchanged():
+        if (
+            isinstance(entry, Plan)
+            and not self._observed(x, y)
+            and entry.requires == [t.requires_grad for t in entry.outside]
+        ):
             self.replays += 1
-            outputs, loss = entry.run((x.data, y.data))
+            outputs, loss = entry.replay(x.data, y.data)
             return Tensor(outputs), Tensor(loss)
         outputs, loss = self._record(key, entry, x, y)
         loss.backward()
@@ -198,6 +186,7 @@ class CompiledStep:
                 warnings.warn(why, RuntimeWarning, stacklevel=3)
             self.fallback_reason = difference
         elif isinstance(entry, tuple):
+            new.replay = compile_replay(new)
             self._plans[key] = new
         else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
             if len(self._plans) >= 8:
