@@ -290,14 +290,12 @@ def run_backward(
 
 def compile_replay(p: Any) -> Any:
     """A compiled step's plan (:class:`gradwell.train.compiled.Plan`) as one straight-line
-    function ``replay(*arrays)`` of the argument arrays, as torch.fx emits code: the
-    forwards, then this interpreter's work for each step on a path from the loss, in its
-    order (reverse creation order, inputs in order), each contribution summed by
-    :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds slot
-    j's array, ``g<j>`` its gradient. Each outside tensor's gradient goes to
-    :func:`hand_out` (its hooks, then ``.grad``) right after the last step that adds to
-    it, as backward() does with a hooked leaf, and each array is let go after its last
-    use, as backward() frees the graph behind it. Returns the output arrays."""
+    function of the argument arrays that returns the output arrays: the forwards, then this
+    interpreter's work for each step on a path from the loss, in its order, each
+    contribution summed by :func:`accumulate` (so the numbers are backward()'s bit for bit)
+    and each outside tensor's gradient handed out (:func:`hand_out`) right after the last
+    step that adds to it. ``s<j>`` holds slot j's array, ``g<j>`` its gradient; each name is
+    deleted after its last use, as backward() frees the graph behind it."""
     n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
     ns: dict[str, Any] = {"F": ArrayF, "acc": accumulate, "sum_to": ArrayF.sum_to, "hand": hand_out,
                           "outside": p.outside, "ones": np.ones}  # fmt: skip
@@ -306,7 +304,8 @@ def compile_replay(p: Any) -> Any:
         ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
         call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
         body.append(f"s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
-    forwards, reached = len(body), {loss}
+    body.append(f"g{loss} = ones({p.shapes[loss]}, s{loss}.dtype)")
+    reached = {loss}
     for i in range(len(p.steps) - 1, -1, -1):
         op, _, ins, j, needs = p.steps[i]
         if needs is None or j not in reached:
@@ -321,13 +320,12 @@ def compile_replay(p: Any) -> Any:
                 add = f"g{k} = acc(g{k}, r[{pos}], {p.shapes[k]}, sum_to)"
                 lines.append(f"    if r[{pos}] is not None: {add}")
         body.append("\n".join(lines))
-    body.insert(forwards, f"{' = '.join(f'g{k}' for k in sorted(reached))} = None\n"
-                          f"g{loss} = ones({p.shapes[loss]}, s{loss}.dtype)")  # fmt: skip
     # Each name's last use, read off the code: a leaf's gradient is complete there.
     names = [set(re.findall(r"\b(?:s|g|saved)\d+\b", text)) for text in body]
     last = {name: t for t, used in enumerate(names) for name in used}
     returned = {f"s{k}" for k in p.outputs}
-    code = [f"def replay({', '.join(f's{k}' for k in range(p.n_args))}):", "    handed_out = set()"]
+    code = [f"def replay({', '.join(f's{k}' for k in range(p.n_args))}):", "    handed_out = set()",
+            f"    {' = '.join(f'g{k}' for k in sorted(reached))} = None"]  # fmt: skip
     for t, text in enumerate(body):
         code.append("    " + text.replace("\n", "\n    "))
         code += [f"    if g{k} is not None: hand(outside[{k - p.n_args}], g{k}, handed_out)"
