@@ -7,7 +7,7 @@ import pytest
 from autograd.op_cases import CASES, make_inputs
 
 import gradwell as gw
-from gradwell.autograd.ops import REGISTRY
+from gradwell.autograd.ops import REGISTRY, UNARY
 
 try:  # fused ops registered by other subpackages join the registry when imported
     import gradwell.nn  # noqa: F401
@@ -69,3 +69,35 @@ def test_float32_in_float32_out(name):
     out.sum().backward()
     for t in inputs:
         assert t.grad is None or t.grad.dtype == np.float32, f"{name} backward gave {t.grad.dtype}"
+
+
+_ROW_ATTRS = {  # the unary rows that take attrs
+    "clip": {"min": 0, "max": 1},
+    "leaky_relu": {"negative_slope": 0.1},
+    "elu": {"alpha": 1.0},
+    "softplus": {"beta": 1.0, "threshold": 20.0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_each_unary_row_gives_the_dtype_its_row_declares(name):
+    """A "float" row computes integers and booleans in float32 (int8 too, where numpy's
+    ufuncs give float16); a "same" row keeps the input's dtype; floats stay what they are."""
+    rule = UNARY[name][1]
+    dtypes = ["int8", "int32", "int64", "float32", "float64"] + (
+        ["bool"] if rule == "float" else []
+    )
+    for dtype in dtypes:
+        with np.errstate(all="ignore"):
+            out = REGISTRY[name](
+                gw.Tensor(np.array([1, 2], dtype=dtype)), **_ROW_ATTRS.get(name, {})
+            )
+        expected = "float32" if rule == "float" and dtype[0] != "f" else dtype
+        assert out.dtype == np.dtype(expected), (name, dtype, out.dtype)
+
+
+def test_the_namespaces_carry_every_unary_row():
+    """First-order VJPs (ArrayF) and create_graph ones (TensorF) see the same primitives."""
+    for name, (forward, _) in UNARY.items():
+        assert getattr(gw.autograd.ops.ArrayF, name) is forward
+        assert getattr(gw.autograd.ops.TensorF, name) is REGISTRY[name]

@@ -21,6 +21,7 @@ of the graph, done only in a backward that reaches a leaf with hooks.
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -288,57 +289,52 @@ def run_backward(
 
 
 def compile_replay(p: Any) -> Any:
-    """A compiled step's plan (:class:`gradwell.train.compiled.Plan`: steps ``(op, attrs,
-    input slots, output slot, needs)`` over slots) as one straight-line function, as
-    torch.fx emits code: the forwards, then this interpreter's work for each recorded
-    step in its order (reverse creation order, inputs in order), each contribution summed
-    by :func:`accumulate`, so the numbers are backward()'s bit for bit. ``s<j>`` holds
-    slot j's array, ``g<j>`` its gradient; ``replay(leaves, handed_out, *arrays)``
-    returns the output arrays, and hands the gradient of each outside tensor that
-    requires grad (``leaves``) to :func:`hand_out` (its hooks, then ``.grad``) right
-    after the last step that adds to it, as backward() does with a hooked leaf."""
+    """A compiled step's plan (:class:`gradwell.train.compiled.Plan`) as one straight-line
+    function of the argument arrays that returns the output arrays: the forwards, then this
+    interpreter's work for each step on a path from the loss, in its order, each
+    contribution summed by :func:`accumulate` (so the numbers are backward()'s bit for bit)
+    and each outside tensor's gradient handed out (:func:`hand_out`) right after the last
+    step that adds to it. ``s<j>`` holds slot j's array, ``g<j>`` its gradient; each name is
+    deleted after its last use, as backward() frees the graph behind it."""
     n_in, loss = p.n_args + len(p.outside), p.outputs[-1]
-    ns: dict[str, Any] = {"F": ArrayF, "ones": np.ones, "acc": accumulate, "sum_to": ArrayF.sum_to,
-                          "hand": hand_out}  # fmt: skip
-    lines = [f"def replay(leaves, handed_out, {', '.join(f's{j}' for j in range(n_in))}):"]
+    ns: dict[str, Any] = {"F": ArrayF, "acc": accumulate, "sum_to": ArrayF.sum_to, "hand": hand_out,
+                          "outside": p.outside, "ones": np.ones}  # fmt: skip
+    body = [f"s{k} = outside[{k - p.n_args}].data" for k in range(p.n_args, n_in)]
     for i, (op, attrs, ins, j, _) in enumerate(p.steps):
         ns[f"f{i}"], ns[f"k{i}"] = op.forward, attrs
         call = ", ".join([f"s{k}" for k in ins] + ([f"**k{i}"] if attrs else []))
-        lines.append(f"    s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
-    reached = {loss}  # the slots a gradient can reach: the loss, and inputs recorded ops need
-    for _, _, ins, j, needs in reversed(p.steps):
-        if needs is not None and j in reached:
-            reached.update(k for k, need in zip(ins, needs) if need)
-    leaves = [p.n_args + i for i, t in enumerate(p.outside) if t.requires_grad]
-    last_use: dict[int, int] = {}  # leaf slot -> the step after which its gradient is complete
-    for i, (_, _, ins, j, needs) in enumerate(p.steps):
-        if needs is not None and j in reached:
-            for k, need in zip(ins, needs):
-                if need and k not in last_use:
-                    last_use[k] = i
-    ns["loss_shape"] = p.shapes[loss]
-    lines += [f"    {' = '.join(f'g{j}' for j in sorted(reached))} = None",
-              f"    g{loss} = ones(loss_shape, s{loss}.dtype)"]  # fmt: skip
+        body.append(f"s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
+    body.append(f"g{loss} = ones({p.shapes[loss]}, s{loss}.dtype)")
+    reached = {loss}
     for i in range(len(p.steps) - 1, -1, -1):
-        op, attrs, ins, j, needs = p.steps[i]
-        if needs is not None and j in reached:
-            ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs
-            kw = f"{{**k{i}, 'saved': saved{i}}}" if op.saves else f"k{i}"
-            datas = "".join(f"s{k}, " for k in ins)
-            lines += [
-                f"    if g{j} is not None:",
-                f"        r = b{i}(F, g{j}, s{j}, ({datas}), n{i}, {kw})",
-            ]
-            for pos, k in enumerate(ins):
-                if needs[pos]:
-                    ns[f"shape{k}"] = p.shapes[k]
-                    add = f"g{k} = acc(g{k}, r[{pos}], shape{k}, sum_to)"
-                    lines.append(f"        if r[{pos}] is not None: {add}")
-            for n, k in enumerate(leaves):
-                if last_use.get(k) == i:
-                    lines.append(f"    if g{k} is not None: hand(leaves[{n}], g{k}, handed_out)")
-    lines.append(f"    return ({''.join(f's{j}, ' for j in p.outputs)})")
-    exec(compile("\n".join(lines), "<gradwell replay>", "exec"), ns)
+        op, _, ins, j, needs = p.steps[i]
+        if needs is None or j not in reached:
+            continue
+        ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs
+        kw = f"{{**k{i}, 'saved': saved{i}}}" if op.saves else f"k{i}"
+        datas = "".join(f"s{k}, " for k in ins)
+        lines = [f"if g{j} is not None:", f"    r = b{i}(F, g{j}, s{j}, ({datas}), n{i}, {kw})"]
+        for pos, k in enumerate(ins):
+            if needs[pos]:
+                reached.add(k)
+                add = f"g{k} = acc(g{k}, r[{pos}], {p.shapes[k]}, sum_to)"
+                lines.append(f"    if r[{pos}] is not None: {add}")
+        body.append("\n".join(lines))
+    # Each name's last use, read off the code: a leaf's gradient is complete there.
+    names = [set(re.findall(r"\b(?:s|g|saved)\d+\b", text)) for text in body]
+    last = {name: t for t, used in enumerate(names) for name in used}
+    returned = {f"s{k}" for k in p.outputs}
+    code = [f"def replay({', '.join(f's{k}' for k in range(p.n_args))}):", "    handed_out = set()",
+            f"    {' = '.join(f'g{k}' for k in sorted(reached))} = None"]  # fmt: skip
+    for t, text in enumerate(body):
+        code.append("    " + text.replace("\n", "\n    "))
+        code += [f"    if g{k} is not None: hand(outside[{k - p.n_args}], g{k}, handed_out)"
+                 for k in range(p.n_args, n_in) if last.get(f"g{k}") == t]  # fmt: skip
+        dead = sorted(name for name in names[t] if last[name] == t and name not in returned)
+        if dead:
+            code.append(f"    del {', '.join(dead)}")
+    code.append(f"    return ({''.join(f's{k}, ' for k in p.outputs)})")
+    exec(compile("\n".join(code), "<gradwell replay>", "exec"), ns)
     return ns["replay"]
 
 

@@ -329,101 +329,6 @@ def _(F, g, out, ins, needs, attrs):
     return ga, gb
 
 
-@primitive("neg", reads="")
-def neg(a: Any) -> Any:
-    """-a."""
-    return -a
-
-
-@neg.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (-g,)
-
-
-@primitive("abs", reads="i")
-def abs(a: Any) -> Any:
-    """|a|. Convention: d|a|/da = 0 at a = 0."""
-    return np.abs(a)
-
-
-@abs.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * F.sign(ins[0]),)
-
-
-@primitive("exp", reads="o")
-def exp(a: Any) -> Any:
-    """e ** a."""
-    return np.exp(a)
-
-
-@exp.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * out,)
-
-
-@primitive("log", reads="i")
-def log(a: Any) -> Any:
-    """Natural logarithm."""
-    return np.log(a)
-
-
-@log.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g / ins[0],)
-
-
-@primitive("log1p", reads="i")
-def log1p(a: Any) -> Any:
-    """log(1 + a), accurate for small a."""
-    return np.log1p(a)
-
-
-@log1p.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g / (1 + ins[0]),)
-
-
-@primitive("sqrt", reads="o")
-def sqrt(a: Any) -> Any:
-    """Square root."""
-    return np.sqrt(a)
-
-
-@sqrt.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g / (2 * out),)
-
-
-@primitive("erf", reads="i")
-def erf(a: Any) -> Any:
-    """The Gauss error function."""
-    return _erf(a)
-
-
-@erf.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g * (2 / math.sqrt(math.pi)) * F.exp(-(a * a)),)
-
-
-@primitive("clip", reads="i")
-def clip(a: Any, *, min: Any, max: Any) -> Any:
-    """Limit a to [min, max] (either may be None). Gradient 1 where min <= a <= max."""
-    return np.clip(a, min, max)
-
-
-@clip.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    lo, hi = attrs["min"], attrs["max"]
-    if lo is not None:
-        g = F.where(a < lo, 0.0, g)
-    if hi is not None:
-        g = F.where(a > hi, 0.0, g)
-    return (g,)
-
-
 def _tie_vjp(F: Any, g: Any, a: Any, b: Any, a_wins: Any) -> tuple[Any, Any]:
     """maximum/minimum: the winner takes the gradient; an exact tie splits it in half."""
     tie = a == b
@@ -485,18 +390,29 @@ def _(F, g, out, ins, needs, attrs):
 
 
 # ---------------------------------------------------------------------------
-# Activations.
+# Unary elementwise primitives, one row each.
+
+UNARY: dict[str, tuple[Callable[..., Any], str]] = {}  # name -> (array function, dtype rule)
 
 
-@primitive("tanh", reads="o")
-def tanh(a: Any) -> Any:
-    """Hyperbolic tangent."""
-    return np.tanh(a)
+def unary(
+    name: str, forward: Callable[..., Any], vjp: Callable[..., Any], reads: str, dtype: str,
+    doc: str,
+) -> Primitive:  # fmt: skip
+    """A primitive from its row: ``forward(a, **attrs)`` on an array; ``vjp(F, g, a, out,
+    **attrs)``, the input's gradient from the output's ``g``; ``reads`` as for
+    :func:`primitive`; ``dtype`` the result's: "float" computes an integer or boolean input
+    in float32 (the default float, as PyTorch), "same" keeps the input's dtype. Both
+    namespaces get it under its name: ``ArrayF`` the array function, ``TensorF`` the op."""
 
+    def in_float(a: Any, **attrs: Any) -> Any:
+        return forward(a if a.dtype.kind in "fc" else a.astype(np.float32), **attrs)
 
-@tanh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * (1 - out * out),)
+    op = primitive(name, reads=reads)(forward if dtype == "same" else in_float)
+    op.__doc__ = doc
+    op.defvjp(lambda F, g, out, ins, needs, attrs: (vjp(F, g, ins[0], out, **attrs),))
+    UNARY[name] = (forward, dtype)
+    return op
 
 
 def _sigmoid_array(a: Any) -> Any:
@@ -504,79 +420,84 @@ def _sigmoid_array(a: Any) -> Any:
     return 0.5 + 0.5 * np.tanh(0.5 * a)
 
 
-@primitive("sigmoid", reads="o")
-def sigmoid(a: Any) -> Any:
-    """The logistic function 1 / (1 + e ** -a)."""
-    return _sigmoid_array(a)
-
-
-@sigmoid.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * out * (1 - out),)
-
-
-@primitive("relu", reads="o")
-def relu(a: Any) -> Any:
-    """max(a, 0). Convention: relu'(0) = 0, so a unit at exactly zero passes no gradient."""
-    return np.maximum(a, 0)
-
-
-@relu.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * (out > 0),)  # out > 0 where a > 0: the output is kept, not the input
-
-
-@primitive("leaky_relu", reads="i")
-def leaky_relu(a: Any, *, negative_slope: float = 0.01) -> Any:
-    """a for a > 0, else negative_slope * a. Convention: the slope at 0 is negative_slope."""
-    return np.where(a > 0, a, a * negative_slope)
-
-
-@leaky_relu.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (F.where(ins[0] > 0, g, g * attrs["negative_slope"]),)
-
-
-@primitive("elu")
-def elu(a: Any, *, alpha: float = 1.0) -> Any:
-    """a for a > 0, else alpha * (e ** a - 1)."""
-    return np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0)))
-
-
-@elu.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (F.where(ins[0] > 0, g, g * (out + attrs["alpha"])),)
+def _clip_vjp(F: Any, g: Any, a: Any, out: Any, min: Any, max: Any) -> Any:
+    if min is not None:
+        g = F.where(a < min, 0.0, g)
+    return g if max is None else F.where(a > max, 0.0, g)
 
 
 _INV_SQRT2 = 1 / math.sqrt(2)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-@primitive("gelu", reads="i")
-def gelu(a: Any) -> Any:
-    """a * Phi(a), Phi the standard normal CDF (the exact form, as PyTorch's default)."""
-    return a * (0.5 + 0.5 * _erf(a * _INV_SQRT2))
-
-
-@gelu.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
+def _gelu_vjp(F: Any, g: Any, a: Any, out: Any) -> Any:
     cdf = 0.5 + 0.5 * F.erf(a * _INV_SQRT2)
-    pdf = F.exp(-0.5 * a * a) * _INV_SQRT_2PI
-    return (g * (cdf + a * pdf),)
+    return g * (cdf + a * (F.exp(-0.5 * a * a) * _INV_SQRT_2PI))
 
 
-@primitive("softplus", reads="i")
-def softplus(a: Any, *, beta: float = 1.0, threshold: float = 20.0) -> Any:
-    """log(1 + e ** (beta a)) / beta; linear where beta * a > threshold (as PyTorch)."""
-    ba = a * beta
-    return np.where(ba > threshold, a, np.logaddexp(0, ba) / beta)
+# fmt: off
+# name, forward on arrays, VJP (F, g, a: the input, out: the output), reads, dtype, doc
+neg = unary("neg", np.negative, lambda F, g, a, out: -g, "", "same", "-a.")
+abs = unary("abs", np.abs, lambda F, g, a, out: g * F.sign(a), "i", "same",
+            "|a|. Convention: d|a|/da = 0 at a = 0.")
+sign = unary("sign", np.sign, lambda F, g, a, out: g * 0, "", "same",
+             "-1, 0 or 1 by the sign of a. Piecewise constant: its gradient is 0 (as PyTorch).")
+clip = unary("clip", lambda a, min, max: np.clip(a, min, max), _clip_vjp, "i", "same",
+             "Limit a to [min, max] (either may be None). Gradient 1 where min <= a <= max.")
+# relu's VJP reads its output (out > 0 exactly where a > 0), so that its input can be freed
+relu = unary("relu", lambda a: np.maximum(a, 0), lambda F, g, a, out: g * (out > 0), "o", "same",
+             "max(a, 0). Convention: relu'(0) = 0, so a unit at exactly zero passes no gradient.")
+exp = unary("exp", np.exp, lambda F, g, a, out: g * out, "o", "float", "e ** a.")
+log = unary("log", np.log, lambda F, g, a, out: g / a, "i", "float", "Natural logarithm.")
+log1p = unary("log1p", np.log1p, lambda F, g, a, out: g / (1 + a), "i", "float",
+              "log(1 + a), accurate for small a.")
+sqrt = unary("sqrt", np.sqrt, lambda F, g, a, out: g / (2 * out), "o", "float", "Square root.")
+erf = unary("erf", _erf, lambda F, g, a, out: g * (2 / math.sqrt(math.pi)) * F.exp(-(a * a)),
+            "i", "float", "The Gauss error function.")
+tanh = unary("tanh", np.tanh, lambda F, g, a, out: g * (1 - out * out), "o", "float",
+             "Hyperbolic tangent.")
+sigmoid = unary("sigmoid", _sigmoid_array, lambda F, g, a, out: g * out * (1 - out), "o",
+                "float", "The logistic function 1 / (1 + e ** -a).")
+leaky_relu = unary(
+    "leaky_relu", lambda a, negative_slope: np.where(a > 0, a, a * negative_slope),
+    lambda F, g, a, out, negative_slope: F.where(a > 0, g, g * negative_slope), "i", "float",
+    "a for a > 0, else negative_slope * a. Convention: the slope at 0 is negative_slope.")
+elu = unary(
+    "elu", lambda a, alpha: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
+    lambda F, g, a, out, alpha: F.where(a > 0, g, g * (out + alpha)), "io", "float",
+    "a for a > 0, else alpha * (e ** a - 1).")
+gelu = unary("gelu", lambda a: a * (0.5 + 0.5 * _erf(a * _INV_SQRT2)), _gelu_vjp, "i", "float",
+             "a * Phi(a), Phi the standard normal CDF (the exact form, as PyTorch's default).")
+softplus = unary(
+    "softplus",
+    lambda a, beta, threshold: np.where(a * beta > threshold, a, np.logaddexp(0, a * beta) / beta),
+    lambda F, g, a, out, beta, threshold: F.where(a * beta > threshold, g, g * F.sigmoid(a * beta)),
+    "i", "float", "log(1 + e ** (beta a)) / beta; linear where beta * a > threshold (as PyTorch).")
+sin = unary("sin", np.sin, lambda F, g, a, out: g * F.cos(a), "i", "float", "Sine (radians).")
+cos = unary("cos", np.cos, lambda F, g, a, out: -g * F.sin(a), "i", "float", "Cosine (radians).")
+tan = unary("tan", np.tan, lambda F, g, a, out: g * (1 + out * out), "o", "float",
+            "Tangent (radians).")
+arcsin = unary("arcsin", np.arcsin, lambda F, g, a, out: g / F.sqrt(1 - a * a), "i", "float",
+               "Inverse sine, for -1 <= a <= 1.")
+arccos = unary("arccos", np.arccos, lambda F, g, a, out: -g / F.sqrt(1 - a * a), "i", "float",
+               "Inverse cosine, for -1 <= a <= 1.")
+arctan = unary("arctan", np.arctan, lambda F, g, a, out: g / (1 + a * a), "i", "float",
+               "Inverse tangent.")
+sinh = unary("sinh", np.sinh, lambda F, g, a, out: g * F.cosh(a), "i", "float",
+             "Hyperbolic sine.")
+cosh = unary("cosh", np.cosh, lambda F, g, a, out: g * F.sinh(a), "i", "float",
+             "Hyperbolic cosine.")
+arcsinh = unary("arcsinh", np.arcsinh, lambda F, g, a, out: g / F.sqrt(a * a + 1), "i", "float",
+                "Inverse hyperbolic sine.")
+arccosh = unary("arccosh", np.arccosh, lambda F, g, a, out: g / F.sqrt(a * a - 1), "i", "float",
+                "Inverse hyperbolic cosine, for a >= 1.")
+arctanh = unary("arctanh", np.arctanh, lambda F, g, a, out: g / (1 - a * a), "i", "float",
+                "Inverse hyperbolic tangent, for -1 < a < 1.")
+# fmt: on
 
 
-@softplus.defvjp
-def _(F, g, out, ins, needs, attrs):
-    ba = ins[0] * attrs["beta"]
-    return (F.where(ba > attrs["threshold"], g, g * F.sigmoid(ba)),)
+# ---------------------------------------------------------------------------
+# Softmax.
 
 
 @primitive("softmax", reads="o")
@@ -826,134 +747,7 @@ def _(F, g, out, ins, needs, attrs):
 
 
 # ---------------------------------------------------------------------------
-# Trigonometric and hyperbolic functions, and the remainders.
-
-
-@primitive("sin", reads="i")
-def sin(a: Any) -> Any:
-    """Sine (radians)."""
-    return np.sin(a)
-
-
-@sin.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * F.cos(ins[0]),)
-
-
-@primitive("cos", reads="i")
-def cos(a: Any) -> Any:
-    """Cosine (radians)."""
-    return np.cos(a)
-
-
-@cos.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (-g * F.sin(ins[0]),)
-
-
-@primitive("tan", reads="o")
-def tan(a: Any) -> Any:
-    """Tangent (radians)."""
-    return np.tan(a)
-
-
-@tan.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * (1 + out * out),)
-
-
-@primitive("arcsin", reads="i")
-def arcsin(a: Any) -> Any:
-    """Inverse sine, for -1 <= a <= 1."""
-    return np.arcsin(a)
-
-
-@arcsin.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g / F.sqrt(1 - a * a),)
-
-
-@primitive("arccos", reads="i")
-def arccos(a: Any) -> Any:
-    """Inverse cosine, for -1 <= a <= 1."""
-    return np.arccos(a)
-
-
-@arccos.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (-g / F.sqrt(1 - a * a),)
-
-
-@primitive("arctan", reads="i")
-def arctan(a: Any) -> Any:
-    """Inverse tangent."""
-    return np.arctan(a)
-
-
-@arctan.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g / (1 + a * a),)
-
-
-@primitive("sinh", reads="i")
-def sinh(a: Any) -> Any:
-    """Hyperbolic sine."""
-    return np.sinh(a)
-
-
-@sinh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * F.cosh(ins[0]),)
-
-
-@primitive("cosh", reads="i")
-def cosh(a: Any) -> Any:
-    """Hyperbolic cosine."""
-    return np.cosh(a)
-
-
-@cosh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * F.sinh(ins[0]),)
-
-
-@primitive("arcsinh", reads="i")
-def arcsinh(a: Any) -> Any:
-    """Inverse hyperbolic sine."""
-    return np.arcsinh(a)
-
-
-@arcsinh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g / F.sqrt(a * a + 1),)
-
-
-@primitive("arccosh", reads="i")
-def arccosh(a: Any) -> Any:
-    """Inverse hyperbolic cosine, for a >= 1."""
-    return np.arccosh(a)
-
-
-@arccosh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g / F.sqrt(a * a - 1),)
-
-
-@primitive("arctanh", reads="i")
-def arctanh(a: Any) -> Any:
-    """Inverse hyperbolic tangent, for -1 < a < 1."""
-    return np.arctanh(a)
-
-
-@arctanh.defvjp
-def _(F, g, out, ins, needs, attrs):
-    a = ins[0]
-    return (g / (1 - a * a),)
+# Remainders, reorderings, running sums and einsum.
 
 
 @primitive("remainder", reads="i")
@@ -1052,17 +846,6 @@ def _(F, g, out, ins, needs, attrs):
             )
         grads.append(grad)
     return grads
-
-
-@primitive("sign", reads="")
-def sign(a: Any) -> Any:
-    """-1, 0 or 1 by the sign of a. Piecewise constant: its gradient is 0 (as PyTorch)."""
-    return np.sign(a)
-
-
-@sign.defvjp
-def _(F, g, out, ins, needs, attrs):
-    return (g * 0,)
 
 
 # ---------------------------------------------------------------------------
@@ -1166,20 +949,10 @@ def _scatter_add_array(g: Any, *, index: Any, shape: tuple[int, ...]) -> Any:
 class ArrayF:
     """VJP namespace over raw numpy arrays (first-order backward)."""
 
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    sqrt = staticmethod(np.sqrt)
-    sin = staticmethod(np.sin)
-    cos = staticmethod(np.cos)
-    sinh = staticmethod(np.sinh)
-    cosh = staticmethod(np.cosh)
     floor = staticmethod(np.floor)
     trunc = staticmethod(np.trunc)
     flip = staticmethod(np.flip)
     roll = staticmethod(np.roll)
-    sign = staticmethod(np.sign)
-    erf = staticmethod(_erf)
-    sigmoid = staticmethod(_sigmoid_array)
     where = staticmethod(np.where)
     matmul = staticmethod(np.matmul)
     swapaxes = staticmethod(np.swapaxes)
@@ -1213,18 +986,8 @@ class ArrayF:
 class TensorF:
     """VJP namespace over Tensors: the backward pass is recorded (``create_graph``)."""
 
-    exp = staticmethod(exp)
-    log = staticmethod(log)
-    sqrt = staticmethod(sqrt)
-    sin = staticmethod(sin)
-    cos = staticmethod(cos)
-    sinh = staticmethod(sinh)
-    cosh = staticmethod(cosh)
     floor = staticmethod(floor)
     trunc = staticmethod(trunc)
-    sign = staticmethod(sign)
-    erf = staticmethod(erf)
-    sigmoid = staticmethod(sigmoid)
     matmul = staticmethod(matmul)
 
     @staticmethod
@@ -1291,5 +1054,9 @@ class TensorF:
     def scatter_add(g: Tensor, *, index: Any, shape: tuple[int, ...]) -> Tensor:
         return scatter_add(g, index=index, shape=shape)
 
+
+for _name, _row in UNARY.items():  # every unary row, in both namespaces
+    setattr(ArrayF, _name, staticmethod(_row[0]))
+    setattr(TensorF, _name, staticmethod(REGISTRY[_name]))
 
 METHODS.update(REGISTRY)  # Tensor's operators and methods call the primitives by name

@@ -48,6 +48,21 @@ def torch_spelling(fn: Callable[..., T]) -> Callable[..., T]:
     return either_spelling
 
 
+def _operator(name: str) -> Callable[[Tensor, Any], Tensor]:
+    """``self <op> other``, through the primitive ``name``."""
+    return lambda self, other: METHODS[name](self, other)
+
+
+def _reflected(name: str) -> Callable[[Tensor, Any], Tensor]:
+    """``other <op> self`` (numpy or Python on the left), through the primitive ``name``."""
+    return lambda self, other: METHODS[name](other, self)
+
+
+def _method(name: str) -> Callable[[Tensor], Tensor]:
+    """``self.name()``, through the primitive ``name``."""
+    return lambda self: METHODS[name](self)
+
+
 class Tensor:
     """A numpy array plus what backpropagation needs.
 
@@ -247,128 +262,34 @@ class Tensor:
         """Count an in-place write made to ``.data`` by other means (optimizers, loading)."""
         self._version = recording.stamp_write()
 
-    # --- operators -----------------------------------------------------------
-    def __add__(self, o: Any) -> Tensor:
-        return METHODS["add"](self, o)
-
-    def __radd__(self, o: Any) -> Tensor:
-        return METHODS["add"](o, self)
-
-    def __sub__(self, o: Any) -> Tensor:
-        return METHODS["sub"](self, o)
-
-    def __rsub__(self, o: Any) -> Tensor:
-        return METHODS["sub"](o, self)
-
-    def __mul__(self, o: Any) -> Tensor:
-        return METHODS["mul"](self, o)
-
-    def __rmul__(self, o: Any) -> Tensor:
-        return METHODS["mul"](o, self)
-
-    def __truediv__(self, o: Any) -> Tensor:
-        return METHODS["div"](self, o)
-
-    def __rtruediv__(self, o: Any) -> Tensor:
-        return METHODS["div"](o, self)
-
-    def __pow__(self, o: Any) -> Tensor:
-        return METHODS["pow"](self, o)
-
-    def __rpow__(self, o: Any) -> Tensor:
-        return METHODS["pow"](o, self)
-
-    def __mod__(self, o: Any) -> Tensor:
-        return METHODS["remainder"](self, o)
-
-    def __rmod__(self, o: Any) -> Tensor:
-        return METHODS["remainder"](o, self)
-
-    def __floordiv__(self, o: Any) -> Tensor:
-        return METHODS["floor_divide"](self, o)
-
-    def __rfloordiv__(self, o: Any) -> Tensor:
-        return METHODS["floor_divide"](o, self)
-
-    def __matmul__(self, o: Any) -> Tensor:
-        return METHODS["matmul"](self, o)
-
-    def __rmatmul__(self, o: Any) -> Tensor:
-        return METHODS["matmul"](o, self)
-
-    def __neg__(self) -> Tensor:
-        return METHODS["neg"](self)
+    # --- operators: each calls its primitive by name ---------------------------
+    __add__, __radd__ = _operator("add"), _reflected("add")
+    __sub__, __rsub__ = _operator("sub"), _reflected("sub")
+    __mul__, __rmul__ = _operator("mul"), _reflected("mul")
+    __truediv__, __rtruediv__ = _operator("div"), _reflected("div")
+    __pow__, __rpow__ = _operator("pow"), _reflected("pow")
+    __mod__, __rmod__ = _operator("remainder"), _reflected("remainder")
+    __floordiv__, __rfloordiv__ = _operator("floor_divide"), _reflected("floor_divide")
+    __matmul__, __rmatmul__ = _operator("matmul"), _reflected("matmul")
+    __neg__, __abs__ = _method("neg"), _method("abs")
+    __eq__ = _operator("eq")  # type: ignore[assignment]
+    __ne__ = _operator("ne")  # type: ignore[assignment]
+    __lt__, __le__ = _operator("lt"), _operator("le")
+    __gt__, __ge__ = _operator("gt"), _operator("ge")
+    # Bitwise on integers, logical on booleans, as in PyTorch (numpy refuses floats).
+    __and__, __rand__ = _operator("bitwise_and"), _reflected("bitwise_and")
+    __or__, __ror__ = _operator("bitwise_or"), _reflected("bitwise_or")
+    __xor__, __invert__ = _operator("bitwise_xor"), _method("bitwise_not")
 
     def __pos__(self) -> Tensor:
         return self
-
-    def __abs__(self) -> Tensor:
-        return METHODS["abs"](self)
-
-    def __eq__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return METHODS["eq"](self, o)
-
-    def __ne__(self, o: Any) -> Tensor:  # type: ignore[override]
-        return METHODS["ne"](self, o)
-
-    def __lt__(self, o: Any) -> Tensor:
-        return METHODS["lt"](self, o)
-
-    def __le__(self, o: Any) -> Tensor:
-        return METHODS["le"](self, o)
-
-    def __gt__(self, o: Any) -> Tensor:
-        return METHODS["gt"](self, o)
-
-    def __ge__(self, o: Any) -> Tensor:
-        return METHODS["ge"](self, o)
-
-    # Bitwise on integers, logical on booleans, as in PyTorch (numpy refuses floats).
-    def __and__(self, o: Any) -> Tensor:
-        return METHODS["bitwise_and"](self, o)
-
-    def __rand__(self, o: Any) -> Tensor:
-        return METHODS["bitwise_and"](o, self)
-
-    def __or__(self, o: Any) -> Tensor:
-        return METHODS["bitwise_or"](self, o)
-
-    def __ror__(self, o: Any) -> Tensor:
-        return METHODS["bitwise_or"](o, self)
-
-    def __xor__(self, o: Any) -> Tensor:
-        return METHODS["bitwise_xor"](self, o)
-
-    def __invert__(self) -> Tensor:
-        return METHODS["bitwise_not"](self)
 
     def __getitem__(self, index: Any) -> Tensor:
         return METHODS["getitem"](self, index=_plain_index(index))
 
     # --- methods mirroring the gw.* functions -------------------------------
-    def exp(self) -> Tensor:
-        return METHODS["exp"](self)
-
-    def log(self) -> Tensor:
-        return METHODS["log"](self)
-
-    def log1p(self) -> Tensor:
-        return METHODS["log1p"](self)
-
-    def sqrt(self) -> Tensor:
-        return METHODS["sqrt"](self)
-
-    def abs(self) -> Tensor:
-        return METHODS["abs"](self)
-
-    def tanh(self) -> Tensor:
-        return METHODS["tanh"](self)
-
-    def sigmoid(self) -> Tensor:
-        return METHODS["sigmoid"](self)
-
-    def relu(self) -> Tensor:
-        return METHODS["relu"](self)
+    exp, log, log1p, sqrt = _method("exp"), _method("log"), _method("log1p"), _method("sqrt")
+    abs, tanh, sigmoid, relu = _method("abs"), _method("tanh"), _method("sigmoid"), _method("relu")
 
     def clip(self, min: Any = None, max: Any = None) -> Tensor:
         return METHODS["clip"](self, min=min, max=max)

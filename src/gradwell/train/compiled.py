@@ -1,15 +1,16 @@
 """compile_step: a model's forward, loss and backward, recorded once and then replayed.
 
 A call's tape (:func:`gradwell.autograd.record`) becomes a :class:`Plan`, rewritten by
-:func:`gradwell.nn.fused.fuse`; once two recordings agree, it runs as code that the engine
-emits from its own per-step functions (:func:`gradwell.autograd.engine.compile_replay`),
-bit for bit the eager numbers. What a plan cannot reproduce runs eagerly
-(``fallback_reason``); a module whose version moved is recorded again. Python that
-branches on values in ``forward`` is invisible to a plan, as to ``torch.jit.trace``.
+:func:`gradwell.nn.fused.fuse`; once two recordings agree, it replays as the code that the
+engine emits for it (:func:`gradwell.autograd.engine.compile_replay`), bit for bit the
+eager numbers. What a plan cannot reproduce runs eagerly (``fallback_reason``); a module
+whose version moved is recorded again. Python that branches on values in ``forward`` is
+invisible to a plan, as to ``torch.jit.trace``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -17,15 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..autograd.engine import compile_replay
-from ..autograd.ops import Primitive
 from ..autograd.recording import Step, is_grad_enabled, observing, record
 from ..autograd.tensor import Tensor
 from ..nn.fused import fuse
 from ..nn.module import Module
-
-# A step of a plan: the primitive, its attrs, its inputs' slots, its output's slot, and
-# which inputs need a gradient (None: the op was not recorded).
-PlanStep = tuple[Primitive, dict[str, Any], tuple[int, ...], int, Any]
 
 
 class NotReplayable(Exception):
@@ -34,9 +30,8 @@ class NotReplayable(Exception):
 
 class Plan:
     """The ops of one recorded call over slots: the arguments, then the tensors from
-    outside, then one per op in the order they ran."""
-
-    __slots__ = ("n_args", "outside", "steps", "shapes", "outputs", "_requires", "_replay")
+    outside, then one per op in the order they ran. A step is ``(op, attrs, input slots,
+    output slot, needs)``: which inputs need a gradient (None: the op was not recorded)."""
 
     def __init__(self, args: Sequence[Tensor], tape: Sequence[Step], outputs: Sequence[Tensor]):
         made = {id(s.output) for s in tape}  # the tape keeps them alive: ids stay unique
@@ -48,7 +43,7 @@ class Plan:
             slot[id(t)] = len(slot)
             self.outside.append(t)
         shapes = [t.shape for t in (*args, *self.outside)]
-        steps: list[PlanStep] = []
+        steps: list[tuple[Any, ...]] = []
         for s in tape:
             if s.output._hooks:
                 raise NotReplayable(f"the output of op '{s.op.name}' has a gradient hook")
@@ -60,21 +55,8 @@ class Plan:
             raise NotReplayable("an output is not a tensor the call's ops made or read")
         self.outputs = [slot[id(t)] for t in outputs]
         self.steps, self.shapes = fuse(steps, self.outputs), shapes
-        self._requires = [t.requires_grad for t in self.outside]
-        self._replay: Any = None
-
-    def run(self, args: Sequence[Any]) -> tuple[Any, ...]:
-        """Replay on argument arrays: the forwards, then the VJPs in reverse; gradients of
-        the last output go through the outside tensors' hooks to their ``.grad``, each as
-        soon as it is complete. Returns the output arrays."""
-        if self._replay is None:
-            self._replay = compile_replay(self)
-        leaves = [t for t in self.outside if t.requires_grad]
-        arrays = [t.data for t in self.outside]
-        return self._replay(leaves, set(), *args, *arrays)  # type: ignore[no-any-return]
-
-    def requires_grad_unchanged(self) -> bool:
-        return [t.requires_grad for t in self.outside] == self._requires
+        self.requires = [t.requires_grad for t in self.outside]  # what the replay assumes
+        self.replay: Any = None  # compiled once two recordings agree
 
     def same_as(self, other: Plan) -> str | None:
         """None if ``other`` replays the same computation; else what differs, in words."""
@@ -88,14 +70,12 @@ class Plan:
                     "call: a tensor built outside gradwell's ops, or a Python number that "
                     "changes (build it once, outside the step)"
                 )
-        for (op, attrs, ins, _, needs), (op2, attrs2, ins2, _, needs2) in zip(
-            self.steps, other.steps
-        ):
-            if op is not op2 or ins != ins2 or needs != needs2 or attrs.keys() != attrs2.keys():
+        for (op, attrs, *slots), (op2, attrs2, *slots2) in zip(self.steps, other.steps):
+            if op is not op2 or slots != slots2 or attrs.keys() != attrs2.keys():
                 return f"op '{op2.name}' ran where op '{op.name}' ran on another call"
-            for name, v in attrs.items():
-                if not _same_value(v, attrs2[name]):
-                    return f"op '{op.name}' took a different '{name}' on another call"
+            changed = [name for name, v in attrs.items() if not _same_value(v, attrs2[name])]
+            if changed:
+                return f"op '{op.name}' took a different '{changed[0]}' on another call"
         if self.outputs != other.outputs or self.shapes != other.shapes:
             return "an op's result had another shape on another call (a shape set by values)"
         return None
@@ -106,11 +86,9 @@ _PLAIN = (int, float, complex, str, bytes, slice, np.generic, np.dtype)
 
 def _same_value(a: Any, b: Any) -> bool:
     """Attrs equal for replay: arrays and objects by identity, plain values by value."""
-    if a is b or type(a) is not type(b) or isinstance(a, np.ndarray):
-        return a is b
-    if isinstance(a, (tuple, list)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    return isinstance(a, _PLAIN) and bool(a == b)
+    if isinstance(a, (tuple, list)) and type(a) is type(b):
+        return len(a) == len(b) and all(map(_same_value, a, b))
+    return a is b or (type(a) is type(b) and isinstance(a, _PLAIN) and bool(a == b))
 
 
 class CompiledStep:
@@ -153,11 +131,25 @@ class CompiledStep:
             self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
-        if isinstance(entry, Plan) and not self._observed(x, y) and entry.requires_grad_unchanged():
+        if (
+            isinstance(entry, Plan)
+            and not self._observed(x, y)
+            and entry.requires == [t.requires_grad for t in entry.outside]
+        ):
             self.replays += 1
-            outputs, loss = entry.run((x.data, y.data))
+            outputs, loss = entry.replay(x.data, y.data)
             return Tensor(outputs), Tensor(loss)
-        outputs, loss = self._record(key, entry, x, y)
+        owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
+        modules = [m for o in owners for m in o.modules()]
+        self._states = [m.__dict__ for m in modules]
+        self._versions = [d["_version"] for d in self._states]
+        self._hook_dicts = [m._forward_hooks for m in modules]
+        recording = not isinstance(entry, str) and not self._observed(x, y)
+        with record() if recording else contextlib.nullcontext() as tape:
+            outputs = self.model(x)
+            loss = self.loss_fn(outputs, y)
+        if tape is not None:
+            self._learn(key, entry, tape, (x, y), (outputs, loss))
         loss.backward()
         return outputs, loss
 
@@ -174,20 +166,11 @@ class CompiledStep:
         watched = observing() or any(self._hook_dicts) or not is_grad_enabled()
         return watched or x.requires_grad or y.requires_grad
 
-    def _record(self, key: tuple[Any, ...], entry: Any, x: Tensor, y: Tensor) -> list[Tensor]:
-        owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
-        modules = [m for o in owners for m in o.modules()]
-        self._states = [m.__dict__ for m in modules]
-        self._versions = [d["_version"] for d in self._states]
-        self._hook_dicts = [m._forward_hooks for m in modules]
-        if isinstance(entry, str) or self._observed(x, y):
-            outputs = self.model(x)
-            return [outputs, self.loss_fn(outputs, y)]
-        with record() as tape:
-            outputs = self.model(x)
-            result = [outputs, self.loss_fn(outputs, y)]
+    def _learn(self, key: Any, entry: Any, tape: Any, args: Any, outputs: Any) -> None:
+        """A recording's verdict: kept as the first, compiled if it agrees with the first,
+        or the reason the call cannot replay (warned about once)."""
         try:
-            new = Plan((x, y), tape, result)
+            new = Plan(args, tape, outputs)
             difference = entry[0].same_as(new) if isinstance(entry, tuple) else None
         except NotReplayable as e:
             difference = str(e)
@@ -198,12 +181,12 @@ class CompiledStep:
                 warnings.warn(why, RuntimeWarning, stacklevel=3)
             self.fallback_reason = difference
         elif isinstance(entry, tuple):
+            new.replay = compile_replay(new)
             self._plans[key] = new
         else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
             if len(self._plans) >= 8:
                 self._plans.clear()
             self._plans[key] = (new,)
-        return result
 
 
 def compile_step(model: Any, loss_fn: Any) -> CompiledStep:
