@@ -40,7 +40,9 @@ class MultiheadAttention(Module):
     ``scaled_dot_product_attention``'s), a float mask is added. Returns ``(output,
     weights)``: weights (N, L, S) averaged over heads, (N, num_heads, L, S) with
     ``average_attn_weights=False``, or None without ``need_weights``. A query that may
-    attend to nothing gives zeros (PyTorch gives NaN).
+    attend to nothing (in any head) gives, as PyTorch's, NaN in its output row and
+    weights when ``need_weights`` is True, and zeros attended (the output projection's
+    bias) when it is False.
 
     >>> import gradwell as gw
     >>> mha = gw.nn.MultiheadAttention(8, 2, batch_first=True, rng=0)
@@ -162,7 +164,10 @@ class MultiheadAttention(Module):
         )
         allowed, bias = self._masks(key_padding_mask, attn_mask, is_causal, n, length, s, dtype)
         rate = self.dropout if self.training else 0.0
-        out, weights = attend(q, k, v, allowed, bias, rate, 1.0 / math.sqrt(hd), self.rng)
+        empty_rows = "nan" if need_weights else "zeros"
+        out, weights = attend(
+            q, k, v, allowed, bias, rate, 1.0 / math.sqrt(hd), self.rng, empty_rows
+        )
         out = self.out_proj(
             _fn.reshape(_fn.transpose(out, (0, 2, 1, 3)), (n, length, self.embed_dim))
         )

@@ -20,7 +20,8 @@ Layout, as in PyTorch: ``xp`` is (L, N, G * H) with the gate blocks in PyTorch's
 is read from its last step to its first; outputs stay at their steps' places.
 
 * ``rnn``: ``h_t = act(xp_t + h_{t-1} @ W_hh.T + b_hh)``, ``act`` tanh or relu; out (L, N, H).
-* ``lstm``: out (L, N, 2H) holds ``[h_t, c_t]`` (the cell state is an output too).
+* ``lstm``: out (2, L, N, H) holds h_t in ``[0]`` and c_t in ``[1]`` (the cell state is
+  an output too).
 * ``gru``: ``n = tanh(xp_n + r * (h @ W_hn.T + b_hn))``, ``h_t = (1 - z) * n + z * h``;
   out (L, N, H).
 """
@@ -36,6 +37,7 @@ from ..autograd import ops
 from ..autograd.ops import _sigmoid_array as _sigmoid
 from ..autograd.ops import primitive
 from . import fused
+from . import recurrence_kernels as kernels
 
 
 def _steps(length: int, reverse: bool) -> range:
@@ -53,10 +55,19 @@ def _previous(seq: np.ndarray, first: np.ndarray, reverse: bool) -> np.ndarray:
     return prev
 
 
-def _hidden_grads(dz: np.ndarray, h_prev: np.ndarray, needs_w: bool, b_hh: tuple) -> tuple:
-    """The gradients of W_hh (one matmul over all steps) and of b_hh from the gradient
-    ``dz`` (L, N, G * H) of the hidden projections."""
-    gw = dz.reshape(-1, dz.shape[-1]).T @ h_prev.reshape(-1, h_prev.shape[-1]) if needs_w else None
+def _hidden_grads(
+    dz: np.ndarray, states: np.ndarray, first: np.ndarray, reverse: bool, needs_w: bool,
+    b_hh: tuple,
+) -> tuple:  # fmt: skip
+    """The gradients of W_hh and of b_hh from the gradient ``dz`` (L, N, G * H) of the
+    hidden projections ``h_{t-1} @ W_hh.T + b_hh``, where ``h_{t-1}`` is the state
+    ``states`` (L, N, H) left one step before (``first`` for the first step read):
+    W_hh's is one matmul over all steps but the first."""
+    gw = None
+    if needs_w:
+        later, before, start = (dz[:-1], states[1:], dz[-1]) if reverse else (dz[1:], states[:-1], dz[0])
+        flat = [a.reshape(-1, a.shape[-1]) for a in (later, before)]
+        gw = flat[0].T @ flat[1] + start.T @ first
     return (gw, dz.sum(axis=(0, 1))) if b_hh else (gw,)
 
 
@@ -87,7 +98,7 @@ def _(F, g, out, ins, needs, attrs):
         h = out[t]
         dz[t] = dh * (1 - h * h) if attrs["nonlinearity"] == "tanh" else dh * (h > 0)
         dh = dz[t] @ w_hh
-    return (dz, dh, *_hidden_grads(dz, _previous(out, h0, attrs["reverse"]), needs[2], b_hh))
+    return (dz, dh, *_hidden_grads(dz, out, h0, attrs["reverse"], needs[2], b_hh))
 
 
 @rnn.defreference
@@ -105,37 +116,33 @@ def _rnn_reference(out, xp, h0, w_hh, *b_hh, nonlinearity, reverse):
 
 @primitive("lstm", saves=True, reads="io")
 def lstm(xp: Any, h0: Any, c0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any:
-    """The LSTM recurrence over a sequence: (L, N, 2H) holding [h_t, c_t] per step.
+    """The LSTM recurrence over a sequence: (2, L, N, H), the hidden states h_t in ``[0]``
+    and the cell states c_t in ``[1]``.
 
     Saves the gate activations (L, N, 4H) and tanh(c_t) (L, N, H) for backward.
     """
     n_steps, n, four_h = xp.shape
     hh = four_h // 4
     dtype = np.result_type(xp, h0, c0, w_hh)
-    out = np.empty((n_steps, n, 2 * hh), dtype)
+    # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): with the i, f, o blocks of the pre-activations
+    # halved (exact in binary floating point) one tanh pass per step serves all four gates.
+    half = np.full(four_h, 0.5, dtype)
+    half[2 * hh : 3 * hh] = 1
+    w_t = np.ascontiguousarray((w_hh * half[:, None]).T)  # BLAS is faster on it than on a view
+    bias = b_hh[0] if b_hh else np.zeros(four_h, dtype)
+    out = np.empty((2, n_steps, n, hh), dtype)
     gates = np.empty((n_steps, n, four_h), dtype)
     tanh_c = np.empty((n_steps, n, hh), dtype)
+    z = np.empty((n, four_h), dtype)  # one buffer for every step's pre-activations, in cache
     h, c = h0.astype(dtype, copy=False), c0.astype(dtype, copy=False)
-    w_t = w_hh.astype(dtype, copy=False).T
-    z = np.empty((n, four_h), dtype)
-    # in place, into the saved arrays: one allocation per step instead of a dozen
     for t in _steps(n_steps, reverse):
         np.dot(h, w_t, out=z)
-        z += xp[t]
-        if b_hh:
-            z += b_hh[0]
-        a = gates[t]
-        np.multiply(z, 0.5, out=a)  # the logistic function of all four blocks, as ops.sigmoid
-        np.tanh(a, out=a)
-        a *= 0.5
-        a += 0.5
-        np.tanh(z[:, 2 * hh : 3 * hh], out=a[:, 2 * hh : 3 * hh])  # g is a tanh
-        c_next, h = out[t, :, hh:], out[t, :, :hh]
-        np.multiply(a[:, hh : 2 * hh], c, out=c_next)
-        c_next += a[:, :hh] * a[:, 2 * hh : 3 * hh]
-        np.tanh(c_next, out=tanh_c[t])
+        kernels.lstm_halved_preactivations(z, xp[t], bias, half)
+        np.tanh(z, out=z)
+        a, h, c_prev, c = gates[t], out[0, t], c, out[1, t]
+        kernels.lstm_gates(z, c_prev, a, c)
+        np.tanh(c, out=tanh_c[t])
         np.multiply(a[:, 3 * hh :], tanh_c[t], out=h)
-        c = c_next
     return out, (gates, tanh_c)
 
 
@@ -144,32 +151,19 @@ def _(F, g, out, ins, needs, attrs):
     h0, c0, w_hh, b_hh = ins[1], ins[2], ins[3], ins[4:]
     gates, tanh_c = attrs["saved"]
     reverse = attrs["reverse"]
-    hh = h0.shape[-1]
-    c_prev = _previous(out[..., hh:], c0, reverse)
-    w = w_hh.astype(out.dtype, copy=False)
+    dtype = out.dtype
+    w = w_hh.astype(dtype, copy=False)
+    h0, c0, g = (np.asarray(a, dtype) for a in (h0, c0, g))
     dz = np.empty_like(gates)
-    dh = np.zeros(h0.shape, out.dtype)
-    dc = np.zeros(c0.shape, out.dtype)
-    for t in _steps(out.shape[0], not reverse):
-        a, d = gates[t], dz[t]
-        i, f, gg, o = a[:, :hh], a[:, hh : 2 * hh], a[:, 2 * hh : 3 * hh], a[:, 3 * hh :]
-        tc = tanh_c[t]
-        dh += g[t, :, :hh]
-        dc += g[t, :, hh:]
-        dc += dh * o * (1 - tc * tc)
-        # (1 - s) * s * upstream for the sigmoid blocks, (1 - g^2) * upstream for g
-        np.subtract(1, a, out=d)
-        d *= a
-        d[:, :hh] *= dc * gg
-        d[:, hh : 2 * hh] *= dc * c_prev[t]
-        d[:, 3 * hh :] *= dh * tc
-        np.multiply(gg, gg, out=d[:, 2 * hh : 3 * hh])
-        np.subtract(1, d[:, 2 * hh : 3 * hh], out=d[:, 2 * hh : 3 * hh])
-        d[:, 2 * hh : 3 * hh] *= dc * i
-        dc *= f
-        np.dot(d, w, out=dh)
-    h_prev = _previous(out[..., :hh], h0, reverse)
-    return (dz, dh, dc, *_hidden_grads(dz, h_prev, needs[3], b_hh))
+    dh = np.zeros(h0.shape, dtype)
+    dc = np.zeros(c0.shape, dtype)
+    n_steps = out.shape[1]
+    for t in _steps(n_steps, not reverse):
+        before = t + 1 if reverse else t - 1
+        c_prev = out[1, before] if 0 <= before < n_steps else c0
+        kernels.lstm_gates_grad(gates[t], tanh_c[t], c_prev, g[0, t], g[1, t], dh, dc, dz[t])
+        np.dot(dz[t], w, out=dh)
+    return (dz, dh, dc, *_hidden_grads(dz, out[0], h0, reverse, needs[3], b_hh))
 
 
 def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
@@ -184,11 +178,11 @@ def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
 
 @lstm.defreference
 def _lstm_reference(out, xp, h0, c0, w_hh, *b_hh, reverse, **_):
-    h, c, steps = h0, c0, [None] * xp.shape[0]
+    h, c, hs, cs = h0, c0, [None] * xp.shape[0], [None] * xp.shape[0]
     for t in _steps(xp.shape[0], reverse):
         h, c, _gates = lstm_cell(xp[t] + fused.linear(h, w_hh, *b_hh), c)
-        steps[t] = _fn.concatenate([h, c], axis=-1)
-    return _fn.stack(steps)
+        hs[t], cs[t] = h, c
+    return _fn.stack([_fn.stack(hs), _fn.stack(cs)])
 
 
 # ---------------------------------------------------------------------------
@@ -240,7 +234,7 @@ def _(F, g, out, ins, needs, attrs):
         dzh[t, :, : 2 * hh] = d[:, : 2 * hh]
         dzh[t, :, 2 * hh :] = dn * r
         dh = dh * z + dzh[t] @ w_hh
-    return (dxp, dh, *_hidden_grads(dzh, h_prev, needs[2], b_hh))
+    return (dxp, dh, *_hidden_grads(dzh, out, h0, reverse, needs[2], b_hh))
 
 
 def gru_cell(xp: Any, zh: Any, h: Any) -> tuple[Any, tuple[Any, ...]]:

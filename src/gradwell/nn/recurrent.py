@@ -269,9 +269,8 @@ class LSTM(_Recurrent):
         w_ih, b_ih, w_hh, b_hh = self._weights(suffix)
         xp = fused.linear(x, w_ih, *b_ih)
         hc = _run(recurrence.lstm, xp, states[0], states[1], w_hh, *b_hh, reverse=reverse)
-        last = _last(hc, reverse)
-        hh = self.hidden_size
-        return hc[..., :hh], [last[:, :hh], last[:, hh:]]
+        seq, cells = hc[0], hc[1]
+        return seq, [_last(seq, reverse), _last(cells, reverse)]
 
     def _pack(self, states):
         return tuple(states)
