@@ -89,9 +89,7 @@ def test_sdpa_a_query_that_attends_to_nothing_gives_zeros_as_pytorch(kind):
     ours = [gw.tensor(a, "float64", requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
     out = F.scaled_dot_product_attention(*ours, attn_mask=mask)
-    out_t = torch.nn.functional.scaled_dot_product_attention(
-        *theirs, attn_mask=torch.tensor(mask)
-    )
+    out_t = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=torch.tensor(mask))
     np.testing.assert_array_equal(out.numpy()[1], 0.0)
     np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-12)
     out.sum().backward()
@@ -142,6 +140,21 @@ MHA_CASES = {
     "kdim and vdim": ({"kdim": 5, "vdim": 3}, {"attn_mask": RNG.random((4, 6)) > 0.8}, {}),
     "no bias": ({"bias": False}, {}, {}),
     "causal self-attention": ({}, {"is_causal": True}, {"self": True}),
+    "add_bias_kv, masks": (
+        {"add_bias_kv": True},
+        {"attn_mask": RNG.random((4, 6)) > 0.7, "key_padding_mask": RNG.random((2, 6)) > 0.8},
+        {},
+    ),
+    "add_zero_attn, per-head mask": (
+        {"add_zero_attn": True},
+        {"attn_mask": RNG.random((4, 4, 6)) > 0.8},
+        {},
+    ),
+    "both, kdim and vdim, key padding": (
+        {"add_bias_kv": True, "add_zero_attn": True, "kdim": 5, "vdim": 3, "batch_first": True},
+        {"key_padding_mask": np.array([[False] * 4 + [True] * 2, [False] * 6])},
+        {},
+    ),
 }
 
 

@@ -65,7 +65,9 @@ def _hidden_grads(
     W_hh's is one matmul over all steps but the first."""
     gw = None
     if needs_w:
-        later, before, start = (dz[:-1], states[1:], dz[-1]) if reverse else (dz[1:], states[:-1], dz[0])
+        later, before, start = (
+            (dz[:-1], states[1:], dz[-1]) if reverse else (dz[1:], states[:-1], dz[0])
+        )
         flat = [a.reshape(-1, a.shape[-1]) for a in (later, before)]
         gw = flat[0].T @ flat[1] + start.T @ first
     return (gw, dz.sum(axis=(0, 1))) if b_hh else (gw,)
