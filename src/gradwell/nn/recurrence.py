@@ -21,7 +21,8 @@ is read from its last step to its first; outputs stay at their steps' places.
 
 * ``rnn``: ``h_t = act(xp_t + h_{t-1} @ W_hh.T + b_hh)``, ``act`` tanh or relu; out (L, N, H).
 * ``lstm``: out (2, L, N, H) holds h_t in ``[0]`` and c_t in ``[1]`` (the cell state is
-  an output too).
+  an output too); ``lstm_projected`` (``proj_size``) projects h_t to size P by ``W_hr``,
+  out (L, N, P + H).
 * ``gru``: ``n = tanh(xp_n + r * (h @ W_hn.T + b_hn))``, ``h_t = (1 - z) * n + z * h``;
   out (L, N, H).
 """
@@ -116,6 +117,45 @@ def _rnn_reference(out, xp, h0, w_hh, *b_hh, nonlinearity, reverse):
 # lstm
 
 
+class _LstmLoop:
+    """What both LSTM primitives' loops share: the saved arrays, one step forward, and the
+    state each step starts from.
+
+    sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): with the i, f, o blocks of the pre-activations
+    halved (exact in binary floating point) one tanh pass per step serves all four gates.
+    """
+
+    def __init__(self, xp: Any, h0: Any, c0: Any, w_hh: Any, b_hh: tuple) -> None:
+        n_steps, n, four_h = xp.shape
+        self.hh = hh = four_h // 4
+        self.dtype = dtype = np.result_type(xp, h0, c0, w_hh)
+        self.half = np.full(four_h, 0.5, dtype)
+        self.half[2 * hh : 3 * hh] = 1
+        self.w_t = np.ascontiguousarray((w_hh * self.half[:, None]).T)  # faster than a view
+        self.bias = b_hh[0] if b_hh else np.zeros(four_h, dtype)
+        self.xp = xp
+        self.gates = np.empty((n_steps, n, four_h), dtype)
+        self.tanh_c = np.empty((n_steps, n, hh), dtype)
+        self.z = np.empty((n, four_h), dtype)  # every step's pre-activations, kept in cache
+
+    def step(self, t: int, h: Any, c_prev: Any, c: Any) -> tuple[Any, Any]:
+        """Step t from the state (h, c_prev) before it: its gates (saved) and its cell
+        state into ``c``; returns the two factors of ``o * tanh(c)``."""
+        z = self.z
+        np.dot(h, self.w_t, out=z)
+        kernels.lstm_halved_preactivations(z, self.xp[t], self.bias, self.half)
+        np.tanh(z, out=z)
+        kernels.lstm_gates(z, c_prev, self.gates[t], c)
+        np.tanh(c, out=self.tanh_c[t])
+        return self.gates[t, :, 3 * self.hh :], self.tanh_c[t]
+
+
+def _before(cells: Any, c0: Any, t: int, reverse: bool) -> Any:
+    """The cell state step ``t`` started from: ``cells[t -+ 1]``, or ``c0`` for the first."""
+    before = t + 1 if reverse else t - 1
+    return cells[before] if 0 <= before < len(cells) else c0
+
+
 @primitive("lstm", saves=True, reads="io")
 def lstm(xp: Any, h0: Any, c0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any:
     """The LSTM recurrence over a sequence: (2, L, N, H), the hidden states h_t in ``[0]``
@@ -123,29 +163,14 @@ def lstm(xp: Any, h0: Any, c0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any
 
     Saves the gate activations (L, N, 4H) and tanh(c_t) (L, N, H) for backward.
     """
-    n_steps, n, four_h = xp.shape
-    hh = four_h // 4
-    dtype = np.result_type(xp, h0, c0, w_hh)
-    # sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): with the i, f, o blocks of the pre-activations
-    # halved (exact in binary floating point) one tanh pass per step serves all four gates.
-    half = np.full(four_h, 0.5, dtype)
-    half[2 * hh : 3 * hh] = 1
-    w_t = np.ascontiguousarray((w_hh * half[:, None]).T)  # BLAS is faster on it than on a view
-    bias = b_hh[0] if b_hh else np.zeros(four_h, dtype)
-    out = np.empty((2, n_steps, n, hh), dtype)
-    gates = np.empty((n_steps, n, four_h), dtype)
-    tanh_c = np.empty((n_steps, n, hh), dtype)
-    z = np.empty((n, four_h), dtype)  # one buffer for every step's pre-activations, in cache
-    h, c = h0.astype(dtype, copy=False), c0.astype(dtype, copy=False)
-    for t in _steps(n_steps, reverse):
-        np.dot(h, w_t, out=z)
-        kernels.lstm_halved_preactivations(z, xp[t], bias, half)
-        np.tanh(z, out=z)
-        a, h, c_prev, c = gates[t], out[0, t], c, out[1, t]
-        kernels.lstm_gates(z, c_prev, a, c)
-        np.tanh(c, out=tanh_c[t])
-        np.multiply(a[:, 3 * hh :], tanh_c[t], out=h)
-    return out, (gates, tanh_c)
+    loop = _LstmLoop(xp, h0, c0, w_hh, b_hh)
+    out = np.empty((2, *loop.tanh_c.shape), loop.dtype)
+    h, c = h0.astype(loop.dtype, copy=False), c0.astype(loop.dtype, copy=False)
+    for t in _steps(xp.shape[0], reverse):
+        o, tanh_c = loop.step(t, h, c, out[1, t])
+        h, c = out[0, t], out[1, t]
+        np.multiply(o, tanh_c, out=h)
+    return out, (loop.gates, loop.tanh_c)
 
 
 @lstm.defvjp
@@ -159,13 +184,64 @@ def _(F, g, out, ins, needs, attrs):
     dz = np.empty_like(gates)
     dh = np.zeros(h0.shape, dtype)
     dc = np.zeros(c0.shape, dtype)
-    n_steps = out.shape[1]
-    for t in _steps(n_steps, not reverse):
-        before = t + 1 if reverse else t - 1
-        c_prev = out[1, before] if 0 <= before < n_steps else c0
+    for t in _steps(out.shape[1], not reverse):
+        c_prev = _before(out[1], c0, t, reverse)
         kernels.lstm_gates_grad(gates[t], tanh_c[t], c_prev, g[0, t], g[1, t], dh, dc, dz[t])
         np.dot(dz[t], w, out=dh)
     return (dz, dh, dc, *_hidden_grads(dz, out[0], h0, reverse, needs[3], b_hh))
+
+
+@primitive("lstm_projected", saves=True, reads="io")
+def lstm_projected(
+    xp: Any, h0: Any, c0: Any, w_hh: Any, w_hr: Any, *b_hh: Any, reverse: bool
+) -> Any:  # fmt: skip
+    """The LSTM recurrence with a projected hidden state (PyTorch's ``proj_size``):
+    ``h_t = (o * tanh(c_t)) @ W_hr.T``, of size P; ``W_hh`` is (4H, P), ``W_hr`` (P, H).
+    Out (L, N, P + H): h_t, then c_t.
+
+    Saves the gates, tanh(c_t) and ``o * tanh(c_t)`` (L, N, H) for backward.
+    """
+    loop = _LstmLoop(xp, h0, c0, w_hh, b_hh)
+    p = w_hr.shape[0]
+    out = np.empty((*xp.shape[:2], p + loop.hh), loop.dtype)
+    unprojected = np.empty_like(loop.tanh_c)
+    w_hr_t = np.ascontiguousarray(w_hr.T, loop.dtype)
+    h, c = h0.astype(loop.dtype, copy=False), c0.astype(loop.dtype, copy=False)
+    for t in _steps(xp.shape[0], reverse):
+        o, tanh_c = loop.step(t, h, c, out[t, :, p:])
+        h, c = out[t, :, :p], out[t, :, p:]
+        np.multiply(o, tanh_c, out=unprojected[t])
+        h[...] = unprojected[t] @ w_hr_t
+    return out, (loop.gates, loop.tanh_c, unprojected)
+
+
+@lstm_projected.defvjp
+def _(F, g, out, ins, needs, attrs):
+    h0, c0, w_hh, w_hr, b_hh = ins[1], ins[2], ins[3], ins[4], ins[5:]
+    gates, tanh_c, unprojected = attrs["saved"]
+    reverse = attrs["reverse"]
+    dtype = out.dtype
+    p = w_hr.shape[0]
+    w, w_hr = w_hh.astype(dtype, copy=False), w_hr.astype(dtype, copy=False)
+    h0, c0, g = (np.asarray(a, dtype) for a in (h0, c0, g))
+    dz = np.empty_like(gates)
+    dhs = np.empty((*out.shape[:2], p), dtype)  # the gradient reaching each h_t
+    dh = np.zeros(h0.shape, dtype)
+    dc = np.zeros(c0.shape, dtype)
+    none = np.zeros(c0.shape, dtype)  # o * tanh(c_t) reaches later steps only through h_t
+    for t in _steps(out.shape[0], not reverse):
+        c_prev = _before(out[:, :, p:], c0, t, reverse)
+        np.add(dh, g[t, :, :p], out=dhs[t])
+        d_unprojected = dhs[t] @ w_hr
+        kernels.lstm_gates_grad(
+            gates[t], tanh_c[t], c_prev, d_unprojected, g[t, :, p:], none, dc, dz[t]
+        )
+        np.dot(dz[t], w, out=dh)
+    flat = [a.reshape(-1, a.shape[-1]) for a in (dhs, unprojected)]
+    dw_hr = flat[0].T @ flat[1] if needs[4] else None
+    states = np.ascontiguousarray(out[..., :p])
+    dw_hh, *db_hh = _hidden_grads(dz, states, h0, reverse, needs[3], b_hh)
+    return (dz, dh, dc, dw_hh, dw_hr, *db_hh)
 
 
 def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
@@ -178,13 +254,28 @@ def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
     return o * ops.tanh(c), c, (i, f, g, o)
 
 
-@lstm.defreference
-def _lstm_reference(out, xp, h0, c0, w_hh, *b_hh, reverse, **_):
+def _lstm_steps(xp, h0, c0, w_hh, b_hh, w_hr, reverse):
+    """The hidden and cell states of every step in core primitives, one op per gate;
+    ``w_hr`` (or None) projects the hidden state."""
     h, c, hs, cs = h0, c0, [None] * xp.shape[0], [None] * xp.shape[0]
     for t in _steps(xp.shape[0], reverse):
         h, c, _gates = lstm_cell(xp[t] + fused.linear(h, w_hh, *b_hh), c)
+        if w_hr is not None:
+            h = fused.linear(h, w_hr)
         hs[t], cs[t] = h, c
+    return hs, cs
+
+
+@lstm.defreference
+def _lstm_reference(out, xp, h0, c0, w_hh, *b_hh, reverse, **_):
+    hs, cs = _lstm_steps(xp, h0, c0, w_hh, b_hh, None, reverse)
     return _fn.stack([_fn.stack(hs), _fn.stack(cs)])
+
+
+@lstm_projected.defreference
+def _lstm_projected_reference(out, xp, h0, c0, w_hh, w_hr, *b_hh, reverse, **_):
+    hs, cs = _lstm_steps(xp, h0, c0, w_hh, b_hh, w_hr, reverse)
+    return _fn.stack([_fn.concatenate([h, c], axis=-1) for h, c in zip(hs, cs)])
 
 
 # ---------------------------------------------------------------------------
