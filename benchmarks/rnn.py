@@ -46,7 +46,7 @@ def _gradwell(length: int, composed: bool = False):
         hc = recurrence.lstm.reference(
             None, xp, h0, h0, lstm.weight_hh_l0, lstm.bias_hh_l0, reverse=False
         )
-        return hc[..., :HIDDEN]
+        return hc[0]
 
     def run() -> float:
         lstm.zero_grad()
@@ -143,7 +143,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--lengths", default="10,25,50,100")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--frameworks", default="gradwell,gradwell composed,torch,jax",
+        help="comma-separated, from: gradwell, gradwell composed, torch, jax",
+    )  # fmt: skip
     args = parser.parse_args()
+    wanted = set(args.frameworks.split(","))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     os.environ.setdefault(
@@ -163,6 +168,7 @@ def main() -> None:
         frameworks["jax"] = _jax
     except ImportError:
         print("(jax is not installed)", file=sys.stderr)
+    frameworks = {name: make for name, make in frameworks.items() if name in wanted | {"gradwell"}}
     lengths = [int(n) for n in args.lengths.split(",")]
     best: dict[str, list[float]] = {name: [] for name in frameworks}
     sep = " | " if args.markdown else "  "
