@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
+
+from rnn import median_step
 
 DIM, IDS = 64, (32, 50)
 
@@ -26,12 +27,8 @@ def _ids(vocab: int):
     return np.random.default_rng(0).integers(0, vocab, IDS)
 
 
-def _gradwell(vocab: int, optimizer: str):
-    import gradwell as gw
-
-    emb = gw.nn.Embedding(vocab, DIM, rng=0)
-    opt = (gw.optim.SGD if optimizer == "sgd" else gw.optim.Adam)(emb.parameters(), lr=1e-3)
-    ids = _ids(vocab)
+def _step(emb, opt, ids):
+    """One training step; gradwell and PyTorch spell it alike."""
 
     def step() -> None:
         opt.zero_grad()
@@ -40,6 +37,14 @@ def _gradwell(vocab: int, optimizer: str):
         opt.step()
 
     return step
+
+
+def _gradwell(vocab: int, optimizer: str):
+    import gradwell as gw
+
+    emb = gw.nn.Embedding(vocab, DIM, rng=0)
+    opt = (gw.optim.SGD if optimizer == "sgd" else gw.optim.Adam)(emb.parameters(), lr=1e-3)
+    return _step(emb, opt, _ids(vocab))
 
 
 def _torch(vocab: int, optimizer: str, sparse: bool):
@@ -51,26 +56,7 @@ def _torch(vocab: int, optimizer: str, sparse: bool):
         opt = torch.optim.SGD(emb.parameters(), lr=1e-3)
     else:
         opt = (torch.optim.SparseAdam if sparse else torch.optim.Adam)(emb.parameters(), lr=1e-3)
-    ids = torch.tensor(_ids(vocab))
-
-    def step() -> None:
-        opt.zero_grad()
-        rows = emb(ids)
-        (rows * rows).sum().backward()
-        opt.step()
-
-    return step
-
-
-def _median(step, steps: int) -> float:
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    return _step(emb, opt, torch.tensor(_ids(vocab)))
 
 
 def main() -> None:
@@ -106,7 +92,7 @@ def main() -> None:
             turns: dict[str, list[float]] = {name: [] for name in steps}
             for _ in range(args.repeat):
                 for name, step in steps.items():
-                    turns[name].append(_median(step, args.steps))
+                    turns[name].append(median_step(step, args.steps))
             cells = [optimizer, str(vocab)]
             cells += [f"{min(t) * 1e3:.2f} ({max(t) / min(t):.2f})" for t in turns.values()]
             print(("| " + " | ".join(cells) + " |") if args.markdown else "  ".join(cells))

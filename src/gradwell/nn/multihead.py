@@ -44,8 +44,8 @@ class MultiheadAttention(Module):
     weights)``: weights (N, L, S) averaged over heads, (N, num_heads, L, S) with
     ``average_attn_weights=False``, or None without ``need_weights``. A query that may
     attend to nothing (in any head) gives, as PyTorch's, NaN in its output row and
-    weights when ``need_weights`` is True, and zeros attended (the output projection's
-    bias) when it is False.
+    weights when ``need_weights`` is True, and an attention of zeros (the output is then
+    ``out_proj``'s bias) when it is False.
 
     >>> import gradwell as gw
     >>> mha = gw.nn.MultiheadAttention(8, 2, batch_first=True, rng=0)
