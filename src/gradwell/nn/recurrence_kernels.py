@@ -32,18 +32,21 @@ def lstm_halved_preactivations(z: Any, xp: Any, bias: Any, half: Any) -> None:
 def lstm_gates(tanh_z: Any, c_prev: Any, a: Any, c: Any) -> None:
     """From ``tanh_z`` (N, 4H), tanh of the pre-activations with the i, f, o blocks halved:
     the gates into ``a`` (N, 4H), ``sigmoid = 0.5 + 0.5 * tanh(z / 2)`` (as ``ops.sigmoid``
-    forms it) for i, f, o and ``tanh`` for g, and the cell state ``c = f * c_prev + i * g``."""
+    forms it) for i, f, o and ``tanh`` for g, and the cell state ``c = f * c_prev + i * g``.
+    (Whole-row passes, the g block then overwritten: they vectorise, one fused loop over
+    the four blocks did not -- 2.6 against 7 us on (32, 512).)"""
     n, hh = c.shape
     half = a.dtype.type(0.5)
     for r in range(n):
-        zr, ar, cp, cr = tanh_z[r], a[r], c_prev[r], c[r]
+        zr, ar = tanh_z[r], a[r]
+        for j in range(4 * hh):
+            ar[j] = half + half * zr[j]
         for j in range(hh):
-            i = half + half * zr[j]
-            f = half + half * zr[hh + j]
-            g = zr[2 * hh + j]
-            ar[j], ar[hh + j], ar[2 * hh + j] = i, f, g
-            ar[3 * hh + j] = half + half * zr[3 * hh + j]
-            cr[j] = f * cp[j] + i * g
+            ar[2 * hh + j] = zr[2 * hh + j]
+    for r in range(n):
+        ar, cp, cr = a[r], c_prev[r], c[r]
+        for j in range(hh):
+            cr[j] = ar[hh + j] * cp[j] + ar[j] * ar[2 * hh + j]
 
 
 @jit
