@@ -146,9 +146,9 @@ class _Recurrent(Module):
         return (_fn.transpose(input, (1, 0, 2)) if self.batch_first else input), True
 
     def _initial_states(self, hx: Any, n: int, dtype: Any, batched: bool) -> list[Tensor]:
-        """Each initial state as a (num_layers * directions, N, hidden_size) tensor."""
+        """Each initial state as a (num_layers * directions, N, size) tensor: h's size is
+        ``output_size``, c's ``hidden_size``."""
         names = self.STATE_NAMES
-        # h's size is output_size, c's (an LSTM's second state) hidden_size
         sizes = (self.output_size, self.hidden_size)[: len(names)]
         shapes = [(self.num_layers * self.directions, n, size) for size in sizes]
         if hx is None:
