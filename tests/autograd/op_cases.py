@@ -293,6 +293,18 @@ CASES.update(
                 [(_L, _N, 4 * _H), (_N, _H), (_N, _H), (4 * _H, _H)],
             ),
         ],
+        "lstm_projected": [
+            (
+                lambda xp, h0, c0, w, w_hr, b: _rec.lstm_projected(
+                    xp, h0, c0, w, w_hr, b, reverse=False
+                ),
+                [(_L, _N, 4 * _H), (_N, 1), (_N, _H), (4 * _H, 1), (1, _H), (4 * _H,)],
+            ),
+            (
+                lambda xp, h0, c0, w, w_hr: _rec.lstm_projected(xp, h0, c0, w, w_hr, reverse=True),
+                [(_L, _N, 4 * _H), (_N, 1), (_N, _H), (4 * _H, 1), (1, _H)],
+            ),
+        ],
         "gru": [
             (
                 lambda xp, h0, w, b: _rec.gru(xp, h0, w, b, reverse=False),

@@ -57,7 +57,7 @@ def test_sdpa_matches_pytorch(case, dtype):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), **_tol(dtype))
 
 
-def test_sdpa_bool_mask_true_means_attend_and_an_empty_row_gives_zeros():
+def test_sdpa_bool_mask_true_means_attend():
     q = gw.randn(3, 4, rng=0)
     k = gw.randn(5, 4, rng=1)
     v = gw.randn(5, 2, rng=2)
@@ -65,13 +65,39 @@ def test_sdpa_bool_mask_true_means_attend_and_an_empty_row_gives_zeros():
     only_key_2[:, 2] = True
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=only_key_2)
     np.testing.assert_allclose(out.numpy(), np.broadcast_to(v.numpy()[2], (3, 2)), rtol=1e-6)
-    none = only_key_2.copy()
-    none[1] = False
-    q.requires_grad = True
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=none)
+
+
+def _one_row_masked(kind):
+    """A (3, 5) mask letting query 1 attend to nothing: False (boolean) or -inf (float)."""
+    rng = np.random.default_rng(4)
+    if kind == "bool":
+        mask = rng.random((3, 5)) > 0.4
+        mask[1] = False
+    else:
+        mask = rng.standard_normal((3, 5))
+        mask[1] = -np.inf
+    return mask
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_sdpa_a_query_that_attends_to_nothing_gives_zeros_as_pytorch(kind):
+    """PyTorch's scaled_dot_product_attention gives zeros there, and no gradient back."""
+    torch = pytest.importorskip("torch")
+    mask = _one_row_masked(kind)
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s) for s in ((3, 4), (5, 4), (5, 2))]
+    ours = [gw.tensor(a, "float64", requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = F.scaled_dot_product_attention(*ours, attn_mask=mask)
+    out_t = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=torch.tensor(mask))
     np.testing.assert_array_equal(out.numpy()[1], 0.0)
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-12)
     out.sum().backward()
-    assert np.isfinite(q.grad.numpy()).all()
+    out_t.sum().backward()
+    np.testing.assert_array_equal(ours[0].grad.numpy()[1], 0.0)
+    for a, b in zip(ours, theirs):
+        assert np.isfinite(a.grad.numpy()).all()
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-12)
 
 
 def test_sdpa_errors():
@@ -114,6 +140,21 @@ MHA_CASES = {
     "kdim and vdim": ({"kdim": 5, "vdim": 3}, {"attn_mask": RNG.random((4, 6)) > 0.8}, {}),
     "no bias": ({"bias": False}, {}, {}),
     "causal self-attention": ({}, {"is_causal": True}, {"self": True}),
+    "add_bias_kv, masks": (
+        {"add_bias_kv": True},
+        {"attn_mask": RNG.random((4, 6)) > 0.7, "key_padding_mask": RNG.random((2, 6)) > 0.8},
+        {},
+    ),
+    "add_zero_attn, per-head mask": (
+        {"add_zero_attn": True},
+        {"attn_mask": RNG.random((4, 4, 6)) > 0.8},
+        {},
+    ),
+    "both, kdim and vdim, key padding": (
+        {"add_bias_kv": True, "add_zero_attn": True, "kdim": 5, "vdim": 3, "batch_first": True},
+        {"key_padding_mask": np.array([[False] * 4 + [True] * 2, [False] * 6])},
+        {},
+    ),
 }
 
 
@@ -148,6 +189,36 @@ def test_multihead_attention_matches_pytorch(case, dtype):
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), **_tol(dtype))
+
+
+@pytest.mark.parametrize("need_weights", [True, False])
+@pytest.mark.parametrize("how", ["key padding", "attn_mask of one head"])
+def test_multihead_a_query_that_attends_to_nothing_is_pytorchs(how, need_weights):
+    """PyTorch's MultiheadAttention gives NaN for such a query when it returns the weights
+    (a plain softmax), and attends with zeros when it does not."""
+    torch, ours, theirs = _mha_pair(np.float64)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, 8))  # (L, N, E), self-attention
+    masks = {}
+    if how == "key padding":
+        masks["key_padding_mask"] = np.array([[True] * 3, [False, True, False]])
+    else:
+        per_head = np.zeros((2 * 2, 3, 3), bool)  # (N * heads, L, S): True is forbidden
+        per_head[1, 2] = True  # batch 0, head 1, query 2
+        masks["attn_mask"] = per_head
+    mine = gw.tensor(x, "float64", requires_grad=True)
+    yours = torch.tensor(x, requires_grad=True)
+    out, weights = ours(mine, mine, mine, need_weights=need_weights, **masks)
+    out_t, weights_t = theirs(
+        yours, yours, yours, need_weights=need_weights, **_torchify(torch, masks, np.float64)
+    )
+    assert np.isnan(out.numpy()).any() == need_weights
+    np.testing.assert_allclose(out.numpy(), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    if need_weights:
+        np.testing.assert_allclose(weights.numpy(), weights_t.detach().numpy(), rtol=1e-10)
+    out.sum().backward()
+    out_t.sum().backward()
+    np.testing.assert_allclose(mine.grad.numpy(), yours.grad.numpy(), rtol=1e-9, atol=1e-11)
 
 
 def test_multihead_attention_unbatched_and_without_weights():

@@ -42,7 +42,7 @@ def test_second_order_through_the_reference_keeps_padding_constant():
 
 
 def test_sparse_gradients_are_refused_clearly():
-    with pytest.raises(NotImplementedError, match="sparse=True"):
+    with pytest.raises(NotImplementedError, match=r"sparse=True.*shrink the table.*freeze"):
         gw.nn.Embedding(10, 3, sparse=True)
 
 

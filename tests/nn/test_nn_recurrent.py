@@ -83,6 +83,26 @@ def test_matches_pytorch_from_a_given_state_and_unbatched(name):
              np.float64)  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"num_layers": 2, "bidirectional": True}],
+    ids=["one layer", "2 layers, both ways"],
+)
+def test_lstm_with_proj_size_matches_pytorch(kwargs, dtype):
+    torch, ours, theirs = _pair("LSTM", {"proj_size": 2, **kwargs}, dtype)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 2, 3)).astype(dtype)
+    _compare(ours, theirs, torch, x, None, dtype)
+    layers = 2 * kwargs.get("num_layers", 1) if kwargs else 1
+    for p in [*ours.parameters(), *theirs.parameters()]:
+        p.grad = None
+    hx = [rng.standard_normal((layers, 2, size)).astype(dtype) for size in (2, 4)]
+    _compare(ours, theirs, torch, x, hx, dtype)
+
+
 def test_relu_rnn_matches_pytorch():
     torch, ours, theirs = _pair("RNN", {"nonlinearity": "relu", "num_layers": 2}, np.float64)
     _compare(ours, theirs, torch, np.random.default_rng(3).standard_normal((6, 2, 3)), None,
@@ -116,6 +136,17 @@ RECURRENCES = {
 }
 
 
+def _fast_and_reference_agree(op, inputs, attrs):
+    out = op(*inputs, **attrs)
+    ref = op.reference(out.data, *inputs, **attrs)
+    np.testing.assert_allclose(out.data, ref.data, rtol=1e-12, atol=1e-13)
+    w = gw.tensor(np.random.default_rng(9).standard_normal(out.shape), "float64")
+    fast = gw.grad((out * w).sum(), inputs)
+    slow = gw.grad((ref * w).sum(), inputs)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("case", RECURRENCES)
 def test_the_fused_recurrence_equals_its_reference(case, reverse):
@@ -125,14 +156,15 @@ def test_the_fused_recurrence_equals_its_reference(case, reverse):
     h = 3
     inputs = [_leaf((4, 2, gates * h), 0)] + [_leaf((2, h), 1 + s) for s in range(n_states)]
     inputs += [_leaf((gates * h, h), 5), _leaf((gates * h,), 6)]
-    out = op(*inputs, reverse=reverse, **attrs)
-    ref = op.reference(out.data, *inputs, reverse=reverse, **attrs)
-    np.testing.assert_allclose(out.data, ref.data, rtol=1e-12, atol=1e-13)
-    w = gw.tensor(np.random.default_rng(9).standard_normal(out.shape), "float64")
-    fast = gw.grad((out * w).sum(), inputs)
-    slow = gw.grad((ref * w).sum(), inputs)
-    for a, b in zip(fast, slow):
-        np.testing.assert_allclose(a.data, b.data, rtol=1e-10, atol=1e-12)
+    _fast_and_reference_agree(op, inputs, {"reverse": reverse, **attrs})
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_projected_lstm_equals_its_reference(reverse):
+    h, p = 3, 2
+    inputs = [_leaf((4, 2, 4 * h), 0), _leaf((2, p), 1), _leaf((2, h), 2)]
+    inputs += [_leaf((4 * h, p), 3), _leaf((p, h), 4), _leaf((4 * h,), 5)]
+    _fast_and_reference_agree(recurrence.lstm_projected, inputs, {"reverse": reverse})
 
 
 def test_observers_see_every_gate_and_training_is_unchanged():
@@ -190,6 +222,10 @@ def test_errors_name_the_layer_and_the_expected_shape():
         gw.nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="hidden_size"):
         gw.nn.GRU(3, 0)
+    with pytest.raises(ValueError, match=r"proj_size \(4\) must be smaller than hidden_size \(4\)"):
+        gw.nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match=r"expected h0 of shape \(1, 2, 2\).*proj_size"):
+        gw.nn.LSTM(3, 4, proj_size=2)(gw.zeros(5, 2, 3), (gw.zeros(1, 2, 4), gw.zeros(1, 2, 4)))
 
 
 @pytest.mark.parametrize(
@@ -198,7 +234,9 @@ def test_errors_name_the_layer_and_the_expected_shape():
         gw.nn.LSTM(3, 4, num_layers=2, bias=False, bidirectional=True, rng=0),
         gw.nn.GRU(3, 4, batch_first=True, dropout=0.2, rng=0),
         gw.nn.RNN(3, 4, nonlinearity="relu", rng=0),
+        gw.nn.LSTM(3, 4, proj_size=2, rng=0),
         gw.nn.MultiheadAttention(8, 2, kdim=5, bias=False, rng=0),
+        gw.nn.MultiheadAttention(8, 2, add_bias_kv=True, add_zero_attn=True, rng=0),
     ],
     ids=lambda m: type(m).__name__,
 )

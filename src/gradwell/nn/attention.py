@@ -38,26 +38,32 @@ def mask_array(mask: Any, who: str) -> Any:
 
 def attend(
     q: Tensor, k: Tensor, v: Tensor, allowed: Any, bias: Any, dropout_p: float, scale: float,
-    rng: Any,
+    rng: Any, empty_rows: str = "zeros",
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """softmax(q @ k.T * scale + bias) @ v with the positions not ``allowed`` (a boolean
-    array, or None: all) left out; a row that may attend to nothing gives zeros (as
-    PyTorch's scaled_dot_product_attention), not NaN. Returns (output, weights)."""
+    array, or None: all) left out. Returns (output, weights).
+
+    A query row whose scores are all -inf (nothing allowed, or a float mask of -inf
+    everywhere) is PyTorch's: with ``empty_rows="zeros"`` its weights and output are
+    zeros and no gradient flows through it (``scaled_dot_product_attention``, and
+    ``MultiheadAttention`` without weights); with ``"nan"`` they are NaN
+    (``MultiheadAttention`` returning weights, whose softmax is a plain one)."""
     scores = ops.matmul(q, _swap_last(k)) * scale
     if bias is not None:
         scores = scores + bias
-    empty = None
     if allowed is not None:
-        allowed = np.asarray(allowed, bool)
-        empty = ~allowed.any(axis=-1, keepdims=True)
-        if empty.any():
-            allowed = allowed | empty  # a finite softmax there, zeroed below
-        else:
-            empty = None
         scores = scores + np.where(allowed, 0.0, -np.inf).astype(q.data.dtype)
-    weights = ops.softmax(scores, axis=-1)
-    if empty is not None:
+    empty = None
+    if allowed is not None or bias is not None:
+        empty = np.isneginf(scores.data).all(axis=-1, keepdims=True)
+    if empty is None or not empty.any():
+        weights = ops.softmax(scores, axis=-1)
+    elif empty_rows == "zeros":
+        weights = ops.softmax(_fn.masked_fill(scores, empty, 0.0), axis=-1)
         weights = weights * (~empty).astype(q.data.dtype)
+    else:
+        with np.errstate(invalid="ignore"):  # -inf - -inf: the NaN asked for
+            weights = ops.softmax(scores, axis=-1)
     if dropout_p > 0:
         weights = (
             fused.dropout(weights, rate=dropout_p, rng=_rng(rng)) if dropout_p < 1 else weights * 0
@@ -82,7 +88,8 @@ def scaled_dot_product_attention(
     ``scale`` defaults to 1 / sqrt(E). ``attn_mask`` broadcasts to (..., L, S): a boolean
     mask says where a query may attend (True: attend); a float mask is added to the
     scores. ``is_causal``: query i attends to keys 0..i (no ``attn_mask`` then). A query
-    that may attend to nothing gives zeros. ``dropout_p``: dropout on the attention
+    that may attend to nothing (a row of False, or of -inf) gives zeros and passes no
+    gradient back, as PyTorch's. ``dropout_p``: dropout on the attention
     weights, applied whenever it is above 0 (as in PyTorch: pass 0.0 in evaluation);
     ``rng`` draws its masks.
 

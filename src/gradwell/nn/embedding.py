@@ -74,7 +74,10 @@ class Embedding(Module):
     ``padding_idx``: that row starts at zero and is never updated by a gradient.
     The weight's gradient is dense (PyTorch's ``sparse=False``), summed in time
     proportional to the rows looked up; ``sparse=True`` (a sparse gradient for
-    SparseAdam-style optimizers) is not supported. ``Embedding.from_pretrained(table)``
+    SparseAdam-style optimizers) is refused: a dense step costs a pass over the whole
+    table, as cheap as PyTorch's sparse step up to about 10^4 rows, but from 10^5 rows
+    2-20 times dearer than its SparseAdam step and 25-400 times than its sparse SGD
+    step (benchmarks/embedding.py). ``Embedding.from_pretrained(table)``
     wraps an existing table.
 
     >>> import gradwell as gw
@@ -96,9 +99,12 @@ class Embedding(Module):
         super().__init__()
         if sparse:
             raise NotImplementedError(
-                "Embedding: sparse=True is not supported (gradwell's optimizers take dense "
-                "gradients); the dense gradient is summed in time proportional to the rows "
-                "looked up"
+                "Embedding: sparse=True is not supported: gradwell's gradients and optimizers "
+                "are dense, so each step fills and updates the whole (num_embeddings, "
+                "embedding_dim) table. Up to about 10^4 rows that costs no more than "
+                "PyTorch's sparse path (benchmarks/embedding.py); for larger tables, pass "
+                "sparse=False and shrink the table (a frequency cutoff, or hash the ids "
+                "into fewer rows), or freeze it (Embedding.from_pretrained(table, freeze=True))"
             )
         self.sparse = False
         self.num_embeddings = _positive_int(num_embeddings, "num_embeddings", "Embedding")

@@ -30,7 +30,10 @@ class MultiheadAttention(Module):
     ``out_proj`` (a Linear) as in PyTorch, so a PyTorch state dict loads and gives the
     same numbers. Init: Xavier-uniform projections, zero biases. ``dropout`` on the
     attention weights in training; ``rng`` (a seed or a Generator) for init and dropout.
-    (PyTorch's ``add_bias_kv`` and ``add_zero_attn`` are not supported.)
+    ``add_bias_kv``: one more key and value, the learnt ``bias_k`` and ``bias_v`` (1, 1,
+    embed_dim), appended after the projections; ``add_zero_attn``: one more key and value
+    of zeros in every head, appended after those; both, as in PyTorch, widen the
+    weights by a column each and are never masked.
 
     ``forward(query, key, value, key_padding_mask=None, need_weights=True,
     attn_mask=None, average_attn_weights=True, is_causal=False)``: inputs (L, N, E) ((N, L,
@@ -40,7 +43,9 @@ class MultiheadAttention(Module):
     ``scaled_dot_product_attention``'s), a float mask is added. Returns ``(output,
     weights)``: weights (N, L, S) averaged over heads, (N, num_heads, L, S) with
     ``average_attn_weights=False``, or None without ``need_weights``. A query that may
-    attend to nothing gives zeros (PyTorch gives NaN).
+    attend to nothing (in any head) gives, as PyTorch's, NaN in its output row and
+    weights when ``need_weights`` is True, and an attention of zeros (the output is then
+    ``out_proj``'s bias) when it is False.
 
     >>> import gradwell as gw
     >>> mha = gw.nn.MultiheadAttention(8, 2, batch_first=True, rng=0)
@@ -72,9 +77,7 @@ class MultiheadAttention(Module):
             raise ValueError(
                 f"{who}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})"
             )
-        if add_bias_kv or add_zero_attn:
-            raise NotImplementedError(f"{who}: add_bias_kv and add_zero_attn are not supported")
-        self.add_bias_kv = self.add_zero_attn = False
+        self.add_bias_kv, self.add_zero_attn = bool(add_bias_kv), bool(add_zero_attn)
         self.bias = bool(bias)
         self.kdim = self.embed_dim if kdim is None else _positive_int(kdim, "kdim", who)
         self.vdim = self.embed_dim if vdim is None else _positive_int(vdim, "vdim", who)
@@ -90,6 +93,11 @@ class MultiheadAttention(Module):
             self.k_proj_weight = self._xavier((e, self.kdim), dtype)
             self.v_proj_weight = self._xavier((e, self.vdim), dtype)
         self.in_proj_bias = Parameter(Tensor(np.zeros(3 * e, dtype))) if bias else None
+        if self.add_bias_kv:  # PyTorch's names, shapes and init (Xavier-normal)
+            self.bias_k, self.bias_v = (
+                Parameter(init.xavier_normal_(Tensor(np.empty((1, 1, e), dtype)), rng=self.rng))
+                for _ in range(2)
+            )
         self.out_proj = Linear(e, e, bias=bias, init=_torch_linear_init, rng=self.rng, dtype=dtype)
 
     @property
@@ -156,13 +164,22 @@ class MultiheadAttention(Module):
                 f"{[x.shape for x in inputs]} (as (N, L, E))"
             )
         h, hd = self.num_heads, self.embed_dim // self.num_heads
-        q, k, v = (
-            _fn.transpose(_fn.reshape(fused.linear(x, w, *b), (n, x.shape[1], h, hd)), (0, 2, 1, 3))
-            for x, (w, b) in zip(inputs, self._projections())
-        )
+        q, k, v = (fused.linear(x, w, *b) for x, (w, b) in zip(inputs, self._projections()))
+        if self.add_bias_kv:  # one more key and value, learnt, after the projections
+            k, v = (
+                _fn.concatenate([x, _fn.broadcast_to(b, (n, 1, self.embed_dim))], axis=1)
+                for x, b in ((k, self.bias_k), (v, self.bias_v))
+            )
+        q, k, v = (_fn.transpose(_fn.reshape(x, (n, -1, h, hd)), (0, 2, 1, 3)) for x in (q, k, v))
+        if self.add_zero_attn:  # and one of zeros in every head
+            zeros = np.zeros((n, h, 1, hd), dtype)
+            k, v = (_fn.concatenate([x, zeros], axis=2) for x in (k, v))
         allowed, bias = self._masks(key_padding_mask, attn_mask, is_causal, n, length, s, dtype)
         rate = self.dropout if self.training else 0.0
-        out, weights = attend(q, k, v, allowed, bias, rate, 1.0 / math.sqrt(hd), self.rng)
+        empty_rows = "nan" if need_weights else "zeros"
+        out, weights = attend(
+            q, k, v, allowed, bias, rate, 1.0 / math.sqrt(hd), self.rng, empty_rows
+        )
         out = self.out_proj(
             _fn.reshape(_fn.transpose(out, (0, 2, 1, 3)), (n, length, self.embed_dim))
         )
@@ -204,6 +221,7 @@ class MultiheadAttention(Module):
             elif m.ndim == 3:
                 shape = (n, self.num_heads, length, s)
                 m = _fn.reshape(m, shape) if isinstance(m, Tensor) else m.reshape(shape)
+            m = self._pad_keys(m)
             if isinstance(m, np.ndarray) and m.dtype == bool:
                 allowed = ~m if allowed is None else allowed & ~m
             else:
@@ -211,8 +229,23 @@ class MultiheadAttention(Module):
                 bias = m if bias is None else bias + m
         return allowed, bias
 
+    def _pad_keys(self, mask: Any) -> Any:
+        """A mask (..., S) widened by a column per key that ``add_bias_kv`` and
+        ``add_zero_attn`` append: not forbidden (False), or 0 added."""
+        extra = self.add_bias_kv + self.add_zero_attn
+        if not extra:
+            return mask
+        shape = (*mask.shape[:-1], extra)
+        if isinstance(mask, Tensor):
+            return _fn.concatenate([mask, np.zeros(shape, mask.data.dtype)], axis=-1)
+        return np.concatenate([mask, np.zeros(shape, mask.dtype)], axis=-1)
+
     def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
+        s = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}"
+        for name in ("add_bias_kv", "add_zero_attn"):
+            if getattr(self, name):
+                s += f", {name}=True"
+        return s
 
 
 def _torch_linear_init(weight: Any, rng: Any = None) -> Any:

@@ -20,7 +20,9 @@ Layout, as in PyTorch: ``xp`` is (L, N, G * H) with the gate blocks in PyTorch's
 is read from its last step to its first; outputs stay at their steps' places.
 
 * ``rnn``: ``h_t = act(xp_t + h_{t-1} @ W_hh.T + b_hh)``, ``act`` tanh or relu; out (L, N, H).
-* ``lstm``: out (L, N, 2H) holds ``[h_t, c_t]`` (the cell state is an output too).
+* ``lstm``: out (2, L, N, H) holds h_t in ``[0]`` and c_t in ``[1]`` (the cell state is
+  an output too); ``lstm_projected`` (``proj_size``) projects h_t to size P by ``W_hr``,
+  out (L, N, P + H).
 * ``gru``: ``n = tanh(xp_n + r * (h @ W_hn.T + b_hn))``, ``h_t = (1 - z) * n + z * h``;
   out (L, N, H).
 """
@@ -36,6 +38,7 @@ from ..autograd import ops
 from ..autograd.ops import _sigmoid_array as _sigmoid
 from ..autograd.ops import primitive
 from . import fused
+from . import recurrence_kernels as kernels
 
 
 def _steps(length: int, reverse: bool) -> range:
@@ -53,10 +56,21 @@ def _previous(seq: np.ndarray, first: np.ndarray, reverse: bool) -> np.ndarray:
     return prev
 
 
-def _hidden_grads(dz: np.ndarray, h_prev: np.ndarray, needs_w: bool, b_hh: tuple) -> tuple:
-    """The gradients of W_hh (one matmul over all steps) and of b_hh from the gradient
-    ``dz`` (L, N, G * H) of the hidden projections."""
-    gw = dz.reshape(-1, dz.shape[-1]).T @ h_prev.reshape(-1, h_prev.shape[-1]) if needs_w else None
+def _hidden_grads(
+    dz: np.ndarray, states: np.ndarray, first: np.ndarray, reverse: bool, needs_w: bool,
+    b_hh: tuple,
+) -> tuple:  # fmt: skip
+    """The gradients of W_hh and of b_hh from the gradient ``dz`` (L, N, G * H) of the
+    hidden projections ``h_{t-1} @ W_hh.T + b_hh``, where ``h_{t-1}`` is the state
+    ``states`` (L, N, H) left one step before (``first`` for the first step read):
+    W_hh's is one matmul over all steps but the first."""
+    gw = None
+    if needs_w:
+        later, before, start = (
+            (dz[:-1], states[1:], dz[-1]) if reverse else (dz[1:], states[:-1], dz[0])
+        )
+        flat = [a.reshape(-1, a.shape[-1]) for a in (later, before)]
+        gw = flat[0].T @ flat[1] + start.T @ first
     return (gw, dz.sum(axis=(0, 1))) if b_hh else (gw,)
 
 
@@ -68,7 +82,7 @@ def _hidden_grads(dz: np.ndarray, h_prev: np.ndarray, needs_w: bool, b_hh: tuple
 def rnn(xp: Any, h0: Any, w_hh: Any, *b_hh: Any, nonlinearity: str, reverse: bool) -> Any:
     """The Elman recurrence over a sequence: (L, N, H) of hidden states."""
     out = np.empty(xp.shape, np.result_type(xp, h0, w_hh))
-    h, w_t = h0, w_hh.T
+    h, w_t = h0, np.ascontiguousarray(w_hh.T)  # BLAS is faster on it than on a view
     for t in _steps(xp.shape[0], reverse):
         z = xp[t] + h @ w_t
         if b_hh:
@@ -87,7 +101,7 @@ def _(F, g, out, ins, needs, attrs):
         h = out[t]
         dz[t] = dh * (1 - h * h) if attrs["nonlinearity"] == "tanh" else dh * (h > 0)
         dh = dz[t] @ w_hh
-    return (dz, dh, *_hidden_grads(dz, _previous(out, h0, attrs["reverse"]), needs[2], b_hh))
+    return (dz, dh, *_hidden_grads(dz, out, h0, attrs["reverse"], needs[2], b_hh))
 
 
 @rnn.defreference
@@ -103,40 +117,60 @@ def _rnn_reference(out, xp, h0, w_hh, *b_hh, nonlinearity, reverse):
 # lstm
 
 
+class _LstmLoop:
+    """What both LSTM primitives' forward loops share: the arrays saved for backward and
+    one step.
+
+    sigmoid(z) = 0.5 + 0.5 * tanh(z / 2): with the i, f, o blocks of the pre-activations
+    halved (exact in binary floating point) one tanh pass per step serves all four gates.
+    """
+
+    def __init__(self, xp: Any, h0: Any, c0: Any, w_hh: Any, b_hh: tuple) -> None:
+        n_steps, n, four_h = xp.shape
+        self.hh = hh = four_h // 4
+        self.dtype = dtype = np.result_type(xp, h0, c0, w_hh)
+        self.half = np.full(four_h, 0.5, dtype)
+        self.half[2 * hh : 3 * hh] = 1
+        self.w_t = np.ascontiguousarray((w_hh * self.half[:, None]).T)  # faster than a view
+        self.bias = b_hh[0] if b_hh else np.zeros(four_h, dtype)
+        self.xp = xp
+        self.gates = np.empty((n_steps, n, four_h), dtype)
+        self.tanh_c = np.empty((n_steps, n, hh), dtype)
+        self.z = np.empty((n, four_h), dtype)  # every step's pre-activations, kept in cache
+
+    def step(self, t: int, h: Any, c_prev: Any, c: Any) -> tuple[Any, Any]:
+        """Step t from the state (h, c_prev) before it: its gates (saved) and its cell
+        state into ``c``; returns the two factors of ``o * tanh(c)``."""
+        z = self.z
+        np.dot(h, self.w_t, out=z)
+        kernels.lstm_halved_preactivations(z, self.xp[t], self.bias, self.half)
+        np.tanh(z, out=z)
+        kernels.lstm_gates(z, c_prev, self.gates[t], c)
+        np.tanh(c, out=self.tanh_c[t])
+        return self.gates[t, :, 3 * self.hh :], self.tanh_c[t]
+
+
+def _before(cells: Any, c0: Any, t: int, reverse: bool) -> Any:
+    """The cell state step ``t`` started from: ``cells[t -+ 1]``, or ``c0`` for the first."""
+    before = t + 1 if reverse else t - 1
+    return cells[before] if 0 <= before < len(cells) else c0
+
+
 @primitive("lstm", saves=True, reads="io")
 def lstm(xp: Any, h0: Any, c0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any:
-    """The LSTM recurrence over a sequence: (L, N, 2H) holding [h_t, c_t] per step.
+    """The LSTM recurrence over a sequence: (2, L, N, H), the hidden states h_t in ``[0]``
+    and the cell states c_t in ``[1]``.
 
     Saves the gate activations (L, N, 4H) and tanh(c_t) (L, N, H) for backward.
     """
-    n_steps, n, four_h = xp.shape
-    hh = four_h // 4
-    dtype = np.result_type(xp, h0, c0, w_hh)
-    out = np.empty((n_steps, n, 2 * hh), dtype)
-    gates = np.empty((n_steps, n, four_h), dtype)
-    tanh_c = np.empty((n_steps, n, hh), dtype)
-    h, c = h0.astype(dtype, copy=False), c0.astype(dtype, copy=False)
-    w_t = w_hh.astype(dtype, copy=False).T
-    z = np.empty((n, four_h), dtype)
-    # in place, into the saved arrays: one allocation per step instead of a dozen
-    for t in _steps(n_steps, reverse):
-        np.dot(h, w_t, out=z)
-        z += xp[t]
-        if b_hh:
-            z += b_hh[0]
-        a = gates[t]
-        np.multiply(z, 0.5, out=a)  # the logistic function of all four blocks, as ops.sigmoid
-        np.tanh(a, out=a)
-        a *= 0.5
-        a += 0.5
-        np.tanh(z[:, 2 * hh : 3 * hh], out=a[:, 2 * hh : 3 * hh])  # g is a tanh
-        c_next, h = out[t, :, hh:], out[t, :, :hh]
-        np.multiply(a[:, hh : 2 * hh], c, out=c_next)
-        c_next += a[:, :hh] * a[:, 2 * hh : 3 * hh]
-        np.tanh(c_next, out=tanh_c[t])
-        np.multiply(a[:, 3 * hh :], tanh_c[t], out=h)
-        c = c_next
-    return out, (gates, tanh_c)
+    loop = _LstmLoop(xp, h0, c0, w_hh, b_hh)
+    out = np.empty((2, *loop.tanh_c.shape), loop.dtype)
+    h, c = h0.astype(loop.dtype, copy=False), c0.astype(loop.dtype, copy=False)
+    for t in _steps(xp.shape[0], reverse):
+        o, tanh_c = loop.step(t, h, c, out[1, t])
+        h, c = out[0, t], out[1, t]
+        np.multiply(o, tanh_c, out=h)
+    return out, (loop.gates, loop.tanh_c)
 
 
 @lstm.defvjp
@@ -144,32 +178,70 @@ def _(F, g, out, ins, needs, attrs):
     h0, c0, w_hh, b_hh = ins[1], ins[2], ins[3], ins[4:]
     gates, tanh_c = attrs["saved"]
     reverse = attrs["reverse"]
-    hh = h0.shape[-1]
-    c_prev = _previous(out[..., hh:], c0, reverse)
-    w = w_hh.astype(out.dtype, copy=False)
+    dtype = out.dtype
+    w = w_hh.astype(dtype, copy=False)
+    h0, c0, g = (np.asarray(a, dtype) for a in (h0, c0, g))
     dz = np.empty_like(gates)
-    dh = np.zeros(h0.shape, out.dtype)
-    dc = np.zeros(c0.shape, out.dtype)
+    dh = np.zeros(h0.shape, dtype)
+    dc = np.zeros(c0.shape, dtype)
+    for t in _steps(out.shape[1], not reverse):
+        c_prev = _before(out[1], c0, t, reverse)
+        kernels.lstm_gates_grad(gates[t], tanh_c[t], c_prev, g[0, t], g[1, t], dh, dc, dz[t])
+        np.dot(dz[t], w, out=dh)
+    return (dz, dh, dc, *_hidden_grads(dz, out[0], h0, reverse, needs[3], b_hh))
+
+
+@primitive("lstm_projected", saves=True, reads="io")
+def lstm_projected(
+    xp: Any, h0: Any, c0: Any, w_hh: Any, w_hr: Any, *b_hh: Any, reverse: bool
+) -> Any:  # fmt: skip
+    """The LSTM recurrence with a projected hidden state (PyTorch's ``proj_size``):
+    ``h_t = (o * tanh(c_t)) @ W_hr.T``, of size P; ``W_hh`` is (4H, P), ``W_hr`` (P, H).
+    Out (L, N, P + H): h_t, then c_t.
+
+    Saves the gates, tanh(c_t) and ``o * tanh(c_t)`` (L, N, H) for backward.
+    """
+    loop = _LstmLoop(xp, h0, c0, w_hh, b_hh)
+    p = w_hr.shape[0]
+    out = np.empty((*xp.shape[:2], p + loop.hh), loop.dtype)
+    unprojected = np.empty_like(loop.tanh_c)
+    w_hr_t = np.ascontiguousarray(w_hr.T, loop.dtype)
+    h, c = h0.astype(loop.dtype, copy=False), c0.astype(loop.dtype, copy=False)
+    for t in _steps(xp.shape[0], reverse):
+        o, tanh_c = loop.step(t, h, c, out[t, :, p:])
+        h, c = out[t, :, :p], out[t, :, p:]
+        np.multiply(o, tanh_c, out=unprojected[t])
+        h[...] = unprojected[t] @ w_hr_t
+    return out, (loop.gates, loop.tanh_c, unprojected)
+
+
+@lstm_projected.defvjp
+def _(F, g, out, ins, needs, attrs):
+    h0, c0, w_hh, w_hr, b_hh = ins[1], ins[2], ins[3], ins[4], ins[5:]
+    gates, tanh_c, unprojected = attrs["saved"]
+    reverse = attrs["reverse"]
+    dtype = out.dtype
+    p = w_hr.shape[0]
+    w, w_hr = w_hh.astype(dtype, copy=False), w_hr.astype(dtype, copy=False)
+    h0, c0, g = (np.asarray(a, dtype) for a in (h0, c0, g))
+    dz = np.empty_like(gates)
+    dhs = np.empty((*out.shape[:2], p), dtype)  # the gradient reaching each h_t
+    dh = np.zeros(h0.shape, dtype)
+    dc = np.zeros(c0.shape, dtype)
+    none = np.zeros(c0.shape, dtype)  # o * tanh(c_t) reaches later steps only through h_t
     for t in _steps(out.shape[0], not reverse):
-        a, d = gates[t], dz[t]
-        i, f, gg, o = a[:, :hh], a[:, hh : 2 * hh], a[:, 2 * hh : 3 * hh], a[:, 3 * hh :]
-        tc = tanh_c[t]
-        dh += g[t, :, :hh]
-        dc += g[t, :, hh:]
-        dc += dh * o * (1 - tc * tc)
-        # (1 - s) * s * upstream for the sigmoid blocks, (1 - g^2) * upstream for g
-        np.subtract(1, a, out=d)
-        d *= a
-        d[:, :hh] *= dc * gg
-        d[:, hh : 2 * hh] *= dc * c_prev[t]
-        d[:, 3 * hh :] *= dh * tc
-        np.multiply(gg, gg, out=d[:, 2 * hh : 3 * hh])
-        np.subtract(1, d[:, 2 * hh : 3 * hh], out=d[:, 2 * hh : 3 * hh])
-        d[:, 2 * hh : 3 * hh] *= dc * i
-        dc *= f
-        np.dot(d, w, out=dh)
-    h_prev = _previous(out[..., :hh], h0, reverse)
-    return (dz, dh, dc, *_hidden_grads(dz, h_prev, needs[3], b_hh))
+        c_prev = _before(out[:, :, p:], c0, t, reverse)
+        np.add(dh, g[t, :, :p], out=dhs[t])
+        d_unprojected = dhs[t] @ w_hr
+        kernels.lstm_gates_grad(
+            gates[t], tanh_c[t], c_prev, d_unprojected, g[t, :, p:], none, dc, dz[t]
+        )
+        np.dot(dz[t], w, out=dh)
+    flat = [a.reshape(-1, a.shape[-1]) for a in (dhs, unprojected)]
+    dw_hr = flat[0].T @ flat[1] if needs[4] else None
+    states = np.ascontiguousarray(out[..., :p])
+    dw_hh, *db_hh = _hidden_grads(dz, states, h0, reverse, needs[3], b_hh)
+    return (dz, dh, dc, dw_hh, dw_hr, *db_hh)
 
 
 def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
@@ -182,13 +254,28 @@ def lstm_cell(z: Any, c: Any) -> tuple[Any, Any, tuple[Any, ...]]:
     return o * ops.tanh(c), c, (i, f, g, o)
 
 
-@lstm.defreference
-def _lstm_reference(out, xp, h0, c0, w_hh, *b_hh, reverse, **_):
-    h, c, steps = h0, c0, [None] * xp.shape[0]
+def _lstm_steps(xp, h0, c0, w_hh, b_hh, w_hr, reverse):
+    """The hidden and cell states of every step in core primitives, one op per gate;
+    ``w_hr`` (or None) projects the hidden state."""
+    h, c, hs, cs = h0, c0, [None] * xp.shape[0], [None] * xp.shape[0]
     for t in _steps(xp.shape[0], reverse):
         h, c, _gates = lstm_cell(xp[t] + fused.linear(h, w_hh, *b_hh), c)
-        steps[t] = _fn.concatenate([h, c], axis=-1)
-    return _fn.stack(steps)
+        if w_hr is not None:
+            h = fused.linear(h, w_hr)
+        hs[t], cs[t] = h, c
+    return hs, cs
+
+
+@lstm.defreference
+def _lstm_reference(out, xp, h0, c0, w_hh, *b_hh, reverse, **_):
+    hs, cs = _lstm_steps(xp, h0, c0, w_hh, b_hh, None, reverse)
+    return _fn.stack([_fn.stack(hs), _fn.stack(cs)])
+
+
+@lstm_projected.defreference
+def _lstm_projected_reference(out, xp, h0, c0, w_hh, w_hr, *b_hh, reverse, **_):
+    hs, cs = _lstm_steps(xp, h0, c0, w_hh, b_hh, w_hr, reverse)
+    return _fn.stack([_fn.concatenate([h, c], axis=-1) for h, c in zip(hs, cs)])
 
 
 # ---------------------------------------------------------------------------
@@ -206,7 +293,7 @@ def gru(xp: Any, h0: Any, w_hh: Any, *b_hh: Any, reverse: bool) -> Any:
     out = np.empty((*xp.shape[:2], hh), np.result_type(xp, h0, w_hh))
     gates = np.empty(xp.shape, out.dtype)
     hidden_n = np.empty(out.shape, out.dtype)
-    h, w_t = h0, w_hh.T
+    h, w_t = h0, np.ascontiguousarray(w_hh.T)  # BLAS is faster on it than on a view
     for t in _steps(n_steps, reverse):
         zh = h @ w_t
         if b_hh:
@@ -240,7 +327,7 @@ def _(F, g, out, ins, needs, attrs):
         dzh[t, :, : 2 * hh] = d[:, : 2 * hh]
         dzh[t, :, 2 * hh :] = dn * r
         dh = dh * z + dzh[t] @ w_hh
-    return (dxp, dh, *_hidden_grads(dzh, h_prev, needs[2], b_hh))
+    return (dxp, dh, *_hidden_grads(dzh, out, h0, reverse, needs[2], b_hh))
 
 
 def gru_cell(xp: Any, zh: Any, h: Any) -> tuple[Any, tuple[Any, ...]]:

@@ -40,6 +40,7 @@ class _Recurrent(Module):
         bidirectional: bool = False,
         rng: Any = None,
         dtype: Any = None,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
         who = type(self).__name__
@@ -50,18 +51,28 @@ class _Recurrent(Module):
         self.batch_first = bool(batch_first)
         self.dropout = check_rate(dropout)
         self.bidirectional = bool(bidirectional)
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError(f"{who}: proj_size must be an int >= 0; got {proj_size!r}")
+        if proj_size >= self.hidden_size:
+            raise ValueError(
+                f"{who}: proj_size ({proj_size}) must be smaller than hidden_size "
+                f"({self.hidden_size})"
+            )
+        self.proj_size = proj_size
         self.rng = _rng(rng)
         dtype = np.dtype(np.float32 if dtype is None else dtype)
         gh = self.GATES * self.hidden_size
         for layer in range(self.num_layers):
-            fan_in = self.input_size if layer == 0 else self.hidden_size * self.directions
+            fan_in = self.input_size if layer == 0 else self.output_size * self.directions
             for suffix in self._suffixes(layer):
                 shapes: dict[str, tuple[int, ...]] = {
                     "weight_ih": (gh, fan_in),
-                    "weight_hh": (gh, self.hidden_size),
+                    "weight_hh": (gh, self.output_size),
                 }
                 if self.bias:
                     shapes.update(bias_ih=(gh,), bias_hh=(gh,))
+                if proj_size:
+                    shapes.update(weight_hr=(proj_size, self.hidden_size))
                 for name, shape in shapes.items():
                     setattr(self, name + suffix, Parameter(Tensor(np.empty(shape, dtype))))
         self.reset_parameters()
@@ -77,6 +88,11 @@ class _Recurrent(Module):
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """The size of the hidden state h: ``proj_size`` when it projects, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
 
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.directions]
@@ -130,28 +146,30 @@ class _Recurrent(Module):
         return (_fn.transpose(input, (1, 0, 2)) if self.batch_first else input), True
 
     def _initial_states(self, hx: Any, n: int, dtype: Any, batched: bool) -> list[Tensor]:
-        """Each initial state as a (num_layers * directions, N, hidden_size) tensor."""
+        """Each initial state as a (num_layers * directions, N, size) tensor: h's size is
+        ``output_size``, c's ``hidden_size``."""
         names = self.STATE_NAMES
-        shape = (self.num_layers * self.directions, n, self.hidden_size)
+        sizes = (self.output_size, self.hidden_size)[: len(names)]
+        shapes = [(self.num_layers * self.directions, n, size) for size in sizes]
         if hx is None:
-            zeros = Tensor(np.zeros(shape, dtype))
-            return [zeros for _ in names]
+            return [Tensor(np.zeros(shape, dtype)) for shape in shapes]
+        wants = [shape if batched else (shape[0], shape[2]) for shape in shapes]
         given = (hx,) if len(names) == 1 else hx
         if not isinstance(given, (tuple, list)) or len(given) != len(names):
             raise TypeError(
                 f"{self._short_repr()}: expected the initial state as {' and '.join(names)} "
                 f"({'a tuple of ' if len(names) > 1 else ''}tensors of shape "
-                f"{shape if batched else (shape[0], shape[2])}); got {type(hx).__name__}"
+                f"{' and '.join(map(str, wants))}); got {type(hx).__name__}"
             )
         states = []
-        for name, h in zip(names, given):
+        for name, h, want in zip(names, given, wants):
             if not isinstance(h, Tensor):
                 h = Tensor(numeric_array(h, f"{self._short_repr()} {name}").astype(dtype))
-            want = shape if batched else (shape[0], shape[2])
             if h.shape != want:
+                size = "hidden_size" if want[-1] == self.hidden_size else "proj_size"
                 raise ValueError(
                     f"{self._short_repr()}: expected {name} of shape {want} (num_layers * "
-                    f"directions, {'N, ' if batched else ''}hidden_size); got {h.shape}"
+                    f"directions, {'N, ' if batched else ''}{size}); got {h.shape}"
                 )
             states.append(h if batched else h[:, None])
         return states
@@ -166,7 +184,7 @@ class _Recurrent(Module):
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False)):  # fmt: skip
+                              ("bidirectional", False), ("proj_size", 0)):  # fmt: skip
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)}"
         return s
@@ -252,8 +270,10 @@ class LSTM(_Recurrent):
 
     Arguments, parameters (``weight_ih_l0`` of shape (4 * hidden_size, input_size),
     ...), initialisation and input layout as :class:`RNN`; the state is a pair:
-    ``output, (h_n, c_n) = lstm(x, (h0, c0))``. (PyTorch's ``proj_size`` is not
-    supported.)
+    ``output, (h_n, c_n) = lstm(x, (h0, c0))``. ``proj_size`` > 0 (PyTorch's) projects
+    the hidden state: ``h_t = (o * tanh(c_t)) @ W_hr.T`` with ``weight_hr_l0`` of shape
+    (proj_size, hidden_size); the output and h_n have proj_size features, c_n
+    hidden_size.
 
     >>> import gradwell as gw
     >>> lstm = gw.nn.LSTM(3, 5, rng=0)
@@ -265,13 +285,36 @@ class LSTM(_Recurrent):
     GATES = 4
     STATE_NAMES = ("h0", "c0")
 
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        rng: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            rng, dtype, proj_size,
+        )  # fmt: skip
+
     def _scan(self, x, states, suffix, reverse):
         w_ih, b_ih, w_hh, b_hh = self._weights(suffix)
         xp = fused.linear(x, w_ih, *b_ih)
-        hc = _run(recurrence.lstm, xp, states[0], states[1], w_hh, *b_hh, reverse=reverse)
-        last = _last(hc, reverse)
-        hh = self.hidden_size
-        return hc[..., :hh], [last[:, :hh], last[:, hh:]]
+        h0, c0 = states
+        if self.proj_size:
+            w_hr = self._parameters["weight_hr" + suffix]
+            hc = _run(recurrence.lstm_projected, xp, h0, c0, w_hh, w_hr, *b_hh, reverse=reverse)
+            seq, cells = hc[..., : self.proj_size], hc[..., self.proj_size :]
+        else:
+            hc = _run(recurrence.lstm, xp, h0, c0, w_hh, *b_hh, reverse=reverse)
+            seq, cells = hc[0], hc[1]
+        return seq, [_last(seq, reverse), _last(cells, reverse)]
 
     def _pack(self, states):
         return tuple(states)
