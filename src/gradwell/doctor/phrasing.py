@@ -41,6 +41,11 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
+        "update_bn": (
+            "set momentum=None on each batch norm, running_mean to 0, running_var to 1 and "
+            "num_batches_tracked to 0, then run the training data through the model in "
+            "training mode under gw.no_grad()"
+        ),
     },
     "torch": {
         "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
@@ -72,6 +77,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
+        "update_bn": "torch.optim.swa_utils.update_bn(train_loader, model)",
     },
 }
 
