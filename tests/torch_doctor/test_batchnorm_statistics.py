@@ -95,3 +95,14 @@ def test_the_momentum_edit_closes_the_gap_in_torch(seed):
         return bl["eval_loss"][-1] - bl["batch_loss"][-1]
 
     assert gap(healed) < 0.1 * gap(sick)
+
+
+def test_the_check_changes_nothing_in_the_torch_model():
+    X, y, C = dataset("circle", 0)
+    model = bn_mlp(2, C, 0, dropout=0.2)
+    doctor = run(model, X, y, 1, 0)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert doctor._probes.check_batchnorm(10_000)  # it measured
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(m.training for m in model.modules())

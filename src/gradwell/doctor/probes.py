@@ -404,32 +404,50 @@ class Probes:
             rec["worst_var_ratio"].append(worst)
 
     def check_batchnorm(self, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """On a copy of the model, the reference rows in evaluation mode (each batch-norm
-        layer's input: its per-channel mean and variance, what the running statistics should
-        match) and with batch norm in training mode (the rows' own statistics; dropout stays
-        off): both losses go into ``trace.batchnorm_loss``. Returns the moments by layer path
-        (empty without reference rows, or when the forward fails: nothing is recorded)."""
+        """The reference rows through the model in evaluation mode (each batch-norm layer's
+        input: its per-channel mean and variance, what the running statistics should match),
+        then with batch norm in training mode (the rows' own statistics; dropout stays off),
+        without recording gradients; both losses go into ``trace.batchnorm_loss``. The
+        running statistics and every module's mode are put back as they were (a copy of the
+        model would cost more than both passes). Returns the moments by layer path (empty
+        without reference rows, or when the forward fails: nothing is recorded)."""
         ref = self._bn_reference
         if ref is None or not self.bn_modules or not len(self.trace.loss):
             return {}  # (before the first step the running statistics are their initial ones)
         x, y, loss_fn = ref
-        paths = {p for p, _ in self.bn_modules}
+        model = self.model
+        modes = [(m, m.training) for m in model.modules()]
         moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        saved: list[tuple[Any, Any]] = []
+        handles: list[Any] = []
         try:
-            twin = self.twin(self.model)
-            bns = [(p, m) for p, m in twin.named_modules() if p in paths]
-            handles = [m.register_forward_hook(self._moments_hook(moments, p)) for p, m in bns]
+            for _, m in self.bn_modules:
+                for name in BATCHNORM_BUFFERS:
+                    b = getattr(m, name, None)
+                    if b is not None:
+                        saved.append((b, self.copy_of(b)))
+            for p, m in self.bn_modules:
+                handles.append(m.register_forward_hook(self._moments_hook(moments, p)))
             with self.no_grad():
-                twin.eval()
-                out = twin(x)
+                model.eval()
+                out = model(x)
                 for h in handles:
                     h.remove()
                 eval_loss = self.scalar(loss_fn(out, y)) if loss_fn and y is not None else NAN
-                for _, m in bns:
+                for _, m in self.bn_modules:
                     m.train()
-                out = twin(x)
+                out = model(x)
                 batch_loss = self.scalar(loss_fn(out, y)) if loss_fn and y is not None else NAN
-        except Exception:  # a model the copy or the rows do not suit: no check, no harm
+        except Exception:  # a model the rows do not suit: no check, and nothing changed
+            moments = {}
+        finally:
+            for h in handles:
+                h.remove()
+            for b, value in saved:
+                self.restore(b, value)
+            for m, mode in modes:  # (parents first: each child is set after its parent)
+                m.train(mode)
+        if not moments:
             return {}
         record = self.trace.batchnorm_loss
         if not record:
@@ -447,12 +465,13 @@ class Probes:
         return hook
 
     # the framework's pieces of the batch-norm check (another framework's probes override)
-    def twin(self, model: Any) -> Any:
-        """A copy of ``model`` without its hooks (the doctor's must not see the copy)."""
-        memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
-        return copy.deepcopy(model, memo)
-
     no_grad = staticmethod(no_grad)
+
+    def copy_of(self, buffer: Any) -> Any:
+        return np.array(buffer.data, copy=True)
+
+    def restore(self, buffer: Any, value: Any) -> None:
+        np.copyto(buffer.data, value)
 
     def scalar(self, loss: Any) -> float:
         return float(loss.data) if isinstance(loss, Tensor) else float(loss)
@@ -526,6 +545,8 @@ class Probes:
         self._last_activation_output = None
 
 
+#: The buffers a batch-norm layer changes in a forward in training mode.
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 #: The series of each batch-norm layer's record besides "step" (see ``Trace.batchnorm``).
 BATCHNORM_SERIES = ("rms_running_mean", "mean_running_var", "min_running_var", "momentum",
                     "batches_tracked", "mean_shift", "var_ratio", "worst_var_ratio")  # fmt: skip

@@ -161,8 +161,8 @@ class Thresholds:
     bn_gap: float = 0.1
     bn_gap_critical: float = 0.5
     #: A layer's running statistics miss its evaluation-mode input when the running mean is
-    #: this many of the input's standard deviations off (RMS over channels; 128 rows of a
-    #: healthy run: at most 0.15)...
+    #: this many of the input's standard deviations off (RMS over channels; on 128 rows of
+    #: healthy runs mostly under 0.15, once 0.26: the loss gap must agree)...
     bn_mean_shift: float = 0.3
     #: ...or the running variance is off by this factor (geometric mean over channels;
     #: healthy runs: 0.85-1.25, dropout 0.5 feeding the layer: 2-6).

@@ -73,10 +73,14 @@ class TorchProbes(Probes):
         device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
         return t[torch.from_numpy(rows)].to(device)
 
-    def twin(self, model: Any) -> Any:
-        return twin_of(model)
-
     no_grad = staticmethod(torch.no_grad)
+
+    def copy_of(self, buffer: Any) -> Any:
+        return buffer.detach().clone()
+
+    def restore(self, buffer: Any, value: Any) -> None:
+        with torch.no_grad():
+            buffer.copy_(value)
 
     def scalar(self, loss: Any) -> float:
         return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
