@@ -68,7 +68,8 @@ def data(name, seed):
 
 def build(name, seed, **options):
     X, y, C = data(name, seed)
-    model = bn_cnn(X.shape[1], C, seed, **options) if X.ndim == 4 else bn_mlp(X.shape[1], C, seed, **options)
+    make = bn_cnn if X.ndim == 4 else bn_mlp
+    model = make(X.shape[1], C, seed, **options)
     return model, X, y
 
 
@@ -209,7 +210,8 @@ def test_both_the_loss_gap_and_the_statistics_must_be_off(eval_loss, shift, rati
     f = detect_batchnorm_statistics(t, PROFILE, Thresholds())
     assert (f is not None) == fires
     if fires:
-        assert f.where == "1" and f.rank >= 1 and not math.isnan(f.evidence["layers"]["1"]["mean_shift"])
+        assert f.where == "1" and f.rank >= 1
+        assert not math.isnan(f.evidence["layers"]["1"]["mean_shift"])
 
 
 def test_too_few_batches_for_an_ordinary_momentum_is_only_info_while_the_gap_is_small():

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 from doctor.kit import images
-from torch_doctor.kit import dataset, train
 from torch import nn
+from torch_doctor.kit import dataset, train
 
 from gradwell.torch import apply_edits
 

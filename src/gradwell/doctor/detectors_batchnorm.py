@@ -68,12 +68,16 @@ def _dropouts_feeding(prof: ModelProfile, path: str) -> list[str]:
     return found[::-1]
 
 
+def _inflated(off: dict[str, dict[str, float]], prof: ModelProfile, th: Thresholds
+              ) -> dict[str, list[str]]:  # fmt: skip
+    """The layers whose running variance is too large and the Dropouts feeding them."""
+    return {p: d for p in off for d in [_dropouts_feeding(prof, p)]
+            if d and off[p]["var_ratio"] >= th.bn_var_ratio}  # fmt: skip
+
+
 def set_momentum(layers: list[str], prof: ModelProfile, old: float, new: float | None, why: str
                  ) -> rx.Remedy:  # fmt: skip
-    names = " and ".join(
-        f"{cls} at {rx.every(ps)}"
-        for cls, ps in _by_class(layers, prof).items()
-    )
+    names = " and ".join(f"{cls} at {rx.every(ps)}" for cls, ps in _by_class(layers, prof).items())
     value = "None (a cumulative average of every batch)" if new is None else rx.fmt_num(new)
     return rx.Remedy(
         f"set momentum={value} on {names} (now {_momentum_text(old)}){why}",
@@ -99,8 +103,7 @@ def _remedies(
     too low or too high, too few batches), then a larger batch when it is tiny, and always
     re-estimating the statistics after training."""
     remedies = []
-    inflated = {p: d for p in off for d in [_dropouts_feeding(prof, p)]
-                if d and off[p]["var_ratio"] >= th.bn_var_ratio}  # fmt: skip
+    inflated = _inflated(off, prof, th)
     if inflated:
         drops = list(dict.fromkeys(d for ds in inflated.values() for d in ds))
         worst = max(inflated, key=lambda p: off[p]["var_ratio"])
@@ -154,9 +157,7 @@ def _remedies(
     return remedies
 
 
-def detect_batchnorm_statistics(
-    trace: Trace, prof: ModelProfile, th: Thresholds
-) -> Finding | None:
+def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
     """Evaluation mode loses much of what training gained, and batch-norm layers' running
     statistics miss the input they see in evaluation."""
     paths = [p for p in prof.order if p in trace.batchnorm]
@@ -193,9 +194,10 @@ def detect_batchnorm_statistics(
         return None
     # Only too few batches yet for an ordinary momentum: the statistics catch up as training
     # goes on (after the first epoch of a healthy run evaluation gives back up to a quarter)
+    inflated = _inflated(off, prof, th)
     warming = all(
         _stale(v) > th.bn_stale and 0.1 <= v["momentum"] <= th.bn_momentum_high
-        and not (_dropouts_feeding(prof, p) and v["var_ratio"] >= th.bn_var_ratio)
+        and p not in inflated
         for p, v in off.items()
     )  # fmt: skip
     if warming and evidence.get("share_given_back", 0.0) < th.bn_gap_critical:
@@ -204,8 +206,7 @@ def detect_batchnorm_statistics(
     worst = max(off, key=lambda p: off[p]["mean_shift"] + abs(math.log(off[p]["var_ratio"])))
     w = off[worst]
     explanation = (
-        lead
-        + f"The running statistics of {rx.paths(list(off))} do not describe what "
+        lead + f"The running statistics of {rx.paths(list(off))} do not describe what "
         f"{'it sees' if len(off) == 1 else 'they see'} in evaluation: at {worst} the running "
         f"mean is {w['mean_shift']:.2g} standard deviations from the batch's and the running "
         f"variance {w['var_ratio']:.2g}x the batch's (momentum {_momentum_text(w['momentum'])}, "

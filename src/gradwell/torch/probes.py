@@ -73,7 +73,8 @@ class TorchProbes(Probes):
         device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
         return t[torch.from_numpy(rows)].to(device)
 
-    no_grad = staticmethod(torch.no_grad)
+    def no_grad(self) -> Any:
+        return torch.no_grad()
 
     def copy_of(self, buffer: Any) -> Any:
         return buffer.detach().clone()
