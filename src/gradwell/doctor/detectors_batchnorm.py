@@ -3,8 +3,9 @@
 In training a batch-norm layer normalises with the batch's own statistics; in evaluation
 with its running statistics, an exponential average of past batches. When they differ,
 the model trains well and evaluates badly. At each diagnosis the probes run evenly spaced
-rows of the training data through a copy of the model twice (``Trace.batchnorm_loss``):
-with the running statistics, and with the rows' own batch statistics; and per layer they
+rows of the training data through the model twice without gradients
+(``Trace.batchnorm_loss``): with the running statistics, and with the rows' own batch
+statistics; and per layer they
 compare the running statistics with the input the layer sees in evaluation
 (``Trace.batchnorm``). The finding needs both: a loss gap that undoes a real share of what
 training gained, and layers whose running statistics miss their input. Its remedies follow

@@ -5,7 +5,8 @@ after), read gradients and weights, and write plain numbers into the
 :class:`~gradwell.doctor.trace.Trace`: per parameter the gradient norm (one dot product
 each), the gradient reaching each layer's output, statistics after every activation,
 the update-to-weight ratio of a sampled step (read on the next step, when the optimizer
-has moved the weights), BatchNorm running statistics, and the first non-finite value
+has moved the weights), BatchNorm running statistics (at each diagnosis, against what
+reference rows of the training data give in evaluation), and the first non-finite value
 (replayed on a copy of the model to name the op). :func:`probe_setup` runs one forward
 and backward of a batch on a copy of the model for the pre-flight check. Another
 framework could feed the same Trace by writing its own probes.
@@ -39,11 +40,16 @@ UPDATE_ENTRIES = 4096
 #: parameters), never under 16.
 PROBE_ROWS = (16, 64)
 PROBE_VALUES = 4_000_000  # rows x parameters
-#: Rows of the training data (evenly spaced) that the batch-norm check runs through a copy
-#: of the model at each diagnosis, in evaluation and in training mode: a channel's mean over
-#: 128 rows is within about 0.09 of its std of the population's (1/sqrt(128)). Fewer than
-#: 16 rows say too little, and are not checked.
+#: Rows of the training data (evenly spaced) that the batch-norm check runs through the
+#: model at each diagnosis, in evaluation and in training mode: a channel's mean over 128
+#: rows is within about 0.09 of its std of the population's (1/sqrt(128)). Fewer than 16
+#: rows say too little, and are not checked.
 BATCHNORM_ROWS = (16, 128)
+#: The buffers a batch-norm layer changes in a forward in training mode.
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+#: The series of each batch-norm layer's record besides "step" (see ``Trace.batchnorm``).
+BATCHNORM_SERIES = ("rms_running_mean", "mean_running_var", "min_running_var", "momentum",
+                    "batches_tracked", "mean_shift", "var_ratio", "worst_var_ratio")  # fmt: skip
 
 
 def is_builtin_loss(loss_fn: Any) -> bool:
@@ -545,13 +551,6 @@ class Probes:
         if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
             self.trace.activations[last[0]].is_output = True
         self._last_activation_output = None
-
-
-#: The buffers a batch-norm layer changes in a forward in training mode.
-BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-#: The series of each batch-norm layer's record besides "step" (see ``Trace.batchnorm``).
-BATCHNORM_SERIES = ("rms_running_mean", "mean_running_var", "min_running_var", "momentum",
-                    "batches_tracked", "mean_shift", "var_ratio", "worst_var_ratio")  # fmt: skip
 
 
 def compare_moments(
