@@ -232,6 +232,9 @@ def test_the_check_changes_nothing_in_the_model():
     history = fit(model, X, y, 0, 2)
     state = {k: np.array(v.data, copy=True) for k, v in model.state_dict().items()}
     modes = [m.training for m in model.modules()]
+    calls = []
+    model[2].register_forward_hook(lambda m, i, out: calls.append(1))  # a user's hook
     assert history.doctor._probes.check_batchnorm(len(history.steps["loss"]))  # it measured
+    assert calls == []  # no hook sees the check
     assert all(np.array_equal(state[k], v.data) for k, v in model.state_dict().items())
     assert [m.training for m in model.modules()] == modes

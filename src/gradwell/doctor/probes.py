@@ -413,9 +413,9 @@ class Probes:
         """The reference rows through the model in evaluation mode (each batch-norm layer's
         input: its per-channel mean and variance, what the running statistics should match),
         then with batch norm in training mode (the rows' own statistics; dropout stays off),
-        without recording gradients; both losses go into ``trace.batchnorm_loss``. The
-        running statistics and every module's mode are put back as they were (a copy of the
-        model would cost more than both passes). Returns the moments by layer path (empty
+        without recording gradients; both losses go into ``trace.batchnorm_loss``. No hook
+        sees these passes, and the running statistics and every module's mode are put back
+        as they were (a copy of the model would cost more than both passes). Returns the moments by layer path (empty
         without reference rows, or when the forward fails: nothing is recorded)."""
         ref = self._bn_reference
         if ref is None or not self.bn_modules or not len(self.trace.loss):
@@ -426,7 +426,13 @@ class Probes:
         moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         saved: list[tuple[Any, Any]] = []
         handles: list[Any] = []
+        # every module's hooks (the user's, the doctor's) set aside: they must not see the check
+        hooks = [(vars(m), name, value) for m in model.modules()
+                 for name, value in vars(m).items()
+                 if name.endswith("_hooks") and isinstance(value, dict)]  # fmt: skip
         try:
+            for where, name, value in hooks:
+                where[name] = type(value)()
             for _, m in self.bn_modules:
                 for name in BATCHNORM_BUFFERS:
                     b = getattr(m, name, None)
@@ -449,6 +455,8 @@ class Probes:
         finally:
             for h in handles:
                 h.remove()
+            for where, name, value in hooks:
+                where[name] = value
             for b, value in saved:
                 self.restore(b, value)
             for m, mode in modes:  # (parents first: each child is set after its parent)
