@@ -415,8 +415,9 @@ class Probes:
         then with batch norm in training mode (the rows' own statistics; dropout stays off),
         without recording gradients; both losses go into ``trace.batchnorm_loss``. No hook
         sees these passes, and the running statistics and every module's mode are put back
-        as they were (a copy of the model would cost more than both passes). Returns the moments by layer path (empty
-        without reference rows, or when the forward fails: nothing is recorded)."""
+        as they were (a copy of the model would cost more than both passes). Returns the
+        moments by layer path (empty without reference rows, or when the forward fails:
+        nothing is recorded)."""
         ref = self._bn_reference
         if ref is None or not self.bn_modules or not len(self.trace.loss):
             return {}  # (before the first step the running statistics are their initial ones)
