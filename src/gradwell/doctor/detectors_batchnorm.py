@@ -207,10 +207,11 @@ def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds
     worst = max(off, key=lambda p: off[p]["mean_shift"] + abs(math.log(off[p]["var_ratio"])))
     w = off[worst]
     explanation = (
-        lead + f"The running statistics of {rx.paths(list(off))} do not describe what "
-        f"{'it sees' if len(off) == 1 else 'they see'} in evaluation: at {worst} the running "
-        f"mean is {w['mean_shift']:.2g} standard deviations from the batch's and the running "
-        f"variance {w['var_ratio']:.2g}x the batch's (momentum {_momentum_text(w['momentum'])}, "
+        lead + f"The running statistics of the batch norm at {rx.paths(list(off))} do not "
+        f"describe what {'it sees' if len(off) == 1 else 'they see'} in evaluation: at "
+        f"{worst} the running mean is {w['mean_shift']:.2g} standard deviations from the "
+        f"batch's and the running variance {w['var_ratio']:.2g}x the batch's (momentum "
+        f"{_momentum_text(w['momentum'])}, "
         f"{int(w['batches_tracked']) if math.isfinite(w['batches_tracked']) else '?'} batches). "
         "The model trains well and evaluates badly; this is not overfitting."
     )
