@@ -246,6 +246,13 @@ SICK = [
       {"data": "digits", **SCALED, "widths": [32] * 6, "activation": "Tanh",
        "init": "xavier_normal", "init_gain": 6.0, "lr": 0.05, "epochs": 6},
       ["1", "3", "5", "7", "9", "11"]),
+    # ---------------------------------------------------------------- batch-norm statistics
+    # PyTorch: loss 0.795 (step 0), peak 0.795, last 0.12; epoch losses 0.29, 0.12, 0.116,
+    #   0.0789, 0.103, 0.177 ...; val loss 0.703, best 0.663 (epoch 8), last 0.663; val acc 0.70
+    #   (with momentum 0.1: val loss 0.0206, val acc 1.00)
+    R("bn_momentum0.001_circle", "batchnorm_statistics_mismatch",
+      {"data": "circle", "widths": [32, 32], "batchnorm": True, "batchnorm_momentum": 0.001,
+       "optimizer": "Adam", "lr": 0.01, "epochs": 8}, ["1", "4"]),
     # ---------------------------------------------------------------- tiny data
     # PyTorch: loss 1.27 (step 0), peak 1.27, last 1.51e-06; epoch losses 0.959, 0.341, 0.0837,
     #   0.00289, 0.000399, 6.45e-05 ...; val loss 0.301, best 0.0361 (epoch 6), last 0.0785; val acc
@@ -496,7 +503,7 @@ def torch_symptom(config: dict[str, Any]) -> str:
         layers.append(lin)
         if i < len(c["widths"]):
             if c["batchnorm"]:
-                layers.append(torch.nn.BatchNorm1d(w))
+                layers.append(torch.nn.BatchNorm1d(w, momentum=c["batchnorm_momentum"]))
             if a:
                 layers.append(act(a))
             if c["dropout"] is not None:

@@ -53,7 +53,7 @@ def test_finding_validates_kind_and_severity_and_round_trips():
         Finding("dead_units", "warning", "x", None, None, {}, "", [])
     with pytest.raises(ValueError, match="severity must be one of"):
         Finding("dead_relu", "error", "x", None, None, {}, "", [])
-    assert len(KINDS) == 16
+    assert len(KINDS) == 17
     linked = Finding("stalled_training", "warning", "model", 9, 1, {}, "Flat.", [], [],
                      caused_by=["dead_relu"])  # fmt: skip
     assert Finding.from_dict(linked.to_dict()).caused_by == ["dead_relu"]

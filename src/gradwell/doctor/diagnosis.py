@@ -19,6 +19,7 @@ from typing import Any
 
 from . import detectors as d
 from . import detectors_setup as s
+from .detectors_batchnorm import detect_batchnorm_statistics
 from .findings import Finding
 from .profile import ModelProfile
 from .thresholds import Thresholds
@@ -62,8 +63,8 @@ REGISTRY: tuple[Detector, ...] = (
              (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
              setup=True),
     Detector("unscaled_features", _features_audited_elsewhere, False,
-             (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED),
-             setup=True),
+             (*_GRADIENTS, "dead_relu", "saturated_activations", "oscillating_loss", *_BLOCKED,
+              "batchnorm_statistics_mismatch"), setup=True),
     Detector("bad_initialization", s.detect_bad_initialization, False,
              (*_GRADIENTS, "vanishing_gradients", "saturated_activations", "dead_relu",
               *_BLOCKED), setup=True),
@@ -82,6 +83,10 @@ REGISTRY: tuple[Detector, ...] = (
     # after what can flatten the loss for other reasons (then it is demoted to info)
     Detector("learning_rate_too_low", d.detect_learning_rate, False, ("stalled_training",)),
     Detector("stalled_training", d.detect_stalled, False, ()),
+    # evaluation with running statistics that miss the activations: a gap that looks like
+    # overfitting (the validation loss high above the training loss)
+    Detector("batchnorm_statistics_mismatch", detect_batchnorm_statistics, False,
+             ("overfitting",)),
     Detector("overfitting", d.detect_overfitting, False, ()),
 )  # fmt: skip
 BY_KIND = {det.kind: det for det in REGISTRY}
@@ -106,6 +111,7 @@ _FIX_FIRST = {
     "saturated_activations": "fix the saturated layers",
     "vanishing_gradients": "fix the vanishing gradients",
     "dead_relu": "fix the dead units",
+    "batchnorm_statistics_mismatch": "fix the batch-norm statistics",
 }
 
 
@@ -291,7 +297,8 @@ def _unique_ids(findings: list[Finding]) -> dict[int, str]:
 
 
 #: Kinds judged on the whole run so far: the latest verdict replaces earlier ones.
-CURRENT_STATE = ("overfitting", "stalled_training", "oscillating_loss")
+CURRENT_STATE = ("overfitting", "stalled_training", "oscillating_loss",
+                 "batchnorm_statistics_mismatch")  # fmt: skip
 
 
 class Ledger:

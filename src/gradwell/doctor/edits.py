@@ -269,6 +269,17 @@ def _remove_module(model: Module, a: dict[str, Any]) -> None:
         _replace(model, path, Identity())
 
 
+def _set_batchnorm_momentum(model: Module, a: dict[str, Any]) -> None:
+    momentum = a.get("momentum")
+    if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+        raise NotApplicable(f"a batch-norm momentum is in [0, 1] or None; got {momentum!r}")
+    for path in _paths(a, "modules"):
+        m = _get(model, path)
+        if not hasattr(m, "running_var"):
+            raise NotApplicable(f"module {path!r} ({type(m).__name__}) is not a batch norm")
+        m.momentum = None if momentum is None else float(momentum)
+
+
 def _set_out_features(model: Module, a: dict[str, Any]) -> None:
     from ..nn import Linear
 
@@ -338,6 +349,7 @@ MODEL_ACTIONS = {
     "remove_module": _remove_module,
     "set_out_features": _set_out_features,
     "positive_output": _positive_output,
+    "set_batchnorm_momentum": _set_batchnorm_momentum,
 }
 
 #: Why the actions that are advice for a person are not applied by a machine.
@@ -351,6 +363,7 @@ ADVICE_ONLY = {
     "fix_div": "guarding a division is advice for the loss's code",
     "fix_exp": "bounding an exp's input is advice for the code that calls it",
     "fix_sqrt": "guarding a sqrt is advice for the loss's code",
+    "recompute_batchnorm": "it is a step after training, outside the run that repair trains",
 }
 
 

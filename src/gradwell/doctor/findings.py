@@ -24,6 +24,7 @@ KINDS = (
     "oscillating_loss",
     "output_loss_mismatch",
     "missing_nonlinearity",
+    "batchnorm_statistics_mismatch",
 )
 
 #: Severities, mildest first. A healthy run has no "warning" or "critical" finding.

@@ -42,6 +42,11 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
         "new_lr": "",  # (the sentence says it all: "lower the learning rate from 1 to 0.1")
+        "update_bn": (
+            "set momentum=None on each batch norm, running_mean to 0, running_var to 1 and "
+            "num_batches_tracked to 0, then run the training data through the model in "
+            "training mode under gw.no_grad()"
+        ),
     },
     "torch": {
         "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
@@ -73,6 +78,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
+        "update_bn": "torch.optim.swa_utils.update_bn(train_loader, model)",
         "new_lr": "",
     },
     "keras": {
@@ -117,6 +123,11 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)",
         "weight_decay": "keras.optimizers.{optimizer}(..., weight_decay={v})",
         # no "apply_edits": gradwell.keras has no repair (a person makes the edits)
+        "update_bn": (
+            "run the training batches through the model with training=True and no weight "
+            "update, with each BatchNormalization's momentum lowered so that its moving "
+            "statistics average them"
+        ),
     },
 }
 

@@ -5,7 +5,8 @@ after), read gradients and weights, and write plain numbers into the
 :class:`~gradwell.doctor.trace.Trace`: per parameter the gradient norm (one dot product
 each), the gradient reaching each layer's output, statistics after every activation,
 the update-to-weight ratio of a sampled step (read on the next step, when the optimizer
-has moved the weights), BatchNorm running statistics, and the first non-finite value
+has moved the weights), BatchNorm running statistics (at each diagnosis, against what
+reference rows of the training data give in evaluation), and the first non-finite value
 (replayed on a copy of the model to name the op). :func:`probe_setup` runs one forward
 and backward of a batch on a copy of the model for the pre-flight check. Another
 framework could feed the same Trace by writing its own probes.
@@ -19,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.recording import enable_grad, is_grad_enabled, observe
+from ..autograd.recording import enable_grad, is_grad_enabled, no_grad, observe
 from ..autograd.tensor import Tensor
 from .kernels import squares_and_change, sum_of_squares, total
 from .profile import ModelProfile, class_family, is_gated, profile_model
 from .replay import replay_anomaly
 from .thresholds import Thresholds
-from .trace import ActivationStats, Trace, floats, ints
+from .trace import NAN, ActivationStats, Trace, floats, ints
 
 #: A weight's update ratio is measured on at most this many of its entries: a fixed
 #: random set, the same at every sample, so that a sample neither copies nor reads a
@@ -39,6 +40,16 @@ UPDATE_ENTRIES = 4096
 #: parameters), never under 16.
 PROBE_ROWS = (16, 64)
 PROBE_VALUES = 4_000_000  # rows x parameters
+#: Rows of the training data (evenly spaced) that the batch-norm check runs through the
+#: model at each diagnosis, in evaluation and in training mode: a channel's mean over 128
+#: rows is within about 0.09 of its std of the population's (1/sqrt(128)). Fewer than 16
+#: rows say too little, and are not checked.
+BATCHNORM_ROWS = (16, 128)
+#: The buffers a batch-norm layer changes in a forward in training mode.
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+#: The series of each batch-norm layer's record besides "step" (see ``Trace.batchnorm``).
+BATCHNORM_SERIES = ("rms_running_mean", "mean_running_var", "min_running_var", "momentum",
+                    "batches_tracked", "mean_shift", "var_ratio", "worst_var_ratio")  # fmt: skip
 
 
 def is_builtin_loss(loss_fn: Any) -> bool:
@@ -92,12 +103,29 @@ class Probes:
         # per weight: (shape, dtype, the entries watched or None for all, their values
         # before the sampled step's update)
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+        self.bn_modules: list[tuple[str, Any]] = []
+        # the rows of the training data and the loss that the batch-norm check runs
+        self._bn_reference: tuple[Any, Any, Any] | None = None
 
     def setup_probe(
         self, model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds
     ) -> dict[str, Any]:
         """The pre-flight check's forward and backward on a copy (:func:`probe_setup`)."""
+        self.keep_reference(X, y, loss_fn)
         return probe_setup(model, loss_fn, X, y, th)
+
+    def keep_reference(self, X: Any, y: Any, loss_fn: Any) -> None:
+        """Keep evenly spaced rows of the training data (and the loss, when it may be called)
+        for the batch-norm check of each diagnosis; only for a model with batch norm."""
+        n = len(X) if X is not None and self.bn_modules else 0
+        if n < BATCHNORM_ROWS[0]:
+            return
+        rows = evenly(n, BATCHNORM_ROWS[1])
+        self._bn_reference = (self.rows_of(X, rows), self.rows_of(y, rows), loss_fn)
+
+    def rows_of(self, a: Any, rows: np.ndarray) -> Any:
+        """Rows of an array of the training data, as the model takes them (None stays None)."""
+        return None if a is None else Tensor(np.ascontiguousarray(_array(a)[rows]))
 
     # ------------------------------------------------------------------ the model
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> ModelProfile:
@@ -348,28 +376,129 @@ class Probes:
 
     def record_batchnorm(self, step: int) -> None:
         """The running statistics of each batch-norm layer, at every diagnosis (an epoch's
-        end in fit): they move slowly, and no detector reads them, so a sampled step
-        does not pay for them."""
+        end in fit): they move slowly, so a sampled step does not pay for them. With the
+        reference rows, :meth:`check_batchnorm` compares them with those rows' own."""
         records = self.trace.batchnorm
+        if any(r["step"] and r["step"][-1] == step for r in records.values()):
+            return  # (finish right after an epoch's end: no step since)
+        checked = self.check_batchnorm(step)
         for path, m in self.bn_modules:
             rm, rv = m.running_mean, m.running_var
             if rm is None or rv is None:
                 continue
             rec = records.get(path)
             if rec is None:
-                rec = records[path] = {
-                    "step": ints(),
-                    "rms_running_mean": floats(),
-                    "mean_running_var": floats(),
-                    "min_running_var": floats(),
-                }
-            if rec["step"] and rec["step"][-1] == step:
-                continue  # (finish right after an epoch's end: no step since)
+                rec = records[path] = {"step": ints()}
+                for name in BATCHNORM_SERIES:
+                    rec[name] = floats()
             mean, var = self.values(rm), self.values(rv)
+            tracked = getattr(m, "num_batches_tracked", None)
+            momentum = getattr(m, "momentum", None)
             rec["step"].append(step)
             rec["rms_running_mean"].append(math.sqrt(sum_of_squares(mean) / max(mean.size, 1)))
             rec["mean_running_var"].append(total(var) / max(var.size, 1))
             rec["min_running_var"].append(float(np.min(var)) if var.size else math.nan)
+            rec["momentum"].append(math.nan if momentum is None else float(momentum))
+            rec["batches_tracked"].append(
+                math.nan if tracked is None else float(self.values(tracked))
+            )
+            against = checked.get(path)
+            shift, ratio, worst = (
+                compare_moments(mean, var, *against, m.eps) if against else (math.nan,) * 3
+            )
+            rec["mean_shift"].append(shift)
+            rec["var_ratio"].append(ratio)
+            rec["worst_var_ratio"].append(worst)
+
+    def check_batchnorm(self, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The reference rows through the model in evaluation mode (each batch-norm layer's
+        input: its per-channel mean and variance, what the running statistics should match),
+        then with batch norm in training mode (the rows' own statistics; dropout stays off),
+        without recording gradients; both losses go into ``trace.batchnorm_loss``. No hook
+        sees these passes, and the running statistics and every module's mode are put back
+        as they were (a copy of the model would cost more than both passes). Returns the
+        moments by layer path (empty without reference rows, or when the forward fails:
+        nothing is recorded)."""
+        ref = self._bn_reference
+        if ref is None or not self.bn_modules or not len(self.trace.loss):
+            return {}  # (before the first step the running statistics are their initial ones)
+        x, y, loss_fn = ref
+        model = self.model
+        modes = [(m, m.training) for m in model.modules()]
+        moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        saved: list[tuple[Any, Any]] = []
+        handles: list[Any] = []
+        # every module's hooks (the user's, the doctor's) set aside: they must not see the check
+        hooks = [(vars(m), name, value) for m in model.modules()
+                 for name, value in vars(m).items()
+                 if name.endswith("_hooks") and isinstance(value, dict)]  # fmt: skip
+        try:
+            for where, name, value in hooks:
+                where[name] = type(value)()
+            for _, m in self.bn_modules:
+                for name in BATCHNORM_BUFFERS:
+                    b = getattr(m, name, None)
+                    if b is not None:
+                        saved.append((b, self.copy_of(b)))
+            for p, m in self.bn_modules:
+                handles.append(m.register_forward_hook(self._moments_hook(moments, p)))
+            with self.no_grad():
+                model.eval()
+                out = model(x)
+                for h in handles:
+                    h.remove()
+                eval_loss = self.scalar(loss_fn(out, y)) if loss_fn and y is not None else NAN
+                for _, m in self.bn_modules:
+                    m.train()
+                out = model(x)
+                batch_loss = self.scalar(loss_fn(out, y)) if loss_fn and y is not None else NAN
+        except Exception:  # a model the rows do not suit: no check, and nothing changed
+            moments = {}
+        finally:
+            for h in handles:
+                h.remove()
+            for where, name, value in hooks:
+                where[name] = value
+            for b, value in saved:
+                self.restore(b, value)
+            for m, mode in modes:  # (parents first: each child is set after its parent)
+                m.train(mode)
+        if not moments:
+            return {}
+        record = self.trace.batchnorm_loss
+        if not record:
+            record.update(step=ints(), eval_loss=floats(), batch_loss=floats(), rows=ints())
+        record["step"].append(step)
+        record["eval_loss"].append(eval_loss)
+        record["batch_loss"].append(batch_loss)
+        record["rows"].append(len(x))
+        return moments
+
+    def _moments_hook(self, into: dict[str, Any], path: str) -> Any:
+        def hook(module: Any, inputs: Any, output: Any) -> None:
+            into[path] = self.channel_moments(inputs[0])
+
+        return hook
+
+    # the framework's pieces of the batch-norm check (another framework's probes override)
+    def no_grad(self) -> Any:
+        """A block that records no gradients."""
+        return no_grad()
+
+    def copy_of(self, buffer: Any) -> Any:
+        return np.array(buffer.data, copy=True)
+
+    def restore(self, buffer: Any, value: Any) -> None:
+        np.copyto(buffer.data, value)
+
+    def scalar(self, loss: Any) -> float:
+        return float(loss.data) if isinstance(loss, Tensor) else float(loss)
+
+    def channel_moments(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and (biased) variance of a batch-norm input (N, C, *positions)."""
+        a = _array(x).astype(np.float64)
+        axes = (0, *range(2, a.ndim))
+        return a.mean(axis=axes), a.var(axis=axes)
 
     # ------------------------------------------------------------------ hooks
     def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
@@ -432,6 +561,21 @@ class Probes:
         if last is not None and isinstance(output, Tensor) and id(output) == last[1]:
             self.trace.activations[last[0]].is_output = True
         self._last_activation_output = None
+
+
+def compare_moments(
+    running_mean: Any, running_var: Any, mean: np.ndarray, var: np.ndarray, eps: float
+) -> tuple[float, float, float]:
+    """How far running statistics are from a batch's per-channel ``mean`` and ``var``: the
+    RMS over channels of the mean's distance in batch standard deviations, the geometric
+    mean of running / batch variance, and the channel furthest from 1 (as max(r, 1/r))."""
+    rm = np.asarray(running_mean, np.float64)
+    rv = np.asarray(running_var, np.float64)
+    if rm.shape != mean.shape or rv.shape != var.shape or not mean.size:
+        return math.nan, math.nan, math.nan
+    shift = float(np.sqrt(np.mean((mean - rm) ** 2 / (var + eps))))
+    log_ratio = np.log((rv + eps) / (var + eps))
+    return shift, float(np.exp(np.mean(log_ratio))), float(np.exp(np.max(np.abs(log_ratio))))
 
 
 class _Watching:

@@ -19,7 +19,8 @@ The config's keys (all but ``data`` optional; :data:`DEFAULTS` has the defaults)
   None for none, overriding ``activation``), ``output`` (an activation after the
   last Linear, e.g. "Softmax"), ``out_features`` (default: the number of classes),
   ``init`` ("kaiming", "xavier", ... or None for the activation's usual one),
-  ``init_gain`` (multiplies the initial weights), ``dropout``, ``batchnorm``;
+  ``init_gain`` (multiplies the initial weights), ``dropout``, ``batchnorm`` (and
+  ``batchnorm_momentum``: each new batch's weight in the running statistics);
 * training: ``optimizer`` ("SGD", "Adam", "RMSprop", "Adagrad"), ``lr``,
   ``momentum`` (SGD), ``weight_decay``, ``batch_size``, ``epochs``, ``loss`` (None:
   cross-entropy for classification, MSE for regression; or a loss name, or "msle":
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "init_gain": 1.0,
     "dropout": None,
     "batchnorm": False,
+    "batchnorm_momentum": 0.1,
     "optimizer": "SGD",
     "lr": 0.1,
     "momentum": 0.0,
@@ -162,7 +164,7 @@ def build(config: dict[str, Any]) -> tuple[Any, Any]:
         layers.append(layer)
         if i < len(widths):
             if c["batchnorm"]:
-                layers.append(nn.BatchNorm1d(w))
+                layers.append(nn.BatchNorm1d(w, momentum=c["batchnorm_momentum"]))
             if act:
                 layers.append(make_activation(act))
             if c["dropout"] is not None:

@@ -267,6 +267,8 @@ def text_report(report: Report) -> str:
                 "rms_running_mean": d["rms_running_mean"][-1],
                 "mean_running_var": d["mean_running_var"][-1],
                 "min_running_var": d["min_running_var"][-1],
+                "mean_shift": d["mean_shift"][-1] if d.get("mean_shift") else float("nan"),
+                "var_ratio": d["var_ratio"][-1] if d.get("var_ratio") else float("nan"),
             }
             for p, d in tr.batchnorm.items()
             if d["step"]
@@ -278,6 +280,8 @@ def text_report(report: Report) -> str:
                 ("rms_running_mean", "RMS of running_mean"),
                 ("mean_running_var", "mean running_var"),
                 ("min_running_var", "min running_var"),
+                ("mean_shift", "mean off (batch std)"),
+                ("var_ratio", "running / batch var"),
             ],
         )
     audit = report.audit_report

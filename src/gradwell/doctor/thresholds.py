@@ -152,3 +152,23 @@ class Thresholds:
     #: ...while the training loss fell by at least this share since the best epoch (the
     #: model kept fitting the training set).
     overfit_train_fall: float = 0.1
+
+    # --- batch-norm statistics --------------------------------------------------------
+    #: Evaluation (running statistics) gives back this share of what training gained (the
+    #: initial loss minus the loss with batch statistics, on the same rows of the training
+    #: data). Healthy BatchNorm1d MLPs and BatchNorm2d CNNs give back 0-4%; momentum 0.01
+    #: over 100 batches about 10-20%, momentum 0.001 up to 150%.
+    bn_gap: float = 0.1
+    bn_gap_critical: float = 0.5
+    #: A layer's running statistics miss its evaluation-mode input when the running mean is
+    #: this many of the input's standard deviations off (RMS over channels; on 128 rows of
+    #: healthy runs mostly under 0.15, once 0.26: the loss gap must agree)...
+    bn_mean_shift: float = 0.3
+    #: ...or the running variance is off by this factor (geometric mean over channels;
+    #: healthy runs: 0.85-1.25, dropout 0.5 feeding the layer: 2-6).
+    bn_var_ratio: float = 1.5
+    #: The running statistics still hold this share of their initial values (mean 0,
+    #: variance 1) after (1 - momentum) ** batches: too few batches for the momentum.
+    bn_stale: float = 0.01
+    #: A momentum above this keeps about the last 1 / momentum batches only.
+    bn_momentum_high: float = 0.5

@@ -196,8 +196,17 @@ class Trace:
     update_ratio: dict[str, MutableSequence[float]] = field(default_factory=dict)
     activations: dict[str, ActivationStats] = field(default_factory=dict)
     # per batch-norm layer, at each diagnosis (an epoch's end in fit): "step" (ints),
-    # "rms_running_mean", "mean_running_var", "min_running_var"
+    # "rms_running_mean", "mean_running_var", "min_running_var", "momentum" (NaN for a
+    # cumulative average), "batches_tracked"; and, measured in evaluation mode on the
+    # reference rows of the training data (NaN when not measured): "mean_shift" (RMS over
+    # channels of |batch mean - running mean| / batch std), "var_ratio" (geometric mean over
+    # channels of running / batch variance), "worst_var_ratio" (the channel furthest from 1,
+    # as max(r, 1/r))
     batchnorm: dict[str, dict[str, MutableSequence[Any]]] = field(default_factory=dict)
+    #: the loss of the same reference rows with the running statistics (evaluation mode) and
+    #: with the rows' own batch statistics (batch norm in training mode, dropout off), at each
+    #: diagnosis: "step", "eval_loss", "batch_loss", "rows"
+    batchnorm_loss: dict[str, MutableSequence[Any]] = field(default_factory=dict)
     epochs: list[dict[str, Any]] = field(default_factory=list)
     epoch_starts: list[int] = field(default_factory=list)
     nonfinite: dict[str, Any] | None = None
@@ -276,6 +285,7 @@ class Trace:
             "update_ratio": {k: list(v) for k, v in self.update_ratio.items()},
             "activations": {k: a.to_dict() for k, a in self.activations.items()},
             "batchnorm": {k: {s: list(v) for s, v in d.items()} for k, d in self.batchnorm.items()},
+            "batchnorm_loss": {k: list(v) for k, v in self.batchnorm_loss.items()},
             "epochs": [dict(e) for e in self.epochs],
             "epoch_starts": list(self.epoch_starts),
             "nonfinite": self.nonfinite,

@@ -131,6 +131,17 @@ def _remove_module(model: nn.Module, a: dict[str, Any]) -> None:
         _replace(model, path, nn.Identity())
 
 
+def _set_batchnorm_momentum(model: nn.Module, a: dict[str, Any]) -> None:
+    momentum = a.get("momentum")
+    if momentum is not None and not 0.0 <= float(momentum) <= 1.0:
+        raise NotApplicable(f"a batch-norm momentum is in [0, 1] or None; got {momentum!r}")
+    for path in _paths(a, "modules"):
+        m = _get(model, path)
+        if not isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise NotApplicable(f"module {path!r} ({type(m).__name__}) is not a batch norm")
+        m.momentum = None if momentum is None else float(momentum)
+
+
 def _set_out_features(model: nn.Module, a: dict[str, Any]) -> None:
     path = str(a["module"])
     m = _get(model, path)
@@ -187,6 +198,7 @@ MODEL_ACTIONS = {
     "remove_module": _remove_module,
     "set_out_features": _set_out_features,
     "positive_output": _positive_output,
+    "set_batchnorm_momentum": _set_batchnorm_momentum,
 }
 
 

@@ -62,7 +62,34 @@ class TorchProbes(Probes):
     def setup_probe(
         self, model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds
     ) -> dict[str, Any]:
+        self.keep_reference(X, y, loss_fn)
         return probe_setup(model, loss_fn, X, y, th)
+
+    # the torch pieces of the batch-norm check (Probes.check_batchnorm)
+    def rows_of(self, a: Any, rows: np.ndarray) -> Any:
+        if a is None:
+            return None
+        t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+        device = next((p.device for p in self.model.parameters()), torch.device("cpu"))
+        return t[torch.from_numpy(rows)].to(device)
+
+    def no_grad(self) -> Any:
+        return torch.no_grad()
+
+    def copy_of(self, buffer: Any) -> Any:
+        return buffer.detach().clone()
+
+    def restore(self, buffer: Any, value: Any) -> None:
+        with torch.no_grad():
+            buffer.copy_(value)
+
+    def scalar(self, loss: Any) -> float:
+        return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+
+    def channel_moments(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        dims = [0, *range(2, x.ndim)]
+        var, mean = torch.var_mean(x.detach().double(), dim=dims, unbiased=False)
+        return mean.cpu().numpy(), var.cpu().numpy()
 
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> Any:
         prof = super().attach(model, optimizer, in_fit)

@@ -1,0 +1,108 @@
+"""The batch-norm train/eval gap in PyTorch: the gradwell doctor's sick and healthy recipes
+(tests/doctor/test_batchnorm_statistics.py) rebuilt in torch give the same kind at the same
+layers, the remedy speaks torch, and the momentum edit applied to a torch model closes the
+gap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from doctor.kit import images
+from torch import nn
+from torch_doctor.kit import dataset, train
+
+from gradwell.torch import apply_edits
+
+KIND = "batchnorm_statistics_mismatch"
+
+
+def bn_mlp(n_in, n_out, seed, momentum=0.1, dropout=None):
+    """Linear -> [Dropout] -> BatchNorm1d -> ReLU, twice, then a Linear (the gradwell test's
+    model, with the same module paths)."""
+    torch.manual_seed(seed)
+    layers, d = [], n_in
+    for w in (32, 32):
+        layers.append(nn.Linear(d, w))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.BatchNorm1d(w, momentum=momentum), nn.ReLU()]
+        d = w
+    return nn.Sequential(*layers, nn.Linear(d, n_out))
+
+
+def bn_cnn(seed, momentum=0.1):
+    """Conv2d -> BatchNorm2d -> ReLU (-> MaxPool2d), twice, on 8x8 digits."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=momentum), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8, momentum=momentum),
+        nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 10),
+    )  # fmt: skip
+
+
+def run(model, X, y, epochs, seed):
+    return train(model, X, y, torch.optim.Adam(model.parameters(), lr=0.01), epochs=epochs,
+                 seed=seed)  # fmt: skip
+
+
+def finding(doctor):
+    found = [f for f in doctor.findings if f.kind == KIND and f.rank >= 1]
+    return found[0] if found else None
+
+
+def bn_paths(model):
+    return [p for p, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_healthy_batchnorm_mlp_and_cnn_stay_silent(seed):
+    X, y, C = dataset("circle", seed)
+    doctor = run(bn_mlp(2, C, seed), X, y, 5, seed)
+    assert [f.headline() for f in doctor.findings if f.rank >= 1] == []
+    assert len(doctor.trace.batchnorm_loss["eval_loss"]) >= 5  # the check ran each epoch
+    Xi, yi, _ = images("digits", seed)
+    doctor = run(bn_cnn(seed), Xi, yi, 2, seed)
+    assert [f.headline() for f in doctor.findings if f.rank >= 1] == []
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+@pytest.mark.parametrize("options,action", [({"momentum": 0.001}, "set_batchnorm_momentum"),
+                                            ({"dropout": 0.5}, "remove_module")])  # fmt: skip
+def test_running_statistics_that_miss_are_caught_at_the_batch_norm_layers(options, action, seed):
+    X, y, C = dataset("circle", seed)
+    model = bn_mlp(2, C, seed, **options)
+    f = finding(run(model, X, y, 8, seed))
+    assert f is not None
+    assert f.locations and set(f.locations) <= set(bn_paths(model))
+    assert f.evidence["share_given_back"] >= 0.1
+    assert f.actions[0]["action"] == action
+    assert "torch.optim.swa_utils.update_bn" in f.remedies[-1]  # PyTorch's words
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_the_momentum_edit_closes_the_gap_in_torch(seed):
+    X, y, C = dataset("circle", seed)
+    sick = run(bn_mlp(2, C, seed, momentum=0.001), X, y, 8, seed)
+    action = finding(sick).actions[0]
+    model = bn_mlp(2, C, seed, momentum=0.001)
+    model, _ = apply_edits(model, torch.optim.Adam(model.parameters()), [action])
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm1d))
+    healed = run(model, X, y, 8, seed)
+    assert finding(healed) is None
+
+    def gap(doctor):
+        bl = doctor.trace.batchnorm_loss
+        return bl["eval_loss"][-1] - bl["batch_loss"][-1]
+
+    assert gap(healed) < 0.1 * gap(sick)
+
+
+def test_the_check_changes_nothing_in_the_torch_model():
+    X, y, C = dataset("circle", 0)
+    model = bn_mlp(2, C, 0, dropout=0.2)
+    doctor = run(model, X, y, 1, 0)
+    model.train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert doctor._probes.check_batchnorm(10_000)  # it measured
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(m.training for m in model.modules())
