@@ -12,10 +12,10 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
 - every:    ``Doctor(..., sample_every=1)``: every step sampled, the cost of one sample
 - replay:   the NaN trap's replay of one batch against one step (forward and backward),
             on each of its paths: ``clean`` (nothing non-finite reproduces: the forward with
-            a check on each module's output, the loss, one backward), ``forward`` (the
-            loss's last op makes inf), ``backward`` (a masked sqrt after the model makes
-            NaN gradients: the batch runs again with every op recorded, the backward
-            watched node by node under ``torch.autograd.detect_anomaly``)
+            one check of every module's inputs and outputs, the loss, one backward),
+            ``forward`` (the loss's last op makes inf), ``backward`` (a masked sqrt after
+            the model makes NaN gradients: the module that turns them runs again with
+            every op recorded, its backward watched node by node)
 
 Configurations take turns ``--repeats`` times; a row reports the smallest mean step
 time over the runs (other work on a shared machine only ever adds time) and the spread
@@ -131,13 +131,14 @@ REPLAYS = {
 
 def replay_cost(name: str, repeats: int) -> dict[str, float]:
     """The NaN replay of one batch over one step (forward and backward), both at their
-    smallest over the repeats, for each of the replay's paths."""
+    smallest over ``5 * repeats`` turns (they are short: more turns find the quiet
+    moments of a shared machine), for each of the replay's paths."""
     model, data = setup(name)
     loss_fn = nn.CrossEntropyLoss()
     x, y = data[0]
     step: list[float] = []
     replay: dict[str, list[float]] = {k: [] for k in REPLAYS}
-    for _ in range(max(repeats, 3)):
+    for _ in range(5 * max(repeats, 3)):
         t0 = CLOCK()
         loss_fn(model(x), y).backward()
         step.append(CLOCK() - t0)
