@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -112,6 +113,11 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
     # (this thread's grad mode and observers, each behind a test of a set: see recording)
     if True in needs and op.vjp is not None and (not no_grad_threads or _mode.enabled):
         result = Tensor(out, True, op, inputs, node_attrs, needs, next(node_counter))
+        if not observing_threads:  # (cheapest test first: it runs for every op)
+            for a in inputs:
+                by = a._op
+                if by is not None and a.data.nbytes >= RELEASE_BYTES and not _reads_inputs(by):
+                    _release_unread(a._inputs)
     else:
         result = Tensor(out)
     if observing_threads and observers.op:
@@ -119,6 +125,45 @@ def apply(op: Primitive, inputs: tuple[Tensor, ...], attrs: dict[str, Any]) -> T
         for observe in observers.op:
             observe(step)
     return result
+
+
+# Intermediate values smaller than this stay, freed or not: freeing them saves little, and a
+# drawing of a small graph (``gradwell.viz``) can show every value.
+RELEASE_BYTES = 1 << 16
+
+
+def _reads_inputs(op: Primitive) -> bool:
+    """Whether backward through ``op`` (its VJP, or its reference with ``create_graph``)
+    reads the values of its inputs, not only their shapes."""
+    return "i" in op.reads or op.reference is not None
+
+
+def _release_unread(inputs: tuple[Tensor, ...] | None, depth: int = 3) -> None:
+    """Free the values of those ``inputs`` that nothing can read any more, as PyTorch does.
+
+    ``inputs`` are those of a node whose backward reads no input values (only shapes), as
+    a later op consumes it: by then the caller's variables have moved on. An input that
+    only this node references (no variable, no other node, no observer holds it) and whose
+    own VJP does not read its output is needed for its place in the graph alone; its array
+    is replaced by a read-only broadcast view of the same shape and dtype (no memory). So
+    the activation that a relu, a reshape or an addition follows does not live until
+    backward. The walk goes ``depth`` nodes up through such nodes: a view that a layer puts
+    around its op (BatchNorm2d's reshapes and transposes) keeps the array it views alive
+    until the view itself is freed.
+    """
+    if inputs is None:  # freed by backward
+        return
+    for t in inputs:
+        data, op = t.data, t._op
+        if op is None or "o" in op.reads or data.nbytes < RELEASE_BYTES:
+            continue
+        # (zero strides: released already, or a broadcast view with no memory of its own;
+        # held by: this node's inputs, the local ``t`` and getrefcount's own argument)
+        held = sys.getrefcount(t) - 2 - [u is t for u in inputs].count(True)
+        if not held and 0 not in data.strides:
+            t.data = data = np.broadcast_to(np.zeros((), data.dtype), data.shape)
+        if depth > 1 and 0 in data.strides and not _reads_inputs(op):
+            _release_unread(t._inputs, depth - 1)
 
 
 def constant_dtype(value: Any, like: np.dtype | None) -> np.dtype | None:
@@ -470,7 +515,7 @@ def _(F, g, out, ins, needs, attrs):
     return (g * out * (1 - out),)
 
 
-@primitive("relu", reads="i")
+@primitive("relu", reads="o")
 def relu(a: Any) -> Any:
     """max(a, 0). Convention: relu'(0) = 0, so a unit at exactly zero passes no gradient."""
     return np.maximum(a, 0)
@@ -478,7 +523,7 @@ def relu(a: Any) -> Any:
 
 @relu.defvjp
 def _(F, g, out, ins, needs, attrs):
-    return (g * (ins[0] > 0),)
+    return (g * (out > 0),)  # out > 0 where a > 0: the output is kept, not the input
 
 
 @primitive("leaky_relu", reads="i")

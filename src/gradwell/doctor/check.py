@@ -127,19 +127,21 @@ def preflight(
     batch_size: int | None = None,
     call_loss: bool = True,
     probe: Any = probe_setup,
+    profile: Any = profile_model,
 ) -> tuple[dict[str, Any], ModelProfile]:
     """The setup record for ``trace.setup`` and the model's profile (with the call order
     and output module the probe saw). ``call_loss``: whether the probe may call
     ``loss_fn`` (the Doctor calls only gradwell's own losses: a user's may keep state).
-    ``probe``: the framework's :func:`~.probes.probe_setup`."""
+    ``probe``: the framework's :func:`~.probes.probe_setup`; ``profile``: its
+    :func:`~.profile.profile_model`."""
     name = loss_name(loss_fn)
     setup: dict[str, Any] = {"loss": name, "batch_size": batch_size}
-    prof = profile_model(model, optimizer)
+    prof = profile(model, optimizer)
     if y is not None:
         setup["targets"] = audit_targets(y, name)
     if X is not None and _array(X).ndim >= 1 and _array(X).shape[0] > 0:
         p = probe(model, loss_fn if call_loss else None, X, y, th)
-        prof = profile_model(model, optimizer, p["order"], p.get("output_module"))
+        prof = profile(model, optimizer, p["order"], p.get("output_module"))
         last = prof.layers[-1] if prof.layers else None
         ya = _array(y) if y is not None else np.zeros(0)
         p["expected_loss"] = _expected_loss(name, prof.out_features.get(last or ""), ya)

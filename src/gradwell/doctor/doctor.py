@@ -385,6 +385,7 @@ class Doctor(Callback):
             setup, prof = preflight(
                 self.model, self.loss_fn, self.optimizer, X, y, self.thresholds, batch_size,
                 call_loss=self._probes.stateless_loss(self.loss_fn), probe=self._probes.setup_probe,
+                profile=self._probes.profile_of,
             )  # fmt: skip
         except Exception as e:  # (a model that cannot be copied): watch the run without it
             if self.raise_errors:

@@ -41,6 +41,7 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
+        "new_lr": "",  # (the sentence says it all: "lower the learning rate from 1 to 0.1")
     },
     "torch": {
         "clip_grad_norm": "torch.nn.utils.clip_grad_norm_(model.parameters(), {v})",
@@ -72,6 +73,50 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
+        "new_lr": "",
+    },
+    "keras": {
+        "clip_grad_norm": (
+            "pass clipnorm={v} to the Keras optimizer, e.g. keras.optimizers.SGD(..., "
+            "clipnorm={v}); it clips"
+        ),
+        "new_lr": ": keras.optimizers.{name}(learning_rate={lr})",
+        "init_he": "kernel_initializer='he_normal' on the Dense or Conv2D layer",
+        "init_xavier": "kernel_initializer='glorot_normal' on the Dense or Conv2D layer",
+        "init_default": "the layer's default kernel_initializer='glorot_uniform'",
+        "optimizer": "keras.optimizers.{name}(learning_rate={lr})",
+        "batch_size": "model.fit(..., batch_size={n})",
+        "clamp": "keras.ops.maximum({x}, 1e-6)",
+        "target_scaler": (
+            "y_scaled = (y - y.mean()) / y.std() (after np.log1p(y) for 'log'), fitting on "
+            "y_scaled and applying the inverse to model.predict's output (method {method!r})"
+        ),
+        "lr_find": (
+            "a learning-rate range test (raise the learning rate each step on a copy of the "
+            "model: keras.callbacks.LearningRateScheduler)"
+        ),
+        "early_stopping": (
+            "callbacks=[keras.callbacks.EarlyStopping(monitor='val_loss', patience=3, "
+            "restore_best_weights=True)]"
+        ),
+        "auto_scaler": (
+            "gradwell.preprocessing.AutoScaler() fitted on the training data applies these"
+        ),
+        "zscore": (
+            "a keras.layers.Normalization() first layer, adapted to the training data "
+            "(layer.adapt(X_train))"
+        ),
+        "bad_rows": "np.isfinite(X).all(axis=1) marks the good rows",
+        "terminate_on_nan": "callbacks=[keras.callbacks.TerminateOnNaN()]",
+        "fused_loss": (
+            "keras.losses.SparseCategoricalCrossentropy(from_logits=True) or "
+            "BinaryCrossentropy(from_logits=True) on a linear output layer"
+        ),
+        "eval_mode": "model.evaluate and model.predict do this (training=False)",
+        "mse_loss": "loss='mse' (keras.losses.MeanSquaredError())",
+        "cross_entropy_loss": "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)",
+        "weight_decay": "keras.optimizers.{optimizer}(..., weight_decay={v})",
+        # no "apply_edits": gradwell.keras has no repair (a person makes the edits)
     },
 }
 

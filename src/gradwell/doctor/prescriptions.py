@@ -65,8 +65,9 @@ def change_lr(prof: ModelProfile, factor: float, why: str = "") -> Remedy:
     new = [float(f"{lr * factor:.3g}") for lr in prof.lrs]
     action["lr"] = new
     if len(set(prof.lrs)) == 1:
+        how = say("new_lr", name=prof.optimizer or "SGD", lr=fmt_num(new[0]))
         return Remedy(
-            f"{verb} the learning rate from {fmt_num(prof.lrs[0])} to {fmt_num(new[0])}{why}",
+            f"{verb} the learning rate from {fmt_num(prof.lrs[0])} to {fmt_num(new[0])}{why}{how}",
             action,
         )
     pairs = ", ".join(

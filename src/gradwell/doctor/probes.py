@@ -56,13 +56,14 @@ class Probes:
     ``sample(step)`` reads its gradients after backward; ``disarm`` removes the hooks;
     ``resolve_update`` measures the sampled step's update on the next step. Methods
     that find a non-finite value return its event (a dict) for the Doctor to record.
-    Another framework's probes subclass it; ``setup_probe``, ``stateless_loss`` and
-    ``replay`` are the pre-flight check's probe, which losses it may call, and the NaN
-    replay.
+    Another framework's probes subclass it; ``setup_probe``, ``stateless_loss``,
+    ``replay`` and ``profile_of`` are the pre-flight check's probe, which losses it may
+    call, the NaN replay and how a model is described (:func:`profile_model`'s signature).
     """
 
     stateless_loss = staticmethod(is_builtin_loss)
     replay = staticmethod(replay_anomaly)
+    profile_of = staticmethod(profile_model)
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from .parameter import Parameter
 from .validate import positive_int as _positive_int
 
 
-@primitive("embedding", reads="")
+@primitive("embedding", reads="o")  # (the reference reads the output)
 def embedding_lookup(weight: Any, *, ids: np.ndarray, padding_idx: int | None = None) -> Any:
     """Rows ``weight[ids]``; the row ``padding_idx`` takes no gradient.
 

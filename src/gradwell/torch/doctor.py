@@ -40,6 +40,8 @@ class Doctor(gw_doctor.Doctor):
     """
 
     probes_class = TorchProbes
+    #: whose words the remedies use (:mod:`gradwell.doctor.phrasing`)
+    framework = "torch"
 
     def __init__(
         self,
@@ -67,11 +69,11 @@ class Doctor(gw_doctor.Doctor):
         super().step(loss.detach() if isinstance(loss, torch.Tensor) else loss, inputs, targets)
 
     def audit(self, X: Any) -> None:
-        with speaking("torch"):
+        with speaking(self.framework):
             super().audit(numpy_of(X))
 
     def _safely(self, fn: Any, *args: Any) -> None:
-        with speaking("torch"):
+        with speaking(self.framework):
             super()._safely(fn, *args)
 
     def _preflight(self, X: Any, y: Any, batch_size: int | None) -> None:
@@ -94,6 +96,30 @@ class Doctor(gw_doctor.Doctor):
     def save_html(self, path: Any) -> str:
         self.finish()
         return super().save_html(path)
+
+
+class WatchedRun:
+    """What a framework's training callback (Lightning's, Keras') gives once ``fit`` ran:
+    the findings and reports of its ``doctor``; ``how_to_watch`` says how to get one."""
+
+    doctor: Doctor | None = None
+    how_to_watch = ""
+
+    @property
+    def findings(self) -> list[Any]:
+        """The findings of the last fit, root causes first."""
+        return self.doctor.findings if self.doctor is not None else []
+
+    def report(self) -> str:
+        return self._watched().report()
+
+    def save_html(self, path: Any) -> str:
+        return self._watched().save_html(path)
+
+    def _watched(self) -> Doctor:
+        if self.doctor is None:
+            raise RuntimeError(f"{type(self).__name__}: no run watched yet; {self.how_to_watch}")
+        return self.doctor
 
 
 def _cpu(x: Any) -> Any:

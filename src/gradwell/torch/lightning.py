@@ -24,10 +24,10 @@ except ImportError:  # the standalone package of older installs
 import torch
 
 from ..doctor.schedule import DEFAULT_SAMPLE_EVERY, MIN_SAMPLES_PER_EPOCH
-from .doctor import Doctor
+from .doctor import Doctor, WatchedRun
 
 
-class LightningDoctor(Callback):  # type: ignore[misc]
+class LightningDoctor(Callback, WatchedRun):  # type: ignore[misc]
     """Watch ``trainer.fit`` with gradwell's doctor::
 
         from gradwell.torch import LightningDoctor
@@ -48,6 +48,8 @@ class LightningDoctor(Callback):  # type: ignore[misc]
     ``train_data=(X, y)`` and the other options are :class:`~gradwell.torch.Doctor`'s;
     by default it samples at least 4 steps an epoch.
     """
+
+    how_to_watch = "pass it to Trainer(callbacks=[...]) and call trainer.fit"
 
     def __init__(
         self,
@@ -104,24 +106,6 @@ class LightningDoctor(Callback):  # type: ignore[misc]
         self.doctor.finish()
         if self.html_path is not None:
             self.doctor.save_html(self.html_path)
-
-    # ------------------------------------------------------------------ the results
-    @property
-    def findings(self) -> list[Any]:
-        """The findings of the last fit, root causes first."""
-        return self.doctor.findings if self.doctor is not None else []
-
-    def report(self) -> str:
-        return self._watched().report()
-
-    def save_html(self, path: Any) -> str:
-        return self._watched().save_html(path)
-
-    def _watched(self) -> Doctor:
-        if self.doctor is None:
-            raise RuntimeError("LightningDoctor: no run watched yet; pass it to "
-                               "Trainer(callbacks=[...]) and call trainer.fit")  # fmt: skip
-        return self.doctor
 
 
 def _inputs_and_targets(batch: Any) -> tuple[Any, Any]:

@@ -46,6 +46,15 @@ OP_NAMES = {
 }  # fmt: skip
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _GRADWELL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Where library code lives (never the user's line); a framework over torch adds its own.
+_LIBRARIES = [_TORCH_DIR, _GRADWELL_DIR, "<frozen"]
+
+
+def treat_as_library(directory: str) -> None:
+    """Skip the frames of files under ``directory`` when looking for the user's line (Keras
+    on its torch backend: its ops are torch's, called from Keras' files)."""
+    if directory not in _LIBRARIES:
+        _LIBRARIES.append(directory)
 
 
 def user_frame() -> tuple[str, int]:
@@ -53,9 +62,10 @@ def user_frame() -> tuple[str, int]:
     cheap enough to do for every op of the replay (formatting the line is left for
     :func:`code_line`, once the anomaly is found)."""
     frame = sys._getframe(1)
+    libraries = tuple(_LIBRARIES)
     while frame is not None:
         name = frame.f_code.co_filename
-        if not name.startswith((_TORCH_DIR, _GRADWELL_DIR, "<frozen")):
+        if not name.startswith(libraries):
             return name, frame.f_lineno
         frame = frame.f_back  # type: ignore[assignment]
     return "?", 0
