@@ -73,6 +73,11 @@ class TorchProbes(Probes):
 
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> Any:
         prof = super().attach(model, optimizer, in_fit)
+        self._fresh_samples()
+        return prof
+
+    def _fresh_samples(self) -> None:
+        """The state sampled steps keep, empty."""
         # per weight: its size, and the flat indices its update ratio is measured on
         # (None: all)
         self._watched: dict[str, tuple[int, torch.Tensor | None]] = {}
@@ -82,7 +87,6 @@ class TorchProbes(Probes):
         self._layout: list[tuple[torch.Size, int]] = []
         # per layer: the gradient reaching its output on this sampled step
         self._out_grads: dict[str, torch.Tensor] = {}
-        return prof
 
     # ------------------------------------------------------------------ sampled steps
     @torch.no_grad()

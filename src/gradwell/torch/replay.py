@@ -136,10 +136,15 @@ class _Checks:
         return [i < 0 or self._ok[i] for i in self._slots[place]]
 
 
-def _all_finite(tensors: list[torch.Tensor | None]) -> list[bool]:
+def _finite_each(tensors: list[torch.Tensor | None]) -> list[bool]:
     """Per tensor (None counts as finite): whether it holds no inf or NaN (one transfer)."""
     checks = _Checks()
     return checks.finite(checks.add(tensors))
+
+
+def _all_finite(tensors: list[torch.Tensor | None]) -> bool:
+    """Whether every tensor of ``tensors`` holds no inf or NaN (one transfer)."""
+    return all(_finite_each(tensors))
 
 
 def _range(t: torch.Tensor) -> list[float] | None:
@@ -262,7 +267,7 @@ def replay_nonfinite(
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
         )
     named = list(model.named_parameters())
-    bad = [n for (n, _), ok in zip(named, _all_finite([p for _, p in named])) if not ok]
+    bad = [n for (n, _), ok in zip(named, _finite_each([p for _, p in named])) if not ok]
     if bad:
         return None, weights_already_nonfinite(bad)
     modules = dict(model.named_modules())
@@ -337,7 +342,7 @@ def _first_nonfinite_call(calls: list[Call], names: dict[int, str]) -> dict[str,
     its module returned is no evidence against that module: the module that wrote it (or
     the code around it) is found further on."""
     tensors = {id(t): t for call in calls for t in (*call.outs, *call.ins)}
-    ok = dict(zip(tensors, _all_finite(list(tensors.values()))))
+    ok = dict(zip(tensors, _finite_each(list(tensors.values()))))
     for call in calls:
         outs = call.outs
         if all(ok[id(o)] for o in outs) or not all(ok[id(t)] for t in call.ins):
@@ -404,7 +409,7 @@ def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
                     if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
     grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
-    ok = _all_finite(list(grads))
+    ok = _finite_each(list(grads))
     if all(ok[: len(params)]):
         return None
     broken = {id(p) for p, good in zip(params, ok) if not good}
@@ -483,7 +488,7 @@ def _watched_grad(made_by: dict[Any, Any], outputs: list[torch.Tensor],
         # the ranges are those of the op's forward inputs (what the sqrt received)
         op, module, where, forward_ins = made_by[node]
         return _anomaly("backward", op, module, forward_ins, made, code_line(where))
-    if all(_all_finite(list(grads))):
+    if _all_finite(list(grads)):
         return None
     with warnings.catch_warnings():  # detect_anomaly warns with the traceback: the finding
         warnings.simplefilter("ignore")  # says it instead
