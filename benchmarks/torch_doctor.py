@@ -12,10 +12,10 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
 - every:    ``Doctor(..., sample_every=1)``: every step sampled, the cost of one sample
 - replay:   the NaN trap's replay of one batch against one step (forward and backward),
             on each of its paths: ``clean`` (nothing non-finite reproduces: the forward with
-            a check on each module's output, the loss, one backward), ``forward`` (the
-            loss's last op makes inf), ``backward`` (a masked sqrt after the model makes
-            NaN gradients: the batch runs again with every op recorded, the backward
-            watched node by node under ``torch.autograd.detect_anomaly``)
+            one check of every module's inputs and outputs, the loss, one backward),
+            ``forward`` (the loss's last op makes inf), ``backward`` (a masked sqrt after
+            the model makes NaN gradients: the module that turns them runs again with
+            every op recorded, its backward watched node by node)
 
 Configurations take turns ``--repeats`` times; a row reports the smallest mean step
 time over the runs (other work on a shared machine only ever adds time) and the spread
@@ -23,8 +23,15 @@ time over the runs (other work on a shared machine only ever adds time) and the 
 with torch on one thread (``--wall`` for wall-clock time). The goal (issue 20): the
 default adds at most 5%; the replay costs at most 2x a step.
 
+``--ops`` counts instead of timing: the tensor ops dispatched (``TorchDispatchMode``) by
+a training step, by the doctor on a sampled step, and by each replay path against one
+forward and backward. The counts do not move with the load of a shared machine, and on
+a small model, where each op costs its dispatch, they follow the time (they leave out
+the Python around the ops: hooks, bookkeeping).
+
     python benchmarks/torch_doctor.py
     python benchmarks/torch_doctor.py --rows tiny,cnn --repeats 5 --markdown
+    python benchmarks/torch_doctor.py --ops --markdown
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ import os
 import sys
 import time
 import warnings
+from typing import Any
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mlp import ROWS  # noqa: E402  (the same rows)
@@ -131,13 +140,14 @@ REPLAYS = {
 
 def replay_cost(name: str, repeats: int) -> dict[str, float]:
     """The NaN replay of one batch over one step (forward and backward), both at their
-    smallest over the repeats, for each of the replay's paths."""
+    smallest over ``5 * repeats`` turns (they are short: more turns find the quiet
+    moments of a shared machine), for each of the replay's paths."""
     model, data = setup(name)
     loss_fn = nn.CrossEntropyLoss()
     x, y = data[0]
     step: list[float] = []
     replay: dict[str, list[float]] = {k: [] for k in REPLAYS}
-    for _ in range(max(repeats, 3)):
+    for _ in range(5 * max(repeats, 3)):
         t0 = CLOCK()
         loss_fn(model(x), y).backward()
         step.append(CLOCK() - t0)
@@ -153,9 +163,67 @@ def replay_cost(name: str, repeats: int) -> dict[str, float]:
     return {k: min(v) / min(step) for k, v in replay.items()}
 
 
+class _Counting(TorchDispatchMode):
+    """Counts the tensor ops dispatched inside it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops(fn: Any) -> int:
+    with _Counting() as counting:
+        fn()
+    return counting.ops
+
+
+def op_counts(name: str) -> list[str]:
+    """One row of ``--ops``: the ops of a training step, the doctor's ops on a sampled step,
+    and each replay path's ops against those of one forward and backward."""
+    model, data = setup(name)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = data[0]
+    doctor = Doctor(model, opt, loss=loss_fn, sample_every=1, verbose=False)
+
+    def step(watched: bool) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        if watched:
+            doctor.step(loss, x, y)
+        opt.step()
+        loss.item()
+
+    for _ in range(3):  # past the first steps (the pre-flight check, the first sample)
+        step(True)
+    plain, sampled = _ops(lambda: step(False)), _ops(lambda: step(True))
+    doctor.finish()
+    once = _ops(lambda: loss_fn(model(x), y).backward())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        replays = [_ops(lambda w=w, f=f: replay_nonfinite(w(model), x, y, f))
+                   for w, f in REPLAYS.values()]  # fmt: skip
+    return [name, str(plain), f"+{sampled - plain}", str(once),
+            *(f"{r} ({r / once:.1f}x)" for r in replays)]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     names = [*ROWS, "cnn"]
-    args = overhead_arguments(__doc__.splitlines()[0], list(names), argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    count = "--ops" in argv
+    args = overhead_arguments(
+        __doc__.splitlines()[0], list(names), [a for a in argv if a != "--ops"]
+    )
+    if count:
+        header = ["model", "ops / step", "doctor's ops / sampled step", "ops / fwd+bwd",
+                  *(f"replay {k} ops" for k in REPLAYS)]  # fmt: skip
+        print_table(header, [op_counts(name) for name in args.rows], args.markdown)
+        return 0
     global CLOCK
     if args.wall:
         CLOCK = time.perf_counter

@@ -597,11 +597,11 @@ def _watched_entries(size: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(size).choice(size, UPDATE_ENTRIES, replace=False))
 
 
-# --------------------------------------------------------------------------- pre-flight
-
-
 def _array(x: Any) -> np.ndarray:
     return x.data if isinstance(x, Tensor) else np.asarray(x)
+
+
+# --------------------------------------------------------------------------- pre-flight
 
 
 def evenly(n: int, k: int) -> np.ndarray:
@@ -614,21 +614,62 @@ def _rms(a: np.ndarray) -> float:
     return float(np.sqrt(np.mean(a * a))) if a.size else math.nan
 
 
-def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dict[str, Any]:
+class Seams:
+    """What the pre-flight probe needs of a framework (here gradwell's): its tensor type,
+    the rows of a batch, a copy of the model that feeds none of its hooks, the context the
+    copy runs in, and three reductions of a tensor to a float. Another framework's probes
+    pass their own (:class:`gradwell.torch.probes.TorchSeams`)."""
+
+    tensor: Any = Tensor
+
+    def size(self, p: Any) -> int:
+        return int(p.data.size)
+
+    def batch(self, X: Any, y: Any, rows: np.ndarray, model: Any) -> tuple[Any, Any]:
+        xb = Tensor(np.ascontiguousarray(_array(X)[rows]))
+        return xb, (Tensor(np.ascontiguousarray(_array(y)[rows])) if y is not None else None)
+
+    def twin(self, model: Any) -> Any:
+        # Hooks (the doctor's among them) are not copied: the copy must not feed them.
+        memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
+        return copy.deepcopy(model, memo)
+
+    def running(self, model: Any) -> Any:
+        return enable_grad()
+
+    def rms(self, t: Any) -> float:
+        return _rms(t.data)
+
+    def saturated(self, kind: str, t: Any, th: Thresholds) -> float:
+        """The share of the outputs of a sigmoid or tanh near an asymptote."""
+        a = t.data
+        if kind == "sigmoid":
+            return float(np.mean((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin)))
+        return float(np.mean(np.abs(a) > th.tanh_limit))
+
+    def silent(self, t: Any, per_channel: bool) -> float:
+        """The share of a ReLU's units silent for the whole batch (channels: all positions)."""
+        a = t.data
+        # (examples, units, positions): after a convolution a channel is one unit
+        shape = (a.shape[0], a.shape[1], -1) if per_channel and a.ndim > 2 else (len(a), -1, 1)
+        return float(np.mean(~(a.reshape(shape) > 0).any(axis=(0, 2))))
+
+
+def probe_setup(
+    model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds, seams: Seams | None = None
+) -> dict[str, Any]:
     """One forward and backward of an evenly spaced batch on a copy of ``model`` (so no
     weight, buffer, gradient or random state of the model changes): the initial loss, the
     call order, the module that made the output, and per layer the RMS of its input,
     output and output gradient (``gain`` = output / input RMS); per sigmoid/tanh the
-    share of saturated outputs, per ReLU the share of silent units."""
-    xa = _array(X)
-    n_params = sum(p.data.size for p in model.parameters())
+    share of saturated outputs, per ReLU the share of silent units (after a convolution,
+    of silent channels). ``seams``: the framework's (gradwell's by default)."""
+    fw = seams or Seams()
+    n_params = sum(fw.size(p) for p in model.parameters())
     k = min(max(PROBE_VALUES // max(n_params, 1), PROBE_ROWS[0]), PROBE_ROWS[1])
-    rows = evenly(xa.shape[0], k)
-    xb = Tensor(np.ascontiguousarray(xa[rows]))
-    yb = Tensor(np.ascontiguousarray(_array(y)[rows])) if y is not None else None
-    # Hooks (the doctor's among them) are not copied: the copy must not feed them.
-    memo: dict[int, Any] = {id(m._forward_hooks): {} for m in model.modules()}
-    twin = copy.deepcopy(model, memo)
+    rows = evenly(len(X), k)
+    xb, yb = fw.batch(X, y, rows, model)
+    twin = fw.twin(model)
     twin.train()
     paths = {id(m): p for p, m in twin.named_modules()}
     leaves = [m for p, m in twin.named_modules() if p and not any(True for _ in m.children())]
@@ -644,39 +685,34 @@ def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dic
         path = paths[id(module)]
         if path not in order:
             order.append(path)
-        if not isinstance(output, Tensor):
+        if not isinstance(output, fw.tensor):
             return
         made[id(output)] = path
         w = getattr(module, "_parameters", {}).get("weight")
-        if w is not None and w.data.ndim >= 2:
-            convolved[0] = w.data.ndim > 2
-        if w is not None and w.data.ndim >= 2 and inputs and isinstance(inputs[0], Tensor):
-            i_rms, o_rms = _rms(inputs[0].data), _rms(output.data)
+        if w is not None and w.ndim >= 2:
+            convolved[0] = w.ndim > 2
+        if w is not None and w.ndim >= 2 and inputs and isinstance(inputs[0], fw.tensor):
+            i_rms, o_rms = fw.rms(inputs[0]), fw.rms(output)
             layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
                             "gain": o_rms / i_rms if i_rms > 0 else math.nan}  # fmt: skip
             if output.requires_grad:
                 box = grads.setdefault(path, [])
-                output.register_hook(lambda g: box.append(_rms(g.data)))
+                output.register_hook(lambda g: box.append(fw.rms(g)))
         fam = class_family(module)
-        a = output.data
-        if fam is not None and fam[1] == "sigmoid":
-            saturated[path] = float(np.mean((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin)))
-        elif fam is not None and fam[1] == "tanh":
-            saturated[path] = float(np.mean(np.abs(a) > th.tanh_limit))
+        if fam is not None and fam[1] in ("sigmoid", "tanh"):
+            saturated[path] = fw.saturated(fam[1], output, th)
         elif fam is not None and fam[1] == "relu":
-            # (examples, units, positions): after a convolution a channel is one unit
-            shape = (a.shape[0], a.shape[1], -1) if convolved[0] and a.ndim > 2 else (len(a), -1, 1)
-            dead[path] = float(np.mean(~(a.reshape(shape) > 0).any(axis=(0, 2))))
+            dead[path] = fw.silent(output, convolved[0])
 
     handles = [m.register_forward_hook(hook) for m in leaves]
     out: dict[str, Any] = {}
     try:
-        with enable_grad():
+        with fw.running(model):
             pred = twin(xb)
-            out["output_module"] = made.get(id(pred)) if isinstance(pred, Tensor) else None
+            out["output_module"] = made.get(id(pred)) if isinstance(pred, fw.tensor) else None
             if loss_fn is not None and yb is not None:
                 loss = loss_fn(pred, yb)
-                out["loss"] = float(loss.data)
+                out["loss"] = float(loss.data)  # (a torch tensor's .data too)
                 if getattr(loss, "requires_grad", False):
                     loss.backward()
     except Exception as e:  # a setup error surfaces in the first step; the check reports

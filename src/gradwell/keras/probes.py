@@ -164,7 +164,7 @@ class KerasProbes(TorchProbes):
         for path, kind in prof.activations.items():
             if kind in ("relu", "sigmoid", "tanh") and path not in self.trace.activations:
                 self.trace.activations[path] = ActivationStats(path, kind, 0)
-        self._watched, self._before, self._out_grads = {}, {}, {}
+        self._fresh_samples()
         self.learn_structure(prof)  # the layers' order is known: no sample need learn it
         return self.profile
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..doctor.probes import PROBE_ROWS, PROBE_VALUES, Probes, _watched_entries, evenly
-from ..doctor.profile import class_family
+from ..doctor.probes import Probes, Seams, _watched_entries
+from ..doctor.probes import probe_setup as shared_probe_setup
 from ..doctor.thresholds import Thresholds
 from .replay import devices_of, replay_nonfinite
 
@@ -50,6 +52,11 @@ def _per_unit(kind: str, a: torch.Tensor, per_channel: bool = True) -> torch.Ten
     if a.ndim > 2 and kind == "relu" and per_channel:
         return a.flatten(2).amax(dim=2)
     return a
+
+
+def _precise(a: torch.Tensor) -> torch.Tensor:
+    """``a`` in at least float32 (norms of half-precision values keep 3 digits)."""
+    return a if a.dtype in (torch.float32, torch.float64) else a.float()
 
 
 class TorchProbes(Probes):
@@ -93,71 +100,84 @@ class TorchProbes(Probes):
 
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> Any:
         prof = super().attach(model, optimizer, in_fit)
-        # per weight: the flat indices its update ratio is measured on (None: all), and
-        # their values before the sampled step's update
-        self._watched: dict[str, torch.Tensor | None] = {}
-        self._before: dict[str, tuple[torch.Size, torch.Tensor]] = {}
+        self._fresh_samples()
+        return prof
+
+    def _fresh_samples(self) -> None:
+        """The state sampled steps keep, empty."""
+        # per weight: its size, and the flat indices its update ratio is measured on
+        # (None: all)
+        self._watched: dict[str, tuple[int, torch.Tensor | None]] = {}
+        # the watched entries of every weight before the sampled step's update, in one
+        # vector, and each weight's (shape, number of entries in it)
+        self._before: torch.Tensor | None = None
+        self._layout: list[tuple[torch.Size, int]] = []
         # per layer: the gradient reaching its output on this sampled step
         self._out_grads: dict[str, torch.Tensor] = {}
-        return prof
 
     # ------------------------------------------------------------------ sampled steps
     @torch.no_grad()
     def sample(self, s: int) -> None:
         named = [(n, p.grad) for n, p in self._params if p.grad is not None]
-        norms: dict[str, float] = {}
-        if named:
-            # one fused kernel for every gradient (what clip_grad_norm_ uses), one transfer
-            values = torch.stack(torch._foreach_norm([g for _, g in named])).double().tolist()
-            norms = dict(zip((n for n, _ in named), values))
-        signal: dict[str, float] = {}
-        if self._out_grads:
-            grads = list(self._out_grads.values())
-            values = torch.stack(torch._foreach_norm(grads)).double().tolist()
-            signal = {
-                path: v / math.sqrt(max(g.numel(), 1))
-                for path, g, v in zip(self._out_grads, grads, values)
-            }
+        grads = [g for _, g in named]
+        out_grads = list(self._out_grads.values())
+        values: list[float] = []
+        if grads or out_grads:
+            # every norm in one fused kernel (what clip_grad_norm_ uses), one transfer
+            values = torch.stack(torch._foreach_norm([*grads, *out_grads])).tolist()
+        norms = dict(zip((n for n, _ in named), values))
+        signal = {
+            path: v / math.sqrt(max(g.numel(), 1))
+            for path, g, v in zip(self._out_grads, out_grads, values[len(grads) :])
+        }
         total2 = sum(v * v for v in norms.values())
         self.total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
         self.trace.add_sample(s, norms, signal, self.total_norm)
         self._out_grads = {}
-        for name, p in self._weights:
-            if name not in self._before or self._before[name][0] != p.shape:
-                idx = _watched_entries(p.numel())
-                self._watched[name] = None if idx is None else torch.from_numpy(idx).to(p.device)
-            idx_t = self._watched[name]
-            flat = p.detach().reshape(-1)
-            self._before[name] = (p.shape, flat.clone() if idx_t is None else flat[idx_t])
+        # the watched entries of the weights this step starts from: one copy
+        self._layout = [(p.shape, self._entries(name, p)) for name, p in self._weights]
+        self._before = _precise(torch.cat(self._gathered())) if self._weights else None
         self.update_pending = True
+
+    def _entries(self, name: str, p: torch.Tensor) -> int:
+        """How many entries of weight ``name`` its update ratio watches (their indices,
+        fixed by its size, are kept in ``_watched``)."""
+        kept = self._watched.get(name)
+        if kept is None or kept[0] != p.numel():
+            chosen = _watched_entries(p.numel())
+            idx = None if chosen is None else torch.from_numpy(chosen).to(p.device)
+            kept = self._watched[name] = (p.numel(), idx)
+        return p.numel() if kept[1] is None else kept[1].numel()
+
+    def _gathered(self) -> list[torch.Tensor]:
+        """The watched entries of each weight, flat, on the first weight's device."""
+        device = self._weights[0][1].device
+        out = []
+        for name, p in self._weights:
+            idx, flat = self._watched[name][1], p.detach().reshape(-1)
+            out.append((flat if idx is None else flat[idx]).to(device))
+        return out
 
     @torch.no_grad()
     def resolve_update(self) -> dict[str, Any] | None:
         if not self.update_pending:
             return None
         self.update_pending = False
-        names, sums = [], []
-        for name, p in self._weights:
-            kept = self._before.get(name)
-            if kept is None or kept[0] != p.shape:
-                continue
-            idx_t = self._watched[name]
-            flat = p.detach().reshape(-1)
-            after = (flat if idx_t is None else flat[idx_t]).double()
-            before = kept[1].double()
-            names.append(name)
-            sums.append(torch.stack([before.square().sum(), (after - before).square().sum()]))
+        before = self._before
+        if before is None or [p.shape for _, p in self._weights] != [s for s, _ in self._layout]:
+            return None  # (the weights changed shape since the sample: nothing to compare)
+        change = _precise(torch.cat(self._gathered())) - before
+        sizes = [n for _, n in self._layout]
+        # |w| and |change| of every weight in one fused kernel, one transfer
+        norms = torch.stack(torch._foreach_norm([*before.split(sizes), *change.split(sizes)]))
+        values = norms.tolist()
+        k = len(sizes)
         ratios, broken = {}, []
-        if sums:
-            params = dict(self._weights)
-            for name, (w2, d2) in zip(names, torch.stack(sums).tolist()):
-                if (
-                    math.isfinite(w2)
-                    and not math.isfinite(d2)
-                    and not torch.isfinite(params[name]).all()
-                ):
-                    broken.append(name)
-                ratios[name] = math.sqrt(d2 / w2) if w2 > 0 and math.isfinite(w2) else math.nan
+        for (name, p), w, d in zip(self._weights, values[:k], values[k:]):
+            # finite weights before, non-finite after: this update broke them
+            if math.isfinite(w) and not math.isfinite(d) and not bool(torch.isfinite(p).all()):
+                broken.append(name)
+            ratios[name] = d / w if w > 0 and math.isfinite(w) else math.nan
         self.trace.set_update_ratio(ratios)
         return self.overflow_event(broken)
 
@@ -250,75 +270,54 @@ def _rms(a: torch.Tensor) -> float:
     return float(a.detach().double().square().mean().sqrt()) if a.numel() else math.nan
 
 
+class TorchSeams(Seams):
+    """The pre-flight probe's seams for torch: the copy is :func:`twin_of` and runs under a
+    forked random state (nothing of torch's random streams changes); the reductions run
+    where the tensors are, and only their floats are read."""
+
+    tensor = torch.Tensor
+
+    def size(self, p: Any) -> int:
+        return int(p.numel())
+
+    def batch(self, X: Any, y: Any, rows: np.ndarray, model: Any) -> tuple[Any, Any]:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        index = torch.from_numpy(rows)
+
+        def pick(a: Any) -> torch.Tensor:
+            t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+            return t[index].to(device)
+
+        return pick(X), (pick(y) if y is not None else None)
+
+    def twin(self, model: Any) -> Any:
+        return twin_of(model)
+
+    def running(self, model: Any) -> Any:
+        return _forked(model)
+
+    def rms(self, t: Any) -> float:
+        return _rms(t)
+
+    def saturated(self, kind: str, t: Any, th: Thresholds) -> float:
+        a = t.detach()
+        if kind == "sigmoid":
+            return float(((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin)).float().mean())
+        return float((a.abs() > th.tanh_limit).float().mean())
+
+    def silent(self, t: Any, per_channel: bool) -> float:
+        units = _per_unit("relu", t.detach(), per_channel)
+        return float((~(units.reshape(len(units), -1) > 0).any(dim=0)).float().mean())
+
+
+@contextmanager
+def _forked(model: Any) -> Iterator[None]:
+    with torch.random.fork_rng(devices=devices_of(model)), torch.enable_grad():
+        yield
+
+
 def probe_setup(model: Any, loss_fn: Any, X: Any, y: Any, th: Thresholds) -> dict[str, Any]:
     """gradwell's pre-flight probe (:func:`gradwell.doctor.probes.probe_setup`) for a torch
     model: one forward and backward of evenly spaced rows on a copy of ``model``, under a
     forked random state, so nothing of the model or of torch's random streams changes."""
-    X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
-    n_params = sum(p.numel() for p in model.parameters())
-    k = min(max(PROBE_VALUES // max(n_params, 1), PROBE_ROWS[0]), PROBE_ROWS[1])
-    rows = torch.from_numpy(evenly(X.shape[0], k))
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    xb = X[rows].to(device)
-    yb = None
-    if y is not None:
-        yt = y if isinstance(y, torch.Tensor) else torch.as_tensor(np.asarray(y))
-        yb = yt[rows].to(device)
-    twin = twin_of(model)
-    twin.train()
-    paths = {id(m): p for p, m in twin.named_modules()}
-    leaves = [m for p, m in twin.named_modules() if p and not any(True for _ in m.children())]
-    order: list[str] = []
-    made: dict[int, str] = {}
-    layers: dict[str, dict[str, Any]] = {}
-    saturated: dict[str, float] = {}
-    dead: dict[str, float] = {}
-    grads: dict[str, list[float]] = {}
-
-    def hook(module: Any, inputs: Any, output: Any) -> None:
-        path = paths[id(module)]
-        if path not in order:
-            order.append(path)
-        if not isinstance(output, torch.Tensor):
-            return
-        made[id(output)] = path
-        w = module._parameters.get("weight")
-        if w is not None and w.ndim >= 2 and inputs and isinstance(inputs[0], torch.Tensor):
-            i_rms, o_rms = _rms(inputs[0]), _rms(output)
-            layers[path] = {"in_rms": i_rms, "out_rms": o_rms,
-                            "gain": o_rms / i_rms if i_rms > 0 else math.nan}  # fmt: skip
-            if output.requires_grad:
-                box = grads.setdefault(path, [])
-                output.register_hook(lambda g: box.append(_rms(g)))
-        fam = class_family(module)
-        a = output.detach()
-        if fam is not None and fam[1] == "sigmoid":
-            saturated[path] = float(((a < th.sigmoid_margin) | (a > 1 - th.sigmoid_margin))
-                                    .float().mean())  # fmt: skip
-        elif fam is not None and fam[1] == "tanh":
-            saturated[path] = float((a.abs() > th.tanh_limit).float().mean())
-        elif fam is not None and fam[1] == "relu":
-            units = _per_unit("relu", a)
-            dead[path] = float((~(units.reshape(len(units), -1) > 0).any(dim=0)).float().mean())
-
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    out: dict[str, Any] = {}
-    try:
-        with torch.random.fork_rng(devices=devices_of(model)), torch.enable_grad():
-            pred = twin(xb)
-            out["output_module"] = made.get(id(pred)) if isinstance(pred, torch.Tensor) else None
-            if loss_fn is not None and yb is not None:
-                loss = loss_fn(pred, yb)
-                out["loss"] = float(loss.detach())
-                if loss.requires_grad:
-                    loss.backward()
-    except Exception as e:  # a setup error surfaces in the first step; the check reports
-        out["error"] = f"{type(e).__name__}: {e}"
-    finally:
-        for h in handles:
-            h.remove()
-    for p, g in grads.items():
-        if g and p in layers:
-            layers[p]["grad_rms"] = g[0]
-    out.update(order=order, layers=layers, saturated=saturated, dead=dead, rows=int(rows.numel()))
-    return out
+    return shared_probe_setup(model, loss_fn, X, y, th, TorchSeams())

@@ -2,32 +2,35 @@
 
 The replay runs on the model itself, set apart from training (:func:`_borrowed`): its
 hooks set aside, its buffers put back after, gradients taken with ``torch.autograd.grad``
-(never accumulated into ``.grad``), the random state forked. It costs about a training
-step (benchmarks/torch_doctor.py):
+(never accumulated into ``.grad``), the random state forked. Finiteness is read in bulk
+(:class:`_Checks`): a check costs one fused kernel, and a whole pass one transfer.
 
-- Forward: one hook per module checks its output; the first module whose output is not
-  finite while its inputs are runs once more on those inputs under a torch function
+- Forward: one hook per module records its call; after the forward, one check of every
+  tensor the modules took and made finds the first module whose output is not finite
+  while its inputs are, and it runs once more on those inputs under a torch function
   mode that sees every op (a module's ``F.linear`` as much as a hand-written
   ``torch.log``) and stops at the first op making a non-finite value from finite inputs.
-  The loss runs under that mode too.
-- Backward: one backward keeps the gradient reaching each module's inputs and outputs.
-  When the parameters' gradients are not finite, the module where the gradient turns
-  non-finite (finite at its outputs, not at its inputs or parameters) runs once more
-  alone with every op recorded (op, module, the user's line), and its backward runs with
-  a hook on each recorded graph node, which finds the first that made a non-finite
-  gradient from finite ones, under ``torch.autograd.detect_anomaly``, which stops the
-  backward there. (The whole batch is rerun so only when no module is found.)
+  A non-finite loss runs once more under that mode.
+- Backward: one ``torch.autograd.grad`` gives the parameters' gradients and the gradient
+  reaching each module's inputs and outputs. When the parameters' gradients are not
+  finite, the module where the gradient turns non-finite (finite at its outputs, not at
+  its inputs or parameters) runs once more alone with every op recorded (op, module, the
+  user's line), and its backward runs with a hook on each recorded graph node, which
+  finds the first that made a non-finite gradient from finite ones; when none did (an
+  op the function mode does not see), ``torch.autograd.detect_anomaly`` names the graph
+  node. (The whole batch is rerun so only when no module is found.)
 """
 
 from __future__ import annotations
 
 import linecache
+import math
 import os
 import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -89,28 +92,72 @@ def _finite(t: torch.Tensor) -> bool:
     unless it does, or unless large finite values overflow it (then a closer look)."""
     if not t.is_floating_point():
         return True
-    return bool(torch.isfinite(t.detach().sum())) or bool(torch.isfinite(t).all())
+    return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
 
 
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """Whether every floating-point tensor of ``tensors`` is finite: their norms in one
-    fused kernel (what clip_grad_norm_ uses), and only where a norm is not finite (it
-    overflows on large finite values too) an exact look at that tensor."""
-    floats = [t.detach() for t in tensors if t is not None and t.is_floating_point()]
-    if not floats:
-        return True
-    norms = torch._foreach_norm(floats)
-    device = norms[0].device
-    values = torch.stack([n.float().to(device) for n in norms])
-    if bool(torch.isfinite(values).all()):
-        return True
-    return all(_finite(t) for t, ok in zip(floats, torch.isfinite(values).tolist()) if not ok)
+class _Checks:
+    """Finiteness checks read in bulk. :meth:`add` queues the norms of some tensors (one
+    fused kernel, what clip_grad_norm_ uses; nothing is read yet) and returns their place
+    in the queue; :meth:`finite` reads the whole queue in one transfer the first time, and
+    looks closer only where a norm is not finite (it overflows on large finite values
+    too). A check costs one kernel launch, not a pass, a test and a transfer per tensor."""
+
+    def __init__(self) -> None:
+        self._slots: list[int] = []  # per tensor added: its norm's index, -1 if never checked
+        self._tensors: list[torch.Tensor] = []
+        self._norms: list[torch.Tensor] = []
+        self._ok: list[bool] = []
+
+    def add(self, tensors: list[torch.Tensor | None]) -> slice:
+        start = len(self._slots)
+        for t in tensors:
+            if t is not None and t.is_floating_point():
+                self._slots.append(len(self._tensors))
+                self._tensors.append(t.detach())
+            else:
+                self._slots.append(-1)
+        new = self._tensors[len(self._norms) :]
+        if new:
+            self._norms += torch._foreach_norm(new)
+        return slice(start, len(self._slots))
+
+    def finite(self, place: slice) -> list[bool]:
+        """Per tensor of the ``add`` that returned ``place``: whether it is finite."""
+        if len(self._ok) < len(self._norms):
+            new = self._norms[len(self._ok) :]
+            try:
+                stacked = torch.stack(new)
+            except RuntimeError:  # norms on several devices (or of several dtypes)
+                stacked = torch.stack([n.float().cpu() for n in new])
+            tensors = self._tensors[len(self._ok) :]
+            # a NaN norm comes from a NaN; an infinite one from an inf or an overflow
+            self._ok += [math.isfinite(v) or (v == math.inf and bool(torch.isfinite(t).all()))
+                         for t, v in zip(tensors, stacked.tolist())]  # fmt: skip
+        return [i < 0 or self._ok[i] for i in self._slots[place]]
+
+
+def _finite_each(tensors: list[torch.Tensor | None]) -> list[bool]:
+    """Per tensor (None counts as finite): whether it holds no inf or NaN (one transfer)."""
+    checks = _Checks()
+    return checks.finite(checks.add(tensors))
+
+
+def _all_finite(tensors: list[torch.Tensor | None]) -> bool:
+    """Whether every tensor of ``tensors`` holds no inf or NaN (one transfer)."""
+    return all(_finite_each(tensors))
 
 
 def _range(t: torch.Tensor) -> list[float] | None:
-    if not t.is_floating_point() or t.numel() == 0:
-        return [float(t.min()), float(t.max())] if t.numel() else None
-    a = t.detach().double()
+    """[min, max] of the finite values of ``t`` (None when it has none)."""
+    if t.numel() == 0:
+        return None
+    a = t.detach()
+    if not a.is_floating_point():
+        return [float(a.min()), float(a.max())]
+    low, high = (float(v) for v in torch.aminmax(a))
+    if math.isfinite(low) and math.isfinite(high):
+        return [low, high]
+    a = a.double()
     a = a[torch.isfinite(a)]
     return [float(a.min()), float(a.max())] if a.numel() else None
 
@@ -135,11 +182,13 @@ def _anomaly(phase: str, op: str, module: str | None, ins: list[torch.Tensor],
 
 
 class _Trap(TorchFunctionMode):
-    """Stops at the first op that makes a non-finite value from finite inputs."""
+    """Records which op, module and line made each graph node; with ``check``, also finds
+    the first op that makes a non-finite value from finite inputs."""
 
-    def __init__(self, module_stack: list[str]) -> None:
+    def __init__(self, module_stack: list[str], check: bool = True) -> None:
         super().__init__()
         self.module_stack = module_stack
+        self.check = check
         self.found: dict[str, Any] | None = None
         # grad_fn -> op, module, the user's (file, line), the op's tensor inputs
         self.made_by: dict[Any, tuple[str, str | None, tuple[str, int], list[Any]]] = {}
@@ -155,7 +204,7 @@ class _Trap(TorchFunctionMode):
         grad_fn = getattr(outs[0], "grad_fn", None)
         if grad_fn is not None and grad_fn not in self.made_by:
             self.made_by[grad_fn] = (name, module, user_frame(), ins)
-        if self.found is None and not all(_finite(o) for o in outs):
+        if self.check and self.found is None and not all(_finite(o) for o in outs):
             if all(_finite(t) for t in ins):
                 self.found = _anomaly("forward", name, module, ins, outs, code_line(user_frame()))
         return out
@@ -163,55 +212,43 @@ class _Trap(TorchFunctionMode):
 
 def devices_of(model: torch.nn.Module) -> list[int]:
     """The CUDA devices holding ``model``'s parameters (whose random state a replay forks)."""
-    return sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    return _devices(list(model.parameters()))
 
 
-def _nonfinite_params(model: torch.nn.Module) -> list[str]:
-    named = list(model.named_parameters())
-    if _all_finite([p for _, p in named]):
-        return []
-    return [n for n, p in named if not _finite(p.detach())]
+def _devices(params: list[torch.Tensor]) -> list[int]:
+    return sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+
+
+#: The hooks a module's forward and backward call: the replay sets them aside.
+_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 @contextmanager
-def _borrowed(model: torch.nn.Module) -> Iterator[None]:
-    """Replay on ``model`` itself, leaving it as it was: its hooks (the user's and the
-    doctor's) set aside, its buffers (BatchNorm's running statistics) put back after, the
-    random state forked. Gradients are taken with ``torch.autograd.grad``, never
-    accumulated, and the weights are only read, so nothing is copied: a copy of a large
-    model would cost as much memory again, and on a small one a ``deepcopy`` alone costs
-    more than a training step."""
-    set_aside: list[tuple[Any, str, Any]] = []  # (module, name, a hooks dict or a buffer)
-    for m in model.modules():
-        for name, value in vars(m).items():
-            if name.endswith("_hooks") and isinstance(value, dict) and value:
-                set_aside.append((m, name, value))
-        for name, b in m._buffers.items():
-            if b is not None:
-                set_aside.append((m, name, (b, b.detach().clone())))
-    for m, name, value in set_aside:
-        if isinstance(value, dict):
-            setattr(m, name, type(value)())
+def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Iterator[None]:
+    """Replay on the model (its ``modules`` and ``params``) itself, leaving it as it was:
+    its hooks (the user's and the doctor's) set aside, its buffers (BatchNorm's running
+    statistics) put back after, the random state forked. Gradients are taken with
+    ``torch.autograd.grad``, never accumulated, and the weights are only read, so nothing
+    is copied: a copy of a large model would cost as much memory again, and on a small
+    one a ``deepcopy`` alone costs more than a training step."""
+    hooks: list[tuple[torch.nn.Module, str, Any]] = []
+    buffers: list[tuple[torch.Tensor, torch.Tensor]] = []  # (a buffer, its value before)
+    for m in modules:
+        for name in _HOOKS:
+            value = m.__dict__.get(name)
+            if value:
+                hooks.append((m, name, value))
+                setattr(m, name, type(value)())
+        buffers += [(b, b.detach().clone()) for b in m._buffers.values() if b is not None]
     try:
-        with torch.random.fork_rng(devices=devices_of(model)), torch.enable_grad():
+        with torch.random.fork_rng(devices=_devices(params)), torch.enable_grad():
             yield
     finally:
         with torch.no_grad():
-            for m, name, value in set_aside:
-                if isinstance(value, dict):
-                    setattr(m, name, value)
-                else:
-                    b, kept = value
-                    m._buffers[name] = b
-                    b.copy_(kept)
-
-
-class _Stop(Exception):
-    """Raised by a forward hook to end the replay's forward at the anomaly it found."""
-
-
-def _module_names(model: torch.nn.Module) -> dict[int, str]:
-    return {id(m): path or type(m).__name__ for path, m in model.named_modules()}
+            for m, name, value in hooks:
+                setattr(m, name, value)
+            if buffers:
+                torch._foreach_copy_([b for b, _ in buffers], [kept for _, kept in buffers])
 
 
 def replay_nonfinite(
@@ -220,29 +257,32 @@ def replay_nonfinite(
     """Replay one batch to find what first made inf or NaN: (the anomaly as a dict, or None;
     a note that says what the replay did). Training is not changed (:func:`_borrowed`).
 
-    The forward runs with one hook per module that checks its output: the first module
-    whose output is non-finite from finite inputs is run once more on those inputs under
-    the function trap, which names the op and the line. When the forward and the loss are
-    finite and the gradients are not, the module where they turn non-finite runs once
-    more, its backward watched node by node (:func:`_backward`)."""
+    The forward runs with one hook per module that queues the check of its outputs and
+    inputs: the first module whose output is non-finite from finite inputs is run once
+    more on those inputs under the function trap, which names the op and the line. When
+    the forward and the loss are finite and the gradients are not, the module where they
+    turn non-finite runs once more, its backward watched node by node (:func:`_backward`)."""
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
         )
-    bad = _nonfinite_params(model)
+    named = list(model.named_parameters())
+    bad = [n for (n, _), ok in zip(named, _finite_each([p for _, p in named])) if not ok]
     if bad:
         return None, weights_already_nonfinite(bad)
+    modules = dict(model.named_modules())
+    names = {id(m): path or type(m).__name__ for path, m in modules.items()}
+    params = [p for _, p in named if p.requires_grad]
     found = None
     try:
-        with _borrowed(model):
-            found, loss, calls = _forward(model, inputs, targets, loss_fn)
-            params = [p for p in model.parameters() if p.requires_grad]
+        with _borrowed(list(modules.values()), params):
+            found, loss, calls = _forward(model, inputs, targets, loss_fn, names)
             if found is None and loss is not None and loss.requires_grad and params:
-                found = _backward(model, inputs, targets, loss_fn, params, loss, calls)
+                found = _backward(model, inputs, targets, loss_fn, params, loss, calls, names)
     except Exception as e:  # the replay is best effort: report, never break training
         return None, f"Replaying the batch failed: {e!r}."
     if found is not None:
-        how = "torch.autograd.detect_anomaly" if found["phase"] == "backward" else "forward hooks"
+        how = "hooks on the graph nodes" if found["phase"] == "backward" else "forward hooks"
         return found, f"Located by replaying the batch ({how})."
     return None, (
         "Replaying the batch produced no non-finite value (the original depended on "
@@ -253,57 +293,66 @@ def replay_nonfinite(
     )
 
 
-#: A module's call in the replay's forward: (module, args, kwargs, output tensors).
-Call = tuple[torch.nn.Module, Any, Any, list[torch.Tensor]]
+class Call(NamedTuple):
+    """A module's call in the replay's forward."""
+
+    module: torch.nn.Module
+    args: Any
+    kwargs: Any
+    outs: list[torch.Tensor]  # the tensors of its output
+    ins: list[torch.Tensor]  # the tensors of its arguments
+    versions: list[int]  # of each output tensor when it returned (in-place writes bump it)
 
 
 def _forward(
-    model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any
+    model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any, names: dict[int, str]
 ) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:
-    """The forward with a finiteness check on each module's output, then the loss under the
-    trap: (the first anomaly or None, the loss when there was none, the modules' calls in
-    the order they returned)."""
-    names = _module_names(model)
-    checked: dict[int, tuple[torch.Tensor, bool]] = {}  # each tensor is checked once
-
-    def finite(t: torch.Tensor) -> bool:
-        hit = checked.get(id(t))
-        if hit is None or hit[0] is not t:
-            hit = checked[id(t)] = (t, _finite(t))
-        return hit[1]
-
-    found: list[dict[str, Any]] = []
+    """The forward with each module's call recorded, then one check of every tensor the
+    modules took and made, then the loss (under the trap when it is not finite): (the first
+    anomaly or None, the loss when there was none, the modules' calls in the order they
+    returned)."""
     calls: list[Call] = []
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
-        if found:
-            return
         outs = _tensors([output])
-        calls.append((module, args, kwargs, outs))
-        if all(map(finite, outs)):
-            return
         ins = _tensors([*args, *kwargs.values()])
-        if all(map(finite, ins)):
-            found.append({})  # (so that this hook does nothing while the module reruns)
-            found[0] = _locate(module, args, kwargs, names) or _anomaly(
-                "forward", type(module).__name__, names[id(module)], ins, _tensors([output]),
-                code_line(user_frame()))  # fmt: skip
-            raise _Stop
+        calls.append(Call(module, args, kwargs, outs, ins, [t._version for t in outs]))
 
     handles = [m.register_forward_hook(leave, with_kwargs=True) for m in model.modules()]
     try:
         out = model(inputs)
-    except _Stop:
-        return found[0], None, calls
     finally:
         for h in handles:
             h.remove()
-    if loss_fn is None or targets is None:
-        return None, None, calls
+    found = _first_nonfinite_call(calls, names)
+    if found is not None or loss_fn is None or targets is None:
+        return found, None, calls
+    loss = loss_fn(out, targets)
+    if not isinstance(loss, torch.Tensor) or _finite(loss):
+        return None, loss, calls
     trap = _Trap([])
     with trap:
-        loss = loss_fn(out, targets)
+        loss_fn(out, targets)
     return trap.found, loss, calls
+
+
+def _first_nonfinite_call(calls: list[Call], names: dict[int, str]) -> dict[str, Any] | None:
+    """The anomaly of the first module (inner ones first) whose output is not finite while
+    its inputs are, from one check of all their tensors. An output written in place after
+    its module returned is no evidence against that module: the module that wrote it (or
+    the code around it) is found further on."""
+    tensors = {id(t): t for call in calls for t in (*call.outs, *call.ins)}
+    ok = dict(zip(tensors, _finite_each(list(tensors.values()))))
+    for call in calls:
+        outs = call.outs
+        if all(ok[id(o)] for o in outs) or not all(ok[id(t)] for t in call.ins):
+            continue
+        if any(o._version != v for o, v in zip(outs, call.versions)):
+            continue
+        return _locate(call.module, call.args, call.kwargs, names) or _anomaly(
+            "forward", type(call.module).__name__, names[id(call.module)], call.ins, outs, "?"
+        )
+    return None
 
 
 def _locate(
@@ -313,16 +362,25 @@ def _locate(
     trap, with the module stack kept by hooks on it and its sub-modules: the op, the
     innermost module running it and the user's line (None when the rerun comes out finite,
     as a module drawing random numbers may)."""
-    stack: list[str] = []
-    trap = _Trap(stack)
-    handles = _stack_hooks(module, stack, names)
+    return _trapped(module, names, True, *args, **kwargs)[0].found
+
+
+def _trapped(module: torch.nn.Module, names: dict[int, str], check: bool, *args: Any,
+             **kwargs: Any) -> tuple[_Trap, Any]:  # fmt: skip
+    """``module(*args, **kwargs)`` under the function trap (``check``: stopping at the
+    first non-finite value), with the module stack kept by hooks (a module without
+    sub-modules needs none: it is the stack): (the trap, the output)."""
+    leaf = next(module.children(), None) is None
+    stack: list[str] = [names[id(module)]] if leaf else []
+    trap = _Trap(stack, check)
+    handles = [] if leaf else _stack_hooks(module, stack, names)
     try:
         with trap:
-            module(*args, **kwargs)
+            output = module(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
-    return trap.found
+    return trap, output
 
 
 def _stack_hooks(model: torch.nn.Module, stack: list[str], names: dict[int, str]) -> list[Any]:
@@ -339,55 +397,35 @@ def _stack_hooks(model: torch.nn.Module, stack: list[str], names: dict[int, str]
 
 
 def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-              params: list[torch.Tensor], loss: torch.Tensor,
-              calls: list[Call]) -> dict[str, Any] | None:  # fmt: skip
-    """The backward, keeping the gradient that reaches each module's inputs and outputs:
-    None when the parameters' gradients are finite. Else the module where the gradient
-    turns non-finite (finite at its outputs, not at its inputs or parameters) runs once
-    more alone, forward and backward, with every op and graph node watched; when that
-    finds nothing (or no module turned it: the loss's backward did), the whole batch does."""
-    tensors = {id(t): t for _, args, kwargs, outs in calls
-               for t in [*outs, *_tensors([*args, *kwargs.values()])]
-               if t.requires_grad}  # fmt: skip
-    reaching: dict[int, torch.Tensor] = {}
-
-    def keeper(key: int) -> Any:
-        def keep(g: torch.Tensor) -> None:
-            reaching[key] = g
-
-        return keep
-
-    handles = [t.register_hook(keeper(key)) for key, t in tensors.items()]
-    try:
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-    finally:
-        for h in handles:
-            h.remove()
-    if _all_finite(list(grads)):
+              params: list[torch.Tensor], loss: torch.Tensor, calls: list[Call],
+              names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
+    """One backward for the parameters' gradients and the gradient reaching each module's
+    inputs and outputs: None when the parameters' gradients are finite. Else the module
+    where the gradient turns non-finite (finite at its outputs, not at its inputs or
+    parameters) runs once more alone, forward and backward, with every op and graph node
+    watched; when that finds nothing (or no module turned it: the loss's backward did),
+    the whole batch does."""
+    param_ids = {id(p) for p in params}
+    tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
+                    if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
+    grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
+    ok = _finite_each(list(grads))
+    if all(ok[: len(params)]):
         return None
-    broken = {id(p) for p, g in zip(params, grads) if g is not None and not _finite(g)}
-
-    checked: dict[int, bool] = {}
-
-    def finite(t: torch.Tensor) -> bool:
-        g = reaching.get(id(t))
-        if g is None:
-            return True
-        if id(t) not in checked:
-            checked[id(t)] = _finite(g)
-        return checked[id(t)]
-
-    names = _module_names(model)
-    for module, args, kwargs, outs in calls:  # inner modules first
-        ins = _tensors([*args, *kwargs.values()])
-        if not all(map(finite, outs)) or (
-            all(map(finite, ins)) and not any(id(p) in broken for p in module.parameters())
+    broken = {id(p) for p, good in zip(params, ok) if not good}
+    finite = {id(t): good for t, good in zip(tracked, ok[len(params) :])}
+    reaching = {id(t): g for t, g in zip(tracked, grads[len(params) :])}
+    for call in calls:  # inner modules first
+        if not all(finite.get(id(o), True) for o in call.outs) or (
+            all(finite.get(id(t), True) for t in call.ins)
+            and not any(id(p) in broken for p in call.module.parameters())
         ):
             continue
-        found = _backward_of(module, args, kwargs, [reaching.get(id(o)) for o in outs], names)
+        out_grads = [reaching.get(id(o)) for o in call.outs]
+        found = _backward_of(call.module, call.args, call.kwargs, out_grads, names)
         if found is not None:
             return found
-    return _backward_of_the_batch(model, inputs, targets, loss_fn, params)
+    return _backward_of_the_batch(model, inputs, targets, loss_fn, params, names)
 
 
 def _backward_of(module: torch.nn.Module, args: Any, kwargs: Any,
@@ -395,15 +433,7 @@ def _backward_of(module: torch.nn.Module, args: Any, kwargs: Any,
                  names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
     """``module`` once more on its inputs with every op recorded, then its backward from
     the gradients ``out_grads`` that reached its outputs, watched node by node."""
-    stack: list[str] = []
-    trap = _Trap(stack)
-    handles = _stack_hooks(module, stack, names)
-    try:
-        with trap:
-            output = module(*args, **kwargs)
-    finally:
-        for h in handles:
-            h.remove()
+    trap, output = _trapped(module, names, False, *args, **kwargs)
     pairs = [(o, g) for o, g in zip(_tensors([output]), out_grads)
              if o.requires_grad and g is not None]  # fmt: skip
     wrt = [t for t in _tensors([*args, *kwargs.values()]) if t.requires_grad]
@@ -414,50 +444,59 @@ def _backward_of(module: torch.nn.Module, args: Any, kwargs: Any,
 
 
 def _backward_of_the_batch(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-                           params: list[torch.Tensor]) -> dict[str, Any] | None:  # fmt: skip
+                           params: list[torch.Tensor],
+                           names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
     """The batch once more with every op recorded, then its backward watched node by node."""
-    stack: list[str] = []
-    trap = _Trap(stack)
-    handles = _stack_hooks(model, stack, _module_names(model))
-    try:
-        with trap:
-            loss = loss_fn(model(inputs), targets)
-    finally:
-        for h in handles:
-            h.remove()
+    trap, out = _trapped(model, names, False, inputs)
+    with trap:
+        loss = loss_fn(out, targets)
     return _watched_grad(trap.made_by, [loss], params, None)
 
 
 def _watched_grad(made_by: dict[Any, Any], outputs: list[torch.Tensor],
                   inputs: list[torch.Tensor],
                   grad_outputs: Any) -> dict[str, Any] | None:  # fmt: skip
-    """The gradients of ``outputs`` with respect to ``inputs`` under detect_anomaly, with a
-    hook on each node ``made_by`` recorded: the first node whose gradients come out
-    non-finite from finite ones is the culprit (named by the op, module and line that
-    made it in the forward)."""
-    found: list[dict[str, Any]] = []
+    """The gradients of ``outputs`` with respect to ``inputs``, with a hook on each node
+    ``made_by`` recorded, which queues the check of the gradients it received and made:
+    the first node whose gradients come out non-finite from finite ones is the culprit
+    (named by the op, module and line that made it in the forward). When no recorded node
+    made them (an op the function mode does not see), the backward runs once more under
+    ``torch.autograd.detect_anomaly``, which names the graph node that did."""
+    checks = _Checks()
+    ran: list[tuple[Any, list[torch.Tensor], slice]] = []  # (node, what it made, checks)
 
     def watch(node: Any) -> Any:
         def hook(grad_inputs: Any, grad_outputs: Any) -> None:
-            ins = [g for g in grad_outputs if g is not None]
-            outs = [g for g in grad_inputs if g is not None]
-            if found or all(map(_finite, outs)) or not all(map(_finite, ins)):
-                return
-            # the ranges are those of the op's forward inputs (what the sqrt received)
-            op, module, where, forward_ins = made_by[node]
-            found.append(_anomaly("backward", op, module, forward_ins, outs, code_line(where)))
+            made = [g for g in grad_inputs if g is not None]
+            got = [g for g in grad_outputs if g is not None]
+            ran.append((node, made, checks.add([*made, *got])))
 
         return hook
 
-    for node in made_by:
-        node.register_hook(watch(node))
+    handles = [node.register_hook(watch(node)) for node in made_by]
+    try:
+        grads = torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
+                                    retain_graph=True)  # fmt: skip
+    finally:
+        for h in handles:
+            h.remove()
+    for node, made, place in ran:  # in the order the backward ran them
+        ok = checks.finite(place)
+        n = len(made)
+        if all(ok[:n]) or not all(ok[n:]):
+            continue
+        # the ranges are those of the op's forward inputs (what the sqrt received)
+        op, module, where, forward_ins = made_by[node]
+        return _anomaly("backward", op, module, forward_ins, made, code_line(where))
+    if _all_finite(list(grads)):
+        return None
     with warnings.catch_warnings():  # detect_anomaly warns with the traceback: the finding
         warnings.simplefilter("ignore")  # says it instead
         try:
             with torch.autograd.detect_anomaly(check_nan=True):
                 torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True)
-        except RuntimeError as e:
-            if not found and "nan" in str(e).lower():
+        except RuntimeError as e:  # "Function 'SqrtBackward0' returned nan values ..."
+            if "nan" in str(e).lower():
                 op = str(e).split("'")[1] if "'" in str(e) else "?"
-                found.append(_anomaly("backward", op, None, [], [], "?"))
-    return found[0] if found else None
+                return _anomaly("backward", op, None, [], [], "?")
+    return None
