@@ -249,6 +249,12 @@ CASES.update(
                 ),
                 [(1, 2, 5, 6), (3, 2, 2, 3)],
             ),
+            (  # one input channel at stride 1: the direct kernels
+                lambda x, w, b: _conv_ops.conv2d(
+                    x, w, b, stride=(1, 1), padding=((2, 1), (0, 1)), dilation=(2, 1)
+                ),
+                [(2, 1, 6, 5), (3, 1, 2, 3), (3,)],
+            ),
         ],
         "max_pool2d": [
             (lambda x: gw.nn.functional.max_pool2d(x, 2), [(2, 3, 4, 6)]),

@@ -20,6 +20,8 @@ CONV = [
      {"stride": (2, 1), "padding": (1, 0)}),
     ("conv2d_one_channel", F.conv2d, "conv2d", [(3, 1, 9, 8), (2, 1, 5, 3), (2,)],
      {"padding": (2, 1), "stride": (1, 2)}),
+    ("conv2d_one_channel_direct", F.conv2d, "conv2d", [(3, 1, 9, 8), (2, 1, 5, 3), (2,)],
+     {"padding": (2, 1), "dilation": (1, 2)}),
     ("conv2d_pointwise", F.conv2d, "conv2d", [(2, 5, 4, 3), (3, 5, 1, 1), (3,)], {}),
     ("conv1d", F.conv1d, "conv1d", [(2, 3, 9), (4, 3, 3), (4,)], {"stride": 2, "padding": 1}),
     ("conv1d_same", F.conv1d, "conv1d", [(2, 4, 7), (2, 2, 3)], {"padding": "same", "groups": 2}),

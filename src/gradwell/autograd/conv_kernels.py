@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import inline, jit, reassociating
 
 # The columns of a convolution are built and used a block of images at a time, in a buffer
 # of about this size (at least one image): the block stays in cache between im2col and its
@@ -67,6 +67,121 @@ def col2im(cols: Any, n0: int, geo: Any, out: Any) -> None:
                                 out[n0 + m, y, xx, ch] += cols[m, a, b, i, j, ch]
 
 
+# Direct convolution at stride 1, for inputs of few channels (a first layer on grey images),
+# where im2col would copy every pixel kh * kw times for a product too thin for BLAS to pay.
+# An image is laid out as zero-padded channel planes (C, Hp * Wp), and an output pixel (a, b)
+# at a * Wp + b of a plane as wide as the padded input: then each kernel place (i, j) of each
+# channel is one long multiply-add between two contiguous runs, shifted by i * dh * Wp + j * dw
+# (the Wp - OW places at the end of each output row are computed too, and dropped).
+
+
+@inline
+def _span(geo: Any, wp: int) -> int:
+    """How many places of an output plane Wp wide hold the output: through its last pixel."""
+    return (geo[8] - 1) * wp + geo[9]
+
+
+@inline
+def _to_planes(x: Any, m: int, pt: int, pl: int, planes: Any) -> None:
+    """Image ``m`` of channels-last ``x`` into the (C, Hp, Wp) ``planes`` at offset (pt, pl)
+    (the places outside are left as they are: zero, for padding)."""
+    _, h, w, c = x.shape
+    for y in range(h):
+        for xx in range(w):
+            for ch in range(c):
+                planes[ch, y + pt, xx + pl] = x[m, y, xx, ch]
+
+
+@jit
+def direct_conv(x: Any, wt: Any, bias: Any, geo: Any, hp: int, wp: int, out: Any) -> None:
+    """``out`` (N, OH, OW, O) = the stride-1 convolution of channels-last ``x`` with the
+    (O, C, kh, kw) weight ``wt``, plus ``bias`` (O,)."""
+    n, _, _, c = x.shape
+    o, _, kh, kw = wt.shape
+    _, _, _, _, pt, pl, dh, dw, oh, ow = geo
+    span = _span(geo, wp)
+    planes = np.zeros((c, hp, wp), out.dtype)
+    flat = planes.reshape(c, hp * wp)
+    acc = np.empty((o, oh * wp), out.dtype)
+    for m in range(n):
+        _to_planes(x, m, pt, pl, planes)
+        for q in range(o):
+            row = acc[q]
+            row[:span] = bias[q]
+            for ch in range(c):
+                for i in range(kh):
+                    for j in range(kw):
+                        v = wt[q, ch, i, j]
+                        src = flat[ch, i * dh * wp + j * dw :]
+                        for p in range(span):
+                            row[p] += v * src[p]
+        for a in range(oh):
+            for b in range(ow):
+                for q in range(o):
+                    out[m, a, b, q] = acc[q, a * wp + b]
+
+
+@reassociating
+def direct_conv_weight_grad(x: Any, g: Any, geo: Any, hp: int, wp: int, gw: Any) -> None:
+    """``gw`` (O, C, kh, kw) = the weight's gradient of ``direct_conv`` for the channels-last
+    output gradient ``g`` (N, OH, OW, O): one dot product per kernel place and image."""
+    n, _, _, c = x.shape
+    o, _, kh, kw = gw.shape
+    _, _, _, _, pt, pl, dh, dw, oh, ow = geo
+    span = _span(geo, wp)
+    planes = np.zeros((c, hp, wp), x.dtype)
+    flat = planes.reshape(c, hp * wp)
+    grads = np.zeros((o, oh * wp), g.dtype)  # the dropped places stay zero
+    gw[...] = 0
+    for m in range(n):
+        _to_planes(x, m, pt, pl, planes)
+        for a in range(oh):
+            for b in range(ow):
+                for q in range(o):
+                    grads[q, a * wp + b] = g[m, a, b, q]
+        for q in range(o):
+            gq = grads[q]
+            for ch in range(c):
+                for i in range(kh):
+                    for j in range(kw):
+                        src = flat[ch, i * dh * wp + j * dw :]
+                        total = gw.dtype.type(0)
+                        for p in range(span):
+                            total += gq[p] * src[p]
+                        gw[q, ch, i, j] += total
+
+
+@jit
+def direct_conv_input_grad(g: Any, wt: Any, geo: Any, hp: int, wp: int, gx: Any) -> None:
+    """``gx`` (N, H, W, C) = the input's gradient of ``direct_conv``: each output gradient
+    plane, shifted to each kernel place, added into the padded input planes."""
+    n, h, w, c = gx.shape
+    o, _, kh, kw = wt.shape
+    _, _, _, _, pt, pl, dh, dw, oh, ow = geo
+    span = _span(geo, wp)
+    grads = np.zeros((o, oh * wp), g.dtype)
+    planes = np.empty((c, hp * wp), g.dtype)
+    for m in range(n):
+        for a in range(oh):
+            for b in range(ow):
+                for q in range(o):
+                    grads[q, a * wp + b] = g[m, a, b, q]
+        planes[...] = 0
+        for ch in range(c):
+            for q in range(o):
+                gq = grads[q]
+                for i in range(kh):
+                    for j in range(kw):
+                        v = wt[q, ch, i, j]
+                        dst = planes[ch, i * dh * wp + j * dw :]
+                        for p in range(span):
+                            dst[p] += v * gq[p]
+        for y in range(h):
+            for xx in range(w):
+                for ch in range(c):
+                    gx[m, y, xx, ch] = planes[ch, (y + pt) * wp + xx + pl]
+
+
 @jit
 def max_pool(x: Any, geo: Any, index_like: Any) -> Any:
     """Max pooling of (N, H, W, C) ``x``: (out (N, OH, OW, C), where each maximum is in its
@@ -118,3 +233,10 @@ def max_pool_grad(g: Any, where: Any, geo: Any, h: int, w: int) -> Any:
                     if k >= 0:
                         gx[m, corner + offset[k], ch] += g[m, a, b, ch]
     return gx.reshape(n, h, w, c)
+
+
+def direct(channels: int, geo: Geometry) -> bool:
+    """Whether a convolution runs ``direct_conv`` rather than im2col and a product: a single
+    input channel at stride 1, where the columns would be the image copied kh * kw times for
+    a product too thin (kh * kw by O) for BLAS to pay for them."""
+    return channels == 1 and geo[2] == geo[3] == 1

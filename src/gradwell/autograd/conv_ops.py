@@ -183,37 +183,16 @@ def _columns(n: int, geo: kernels.Geometry, c: int, dtype: Any, step: int) -> np
     return np.empty((min(n, step), geo[8], geo[9], geo[0], geo[1], c), dtype)
 
 
-def _im2col(
-    xt: np.ndarray, windows: np.ndarray | None, n0: int, geo: kernels.Geometry, cols: np.ndarray
-) -> np.ndarray:
-    """The (pixels, kh * kw * C) columns of images ``n0, n0 + 1, ...``, built in ``cols``.
-
-    ``windows``: for a single channel, the (N, kh, kw, OH, OW) view from ``_windows``, copied
-    pixel-last in runs of OW values (a transposed view comes back), faster than a row of
-    kh * kw values per pixel; else None, and ``kernels.im2col`` reads ``xt``.
-    """
-    m, oh, ow, kh, kw, _ = cols.shape
-    if windows is None:
-        kernels.im2col(xt, n0, geo, cols)
-        return cols.reshape(m * oh * ow, -1)
-    block = cols.reshape(kh, kw, m, oh, ow)
-    np.copyto(block, windows[n0 : n0 + m].transpose(1, 2, 0, 3, 4))
-    return block.reshape(kh * kw, m * oh * ow).T
-
-
-def _single_channel_windows(xt: np.ndarray, w: np.ndarray, attrs: dict[str, Any]) -> Any:
-    """``_im2col``'s ``windows`` for a channels-last image ``xt``: None unless one channel."""
-    n, h, wd, c = xt.shape
-    if c != 1:
-        return None
-    kernel = (w.shape[2], w.shape[3])
-    image = xt.reshape(n, 1, h, wd)
-    return _windows(image, kernel, attrs["stride"], attrs["padding"], attrs["dilation"], 0.0)[:, 0]
+def _im2col(xt: np.ndarray, n0: int, geo: kernels.Geometry, cols: np.ndarray) -> np.ndarray:
+    """The (pixels, kh * kw * C) columns of images ``n0, n0 + 1, ...``, built in ``cols``."""
+    kernels.im2col(xt, n0, geo, cols)
+    return cols.reshape(-1, geo[0] * geo[1] * cols.shape[-1])
 
 
 @primitive("conv2d", reads="i")
 def conv2d(x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation: Pair) -> Any:
-    """Convolution of (N, C, H, W) with a (O, C, kh, kw) weight: im2col and one GEMM.
+    """Convolution of (N, C, H, W) with a (O, C, kh, kw) weight: im2col and one GEMM, or, for
+    a single input channel at stride 1, a direct loop (``kernels.direct`` chooses).
 
     Channels last: the columns of (N * OH * OW) output pixels are (kh * kw * C) rows of the
     channels-last input, built a block at a time (``kernels.im2col``) and multiplied by the
@@ -226,24 +205,26 @@ def conv2d(x: Any, w: Any, *bias: Any, stride: Pair, padding: Padding, dilation:
     n, h, wd, _ = xt.shape
     geo = _geometry(h, wd, (kh, kw), stride, padding, dilation, "conv2d")
     oh, ow = geo[8], geo[9]
+    out = np.empty((n, oh, ow, o), dtype)
+    if kernels.direct(c, geo):
+        b = np.asarray(bias[0], dtype) if bias else np.zeros(o, dtype)
+        kernels.direct_conv(xt, np.ascontiguousarray(w, dtype), b, geo, *_padded(xt, padding), out)
+        return out.transpose(0, 3, 1, 2)
     rows, k = n * oh * ow, kh * kw * c
     wk = np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(k, o), dtype=dtype)
     if _pointwise(geo):
-        out = np.dot(xt.reshape(rows, c), wk).reshape(n, oh, ow, o)
+        np.dot(xt.reshape(rows, c), wk, out=out.reshape(rows, o))
         if bias:
             out += bias[0]
-    else:
-        out = np.empty((n, oh, ow, o), dtype)
-        blocks = _blocks(n, geo, k, out.itemsize)
-        cols = _columns(n, geo, c, dtype, blocks.step)
-        attrs = {"stride": stride, "padding": padding, "dilation": dilation}
-        windows = _single_channel_windows(xt, w, attrs)
-        for n0 in blocks:
-            block = _im2col(xt, windows, n0, geo, cols[: min(n - n0, blocks.step)])
-            product = out[n0 : n0 + len(block) // (oh * ow)].reshape(-1, o)
-            np.dot(block, wk, out=product)
-            if bias:  # while the block is in cache
-                product += bias[0]
+        return out.transpose(0, 3, 1, 2)
+    blocks = _blocks(n, geo, k, out.itemsize)
+    cols = _columns(n, geo, c, dtype, blocks.step)
+    for n0 in blocks:
+        block = _im2col(xt, n0, geo, cols[: min(n - n0, blocks.step)])
+        product = out[n0 : n0 + len(block) // (oh * ow)].reshape(-1, o)
+        np.dot(block, wk, out=product)
+        if bias:  # while the block is in cache
+            product += bias[0]
     return out.transpose(0, 3, 1, 2)
 
 
@@ -255,8 +236,46 @@ def _(F, g, out, ins, needs, attrs):
     xt = channels_last(x, dtype)
     n, h, wd, _ = xt.shape
     geo = _geometry(h, wd, (kh, kw), attrs["stride"], attrs["padding"], attrs["dilation"], "")
-    rows, k = n * geo[8] * geo[9], kh * kw * c
+    rows = n * geo[8] * geo[9]
     gt = channels_last(g)
+    if kernels.direct(c, geo):
+        size = _padded(xt, attrs["padding"])
+        gx, gw = _direct_grads(xt, gt, np.ascontiguousarray(w, dtype), geo, size, needs)
+    else:
+        gx, gw = _im2col_grads(xt, gt, w, geo, needs)
+    grads = (None if gx is None else gx.transpose(0, 3, 1, 2), gw)
+    if len(ins) == 2:
+        return grads
+    # (a product with ones: a BLAS pass, several times faster than a sum over the rows)
+    return (*grads, np.dot(np.ones(rows, dtype), gt.reshape(rows, o)) if needs[2] else None)
+
+
+def _padded(xt: np.ndarray, padding: Padding) -> tuple[int, int]:
+    """The padded height and width of a channels-last image."""
+    return xt.shape[1] + sum(padding[0]), xt.shape[2] + sum(padding[1])
+
+
+def _direct_grads(
+    xt: np.ndarray, gt: np.ndarray, w: np.ndarray, geo: kernels.Geometry, size: Pair, needs: Any
+) -> tuple[Any, Any]:
+    """The (channels-last) input's and the weight's gradients of ``kernels.direct_conv``."""
+    gx = gw = None
+    if needs[0]:
+        gx = np.empty(xt.shape, gt.dtype)
+        kernels.direct_conv_input_grad(gt, w, geo, *size, gx)
+    if needs[1]:
+        gw = np.empty(w.shape, gt.dtype)
+        kernels.direct_conv_weight_grad(xt, gt, geo, *size, gw)
+    return gx, gw
+
+
+def _im2col_grads(
+    xt: np.ndarray, gt: np.ndarray, w: np.ndarray, geo: kernels.Geometry, needs: Any
+) -> tuple[Any, Any]:
+    """The (channels-last) input's and the weight's gradients of the im2col convolution."""
+    o, c, kh, kw = w.shape
+    n, dtype = xt.shape[0], gt.dtype
+    rows, k = n * geo[8] * geo[9], kh * kw * c
     g2 = gt.reshape(rows, o)
     wk = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(o, k), dtype=dtype)
     gx = gwk = None
@@ -269,27 +288,19 @@ def _(F, g, out, ins, needs, attrs):
         blocks = _blocks(n, geo, k, np.dtype(dtype).itemsize)
         cols = _columns(n, geo, c, dtype, blocks.step)
         part = np.empty((o, k), dtype) if needs[1] and len(blocks) > 1 else gwk
-        windows = _single_channel_windows(xt, w, attrs)
         for n0 in blocks:
             block = cols[: min(n - n0, blocks.step)]
             gblock = gt[n0 : n0 + len(block)].reshape(-1, o)
             if gwk is not None:  # the weight's gradient: one GEMM per block, summed
-                np.dot(gblock.T, _im2col(xt, windows, n0, geo, block), out=part)
+                np.dot(gblock.T, _im2col(xt, n0, geo, block), out=part)
                 if part is not gwk:
                     gwk += part
             if gx is not None:  # the input's: the columns' gradient, added back (col2im)
                 np.dot(gblock, wk, out=block.reshape(-1, k))
                 kernels.col2im(block, n0, geo, gx)
-    grads = (
-        None if gx is None else gx.transpose(0, 3, 1, 2),
-        None if gwk is None else np.ascontiguousarray(
-            gwk.reshape(o, kh, kw, c).transpose(0, 3, 1, 2)
-        ),
-    )  # fmt: skip
-    if len(ins) == 2:
-        return grads
-    # (a product with ones: a BLAS pass, several times faster than a sum over the rows)
-    return (*grads, np.dot(np.ones(rows, dtype), g2) if needs[2] else None)
+    if gwk is None:
+        return gx, None
+    return gx, np.ascontiguousarray(gwk.reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
 
 
 @conv2d.defreference
