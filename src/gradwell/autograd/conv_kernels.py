@@ -24,11 +24,95 @@ CHUNK_BYTES = 1 << 20
 Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
 
 
+# Below this many channels (and without dilation along the width), a window row is copied
+# or added as one run of its kw * C contiguous values rather than kw runs of C: a short run
+# costs about what a long one does. With more channels, kw runs of C are a little faster.
+RUN_CHANNELS = 16
+
+
 @jit
 def im2col(x: Any, n0: int, geo: Any, cols: Any) -> None:
     """The windows of images ``n0, n0 + 1, ...`` of ``x`` into ``cols``, (n, OH, OW, kh, kw,
     C): a row of kh * kw * C values per output pixel, in the weight's (O, kh, kw, C) order.
     The padded places are zero."""
+    if geo[7] == 1 and x.shape[3] < RUN_CHANNELS:
+        _im2col_rows(x, n0, geo, cols)
+    else:
+        _im2col_places(x, n0, geo, cols)
+
+
+@jit
+def col2im(cols: Any, n0: int, geo: Any, out: Any) -> None:
+    """The adjoint of ``im2col``: add each window of ``cols`` back into its place in the
+    (N, H, W, C) image ``out`` (the padded places are dropped)."""
+    if geo[7] == 1 and out.shape[3] < RUN_CHANNELS:
+        _col2im_rows(cols, n0, geo, out)
+    else:
+        _col2im_places(cols, n0, geo, out)
+
+
+@inline
+def _inside(kw: int, w: int, x0: int) -> Any:
+    """The kernel columns [j0, j1) of a window row that starts at image column ``x0`` and
+    falls inside an image ``w`` wide (without dilation: one run of contiguous pixels)."""
+    j0 = min(max(0, -x0), kw)
+    return j0, max(min(kw, w - x0), j0)
+
+
+@jit
+def _im2col_rows(x: Any, n0: int, geo: Any, cols: Any) -> None:
+    """``im2col`` a window row at a time (dilation 1 along the width)."""
+    _, h, w, c = x.shape
+    kh, kw, sh, sw, pt, pl, dh, _, oh, ow = geo
+    width = kw * c
+    for m in range(cols.shape[0]):
+        image = x[n0 + m].reshape(h, w * c)
+        rows = cols[m].reshape(oh * ow * kh, width)
+        for a in range(oh):
+            for b in range(ow):
+                x0 = b * sw - pl
+                j0, j1 = _inside(kw, w, x0)
+                for i in range(kh):
+                    dst = rows[(a * ow + b) * kh + i]
+                    y = a * sh - pt + i * dh
+                    if y < 0 or y >= h:
+                        dst[:] = 0
+                        continue
+                    src, inner = image[y][(x0 + j0) * c :], dst[j0 * c :]
+                    for t in range((j1 - j0) * c):
+                        inner[t] = src[t]
+                    for t in range(j0 * c):
+                        dst[t] = 0
+                    for t in range(j1 * c, width):
+                        dst[t] = 0
+
+
+@jit
+def _col2im_rows(cols: Any, n0: int, geo: Any, out: Any) -> None:
+    """``col2im`` a window row at a time (dilation 1 along the width)."""
+    _, h, w, c = out.shape
+    kh, kw, sh, sw, pt, pl, dh, _, oh, ow = geo
+    width = kw * c
+    for m in range(cols.shape[0]):
+        image = out[n0 + m].reshape(h, w * c)
+        rows = cols[m].reshape(oh * ow * kh, width)
+        for a in range(oh):
+            for i in range(kh):
+                y = a * sh - pt + i * dh
+                if y < 0 or y >= h:
+                    continue
+                row = image[y]
+                for b in range(ow):
+                    x0 = b * sw - pl
+                    j0, j1 = _inside(kw, w, x0)
+                    dst, src = row[(x0 + j0) * c :], rows[(a * ow + b) * kh + i][j0 * c :]
+                    for t in range((j1 - j0) * c):
+                        dst[t] += src[t]
+
+
+@jit
+def _im2col_places(x: Any, n0: int, geo: Any, cols: Any) -> None:
+    """``im2col`` a kernel place (C values) at a time."""
     _, h, w, c = x.shape
     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
     zero = cols.dtype.type(0)
@@ -48,9 +132,8 @@ def im2col(x: Any, n0: int, geo: Any, cols: Any) -> None:
 
 
 @jit
-def col2im(cols: Any, n0: int, geo: Any, out: Any) -> None:
-    """The adjoint of ``im2col``: add each window of ``cols`` back into its place in the
-    (N, H, W, C) image ``out`` (the padded places are dropped)."""
+def _col2im_places(cols: Any, n0: int, geo: Any, out: Any) -> None:
+    """``col2im`` a kernel place (C values) at a time."""
     _, h, w, c = out.shape
     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = geo
     for m in range(cols.shape[0]):
