@@ -5,6 +5,9 @@ then runs of C contiguous values, so im2col and col2im copy and add whole runs, 
 products that consume their columns read and write contiguous rows. ``Geometry`` is the
 window arithmetic they share: kernel (kh, kw), stride, the top and left padding (the
 padded places are zeros, or skipped by max pooling), dilation, and the output size.
+
+A convolution of a single input channel runs without columns (``direct_conv`` and its two
+gradients); ``direct``, at the end, is the one place that chooses.
 """
 
 from __future__ import annotations
