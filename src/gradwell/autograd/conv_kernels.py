@@ -172,10 +172,11 @@ def _to_planes(x: Any, m: int, pt: int, pl: int, planes: Any) -> None:
     """Image ``m`` of channels-last ``x`` into the (C, Hp, Wp) ``planes`` at offset (pt, pl)
     (the places outside are left as they are: zero, for padding)."""
     _, h, w, c = x.shape
-    for y in range(h):
-        for xx in range(w):
-            for ch in range(c):
-                planes[ch, y + pt, xx + pl] = x[m, y, xx, ch]
+    for ch in range(c):
+        for y in range(h):
+            dst, src = planes[ch, y + pt, pl:], x[m, y, :, ch]
+            for xx in range(w):
+                dst[xx] = src[xx]
 
 
 @inline
