@@ -153,7 +153,7 @@ def _col2im_places(cols: Any, n0: int, geo: Any, out: Any) -> None:
                                 out[n0 + m, y, xx, ch] += cols[m, a, b, i, j, ch]
 
 
-# Direct convolution at stride 1, for inputs of few channels (a first layer on grey images),
+# Direct convolution at stride 1, for an input of one channel (a first layer on grey images),
 # where im2col would copy every pixel kh * kw times for a product too thin for BLAS to pay.
 # An image is laid out as zero-padded channel planes (C, Hp * Wp), and an output pixel (a, b)
 # at a * Wp + b of a plane as wide as the padded input: then each kernel place (i, j) of each
@@ -177,6 +177,17 @@ def _to_planes(x: Any, m: int, pt: int, pl: int, planes: Any) -> None:
             dst, src = planes[ch, y + pt, pl:], x[m, y, :, ch]
             for xx in range(w):
                 dst[xx] = src[xx]
+
+
+@inline
+def _to_output_planes(g: Any, m: int, wp: int, planes: Any) -> None:
+    """Image ``m`` of the channels-last output gradient ``g`` into the (O, OH * Wp)
+    ``planes``, as the output's layout in ``direct_conv`` (the dropped places untouched)."""
+    _, oh, ow, o = g.shape
+    for a in range(oh):
+        for b in range(ow):
+            for q in range(o):
+                planes[q, a * wp + b] = g[m, a, b, q]
 
 
 @inline
@@ -242,10 +253,7 @@ def direct_conv_weight_grad(x: Any, g: Any, geo: Any, hp: int, wp: int, gw: Any)
     zero = gw.dtype.type(0)
     for m in range(n):
         _to_planes(x, m, pt, pl, planes)
-        for a in range(oh):
-            for b in range(ow):
-                for q in range(o):
-                    grads[q, a * wp + b] = g[m, a, b, q]
+        _to_output_planes(g, m, wp, grads)
         for q in range(o):
             gq = grads[q]
             for ch in range(c):
@@ -281,10 +289,7 @@ def direct_conv_input_grad(g: Any, wt: Any, geo: Any, hp: int, wp: int, gx: Any)
     grads = np.zeros((o, oh * wp), g.dtype)
     planes = np.empty((c, hp * wp), g.dtype)
     for m in range(n):
-        for a in range(oh):
-            for b in range(ow):
-                for q in range(o):
-                    grads[q, a * wp + b] = g[m, a, b, q]
+        _to_output_planes(g, m, wp, grads)
         planes[...] = 0
         for ch in range(c):
             for q in range(o):
