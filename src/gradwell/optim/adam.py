@@ -195,7 +195,8 @@ def adam_moments(
     """Element ``i`` of what Adam, NAdam and RAdam do first: the L2 term or the decoupled
     decay, then m and v updated (and written); returns theta, g, m and v for the rest of
     the rule. ``c1, b2, c2`` are 1 - beta1, beta2, 1 - beta2; a trailing ``_``: in the
-    parameter's dtype."""
+    parameter's dtype. (numba's disk cache of a caller in another file does not see an
+    edit here: after one, delete the ``__pycache__`` of ``optim/``.)"""
     pi = p[i]
     gi = g[i]
     if l2 != 0:
