@@ -131,7 +131,7 @@ def conv1d(
     return _conv(x, weight, bias, stride, padding, dilation, groups, 1, f"conv1d{where_called()}")
 
 
-_LAYOUTS = {
+_LAYOUTS = {  # (input, weight) of a 2-D and a 1-D convolution; the input's is pooling's too
     2: ("(N, C, H, W)", "(O, C/groups, kh, kw)"),
     1: ("(N, C, L)", "(O, C/groups, k)"),
 }

@@ -15,10 +15,8 @@ import numpy as np
 from .._numeric import numeric_array
 from ..autograd import conv_ops, ops
 from ..autograd.tensor import Tensor
-from .conv import _check_fits, _ints
+from .conv import _LAYOUTS, _check_fits, _ints
 from .module import Module, where_called
-
-_LAYOUTS = {2: "(N, C, H, W)", 1: "(N, C, L)"}
 
 
 def _input(x: Any, dims: int, who: str) -> Tensor:
@@ -26,7 +24,7 @@ def _input(x: Any, dims: int, who: str) -> Tensor:
         arr = numeric_array(x, f"{who} input")
         x = Tensor(arr.astype(np.float32) if arr.dtype.kind != "f" else arr)
     if x.ndim != dims + 2:
-        raise ValueError(f"{who}: expected a {_LAYOUTS[dims]} input; got shape {x.shape}")
+        raise ValueError(f"{who}: expected a {_LAYOUTS[dims][0]} input; got shape {x.shape}")
     return x
 
 
