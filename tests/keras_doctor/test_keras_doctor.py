@@ -12,7 +12,6 @@ import sys
 import keras
 import numpy as np
 import pytest
-import torch
 from keras_doctor.kit import dataset, dense_names, fit, kinds, mlp, optimizer, relu_places, serious
 
 import gradwell as gw

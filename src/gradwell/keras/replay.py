@@ -20,13 +20,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import keras
 import torch
 
 from ..doctor.replay import weights_already_nonfinite
-from ..torch.replay import _finite_each, _tensors, _Trap, _watched_grad, treat_as_library
+from ..torch.replay import (
+    _anomaly,
+    _finite_each,
+    _tensors,
+    _Trap,
+    _watched_grad,
+    treat_as_library,
+)
 from .profile import leaf_layers
 
 treat_as_library(os.path.dirname(keras.__file__))
@@ -63,17 +71,17 @@ class _Calls:
         trap.check = checking == self.EVERYWHERE
         self.handles = []
         for path, layer in layers:
-            self.handles.append(layer.register_forward_pre_hook(
-                lambda m, args, path=path: self.enter(path)))  # fmt: skip
-            self.handles.append(layer.register_forward_hook(
-                lambda m, args, out, path=path: self.leave(path, args, out), always_call=True))  # fmt: skip
+            self.handles.append(layer.register_forward_pre_hook(partial(self.enter, path)))
+            self.handles.append(
+                layer.register_forward_hook(partial(self.leave, path), always_call=True)
+            )
 
-    def enter(self, path: str) -> None:
+    def enter(self, path: str, layer: Any, args: Any) -> None:
         self.trap.module_stack.append(path)
         self.trap.check = self.checking in (path, self.EVERYWHERE)
 
-    def leave(self, path: str, args: Any, output: Any) -> None:  # (returns None: a hook's
-        self.trap.module_stack.pop()  # result would replace the layer's output)
+    def leave(self, path: str, layer: Any, args: Any, output: Any) -> None:  # (returns None:
+        self.trap.module_stack.pop()  # a hook's result would replace the layer's output)
         self.trap.check = self.checking == self.EVERYWHERE
         self.calls.append((path, _tensors(list(args)), _tensors([output])))
 
@@ -81,14 +89,14 @@ class _Calls:
         for h in self.handles:
             h.remove()
 
-    def first_nonfinite(self) -> str | None:
-        """The first layer (in the order they returned) whose output is not finite while
-        its inputs are, from one check of all their tensors."""
+    def first_nonfinite(self) -> tuple[str, list[torch.Tensor], list[torch.Tensor]] | None:
+        """The call (layer, inputs, outputs) of the first layer, in the order they returned,
+        whose output is not finite while its inputs are, from one check of their tensors."""
         tensors = {id(t): t for _, ins, outs in self.calls for t in (*ins, *outs)}
         ok = dict(zip(tensors, _finite_each(list(tensors.values()))))
-        for path, ins, outs in self.calls:
-            if not all(ok[id(o)] for o in outs) and all(ok[id(t)] for t in ins):
-                return path
+        for call in self.calls:
+            if not all(ok[id(o)] for o in call[2]) and all(ok[id(t)] for t in call[1]):
+                return call
         return None
 
 
@@ -126,10 +134,12 @@ def replay_nonfinite(
     try:
         trap, calls, pred = forward(None)
         found, culprit = None, calls.first_nonfinite()
-        if culprit is None and not all(_finite_each(_tensors([pred]))):
-            culprit = _Calls.EVERYWHERE  # (made outside every layer)
-        if culprit is not None:
-            found = forward(culprit)[0].found
+        if culprit is not None:  # its op, or (a rerun drawing other random numbers) the layer
+            found = forward(culprit[0])[0].found or _anomaly(
+                "forward", type(dict(layers)[culprit[0]]).__name__, *culprit, "?"
+            )
+        elif not all(_finite_each(_tensors([pred]))):  # (made outside every layer)
+            found = forward(_Calls.EVERYWHERE)[0].found
         elif loss_fn is not None and targets is not None:
             with torch.enable_grad(), trap:
                 loss = loss_fn(pred, targets)
