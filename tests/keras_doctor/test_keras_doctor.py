@@ -143,7 +143,7 @@ def test_learning_rate_far_too_high_explodes_then_nan_with_the_layer_named(data,
     nan = [f for f in doctor.findings if f.kind == "nan_trap"]
     assert len(nan) == 1 and nan[0].severity == "critical"
     places = set(dense_names(model)) | {f"{d}/activation" for d in dense_names(model)}
-    assert nan[0].where in places | {"mean_squared_error"} or nan[0].evidence["names"], nan[0]
+    assert nan[0].where in places | {"MeanSquaredError"} or nan[0].evidence["names"], nan[0]
     assert doctor.findings[0].kind in ("learning_rate_too_high", "exploding_gradients")
     assert nan[0].caused_by
     words = remedies(doctor)

@@ -39,6 +39,8 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "gw.predict does this",
         "mse_loss": "loss='mse' (gw.nn.MSELoss())",
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
+        "loss_object": "gw.nn.{name}()",
+        "raw_output": "",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
         "new_lr": "",  # (the sentence says it all: "lower the learning rate from 1 to 0.1")
@@ -76,6 +78,8 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "wrap evaluation in model.eval() and torch.no_grad()",
         "mse_loss": "nn.MSELoss()",
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
+        "loss_object": "nn.{name}()",
+        "raw_output": "",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
         "update_bn": "torch.optim.swa_utils.update_bn(train_loader, model)",
@@ -121,6 +125,11 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "model.evaluate and model.predict do this (training=False)",
         "mse_loss": "loss='mse' (keras.losses.MeanSquaredError())",
         "cross_entropy_loss": "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)",
+        "loss_object": "loss=keras.losses.{name}",
+        "raw_output": (
+            " (a linear {layer}, activation=None; or keep the activation and pass "
+            "from_logits=False to the loss)"
+        ),
         "weight_decay": "keras.optimizers.{optimizer}(..., weight_decay={v})",
         # no "apply_edits": gradwell.keras has no repair (a person makes the edits)
         "update_bn": (

@@ -23,7 +23,8 @@ from ..doctor.schedule import DEFAULT_SAMPLE_EVERY, MIN_SAMPLES_PER_EPOCH
 from ..torch.doctor import Doctor as TorchDoctor
 from ..torch.doctor import WatchedRun
 from ..torch.probes import numpy_of
-from .probes import KerasLoss, KerasProbes
+from .losses import KerasLoss
+from .probes import KerasProbes
 from .profile import learning_rate_of
 
 

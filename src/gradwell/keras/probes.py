@@ -33,38 +33,12 @@ from ..doctor.profile import ModelProfile
 from ..doctor.thresholds import Thresholds
 from ..doctor.trace import ActivationStats
 from ..torch.probes import TorchProbes, _per_unit, numpy_of
+from .losses import is_keras_loss
 from .profile import INSIDE, leaf_layers, profile_keras
 from .replay import forked_random_state, replay_nonfinite, values_of
 
 #: A probe's callback for a layer's tensor: (path, tensor).
 OnTensor = Callable[[str, Any], None]
-
-
-class KerasLoss:
-    """A Keras loss (a ``keras.losses`` object, a function or its name) called as the
-    doctor calls a loss, ``loss(predictions, targets)``, reduced to one number; its
-    ``__name__`` is the Keras loss's name."""
-
-    def __init__(self, loss: Any) -> None:
-        import keras
-
-        self.loss = keras.losses.get(loss) if isinstance(loss, str) else loss
-        self.__name__ = str(getattr(self.loss, "name", None) or
-                            getattr(self.loss, "__name__", type(self.loss).__name__))  # fmt: skip
-
-    def __call__(self, predictions: Any, targets: Any) -> Any:
-        out = self.loss(targets, predictions)
-        return out.mean() if isinstance(out, torch.Tensor) and out.ndim else out
-
-    @property
-    def builtin(self) -> bool:
-        """One of Keras' own losses (stateless: calling it once more changes nothing)."""
-        module = getattr(self.loss, "__module__", None) or type(self.loss).__module__
-        return module.startswith("keras.")
-
-
-def is_keras_loss(loss_fn: Any) -> bool:
-    return isinstance(loss_fn, KerasLoss) and loss_fn.builtin
 
 
 class _Swapped:
@@ -188,14 +162,6 @@ class KerasProbes(TorchProbes):
         self.armed = True
         self._handles = instrument(self._layers, self.profile, self._layer_output,
                                    self._activation_output)  # fmt: skip
-
-    def disarm(self) -> None:
-        if not self.armed:
-            return
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-        self.armed = False
 
     # Training steps run with gradients; evaluate and predict under torch.no_grad.
     def _layer_output(self, path: str, out: Any) -> None:

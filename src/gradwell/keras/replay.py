@@ -29,6 +29,7 @@ import torch
 from ..doctor.replay import weights_already_nonfinite
 from ..torch.replay import (
     _anomaly,
+    _finite,
     _finite_each,
     _tensors,
     _Trap,
@@ -138,7 +139,7 @@ def replay_nonfinite(
             found = forward(culprit[0])[0].found or _anomaly(
                 "forward", type(dict(layers)[culprit[0]]).__name__, *culprit, "?"
             )
-        elif not all(_finite_each(_tensors([pred]))):  # (made outside every layer)
+        elif not all(map(_finite, _tensors([pred]))):  # (made outside every layer)
             found = forward(_Calls.EVERYWHERE)[0].found
         elif loss_fn is not None and targets is not None:
             with torch.enable_grad(), trap:
