@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,15 +42,21 @@ from .replay import forked_random_state, replay_nonfinite, values_of
 OnTensor = Callable[[str, Any], None]
 
 
-class _Swapped:
-    """An attribute of a layer replaced until ``remove()``, like a hook's handle."""
+class Swapped:
+    """An attribute of ``owner`` (a layer's ``activation``, a method) replaced by ``value``
+    on the instance until ``remove()``, like a hook's handle."""
 
-    def __init__(self, layer: Any, name: str, value: Any) -> None:
-        self.layer, self.name, self.original = layer, name, getattr(layer, name)
-        setattr(layer, name, value)
+    def __init__(self, owner: Any, name: str, value: Any) -> None:
+        self.owner, self.name = owner, name
+        self.had = name in vars(owner)
+        self.original = vars(owner).get(name)
+        setattr(owner, name, value)
 
     def remove(self) -> None:
-        setattr(self.layer, self.name, self.original)
+        if self.had:
+            setattr(self.owner, self.name, self.original)
+        else:
+            delattr(self.owner, self.name)
 
 
 def instrument(
@@ -80,7 +87,7 @@ def instrument(
                     return y
 
                 watched.__wrapped__ = activation  # type: ignore[attr-defined]
-                handles.append(_Swapped(layer, "activation", watched))
+                handles.append(Swapped(layer, "activation", watched))
             else:
                 handles.append(layer.register_forward_hook(
                     lambda m, args, out, path=path: on_output(path, out)))  # fmt: skip
@@ -91,11 +98,13 @@ def instrument(
 
 
 class _MovingStatistics:
-    """A BatchNormalization layer as the probes read batch norm (``running_mean``,
-    ``running_var``)."""
+    """A BatchNormalization layer as the probes read batch norm: its moving statistics
+    (``running_mean``, ``running_var``), ``eps``, and ``momentum`` as PyTorch's (the weight
+    of each new batch: 1 - Keras' momentum, the weight of the old statistics);
+    ``num_batches_tracked`` is the number of training steps so far (Keras keeps no count)."""
 
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
+    def __init__(self, layer: Any, trace: Any) -> None:
+        self.layer, self.trace = layer, trace
 
     @property
     def running_mean(self) -> Any:
@@ -104,6 +113,32 @@ class _MovingStatistics:
     @property
     def running_var(self) -> Any:
         return self.layer.moving_variance.value
+
+    @property
+    def eps(self) -> float:
+        return float(self.layer.epsilon)
+
+    @property
+    def momentum(self) -> float:
+        return 1.0 - float(self.layer.momentum)
+
+    @property
+    def num_batches_tracked(self) -> int:
+        return len(self.trace.loss)
+
+    def channel_axis(self) -> int:
+        axis = self.layer.axis
+        return int(axis if isinstance(axis, int) else axis[0])
+
+
+def _in_training(call: Any) -> Any:
+    """A layer's ``call`` run with ``training=True`` whatever the model is called with."""
+
+    def call_in_training(*args: Any, **kwargs: Any) -> Any:
+        kwargs["training"] = True
+        return call(*args, **kwargs)
+
+    return call_in_training
 
 
 class KerasProbes(TorchProbes):
@@ -120,10 +155,45 @@ class KerasProbes(TorchProbes):
         armed = self.armed
         self.disarm()
         try:
+            self.keep_reference(X, y, loss_fn)
             return probe_setup(model, loss_fn, X, y, th)
         finally:
             if armed:
                 self.arm(self.step)
+
+    def batchnorm_passes(
+        self, x: Any, y: Any, loss_fn: Any
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, float]:
+        """The batch-norm check's two passes through ``model.stateless_call`` on copies of
+        the variables, without gradients (so no probe's hook records them): in evaluation
+        (``training=False``), with a pre-hook on each BatchNormalization taking the moments
+        of its input per channel (its ``axis``), then with only the BatchNormalization
+        layers called with ``training=True`` (Dropout stays off)."""
+        model, moments = self.model, {}
+
+        def record(path: str, stats: _MovingStatistics, layer: Any, args: Any) -> None:
+            moments[path] = self.channel_moments(args[0].movedim(stats.channel_axis(), 1))
+
+        def loss_of(out: Any) -> float:
+            return self.scalar(loss_fn(out, y)) if loss_fn and y is not None else math.nan
+
+        trainable, non_trainable = values_of(model)
+        handles = [m.layer.register_forward_pre_hook(partial(record, p, m))
+                   for p, m in self.bn_modules]  # fmt: skip
+        try:
+            with torch.no_grad(), forked_random_state(model):
+                out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                for h in handles:
+                    h.remove()
+                eval_loss = loss_of(out)
+                handles = [Swapped(m.layer, "call", _in_training(m.layer.call))
+                           for _, m in self.bn_modules]  # fmt: skip
+                out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                batch_loss = loss_of(out)
+        finally:
+            for h in handles:
+                h.remove()
+        return moments, eval_loss, batch_loss
 
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> Any:
         self.model, self.optimizer = model, optimizer
@@ -133,7 +203,7 @@ class KerasProbes(TorchProbes):
         self._weights = [(n, p) for n, p in self._params if p.ndim >= 2]
         prof = profile_keras(model, optimizer)
         self.bn_modules = [
-            (p, _MovingStatistics(m)) for p, m in self._layers if p in prof.batchnorm
+            (p, _MovingStatistics(m, self.trace)) for p, m in self._layers if p in prof.batchnorm
         ]
         for path, kind in prof.activations.items():
             if kind in ("relu", "sigmoid", "tanh") and path not in self.trace.activations:
