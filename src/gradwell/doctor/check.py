@@ -183,20 +183,24 @@ def check(
     """
     th = thresholds or Thresholds()
     loss_fn = resolve_loss(loss, "gw.doctor.check") if loss is not None else None
+    check_rows(X, y, "gw.doctor.check", "a numpy array or gw.Tensor")
+    return setup_findings(model, loss_fn, optimizer, X, y, th, batch_size, feature_names)
+
+
+def check_rows(X: Any, y: Any, where: str, kinds: str) -> None:
+    """Raise when ``X`` or ``y`` is not an array of numbers (``kinds``: what it may be), or
+    when they differ in rows; ``where`` names the function checking them."""
     for name, arr in (("X", X), ("y", y)):
         a = None if arr is None else _array(arr)
         if a is not None and (a.ndim == 0 or a.dtype.kind not in "biuf"):
             raise TypeError(
-                f"gw.doctor.check: {name} must be an array of numbers with one row per example "
-                f"(a numpy array or gw.Tensor); got {type(arr).__name__} "
-                f"{getattr(a, 'dtype', '')} of shape {getattr(a, 'shape', '?')}"
+                f"{where}: {name} must be an array of numbers with one row per example "
+                f"({kinds}); got {type(arr).__name__} {getattr(a, 'dtype', '')} of shape "
+                f"{getattr(a, 'shape', '?')}"
             )
     if X is not None and y is not None and len(_array(X)) != len(_array(y)):
-        raise ValueError(
-            f"gw.doctor.check: X and y must have the same number of rows; got {len(_array(X))} "
-            f"and {len(_array(y))}"
-        )
-    return setup_findings(model, loss_fn, optimizer, X, y, th, batch_size, feature_names)
+        raise ValueError(f"{where}: X and y must have the same number of rows; got "
+                         f"{len(_array(X))} and {len(_array(y))}")  # fmt: skip
 
 
 def setup_findings(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 
-from ..doctor.check import setup_findings
+from ..doctor.check import check_rows, setup_findings
 from ..doctor.findings import Finding
 from ..doctor.phrasing import speaking
 from ..doctor.thresholds import Thresholds
@@ -49,19 +48,8 @@ def check(
     if not isinstance(model, keras.Model):
         raise TypeError(f"gradwell.keras.check: model must be a keras.Model; got "
                         f"{type(model).__name__}")  # fmt: skip
-    arrays = []
-    for name, arr in (("X", X), ("y", y)):
-        a = None if arr is None else np.asarray(numpy_of(arr))
-        if a is not None and (a.ndim == 0 or a.dtype.kind not in "biuf"):
-            raise TypeError(
-                f"gradwell.keras.check: {name} must be an array of numbers with one row per "
-                f"example; got {type(arr).__name__} {a.dtype} of shape {a.shape}"
-            )
-        arrays.append(a)
-    X, y = arrays
-    if X is not None and y is not None and len(X) != len(y):
-        raise ValueError(f"gradwell.keras.check: X and y must have the same number of rows; "
-                         f"got {len(X)} and {len(y)}")  # fmt: skip
+    X, y = (None if a is None else numpy_of(a) for a in (X, y))
+    check_rows(X, y, "gradwell.keras.check", "a numpy array or torch tensor")
     loss = loss if loss is not None else getattr(model, "loss", None)
     single = isinstance(loss, str) or callable(loss)  # (not one loss per output)
     with speaking("keras"):
