@@ -110,13 +110,15 @@ def detect_output_loss_mismatch(trace: Trace, prof: ModelProfile, th: Thresholds
                              f"{say('raw_output', layer=last_layer)}"),
         ))  # fmt: skip
     elif loss in ON_LOGITS and out_mod in prof.layers:
-        squash = "Sigmoid" if loss in BINARY_LOSSES else "Softmax"
+        binary = loss in BINARY_LOSSES
+        squash = "Sigmoid" if binary else "Softmax"
         problems.append((
             "critical", out_mod,
             f"The model ends with {out_mod}, a layer with no activation, but {loss} expects "
             f"probabilities ({squash} outputs): it takes the log of raw scores, negative ones "
             f"among them, so the loss and its gradients mean nothing.",
-            rx.replace_loss(ON_LOGITS[loss], f"compute the loss from the logits of {out_mod}: "
+            rx.replace_loss("bce_with_logits" if binary else "cross_entropy",
+                            f"compute the loss from the logits of {out_mod}: "
                             f"{say('loss_object', name=ON_LOGITS[loss])}, which applies the "
                             f"{squash.lower()} itself, stably"),
         ))  # fmt: skip
