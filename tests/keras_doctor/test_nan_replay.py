@@ -1,6 +1,7 @@
 """The Keras NaN trap in the backward: a first non-finite value that only the gradient holds
-(a masked sqrt in a layer, a masked log in a hand-written loss) is named by op, Keras
-layer and the user's line, as gradwell.torch names it (tests/torch_doctor)."""
+(a masked sqrt in a layer, a sqrt in a hand-written loss) is named by op, Keras layer (or
+the loss) and the user's line, as gradwell.torch names it (tests/torch_doctor); an
+activation inside a Dense layer is a place of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from keras_doctor.kit import dataset, fit, kinds, optimizer
 
+import gradwell as gw
 from gradwell.keras.replay import replay_nonfinite
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -101,3 +103,27 @@ def test_the_replay_leaves_the_model_and_the_random_state_as_they_were(sick):
     assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, model.variables))
     assert all(v.value.grad is None for v in model.trainable_variables)  # nothing accumulated
     assert torch.random.get_rng_state().equal(rng)
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_an_activation_inside_a_dense_layer_is_a_place_of_its_own(seed):
+    """``Dense(16, activation="exponential")`` on unscaled inputs: the exp overflows; the op
+    is placed at ``expand/activation``, where the profile has the Exp, so the exp's own
+    remedy applies; the top remedy (scaling the inputs) repairs the run."""
+    ds = gw.data.datasets.plane(n=512, noise=0.1, seed=seed)
+    X, y = (ds.X / 6.0).astype(np.float32), ds.y.reshape(-1, 1).astype(np.float32)
+
+    def exp_model():
+        keras.utils.set_random_seed(seed)
+        expand = keras.layers.Dense(16, activation="exponential", name="expand")
+        return keras.Sequential([keras.Input((2,)), expand, keras.layers.Dense(1)])
+
+    doctor = fit(exp_model(), X * 1000, y, optimizer("sgd", 0.01), loss="mse", epochs=1)
+    f = next(f for f in doctor.findings if f.kind == "nan_trap")
+    a = f.evidence["anomaly"]
+    assert f.where == "expand/activation" and f.step == 0
+    assert a["op"] == "exp" and a["phase"] == "forward" and a["module"] == "expand/activation"
+    assert f.remedies[0].startswith("scale the input features first")
+    assert any("replace Exp at expand/activation with ReLU" in r for r in f.remedies)
+    healed = fit(exp_model(), X, y, optimizer("sgd", 0.01), loss="mse", epochs=1)
+    assert healed.doctor.trace.nonfinite is None

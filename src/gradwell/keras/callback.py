@@ -24,8 +24,9 @@ from ..torch.doctor import Doctor as TorchDoctor
 from ..torch.doctor import WatchedRun
 from ..torch.probes import numpy_of
 from .losses import KerasLoss
-from .probes import KerasProbes, Swapped
+from .probes import KerasProbes
 from .profile import learning_rate_of
+from .seams import Swapped
 
 
 class _LearningRate:

@@ -37,26 +37,10 @@ from ..torch.probes import TorchProbes, _per_unit, numpy_of
 from .losses import is_keras_loss
 from .profile import INSIDE, leaf_layers, profile_keras
 from .replay import forked_random_state, replay_nonfinite, values_of
+from .seams import Swapped
 
 #: A probe's callback for a layer's tensor: (path, tensor).
 OnTensor = Callable[[str, Any], None]
-
-
-class Swapped:
-    """An attribute of ``owner`` (a layer's ``activation``, a method) replaced by ``value``
-    on the instance until ``remove()``, like a hook's handle."""
-
-    def __init__(self, owner: Any, name: str, value: Any) -> None:
-        self.owner, self.name = owner, name
-        self.had = name in vars(owner)
-        self.original = vars(owner).get(name)
-        setattr(owner, name, value)
-
-    def remove(self) -> None:
-        if self.had:
-            setattr(self.owner, self.name, self.original)
-        else:
-            delattr(self.owner, self.name)
 
 
 def instrument(

@@ -36,7 +36,8 @@ from ..torch.replay import (
     _watched_grad,
     treat_as_library,
 )
-from .profile import leaf_layers
+from .profile import INSIDE, has_kernel, layer_activation, leaf_layers
+from .seams import Swapped
 
 treat_as_library(os.path.dirname(keras.__file__))
 
@@ -70,20 +71,35 @@ class _Calls:
         self.trap, self.checking = trap, checking
         self.calls: list[tuple[str, list[torch.Tensor], list[torch.Tensor]]] = []
         trap.check = checking == self.EVERYWHERE
-        self.handles = []
+        self.handles: list[Any] = []
         for path, layer in layers:
             self.handles.append(layer.register_forward_pre_hook(partial(self.enter, path)))
             self.handles.append(
                 layer.register_forward_hook(partial(self.leave, path), always_call=True)
             )
+            if has_kernel(layer) and layer_activation(layer) is not None:  # its own place
+                inside = partial(self.activation, path + INSIDE, layer.activation)
+                self.handles.append(Swapped(layer, "activation", inside))
+
+    def activation(self, path: str, activation: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """A layer's own activation (``Dense(..., activation="exponential")``), called as a
+        layer of its own: ``dense/activation``."""
+        self.enter(path, None, None)
+        y = None
+        try:
+            y = activation(x, *args, **kwargs)
+        finally:
+            self.leave(path, None, (x,), y)
+        return y
 
     def enter(self, path: str, layer: Any, args: Any) -> None:
         self.trap.module_stack.append(path)
         self.trap.check = self.checking in (path, self.EVERYWHERE)
 
     def leave(self, path: str, layer: Any, args: Any, output: Any) -> None:  # (returns None:
-        self.trap.module_stack.pop()  # a hook's result would replace the layer's output)
-        self.trap.check = self.checking == self.EVERYWHERE
+        stack = self.trap.module_stack  # a hook's result would replace the layer's output)
+        stack.pop()
+        self.trap.check = self.checking in ((stack[-1] if stack else None), self.EVERYWHERE)
         self.calls.append((path, _tensors(list(args)), _tensors([output])))
 
     def remove(self) -> None:
