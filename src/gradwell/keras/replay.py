@@ -7,8 +7,9 @@ a forked torch random state and the torch NaN trap's function mode
 (:class:`gradwell.torch.replay._Trap`), which sees every op Keras runs on torch, records
 which op, layer and line made each graph node, and stops at the first op that makes a
 non-finite value from finite inputs. A forward pre-hook and hook on each layer keep the
-stack of layers being called, so the op is placed in its layer; an op outside every
-layer is in the loss. When the forward and the loss are finite, their backward runs with
+stack of layers being called, so the op is placed in its layer (an activation inside a
+layer, ``Dense(16, activation="relu")``, in ``dense/activation``, as the probes place
+it); an op outside every layer is in the loss. When the forward and the loss are finite, their backward runs with
 a hook on each recorded node (:func:`gradwell.torch.replay._watched_grad`, the torch
 replay's own): the first node whose gradient comes out non-finite from finite ones names
 the op, its layer and the user's line (the sqrt at 0, the masked log). The user's line is
