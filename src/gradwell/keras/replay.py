@@ -4,16 +4,18 @@ first made inf or NaN, in the forward or in the backward.
 The replay runs the batch through ``model.stateless_call`` on copies of the variables'
 values (the moving statistics and seeds copied, so nothing of the model changes), under
 a forked torch random state and the torch NaN trap's function mode
-(:class:`gradwell.torch.replay._Trap`), which sees every op Keras runs on torch, records
-which op, layer and line made each graph node, and stops at the first op that makes a
-non-finite value from finite inputs. A forward pre-hook and hook on each layer keep the
-stack of layers being called, so the op is placed in its layer (an activation inside a
-layer, ``Dense(16, activation="relu")``, in ``dense/activation``, as the probes place
-it); an op outside every layer is in the loss. When the forward and the loss are finite, their backward runs with
-a hook on each recorded node (:func:`gradwell.torch.replay._watched_grad`, the torch
-replay's own): the first node whose gradient comes out non-finite from finite ones names
-the op, its layer and the user's line (the sqrt at 0, the masked log). The user's line is
-the innermost frame outside torch, Keras and gradwell.
+(:class:`gradwell.torch.replay._Trap`), which sees every op Keras runs on torch and
+records which op, layer and line made each graph node. A forward pre-hook and hook on
+each layer keep the stack of layers being called, so an op is placed in its layer (an
+activation inside a layer, ``Dense(16, activation="relu")``, in ``dense/activation``, as
+the probes place it); an op outside every layer is in the loss. The first layer whose
+output is not finite from finite inputs runs once more with its ops checked, which
+stops at the first op making a non-finite value from finite inputs. When the forward and
+the loss are finite, their backward runs with a hook on each recorded node
+(:func:`gradwell.torch.replay._watched_grad`, the torch replay's own): the first node
+whose gradient comes out non-finite from finite ones names the op, its layer and the
+user's line (a sqrt masked by ``where``). The user's line is the innermost frame outside
+torch, Keras and gradwell.
 """
 
 from __future__ import annotations
