@@ -124,6 +124,8 @@ def test_keras_usual_pairs_of_output_and_loss_are_silent(output, loss):
 def test_check_rejects_what_is_not_a_keras_setup():
     with pytest.raises(TypeError, match="keras.Model"):
         gk.check(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="has no weights yet; give it its input shape"):
+        gk.check(keras.Sequential([keras.layers.Dense(3)]), np.zeros((4, 2)), np.zeros(4))
     model = classifier(2, 3, 0)
     with pytest.raises(TypeError, match="y must be an array of numbers"):
         gk.check(model, np.zeros((4, 2)), np.array(["a", "b", "c", "d"]))

@@ -48,6 +48,11 @@ def check(
     if not isinstance(model, keras.Model):
         raise TypeError(f"gradwell.keras.check: model must be a keras.Model; got "
                         f"{type(model).__name__}")  # fmt: skip
+    if not model.built:  # (building it here would draw its initial weights)
+        raise ValueError(
+            "gradwell.keras.check: the model has no weights yet; give it its input shape "
+            "(keras.Input((features,)) as its first layer) or call it on a batch first"
+        )
     X, y = (None if a is None else numpy_of(a) for a in (X, y))
     check_rows(X, y, "gradwell.keras.check", "a numpy array or torch tensor")
     loss = loss if loss is not None else getattr(model, "loss", None)
