@@ -12,7 +12,7 @@ import torch
 from keras_doctor.kit import dataset, fit, kinds, optimizer
 
 import gradwell as gw
-from gradwell.keras.replay import replay_nonfinite
+from gradwell.keras.replay import _what, replay_nonfinite
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -127,3 +127,10 @@ def test_an_activation_inside_a_dense_layer_is_a_place_of_its_own(seed):
     assert any("replace Exp at expand/activation with ReLU" in r for r in f.remedies)
     healed = fit(exp_model(), X, y, optimizer("sgd", 0.01), loss="mse", epochs=1)
     assert healed.doctor.trace.nonfinite is None
+
+
+def test_a_layer_named_without_its_op_is_named_by_its_class_or_activation():
+    # (what the finding names when the rerun of the culprit finds no op, as one drawing
+    # other random numbers may)
+    layers = {"dense": keras.layers.Dense(4, activation="relu"), "drop": keras.layers.Dropout(0.5)}
+    assert _what(layers, "drop") == "Dropout" and _what(layers, "dense/activation") == "relu"

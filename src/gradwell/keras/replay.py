@@ -120,6 +120,14 @@ class _Calls:
         return None
 
 
+def _what(layers: dict[str, Any], path: str) -> str:
+    """What runs at ``path``: the layer's class, or the name of a layer's own activation."""
+    if path in layers:
+        return type(layers[path]).__name__
+    activation = layers[path.removesuffix(INSIDE)].activation
+    return str(getattr(activation, "__name__", type(activation).__name__))
+
+
 def replay_nonfinite(
     model: Any, inputs: Any, targets: Any, loss_fn: Any
 ) -> tuple[dict[str, Any] | None, str]:
@@ -156,7 +164,7 @@ def replay_nonfinite(
         found, culprit = None, calls.first_nonfinite()
         if culprit is not None:  # its op, or (a rerun drawing other random numbers) the layer
             found = forward(culprit[0])[0].found or _anomaly(
-                "forward", type(dict(layers)[culprit[0]]).__name__, *culprit, "?"
+                "forward", _what(dict(layers), culprit[0]), *culprit, "?"
             )
         elif not all(map(_finite, _tensors([pred]))):  # (made outside every layer)
             found = forward(_Calls.EVERYWHERE)[0].found
