@@ -32,12 +32,18 @@ class MaskedSqrt(keras.layers.Layer):
         return keras.ops.where(h > 0, root, 0.0)
 
 
-def sqrt_hinge_loss(y_true, y_pred):
+def sqrt_hinge_loss(y_true, y_pred, clamped=False):
     """The square root of the true class's hinge margin where it is positive: finite, but
-    the sqrt's gradient at the negative margins is 0 / NaN."""
+    the sqrt's gradient at the negative margins is 0 / NaN (unless its input is clamped, as
+    the remedy says)."""
     labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1, 1))
     margin = 1.0 - keras.ops.take_along_axis(y_pred, labels, axis=1)
-    return keras.ops.mean(keras.ops.where(margin > 0, keras.ops.sqrt(margin), 0.0))  # masked
+    root = keras.ops.sqrt(keras.ops.maximum(margin, 1e-6) if clamped else margin)  # the root
+    return keras.ops.mean(keras.ops.where(margin > 0, root, 0.0))
+
+
+def clamped_sqrt_hinge_loss(y_true, y_pred):
+    return sqrt_hinge_loss(y_true, y_pred, clamped=True)
 
 
 def model_with(middle, n_in: int, n_out: int, seed: int) -> keras.Sequential:
@@ -78,11 +84,16 @@ def test_nan_made_in_a_hand_written_loss_backward_names_the_loss_and_the_line(se
     assert f.evidence["source"] == "gradient" and f.severity == "critical"
     a = f.evidence["anomaly"]
     assert a["phase"] == "backward" and a["op"] == "sqrt" and a["module"] is None
-    assert "masked" in a["code"] and __file__ in a["code"]
+    assert "# the root" in a["code"] and __file__ in a["code"]
     assert f.where == "sqrt_hinge_loss" and "in the loss (sqrt_hinge_loss)" in f.explanation
     assert f.remedies[0].startswith("the sqrt at sqrt_hinge_loss received -")
     assert "keep the model's output positive before the sqrt" in f.remedies[0]
     assert "keras.ops.maximum" in f.remedies[0]
+    # the remedy applied (the sqrt's input clamped): the same run is free of NaN
+    model = model_with([], X.shape[1], C, seed)
+    healed = fit(model, X, y, optimizer("sgd", 0.1), loss=clamped_sqrt_hinge_loss, epochs=1,
+                 sample_every=1)  # fmt: skip
+    assert healed.doctor.trace.nonfinite is None
 
 
 @pytest.mark.parametrize("sick", [False, True], ids=["clean_batch", "nan_in_backward"])
