@@ -120,15 +120,14 @@ class CompiledStep:
         self.fallback_reason: str | None = None
         # per input signature: a plan, (the first recording,) waiting for a second, or why not
         self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
-        self._states: list[dict[str, Any]] = []  # the modules' (model's, loss's) __dict__s,
-        self._versions: list[int] = []  # their versions when last recorded,
-        self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
+        self._modules: list[Module] = []  # the model's and the loss's modules, and their
+        self._versions: list[int] = []  # versions when last recorded
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
-        if [d["_version"] for d in self._states] != self._versions:
-            self._plans.clear()  # a module changed: every plan may be stale
+        if [m._version for m in self._modules] != self._versions or len(self._plans) > 8:
+            self._plans.clear()  # a module changed (every plan may be stale), or too many shapes
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
         entry = self._plans.get(key)
         if (
@@ -140,10 +139,8 @@ class CompiledStep:
             outputs, loss = entry.replay(x.data, y.data)
             return Tensor(outputs), Tensor(loss)
         owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
-        modules = [m for o in owners for m in o.modules()]
-        self._states = [m.__dict__ for m in modules]
-        self._versions = [d["_version"] for d in self._states]
-        self._hook_dicts = [m._forward_hooks for m in modules]
+        self._modules = [m for o in owners for m in o.modules()]
+        self._versions = [m._version for m in self._modules]
         recording = not isinstance(entry, str) and not self._observed(x, y)
         with record() if recording else contextlib.nullcontext() as tape:
             outputs = self.model(x)
@@ -163,8 +160,8 @@ class CompiledStep:
 
     def _observed(self, x: Tensor, y: Tensor) -> bool:
         """Whether something must see this call's ops one by one (or grad mode is off)."""
-        watched = observing() or any(self._hook_dicts) or not is_grad_enabled()
-        return watched or x.requires_grad or y.requires_grad
+        watched = observing() or any(m._forward_hooks for m in self._modules)
+        return watched or not is_grad_enabled() or x.requires_grad or y.requires_grad
 
     def _learn(self, key: Any, entry: Any, tape: Any, args: Any, outputs: Any) -> None:
         """A recording's verdict: kept as the first, compiled if it agrees with the first,
@@ -180,16 +177,11 @@ class CompiledStep:
                 why = f"compile_step: running eagerly for inputs of shape {key[0]}: {difference}"
                 warnings.warn(why, RuntimeWarning, stacklevel=3)
             self.fallback_reason = difference
-        elif isinstance(entry, tuple):
+        elif isinstance(entry, tuple):  # a second recording, the same as the first
             new.replay = compile_replay(new)
             self._plans[key] = new
-        else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
-            if len(self._plans) >= 8:
-                self._plans.clear()
+        else:  # a first recording
             self._plans[key] = (new,)
 
 
-def compile_step(model: Any, loss_fn: Any) -> CompiledStep:
-    """``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()`` as one call that
-    replays after its first two: see :class:`CompiledStep`."""
-    return CompiledStep(model, loss_fn)
+compile_step = CompiledStep  # the public spelling, as a verb: gw.compile_step(model, loss_fn)
