@@ -56,3 +56,29 @@ def test_the_quiet_step_records_what_the_full_step_records(monkeypatch):
         np.testing.assert_array_equal(a.update_ratio[name], b.update_ratio[name])
         assert sum(math.isfinite(v) for v in a.update_ratio[name]) > 20
     assert [(f.kind, f.where) for f in cheap.findings] == [(f.kind, f.where) for f in full.findings]
+
+
+def test_the_batchnorm_check_puts_back_mixed_modes_hooks_and_plain_attributes():
+    X, y, C = dataset("circle", 0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                          nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16)), nn.ReLU(),
+                          nn.Linear(16, C))  # fmt: skip
+    model[3].scale = torch.ones(16)  # a plain tensor attribute (its truth value is an error)
+    model[3][1].eval()  # a frozen batch norm inside a training model
+    seen = []
+    model[0].register_forward_hook(lambda m, i, o: seen.append(1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    doctor = Doctor(model, opt, loss=nn.CrossEntropyLoss(), train_data=(torch.as_tensor(X),
+                    torch.as_tensor(y)), verbose=False, raise_errors=True)  # fmt: skip
+    xb, yb = torch.as_tensor(X[:32]), torch.as_tensor(y[:32])
+    loss = nn.CrossEntropyLoss()(model(xb), yb)
+    loss.backward()
+    doctor.step(loss, xb, yb)
+    modes = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = len(seen)
+    assert doctor._probes.check_batchnorm(10_000)  # it measured
+    assert [m.training for m in model.modules()] == modes and not model[3][1].training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert len(seen) == calls and model[0]._forward_hooks  # not seen, still there
