@@ -156,7 +156,7 @@ def _range(t: torch.Tensor) -> list[float] | None:
     a = t.detach()
     if not a.is_floating_point():
         return [float(a.min()), float(a.max())]
-    low, high = (float(v) for v in torch.aminmax(a))
+    low, high = torch.stack(torch.aminmax(a)).tolist()  # (one transfer)
     if math.isfinite(low) and math.isfinite(high):
         return [low, high]
     a = a.double()
@@ -168,16 +168,16 @@ def _anomaly(phase: str, op: str, module: str | None, ins: list[torch.Tensor],
              outs: list[torch.Tensor], code: str) -> dict[str, Any]:  # fmt: skip
     """The anomaly in the form the diagnosis reads (as gradwell's NaN trap writes it)."""
     bad = [o for o in outs if o.is_floating_point()]
+    # the NaN and inf counts of every output in one transfer
+    counts = torch.stack([c for o in bad for c in (o.isnan().sum(), o.isinf().sum())]).tolist() \
+        if bad else [0, 0]  # fmt: skip
     return {
         "phase": phase,
         "op": OP_NAMES.get(op, op),
         "module": module,
         "input_ranges": [_range(t) for t in ins],
         "input_shapes": [list(t.shape) for t in ins],
-        "nonfinite": {
-            "nan": int(sum(int(torch.isnan(o).sum()) for o in bad)),
-            "inf": int(sum(int(torch.isinf(o).sum()) for o in bad)),
-        },
+        "nonfinite": {"nan": int(sum(counts[0::2])), "inf": int(sum(counts[1::2]))},
         "code": code,
         "details": {"torch_op": op},
     }
@@ -344,8 +344,9 @@ def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     return trap.found, loss, calls
 
 
-def _first_nonfinite_call(calls: list[Call], names: dict[int, str],
-                          weights: list[tuple[str, torch.Tensor]]) -> dict[str, Any] | None:  # fmt: skip
+def _first_nonfinite_call(
+    calls: list[Call], names: dict[int, str], weights: list[tuple[str, torch.Tensor]]
+) -> dict[str, Any] | None:
     """The anomaly of the first module (inner ones first) whose output is not finite while
     its inputs are, from one check of all their tensors and of the ``weights`` (raises
     :class:`_WeightsNonfinite` when some are not finite). An output written in place after
