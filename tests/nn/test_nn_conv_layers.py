@@ -306,3 +306,44 @@ def test_small_conv_autoencoder_learns_to_reconstruct():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * x.var()  # far better than the mean pixel everywhere
+
+
+# Bad arguments are refused at construction (or call) with what was expected, what was
+# received and where: the layer or function and the argument, 1-D ones as given.
+BAD_LAYERS = [
+    (lambda: gw.nn.Conv2d(3, 4, 2.5), "Conv2d: kernel_size must be an integer >= 1 or a pair"),
+    (lambda: gw.nn.Conv1d(3, 4, 0), "Conv1d: kernel_size must be an integer >= 1; got 0"),
+    (lambda: gw.nn.Conv1d(3, 4, 3, stride=0), "Conv1d: stride must be an integer >= 1; got 0$"),
+    (lambda: gw.nn.Conv1d(3, 4, 3, padding=-1), "Conv1d: padding must be an integer >= 0; got -1"),
+    (lambda: gw.nn.Conv2d(3, 4, 3, init=5), "Conv2d: init must be a name or a callable; got 5"),
+    (lambda: gw.nn.ConvTranspose2d(2, 4, 3, stride=2, output_padding=2),
+     r"ConvTranspose2d: output_padding \(2, 2\) must be smaller than the stride"),
+    (lambda: gw.nn.MaxPool2d(0), "MaxPool2d: kernel_size must be an integer >= 1"),
+    (lambda: gw.nn.MaxPool2d(2, stride=0), "MaxPool2d: stride must be an integer >= 1"),
+    (lambda: gw.nn.MaxPool1d(2, padding=2), r"MaxPool1d: padding \(2,\) must be at most half"),
+    (lambda: gw.nn.AvgPool2d((2,)), r"AvgPool2d: kernel_size .* or a pair of them; got \(2,\)"),
+    (lambda: gw.nn.AvgPool1d(3, padding=-1), "AvgPool1d: padding must be an integer >= 0"),
+    (lambda: gw.nn.AdaptiveAvgPool2d((2, 3, 4)), r"output_size .*; got \(2, 3, 4\)"),
+    (lambda: gw.nn.AdaptiveAvgPool2d(0), "AdaptiveAvgPool2d: output_size must be an integer"),
+    (lambda: F.conv2d(gw.zeros(1, 2, 5, 5), gw.zeros(2, 2, 3, 3), groups=0),
+     "conv2d: groups must be a positive integer; got 0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("make, match", BAD_LAYERS)
+def test_bad_layer_arguments_are_refused_naming_layer_and_argument(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_call_errors_name_the_function_and_the_layer():
+    with pytest.raises(ValueError, match=r"conv1d in Conv1d\(3, 4, .*input has 2 channels"):
+        gw.nn.Conv1d(3, 4, 3)(gw.zeros(1, 2, 8))
+    with pytest.raises(ValueError, match=r"conv1d: a kernel of \(5,\) .* padded input of 3$"):
+        F.conv1d(gw.zeros(1, 3, 3), gw.zeros(4, 3, 5))
+    with pytest.raises(ValueError, match=r"conv2d in Conv2d\(.*expected a \(N, C, H, W\) input"):
+        gw.nn.Conv2d(3, 4, 3)(gw.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match=r"avg_pool2d in AvgPool2d\(.*\) does not fit"):
+        gw.nn.AvgPool2d(5)(gw.zeros(1, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"max_pool1d: expected a \(N, C, L\) input"):
+        F.max_pool1d(gw.zeros(3, 8), 2)

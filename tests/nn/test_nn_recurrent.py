@@ -224,6 +224,8 @@ def test_errors_name_the_layer_and_the_expected_shape():
         gw.nn.GRU(3, 0)
     with pytest.raises(ValueError, match=r"proj_size \(4\) must be smaller than hidden_size \(4\)"):
         gw.nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="GRU: proj_size is an LSTM's only .* got 2"):
+        gw.nn.GRU(3, 4, proj_size=2)  # as PyTorch refuses it: a GRU has no projection
     with pytest.raises(ValueError, match=r"expected h0 of shape \(1, 2, 2\).*proj_size"):
         gw.nn.LSTM(3, 4, proj_size=2)(gw.zeros(5, 2, 3), (gw.zeros(1, 2, 4), gw.zeros(1, 2, 4)))
 

@@ -148,6 +148,35 @@ def test_bad_hyperparameters_are_refused_up_front(cls, kwargs, match):
         cls([gw.tensor([1.0], requires_grad=True)], **kwargs)
 
 
+@pytest.mark.parametrize("cls", [Adam, AdamW, Adamax, NAdam, RAdam])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(lr=-0.1), r"lr must be a finite number in \[0.0, inf\); got -0.1"),
+        (dict(betas=(1.0, 0.9)), r"betas\[0\] must be a number in \[0, 1\); got 1.0"),
+        (dict(betas=(0.9, -0.1)), r"betas\[1\] must be a number in \[0, 1\); got -0.1"),
+        (dict(eps=-1e-8), "eps must be .* got -1e-08"),
+        (dict(weight_decay=-0.1), "weight_decay must be .* got -0.1"),
+    ],
+)
+def test_every_adam_variant_checks_the_hyperparameters_they_share(cls, kwargs, match):
+    with pytest.raises(ValueError, match=f"{cls.__name__} param group 0: {match}"):
+        cls([gw.tensor([1.0], requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=-1.0), dict(eps=-1e-6), dict(weight_decay=-0.1)])
+def test_adadelta_refuses_negative_hyperparameters(kwargs):
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=f"Adadelta param group 0: {name} must be"):
+        Adadelta([gw.tensor([1.0], requires_grad=True)], **kwargs)
+
+
+@pytest.mark.parametrize("cls", [Adam, Adamax, NAdam, RAdam, Adadelta, RMSprop, Adagrad])
+def test_a_group_without_params_is_refused_naming_the_optimizer(cls):
+    with pytest.raises(ValueError, match=f"{cls.__name__} param group 0: the dict has no 'params'"):
+        cls([{"lr": 0.1}])
+
+
 def test_group_hyperparameters_are_validated_too():
     with pytest.raises(ValueError, match=r"Adam param group 1: betas\[0\]"):
         Adam([{"params": make_params()[:1]}, {"params": make_params()[1:], "betas": (2, 0.9)}])

@@ -90,6 +90,8 @@ def test_auto_scaler_round_trip_keeps_reasons(housing_like):
         ({"type": "LinearScaler", "format": "keras"}, "format"),
         ({"type": "LinearScaler", "version": 99}, "newer gradwell"),
         ({"type": "LinearScaler", "fitted": True}, "no 'state'"),
+        ({"type": "LinearScaler", "params": {"feature_range": None}}, "feature_range to be a pair"),
+        ({"type": "RobustScaler", "params": {"quantiles": 5}}, "quantiles to be a pair"),
     ],
 )
 def test_bad_configs(cfg, match):

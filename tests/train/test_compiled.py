@@ -280,6 +280,22 @@ def test_fit_with_compile_equals_fit_without():
                epochs=1, compile="yes")  # fmt: skip
 
 
+def test_many_input_shapes_keep_a_few_plans_and_each_shape_replays():
+    rng = np.random.default_rng(0)
+    model, twin = nn.Linear(5, 3, rng=0), nn.Linear(5, 3, rng=0)
+    step = gw.compile_step(model, nn.CrossEntropyLoss())
+    for n in range(1, 13):  # 12 batch sizes, each three times: record, record, replay
+        x, y = (
+            gw.Tensor(rng.standard_normal((n, 5)).astype(np.float32)),
+            gw.Tensor(rng.integers(0, 3, n)),
+        )
+        for _ in range(3):
+            _, loss = step(x, y)
+            assert loss.item() == nn.CrossEntropyLoss()(twin(x), y).item()
+            assert len(step._plans) <= 8
+    assert step.replays == 12
+
+
 def test_targets_of_another_dtype_are_cast_inside_the_replay():
     rng = np.random.default_rng(0)
     model = nn.Sequential(nn.Linear(5, 3, rng=0))

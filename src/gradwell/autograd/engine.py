@@ -306,19 +306,16 @@ def compile_replay(p: Any) -> Any:
         body.append(f"s{j}{f', saved{i}' if op.saves else ''} = f{i}({call})")
     body.append(f"g{loss} = ones({p.shapes[loss]}, s{loss}.dtype)")
     reached = {loss}
-    for i in range(len(p.steps) - 1, -1, -1):
-        op, _, ins, j, needs = p.steps[i]
+    for i, (op, _, ins, j, needs) in reversed(list(enumerate(p.steps))):
         if needs is None or j not in reached:
             continue
         ns[f"b{i}"], ns[f"n{i}"] = op.vjp, needs
         kw = f"{{**k{i}, 'saved': saved{i}}}" if op.saves else f"k{i}"
         datas = "".join(f"s{k}, " for k in ins)
         lines = [f"if g{j} is not None:", f"    r = b{i}(F, g{j}, s{j}, ({datas}), n{i}, {kw})"]
-        for pos, k in enumerate(ins):
-            if needs[pos]:
-                reached.add(k)
-                add = f"g{k} = acc(g{k}, r[{pos}], {p.shapes[k]}, sum_to)"
-                lines.append(f"    if r[{pos}] is not None: {add}")
+        lines += [f"    if r[{pos}] is not None: g{k} = acc(g{k}, r[{pos}], {p.shapes[k]}, sum_to)"
+                  for pos, k in enumerate(ins) if needs[pos]]  # fmt: skip
+        reached.update(k for k, need in zip(ins, needs) if need)
         body.append("\n".join(lines))
     # Each name's last use, read off the code: a leaf's gradient is complete there.
     names = [set(re.findall(r"\b(?:s|g|saved)\d+\b", text)) for text in body]

@@ -15,23 +15,35 @@ import numpy as np
 
 from .._numeric import numeric_array
 from ..autograd import conv_ops, ops
-from ..autograd.creation import _rng
 from ..autograd.tensor import Tensor
-from .init import BY_NAME as _INITS
-from .module import Module
-from .parameter import Parameter
+from .layers import weight_and_bias
+from .module import Module, where_called
 from .validate import positive_int as _positive_int
 
 
-def _pair(value: Any, name: str, who: str, minimum: int = 1) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(
-        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair
+def _ints(value: Any, name: str, who: str, dims: int, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` as ``dims`` integers >= ``minimum``: one integer for every axis, or one each."""
+    ints = (value,) * dims if isinstance(value, (int, np.integer)) else value
+    try:
+        ints = tuple(ints)
+    except TypeError:
+        ints = ()
+    if len(ints) != dims or any(
+        isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in ints
     ):
-        raise ValueError(
-            f"{who}: {name} must be an integer >= {minimum} or a pair of them; got {value!r}"
-        )
-    return int(pair[0]), int(pair[1])
+        each = " or a pair of them" if dims == 2 else ""
+        raise ValueError(f"{who}: {name} must be an integer >= {minimum}{each}; got {value!r}")
+    return tuple(int(v) for v in ints)
+
+
+def _pair(value: Any, name: str, who: str, minimum: int = 1) -> tuple[int, int]:
+    first, second = _ints(value, name, who, 2, minimum)
+    return first, second
+
+
+def _single(value: Any, name: str, who: str, minimum: int = 0) -> int:
+    """One integer (the ONNX exporter reads a built 1-D layer's arguments with it)."""
+    return _ints(value, name, who, 1, minimum)[0]
 
 
 def _padding(
@@ -49,6 +61,32 @@ def _padding(
         raise ValueError(f"{who}: padding must be 'same', 'valid' or integers; got {padding!r}")
     ph, pw = _pair(padding, "padding", who, minimum=0)
     return ((ph, ph), (pw, pw))
+
+
+def _geometry(
+    kernel: tuple[int, ...], stride: Any, padding: Any, dilation: Any, who: str
+) -> tuple[tuple[int, int], Any, tuple[int, int]]:
+    """(stride, padding ((top, bottom), (left, right)), dilation) of a convolution with this
+    1-D or 2-D kernel, checked, as pairs: a 1-D convolution runs on a height of 1."""
+    dims = len(kernel)
+    stride_, dilation_ = _ints(stride, "stride", who, dims), _ints(dilation, "dilation", who, dims)
+    if not isinstance(padding, str):
+        padding = _ints(padding, "padding", who, dims, minimum=0)
+    if dims == 1:
+        kernel, stride_, dilation_ = (1, *kernel), (1, *stride_), (1, *dilation_)
+        padding = padding if isinstance(padding, str) else (0, *padding)
+    pad = _padding(padding, (kernel[0], kernel[1]), (dilation_[0], dilation_[1]), stride_, who)
+    return (stride_[0], stride_[1]), pad, (dilation_[0], dilation_[1])
+
+
+def _check_fits(who: str, out: Any, padded: Any, kernel: Any, dilation: Any, dims: int) -> None:
+    """Raise unless every axis has at least one window; a 1-D one is shown as 1-D."""
+    if min(out) < 1:
+        raise ValueError(
+            f"{who}: a kernel of {tuple(kernel[-dims:])} with dilation "
+            f"{tuple(dilation[-dims:])} does not fit in the padded input of "
+            f"{'x'.join(str(size) for size in padded[-dims:])}"
+        )
 
 
 def _as_tensor(x: Any, like: Tensor, who: str) -> Tensor:
@@ -77,36 +115,7 @@ def conv2d(
     >>> conv2d(gw.ones(1, 1, 4, 4), gw.ones(2, 1, 3, 3), padding=1).shape
     (1, 2, 4, 4)
     """
-    who = "conv2d"
-    x = _as_tensor(x, weight, who)
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError(
-            f"{who}: expected a (N, C, H, W) input and a (O, C/groups, kh, kw) weight; got "
-            f"shapes {x.shape} and {weight.shape}"
-        )
-    n, c, _, _ = x.shape
-    o, cg, kh, kw = weight.shape
-    if c % groups or o % groups or cg * groups != c:
-        raise ValueError(
-            f"{who}: the input has {c} channels and the weight {o} x {cg} (out x in per group) "
-            f"with groups={groups}: expected in channels = {cg} * {groups} and out channels "
-            f"divisible by {groups}"
-        )
-    stride_, dilation_ = _pair(stride, "stride", who), _pair(dilation, "dilation", who)
-    pad = _padding(padding, (kh, kw), dilation_, stride_, who)
-    if groups == 1:  # the whole batch as one product
-        attrs = {"stride": stride_, "padding": pad, "dilation": dilation_}
-        return conv_ops.conv2d(x, weight, *(() if bias is None else (bias,)), **attrs)
-    cols = conv_ops.unfold(x, kernel=(kh, kw), stride=stride_, padding=pad, dilation=dilation_)
-    oh = conv_ops.output_size(x.shape[2], kh, stride_[0], pad[0], dilation_[0])
-    ow = conv_ops.output_size(x.shape[3], kw, stride_[1], pad[1], dilation_[1])
-    k = cg * kh * kw
-    w = ops.reshape(weight, shape=(groups, o // groups, k))
-    out = ops.matmul(w, ops.reshape(cols, shape=(n, groups, k, oh * ow)))
-    out = ops.reshape(out, shape=(n, o, oh, ow))
-    if bias is not None:
-        out = out + ops.reshape(bias, shape=(o, 1, 1))
-    return out
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 2, f"conv2d{where_called()}")
 
 
 def conv1d(
@@ -119,38 +128,90 @@ def conv1d(
     groups: int = 1,
 ) -> Tensor:
     """1-D convolution of (N, C, L) with a (O, C/groups, k) weight: conv2d on a height of 1."""
-    who = "conv1d"
+    return _conv(x, weight, bias, stride, padding, dilation, groups, 1, f"conv1d{where_called()}")
+
+
+_LAYOUTS = {  # (input, weight) of a 2-D and a 1-D convolution; the input's is pooling's too
+    2: ("(N, C, H, W)", "(O, C/groups, kh, kw)"),
+    1: ("(N, C, L)", "(O, C/groups, k)"),
+}
+
+
+def _conv(
+    x: Any, weight: Tensor, bias: Any, stride: Any, padding: Any, dilation: Any, groups: Any,
+    dims: int, who: str,
+) -> Tensor:  # fmt: skip
+    """conv2d and conv1d: a 1-D convolution is the 2-D one on a height of 1."""
     x = _as_tensor(x, weight, who)
-    if x.ndim != 3 or weight.ndim != 3:
+    if x.ndim != dims + 2 or weight.ndim != dims + 2:
+        layout, weight_layout = _LAYOUTS[dims]
         raise ValueError(
-            f"{who}: expected a (N, C, L) input and a (O, C/groups, k) weight; got shapes "
+            f"{who}: expected a {layout} input and a {weight_layout} weight; got shapes "
             f"{x.shape} and {weight.shape}"
         )
-    if not isinstance(padding, str):
-        padding = (0, _single(padding, "padding", who))
-    out = conv2d(
-        ops.reshape(x, shape=(x.shape[0], x.shape[1], 1, x.shape[2])),
-        ops.reshape(weight, shape=(*weight.shape[:2], 1, weight.shape[2])),
-        bias,
-        (1, _single(stride, "stride", who)),
-        padding,
-        (1, _single(dilation, "dilation", who)),
-        groups,
+    groups = _positive_int(groups, "groups", who)
+    n, c = x.shape[:2]
+    o, cg = weight.shape[:2]
+    if c % groups or o % groups or cg * groups != c:
+        raise ValueError(
+            f"{who}: the input has {c} channels and the weight {o} x {cg} (out x in per group) "
+            f"with groups={groups}: expected in channels = {cg} * {groups} and out channels "
+            f"divisible by {groups}"
+        )
+    stride_, pad, dilation_ = _geometry(weight.shape[2:], stride, padding, dilation, who)
+    if dims == 1:
+        x = ops.reshape(x, shape=(n, c, 1, x.shape[2]))
+        weight = ops.reshape(weight, shape=(o, cg, 1, weight.shape[2]))
+    kh, kw = weight.shape[2:]
+    oh, ow = (
+        conv_ops.output_size(size, k, s, p, d)
+        for size, k, s, p, d in zip(x.shape[2:], (kh, kw), stride_, pad, dilation_)
     )
-    return ops.reshape(out, shape=(out.shape[0], out.shape[1], out.shape[3]))
+    padded = [size + sum(p) for size, p in zip(x.shape[2:], pad)]
+    _check_fits(who, (oh, ow), padded, (kh, kw), dilation_, dims)
+    if groups == 1:  # the whole batch as one product
+        attrs = {"stride": stride_, "padding": pad, "dilation": dilation_}
+        out = conv_ops.conv2d(x, weight, *(() if bias is None else (bias,)), **attrs)
+    else:
+        cols = conv_ops.unfold(x, kernel=(kh, kw), stride=stride_, padding=pad, dilation=dilation_)
+        k = cg * kh * kw
+        w = ops.reshape(weight, shape=(groups, o // groups, k))
+        out = ops.matmul(w, ops.reshape(cols, shape=(n, groups, k, oh * ow)))
+        out = ops.reshape(out, shape=(n, o, oh, ow))
+        if bias is not None:
+            out = out + ops.reshape(bias, shape=(o, 1, 1))
+    return out if dims == 2 else ops.reshape(out, shape=(n, o, ow))
 
 
-def _single(value: Any, name: str, who: str) -> int:
-    if isinstance(value, (tuple, list)) and len(value) == 1:
-        value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{who}: {name} must be an integer; got {value!r}")
-    return int(value)
+class _ConvLayer(Module):
+    """What the convolution layers share: the channel and group checks, the kernel, and
+    the weight and bias (``_transposed``: the weight is (in, out/groups, ...))."""
 
-
-class _ConvNd(Module):
     _dims = 2
+    _transposed = False
 
+    def _build(
+        self, in_channels: Any, out_channels: Any, kernel_size: Any, groups: Any, bias: bool,
+        init: Any, rng: Any, dtype: Any,
+    ) -> None:  # fmt: skip
+        who = type(self).__name__
+        self.in_channels = _positive_int(in_channels, "in_channels", who)
+        self.out_channels = _positive_int(out_channels, "out_channels", who)
+        self.groups = _positive_int(groups, "groups", who)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(
+                f"{who}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+                f"both be divisible by groups ({groups})"
+            )
+        self.kernel_size: tuple[int, ...] = _ints(kernel_size, "kernel_size", who, self._dims)
+        first, second = (self.in_channels, self.out_channels)[:: 1 if self._transposed else -1]
+        shape = (first, second // self.groups, *self.kernel_size)
+        self.weight, self.bias = weight_and_bias(
+            who, shape, self.out_channels, bias, init, rng, dtype
+        )
+
+
+class _ConvNd(_ConvLayer):
     def __init__(
         self,
         in_channels: int,
@@ -166,40 +227,10 @@ class _ConvNd(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        who = type(self).__name__
-        self.in_channels = _positive_int(in_channels, "in_channels", who)
-        self.out_channels = _positive_int(out_channels, "out_channels", who)
-        self.groups = _positive_int(groups, "groups", who)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"{who}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
-                f"both be divisible by groups ({groups})"
-            )
-        if self._dims == 2:
-            self.kernel_size: tuple[int, ...] = _pair(kernel_size, "kernel_size", who)
-        else:
-            self.kernel_size = (_single(kernel_size, "kernel_size", who),)
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        if isinstance(init, str):
-            if init not in _INITS:
-                raise ValueError(f"{who}: unknown init {init!r}; expected one of {sorted(_INITS)}")
-            init = _INITS[init]
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(Tensor(np.empty(shape, dtype)))
-        init(self.weight, rng=_rng(rng))
-        self.bias = Parameter(Tensor(np.zeros(self.out_channels, dtype))) if bias else None
+        self._build(in_channels, out_channels, kernel_size, groups, bias, init, rng, dtype)
         # Check stride, padding and dilation now, not at the first call.
-        k2 = (
-            (self.kernel_size[0], self.kernel_size[-1])
-            if self._dims == 2
-            else (1, self.kernel_size[0])
-        )
-        one = (lambda v: v) if self._dims == 2 else (lambda v: (1, _single(v, "", who)))
-        _padding(
-            padding if isinstance(padding, str) or self._dims == 2 else one(padding),
-            k2, _pair(one(dilation), "dilation", who, 1), _pair(one(stride), "stride", who), who,
-        )  # fmt: skip
+        _geometry(self.kernel_size, stride, padding, dilation, type(self).__name__)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def forward(self, x: Any) -> Tensor:
         fn = conv2d if self._dims == 2 else conv1d

@@ -13,16 +13,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ..autograd import conv_ops, ops
-from ..autograd.creation import _rng
 from ..autograd.tensor import Tensor
-from .conv import _as_tensor, _pair
-from .init import BY_NAME as _INITS
-from .module import Module
-from .parameter import Parameter
+from .conv import _as_tensor, _ConvLayer, _pair
+from .module import where_called
 from .validate import positive_int as _positive_int
+
+
+def _transposed_geometry(
+    stride: Any, padding: Any, output_padding: Any, dilation: Any, who: str
+) -> tuple[tuple[int, int], ...]:
+    """(stride, padding, output_padding, dilation) as checked pairs; ``output_padding``
+    picks among the sizes a strided convolution maps to one, so it is below the stride
+    or the dilation (PyTorch's rule)."""
+    stride_, dilation_ = _pair(stride, "stride", who), _pair(dilation, "dilation", who)
+    pad = _pair(padding, "padding", who, minimum=0)
+    extra = _pair(output_padding, "output_padding", who, minimum=0)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride_, dilation_)):
+        raise ValueError(
+            f"{who}: output_padding {extra} must be smaller than the stride {stride_} or the "
+            f"dilation {dilation_}"
+        )
+    return stride_, pad, extra, dilation_
 
 
 def conv_transpose2d(
@@ -46,7 +58,7 @@ def conv_transpose2d(
     >>> conv_transpose2d(gw.ones(1, 2, 3, 3), gw.ones(2, 4, 3, 3), stride=2).shape
     (1, 4, 7, 7)
     """
-    who = "conv_transpose2d"
+    who = f"conv_transpose2d{where_called()}"
     x = _as_tensor(x, weight, who)
     if x.ndim != 4 or weight.ndim != 4:
         raise ValueError(
@@ -61,14 +73,9 @@ def conv_transpose2d(
             f"{who}: the input has {c} channels and the weight {cw} (its first axis) with "
             f"groups={groups}: expected them equal and divisible by {groups}"
         )
-    stride_, dilation_ = _pair(stride, "stride", who), _pair(dilation, "dilation", who)
-    pad = _pair(padding, "padding", who, minimum=0)
-    extra = _pair(output_padding, "output_padding", who, minimum=0)
-    if any(e >= max(s, d) for e, s, d in zip(extra, stride_, dilation_)):
-        raise ValueError(
-            f"{who}: output_padding {extra} must be smaller than the stride {stride_} or the "
-            f"dilation {dilation_}"
-        )
+    stride_, pad, extra, dilation_ = _transposed_geometry(
+        stride, padding, output_padding, dilation, who
+    )
     size = [
         (i - 1) * s - 2 * p + d * (k - 1) + e + 1
         for i, s, p, d, k, e in zip((h, w), stride_, pad, dilation_, (kh, kw), extra)
@@ -88,7 +95,7 @@ def conv_transpose2d(
     return out
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_ConvLayer):
     """Transposed 2-D convolution over (N, C, H, W), as PyTorch's: weight (C, O/groups, kh,
     kw), bias (O,). It upsamples: with ``stride=2, kernel_size=2`` each pixel becomes a 2x2
     patch. ``init`` as for Conv2d (He uniform over the weight's fan-in by PyTorch's rule,
@@ -98,6 +105,8 @@ class ConvTranspose2d(Module):
     >>> gw.nn.ConvTranspose2d(8, 3, 2, stride=2, rng=0)(gw.zeros(1, 8, 5, 5)).shape
     (1, 3, 10, 10)
     """
+
+    _transposed = True
 
     def __init__(
         self,
@@ -115,34 +124,11 @@ class ConvTranspose2d(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        who = type(self).__name__
-        self.in_channels = _positive_int(in_channels, "in_channels", who)
-        self.out_channels = _positive_int(out_channels, "out_channels", who)
-        self.groups = _positive_int(groups, "groups", who)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(
-                f"{who}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
-                f"both be divisible by groups ({groups})"
-            )
-        self.kernel_size = _pair(kernel_size, "kernel_size", who)
+        self._build(in_channels, out_channels, kernel_size, groups, bias, init, rng, dtype)
+        # Check stride, padding, output_padding and dilation now, not at the first call.
+        _transposed_geometry(stride, padding, output_padding, dilation, type(self).__name__)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.output_padding = output_padding
-        for value, name, low in (
-            (stride, "stride", 1),
-            (padding, "padding", 0),
-            (output_padding, "output_padding", 0),
-            (dilation, "dilation", 1),
-        ):
-            _pair(value, name, who, minimum=low)  # fmt: skip
-        if isinstance(init, str):
-            if init not in _INITS:
-                raise ValueError(f"{who}: unknown init {init!r}; expected one of {sorted(_INITS)}")
-            init = _INITS[init]
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
-        self.weight = Parameter(Tensor(np.empty(shape, dtype)))
-        init(self.weight, rng=_rng(rng))
-        self.bias = Parameter(Tensor(np.zeros(self.out_channels, dtype))) if bias else None
 
     def forward(self, x: Any) -> Tensor:
         return conv_transpose2d(

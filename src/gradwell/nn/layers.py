@@ -12,12 +12,33 @@ from ..autograd import functional as _fn
 from ..autograd.creation import _rng, seed_generation
 from ..autograd.tensor import Tensor
 from . import fused, init
-from .functional import check_rate
 from .module import Module
 from .parameter import Parameter
+from .validate import check_rate
 from .validate import positive_int as _positive_int
 
 _INITS = init.BY_NAME
+
+
+def weight_and_bias(
+    who: str, shape: tuple[int, ...], outputs: int, bias: bool, init: Any, rng: Any, dtype: Any
+) -> tuple[Parameter, Parameter | None]:
+    """Linear's and the convolutions' parameters, in ``dtype`` (float32 by default): the
+    weight of ``shape`` filled by ``init`` (a name in ``gw.nn.init.BY_NAME`` or a callable
+    ``fn(weight, rng=rng)``), and a zero bias of ``outputs`` values (None without ``bias``)."""
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
+    if isinstance(init, str):
+        if init not in _INITS:
+            raise ValueError(
+                f"{who}: unknown init {init!r}; expected one of "
+                f"{sorted(_INITS)} or a callable fn(weight, rng=rng)"
+            )
+        init = _INITS[init]
+    elif not callable(init):
+        raise TypeError(f"{who}: init must be a name or a callable; got {init!r}")
+    weight = Parameter(Tensor(np.empty(shape, dtype)))
+    init(weight, rng=_rng(rng))
+    return weight, Parameter(Tensor(np.zeros(outputs, dtype))) if bias else None
 
 
 class Linear(Module):
@@ -51,21 +72,10 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
         self.out_features = _positive_int(out_features, "out_features", "Linear")
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        if isinstance(init, str):
-            if init not in _INITS:
-                raise ValueError(
-                    f"Linear: unknown init {init!r}; expected one of "
-                    f"{sorted(_INITS)} or a callable fn(weight, rng=rng)"
-                )
-            init_fn = _INITS[init]
-        elif callable(init):
-            init_fn = init
-        else:
-            raise TypeError(f"Linear: init must be a name or a callable; got {init!r}")
-        self.weight = Parameter(Tensor(np.empty((self.out_features, self.in_features), dtype)))
-        init_fn(self.weight, rng=_rng(rng))
-        self.bias = Parameter(Tensor(np.zeros(self.out_features, dtype))) if bias else None
+        shape = (self.out_features, self.in_features)
+        self.weight, self.bias = weight_and_bias(
+            "Linear", shape, self.out_features, bias, init, rng, dtype
+        )
 
     def forward(self, x: Any) -> Tensor:
         if not isinstance(x, Tensor):  # plain arrays take the weight's dtype (no float64 leak)

@@ -210,20 +210,14 @@ class Module:
             params.pop(name, None)
             buffers.pop(name, None)
             modules[name] = value
-        elif name in params:
+        elif name in params or name in modules:  # a registered one: only None replaces it
+            kind, cls = ("parameter", "Parameter") if name in params else ("sub-module", "Module")
             if value is not None:
                 raise TypeError(
-                    f"cannot assign {type(value).__name__} to parameter '{name}' of "
-                    f"{type(self).__name__}: expected a gw.nn.Parameter or None"
+                    f"cannot assign {type(value).__name__} to {kind} '{name}' of "
+                    f"{type(self).__name__}: expected a gw.nn.{cls} or None"
                 )
-            params[name] = None
-        elif name in modules:
-            if value is not None:
-                raise TypeError(
-                    f"cannot assign {type(value).__name__} to sub-module '{name}' of "
-                    f"{type(self).__name__}: expected a gw.nn.Module or None"
-                )
-            modules[name] = None
+            (params if name in params else modules)[name] = None
         elif name in buffers:
             value = None if value is None else _as_buffer(value, name)
             buffers[name] = value

@@ -28,6 +28,7 @@ class _Recurrent(Module):
     """
 
     GATES = 1
+    _projects = False  # takes proj_size: PyTorch's LSTM alone does
 
     def __init__(
         self,
@@ -53,6 +54,8 @@ class _Recurrent(Module):
         self.bidirectional = bool(bidirectional)
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"{who}: proj_size must be an int >= 0; got {proj_size!r}")
+        if proj_size and not self._projects:
+            raise ValueError(f"{who}: proj_size is an LSTM's only (as in PyTorch); got {proj_size}")
         if proj_size >= self.hidden_size:
             raise ValueError(
                 f"{who}: proj_size ({proj_size}) must be smaller than hidden_size "
@@ -284,6 +287,7 @@ class LSTM(_Recurrent):
 
     GATES = 4
     STATE_NAMES = ("h0", "c0")
+    _projects = True
 
     def __init__(
         self,

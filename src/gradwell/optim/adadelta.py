@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._jit import jit
-from .optimizer import Optimizer, check_lr, check_range, new_state_array, update
+from .optimizer import Optimizer, check_lr, check_range, update
 
 
 class Adadelta(Optimizer):
@@ -56,11 +56,7 @@ class Adadelta(Optimizer):
             lr, rho = float(group["lr"]), float(group["rho"])
             eps, weight_decay = float(group["eps"]), float(group["weight_decay"])
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "square_avg": new_state_array(data),
-                                             "acc_delta": new_state_array(data)}  # fmt: skip
-                state["step"] += 1
+                state, _ = self._begin_step(p, data, "square_avg", "acc_delta")
                 update(_adadelta_loop, data, g.ravel(), state["square_avg"].ravel(),
                        state["acc_delta"].ravel(), lr, rho, eps, weight_decay)  # fmt: skip
         return loss

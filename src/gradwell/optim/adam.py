@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import inline, jit
 from .optimizer import (
     Optimizer,
-    check_betas,
+    adam_hyperparameters,
+    check_adam_group,
     check_bool,
-    check_lr,
-    check_range,
     flat_view,
     update,
 )  # fmt: skip
@@ -60,34 +59,17 @@ class Adam(Optimizer):
         self._flat_cache: dict[Any, tuple[Any, ...]] = {}
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
-        check_lr(group, where)
-        check_betas(group, where)
-        check_range(group, "eps", where)
-        check_range(group, "weight_decay", where)
+        check_adam_group(group, where)
         check_bool(group, "amsgrad", where)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adam update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr = float(group["lr"])
-            beta1, beta2 = group["betas"]
-            beta1, beta2 = float(beta1), float(beta2)
-            eps = float(group["eps"])
+            lr, beta1, beta2, eps, decay, l2 = adam_hyperparameters(group, self._decoupled)
             amsgrad = group["amsgrad"]
-            if self._decoupled:
-                decay, l2 = 1.0 - lr * float(group["weight_decay"]), 0.0
-            else:
-                decay, l2 = 1.0, float(group["weight_decay"])
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {
-                        "step": 0,
-                        "exp_avg": np.zeros(data.shape, data.dtype),
-                        "exp_avg_sq": np.zeros(data.shape, data.dtype),
-                    }
-                t = state["step"] = state["step"] + 1
+                state, t = self._begin_step(p, data, "exp_avg", "exp_avg_sq")
                 flats = self._flats(p, data, state, amsgrad)
                 if flats is not None:
                     _adam_loop(*flats, g.ravel(), t, lr, beta1, beta2, eps, l2, decay, amsgrad)
@@ -185,17 +167,7 @@ def _adam_loop(
     c1, b2, c2 = f(1.0 - beta1), f(beta2), f(1.0 - beta2)
     step_, bc2_, eps_, l2_, decay_ = f(step_size), f(bc2_sqrt), f(eps), f(l2), f(decay)
     for i in range(p.size):
-        pi = p[i]
-        gi = g[i]
-        if l2 != 0:
-            gi = gi + l2_ * pi
-        if decay != 1.0:
-            pi = pi * decay_
-        mi = m[i]
-        mi = mi + c1 * (gi - mi)
-        vi = b2 * v[i] + c2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+        pi, _, mi, vi = adam_moments(p, g, m, v, i, c1, b2, c2, l2, l2_, decay, decay_)
         if amsgrad:
             vm = v_max[i]
             if not vm >= vi:  # also takes a NaN in v, as np.maximum does
@@ -203,3 +175,37 @@ def _adam_loop(
             v_max[i] = vm
             vi = vm
         p[i] = pi - step_ * (mi / (np.sqrt(vi) / bc2_ + eps_))
+
+
+@inline
+def adam_moments(
+    p: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    i: int,
+    c1: Any,
+    b2: Any,
+    c2: Any,
+    l2: float,
+    l2_: Any,
+    decay: float,
+    decay_: Any,
+) -> tuple[Any, Any, Any, Any]:
+    """Element ``i`` of what Adam, NAdam and RAdam do first: the L2 term or the decoupled
+    decay, then m and v updated (and written); returns theta, g, m and v for the rest of
+    the rule. ``c1, b2, c2`` are 1 - beta1, beta2, 1 - beta2; a trailing ``_``: in the
+    parameter's dtype. (numba's disk cache of a caller in another file does not see an
+    edit here: after one, delete the ``__pycache__`` of ``optim/``.)"""
+    pi = p[i]
+    gi = g[i]
+    if l2 != 0:
+        gi = gi + l2_ * pi
+    if decay != 1.0:
+        pi = pi * decay_
+    mi = m[i]
+    mi = mi + c1 * (gi - mi)
+    vi = b2 * v[i] + c2 * (gi * gi)
+    m[i] = mi
+    v[i] = vi
+    return pi, gi, mi, vi

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._jit import jit
-from .optimizer import Optimizer, check_betas, check_lr, check_range, new_state_array, update
+from .optimizer import Optimizer, adam_hyperparameters, check_adam_group, update
 
 
 class Adamax(Optimizer):
@@ -43,27 +43,18 @@ class Adamax(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
-        check_lr(group, where)
-        check_betas(group, where)
-        check_range(group, "eps", where)
-        check_range(group, "weight_decay", where)
+        check_adam_group(group, where)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Adamax update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2) = float(group["lr"]), group["betas"]
-            eps, weight_decay = float(group["eps"]), float(group["weight_decay"])
+            lr, beta1, beta2, eps, _, weight_decay = adam_hyperparameters(group, False)
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": new_state_array(data),
-                                             "exp_inf": new_state_array(data)}  # fmt: skip
-                t = state["step"] = state["step"] + 1
-                clr = lr / (1.0 - float(beta1) ** t)
+                state, t = self._begin_step(p, data, "exp_avg", "exp_inf")
+                clr = lr / (1.0 - beta1**t)
                 update(_adamax_loop, data, g.ravel(), state["exp_avg"].ravel(),
-                       state["exp_inf"].ravel(), clr, float(beta1), float(beta2), eps,
-                       weight_decay)  # fmt: skip
+                       state["exp_inf"].ravel(), clr, beta1, beta2, eps, weight_decay)  # fmt: skip
         return loss
 
 

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from .._jit import jit
+from .adam import adam_moments
 from .optimizer import (
     Optimizer,
-    check_betas,
+    adam_hyperparameters,
+    check_adam_group,
     check_bool,
-    check_lr,
     check_range,
-    new_state_array,
     update,
 )  # fmt: skip
 
@@ -64,10 +64,7 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
-        check_lr(group, where)
-        check_betas(group, where)
-        check_range(group, "eps", where)
-        check_range(group, "weight_decay", where)
+        check_adam_group(group, where)
         check_range(group, "momentum_decay", where)
         check_bool(group, "decoupled_weight_decay", where)
 
@@ -75,18 +72,11 @@ class NAdam(Optimizer):
         """One NAdam update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2) = float(group["lr"]), group["betas"]
-            beta1, beta2 = float(beta1), float(beta2)
-            eps, psi = float(group["eps"]), float(group["momentum_decay"])
-            wd = float(group["weight_decay"])
-            decay, l2 = (1.0 - lr * wd, 0.0) if group["decoupled_weight_decay"] else (1.0, wd)
+            decoupled = group["decoupled_weight_decay"]
+            lr, beta1, beta2, eps, decay, l2 = adam_hyperparameters(group, decoupled)
+            psi = float(group["momentum_decay"])
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "mu_product": 1.0,
-                                             "exp_avg": new_state_array(data),
-                                             "exp_avg_sq": new_state_array(data)}  # fmt: skip
-                t = state["step"] = state["step"] + 1
+                state, t = self._begin_step(p, data, "exp_avg", "exp_avg_sq", mu_product=1.0)
                 mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
                 mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
                 product = state["mu_product"] = state["mu_product"] * mu
@@ -120,17 +110,7 @@ def _nadam_loop(
         f(on_g), f(on_m), f(bias_correction2), f(eps), f(l2), f(decay)
     )  # fmt: skip
     for i in range(p.size):
-        pi = p[i]
-        gi = g[i]
-        if l2 != 0:
-            gi = gi + l2_ * pi
-        if decay != 1.0:
-            pi = pi * decay_
-        mi = m[i]
-        mi = mi + c1 * (gi - mi)
-        vi = b2 * v[i] + c2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+        pi, gi, mi, vi = adam_moments(p, g, m, v, i, c1, b2, c2, l2, l2_, decay, decay_)
         d = np.sqrt(vi / bc2) + eps_
         pi = pi - on_g_ * (gi / d)
         p[i] = pi - on_m_ * (mi / d)

@@ -139,6 +139,19 @@ class Optimizer:
             p._version = version
             yield p, data, g
 
+    def _begin_step(
+        self, p: Tensor, data: Array, *arrays: str, **scalars: float
+    ) -> tuple[dict[str, Any], int]:
+        """``p``'s state with its ``step`` advanced, and that step (from 1). Made at the first
+        update: ``step`` 0, then ``scalars``, then a zero array like ``data`` for each name
+        in ``arrays`` (the rule's moments, named as PyTorch names them)."""
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {"step": 0, **scalars}
+            state.update((name, new_state_array(data)) for name in arrays)
+        t = state["step"] = state["step"] + 1
+        return state, t
+
     def _check_state(self, p: Tensor, i: int, data: Array) -> None:
         """Raise if ``p``'s state arrays no longer fit its data (it was given data of
         another shape after a step): the fused kernels index both without bounds checks."""
@@ -372,6 +385,26 @@ def check_bool(group: dict[str, Any], key: str, where: str) -> bool:
         raise TypeError(f"{where}: {key} must be True or False; got {value!r}")
     group[key] = bool(value)
     return bool(value)
+
+
+def check_adam_group(group: dict[str, Any], where: str) -> None:
+    """The hyperparameters every Adam variant has: lr, betas, eps and weight_decay."""
+    check_lr(group, where)
+    check_betas(group, where)
+    check_range(group, "eps", where)
+    check_range(group, "weight_decay", where)
+
+
+def adam_hyperparameters(
+    group: dict[str, Any], decoupled: bool
+) -> tuple[float, float, float, float, float, float]:
+    """(lr, beta1, beta2, eps, decay, l2) of an Adam variant's group, as Python floats:
+    with ``decoupled`` weight decay the weights shrink by ``decay`` = 1 - lr * weight_decay
+    and ``l2`` is 0; without, ``decay`` is 1 and ``l2`` = weight_decay joins the gradient."""
+    lr, (beta1, beta2) = float(group["lr"]), group["betas"]
+    wd = float(group["weight_decay"])
+    decay, l2 = (1.0 - lr * wd, 0.0) if decoupled else (1.0, wd)
+    return lr, float(beta1), float(beta2), float(group["eps"]), decay, l2
 
 
 def check_betas(group: dict[str, Any], where: str) -> None:

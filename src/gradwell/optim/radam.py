@@ -9,15 +9,8 @@ from typing import Any
 import numpy as np
 
 from .._jit import jit
-from .optimizer import (
-    Optimizer,
-    check_betas,
-    check_bool,
-    check_lr,
-    check_range,
-    new_state_array,
-    update,
-)  # fmt: skip
+from .adam import adam_moments
+from .optimizer import Optimizer, adam_hyperparameters, check_adam_group, check_bool, update
 
 
 class RAdam(Optimizer):
@@ -61,27 +54,18 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any], where: str) -> None:
-        check_lr(group, where)
-        check_betas(group, where)
-        check_range(group, "eps", where)
-        check_range(group, "weight_decay", where)
+        check_adam_group(group, where)
         check_bool(group, "decoupled_weight_decay", where)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One RAdam update of every parameter that has a gradient."""
         loss = self._evaluate(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2) = float(group["lr"]), group["betas"]
-            beta1, beta2 = float(beta1), float(beta2)
-            eps, wd = float(group["eps"]), float(group["weight_decay"])
-            decay, l2 = (1.0 - lr * wd, 0.0) if group["decoupled_weight_decay"] else (1.0, wd)
+            decoupled = group["decoupled_weight_decay"]
+            lr, beta1, beta2, eps, decay, l2 = adam_hyperparameters(group, decoupled)
             rho_inf = 2.0 / (1.0 - beta2) - 1.0
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, "exp_avg": new_state_array(data),
-                                             "exp_avg_sq": new_state_array(data)}  # fmt: skip
-                t = state["step"] = state["step"] + 1
+                state, t = self._begin_step(p, data, "exp_avg", "exp_avg_sq")
                 bc2 = 1.0 - beta2**t
                 rho_t = rho_inf - 2.0 * t * beta2**t / bc2
                 rect = 0.0  # 0: not rectified, the step without the adaptive term
@@ -116,17 +100,7 @@ def _radam_loop(
     lr_, bc1, sbc2, rect_ = f(lr), f(bias_correction1), f(sqrt_bias_correction2), f(rect)
     eps_, l2_, decay_ = f(eps), f(l2), f(decay)
     for i in range(p.size):
-        pi = p[i]
-        gi = g[i]
-        if l2 != 0:
-            gi = gi + l2_ * pi
-        if decay != 1.0:
-            pi = pi * decay_
-        mi = m[i]
-        mi = mi + c1 * (gi - mi)
-        vi = b2 * v[i] + c2 * (gi * gi)
-        m[i] = mi
-        v[i] = vi
+        pi, _, mi, vi = adam_moments(p, g, m, v, i, c1, b2, c2, l2, l2_, decay, decay_)
         step = mi / bc1 * lr_
         if rect != 0.0:
             step = step * (sbc2 / (np.sqrt(vi) + eps_)) * rect_

@@ -80,13 +80,7 @@ class RMSprop(Optimizer):
             momentum = float(group["momentum"])
             centered = group["centered"]
             for p, data, g in self._with_grad(group):
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {
-                        "step": 0,
-                        "square_avg": np.zeros(data.shape, data.dtype),
-                    }
-                state["step"] += 1
+                state, _ = self._begin_step(p, data, "square_avg")
                 v = state["square_avg"]
                 g_avg = buf = v  # placeholders the update does not touch
                 if centered:

@@ -42,6 +42,12 @@ def _pair(owner: str, name: str, value: Any, lo: float, hi: float) -> tuple[floa
     return a, b
 
 
+def _pairs_as_tuples(params: dict[str, Any], *names: str) -> dict[str, Any]:
+    """A scaler's saved parameters with the pairs ``names`` as tuples again (JSON keeps
+    them as lists); anything else stays as it is, for the constructor to check."""
+    return {k: tuple(v) if k in names and isinstance(v, list) else v for k, v in params.items()}
+
+
 def column_quantiles(values: np.ndarray, qs: Sequence[float]) -> np.ndarray:
     """Per-column quantiles, shape ``(len(qs), n_columns)``, float64.
 
@@ -174,10 +180,7 @@ class LinearScaler(_AffineScaler):
 
     @classmethod
     def _params_from_config(cls, params: dict[str, Any]) -> dict[str, Any]:
-        params = dict(params)
-        if "feature_range" in params:
-            params["feature_range"] = tuple(params["feature_range"])
-        return params
+        return _pairs_as_tuples(params, "feature_range")
 
 
 @register
@@ -260,10 +263,7 @@ class RobustScaler(_AffineScaler):
 
     @classmethod
     def _params_from_config(cls, params: dict[str, Any]) -> dict[str, Any]:
-        params = dict(params)
-        if "quantiles" in params:
-            params["quantiles"] = tuple(params["quantiles"])
-        return params
+        return _pairs_as_tuples(params, "quantiles")
 
 
 @register
@@ -354,10 +354,7 @@ class Clip(Scaler):
 
     @classmethod
     def _params_from_config(cls, params: dict[str, Any]) -> dict[str, Any]:
-        params = dict(params)
-        if params.get("quantiles") is not None:
-            params["quantiles"] = tuple(params["quantiles"])
-        return params
+        return _pairs_as_tuples(params, "quantiles")
 
 
 @register

@@ -121,31 +121,34 @@ class CompiledStep:
         # per input signature: a plan, (the first recording,) waiting for a second, or why not
         self._plans: dict[tuple[Any, ...], Plan | tuple[Plan] | str] = {}
         self._states: list[dict[str, Any]] = []  # the modules' (model's, loss's) __dict__s,
-        self._versions: list[int] = []  # their versions when last recorded,
+        self._versions: list[int] | None = None  # the versions the plans were recorded at,
         self._hook_dicts: list[dict[int, Any]] = []  # and their forward hooks
 
     def __call__(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor]:
         x = inputs if isinstance(inputs, Tensor) else Tensor(self._as_input(inputs))
         y = targets if isinstance(targets, Tensor) else Tensor(np.asarray(targets))
-        if [d["_version"] for d in self._states] != self._versions:
-            self._plans.clear()  # a module changed: every plan may be stale
         key = (x.data.shape, x.data.dtype, y.data.shape, y.data.dtype)
+        full = len(self._plans) >= 8 and key not in self._plans  # a few shapes at a time
+        if [d["_version"] for d in self._states] != self._versions or full:
+            self._plans.clear()  # a module changed (every plan may be stale), or a ninth shape
+            owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
+            self._states = [m.__dict__ for o in owners for m in o.modules()]
+            self._versions = [d["_version"] for d in self._states]
+            self._hook_dicts = [d["_forward_hooks"] for d in self._states]
         entry = self._plans.get(key)
+        # Op by op and unrecorded if observers or hooks must see each op, grad mode is off,
+        # an argument wants its gradient, or the call is known not to replay.
+        watched = observing() or any(self._hook_dicts) or not is_grad_enabled()
+        eager = watched or x.requires_grad or y.requires_grad or isinstance(entry, str)
         if (
             isinstance(entry, Plan)
-            and not self._observed(x, y)
+            and not eager
             and entry.requires == [t.requires_grad for t in entry.outside]
         ):
             self.replays += 1
             outputs, loss = entry.replay(x.data, y.data)
             return Tensor(outputs), Tensor(loss)
-        owners = [o for o in (self.model, self.loss_fn) if isinstance(o, Module)]
-        modules = [m for o in owners for m in o.modules()]
-        self._states = [m.__dict__ for m in modules]
-        self._versions = [d["_version"] for d in self._states]
-        self._hook_dicts = [m._forward_hooks for m in modules]
-        recording = not isinstance(entry, str) and not self._observed(x, y)
-        with record() if recording else contextlib.nullcontext() as tape:
+        with contextlib.nullcontext() if eager else record() as tape:
             outputs = self.model(x)
             loss = self.loss_fn(outputs, y)
         if tape is not None:
@@ -161,11 +164,6 @@ class CompiledStep:
                 return arr.astype(p.data.dtype, copy=False)
         return arr
 
-    def _observed(self, x: Tensor, y: Tensor) -> bool:
-        """Whether something must see this call's ops one by one (or grad mode is off)."""
-        watched = observing() or any(self._hook_dicts) or not is_grad_enabled()
-        return watched or x.requires_grad or y.requires_grad
-
     def _learn(self, key: Any, entry: Any, tape: Any, args: Any, outputs: Any) -> None:
         """A recording's verdict: kept as the first, compiled if it agrees with the first,
         or the reason the call cannot replay (warned about once)."""
@@ -180,16 +178,11 @@ class CompiledStep:
                 why = f"compile_step: running eagerly for inputs of shape {key[0]}: {difference}"
                 warnings.warn(why, RuntimeWarning, stacklevel=3)
             self.fallback_reason = difference
-        elif isinstance(entry, tuple):
+        elif isinstance(entry, tuple):  # a second recording, the same as the first
             new.replay = compile_replay(new)
             self._plans[key] = new
-        else:  # a first recording; a few shapes at a time (e.g. the last, short batch)
-            if len(self._plans) >= 8:
-                self._plans.clear()
+        else:  # a first recording
             self._plans[key] = (new,)
 
 
-def compile_step(model: Any, loss_fn: Any) -> CompiledStep:
-    """``outputs = model(x); loss = loss_fn(outputs, y); loss.backward()`` as one call that
-    replays after its first two: see :class:`CompiledStep`."""
-    return CompiledStep(model, loss_fn)
+compile_step = CompiledStep  # the public spelling, as a verb: gw.compile_step(model, loss_fn)
