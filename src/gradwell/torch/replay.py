@@ -5,20 +5,20 @@ hooks set aside, its buffers put back after, gradients taken with ``torch.autogr
 (never accumulated into ``.grad``), the random state forked. Finiteness is read in bulk
 (:class:`_Checks`): a check costs one fused kernel, and a whole pass one transfer.
 
-- Forward: one hook per module records its call; after the forward, one check of every
-  tensor the modules took and made finds the first module whose output is not finite
-  while its inputs are, and it runs once more on those inputs under a torch function
-  mode that sees every op (a module's ``F.linear`` as much as a hand-written
-  ``torch.log``) and stops at the first op making a non-finite value from finite inputs.
-  A non-finite loss runs once more under that mode.
+- Forward: one global module hook records each module's call; after the forward, one
+  check of the weights and of every tensor the modules took and made finds the first
+  module whose output is not finite while its inputs are, and it runs once more on
+  those inputs under a torch function mode that sees every op (a module's ``F.linear``
+  as much as a hand-written ``torch.log``) and stops at the first op making a
+  non-finite value from finite inputs. A non-finite loss runs once more under that mode.
 - Backward: one ``torch.autograd.grad`` gives the parameters' gradients and the gradient
-  reaching each module's inputs and outputs. When the parameters' gradients are not
-  finite, the module where the gradient turns non-finite (finite at its outputs, not at
-  its inputs or parameters) runs once more alone with every op recorded (op, module, the
-  user's line), and its backward runs with a hook on each recorded graph node, which
-  finds the first that made a non-finite gradient from finite ones; when none did (an
-  op the function mode does not see), ``torch.autograd.detect_anomaly`` names the graph
-  node. (The whole batch is rerun so only when no module is found.)
+  reaching each module's inputs and outputs (those checked only when the parameters'
+  are not finite). Then the module where the gradient turns non-finite (finite at its
+  outputs, not at its inputs or parameters) runs once more alone with every op recorded
+  (op, module, the user's line), and its backward runs with a hook on each recorded
+  graph node, which finds the first that made a non-finite gradient from finite ones;
+  when none did (an op the function mode does not see), ``torch.autograd.detect_anomaly``
+  names the graph node. (The whole batch is rerun so only when no module is found.)
 """
 
 from __future__ import annotations
