@@ -10,6 +10,9 @@ epochs reads the clock at their start and at training's end).
 - off:      ``model.fit(...)``
 - default:  ``model.fit(..., callbacks=[DoctorCallback()])``: 4 samples an epoch
 - every:    ``DoctorCallback(sample_every=1)``: every step sampled
+- replay:   one NaN replay of a batch (``gradwell.keras.replay.replay_nonfinite``) on a
+  finite batch, so that every part runs (the forward and the loss with every op recorded,
+  the backward with a hook on every graph node), against a step of ``off``
 
 Configurations take turns ``--repeats`` times; a row reports the smallest mean step
 time over the runs and the spread (largest over smallest) of the off and default runs.
@@ -37,6 +40,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from table import overhead_arguments, print_table  # noqa: E402
 
 from gradwell.keras import DoctorCallback  # noqa: E402
+from gradwell.keras.losses import KerasLoss  # noqa: E402
+from gradwell.keras.replay import replay_nonfinite  # noqa: E402
 
 ROWS = {"tiny": ([2, 8, 8, 2], 32), "mlp32": ([784, 512, 256, 10], 32)}
 EPOCHS, STEPS = 4, 64
@@ -57,8 +62,8 @@ class _Clock(keras.callbacks.Callback):
         self.seconds = self.clock() - self.start  # type: ignore[operator]
 
 
-def run(sizes: list[int], batch: int, mode: str, clock: object) -> float:
-    """Mean seconds per step of the timed epochs."""
+def setup(sizes: list[int], batch: int) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """The row's compiled model and data."""
     keras.utils.set_random_seed(0)
     layers = [keras.Input((sizes[0],))]
     layers += [keras.layers.Dense(w, activation="relu") for w in sizes[1:-1]]
@@ -68,6 +73,26 @@ def run(sizes: list[int], batch: int, mode: str, clock: object) -> float:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(batch * STEPS, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], size=batch * STEPS)
+    return model, X, y
+
+
+def replay_seconds(sizes: list[int], batch: int, clock: object, times: int = 5) -> float:
+    """The smallest time of ``times`` NaN replays of one batch."""
+    model, X, y = setup(sizes, batch)
+    x, t = torch.as_tensor(X[:batch]), torch.as_tensor(y[:batch])
+    loss = KerasLoss(model.loss)
+    best = float("inf")
+    for _ in range(times):
+        start = clock()  # type: ignore[operator]
+        anomaly, note = replay_nonfinite(model, x, t, loss)
+        best = min(best, clock() - start)  # type: ignore[operator]
+        assert anomaly is None, note  # (a finite batch: nothing to find)
+    return best
+
+
+def run(sizes: list[int], batch: int, mode: str, clock: object) -> float:
+    """Mean seconds per step of the timed epochs."""
+    model, X, y = setup(sizes, batch)
     timer = _Clock(clock)
     callbacks: list[object] = [timer]
     if mode != "off":
@@ -92,15 +117,17 @@ def main(argv: list[str] | None = None) -> None:
             for m in modes:
                 times[m].append(run(sizes, batch, m, clock))
         best = {m: min(v) for m, v in times.items()}
+        replay = replay_seconds(sizes, batch, clock)
         spread = {m: max(v) / min(v) - 1 for m, v in times.items()}
         out.append([
             f"{row} {'-'.join(map(str, sizes))}", str(batch), f"{best['off'] * 1e6:.0f}",
             f"{best['default'] * 1e6:.0f}", f"{best['default'] / best['off'] - 1:+.1%}",
             f"{spread['off']:.0%} / {spread['default']:.0%}",
-            f"{best['every'] / best['off'] - 1:+.0%}",
+            f"{best['every'] / best['off'] - 1:+.0%}", f"{replay / best['off']:.1f}x",
         ])  # fmt: skip
     print_table(["model", "batch", "off (µs/step)", "doctor (µs/step)", "overhead",
-                 "spread off / doctor", "every step sampled"], out, args.markdown)  # fmt: skip
+                 "spread off / doctor", "every step sampled", "NaN replay / step"], out,
+                args.markdown)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ import numpy as np
 from ..autograd.tensor import Tensor
 from ..train.predict import resolve_loss
 from .detectors import column_scales, detect_unscaled, unscaled_columns
-from .detectors_setup import REGRESSION_LOSSES
+from .detectors_setup import (
+    BINARY_LOSSES,
+    CROSS_ENTROPY_LOSSES,
+    L1_LOSSES,
+    MSE_LOSSES,
+    REGRESSION_LOSSES,
+)
 from .diagnosis import detect_all, relate
 from .findings import Finding
 from .probes import evenly, probe_setup
@@ -91,14 +97,13 @@ def audit_targets(y: Any, loss: str | None) -> dict[str, Any]:
         out.update(kind="classes", classes=int(arr.shape[1]), constant_loss=entropy)
     else:
         out["kind"] = "continuous"
-        if loss in ("MSELoss", "mse_loss"):
+        if loss in MSE_LOSSES:
             out["constant_loss"] = float(np.mean(np.var(arr, axis=0)))
-        elif loss in ("L1Loss", "l1_loss"):
+        elif loss in L1_LOSSES:
             out["constant_loss"] = float(np.mean(np.abs(arr - np.median(arr, axis=0))))
-    if (
-        loss in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits")
-        and out["kind"] != "continuous"
-    ):
+        if arr.ndim == 1 and integer and flat.min() >= 0 and distinct.size <= 100:
+            out["labels"] = int(flat.max()) + 1  # (what would be classes, for a check)
+    if loss in BINARY_LOSSES and out["kind"] != "continuous":
         q = min(max(float(flat.mean()), 1e-6), 1 - 1e-6)
         out["constant_loss"] = float(-(q * math.log(q) + (1 - q) * math.log(1 - q)))
     return out
@@ -108,11 +113,11 @@ def _expected_loss(loss: str | None, n_out: int | None, y: np.ndarray) -> float:
     """What a fresh model of this loss should start at: log(outputs) for cross-entropy
     (uniform predictions), log 2 per output for BCE, E[y^2] + 1 for MSE (outputs of about
     unit scale around 0)."""
-    if loss in ("CrossEntropyLoss", "cross_entropy") and n_out:
+    if loss in CROSS_ENTROPY_LOSSES and n_out:
         return math.log(n_out) if n_out > 1 else math.nan
-    if loss in ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits"):
+    if loss in BINARY_LOSSES:
         return math.log(2.0)
-    if loss in ("MSELoss", "mse_loss") and y.dtype.kind in "biuf" and y.size:
+    if loss in MSE_LOSSES and y.dtype.kind in "biuf" and y.size:
         return float(np.mean(np.square(y.astype(np.float64)))) + 1.0
     return math.nan
 
@@ -178,20 +183,24 @@ def check(
     """
     th = thresholds or Thresholds()
     loss_fn = resolve_loss(loss, "gw.doctor.check") if loss is not None else None
+    check_rows(X, y, "gw.doctor.check", "a numpy array or gw.Tensor")
+    return setup_findings(model, loss_fn, optimizer, X, y, th, batch_size, feature_names)
+
+
+def check_rows(X: Any, y: Any, where: str, kinds: str) -> None:
+    """Raise when ``X`` or ``y`` is not an array of numbers (``kinds``: what it may be), or
+    when they differ in rows; ``where`` names the function checking them."""
     for name, arr in (("X", X), ("y", y)):
         a = None if arr is None else _array(arr)
         if a is not None and (a.ndim == 0 or a.dtype.kind not in "biuf"):
             raise TypeError(
-                f"gw.doctor.check: {name} must be an array of numbers with one row per example "
-                f"(a numpy array or gw.Tensor); got {type(arr).__name__} "
-                f"{getattr(a, 'dtype', '')} of shape {getattr(a, 'shape', '?')}"
+                f"{where}: {name} must be an array of numbers with one row per example "
+                f"({kinds}); got {type(arr).__name__} {getattr(a, 'dtype', '')} of shape "
+                f"{getattr(a, 'shape', '?')}"
             )
     if X is not None and y is not None and len(_array(X)) != len(_array(y)):
-        raise ValueError(
-            f"gw.doctor.check: X and y must have the same number of rows; got {len(_array(X))} "
-            f"and {len(_array(y))}"
-        )
-    return setup_findings(model, loss_fn, optimizer, X, y, th, batch_size, feature_names)
+        raise ValueError(f"{where}: X and y must have the same number of rows; got "
+                         f"{len(_array(X))} and {len(_array(y))}")  # fmt: skip
 
 
 def setup_findings(
@@ -205,12 +214,14 @@ def setup_findings(
     feature_names: list[str] | None,
     *,
     probe: Any = probe_setup,
+    profile: Any = profile_model,
     features: Any = None,
 ) -> list[Finding]:
     """What :func:`check` reports, once its arguments are checked: the pre-flight check
-    (``probe``: the framework's) and the audit of the input ``features`` (``X`` unless
-    given: another framework passes them as a numpy array), related."""
-    setup, prof = preflight(model, loss_fn, optimizer, X, y, th, batch_size, probe=probe)
+    (``probe`` and ``profile``: the framework's) and the audit of the input ``features``
+    (``X`` unless given: another framework passes them as a numpy array), related."""
+    setup, prof = preflight(model, loss_fn, optimizer, X, y, th, batch_size, probe=probe,
+                            profile=profile)  # fmt: skip
     found = detect_all(Trace(setup=setup), prof, th, setup_only=True)
     if X is not None:
         f = audit_features(X if features is None else features, feature_names, th)

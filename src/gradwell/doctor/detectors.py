@@ -272,8 +272,10 @@ def detect_nan(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | No
         module = anomaly.get("module")
         ranges = ", ".join(_range_text(r) for r in anomaly.get("input_ranges", []))
         loss_name = trace.setup.get("loss") or "the loss function"
-        # outside every module: the op belongs to the loss (or code around the model)
-        where = module or (names[0] if names else loss_name)
+        # outside every module: the op belongs to the loss (or code around the model); one
+        # placed nowhere (no module, no line) at the first parameter its gradient broke
+        unplaced = anomaly.get("code", "?") == "?"
+        where = module or (names[0] if names and unplaced else loss_name)
         in_what = f"module {module}" if module else f"the loss ({loss_name})"
         code = anomaly.get("code", "?")
         text += (

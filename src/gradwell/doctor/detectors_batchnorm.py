@@ -78,8 +78,10 @@ def _inflated(off: dict[str, dict[str, float]], prof: ModelProfile, th: Threshol
 
 def set_momentum(layers: list[str], prof: ModelProfile, old: float, new: float | None, why: str
                  ) -> rx.Remedy:  # fmt: skip
+    """The remedy that sets the layers' momentum to ``new`` (PyTorch's sense: the weight of
+    each new batch; the text says it in the framework's own)."""
     names = " and ".join(f"{cls} at {rx.every(ps)}" for cls, ps in _by_class(layers, prof).items())
-    value = "None (a cumulative average of every batch)" if new is None else rx.fmt_num(new)
+    value = say("bn_cumulative") if new is None else _momentum_text(new)
     return rx.Remedy(
         f"set momentum={value} on {names} (now {_momentum_text(old)}){why}",
         {"action": "set_batchnorm_momentum", "modules": list(layers), "momentum": new},
@@ -94,7 +96,10 @@ def _by_class(layers: list[str], prof: ModelProfile) -> dict[str, list[str]]:
 
 
 def _momentum_text(m: float) -> str:
-    return "None" if not math.isfinite(m) else rx.fmt_num(m)
+    """A momentum (PyTorch's sense) in the framework's words (Keras': 1 - it)."""
+    if not math.isfinite(m):
+        return "None"
+    return say("bn_momentum", torch=rx.fmt_num(m), keras=rx.fmt_num(round(1.0 - m, 12)))
 
 
 def _remedies(
@@ -142,9 +147,9 @@ def _remedies(
         m = off[jumpy[0]]["momentum"]
         remedies.append(
             set_momentum(jumpy, prof, m, 0.1,
-                         ": momentum is the weight of each new batch, so the running statistics "
-                         f"are those of the last {max(1, round(1 / m))} batch(es) (Keras' "
-                         "momentum=0.99 is 0.01 here)"),
+                         f": {say('bn_new_batch_weight')} is the weight of each new batch, so the "
+                         f"running statistics are those of the last {max(1, round(1 / m))} "
+                         f"batch(es){say('bn_momentum_note')}"),
         )  # fmt: skip
     batch = trace.setup.get("batch_size")
     if batch is not None and batch <= 8:

@@ -18,13 +18,32 @@ from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import Trace
 
+#: Keras' cross-entropies, as gradwell.keras names them: the class and its from_logits.
+_KERAS_MULTICLASS = ("SparseCategoricalCrossentropy", "CategoricalCrossentropy")
+
+
+def _keras(classes: tuple[str, ...], from_logits: bool) -> tuple[str, ...]:
+    return tuple(f"{c}(from_logits={from_logits})" for c in classes)
+
+
 #: Losses by what they expect of the model's output.
-MULTICLASS_LOSSES = ("CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss")
+CROSS_ENTROPY_LOSSES = ("CrossEntropyLoss", "cross_entropy", *_keras(_KERAS_MULTICLASS, True),
+                        *_keras(_KERAS_MULTICLASS, False))  # fmt: skip
+MULTICLASS_LOSSES = (*CROSS_ENTROPY_LOSSES, "NLLLoss", "nll_loss")
 BINARY_LOSSES = ("BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "BCELoss",
-                 "binary_cross_entropy")  # fmt: skip
+                 "binary_cross_entropy", *_keras(("BinaryCrossentropy",), True),
+                 *_keras(("BinaryCrossentropy",), False))  # fmt: skip
 LOGIT_LOSSES = ("CrossEntropyLoss", "cross_entropy", "BCEWithLogitsLoss",
-                "binary_cross_entropy_with_logits")  # fmt: skip
-REGRESSION_LOSSES = ("MSELoss", "mse_loss", "L1Loss", "l1_loss", "HuberLoss", "huber_loss")
+                "binary_cross_entropy_with_logits",
+                *_keras((*_KERAS_MULTICLASS, "BinaryCrossentropy"), True))  # fmt: skip
+#: Losses that take probabilities (a Softmax or Sigmoid output), and the one that takes
+#: logits in their place.
+ON_LOGITS = {"BCELoss": "BCEWithLogitsLoss", **dict(zip(
+    _keras((*_KERAS_MULTICLASS, "BinaryCrossentropy"), False),
+    _keras((*_KERAS_MULTICLASS, "BinaryCrossentropy"), True)))}  # fmt: skip
+MSE_LOSSES = ("MSELoss", "mse_loss", "MeanSquaredError")
+L1_LOSSES = ("L1Loss", "l1_loss", "MeanAbsoluteError")
+REGRESSION_LOSSES = (*MSE_LOSSES, *L1_LOSSES, "HuberLoss", "huber_loss", "Huber")
 #: Usual learning rates per optimizer: far beyond these, training diverges or crawls.
 USUAL_LR = {"SGD": (1e-5, 10.0), "SGD+momentum": (1e-5, 2.0), "Adam": (1e-6, 0.5),
             "AdamW": (1e-6, 0.5), "RMSprop": (1e-6, 0.5), "Adamax": (1e-6, 0.5),
@@ -87,7 +106,21 @@ def detect_output_loss_mismatch(trace: Trace, prof: ModelProfile, th: Thresholds
             f"The model ends with {out_type} at {out_mod}, but {loss} expects raw scores "
             f"(logits) and applies its own softmax/sigmoid: the output is squashed twice, the "
             f"gradients are tiny and the loss can never reach 0.",
-            rx.remove_module([out_mod], f"({out_type}): {loss} takes the logits of {last_layer}"),
+            rx.remove_module([out_mod], f"({out_type}): {loss} takes the logits of {last_layer}"
+                             f"{say('raw_output', layer=last_layer)}"),
+        ))  # fmt: skip
+    elif loss in ON_LOGITS and out_mod in prof.layers:
+        binary = loss in BINARY_LOSSES
+        squash = "Sigmoid" if binary else "Softmax"
+        problems.append((
+            "critical", out_mod,
+            f"The model ends with {out_mod}, a layer with no activation, but {loss} expects "
+            f"probabilities ({squash} outputs): it takes the log of raw scores, negative ones "
+            f"among them, so the loss and its gradients mean nothing.",
+            rx.replace_loss("bce_with_logits" if binary else "cross_entropy",
+                            f"compute the loss from the logits of {out_mod}: "
+                            f"{say('loss_object', name=ON_LOGITS[loss])}, which applies the "
+                            f"{squash.lower()} itself, stably"),
         ))  # fmt: skip
     elif loss in LOGIT_LOSSES and out_mod and out_type in ("ReLU",):
         problems.append((
@@ -99,6 +132,17 @@ def detect_output_loss_mismatch(trace: Trace, prof: ModelProfile, th: Thresholds
         ))  # fmt: skip
     kind = targets.get("kind")
     classes = targets.get("classes")
+    labels = targets.get("labels")  # (class labels read by a regression loss)
+    if loss in REGRESSION_LOSSES and labels and n_out and n_out == labels > 1 and last_layer:
+        problems.append((
+            "critical", "loss",
+            f"The targets are class labels (0..{labels - 1}) and {last_layer} has {n_out} "
+            f"outputs, one per class, but {loss} is a regression loss: it pulls every output "
+            f"towards the label's number, as if class 2 were twice class 1.",
+            rx.replace_loss("cross_entropy", f"use a classification loss: "
+                            f"{say('cross_entropy_loss')}, on the {n_out} logits of "
+                            f"{last_layer}"),
+        ))  # fmt: skip
     if loss in MULTICLASS_LOSSES and kind == "continuous":
         problems.append((
             "critical", "loss",

@@ -39,8 +39,14 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "gw.predict does this",
         "mse_loss": "loss='mse' (gw.nn.MSELoss())",
         "cross_entropy_loss": "loss='cross_entropy' (gw.nn.CrossEntropyLoss())",
+        "loss_object": "gw.nn.{name}()",
+        "raw_output": "",
         "weight_decay": "{optimizer}(..., weight_decay={v})",
         "apply_edits": "gw.doctor.apply_edits",
+        "bn_momentum": "{torch}",  # (a momentum in PyTorch's sense, said in this framework's)
+        "bn_cumulative": "None (a cumulative average of every batch)",
+        "bn_new_batch_weight": "momentum",
+        "bn_momentum_note": " (Keras' momentum=0.99 is 0.01 here)",
         "new_lr": "",  # (the sentence says it all: "lower the learning rate from 1 to 0.1")
         "update_bn": (
             "set momentum=None on each batch norm, running_mean to 0, running_var to 1 and "
@@ -76,9 +82,15 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "wrap evaluation in model.eval() and torch.no_grad()",
         "mse_loss": "nn.MSELoss()",
         "cross_entropy_loss": "nn.CrossEntropyLoss()",
+        "loss_object": "nn.{name}()",
+        "raw_output": "",
         "weight_decay": "torch.optim.{optimizer}(..., weight_decay={v})",
         "apply_edits": "gradwell.torch.apply_edits",
         "update_bn": "torch.optim.swa_utils.update_bn(train_loader, model)",
+        "bn_momentum": "{torch}",  # (a momentum in PyTorch's sense, said in this framework's)
+        "bn_cumulative": "None (a cumulative average of every batch)",
+        "bn_new_batch_weight": "momentum",
+        "bn_momentum_note": " (Keras' momentum=0.99 is 0.01 here)",
         "new_lr": "",
     },
     "keras": {
@@ -121,7 +133,19 @@ VOCABULARY: dict[str, dict[str, str]] = {
         "eval_mode": "model.evaluate and model.predict do this (training=False)",
         "mse_loss": "loss='mse' (keras.losses.MeanSquaredError())",
         "cross_entropy_loss": "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)",
+        "loss_object": "loss=keras.losses.{name}",
+        "raw_output": (
+            " (a linear {layer}, activation=None; or keep the activation and pass "
+            "from_logits=False to the loss)"
+        ),
         "weight_decay": "keras.optimizers.{optimizer}(..., weight_decay={v})",
+        "bn_momentum": "{keras}",  # (Keras' momentum is the weight of the old statistics)
+        "bn_cumulative": (
+            "0.5 (Keras has no cumulative average; a lower momentum forgets the initial "
+            "values sooner)"
+        ),
+        "bn_new_batch_weight": "1 - momentum",
+        "bn_momentum_note": " (PyTorch's momentum=0.1 is 0.9 in Keras)",
         # no "apply_edits": gradwell.keras has no repair (a person makes the edits)
         "update_bn": (
             "run the training batches through the model with training=True and no weight "

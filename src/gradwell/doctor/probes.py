@@ -423,6 +423,27 @@ class Probes:
         if ref is None or not self.bn_modules or not len(self.trace.loss):
             return {}  # (before the first step the running statistics are their initial ones)
         x, y, loss_fn = ref
+        try:
+            moments, eval_loss, batch_loss = self.batchnorm_passes(x, y, loss_fn)
+        except Exception:  # a model the rows do not suit: no check, and nothing changed
+            return {}
+        if not moments:
+            return {}
+        record = self.trace.batchnorm_loss
+        if not record:
+            record.update(step=ints(), eval_loss=floats(), batch_loss=floats(), rows=ints())
+        record["step"].append(step)
+        record["eval_loss"].append(eval_loss)
+        record["batch_loss"].append(batch_loss)
+        record["rows"].append(len(x))
+        return moments
+
+    def batchnorm_passes(
+        self, x: Any, y: Any, loss_fn: Any
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, float]:
+        """The two passes of :meth:`check_batchnorm`: (the moments of each batch-norm
+        layer's input in evaluation mode, the loss in evaluation mode, the loss with batch
+        norm in training mode), the model left as it was."""
         model = self.model
         modes = [(m, m.training) for m in model.modules()]
         moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -453,8 +474,6 @@ class Probes:
                     m.train()
                 out = model(x)
                 batch_loss = self.scalar(loss_fn(out, y)) if loss_fn and y is not None else NAN
-        except Exception:  # a model the rows do not suit: no check, and nothing changed
-            moments = {}
         finally:
             for h in handles:
                 h.remove()
@@ -465,16 +484,7 @@ class Probes:
             for m, mode in modes:  # (parents first: each child is set after its parent, and
                 if m.training != mode:  # only where it differs: train() recurses)
                     m.train(mode)
-        if not moments:
-            return {}
-        record = self.trace.batchnorm_loss
-        if not record:
-            record.update(step=ints(), eval_loss=floats(), batch_loss=floats(), rows=ints())
-        record["step"].append(step)
-        record["eval_loss"].append(eval_loss)
-        record["batch_loss"].append(batch_loss)
-        record["rows"].append(len(x))
-        return moments
+        return moments, eval_loss, batch_loss
 
     def _moments_hook(self, into: dict[str, Any], path: str) -> Any:
         def hook(module: Any, inputs: Any, output: Any) -> None:

@@ -7,6 +7,7 @@ gradwell's doctor (the same diagnosis, findings, remedies and reports) in ``mode
     model.fit(X, y, epochs=10, callbacks=[doctor])
     print(doctor.report()); doctor.save_html("report.html")
 
+and the pre-flight check alone, without training: ``gradwell.keras.check(model, X, y)``.
 Keras must run on its torch backend (``KERAS_BACKEND=torch``); when Keras is not yet
 imported, importing this module makes torch the default backend. Importing it imports
 Keras and torch (``import gradwell`` imports neither).
@@ -32,5 +33,6 @@ if not keras.__version__.startswith("3.") or keras.backend.backend() != "torch":
     raise ImportError(f"{_NEEDS}; got Keras {keras.__version__} on {keras.backend.backend()!r}")
 
 from .callback import Doctor, DoctorCallback  # noqa: E402
+from .check import check  # noqa: E402
 
-__all__ = ["Doctor", "DoctorCallback"]
+__all__ = ["Doctor", "DoctorCallback", "check"]

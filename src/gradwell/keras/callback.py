@@ -23,8 +23,10 @@ from ..doctor.schedule import DEFAULT_SAMPLE_EVERY, MIN_SAMPLES_PER_EPOCH
 from ..torch.doctor import Doctor as TorchDoctor
 from ..torch.doctor import WatchedRun
 from ..torch.probes import numpy_of
-from .probes import KerasLoss, KerasProbes
+from .losses import KerasLoss
+from .probes import KerasProbes
 from .profile import learning_rate_of
+from .seams import Swapped
 
 
 class _LearningRate:
@@ -51,22 +53,6 @@ class Doctor(TorchDoctor):
         if self._optimizer is not None:
             self._group0 = _LearningRate(self._optimizer)  # type: ignore[assignment]
         return self
-
-
-class _Wrapped:
-    """A method of ``owner`` replaced by ``value`` on the instance until ``remove()``."""
-
-    def __init__(self, owner: Any, name: str, value: Any) -> None:
-        self.owner, self.name = owner, name
-        self.had = name in vars(owner)
-        self.original = vars(owner).get(name)
-        setattr(owner, name, value)
-
-    def remove(self) -> None:
-        if self.had:
-            setattr(self.owner, self.name, self.original)
-        else:
-            delattr(self.owner, self.name)
 
 
 class DoctorCallback(keras.callbacks.Callback, WatchedRun):
@@ -103,7 +89,7 @@ class DoctorCallback(keras.callbacks.Callback, WatchedRun):
         self.html_path = save_html
         self.options = options
         self.doctor: Doctor | None = None
-        self._wrapped: list[_Wrapped] = []
+        self._wrapped: list[Swapped] = []
         self._step: tuple[Any, Any, Any] | None = None  # the step's (loss, x, y)
         self._audit_rows: list[np.ndarray] | None = None
 
@@ -167,8 +153,8 @@ class DoctorCallback(keras.callbacks.Callback, WatchedRun):
                 self.doctor.step(*step)  # after backward, before the update
             return apply(grads, trainable_variables)
 
-        self._wrapped = [_Wrapped(model, "compute_loss", watched_loss),
-                         _Wrapped(optimizer, "apply", watched_apply)]  # fmt: skip
+        self._wrapped = [Swapped(model, "compute_loss", watched_loss),
+                         Swapped(optimizer, "apply", watched_apply)]  # fmt: skip
 
     def _unwrap(self) -> None:
         for w in self._wrapped:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,49 +34,13 @@ from ..doctor.profile import ModelProfile
 from ..doctor.thresholds import Thresholds
 from ..doctor.trace import ActivationStats
 from ..torch.probes import TorchProbes, _per_unit, numpy_of
+from .losses import is_keras_loss
 from .profile import INSIDE, leaf_layers, profile_keras
 from .replay import forked_random_state, replay_nonfinite, values_of
+from .seams import Swapped
 
 #: A probe's callback for a layer's tensor: (path, tensor).
 OnTensor = Callable[[str, Any], None]
-
-
-class KerasLoss:
-    """A Keras loss (a ``keras.losses`` object, a function or its name) called as the
-    doctor calls a loss, ``loss(predictions, targets)``, reduced to one number; its
-    ``__name__`` is the Keras loss's name."""
-
-    def __init__(self, loss: Any) -> None:
-        import keras
-
-        self.loss = keras.losses.get(loss) if isinstance(loss, str) else loss
-        self.__name__ = str(getattr(self.loss, "name", None) or
-                            getattr(self.loss, "__name__", type(self.loss).__name__))  # fmt: skip
-
-    def __call__(self, predictions: Any, targets: Any) -> Any:
-        out = self.loss(targets, predictions)
-        return out.mean() if isinstance(out, torch.Tensor) and out.ndim else out
-
-    @property
-    def builtin(self) -> bool:
-        """One of Keras' own losses (stateless: calling it once more changes nothing)."""
-        module = getattr(self.loss, "__module__", None) or type(self.loss).__module__
-        return module.startswith("keras.")
-
-
-def is_keras_loss(loss_fn: Any) -> bool:
-    return isinstance(loss_fn, KerasLoss) and loss_fn.builtin
-
-
-class _Swapped:
-    """An attribute of a layer replaced until ``remove()``, like a hook's handle."""
-
-    def __init__(self, layer: Any, name: str, value: Any) -> None:
-        self.layer, self.name, self.original = layer, name, getattr(layer, name)
-        setattr(layer, name, value)
-
-    def remove(self) -> None:
-        setattr(self.layer, self.name, self.original)
 
 
 def instrument(
@@ -106,7 +71,7 @@ def instrument(
                     return y
 
                 watched.__wrapped__ = activation  # type: ignore[attr-defined]
-                handles.append(_Swapped(layer, "activation", watched))
+                handles.append(Swapped(layer, "activation", watched))
             else:
                 handles.append(layer.register_forward_hook(
                     lambda m, args, out, path=path: on_output(path, out)))  # fmt: skip
@@ -117,11 +82,13 @@ def instrument(
 
 
 class _MovingStatistics:
-    """A BatchNormalization layer as the probes read batch norm (``running_mean``,
-    ``running_var``)."""
+    """A BatchNormalization layer as the probes read batch norm: its moving statistics
+    (``running_mean``, ``running_var``), ``eps``, and ``momentum`` as PyTorch's (the weight
+    of each new batch: 1 - Keras' momentum, the weight of the old statistics);
+    ``num_batches_tracked`` is the number of training steps so far (Keras keeps no count)."""
 
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
+    def __init__(self, layer: Any, trace: Any) -> None:
+        self.layer, self.trace = layer, trace
 
     @property
     def running_mean(self) -> Any:
@@ -130,6 +97,32 @@ class _MovingStatistics:
     @property
     def running_var(self) -> Any:
         return self.layer.moving_variance.value
+
+    @property
+    def eps(self) -> float:
+        return float(self.layer.epsilon)
+
+    @property
+    def momentum(self) -> float:
+        return 1.0 - float(self.layer.momentum)
+
+    @property
+    def num_batches_tracked(self) -> int:
+        return len(self.trace.loss)
+
+    def channel_axis(self) -> int:
+        axis = self.layer.axis
+        return int(axis if isinstance(axis, int) else axis[0])
+
+
+def _in_training(call: Any) -> Any:
+    """A layer's ``call`` run with ``training=True`` whatever the model is called with."""
+
+    def call_in_training(*args: Any, **kwargs: Any) -> Any:
+        kwargs["training"] = True
+        return call(*args, **kwargs)
+
+    return call_in_training
 
 
 class KerasProbes(TorchProbes):
@@ -146,10 +139,45 @@ class KerasProbes(TorchProbes):
         armed = self.armed
         self.disarm()
         try:
+            self.keep_reference(X, y, loss_fn)
             return probe_setup(model, loss_fn, X, y, th)
         finally:
             if armed:
                 self.arm(self.step)
+
+    def batchnorm_passes(
+        self, x: Any, y: Any, loss_fn: Any
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float, float]:
+        """The batch-norm check's two passes through ``model.stateless_call`` on copies of
+        the variables, without gradients (so no probe's hook records them): in evaluation
+        (``training=False``), with a pre-hook on each BatchNormalization taking the moments
+        of its input per channel (its ``axis``), then with only the BatchNormalization
+        layers called with ``training=True`` (Dropout stays off)."""
+        model, moments = self.model, {}
+
+        def record(path: str, stats: _MovingStatistics, layer: Any, args: Any) -> None:
+            moments[path] = self.channel_moments(args[0].movedim(stats.channel_axis(), 1))
+
+        def loss_of(out: Any) -> float:
+            return self.scalar(loss_fn(out, y)) if loss_fn and y is not None else math.nan
+
+        trainable, non_trainable = values_of(model)
+        handles = [m.layer.register_forward_pre_hook(partial(record, p, m))
+                   for p, m in self.bn_modules]  # fmt: skip
+        try:
+            with torch.no_grad(), forked_random_state(model):
+                out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                for h in handles:
+                    h.remove()
+                eval_loss = loss_of(out)
+                handles = [Swapped(m.layer, "call", _in_training(m.layer.call))
+                           for _, m in self.bn_modules]  # fmt: skip
+                out, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+                batch_loss = loss_of(out)
+        finally:
+            for h in handles:
+                h.remove()
+        return moments, eval_loss, batch_loss
 
     def attach(self, model: Any, optimizer: Any, in_fit: bool) -> Any:
         self.model, self.optimizer = model, optimizer
@@ -159,7 +187,7 @@ class KerasProbes(TorchProbes):
         self._weights = [(n, p) for n, p in self._params if p.ndim >= 2]
         prof = profile_keras(model, optimizer)
         self.bn_modules = [
-            (p, _MovingStatistics(m)) for p, m in self._layers if p in prof.batchnorm
+            (p, _MovingStatistics(m, self.trace)) for p, m in self._layers if p in prof.batchnorm
         ]
         for path, kind in prof.activations.items():
             if kind in ("relu", "sigmoid", "tanh") and path not in self.trace.activations:
@@ -188,14 +216,6 @@ class KerasProbes(TorchProbes):
         self.armed = True
         self._handles = instrument(self._layers, self.profile, self._layer_output,
                                    self._activation_output)  # fmt: skip
-
-    def disarm(self) -> None:
-        if not self.armed:
-            return
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-        self.armed = False
 
     # Training steps run with gradients; evaluate and predict under torch.no_grad.
     def _layer_output(self, path: str, out: Any) -> None:
