@@ -17,11 +17,13 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
             the model makes NaN gradients: the module that turns them runs again with
             every op recorded, its backward watched node by node)
 
-Configurations take turns ``--repeats`` times; a row reports the smallest mean step
-time over the runs (other work on a shared machine only ever adds time) and the spread
-(largest over smallest) of the off and default runs. Time is the thread's CPU time
-with torch on one thread (``--wall`` for wall-clock time). The goal (issue 20): the
-default adds at most 5%; the replay costs at most 2x a step.
+The three configurations run side by side, taking turns step by step, ``--repeats``
+times: a burst of other work on a shared machine then falls on all three alike, and
+each repeat's doctor/off ratio is a paired measure. A row reports the median ratio of
+the repeats and each repeat's, and the smallest mean step time of each configuration.
+Time is the thread's CPU time with torch on one thread (``--wall`` for wall-clock
+time). The goal (issue 20): the default adds at most 5%; the replay costs at most 2x a
+step.
 
 ``--ops`` counts instead of timing: the tensor ops dispatched (``TorchDispatchMode``) by
 a training step, by the doctor on a sampled step, and by each replay path against one
@@ -89,29 +91,48 @@ def setup(name: str) -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]
     return model.train(), data
 
 
-def run(name: str, mode: str, epochs: int) -> float:
-    """Mean seconds per step of one run."""
-    model, data = setup(name)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
-    doctor = None
-    if mode != "off":
-        every = 1 if mode == "every" else None
-        doctor = Doctor(model, opt, loss=loss_fn, sample_every=every, verbose=False)
-    steps = epochs * STEPS
-    t0 = CLOCK()
-    for i in range(steps):
-        x, y = data[i % len(data)]
+class Loop:
+    """One configuration's training loop (``mode``: off, default or every), run a step at a
+    time so that several configurations can take turns step by step."""
+
+    def __init__(self, name: str, mode: str) -> None:
+        self.model, self.data = setup(name)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.doctor = None
+        if mode != "off":
+            every = 1 if mode == "every" else None
+            self.doctor = Doctor(self.model, self.opt, loss=self.loss_fn, sample_every=every,
+                                 verbose=False)  # fmt: skip
+        self.i = 0
+
+    def step(self) -> float:
+        """One step (and the epoch's end after every ``STEPS``-th): its seconds."""
+        model, opt, doctor = self.model, self.opt, self.doctor
+        x, y = self.data[self.i % len(self.data)]
+        t0 = CLOCK()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        loss = self.loss_fn(model(x), y)
         loss.backward()
         if doctor is not None:
             doctor.step(loss, x, y)
         opt.step()
         loss.item()
-        if doctor is not None and (i + 1) % STEPS == 0:
+        self.i += 1
+        if doctor is not None and self.i % STEPS == 0:
             doctor.end_epoch()
-    return (CLOCK() - t0) / steps
+        return CLOCK() - t0
+
+
+def run_together(name: str, modes: list[str], epochs: int) -> dict[str, float]:
+    """Mean seconds per step of each mode's run, the runs taking turns step by step: a
+    burst of other work on a shared machine then falls on all of them alike."""
+    loops = {mode: Loop(name, mode) for mode in modes}
+    total = dict.fromkeys(modes, 0.0)
+    for _ in range(epochs * STEPS):
+        for mode, loop in loops.items():
+            total[mode] += loop.step()
+    return {mode: t / (epochs * STEPS) for mode, t in total.items()}
 
 
 def _nan_in_the_forward(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -232,26 +253,26 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     for name in rows:
         epochs = EPOCHS[name]
-        run(name, "every", 1)  # warm-up (kernels, numba, caches)
+        run_together(name, ["every"], 1)  # warm-up (kernels, numba, caches)
         runs: dict[str, list[float]] = {"off": [], "default": [], "every": []}
         for _ in range(args.repeats):
-            for mode in runs:
-                runs[mode].append(run(name, mode, epochs))
-        best = {k: min(v) for k, v in runs.items()}
-        spread = {k: max(v) / min(v) for k, v in runs.items()}
-        off = best["off"]
+            for mode, t in run_together(name, list(runs), epochs).items():
+                runs[mode].append(t)
+        # each repeat's runs took turns step by step: their ratio is a paired measure
+        ratios = {k: sorted(v / o for v, o in zip(runs[k], runs["off"])) for k in runs}
+        overhead = {k: (r[len(r) // 2] - 1) * 100 for k, r in ratios.items()}  # the median
         desc = "cnn 1x28x28" if name == "cnn" else f"{name} {'-'.join(map(str, ROWS[name][0]))}"
         batch = CNN_BATCH if name == "cnn" else ROWS[name][1]
+        low, high = ((ratios["default"][i] - 1) * 100 for i in (0, -1))
         lines.append([
-            desc, str(batch), f"{off * 1e6:.0f}", f"{best['default'] * 1e6:.0f}",
-            f"{(best['default'] / off - 1) * 100:+.1f}%",
-            f"{(spread['off'] - 1) * 100:.0f}% / {(spread['default'] - 1) * 100:.0f}%",
-            f"{(best['every'] / off - 1) * 100:+.0f}%",
+            desc, str(batch), f"{min(runs['off']) * 1e6:.0f}",
+            f"{min(runs['default']) * 1e6:.0f}", f"{overhead['default']:+.1f}%",
+            f"{low:+.1f}% .. {high:+.1f}%", f"{overhead['every']:+.0f}%",
             *(f"{r:.1f}x" for r in replay_cost(name, args.repeats).values()),
         ])  # fmt: skip
         print("# " + ", ".join(lines[-1]), file=sys.stderr)
     header = ["model", "batch", "off (us/step)", "doctor (us/step)", "overhead",
-              "spread off / doctor", "every step sampled",
+              "overhead, each repeat", "every step sampled",
               *(f"replay {k} / step" for k in REPLAYS)]  # fmt: skip
     print_table(header, lines, args.markdown)
     return 0

@@ -449,10 +449,11 @@ class Probes:
         moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         saved: list[tuple[Any, Any]] = []
         handles: list[Any] = []
-        # every module's hooks (the user's, the doctor's) set aside: they must not see the check
+        # every module's hooks (the user's, the doctor's) set aside: they must not see the
+        # check (only the dicts that hold some: a module has a dozen, nearly all empty)
         hooks = [(vars(m), name, value) for m in model.modules()
                  for name, value in vars(m).items()
-                 if name.endswith("_hooks") and isinstance(value, dict)]  # fmt: skip
+                 if isinstance(value, dict) and value and name.endswith("_hooks")]  # fmt: skip
         try:
             for where, name, value in hooks:
                 where[name] = type(value)()
@@ -480,8 +481,9 @@ class Probes:
                 where[name] = value
             for b, value in saved:
                 self.restore(b, value)
-            for m, mode in modes:  # (parents first: each child is set after its parent)
-                m.train(mode)
+            for m, mode in modes:  # (parents first: each child is set after its parent, and
+                if m.training != mode:  # only where it differs: train() recurses)
+                    m.train(mode)
         return moments, eval_loss, batch_loss
 
     def _moments_hook(self, into: dict[str, Any], path: str) -> Any:

@@ -5,20 +5,20 @@ hooks set aside, its buffers put back after, gradients taken with ``torch.autogr
 (never accumulated into ``.grad``), the random state forked. Finiteness is read in bulk
 (:class:`_Checks`): a check costs one fused kernel, and a whole pass one transfer.
 
-- Forward: one hook per module records its call; after the forward, one check of every
-  tensor the modules took and made finds the first module whose output is not finite
-  while its inputs are, and it runs once more on those inputs under a torch function
-  mode that sees every op (a module's ``F.linear`` as much as a hand-written
-  ``torch.log``) and stops at the first op making a non-finite value from finite inputs.
-  A non-finite loss runs once more under that mode.
+- Forward: one global module hook records each module's call; after the forward, one
+  check of the weights and of every tensor the modules took and made finds the first
+  module whose output is not finite while its inputs are, and it runs once more on
+  those inputs under a torch function mode that sees every op (a module's ``F.linear``
+  as much as a hand-written ``torch.log``) and stops at the first op making a
+  non-finite value from finite inputs. A non-finite loss runs once more under that mode.
 - Backward: one ``torch.autograd.grad`` gives the parameters' gradients and the gradient
-  reaching each module's inputs and outputs. When the parameters' gradients are not
-  finite, the module where the gradient turns non-finite (finite at its outputs, not at
-  its inputs or parameters) runs once more alone with every op recorded (op, module, the
-  user's line), and its backward runs with a hook on each recorded graph node, which
-  finds the first that made a non-finite gradient from finite ones; when none did (an
-  op the function mode does not see), ``torch.autograd.detect_anomaly`` names the graph
-  node. (The whole batch is rerun so only when no module is found.)
+  reaching each module's inputs and outputs (those checked only when the parameters'
+  are not finite). Then the module where the gradient turns non-finite (finite at its
+  outputs, not at its inputs or parameters) runs once more alone with every op recorded
+  (op, module, the user's line), and its backward runs with a hook on each recorded
+  graph node, which finds the first that made a non-finite gradient from finite ones;
+  when none did (an op the function mode does not see), ``torch.autograd.detect_anomaly``
+  names the graph node. (The whole batch is rerun so only when no module is found.)
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
+from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 
 from ..doctor.replay import weights_already_nonfinite
@@ -113,12 +114,13 @@ class _Checks:
         for t in tensors:
             if t is not None and t.is_floating_point():
                 self._slots.append(len(self._tensors))
-                self._tensors.append(t.detach())
+                self._tensors.append(t)
             else:
                 self._slots.append(-1)
         new = self._tensors[len(self._norms) :]
         if new:
-            self._norms += torch._foreach_norm(new)
+            with torch.no_grad():  # (not a detach per tensor: each is an op)
+                self._norms += torch._foreach_norm(new)
         return slice(start, len(self._slots))
 
     def finite(self, place: slice) -> list[bool]:
@@ -154,7 +156,7 @@ def _range(t: torch.Tensor) -> list[float] | None:
     a = t.detach()
     if not a.is_floating_point():
         return [float(a.min()), float(a.max())]
-    low, high = (float(v) for v in torch.aminmax(a))
+    low, high = torch.stack(torch.aminmax(a)).tolist()  # (one transfer)
     if math.isfinite(low) and math.isfinite(high):
         return [low, high]
     a = a.double()
@@ -166,16 +168,16 @@ def _anomaly(phase: str, op: str, module: str | None, ins: list[torch.Tensor],
              outs: list[torch.Tensor], code: str) -> dict[str, Any]:  # fmt: skip
     """The anomaly in the form the diagnosis reads (as gradwell's NaN trap writes it)."""
     bad = [o for o in outs if o.is_floating_point()]
+    # the NaN and inf counts of every output in one transfer
+    counts = torch.stack([c for o in bad for c in (o.isnan().sum(), o.isinf().sum())]).tolist() \
+        if bad else [0, 0]  # fmt: skip
     return {
         "phase": phase,
         "op": OP_NAMES.get(op, op),
         "module": module,
         "input_ranges": [_range(t) for t in ins],
         "input_shapes": [list(t.shape) for t in ins],
-        "nonfinite": {
-            "nan": int(sum(int(torch.isnan(o).sum()) for o in bad)),
-            "inf": int(sum(int(torch.isinf(o).sum()) for o in bad)),
-        },
+        "nonfinite": {"nan": int(sum(counts[0::2])), "inf": int(sum(counts[1::2]))},
         "code": code,
         "details": {"torch_op": op},
     }
@@ -232,14 +234,14 @@ def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Ite
     is copied: a copy of a large model would cost as much memory again, and on a small
     one a ``deepcopy`` alone costs more than a training step."""
     hooks: list[tuple[torch.nn.Module, str, Any]] = []
-    buffers: list[tuple[torch.Tensor, torch.Tensor]] = []  # (a buffer, its value before)
     for m in modules:
         for name in _HOOKS:
             value = m.__dict__.get(name)
             if value:
                 hooks.append((m, name, value))
                 setattr(m, name, type(value)())
-        buffers += [(b, b.detach().clone()) for b in m._buffers.values() if b is not None]
+    with torch.no_grad():  # (a copy is one op; a detach and a copy two)
+        buffers = [(b, b.clone()) for m in modules for b in m._buffers.values() if b is not None]
     try:
         with torch.random.fork_rng(devices=_devices(params)), torch.enable_grad():
             yield
@@ -251,34 +253,38 @@ def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Ite
                 torch._foreach_copy_([b for b, _ in buffers], [kept for _, kept in buffers])
 
 
+class _WeightsNonfinite(Exception):
+    """The parameters (their names) already held inf or NaN: the replay has nothing to do."""
+
+
 def replay_nonfinite(
     model: Any, inputs: Any, targets: Any, loss_fn: Any
 ) -> tuple[dict[str, Any] | None, str]:
     """Replay one batch to find what first made inf or NaN: (the anomaly as a dict, or None;
     a note that says what the replay did). Training is not changed (:func:`_borrowed`).
 
-    The forward runs with one hook per module that queues the check of its outputs and
-    inputs: the first module whose output is non-finite from finite inputs is run once
-    more on those inputs under the function trap, which names the op and the line. When
-    the forward and the loss are finite and the gradients are not, the module where they
-    turn non-finite runs once more, its backward watched node by node (:func:`_backward`)."""
+    The forward runs with one hook that records each module's call; then one check of the
+    parameters and of every tensor the modules took and made: the first module whose
+    output is non-finite from finite inputs is run once more on those inputs under the
+    function trap, which names the op and the line. When the forward and the loss are
+    finite and the gradients are not, the module where they turn non-finite runs once
+    more, its backward watched node by node (:func:`_backward`)."""
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
         )
     named = list(model.named_parameters())
-    bad = [n for (n, _), ok in zip(named, _finite_each([p for _, p in named])) if not ok]
-    if bad:
-        return None, weights_already_nonfinite(bad)
     modules = dict(model.named_modules())
     names = {id(m): path or type(m).__name__ for path, m in modules.items()}
     params = [p for _, p in named if p.requires_grad]
     found = None
     try:
         with _borrowed(list(modules.values()), params):
-            found, loss, calls = _forward(model, inputs, targets, loss_fn, names)
+            found, loss, calls = _forward(model, inputs, targets, loss_fn, names, named)
             if found is None and loss is not None and loss.requires_grad and params:
                 found = _backward(model, inputs, targets, loss_fn, params, loss, calls, names)
+    except _WeightsNonfinite as e:
+        return None, weights_already_nonfinite(e.args[0])
     except Exception as e:  # the replay is best effort: report, never break training
         return None, f"Replaying the batch failed: {e!r}."
     if found is not None:
@@ -304,27 +310,29 @@ class Call(NamedTuple):
     versions: list[int]  # of each output tensor when it returned (in-place writes bump it)
 
 
-def _forward(
-    model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any, names: dict[int, str]
-) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:
-    """The forward with each module's call recorded, then one check of every tensor the
-    modules took and made, then the loss (under the trap when it is not finite): (the first
-    anomaly or None, the loss when there was none, the modules' calls in the order they
-    returned)."""
+def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+             names: dict[int, str], weights: list[tuple[str, torch.Tensor]],
+             ) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:  # fmt: skip
+    """The forward with each module's call recorded (one global hook: a hook per module
+    cost more to install than the small model's forward), then one check of the
+    ``weights`` and of every tensor the modules took and made, then the loss (under the
+    trap when it is not finite): (the first anomaly or None, the loss when there was none,
+    the modules' calls in the order they returned). Raises :class:`_WeightsNonfinite`
+    when weights already hold inf or NaN."""
     calls: list[Call] = []
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
-        outs = _tensors([output])
-        ins = _tensors([*args, *kwargs.values()])
-        calls.append(Call(module, args, kwargs, outs, ins, [t._version for t in outs]))
+        if id(module) in names:  # (the hook sees every module called: only the model's)
+            outs = _tensors([output])
+            ins = _tensors([*args, *kwargs.values()])
+            calls.append(Call(module, args, kwargs, outs, ins, [t._version for t in outs]))
 
-    handles = [m.register_forward_hook(leave, with_kwargs=True) for m in model.modules()]
+    handle = register_module_forward_hook(leave, with_kwargs=True)
     try:
         out = model(inputs)
     finally:
-        for h in handles:
-            h.remove()
-    found = _first_nonfinite_call(calls, names)
+        handle.remove()
+    found = _first_nonfinite_call(calls, names, weights)
     if found is not None or loss_fn is None or targets is None:
         return found, None, calls
     loss = loss_fn(out, targets)
@@ -336,13 +344,20 @@ def _forward(
     return trap.found, loss, calls
 
 
-def _first_nonfinite_call(calls: list[Call], names: dict[int, str]) -> dict[str, Any] | None:
+def _first_nonfinite_call(
+    calls: list[Call], names: dict[int, str], weights: list[tuple[str, torch.Tensor]]
+) -> dict[str, Any] | None:
     """The anomaly of the first module (inner ones first) whose output is not finite while
-    its inputs are, from one check of all their tensors. An output written in place after
+    its inputs are, from one check of all their tensors and of the ``weights`` (raises
+    :class:`_WeightsNonfinite` when some are not finite). An output written in place after
     its module returned is no evidence against that module: the module that wrote it (or
     the code around it) is found further on."""
     tensors = {id(t): t for call in calls for t in (*call.outs, *call.ins)}
-    ok = dict(zip(tensors, _finite_each(list(tensors.values()))))
+    each = _finite_each([*(w for _, w in weights), *tensors.values()])
+    bad = [name for (name, _), good in zip(weights, each) if not good]
+    if bad:
+        raise _WeightsNonfinite(bad)
+    ok = dict(zip(tensors, each[len(weights) :]))
     for call in calls:
         outs = call.outs
         if all(ok[id(o)] for o in outs) or not all(ok[id(t)] for t in call.ins):
@@ -409,11 +424,11 @@ def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
                     if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
     grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
-    ok = _finite_each(list(grads))
-    if all(ok[: len(params)]):
+    ok = _finite_each(list(grads[: len(params)]))  # (the boundaries' only when needed)
+    if all(ok):
         return None
     broken = {id(p) for p, good in zip(params, ok) if not good}
-    finite = {id(t): good for t, good in zip(tracked, ok[len(params) :])}
+    finite = dict(zip(map(id, tracked), _finite_each(list(grads[len(params) :]))))
     reaching = {id(t): g for t, g in zip(tracked, grads[len(params) :])}
     for call in calls:  # inner modules first
         if not all(finite.get(id(o), True) for o in call.outs) or (
