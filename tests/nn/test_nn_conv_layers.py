@@ -310,49 +310,6 @@ def test_small_conv_autoencoder_learns_to_reconstruct():
     assert losses[-1] < 0.5 * x.var()  # far better than the mean pixel everywhere
 
 
-def test_a_compiled_lenet_step_equals_the_eager_step_bit_for_bit():
-    """Both convolution kernels (direct for one input channel, im2col with runs of few
-    channels) and max pooling, eagerly and through compile_step: the same numbers."""
-    nn = gw.nn
-
-    def lenet():
-        return nn.Sequential(
-            nn.Conv2d(1, 3, 5, padding=2, rng=0), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(3, 4, 3, rng=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(16, 3, rng=2),
-        )  # fmt: skip
-
-    rng = np.random.default_rng(0)
-    batches = [
-        (gw.tensor(rng.standard_normal((4, 1, 12, 12)).astype(np.float32)),
-         gw.tensor(rng.integers(0, 3, 4)))
-        for _ in range(2)
-    ]  # fmt: skip
-    runs = []
-    for compiled in (False, True):
-        model = lenet()
-        opt = gw.optim.Adam(model.parameters(), lr=0.01)
-        loss_fn = nn.CrossEntropyLoss()
-        step = gw.compile_step(model, loss_fn) if compiled else None
-        losses = []
-        for i in range(4):
-            x, y = batches[i % 2]
-            opt.zero_grad()
-            if step is None:
-                loss = loss_fn(model(x), y)
-                loss.backward()
-            else:
-                _, loss = step(x, y)
-            opt.step()
-            losses.append(loss.item())
-        runs.append((losses, [p.data.copy() for p in model.parameters()], step))
-    (eager_losses, eager_weights, _), (losses, weights, step) = runs
-    assert step.replays > 0 and step.fallback_reason is None
-    assert losses == eager_losses
-    for a, b in zip(eager_weights, weights):
-        np.testing.assert_array_equal(a, b)
-
-
 # Bad arguments are refused at construction (or call) with what was expected, what was
 # received and where: the layer or function and the argument, 1-D ones as given.
 BAD_LAYERS = [

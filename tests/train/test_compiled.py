@@ -475,3 +475,28 @@ def test_a_replay_lets_go_of_each_array_after_its_last_use_as_backward_does(act,
     compiled = _peak_bytes(step, model, x, y)
     assert step.replays == 2
     assert compiled <= 1.05 * eager, (compiled, eager)
+
+
+def test_a_compiled_lenet_step_equals_the_eager_step_bit_for_bit():
+    """Both convolution kernels (direct for one input channel, im2col with runs of few
+    channels) and max pooling, eagerly and through compile_step: the same numbers."""
+
+    def lenet():
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 5, padding=2, rng=0), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(3, 4, 3, rng=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(16, 3, rng=2),
+        )  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    batches = [
+        (gw.tensor(rng.standard_normal((4, 1, 12, 12)).astype(np.float32)),
+         gw.tensor(rng.integers(0, 3, 4)))
+        for _ in range(2)
+    ]  # fmt: skip
+    (eager, eager_losses), (model, losses, step) = _eager_and_compiled(
+        lenet, nn.CrossEntropyLoss(), batches, 4
+    )
+    assert step.replays > 0 and step.fallback_reason is None
+    assert losses == eager_losses
+    _same_state(eager, model)
