@@ -69,32 +69,7 @@ class Doctor(gw_doctor.Doctor):
         value = loss
         if isinstance(loss, torch.Tensor):
             value = loss.item() if loss.numel() == 1 else loss.detach()  # (else: its error)
-        if not self._quiet_step(value):
-            super().step(value, inputs, targets)
-
-    def _quiet_step(self, value: Any) -> bool:
-        """The step most steps are, done here in a few attribute reads: what gradwell's
-        ``_hand_step`` and ``_observe`` do on a step the schedule leaves alone (record the
-        loss and learning rate, count the step). Right after backward the interpreter's
-        caches are cold, and there each call the full path makes costs several times its
-        hot cost: on a small model the full path alone cost 5% of the step. Whatever is
-        not plainly quiet (the first step, a sampled one or its neighbours, an alarming
-        loss, a broken or finished doctor, a value the series do not take) takes the full
-        path."""
-        trace, group = self.trace, self._group0
-        if self._broken or not trace.loss or not isinstance(value, float):
-            return False
-        if not self._schedule.quiet(self._step, value):
-            return False
-        try:
-            lr = float(group["lr"]) if group is not None else None
-        except Exception:
-            return False
-        trace.loss.append(value)
-        if lr is not None:
-            trace.lr.append(lr)
-        self._step += 1
-        return True
+        super().step(value, inputs, targets)
 
     def audit(self, X: Any) -> None:
         with speaking(self.framework):
