@@ -17,11 +17,15 @@ pre-made synthetic batches per epoch: zero the gradients, forward, loss, backwar
             the model makes NaN gradients: the module that turns them runs again with
             every op recorded, its backward watched node by node)
 
-The three configurations run side by side, taking turns step by step, ``--repeats``
-times: a burst of other work on a shared machine then falls on all three alike, and
-each repeat's doctor/off ratio is a paired measure. A row reports the median ratio of
-the repeats and each repeat's, and the smallest mean step time of each configuration.
-Time is the thread's CPU time with torch on one thread (``--wall`` for wall-clock
+The three configurations take turns run by run, ``--repeats`` times, their order
+rotating: each run is a whole training run by itself (its own caches, as a user's loop
+has them), and a burst of other work on a shared machine falls on neighbouring runs, so
+each repeat's doctor/off ratio is a paired measure. (Taking turns step by step, as an
+earlier version did, hid most of the overhead on the small rows: each step then followed
+another configuration's step, which slowed the doctor-less loop as well; tiny read +2.5%
+that way and +18% run by run.) A row reports the median ratio of the repeats and each
+repeat's, and the smallest mean step time of each configuration. Time is the thread's
+CPU time with torch on one thread (``--wall`` for wall-clock
 time). The goal (issue 20): the default adds at most 5%; the replay costs at most 2x a
 step.
 
@@ -92,8 +96,7 @@ def setup(name: str) -> tuple[nn.Module, list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class Loop:
-    """One configuration's training loop (``mode``: off, default or every), run a step at a
-    time so that several configurations can take turns step by step."""
+    """One configuration's training loop (``mode``: off, default or every), a step at a time."""
 
     def __init__(self, name: str, mode: str) -> None:
         self.model, self.data = setup(name)
@@ -124,15 +127,11 @@ class Loop:
         return CLOCK() - t0
 
 
-def run_together(name: str, modes: list[str], epochs: int) -> dict[str, float]:
-    """Mean seconds per step of each mode's run, the runs taking turns step by step: a
-    burst of other work on a shared machine then falls on all of them alike."""
-    loops = {mode: Loop(name, mode) for mode in modes}
-    total = dict.fromkeys(modes, 0.0)
-    for _ in range(epochs * STEPS):
-        for mode, loop in loops.items():
-            total[mode] += loop.step()
-    return {mode: t / (epochs * STEPS) for mode, t in total.items()}
+def run_alone(name: str, mode: str, epochs: int) -> float:
+    """Mean seconds per step of one configuration's whole run (``epochs`` epochs), alone."""
+    loop = Loop(name, mode)
+    steps = epochs * STEPS
+    return sum(loop.step() for _ in range(steps)) / steps
 
 
 def _nan_in_the_forward(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -253,12 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     for name in rows:
         epochs = EPOCHS[name]
-        run_together(name, ["every"], 1)  # warm-up (kernels, numba, caches)
+        run_alone(name, "every", 1)  # warm-up (kernels, numba, caches)
         runs: dict[str, list[float]] = {"off": [], "default": [], "every": []}
-        for _ in range(args.repeats):
-            for mode, t in run_together(name, list(runs), epochs).items():
-                runs[mode].append(t)
-        # each repeat's runs took turns step by step: their ratio is a paired measure
+        modes = list(runs)
+        for r in range(args.repeats):
+            for mode in modes[r % 3 :] + modes[: r % 3]:  # the order rotates
+                runs[mode].append(run_alone(name, mode, epochs))
+        # each repeat's runs followed each other: their ratio is a paired measure
         ratios = {k: sorted(v / o for v, o in zip(runs[k], runs["off"])) for k in runs}
         overhead = {k: (r[len(r) // 2] - 1) * 100 for k, r in ratios.items()}  # the median
         desc = "cnn 1x28x28" if name == "cnn" else f"{name} {'-'.join(map(str, ROWS[name][0]))}"
