@@ -298,7 +298,7 @@ class Doctor(Callback):
         self._record(self._probes.resolve_update())
         self._probes.close()
         self._close_windows(force=True)
-        self._diagnose()
+        self._diagnose(final=True)
         self._finished = True
 
     def snapshot(self) -> Report:
@@ -539,8 +539,8 @@ class Doctor(Callback):
             if f is not None:
                 self._merge([f])
 
-    def _diagnose(self) -> None:
-        self._probes.record_batchnorm(self._step)
+    def _diagnose(self, final: bool = False) -> None:
+        self._probes.record_batchnorm(self._step, final)
         found = detect_all(self.trace, self.profile, self.thresholds)
         if self._unscaled is not None:
             found.append(self._unscaled)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,11 @@ PROBE_VALUES = 4_000_000  # rows x parameters
 #: rows is within about 0.09 of its std of the population's (1/sqrt(128)). Fewer than 16
 #: rows say too little, and are not checked.
 BATCHNORM_ROWS = (16, 128)
+#: The batch-norm check runs at a diagnosis once the time since the last one is at least
+#: this many times what the last one cost (so it costs training at most 1%), and always at
+#: the first one that can run it and at the last: running statistics move slowly. Run at
+#: every epoch's end, its two passes cost 5% of a small model's training.
+BATCHNORM_BUDGET = 100
 #: The buffers a batch-norm layer changes in a forward in training mode.
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 #: The series of each batch-norm layer's record besides "step" (see ``Trace.batchnorm``).
@@ -73,6 +79,7 @@ class Probes:
     """
 
     stateless_loss = staticmethod(is_builtin_loss)
+    grad_enabled = staticmethod(is_grad_enabled)
     replay = staticmethod(replay_anomaly)
     profile_of = staticmethod(profile_model)
 
@@ -104,6 +111,9 @@ class Probes:
         # before the sampled step's update)
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
         self.bn_modules: list[tuple[str, Any]] = []
+        self._dropouts: list[tuple[str, Any]] = []  # (path, module) of each with rate > 0
+        # when the next batch-norm check is due (time.perf_counter; see BATCHNORM_BUDGET)
+        self._bn_due = -math.inf
         # the rows of the training data and the loss that the batch-norm check runs
         self._bn_reference: tuple[Any, Any, Any] | None = None
 
@@ -172,13 +182,16 @@ class Probes:
 
     def _install_permanent_hooks(self, in_fit: bool) -> None:
         self.remove_permanent()
-        self.bn_modules = []
-        for path, m in self._modules.items():
-            # fit always evaluates in eval mode; a hand-written loop may forget model.eval()
-            if not in_fit and self.profile.dropouts.get(path, 0.0) > 0:
-                self._permanent.append(m.register_forward_hook(self._dropout_hook))
-            if path in self.profile.batchnorm and hasattr(m, "running_var"):
-                self.bn_modules.append((path, m))
+        self.bn_modules = [(p, m) for p, m in self._modules.items()
+                           if p in self.profile.batchnorm and hasattr(m, "running_var")]  # fmt: skip
+        self._dropouts = [(p, m) for p, m in self._modules.items()
+                          if self.profile.dropouts.get(p, 0.0) > 0]  # fmt: skip
+        # fit always evaluates in eval mode; a hand-written loop may forget model.eval().
+        # One hook on the whole model, not one on each Dropout: in torch any hook on a
+        # module sends every call of it down the slow path (on a small model two
+        # Dropouts' hooks cost 4% of the step; the model's one costs about 1.5 us).
+        if not in_fit and self._dropouts:
+            self._permanent.append(self.model.register_forward_hook(self._evaluation_hook))
 
     def remove_permanent(self) -> None:
         for h in self._permanent:
@@ -374,13 +387,17 @@ class Probes:
         """A buffer's numbers as a numpy array (another framework's probes override this)."""
         return t.data
 
-    def record_batchnorm(self, step: int) -> None:
-        """The running statistics of each batch-norm layer, at every diagnosis (an epoch's
-        end in fit): they move slowly, so a sampled step does not pay for them. With the
+    def record_batchnorm(self, step: int, final: bool = False) -> None:
+        """The running statistics of each batch-norm layer, at a diagnosis (an epoch's end
+        in fit) when the last record is ``BATCHNORM_BUDGET`` times its cost ago, and at the
+        ``final`` one: they move slowly, so a sampled step does not pay for them. With the
         reference rows, :meth:`check_batchnorm` compares them with those rows' own."""
         records = self.trace.batchnorm
         if any(r["step"] and r["step"][-1] == step for r in records.values()):
             return  # (finish right after an epoch's end: no step since)
+        start = time.perf_counter()
+        if start < self._bn_due and not final:
+            return
         checked = self.check_batchnorm(step)
         for path, m in self.bn_modules:
             rm, rv = m.running_mean, m.running_var
@@ -409,6 +426,9 @@ class Probes:
             rec["mean_shift"].append(shift)
             rec["var_ratio"].append(ratio)
             rec["worst_var_ratio"].append(worst)
+        if checked:  # (until a check can run, each diagnosis tries: the record alone is cheap)
+            done = time.perf_counter()
+            self._bn_due = done + BATCHNORM_BUDGET * (done - start)
 
     def check_batchnorm(self, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The reference rows through the model in evaluation mode (each batch-norm layer's
@@ -513,11 +533,15 @@ class Probes:
         return a.mean(axis=axes), a.var(axis=axes)
 
     # ------------------------------------------------------------------ hooks
-    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        # Evaluating (no gradient recorded) while the layer is still in training mode.
-        if module.training and not is_grad_enabled():
-            path = self._paths.get(id(module), "?")
-            self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
+    def _evaluation_hook(self, module: Any, inputs: Any, output: Any) -> None:
+        # Evaluating (a forward of the model recording no gradient) while Dropouts are still
+        # in training mode: each such Dropout counts the forward.
+        if self.grad_enabled():
+            return
+        counts = self.trace.dropout_in_eval
+        for path, m in self._dropouts:
+            if m.training:
+                counts[path] = counts.get(path, 0) + 1
 
     def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if self._call_order is not None and module.training and is_grad_enabled():

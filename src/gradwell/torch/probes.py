@@ -65,6 +65,7 @@ class TorchProbes(Probes):
     ``torch.optim`` optimizer."""
 
     stateless_loss = staticmethod(is_torch_loss)
+    grad_enabled = staticmethod(torch.is_grad_enabled)
     replay = staticmethod(replay_nonfinite)
 
     def setup_probe(
@@ -206,12 +207,6 @@ class TorchProbes(Probes):
 
     def values(self, t: Any) -> Any:
         return numpy_of(t)
-
-    def _dropout_hook(self, module: Any, inputs: Any, output: Any) -> None:
-        # evaluating (no gradient recorded) while the layer is still in training mode
-        if module.training and not torch.is_grad_enabled():
-            path = self._paths.get(id(module), "?")
-            self.trace.dropout_in_eval[path] = self.trace.dropout_in_eval.get(path, 0) + 1
 
     def _order_hook(self, module: Any, inputs: Any, output: Any) -> None:
         if self._call_order is not None and module.training and torch.is_grad_enabled():
