@@ -639,7 +639,6 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
     m, size = _blocks(loss)
     out: list[Finding] = []
     lr_text = rx.fmt_num(prof.lrs[0]) if prof.lrs else "?"
-    ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples))
     if m.size >= 1 and math.isfinite(raw[0]):
         # The starting level: the first loss, unless the first block sits higher (a noisy
         # first batch of an already trained model must not make every later batch look bad).
@@ -662,13 +661,16 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         spike_level = th.loss_spike_factor * max(first, median(loss))
         spikes = np.flatnonzero(loss >= spike_level)
         spiked = spikes.size >= 2
-        stalled_huge = (
-            math.isfinite(ratio)
-            and ratio >= th.update_ratio_high
-            and m.size >= 3
-            and last >= 0.9 * L0
+        too_high = diverged or grew_then_nan or gave_back or spiked
+        no_lower = m.size >= 3 and last >= 0.9 * L0
+        # (the update ratio, dearer than the loss's tests, only where it is used)
+        ratio = (
+            _median_update_ratio(trace, prof, trace.window(th.min_samples))
+            if too_high or no_lower
+            else math.nan
         )
-        if diverged or grew_then_nan or gave_back or spiked or stalled_huge:
+        stalled_huge = no_lower and math.isfinite(ratio) and ratio >= th.update_ratio_high
+        if too_high or stalled_huge:
             if went_nonfinite or last >= th.diverge_critical_factor * L0:
                 severity = "critical"
             else:
@@ -745,15 +747,17 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         start = median(loss[:third])
         end = median(loss[-third:])
         progress = (start - end) / abs(start) if start != 0 else math.inf
-        all_ratio = _median_update_ratio(trace, prof, trace.window(th.min_samples, 200))
+        # the cheap tests first: most runs progress, and need no update ratio
         if (
             not went_nonfinite
-            and not math.isfinite(diverged_lr(trace, th))  # never raise a rate that diverged
             and loss.size >= th.min_steps_for_stall
             and m.size >= 3
             and progress < th.stalled_progress
-            and math.isfinite(all_ratio)
+            and math.isfinite(
+                all_ratio := _median_update_ratio(trace, prof, trace.window(th.min_samples, 200))
+            )
             and all_ratio < th.update_ratio_low
+            and not math.isfinite(diverged_lr(trace, th))  # never raise a rate that diverged
         ):
             moved = (
                 f"fell only {progress:.1%}"

@@ -255,16 +255,17 @@ class TorchProbes(Probes):
 
 def twin_of(model: torch.nn.Module) -> torch.nn.Module:
     """A deep copy of ``model`` without its hooks (the doctor's among them: the copy must
-    not feed them) and without gradients."""
+    not feed them) and without gradients (not copied: at a loop's first step they are
+    there, as large as the weights)."""
     memo: dict[int, Any] = {}
     for m in model.modules():
         for name, value in vars(m).items():
             if name.endswith("_hooks") and isinstance(value, dict):
                 memo[id(value)] = type(value)()
-    twin = copy.deepcopy(model, memo)
-    for p in twin.parameters():
-        p.grad = None
-    return twin
+    for p in model.parameters():
+        if p.grad is not None:
+            memo[id(p.grad)] = None
+    return copy.deepcopy(model, memo)
 
 
 def _rms(a: torch.Tensor) -> float:
