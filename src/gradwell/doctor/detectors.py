@@ -72,7 +72,7 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     idx = trace.window(th.min_samples)
     if len(idx) < th.min_samples:
         return None
-    S = np.array([[trace.signal[p][i] for i in idx] for p in hidden], dtype=np.float64)
+    S = np.array([np.asarray(trace.signal[p], np.float64)[idx] for p in hidden])
     ratios = _downstream_ratios(S)
     starved: list[tuple[str, float]] = []
     for i, layer in enumerate(hidden[:-1]):

@@ -166,13 +166,13 @@ def _remedies(
 def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
     """Evaluation mode loses much of what training gained, and batch-norm layers' running
     statistics miss the input they see in evaluation."""
-    paths = [p for p in prof.order if p in trace.batchnorm]
-    paths += [p for p in trace.batchnorm if p not in paths]
-    layers = {p: _layer_numbers(trace, p) for p in paths if len(trace.batchnorm[p]["step"])}
+    if not trace.batchnorm:
+        return None
     gap = trace.batchnorm_loss
     eval_loss, batch_loss = _latest(gap.get("eval_loss")), _latest(gap.get("batch_loss"))
     evidence: dict[str, Any] = {}
-    if math.isfinite(eval_loss) and math.isfinite(batch_loss):
+    finite_gap = math.isfinite(eval_loss) and math.isfinite(batch_loss)
+    if finite_gap:
         probe = trace.setup.get("probe") or {}
         initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
         learnt = initial - batch_loss if math.isfinite(initial) else math.nan
@@ -181,6 +181,11 @@ def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds
         if given_back < th.bn_gap:
             return None
         severity = "critical" if given_back >= th.bn_gap_critical else "warning"
+    # the layers' numbers (after the loss test: a healthy run's diagnosis needs none)
+    paths = [p for p in prof.order if p in trace.batchnorm]
+    paths += [p for p in trace.batchnorm if p not in paths]
+    layers = {p: _layer_numbers(trace, p) for p in paths if len(trace.batchnorm[p]["step"])}
+    if finite_gap:
         off = {p: v for p, v in layers.items() if _off(v, th)}
         evidence.update(eval_loss=eval_loss, batch_loss=batch_loss, initial_loss=initial,
                         share_given_back=given_back)  # fmt: skip

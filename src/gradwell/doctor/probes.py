@@ -49,7 +49,8 @@ BATCHNORM_ROWS = (16, 128)
 #: The batch-norm check runs at a diagnosis once the time since the last one is at least
 #: this many times what the last one cost (so it costs training at most 1%), and always at
 #: the first one that can run it and at the last: running statistics move slowly. Run at
-#: every epoch's end, its two passes cost 5% of a small model's training.
+#: every epoch's end, its two passes cost 5% of a small model's training. Time is the
+#: thread's CPU time (the training thread's: a loaded machine does not inflate it).
 BATCHNORM_BUDGET = 100
 #: The buffers a batch-norm layer changes in a forward in training mode.
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -112,7 +113,7 @@ class Probes:
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
         self.bn_modules: list[tuple[str, Any]] = []
         self._dropouts: list[tuple[str, Any]] = []  # (path, module) of each with rate > 0
-        # when the next batch-norm check is due (time.perf_counter; see BATCHNORM_BUDGET)
+        # when the next batch-norm check is due (time.thread_time; see BATCHNORM_BUDGET)
         self._bn_due = -math.inf
         # the rows of the training data and the loss that the batch-norm check runs
         self._bn_reference: tuple[Any, Any, Any] | None = None
@@ -395,7 +396,7 @@ class Probes:
         records = self.trace.batchnorm
         if any(r["step"] and r["step"][-1] == step for r in records.values()):
             return  # (finish right after an epoch's end: no step since)
-        start = time.perf_counter()
+        start = time.thread_time()
         if start < self._bn_due and not final:
             return
         checked = self.check_batchnorm(step)
@@ -427,7 +428,7 @@ class Probes:
             rec["var_ratio"].append(ratio)
             rec["worst_var_ratio"].append(worst)
         if checked:  # (until a check can run, each diagnosis tries: the record alone is cheap)
-            done = time.perf_counter()
+            done = time.thread_time()
             self._bn_due = done + BATCHNORM_BUDGET * (done - start)
 
     def check_batchnorm(self, step: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
