@@ -273,6 +273,34 @@ def test_dropout_active_during_evaluation_is_flagged():
     assert "model.eval()" in f.remedies[0] and "torch.no_grad()" in f.remedies[0]
 
 
+def test_a_hand_loop_prints_a_line_when_a_serious_finding_first_appears(capsys):
+    X, y, C = dataset("blobs", 0)
+    model = mlp(X.shape[1], [16], C, dropout=0.5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    doctor = gt.Doctor(model, opt, loss=nn.CrossEntropyLoss(), raise_errors=True)  # it speaks
+    loss_fn = nn.CrossEntropyLoss()
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    printed, found = [], []
+    for epoch in range(3):
+        for i in range(0, len(X), 64):
+            opt.zero_grad()
+            loss = loss_fn(model(Xt[i : i + 64]), yt[i : i + 64])
+            loss.backward()
+            doctor.step(loss, Xt[i : i + 64], yt[i : i + 64])
+            opt.step()
+        if epoch >= 1:
+            with torch.no_grad():  # evaluation from the second epoch on, model.eval() forgotten
+                model(Xt[:64])
+        doctor.end_epoch()
+        printed.append([line for line in capsys.readouterr().out.splitlines()
+                        if "dropout_misconfigured" in line])  # fmt: skip
+        found.append([f for f in doctor.findings if f.kind == "dropout_misconfigured"])
+    # one line, at the epoch it appeared (not again while it stays as bad): its headline
+    assert found[0] == [] and printed == [[], ["doctor: " + found[1][0].headline()], []]
+    counts = [f[0].evidence["evaluation_calls_by_module"] for f in found[1:]]
+    assert counts == [{paths_of(model, "Dropout")[0]: 1}, {paths_of(model, "Dropout")[0]: 2}]
+
+
 def test_softmax_before_cross_entropy_is_caught_by_the_check_and_the_doctor():
     X, y, C = dataset("blobs", 0)
     torch.manual_seed(0)

@@ -555,9 +555,18 @@ class Doctor(Callback):
     def _publish(self) -> None:
         """Hand the findings to the history; print a line for each serious finding when it
         first appears or gets worse (so the last line printed agrees with the summary)."""
-        findings = self.findings
         history = self.state.history if self.state is not None else None
-        if history is not None and isinstance(getattr(history, "findings", None), list):
+        if not isinstance(getattr(history, "findings", None), list):
+            history = None
+        # The related view (copies of every finding) costs a small model's diagnosis more
+        # than a detector: only for the history, or when a line may be due (relating raises
+        # a finding's rank to at most the worst rank among them).
+        raw = self._ledger.raw
+        worst = max((f.rank for f in raw.values()), default=0)
+        if history is None and all(self._announced.get(kind, 0) >= worst for kind in raw):
+            return
+        findings = self.findings
+        if history is not None:
             history.findings[:] = findings
         for f in findings:
             if f.rank >= 1 and f.rank > self._announced.get(f.kind, 0):

@@ -183,10 +183,11 @@ class Probes:
 
     def _install_permanent_hooks(self, in_fit: bool) -> None:
         self.remove_permanent()
+        prof = self.profile
         self.bn_modules = [(p, m) for p, m in self._modules.items()
-                           if p in self.profile.batchnorm and hasattr(m, "running_var")]  # fmt: skip
+                           if p in prof.batchnorm and hasattr(m, "running_var")]  # fmt: skip
         self._dropouts = [(p, m) for p, m in self._modules.items()
-                          if self.profile.dropouts.get(p, 0.0) > 0]  # fmt: skip
+                          if prof.dropouts.get(p, 0.0) > 0]  # fmt: skip
         # fit always evaluates in eval mode; a hand-written loop may forget model.eval().
         # One hook on the whole model, not one on each Dropout: in torch any hook on a
         # module sends every call of it down the slow path (on a small model two
