@@ -187,6 +187,31 @@ def test_nan_made_in_the_backward_names_the_op_its_module_and_the_line():
     assert "the sqrt at 1 received" in f.remedies[0]
 
 
+def test_the_preflight_probe_leaves_the_model_its_gradients_and_the_random_state_as_they_were():
+    from gradwell.doctor.thresholds import Thresholds
+    from gradwell.torch.probes import probe_setup
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(8, 3))  # fmt: skip
+    calls = []
+    model[1].register_forward_hook(lambda *_: calls.append(1))  # the user's hook
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 0.5)  # a loop's first step: the gradients are there
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    rng = torch.random.get_rng_state()
+    probe = probe_setup(model, nn.CrossEntropyLoss(), X, y, Thresholds())
+    # the probe's forward and backward ran (on the copy: every layer's output gradient)...
+    assert "error" not in probe and all(v["grad_rms"] > 0 for v in probe["layers"].values())
+    assert set(probe["layers"]) == {"0", "4"}
+    # ...and nothing of the model changed
+    assert all(v.equal(model.state_dict()[k]) for k, v in before.items())  # running stats too
+    assert all(p.grad.eq(0.5).all() for p in model.parameters())  # nothing accumulated
+    assert torch.random.get_rng_state().equal(rng)
+    assert calls == []
+
+
 @pytest.mark.parametrize("sick", [False, True], ids=["clean_batch", "nan_in_backward"])
 def test_the_replay_leaves_the_model_and_the_random_state_as_they_were(sick):
     torch.manual_seed(0)
