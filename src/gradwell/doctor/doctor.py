@@ -497,17 +497,20 @@ class Doctor(Callback):
         schedule.plan(s, probes.armed or probes.update_pending)
 
     def _update_measured(self) -> None:
-        """The optimizer stepped after a sample (from its step post-hook)."""
-        self._safely(self._measure_update)
-
-    def _measure_update(self) -> None:
-        """Measure the sampled step's update; when it broke nothing, the next step needs no
-        look for it (the schedule planned one in case the optimizer did not step)."""
-        event = self._probes.resolve_update()
+        """The optimizer stepped after a sample (from its step post-hook): measure the update;
+        when it broke nothing, the next step needs no look for it (the schedule planned
+        one in case the optimizer would not step)."""
+        if self._broken:
+            return
+        try:
+            event = self._probes.resolve_update()
+        except Exception as e:
+            self._fail(e)
+            return
         if event is None:
             self._schedule.plan(self._step, self._probes.armed)
-        else:
-            self._record(event)  # (the alarm: the next steps are looked at closely)
+        else:  # (in the framework's words; the alarm: the next steps are looked at closely)
+            self._safely(self._record, event)
 
     def _record(self, event: dict[str, Any] | None) -> None:
         """The first non-finite value: into the trace, alarm, and diagnosed at once."""

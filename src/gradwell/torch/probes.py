@@ -122,8 +122,9 @@ class TorchProbes(Probes):
     # Each torch op a sampled step adds costs its dispatch, several times its hot cost
     # there (the step's caches are cold for the doctor's code): the gradients, the output
     # gradients and the weights kept for the update are read in one fused norm and one
-    # transfer, and the update in one subtraction, one norm and one transfer.
-    @torch.no_grad()
+    # transfer, and the update in one subtraction, one norm and one transfer. The weights
+    # are read through ``.data`` (no gradient recorded, without the cost of entering
+    # ``no_grad``); the gradients need no detach.
     def sample(self, s: int) -> None:
         named = [(n, p.grad) for n, p in self._params if p.grad is not None]
         out_grads = self._out_grads
@@ -159,27 +160,24 @@ class TorchProbes(Probes):
         return before
 
     def _watched_values(self) -> list[torch.Tensor]:
-        """Each weight's watched entries: the weight itself (all of it watched), or its
-        entries at the watched indices, flat (``index_select``, not indexing, which costs
-        three times as much; called without gradients)."""
+        """Each weight's watched entries, outside autograd: the weight itself (all of it
+        watched), or its entries at the watched indices, flat (``index_select``, not
+        indexing, which costs three times as much)."""
         out = []
         for name, p in self._weights:
+            w = p.data
             kept = self._watched.get(name)
-            if kept is None or kept[0] != p.numel():  # the indices, fixed by the size
-                chosen = _watched_entries(p.numel())
-                idx = None if chosen is None else torch.from_numpy(chosen).to(p.device)
-                kept = self._watched[name] = (p.numel(), idx)
-            out.append(p if kept[1] is None else p.reshape(-1).index_select(0, kept[1]))
+            if kept is None or kept[0] != w.numel():  # the indices, fixed by the size
+                chosen = _watched_entries(w.numel())
+                idx = None if chosen is None else torch.from_numpy(chosen).to(w.device)
+                kept = self._watched[name] = (w.numel(), idx)
+            out.append(w if kept[1] is None else w.reshape(-1).index_select(0, kept[1]))
         return out
 
     def resolve_update(self) -> dict[str, Any] | None:
-        if not self.update_pending:  # (most calls: before no_grad, which costs more)
+        if not self.update_pending:
             return None
         self.update_pending = False
-        with torch.no_grad():
-            return self._measure_update()
-
-    def _measure_update(self) -> dict[str, Any] | None:
         if not self._before or [p.shape for _, p in self._weights] != self._before_shapes:
             return None  # (the weights changed shape since the sample: nothing to compare)
         change = torch._foreach_sub(self._watched_values(), self._before)
@@ -245,15 +243,19 @@ class TorchProbes(Probes):
             return
         if self._call_order is not None:
             self._order_hook(module, inputs, output)
-        if not output.requires_grad:
+        node = output.grad_fn  # (None: no gradient reaches it, or it is a leaf)
+        if node is None:
             return
-        path = self._paths[id(module)]
+        path, i = self._paths[id(module)], output.output_nr
         out_grads = self._out_grads  # the dict of this step (replaced after each sample)
 
-        def record(g: torch.Tensor) -> None:
-            out_grads[path] = g  # reduced to its RMS in sample() (a gradient needs no detach)
+        def record(grads: tuple[torch.Tensor | None, ...]) -> None:
+            if grads[i] is not None:
+                out_grads[path] = grads[i]  # reduced to its RMS in sample()
 
-        output.register_hook(record)
+        # the gradient reaching the output, as a tensor hook has it (an in-place op on the
+        # output later does not change it), at a third of a tensor hook's cost
+        node.register_prehook(record)
 
     def _root_hook(self, module: Any, inputs: Any, output: Any) -> None:
         last = self._last_activation_output
