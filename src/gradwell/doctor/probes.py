@@ -234,8 +234,9 @@ class Probes:
                 self.model, self.optimizer, self._call_order, self.profile.output_module
             )
             self.profile.feature_names = self.feature_names
-            self._call_order = None  # known: the hooks stop recording it
             self._mark_channels()
+        if self.order_known:  # (learnt here, or by the pre-flight check while armed)
+            self._call_order = None  # the hooks stop recording it
 
     def sample(self, s: int) -> None:
         """Read the gradients of sampled step ``s`` (after backward) and keep the weights
