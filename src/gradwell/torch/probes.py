@@ -34,7 +34,7 @@ def numpy_of(x: Any) -> Any:
         x = x.detach()
     if x.dtype in (torch.bfloat16, torch.float16):
         x = x.float()
-    return x.cpu().numpy()
+    return (x if x.is_cpu else x.cpu()).numpy()  # (.cpu() costs a dispatch even there)
 
 
 def is_torch_loss(loss_fn: Any) -> bool:
