@@ -250,8 +250,9 @@ class TorchProbes(Probes):
         out_grads = self._out_grads  # the dict of this step (replaced after each sample)
 
         def record(grads: tuple[torch.Tensor | None, ...]) -> None:
-            if grads[i] is not None:
-                out_grads[path] = grads[i]  # reduced to its RMS in sample()
+            g = grads[i]
+            if g is not None:
+                out_grads[path] = g  # reduced to its RMS in sample()
 
         # the gradient reaching the output, as a tensor hook has it (an in-place op on the
         # output later does not change it), at a third of a tensor hook's cost
