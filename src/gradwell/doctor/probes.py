@@ -275,24 +275,22 @@ class Probes:
                 np.take(flat, snap[2], out=snap[3])
         self.update_pending = True
 
-    def measure_updates_at_the_step(self, updated: Callable[[], None]) -> bool:
+    def measure_updates_at_the_step(self, updated: Callable[[], None]) -> None:
         """Have ``updated`` called right after each optimizer step that follows a sample (its
         update pending), to measure it there (``resolve_update``): the step after the sample
         then needs no look. The optimizer's step post-hook does it (torch's optimizers have
         one), installed once and idle on the other steps: a hook that removed itself
         would change the dict of hooks torch is running through, when another follows it.
-        False when the optimizer has no such hook (the update is measured on the next step)."""
+        Without such a hook the update is measured on the next step."""
         optimizer = self.optimizer
         if self._step_hook is not None and self._step_hook[0] is not optimizer:
             self._step_hook[1].remove()
             self._step_hook = None
         if self._step_hook is None:
             register = getattr(optimizer, "register_step_post_hook", None)
-            if register is None:
-                return False
-            self._step_hook = (optimizer, register(self._after_optimizer_step))
+            if register is not None:
+                self._step_hook = (optimizer, register(self._after_optimizer_step))
         self._updated = updated
-        return True
 
     def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self.update_pending and self._updated is not None:
