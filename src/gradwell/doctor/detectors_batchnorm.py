@@ -2,7 +2,8 @@
 
 In training a batch-norm layer normalises with the batch's own statistics; in evaluation
 with its running statistics, an exponential average of past batches. When they differ,
-the model trains well and evaluates badly. At each diagnosis the probes run evenly spaced
+the model trains well and evaluates badly. At a diagnosis (on a time budget:
+``BATCHNORM_BUDGET``, and always at the first and the last) the probes run evenly spaced
 rows of the training data through the model twice without gradients
 (``Trace.batchnorm_loss``): with the running statistics, and with the rows' own batch
 statistics; and per layer they

@@ -1,12 +1,13 @@
 """Probes: the only part of the doctor that touches gradwell's modules and engine.
 
 They install module forward hooks and gradient hooks on sampled steps (removed right
-after), read gradients and weights, and write plain numbers into the
+after) and one forward hook on the model (in a hand-written loop: an evaluation with
+Dropout in training mode), read gradients and weights, and write plain numbers into the
 :class:`~gradwell.doctor.trace.Trace`: per parameter the gradient norm (one dot product
 each), the gradient reaching each layer's output, statistics after every activation,
 the update-to-weight ratio of a sampled step (read on the next step, when the optimizer
-has moved the weights), BatchNorm running statistics (at each diagnosis, against what
-reference rows of the training data give in evaluation), and the first non-finite value
+has moved the weights), BatchNorm running statistics (at a diagnosis, on a time budget, against
+what reference rows of the training data give in evaluation), and the first non-finite value
 (replayed on a copy of the model to name the op). :func:`probe_setup` runs one forward
 and backward of a batch on a copy of the model for the pre-flight check. Another
 framework could feed the same Trace by writing its own probes.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,9 +44,9 @@ UPDATE_ENTRIES = 4096
 PROBE_ROWS = (16, 64)
 PROBE_VALUES = 4_000_000  # rows x parameters
 #: Rows of the training data (evenly spaced) that the batch-norm check runs through the
-#: model at each diagnosis, in evaluation and in training mode: a channel's mean over 128
-#: rows is within about 0.09 of its std of the population's (1/sqrt(128)). Fewer than 16
-#: rows say too little, and are not checked.
+#: model at a diagnosis (see BATCHNORM_BUDGET), in evaluation and in training mode: a
+#: channel's mean over 128 rows is within about 0.09 of its std of the population's
+#: (1/sqrt(128)). Fewer than 16 rows say too little, and are not checked.
 BATCHNORM_ROWS = (16, 128)
 #: The batch-norm check runs at a diagnosis once the time since the last one is at least
 #: this many times what the last one cost (so it costs training at most 1%), and always at
@@ -72,7 +74,9 @@ class Probes:
 
     ``attach`` learns the model; ``arm(step)`` installs the hooks of a sampled step and
     ``sample(step)`` reads its gradients after backward; ``disarm`` removes the hooks;
-    ``resolve_update`` measures the sampled step's update on the next step. Methods
+    ``resolve_update`` measures the sampled step's update: right after the optimizer's step
+    where the optimizer has a hook there (:meth:`measure_updates_at_the_step`), else on
+    the next step. Methods
     that find a non-finite value return its event (a dict) for the Doctor to record.
     Another framework's probes subclass it; ``setup_probe``, ``stateless_loss``,
     ``replay`` and ``profile_of`` are the pre-flight check's probe, which losses it may
@@ -111,6 +115,10 @@ class Probes:
         # per weight: (shape, dtype, the entries watched or None for all, their values
         # before the sampled step's update)
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+        # the optimizer's step post-hook (see measure_updates_at_the_step): (its optimizer,
+        # its handle), and what it calls when an update is pending
+        self._step_hook: tuple[Any, Any] | None = None
+        self._updated: Callable[[], None] | None = None
         self.bn_modules: list[tuple[str, Any]] = []
         self._dropouts: list[tuple[str, Any]] = []  # (path, module) of each with rate > 0
         # when the next batch-norm check is due (time.thread_time; see BATCHNORM_BUDGET)
@@ -127,7 +135,7 @@ class Probes:
 
     def keep_reference(self, X: Any, y: Any, loss_fn: Any) -> None:
         """Keep evenly spaced rows of the training data (and the loss, when it may be called)
-        for the batch-norm check of each diagnosis; only for a model with batch norm."""
+        for the batch-norm check of the diagnoses; only for a model with batch norm."""
         n = len(X) if X is not None and self.bn_modules else 0
         if n < BATCHNORM_ROWS[0]:
             return
@@ -205,6 +213,9 @@ class Probes:
         self.armed = True  # so that disarm removes whatever is installed
         self.disarm()
         self.remove_permanent()
+        if self._step_hook is not None:
+            self._step_hook[1].remove()
+            self._step_hook = None
 
     # ------------------------------------------------------------------ sampled steps
     def arm(self, step: int) -> None:
@@ -239,8 +250,9 @@ class Probes:
                 self.model, self.optimizer, self._call_order, self.profile.output_module
             )
             self.profile.feature_names = self.feature_names
-            self._call_order = None  # known: the hooks stop recording it
             self._mark_channels()
+        if self.order_known:  # (learnt here, or by the pre-flight check while armed)
+            self._call_order = None  # the hooks stop recording it
 
     def sample(self, s: int) -> None:
         """Read the gradients of sampled step ``s`` (after backward) and keep the weights
@@ -278,6 +290,27 @@ class Probes:
             else:
                 np.take(flat, snap[2], out=snap[3])
         self.update_pending = True
+
+    def measure_updates_at_the_step(self, updated: Callable[[], None]) -> None:
+        """Have ``updated`` called right after each optimizer step that follows a sample (its
+        update pending), to measure it there (``resolve_update``): the step after the sample
+        then needs no look. The optimizer's step post-hook does it (torch's optimizers have
+        one), installed once and idle on the other steps: a hook that removed itself
+        would change the dict of hooks torch is running through, when another follows it.
+        Without such a hook the update is measured on the next step."""
+        optimizer = self.optimizer
+        if self._step_hook is not None and self._step_hook[0] is not optimizer:
+            self._step_hook[1].remove()
+            self._step_hook = None
+        if self._step_hook is None:
+            register = getattr(optimizer, "register_step_post_hook", None)
+            if register is not None:
+                self._step_hook = (optimizer, register(self._after_optimizer_step))
+        self._updated = updated
+
+    def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self.update_pending and self._updated is not None:
+            self._updated()
 
     def resolve_update(self) -> dict[str, Any] | None:
         """After the optimizer step of a sampled step: |w_after - w_before| / |w_before|.

@@ -195,7 +195,8 @@ class Trace:
     signal: dict[str, MutableSequence[float]] = field(default_factory=dict)
     update_ratio: dict[str, MutableSequence[float]] = field(default_factory=dict)
     activations: dict[str, ActivationStats] = field(default_factory=dict)
-    # per batch-norm layer, at each diagnosis (an epoch's end in fit): "step" (ints),
+    # per batch-norm layer, at a diagnosis (an epoch's end in fit; on the check's time
+    # budget, and at the first and the last): "step" (ints),
     # "rms_running_mean", "mean_running_var", "min_running_var", "momentum" (NaN for a
     # cumulative average), "batches_tracked"; and, measured in evaluation mode on the
     # reference rows of the training data (NaN when not measured): "mean_shift" (RMS over
