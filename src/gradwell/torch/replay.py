@@ -96,52 +96,75 @@ def _finite(t: torch.Tensor) -> bool:
     return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
 
 
-class _Checks:
-    """Finiteness checks read in bulk. :meth:`add` queues the norms of some tensors (one
-    fused kernel, what clip_grad_norm_ uses; nothing is read yet) and returns their place
-    in the queue; :meth:`finite` reads the whole queue in one transfer the first time, and
-    looks closer only where a norm is not finite (it overflows on large finite values
-    too). A check costs one kernel launch, not a pass, a test and a transfer per tensor."""
-
-    def __init__(self) -> None:
-        self._slots: list[int] = []  # per tensor added: its norm's index, -1 if never checked
-        self._tensors: list[torch.Tensor] = []
-        self._norms: list[torch.Tensor] = []
-        self._ok: list[bool] = []
-
-    def add(self, tensors: list[torch.Tensor | None]) -> slice:
-        start = len(self._slots)
-        for t in tensors:
-            if t is not None and t.is_floating_point():
-                self._slots.append(len(self._tensors))
-                self._tensors.append(t)
-            else:
-                self._slots.append(-1)
-        new = self._tensors[len(self._norms) :]
-        if new:
-            with torch.no_grad():  # (not a detach per tensor: each is an op)
-                self._norms += torch._foreach_norm(new)
-        return slice(start, len(self._slots))
-
-    def finite(self, place: slice) -> list[bool]:
-        """Per tensor of the ``add`` that returned ``place``: whether it is finite."""
-        if len(self._ok) < len(self._norms):
-            new = self._norms[len(self._ok) :]
-            try:
-                stacked = torch.stack(new)
-            except RuntimeError:  # norms on several devices (or of several dtypes)
-                stacked = torch.stack([n.float().cpu() for n in new])
-            tensors = self._tensors[len(self._ok) :]
-            # a NaN norm comes from a NaN; an infinite one from an inf or an overflow
-            self._ok += [math.isfinite(v) or (v == math.inf and bool(torch.isfinite(t).all()))
-                         for t, v in zip(tensors, stacked.tolist())]  # fmt: skip
-        return [i < 0 or self._ok[i] for i in self._slots[place]]
+#: Tensors up to this many elements are checked together, copied into one: a small
+#: tensor's check costs its dispatch, not its pass (larger ones each get a norm, no copy).
+_SMALL = 1 << 16
 
 
 def _finite_each(tensors: list[torch.Tensor | None]) -> list[bool]:
-    """Per tensor (None counts as finite): whether it holds no inf or NaN (one transfer)."""
-    checks = _Checks()
-    return checks.finite(checks.add(tensors))
+    """Per tensor (None counts as finite): whether it holds no inf or NaN, read in one
+    transfer. The small tensors of each device are flattened into one and summed (a copy
+    and a sum, where a norm each cost a dispatch each; where the sum is not finite, the
+    sum of each, in one op, says which); each large one gets its norm (what
+    clip_grad_norm_ uses: nothing copied)."""
+    small: list[int] = []
+    large: list[int] = []
+    for i, t in enumerate(tensors):
+        if t is not None and t.is_floating_point():
+            (small if t.numel() <= _SMALL else large).append(i)
+    ok = [True] * len(tensors)
+    if not small and not large:
+        return ok
+    groups = [small] if small else []
+    if len({tensors[i].device for i in small}) > 1:  # type: ignore[union-attr]
+        by_device: dict[Any, list[int]] = {}
+        for i in small:
+            by_device.setdefault(tensors[i].device, []).append(i)  # type: ignore[union-attr]
+        groups = list(by_device.values())
+    with torch.no_grad():  # (not a detach per tensor: each is an op)
+        flats = [torch._C._nn.flatten_dense_tensors([tensors[i] for i in g]) for g in groups]
+        values = [f.sum() for f in flats]
+        values += torch._foreach_norm([tensors[i] for i in large]) if large else []
+        try:
+            read = torch.stack(values).tolist()
+        except RuntimeError:  # on several devices
+            read = [float(v) for v in values]
+        for flat, g, total in zip(flats, groups, read):
+            if not math.isfinite(total):  # then the sum of each tensor, in one op
+                lengths = torch.tensor([tensors[i].numel() for i in g], device=flat.device)  # type: ignore[union-attr]
+                sums = torch.segment_reduce(flat, "sum", lengths=lengths, unsafe=True).tolist()
+                for i, v in zip(g, sums):
+                    ok[i] = math.isfinite(v) or _finite_sum(v, tensors[i])  # type: ignore[arg-type]
+        for i, v in zip(large, read[len(flats) :]):
+            ok[i] = _finite_sum(v, tensors[i])  # type: ignore[arg-type]
+    return ok
+
+
+def _finite_sum(v: float, t: torch.Tensor) -> bool:
+    """Whether ``t`` is finite, from its sum or norm ``v``: a NaN comes from a NaN; an inf
+    from an inf or from large finite values overflowing it (then a closer look)."""
+    return math.isfinite(v) or (v == v and bool(torch.isfinite(t).all()))
+
+
+class _Checks:
+    """Finiteness checks queued and read in bulk (:func:`_finite_each`): :meth:`add` queues
+    some tensors and returns their place in the queue; :meth:`finite` reads all that is
+    queued, in one transfer, the first time one of them is asked for."""
+
+    def __init__(self) -> None:
+        self._tensors: list[torch.Tensor | None] = []
+        self._ok: list[bool] = []
+
+    def add(self, tensors: list[torch.Tensor | None]) -> slice:
+        start = len(self._tensors)
+        self._tensors += tensors
+        return slice(start, len(self._tensors))
+
+    def finite(self, place: slice) -> list[bool]:
+        """Per tensor of the ``add`` that returned ``place``: whether it is finite."""
+        if len(self._ok) < len(self._tensors):
+            self._ok += _finite_each(self._tensors[len(self._ok) :])
+        return self._ok[place]
 
 
 def _all_finite(tensors: list[torch.Tensor | None]) -> bool:
@@ -263,12 +286,16 @@ def replay_nonfinite(
     """Replay one batch to find what first made inf or NaN: (the anomaly as a dict, or None;
     a note that says what the replay did). Training is not changed (:func:`_borrowed`).
 
-    The forward runs with one hook that records each module's call; then one check of the
-    parameters and of every tensor the modules took and made: the first module whose
-    output is non-finite from finite inputs is run once more on those inputs under the
-    function trap, which names the op and the line. When the forward and the loss are
-    finite and the gradients are not, the module where they turn non-finite runs once
-    more, its backward watched node by node (:func:`_backward`)."""
+    The forward runs with one hook that records each module's call. When its output and
+    the loss are finite, one backward gives the parameters' gradients and the gradient
+    reaching each module's inputs and outputs, and one check reads them all with the
+    weights and every tensor the modules took and made (a small model's replay is a few
+    hundred ops, so each check's transfer counts). The first module whose output is
+    non-finite from finite inputs is run once more on those inputs under the function
+    trap, which names the op and the line; when the forward is finite and the gradients
+    are not, the module where they turn non-finite runs once more, its backward watched
+    node by node (:func:`_backward_of`). A non-finite output or loss is looked for in
+    the forward alone (the backward would be wasted, and a loss may refuse a NaN)."""
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
@@ -280,9 +307,7 @@ def replay_nonfinite(
     found = None
     try:
         with _borrowed(list(modules.values()), params):
-            found, loss, calls = _forward(model, inputs, targets, loss_fn, names, named)
-            if found is None and loss is not None and loss.requires_grad and params:
-                found = _backward(model, inputs, targets, loss_fn, params, loss, calls, names)
+            found = _replayed(model, inputs, targets, loss_fn, names, named, params)
     except _WeightsNonfinite as e:
         return None, weights_already_nonfinite(e.args[0])
     except Exception as e:  # the replay is best effort: report, never break training
@@ -310,15 +335,50 @@ class Call(NamedTuple):
     versions: list[int]  # of each output tensor when it returned (in-place writes bump it)
 
 
-def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-             names: dict[int, str], weights: list[tuple[str, torch.Tensor]],
-             ) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:  # fmt: skip
+def _replayed(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+              names: dict[int, str], weights: list[tuple[str, torch.Tensor]],
+              params: list[torch.Tensor]) -> dict[str, Any] | None:  # fmt: skip
+    """The replay itself (:func:`replay_nonfinite`), on the borrowed model: the first
+    anomaly, or None. Raises :class:`_WeightsNonfinite` when weights hold inf or NaN."""
+    calls, out = _recorded_forward(model, inputs, names)
+    loss = None
+    if loss_fn is not None and targets is not None and _all_finite(_tensors([out])):
+        loss = loss_fn(out, targets)
+    if not isinstance(loss, torch.Tensor) or not _finite(loss):
+        found = _first_nonfinite_call(calls, names, weights, _Checks())
+        if found is not None or not isinstance(loss, torch.Tensor):
+            return found
+        trap = _Trap([])  # the forward is finite, the loss is not: the loss once more
+        with trap:
+            loss_fn(out, targets)
+        return trap.found
+    if not loss.requires_grad or not params:
+        return _first_nonfinite_call(calls, names, weights, _Checks())
+    # one backward for the parameters' gradients and those reaching each module's tensors
+    param_ids = {id(p) for p in params}
+    tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
+                    if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
+    grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
+    checks = _Checks()  # (queued before the forward's check, read with it: one transfer)
+    param_grads, reaching = (
+        checks.add(list(grads[: len(params)])),
+        checks.add(list(grads[len(params) :])),
+    )
+    found = _first_nonfinite_call(calls, names, weights, checks)
+    ok = checks.finite(param_grads)
+    if found is not None or all(ok):
+        return found
+    broken = {id(p) for p, good in zip(params, ok) if not good}
+    return _backward(model, inputs, targets, loss_fn, params, calls, names, broken,
+                     dict(zip(map(id, tracked), checks.finite(reaching))),
+                     dict(zip(map(id, tracked), grads[len(params) :])))  # fmt: skip
+
+
+def _recorded_forward(model: torch.nn.Module, inputs: Any,
+                      names: dict[int, str]) -> tuple[list[Call], Any]:  # fmt: skip
     """The forward with each module's call recorded (one global hook: a hook per module
-    cost more to install than the small model's forward), then one check of the
-    ``weights`` and of every tensor the modules took and made, then the loss (under the
-    trap when it is not finite): (the first anomaly or None, the loss when there was none,
-    the modules' calls in the order they returned). Raises :class:`_WeightsNonfinite`
-    when weights already hold inf or NaN."""
+    cost more to install than the small model's forward): (the modules' calls in the
+    order they returned, the output)."""
     calls: list[Call] = []
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
@@ -332,28 +392,20 @@ def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
         out = model(inputs)
     finally:
         handle.remove()
-    found = _first_nonfinite_call(calls, names, weights)
-    if found is not None or loss_fn is None or targets is None:
-        return found, None, calls
-    loss = loss_fn(out, targets)
-    if not isinstance(loss, torch.Tensor) or _finite(loss):
-        return None, loss, calls
-    trap = _Trap([])
-    with trap:
-        loss_fn(out, targets)
-    return trap.found, loss, calls
+    return calls, out
 
 
-def _first_nonfinite_call(
-    calls: list[Call], names: dict[int, str], weights: list[tuple[str, torch.Tensor]]
-) -> dict[str, Any] | None:
+def _first_nonfinite_call(calls: list[Call], names: dict[int, str],
+                          weights: list[tuple[str, torch.Tensor]],
+                          checks: _Checks) -> dict[str, Any] | None:  # fmt: skip
     """The anomaly of the first module (inner ones first) whose output is not finite while
-    its inputs are, from one check of all their tensors and of the ``weights`` (raises
-    :class:`_WeightsNonfinite` when some are not finite). An output written in place after
-    its module returned is no evidence against that module: the module that wrote it (or
-    the code around it) is found further on."""
+    its inputs are, from one check (with what ``checks`` holds already) of all their
+    tensors and of the ``weights`` (raises :class:`_WeightsNonfinite` when some are not
+    finite). An output written in place after its module returned is no evidence against
+    that module: the module that wrote it (or the code around it) is found further on."""
     tensors = {id(t): t for call in calls for t in (*call.outs, *call.ins)}
-    each = _finite_each([*(w for _, w in weights), *tensors.values()])
+    place = checks.add([*(w for _, w in weights), *tensors.values()])
+    each = checks.finite(place)
     bad = [name for (name, _), good in zip(weights, each) if not good]
     if bad:
         raise _WeightsNonfinite(bad)
@@ -412,24 +464,15 @@ def _stack_hooks(model: torch.nn.Module, stack: list[str], names: dict[int, str]
 
 
 def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-              params: list[torch.Tensor], loss: torch.Tensor, calls: list[Call],
-              names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
-    """One backward for the parameters' gradients and the gradient reaching each module's
-    inputs and outputs: None when the parameters' gradients are finite. Else the module
-    where the gradient turns non-finite (finite at its outputs, not at its inputs or
-    parameters) runs once more alone, forward and backward, with every op and graph node
-    watched; when that finds nothing (or no module turned it: the loss's backward did),
-    the whole batch does."""
-    param_ids = {id(p) for p in params}
-    tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
-                    if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
-    grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
-    ok = _finite_each(list(grads[: len(params)]))  # (the boundaries' only when needed)
-    if all(ok):
-        return None
-    broken = {id(p) for p, good in zip(params, ok) if not good}
-    finite = dict(zip(map(id, tracked), _finite_each(list(grads[len(params) :]))))
-    reaching = {id(t): g for t, g in zip(tracked, grads[len(params) :])}
+              params: list[torch.Tensor], calls: list[Call], names: dict[int, str],
+              broken: set[int], finite: dict[int, bool],
+              reaching: dict[int, torch.Tensor | None]) -> dict[str, Any] | None:  # fmt: skip
+    """From the first backward (the ids of the parameters with non-finite gradients, and
+    per module tensor whether the gradient reaching it is finite, and that gradient): the
+    module where the gradient turns non-finite (finite at its outputs, not at its inputs
+    or ``broken`` parameters) runs once more alone, forward and backward, with every op
+    and graph node watched; when that finds nothing (or no module turned it: the loss's
+    backward did), the whole batch does."""
     for call in calls:  # inner modules first
         if not all(finite.get(id(o), True) for o in call.outs) or (
             all(finite.get(id(t), True) for t in call.ins)
