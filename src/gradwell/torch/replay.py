@@ -28,7 +28,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -101,42 +101,44 @@ def _finite(t: torch.Tensor) -> bool:
 _SMALL = 1 << 16
 
 
-def _finite_each(tensors: list[torch.Tensor | None]) -> list[bool]:
+def _finite_each(tensors: Sequence[torch.Tensor | None]) -> list[bool]:
     """Per tensor (None counts as finite): whether it holds no inf or NaN, read in one
     transfer. The small tensors of each device are flattened into one and summed (a copy
     and a sum, where a norm each cost a dispatch each; where the sum is not finite, the
     sum of each, in one op, says which); each large one gets its norm (what
     clip_grad_norm_ uses: nothing copied)."""
+    floats: dict[int, torch.Tensor] = {}
     small: list[int] = []
     large: list[int] = []
     for i, t in enumerate(tensors):
         if t is not None and t.is_floating_point():
+            floats[i] = t
             (small if t.numel() <= _SMALL else large).append(i)
     ok = [True] * len(tensors)
-    if not small and not large:
+    if not floats:
         return ok
     groups = [small] if small else []
-    if len({tensors[i].device for i in small}) > 1:  # type: ignore[union-attr]
+    if len({floats[i].device for i in small}) > 1:
         by_device: dict[Any, list[int]] = {}
         for i in small:
-            by_device.setdefault(tensors[i].device, []).append(i)  # type: ignore[union-attr]
+            by_device.setdefault(floats[i].device, []).append(i)
         groups = list(by_device.values())
     with torch.no_grad():  # (not a detach per tensor: each is an op)
-        flats = [torch._C._nn.flatten_dense_tensors([tensors[i] for i in g]) for g in groups]
+        flats = [torch._C._nn.flatten_dense_tensors([floats[i] for i in g]) for g in groups]
         values = [f.sum() for f in flats]
-        values += torch._foreach_norm([tensors[i] for i in large]) if large else []
+        values += torch._foreach_norm([floats[i] for i in large]) if large else []
         try:
             read = torch.stack(values).tolist()
         except RuntimeError:  # on several devices
             read = [float(v) for v in values]
         for flat, g, total in zip(flats, groups, read):
             if not math.isfinite(total):  # then the sum of each tensor, in one op
-                lengths = torch.tensor([tensors[i].numel() for i in g], device=flat.device)  # type: ignore[union-attr]
+                lengths = torch.tensor([floats[i].numel() for i in g], device=flat.device)
                 sums = torch.segment_reduce(flat, "sum", lengths=lengths, unsafe=True).tolist()
                 for i, v in zip(g, sums):
-                    ok[i] = math.isfinite(v) or _finite_sum(v, tensors[i])  # type: ignore[arg-type]
+                    ok[i] = math.isfinite(v) or _finite_sum(v, floats[i])
         for i, v in zip(large, read[len(flats) :]):
-            ok[i] = _finite_sum(v, tensors[i])  # type: ignore[arg-type]
+            ok[i] = _finite_sum(v, floats[i])
     return ok
 
 
@@ -155,7 +157,7 @@ class _Checks:
         self._tensors: list[torch.Tensor | None] = []
         self._ok: list[bool] = []
 
-    def add(self, tensors: list[torch.Tensor | None]) -> slice:
+    def add(self, tensors: Sequence[torch.Tensor | None]) -> slice:
         start = len(self._tensors)
         self._tensors += tensors
         return slice(start, len(self._tensors))
@@ -167,7 +169,7 @@ class _Checks:
         return self._ok[place]
 
 
-def _all_finite(tensors: list[torch.Tensor | None]) -> bool:
+def _all_finite(tensors: Sequence[torch.Tensor | None]) -> bool:
     """Whether every tensor of ``tensors`` holds no inf or NaN (one transfer)."""
     return all(_finite_each(tensors))
 
