@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
+from torch.autograd.graph import _engine_run_backward
 from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 
@@ -246,6 +247,21 @@ def _devices(params: list[torch.Tensor]) -> list[int]:
     return sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
 
 
+def _grad(
+    outputs: list[torch.Tensor],
+    inputs: list[torch.Tensor],
+    grad_outputs: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
+    retain_graph=True)``, straight to the engine: the checks ``grad`` runs in Python on
+    every output and input first (their shapes, torch functions) cost as much as a small
+    module's backward, and the replay's arguments come from its own forward."""
+    if grad_outputs is None:
+        grad_outputs = [torch.ones_like(o) for o in outputs]
+    return _engine_run_backward(tuple(outputs), tuple(grad_outputs), True, False,
+                                tuple(inputs), True, accumulate_grad=False)  # fmt: skip
+
+
 #: The hooks a module's forward and backward call: the replay sets them aside.
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -360,7 +376,7 @@ def _replayed(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     param_ids = {id(p) for p in params}
     tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
                     if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
-    grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
+    grads = _grad([loss], [*params, *tracked])
     checks = _Checks()  # (queued before the forward's check, read with it: one transfer)
     param_grads, reaching = (
         checks.add(list(grads[: len(params)])),
@@ -385,8 +401,8 @@ def _recorded_forward(model: torch.nn.Module, inputs: Any,
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
         if id(module) in names:  # (the hook sees every module called: only the model's)
-            outs = _tensors([output])
-            ins = _tensors([*args, *kwargs.values()])
+            outs = [output] if isinstance(output, torch.Tensor) else _tensors([output])
+            ins = _tensors([*args, *kwargs.values()] if kwargs else args)
             calls.append(Call(module, args, kwargs, outs, ins, [t._version for t in outs]))
 
     handle = register_module_forward_hook(leave, with_kwargs=True)
@@ -535,8 +551,7 @@ def _watched_grad(made_by: dict[Any, Any], outputs: list[torch.Tensor],
 
     handles = [node.register_hook(watch(node)) for node in made_by]
     try:
-        grads = torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
-                                    retain_graph=True)  # fmt: skip
+        grads = _grad(outputs, inputs, grad_outputs)
     finally:
         for h in handles:
             h.remove()
