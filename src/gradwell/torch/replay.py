@@ -1,24 +1,29 @@
 """The NaN trap for torch: replay one batch to name what first made inf or NaN.
 
 The replay runs on the model itself, set apart from training (:func:`_borrowed`): its
-hooks set aside, its buffers put back after, gradients taken with ``torch.autograd.grad``
+hooks set aside, its buffers put back after, gradients taken from the autograd engine
 (never accumulated into ``.grad``), the random state forked. Finiteness is read in bulk
-(:class:`_Checks`): a check costs one fused kernel, and a whole pass one transfer.
+(:func:`_finite_each`): the small tensors flattened into one sum, a whole pass one
+transfer. On a small model a replay is a few hundred ops, each costing its dispatch, so
+the replay runs no op (nor Python layer) that another already answered.
 
-- Forward: one global module hook records each module's call; after the forward, one
-  check of the weights and of every tensor the modules took and made finds the first
-  module whose output is not finite while its inputs are, and it runs once more on
-  those inputs under a torch function mode that sees every op (a module's ``F.linear``
-  as much as a hand-written ``torch.log``) and stops at the first op making a
-  non-finite value from finite inputs. A non-finite loss runs once more under that mode.
-- Backward: one ``torch.autograd.grad`` gives the parameters' gradients and the gradient
-  reaching each module's inputs and outputs (those checked only when the parameters'
-  are not finite). Then the module where the gradient turns non-finite (finite at its
-  outputs, not at its inputs or parameters) runs once more alone with every op recorded
-  (op, module, the user's line), and its backward runs with a hook on each recorded
-  graph node, which finds the first that made a non-finite gradient from finite ones;
-  when none did (an op the function mode does not see), ``torch.autograd.detect_anomaly``
-  names the graph node. (The whole batch is rerun so only when no module is found.)
+- Forward: one global module hook records each module's call. When the model's output
+  or the loss is not finite, one check of the weights and of every tensor the modules
+  took and made finds the first module whose output is not finite while its inputs
+  are, and it runs once more on those inputs under a torch function mode that sees
+  every op (a module's ``F.linear`` as much as a hand-written ``torch.log``) and stops
+  at the first op making a non-finite value from finite inputs. A non-finite loss from
+  a finite forward runs once more under that mode.
+- Backward: when the loss is finite, one backward gives the parameters' gradients and
+  the gradient reaching each module's inputs and outputs, and one check reads them with
+  the weights and the forward's tensors (a non-finite value the forward made and masked
+  is found as above). Then the module where the gradient turns non-finite (finite at
+  its outputs, not at its inputs or parameters) runs once more alone with every op
+  recorded (op, module, the user's line), and its backward runs with a hook on each
+  recorded graph node, which finds the first that made a non-finite gradient from
+  finite ones; when none did (an op the function mode does not see),
+  ``torch.autograd.detect_anomaly`` names the graph node. (The whole batch is rerun so
+  only when no module is found.)
 """
 
 from __future__ import annotations
@@ -271,7 +276,7 @@ def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Ite
     """Replay on the model (its ``modules`` and ``params``) itself, leaving it as it was:
     its hooks (the user's and the doctor's) set aside, its buffers (BatchNorm's running
     statistics) put back after, the random state forked. Gradients are taken with
-    ``torch.autograd.grad``, never accumulated, and the weights are only read, so nothing
+    the autograd engine (:func:`_grad`), never accumulated, and the weights are only read, so nothing
     is copied: a copy of a large model would cost as much memory again, and on a small
     one a ``deepcopy`` alone costs more than a training step."""
     hooks: list[tuple[torch.nn.Module, str, Any]] = []
