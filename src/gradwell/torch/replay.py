@@ -275,10 +275,10 @@ _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_
 def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Iterator[None]:
     """Replay on the model (its ``modules`` and ``params``) itself, leaving it as it was:
     its hooks (the user's and the doctor's) set aside, its buffers (BatchNorm's running
-    statistics) put back after, the random state forked. Gradients are taken with
-    the autograd engine (:func:`_grad`), never accumulated, and the weights are only read, so nothing
-    is copied: a copy of a large model would cost as much memory again, and on a small
-    one a ``deepcopy`` alone costs more than a training step."""
+    statistics) put back after, the random state forked. Gradients are taken from the
+    autograd engine (:func:`_grad`), never accumulated, and the weights are only read, so
+    nothing is copied: a copy of a large model would cost as much memory again, and on a
+    small one a ``deepcopy`` alone costs more than a training step."""
     hooks: list[tuple[torch.nn.Module, str, Any]] = []
     for m in modules:
         for name in _HOOKS:
