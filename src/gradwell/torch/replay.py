@@ -103,8 +103,9 @@ def _finite(t: torch.Tensor) -> bool:
 
 
 #: Tensors up to this many elements are checked together, copied into one: a small
-#: tensor's check costs its dispatch, not its pass (larger ones each get a norm, no copy).
-_SMALL = 1 << 16
+#: tensor's check costs its dispatch, not its pass (larger ones each get a norm, no copy:
+#: at 1 << 16, copying mlp128's activations cost more than their dispatches saved).
+_SMALL = 1 << 12
 
 
 def _finite_each(tensors: Sequence[torch.Tensor | None]) -> list[bool]:
