@@ -1,24 +1,29 @@
 """The NaN trap for torch: replay one batch to name what first made inf or NaN.
 
 The replay runs on the model itself, set apart from training (:func:`_borrowed`): its
-hooks set aside, its buffers put back after, gradients taken with ``torch.autograd.grad``
+hooks set aside, its buffers put back after, gradients taken from the autograd engine
 (never accumulated into ``.grad``), the random state forked. Finiteness is read in bulk
-(:class:`_Checks`): a check costs one fused kernel, and a whole pass one transfer.
+(:func:`_finite_each`): the small tensors flattened into one sum, a whole pass one
+transfer. On a small model a replay is a few hundred ops, each costing its dispatch, so
+the replay runs no op (nor Python layer) that another already answered.
 
-- Forward: one global module hook records each module's call; after the forward, one
-  check of the weights and of every tensor the modules took and made finds the first
-  module whose output is not finite while its inputs are, and it runs once more on
-  those inputs under a torch function mode that sees every op (a module's ``F.linear``
-  as much as a hand-written ``torch.log``) and stops at the first op making a
-  non-finite value from finite inputs. A non-finite loss runs once more under that mode.
-- Backward: one ``torch.autograd.grad`` gives the parameters' gradients and the gradient
-  reaching each module's inputs and outputs (those checked only when the parameters'
-  are not finite). Then the module where the gradient turns non-finite (finite at its
-  outputs, not at its inputs or parameters) runs once more alone with every op recorded
-  (op, module, the user's line), and its backward runs with a hook on each recorded
-  graph node, which finds the first that made a non-finite gradient from finite ones;
-  when none did (an op the function mode does not see), ``torch.autograd.detect_anomaly``
-  names the graph node. (The whole batch is rerun so only when no module is found.)
+- Forward: one global module hook records each module's call. When the model's output
+  or the loss is not finite, one check of the weights and of every tensor the modules
+  took and made finds the first module whose output is not finite while its inputs
+  are, and it runs once more on those inputs under a torch function mode that sees
+  every op (a module's ``F.linear`` as much as a hand-written ``torch.log``) and stops
+  at the first op making a non-finite value from finite inputs. A non-finite loss from
+  a finite forward runs once more under that mode.
+- Backward: when the loss is finite, one backward gives the parameters' gradients and
+  the gradient reaching each module's inputs and outputs, and one check reads them with
+  the weights and the forward's tensors (a non-finite value the forward made and masked
+  is found as above). Then the module where the gradient turns non-finite (finite at
+  its outputs, not at its inputs or parameters) runs once more alone with every op
+  recorded (op, module, the user's line), and its backward runs with a hook on each
+  recorded graph node, which finds the first that made a non-finite gradient from
+  finite ones; when none did (an op the function mode does not see),
+  ``torch.autograd.detect_anomaly`` names the graph node. (The whole batch is rerun so
+  only when no module is found.)
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
+from torch.autograd.graph import _engine_run_backward
 from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 
@@ -96,55 +102,81 @@ def _finite(t: torch.Tensor) -> bool:
     return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
 
 
+#: Tensors up to this many elements are checked together, copied into one: a small
+#: tensor's check costs its dispatch, not its pass (larger ones each get a norm, no copy:
+#: at 1 << 16, copying mlp128's activations cost more than their dispatches saved).
+_SMALL = 1 << 12
+
+
+def _finite_each(tensors: Sequence[torch.Tensor | None]) -> list[bool]:
+    """Per tensor (None counts as finite): whether it holds no inf or NaN, read in one
+    transfer. The small tensors of each device are flattened into one and summed (a copy
+    and a sum, where a norm each cost a dispatch each; where the sum is not finite, the
+    sum of each, in one op, says which); each large one gets its norm (what
+    clip_grad_norm_ uses: nothing copied)."""
+    floats: dict[int, torch.Tensor] = {}
+    small: list[int] = []
+    large: list[int] = []
+    for i, t in enumerate(tensors):
+        if t is not None and t.is_floating_point():
+            floats[i] = t
+            (small if t.numel() <= _SMALL else large).append(i)
+    ok = [True] * len(tensors)
+    if not floats:
+        return ok
+    groups = [small] if small else []
+    if len({floats[i].device for i in small}) > 1:
+        by_device: dict[Any, list[int]] = {}
+        for i in small:
+            by_device.setdefault(floats[i].device, []).append(i)
+        groups = list(by_device.values())
+    with torch.no_grad():  # (not a detach per tensor: each is an op)
+        flats = [torch._C._nn.flatten_dense_tensors([floats[i] for i in g]) for g in groups]
+        values = [f.sum() for f in flats]
+        values += torch._foreach_norm([floats[i] for i in large]) if large else []
+        try:
+            read = torch.stack(values).tolist()
+        except RuntimeError:  # on several devices
+            read = [float(v) for v in values]
+        for flat, g, total in zip(flats, groups, read):
+            if not math.isfinite(total):  # then the sum of each tensor, in one op
+                lengths = torch.tensor([floats[i].numel() for i in g], device=flat.device)
+                sums = torch.segment_reduce(flat, "sum", lengths=lengths, unsafe=True).tolist()
+                for i, v in zip(g, sums):
+                    ok[i] = math.isfinite(v) or _finite_sum(v, floats[i])
+        for i, v in zip(large, read[len(flats) :]):
+            ok[i] = _finite_sum(v, floats[i])
+    return ok
+
+
+def _finite_sum(v: float, t: torch.Tensor) -> bool:
+    """Whether ``t`` is finite, from its sum or norm ``v``: a NaN comes from a NaN; an inf
+    from an inf or from large finite values overflowing it (then a closer look)."""
+    return math.isfinite(v) or (v == v and bool(torch.isfinite(t).all()))
+
+
 class _Checks:
-    """Finiteness checks read in bulk. :meth:`add` queues the norms of some tensors (one
-    fused kernel, what clip_grad_norm_ uses; nothing is read yet) and returns their place
-    in the queue; :meth:`finite` reads the whole queue in one transfer the first time, and
-    looks closer only where a norm is not finite (it overflows on large finite values
-    too). A check costs one kernel launch, not a pass, a test and a transfer per tensor."""
+    """Finiteness checks queued and read in bulk (:func:`_finite_each`): :meth:`add` queues
+    some tensors and returns their place in the queue; :meth:`finite` reads all that is
+    queued, in one transfer, the first time one of them is asked for."""
 
     def __init__(self) -> None:
-        self._slots: list[int] = []  # per tensor added: its norm's index, -1 if never checked
-        self._tensors: list[torch.Tensor] = []
-        self._norms: list[torch.Tensor] = []
+        self._tensors: list[torch.Tensor | None] = []
         self._ok: list[bool] = []
 
-    def add(self, tensors: list[torch.Tensor | None]) -> slice:
-        start = len(self._slots)
-        for t in tensors:
-            if t is not None and t.is_floating_point():
-                self._slots.append(len(self._tensors))
-                self._tensors.append(t)
-            else:
-                self._slots.append(-1)
-        new = self._tensors[len(self._norms) :]
-        if new:
-            with torch.no_grad():  # (not a detach per tensor: each is an op)
-                self._norms += torch._foreach_norm(new)
-        return slice(start, len(self._slots))
+    def add(self, tensors: Sequence[torch.Tensor | None]) -> slice:
+        start = len(self._tensors)
+        self._tensors += tensors
+        return slice(start, len(self._tensors))
 
     def finite(self, place: slice) -> list[bool]:
         """Per tensor of the ``add`` that returned ``place``: whether it is finite."""
-        if len(self._ok) < len(self._norms):
-            new = self._norms[len(self._ok) :]
-            try:
-                stacked = torch.stack(new)
-            except RuntimeError:  # norms on several devices (or of several dtypes)
-                stacked = torch.stack([n.float().cpu() for n in new])
-            tensors = self._tensors[len(self._ok) :]
-            # a NaN norm comes from a NaN; an infinite one from an inf or an overflow
-            self._ok += [math.isfinite(v) or (v == math.inf and bool(torch.isfinite(t).all()))
-                         for t, v in zip(tensors, stacked.tolist())]  # fmt: skip
-        return [i < 0 or self._ok[i] for i in self._slots[place]]
+        if len(self._ok) < len(self._tensors):
+            self._ok += _finite_each(self._tensors[len(self._ok) :])
+        return self._ok[place]
 
 
-def _finite_each(tensors: list[torch.Tensor | None]) -> list[bool]:
-    """Per tensor (None counts as finite): whether it holds no inf or NaN (one transfer)."""
-    checks = _Checks()
-    return checks.finite(checks.add(tensors))
-
-
-def _all_finite(tensors: list[torch.Tensor | None]) -> bool:
+def _all_finite(tensors: Sequence[torch.Tensor | None]) -> bool:
     """Whether every tensor of ``tensors`` holds no inf or NaN (one transfer)."""
     return all(_finite_each(tensors))
 
@@ -221,6 +253,21 @@ def _devices(params: list[torch.Tensor]) -> list[int]:
     return sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
 
 
+def _grad(
+    outputs: list[torch.Tensor],
+    inputs: list[torch.Tensor],
+    grad_outputs: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor | None, ...]:
+    """``torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
+    retain_graph=True)``, straight to the engine: the checks ``grad`` runs in Python on
+    every output and input first (their shapes, torch functions) cost as much as a small
+    module's backward, and the replay's arguments come from its own forward."""
+    if grad_outputs is None:
+        grad_outputs = [torch.ones_like(o) for o in outputs]
+    return _engine_run_backward(tuple(outputs), tuple(grad_outputs), True, False,
+                                tuple(inputs), True, accumulate_grad=False)  # fmt: skip
+
+
 #: The hooks a module's forward and backward call: the replay sets them aside.
 _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
@@ -229,10 +276,10 @@ _HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_
 def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Iterator[None]:
     """Replay on the model (its ``modules`` and ``params``) itself, leaving it as it was:
     its hooks (the user's and the doctor's) set aside, its buffers (BatchNorm's running
-    statistics) put back after, the random state forked. Gradients are taken with
-    ``torch.autograd.grad``, never accumulated, and the weights are only read, so nothing
-    is copied: a copy of a large model would cost as much memory again, and on a small
-    one a ``deepcopy`` alone costs more than a training step."""
+    statistics) put back after, the random state forked. Gradients are taken from the
+    autograd engine (:func:`_grad`), never accumulated, and the weights are only read, so
+    nothing is copied: a copy of a large model would cost as much memory again, and on a
+    small one a ``deepcopy`` alone costs more than a training step."""
     hooks: list[tuple[torch.nn.Module, str, Any]] = []
     for m in modules:
         for name in _HOOKS:
@@ -263,12 +310,16 @@ def replay_nonfinite(
     """Replay one batch to find what first made inf or NaN: (the anomaly as a dict, or None;
     a note that says what the replay did). Training is not changed (:func:`_borrowed`).
 
-    The forward runs with one hook that records each module's call; then one check of the
-    parameters and of every tensor the modules took and made: the first module whose
-    output is non-finite from finite inputs is run once more on those inputs under the
-    function trap, which names the op and the line. When the forward and the loss are
-    finite and the gradients are not, the module where they turn non-finite runs once
-    more, its backward watched node by node (:func:`_backward`)."""
+    The forward runs with one hook that records each module's call. When its output and
+    the loss are finite, one backward gives the parameters' gradients and the gradient
+    reaching each module's inputs and outputs, and one check reads them all with the
+    weights and every tensor the modules took and made (a small model's replay is a few
+    hundred ops, so each check's transfer counts). The first module whose output is
+    non-finite from finite inputs is run once more on those inputs under the function
+    trap, which names the op and the line; when the forward is finite and the gradients
+    are not, the module where they turn non-finite runs once more, its backward watched
+    node by node (:func:`_backward_of`). A non-finite output or loss is looked for in
+    the forward alone (the backward would be wasted, and a loss may refuse a NaN)."""
     if inputs is None:
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
@@ -280,9 +331,7 @@ def replay_nonfinite(
     found = None
     try:
         with _borrowed(list(modules.values()), params):
-            found, loss, calls = _forward(model, inputs, targets, loss_fn, names, named)
-            if found is None and loss is not None and loss.requires_grad and params:
-                found = _backward(model, inputs, targets, loss_fn, params, loss, calls, names)
+            found = _replayed(model, inputs, targets, loss_fn, names, named, params)
     except _WeightsNonfinite as e:
         return None, weights_already_nonfinite(e.args[0])
     except Exception as e:  # the replay is best effort: report, never break training
@@ -310,21 +359,56 @@ class Call(NamedTuple):
     versions: list[int]  # of each output tensor when it returned (in-place writes bump it)
 
 
-def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-             names: dict[int, str], weights: list[tuple[str, torch.Tensor]],
-             ) -> tuple[dict[str, Any] | None, torch.Tensor | None, list[Call]]:  # fmt: skip
+def _replayed(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
+              names: dict[int, str], weights: list[tuple[str, torch.Tensor]],
+              params: list[torch.Tensor]) -> dict[str, Any] | None:  # fmt: skip
+    """The replay itself (:func:`replay_nonfinite`), on the borrowed model: the first
+    anomaly, or None. Raises :class:`_WeightsNonfinite` when weights hold inf or NaN."""
+    calls, out = _recorded_forward(model, inputs, names)
+    loss = None
+    if loss_fn is not None and targets is not None and _all_finite(_tensors([out])):
+        loss = loss_fn(out, targets)
+    if not isinstance(loss, torch.Tensor) or not _finite(loss):
+        found = _first_nonfinite_call(calls, names, weights, _Checks())
+        if found is not None or not isinstance(loss, torch.Tensor):
+            return found
+        trap = _Trap([])  # the forward is finite, the loss is not: the loss once more
+        with trap:
+            loss_fn(out, targets)
+        return trap.found
+    if not loss.requires_grad or not params:
+        return _first_nonfinite_call(calls, names, weights, _Checks())
+    # one backward for the parameters' gradients and those reaching each module's tensors
+    param_ids = {id(p) for p in params}
+    tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
+                    if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
+    grads = _grad([loss], [*params, *tracked])
+    checks = _Checks()  # (queued before the forward's check, read with it: one transfer)
+    param_grads, reaching = (
+        checks.add(list(grads[: len(params)])),
+        checks.add(list(grads[len(params) :])),
+    )
+    found = _first_nonfinite_call(calls, names, weights, checks)
+    ok = checks.finite(param_grads)
+    if found is not None or all(ok):
+        return found
+    broken = {id(p) for p, good in zip(params, ok) if not good}
+    return _backward(model, inputs, targets, loss_fn, params, calls, names, broken,
+                     dict(zip(map(id, tracked), checks.finite(reaching))),
+                     dict(zip(map(id, tracked), grads[len(params) :])))  # fmt: skip
+
+
+def _recorded_forward(model: torch.nn.Module, inputs: Any,
+                      names: dict[int, str]) -> tuple[list[Call], Any]:  # fmt: skip
     """The forward with each module's call recorded (one global hook: a hook per module
-    cost more to install than the small model's forward), then one check of the
-    ``weights`` and of every tensor the modules took and made, then the loss (under the
-    trap when it is not finite): (the first anomaly or None, the loss when there was none,
-    the modules' calls in the order they returned). Raises :class:`_WeightsNonfinite`
-    when weights already hold inf or NaN."""
+    cost more to install than the small model's forward): (the modules' calls in the
+    order they returned, the output)."""
     calls: list[Call] = []
 
     def leave(module: Any, args: Any, kwargs: Any, output: Any) -> None:
         if id(module) in names:  # (the hook sees every module called: only the model's)
-            outs = _tensors([output])
-            ins = _tensors([*args, *kwargs.values()])
+            outs = [output] if isinstance(output, torch.Tensor) else _tensors([output])
+            ins = _tensors([*args, *kwargs.values()] if kwargs else args)
             calls.append(Call(module, args, kwargs, outs, ins, [t._version for t in outs]))
 
     handle = register_module_forward_hook(leave, with_kwargs=True)
@@ -332,28 +416,20 @@ def _forward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
         out = model(inputs)
     finally:
         handle.remove()
-    found = _first_nonfinite_call(calls, names, weights)
-    if found is not None or loss_fn is None or targets is None:
-        return found, None, calls
-    loss = loss_fn(out, targets)
-    if not isinstance(loss, torch.Tensor) or _finite(loss):
-        return None, loss, calls
-    trap = _Trap([])
-    with trap:
-        loss_fn(out, targets)
-    return trap.found, loss, calls
+    return calls, out
 
 
-def _first_nonfinite_call(
-    calls: list[Call], names: dict[int, str], weights: list[tuple[str, torch.Tensor]]
-) -> dict[str, Any] | None:
+def _first_nonfinite_call(calls: list[Call], names: dict[int, str],
+                          weights: list[tuple[str, torch.Tensor]],
+                          checks: _Checks) -> dict[str, Any] | None:  # fmt: skip
     """The anomaly of the first module (inner ones first) whose output is not finite while
-    its inputs are, from one check of all their tensors and of the ``weights`` (raises
-    :class:`_WeightsNonfinite` when some are not finite). An output written in place after
-    its module returned is no evidence against that module: the module that wrote it (or
-    the code around it) is found further on."""
+    its inputs are, from one check (with what ``checks`` holds already) of all their
+    tensors and of the ``weights`` (raises :class:`_WeightsNonfinite` when some are not
+    finite). An output written in place after its module returned is no evidence against
+    that module: the module that wrote it (or the code around it) is found further on."""
     tensors = {id(t): t for call in calls for t in (*call.outs, *call.ins)}
-    each = _finite_each([*(w for _, w in weights), *tensors.values()])
+    place = checks.add([*(w for _, w in weights), *tensors.values()])
+    each = checks.finite(place)
     bad = [name for (name, _), good in zip(weights, each) if not good]
     if bad:
         raise _WeightsNonfinite(bad)
@@ -412,24 +488,15 @@ def _stack_hooks(model: torch.nn.Module, stack: list[str], names: dict[int, str]
 
 
 def _backward(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
-              params: list[torch.Tensor], loss: torch.Tensor, calls: list[Call],
-              names: dict[int, str]) -> dict[str, Any] | None:  # fmt: skip
-    """One backward for the parameters' gradients and the gradient reaching each module's
-    inputs and outputs: None when the parameters' gradients are finite. Else the module
-    where the gradient turns non-finite (finite at its outputs, not at its inputs or
-    parameters) runs once more alone, forward and backward, with every op and graph node
-    watched; when that finds nothing (or no module turned it: the loss's backward did),
-    the whole batch does."""
-    param_ids = {id(p) for p in params}
-    tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
-                    if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
-    grads = torch.autograd.grad(loss, [*params, *tracked], allow_unused=True)
-    ok = _finite_each(list(grads[: len(params)]))  # (the boundaries' only when needed)
-    if all(ok):
-        return None
-    broken = {id(p) for p, good in zip(params, ok) if not good}
-    finite = dict(zip(map(id, tracked), _finite_each(list(grads[len(params) :]))))
-    reaching = {id(t): g for t, g in zip(tracked, grads[len(params) :])}
+              params: list[torch.Tensor], calls: list[Call], names: dict[int, str],
+              broken: set[int], finite: dict[int, bool],
+              reaching: dict[int, torch.Tensor | None]) -> dict[str, Any] | None:  # fmt: skip
+    """From the first backward (the ids of the parameters with non-finite gradients, and
+    per module tensor whether the gradient reaching it is finite, and that gradient): the
+    module where the gradient turns non-finite (finite at its outputs, not at its inputs
+    or ``broken`` parameters) runs once more alone, forward and backward, with every op
+    and graph node watched; when that finds nothing (or no module turned it: the loss's
+    backward did), the whole batch does."""
     for call in calls:  # inner modules first
         if not all(finite.get(id(o), True) for o in call.outs) or (
             all(finite.get(id(t), True) for t in call.ins)
@@ -490,8 +557,7 @@ def _watched_grad(made_by: dict[Any, Any], outputs: list[torch.Tensor],
 
     handles = [node.register_hook(watch(node)) for node in made_by]
     try:
-        grads = torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
-                                    retain_graph=True)  # fmt: skip
+        grads = _grad(outputs, inputs, grad_outputs)
     finally:
         for h in handles:
             h.remove()
