@@ -173,7 +173,10 @@ class SqrtWhereNonNegative(nn.Module):
         return torch.where(h > 0, torch.sqrt(h), 0.0)  # the masked sqrt
 
 
-def test_nan_made_in_the_backward_names_the_op_its_module_and_the_line():
+@pytest.mark.parametrize("engine", ["engine", "autograd.grad"])
+def test_nan_made_in_the_backward_names_the_op_its_module_and_the_line(engine, monkeypatch):
+    if engine == "autograd.grad":  # a torch without the engine's private seam (before 2.3)
+        monkeypatch.setattr("gradwell.torch.replay._engine_run_backward", None)
     X, y, C = dataset("blobs", 0)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(X.shape[1], 16), SqrtWhereNonNegative(16), nn.Linear(16, C))

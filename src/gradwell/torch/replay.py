@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
-from torch.autograd.graph import _engine_run_backward
 from torch.nn.modules.module import register_module_forward_hook
 from torch.overrides import TorchFunctionMode
 
@@ -259,13 +258,20 @@ def _grad(
     grad_outputs: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor | None, ...]:
     """``torch.autograd.grad(outputs, inputs, grad_outputs, allow_unused=True,
-    retain_graph=True)``, straight to the engine: the checks ``grad`` runs in Python on
-    every output and input first (their shapes, torch functions) cost as much as a small
-    module's backward, and the replay's arguments come from its own forward."""
+    retain_graph=True)``, straight to the engine where torch has the private seam for it
+    (2.3 on): the checks ``grad`` runs in Python on every output and input first (their
+    shapes, torch functions) cost as much as a small module's backward, and the replay's
+    arguments come from its own forward."""
     if grad_outputs is None:
         grad_outputs = [torch.ones_like(o) for o in outputs]
+    if _engine_run_backward is None:
+        return torch.autograd.grad(outputs, inputs, grad_outputs, retain_graph=True,
+                                   allow_unused=True)  # fmt: skip
     return _engine_run_backward(tuple(outputs), tuple(grad_outputs), True, False,
                                 tuple(inputs), True, accumulate_grad=False)  # fmt: skip
+
+
+_engine_run_backward = getattr(torch.autograd.graph, "_engine_run_backward", None)
 
 
 #: The hooks a module's forward and backward call: the replay sets them aside.
