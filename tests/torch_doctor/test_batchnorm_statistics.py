@@ -67,6 +67,51 @@ def test_healthy_batchnorm_mlp_and_cnn_stay_silent(seed):
     assert [f.headline() for f in doctor.findings if f.rank >= 1] == []
 
 
+class _Clock:
+    """A stand-in for the thread's CPU time: ``now`` moves when the test says (the
+    training between epochs), and every reading costs ``tick`` (the check's own cost)."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+@pytest.mark.parametrize("epoch_time,expected", [(1.0, "every epoch"), (0.01, "first and last")])
+def test_the_batch_norm_check_runs_when_training_since_the_last_is_100_times_its_cost(
+    epoch_time, expected, monkeypatch
+):
+    import gradwell.doctor.probes as probes
+    from gradwell.torch import Doctor
+
+    clock = _Clock(tick=0.001)  # a check costs 0.001 (its two readings 0.001 apart)
+    monkeypatch.setattr(probes.time, "thread_time", clock)
+    X, y, C = dataset("circle", 0)
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    model = bn_mlp(2, C, 0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    doctor = Doctor(model, opt, loss=nn.CrossEntropyLoss(), train_data=(X, y), verbose=False)
+    loss_fn, steps, epochs = nn.CrossEntropyLoss(), [], 6
+    for _ in range(epochs):
+        for i in range(0, len(X), 64):
+            opt.zero_grad()
+            loss = loss_fn(model(X[i : i + 64]), y[i : i + 64])
+            loss.backward()
+            doctor.step(loss, X[i : i + 64], y[i : i + 64])
+            opt.step()
+        clock.now += epoch_time  # the epoch's training, against 100 x 0.001 = 0.1
+        doctor.end_epoch()
+        steps.append(len(doctor.trace.loss))
+    doctor.finish()
+    ran = list(doctor.trace.batchnorm_loss["step"])
+    if expected == "every epoch":
+        assert ran == steps  # (finish right after the last epoch's end: nothing new)
+    else:  # the first check, then none until 0.1 of training has passed: the final one
+        assert ran == [steps[0], len(doctor.trace.loss)] and len(doctor.trace.loss) == steps[-1]
+
+
 @pytest.mark.parametrize("seed", (0, 1, 2))
 @pytest.mark.parametrize("options,action", [({"momentum": 0.001}, "set_batchnorm_momentum"),
                                             ({"dropout": 0.5}, "remove_module")])  # fmt: skip
