@@ -9,7 +9,7 @@ import pytest
 import torch
 from doctor.kit import images
 from torch import nn
-from torch_doctor.kit import dataset, train
+from torch_doctor.kit import an_epoch, dataset, train
 
 from gradwell.torch import apply_edits
 
@@ -93,14 +93,9 @@ def test_the_batch_norm_check_runs_when_training_since_the_last_is_100_times_its
     model = bn_mlp(2, C, 0)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     doctor = Doctor(model, opt, loss=nn.CrossEntropyLoss(), train_data=(X, y), verbose=False)
-    loss_fn, steps, epochs = nn.CrossEntropyLoss(), [], 6
-    for _ in range(epochs):
-        for i in range(0, len(X), 64):
-            opt.zero_grad()
-            loss = loss_fn(model(X[i : i + 64]), y[i : i + 64])
-            loss.backward()
-            doctor.step(loss, X[i : i + 64], y[i : i + 64])
-            opt.step()
+    steps = []
+    for _ in range(6):
+        an_epoch(model, opt, doctor, X, y)
         clock.now += epoch_time  # the epoch's training, against 100 x 0.001 = 0.1
         doctor.end_epoch()
         steps.append(len(doctor.trace.loss))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch_doctor.kit import dataset, kinds, mlp, optimizer, paths_of, serious, train
+from torch_doctor.kit import an_epoch, dataset, kinds, mlp, optimizer, paths_of, serious, train
 
 import gradwell as gw
 import gradwell.torch as gt
@@ -281,24 +281,13 @@ def test_dropout_rate_one_is_critical_at_each_dropout(seed):
     assert "dead_relu" not in kinds(doctor)
 
 
-def _an_epoch(model, opt, doctor, X, y):
-    """One epoch of a hand loop over batches of 64, the doctor watching."""
-    loss_fn = nn.CrossEntropyLoss()
-    for i in range(0, len(X), 64):
-        opt.zero_grad()
-        loss = loss_fn(model(X[i : i + 64]), y[i : i + 64])
-        loss.backward()
-        doctor.step(loss, X[i : i + 64], y[i : i + 64])
-        opt.step()
-
-
 def test_dropout_active_during_evaluation_is_flagged():
     X, y, C = dataset("blobs", 0)
     model = mlp(X.shape[1], [16], C, dropout=0.5)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     doctor = gt.Doctor(model, opt, verbose=False, raise_errors=True)
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
-    _an_epoch(model, opt, doctor, Xt, yt)
+    an_epoch(model, opt, doctor, Xt, yt)
     with torch.no_grad():  # evaluation, but model.eval() was forgotten
         model(Xt[:64])
     f = next(f for f in doctor.finish() if f.kind == "dropout_misconfigured")
@@ -314,7 +303,7 @@ def test_a_hand_loop_prints_a_line_when_a_serious_finding_first_appears(capsys):
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     printed, found = [], []
     for epoch in range(3):
-        _an_epoch(model, opt, doctor, Xt, yt)
+        an_epoch(model, opt, doctor, Xt, yt)
         if epoch >= 1:
             with torch.no_grad():  # evaluation from the second epoch on, model.eval() forgotten
                 model(Xt[:64])
