@@ -13,7 +13,7 @@ from doctor.kit import dataset, mlp
 
 import gradwell as gw
 from gradwell.doctor import Doctor, Thresholds
-from gradwell.doctor.probes import UPDATE_ENTRIES
+from gradwell.doctor.probes import UPDATE_ENTRIES, watched_stride
 
 
 def _fit(model, X, y, doctor, lr=0.05, epochs=3, opt="adam", quiet=True, **kw):
@@ -178,6 +178,26 @@ def test_update_ratio_of_a_large_weight_is_estimated_from_a_fixed_sample_of_its_
         assert ratios["0.weight"][i] == pytest.approx(exact[i]["0.weight"], rel=0.05)
         assert ratios["0.weight"][i] != pytest.approx(exact[i]["0.weight"], rel=1e-6)  # a sample
         assert ratios["2.weight"][i] == pytest.approx(exact[i]["2.weight"], rel=1e-5)  # all
+
+
+@pytest.mark.parametrize("shape", [(512, 784), (256, 512), (1024, 1024), (10, 1568),
+                                   (32, 16, 3, 3), (64, 64), (4096,), (7, 3)])  # fmt: skip
+def test_the_watched_entries_of_a_weight_walk_through_every_row_and_column(shape):
+    size = int(np.prod(shape))
+    k = watched_stride(shape)
+    flat = np.arange(size)[::k]  # the flat indices watched
+    assert flat.size <= UPDATE_ENTRIES
+    if size <= UPDATE_ENTRIES:
+        assert k == 1
+        return
+    assert flat.size >= UPDATE_ENTRIES // 8  # (a stride stepping over small factors)
+    index = np.unravel_index(flat, shape)
+    # every position of each later dimension is watched (with enough entries), and the
+    # first dimension (a layer's output units) is covered evenly, without long gaps
+    for d in range(1, len(shape)):
+        assert np.unique(index[d]).size == min(shape[d], flat.size)
+    gaps = np.diff(np.unique(index[0]))
+    assert gaps.size == 0 or gaps.max() <= -(-shape[0] // flat.size) + 1
 
 
 def test_activation_and_batchnorm_statistics():

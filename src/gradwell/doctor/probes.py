@@ -31,11 +31,11 @@ from .replay import replay_anomaly
 from .thresholds import Thresholds
 from .trace import NAN, ActivationStats, Trace, floats, ints
 
-#: A weight's update ratio is measured on at most this many of its entries: a fixed
-#: random set, the same at every sample, so that a sample neither copies nor reads a
-#: large weight whole (on a 784-512-256-10 model that extra memory traffic cost the
-#: following steps more than the sample itself). On Gaussian weights and updates the
-#: estimate is within a few percent of the whole ratio.
+#: A weight's update ratio is measured on at most this many of its entries, the same at
+#: every sample (every k-th entry, see :func:`watched_stride`), so that a sample neither
+#: copies nor reads a large weight whole (on a 784-512-256-10 model that extra memory
+#: traffic cost the following steps more than the sample itself). On Gaussian weights and
+#: updates the estimate is within a few percent of the whole ratio.
 UPDATE_ENTRIES = 4096
 #: Rows of the batch the pre-flight probe runs forward and backward (evenly spaced over
 #: the data): at most 64 (the initial loss to about an eighth of its spread), fewer for
@@ -281,14 +281,10 @@ class Probes:
             data = p.data
             snap = self._snapshot.get(name)
             if snap is None or snap[0] != data.shape or snap[1] != data.dtype:
-                watched = _watched_entries(data.size)
-                buf = np.empty(data.size if watched is None else watched.size, data.dtype)
-                snap = self._snapshot[name] = (data.shape, data.dtype, watched, buf)
-            flat = data.reshape(-1)  # a view, for the contiguous arrays of parameters
-            if snap[2] is None:
-                np.copyto(snap[3], flat)
-            else:
-                np.take(flat, snap[2], out=snap[3])
+                stride = watched_stride(data.shape)
+                buf = np.empty(data.reshape(-1)[::stride].size, data.dtype)
+                snap = self._snapshot[name] = (data.shape, data.dtype, stride, buf)
+            np.copyto(snap[3], data.reshape(-1)[:: snap[2]])  # (views: contiguous parameters)
         self.update_pending = True
 
     def measure_updates_at_the_step(self, updated: Callable[[], None]) -> None:
@@ -324,9 +320,7 @@ class Probes:
             snap = self._snapshot.get(name)
             if snap is None or snap[0] != p.data.shape:
                 continue
-            flat = p.data.reshape(-1)
-            after = flat if snap[2] is None else flat[snap[2]]
-            w2, d2 = squares_and_change(snap[3], after)
+            w2, d2 = squares_and_change(snap[3], p.data.reshape(-1)[:: snap[2]])
             # finite weights before, non-finite after: this update broke them
             if math.isfinite(w2) and not math.isfinite(d2) and not np.isfinite(p.data).all():
                 broken.append(name)
@@ -660,12 +654,18 @@ class _Watching:
         self._registration.__exit__(None, None, None)
 
 
-def _watched_entries(size: int) -> np.ndarray | None:
-    """The flat indices a weight's update ratio is measured on (None: all of them):
-    ``UPDATE_ENTRIES`` of them, random but fixed by the weight's size, in order."""
-    if size <= UPDATE_ENTRIES:
-        return None
-    return np.sort(np.random.default_rng(size).choice(size, UPDATE_ENTRIES, replace=False))
+def watched_stride(shape: tuple[int, ...]) -> int:
+    """A weight's update ratio is measured on every ``k``-th of its entries, flat (1: all of
+    them; at most ``UPDATE_ENTRIES``): a view, which neither an index nor a gather needs.
+    ``k`` is the smallest at or above size / UPDATE_ENTRIES that shares no factor with any
+    of the weight's dimensions, so that the entries walk through every row and column (a
+    stride dividing the row length would watch a few columns only, and a column of a dead
+    unit's inputs is not a fair sample)."""
+    size = math.prod(shape)
+    k = max(-(-size // UPDATE_ENTRIES), 1)
+    while k > 1 and any(math.gcd(k, d) != 1 for d in shape):
+        k += 1
+    return k
 
 
 def _array(x: Any) -> np.ndarray:

@@ -182,7 +182,7 @@ class Trace:
     ``grad_norm[param]`` (L2 norm of the gradient), ``signal[layer]`` (RMS of the
     loss gradient with respect to the layer's output: the back-propagated signal),
     ``update_ratio[param]`` (``|w_after - w_before| / |w_before|`` of that step's
-    update, over at most ``doctor.UPDATE_ENTRIES`` fixed random entries of a weight;
+    update, over at most ``doctor.UPDATE_ENTRIES`` fixed entries of a weight;
     NaN when not measured). ``epochs`` holds one dict per finished epoch
     (``epoch``, ``loss``, ``val_loss``, ``end_step``).
     """

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..doctor.probes import Probes, Seams, _watched_entries
+from ..doctor.probes import Probes, Seams, watched_stride
 from ..doctor.probes import probe_setup as shared_probe_setup
 from ..doctor.thresholds import Thresholds
 from .replay import devices_of, replay_nonfinite
@@ -107,9 +107,9 @@ class TorchProbes(Probes):
 
     def _fresh_samples(self) -> None:
         """The state sampled steps keep, empty."""
-        # per weight: its size, and the flat indices its update ratio is measured on
-        # (None: all)
-        self._watched: dict[str, tuple[int, torch.Tensor | None]] = {}
+        # per weight: its shape, and the stride of the entries its update ratio is measured
+        # on (1: all)
+        self._watched: dict[str, tuple[torch.Size, int]] = {}
         # the watched entries of each weight before the sampled step's update (copied into
         # buffers kept from sample to sample, in at least float32), the weights' shapes
         # then, and the norms of those entries
@@ -161,18 +161,15 @@ class TorchProbes(Probes):
         return before
 
     def _watched_values(self) -> list[torch.Tensor]:
-        """Each weight's watched entries, outside autograd: the weight itself (all of it
-        watched), or its entries at the watched indices, flat (``index_select``, not
-        indexing, which costs three times as much)."""
+        """Each weight's watched entries, outside autograd: every k-th of its entries, flat
+        (a view: no gather op, and no index to keep)."""
         out = []
         for name, p in self._weights:
             w = p.data
             kept = self._watched.get(name)
-            if kept is None or kept[0] != w.numel():  # the indices, fixed by the size
-                chosen = _watched_entries(w.numel())
-                idx = None if chosen is None else torch.from_numpy(chosen).to(w.device)
-                kept = self._watched[name] = (w.numel(), idx)
-            out.append(w if kept[1] is None else w.reshape(-1).index_select(0, kept[1]))
+            if kept is None or kept[0] != w.shape:  # the stride, fixed by the shape
+                kept = self._watched[name] = (w.shape, watched_stride(tuple(w.shape)))
+            out.append(w if kept[1] == 1 else w.reshape(-1)[:: kept[1]])
         return out
 
     def resolve_update(self) -> dict[str, Any] | None:
