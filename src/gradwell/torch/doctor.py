@@ -68,7 +68,10 @@ class Doctor(gw_doctor.Doctor):
         setup on the first step and replay the batch if a NaN appears."""
         value = loss
         if isinstance(loss, torch.Tensor):
-            value = loss.item() if loss.numel() == 1 else loss.detach()  # (else: its error)
+            try:  # (one call into torch a step: asking numel() first cost as much again)
+                value = loss.item()
+            except RuntimeError:  # not one element: the full path says what is wrong
+                value = loss.detach()
         super().step(value, inputs, targets)
 
     def audit(self, X: Any) -> None:
