@@ -120,3 +120,22 @@ def test_the_anomaly_reads_each_input_range_and_the_output_counts_as_defined():
     assert (a["phase"], a["op"], a["module"], a["code"]) == ("backward", "div", "m", "x.py:1: y")
     assert a["details"] == {"torch_op": "__truediv__"}
     assert _anomaly("forward", "log", None, [], [], "?")["nonfinite"] == {"nan": 0, "inf": 0}
+
+
+@pytest.mark.parametrize("clones", ["foreach", "each"])
+def test_the_replay_puts_the_buffers_and_the_random_state_back_whichever_way_it_clones(
+    clones, monkeypatch
+):
+    import gradwell.torch.replay as replay
+
+    if clones == "each":  # a torch without torch._foreach_clone
+        monkeypatch.setattr(replay, "_clones", replay._each_cloned)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), LogOfRelu(8))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = batch()
+    rng = torch.random.get_rng_state()
+    anomaly, note = replay_nonfinite(model, x, y, hiding)
+    assert anomaly is not None and anomaly["op"] == "log", note
+    assert all(v.equal(model.state_dict()[k]) for k, v in before.items())
+    assert torch.random.get_rng_state().equal(rng)

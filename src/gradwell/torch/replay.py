@@ -331,17 +331,33 @@ def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Ite
             if value:
                 hooks.append((m, name, value))
                 setattr(m, name, type(value)())
+    buffers = [b for m in modules for b in m._buffers.values() if b is not None]
     with torch.no_grad():  # (a copy is one op; a detach and a copy two)
-        buffers = [(b, b.clone()) for m in modules for b in m._buffers.values() if b is not None]
+        kept = _clones(buffers) if buffers else []
+    # the random state forked as fork_rng does (less its look-ups of the accelerator): the
+    # CPU's, and that of each CUDA device holding the model
+    devices = _devices(params)
+    cpu_state, cuda_states = torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
     try:
-        with torch.random.fork_rng(devices=_devices(params)), torch.enable_grad():
+        with torch.enable_grad():
             yield
     finally:
+        torch.set_rng_state(cpu_state)
+        for d, state in zip(devices, cuda_states):
+            torch.cuda.set_rng_state(state, d)
         with torch.no_grad():
             for m, name, value in hooks:
                 setattr(m, name, value)
             if buffers:
-                torch._foreach_copy_([b for b, _ in buffers], [kept for _, kept in buffers])
+                torch._foreach_copy_(buffers, kept)
+
+
+def _each_cloned(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.clone() for t in tensors]
+
+
+#: Clones of tensors, in one op where torch has it (a clone each costs its dispatch).
+_clones = getattr(torch, "_foreach_clone", None) or _each_cloned
 
 
 class _WeightsNonfinite(Exception):
