@@ -201,6 +201,9 @@ def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds
     global _last
     if not trace.batchnorm:
         return None
+    gap = _loss_gap(trace)
+    if gap is not None and gap[-1] < th.bn_gap:  # the cheap test first: most runs end here
+        return None
     key = _inputs(trace, prof, th)
     if _last is None or _last[0] != key:  # (NaN never equals itself: judged afresh)
         _last = (key, _judge(trace, prof, th))
@@ -208,17 +211,27 @@ def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds
     return None if found is None else found.copy()
 
 
-def _judge(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+def _loss_gap(trace: Trace) -> tuple[float, float, float, float, float] | None:
+    """(eval_loss, batch_loss, initial loss, learnt, share of it given back) of the latest
+    check; None when its losses are not finite."""
     gap = trace.batchnorm_loss
     eval_loss, batch_loss = _latest(gap.get("eval_loss")), _latest(gap.get("batch_loss"))
+    if not (math.isfinite(eval_loss) and math.isfinite(batch_loss)):
+        return None
+    probe = trace.setup.get("probe") or {}
+    initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
+    learnt = initial - batch_loss if math.isfinite(initial) else math.nan
+    scale = learnt if learnt > 0 else max(abs(batch_loss), 1e-12)
+    return eval_loss, batch_loss, initial, learnt, (eval_loss - batch_loss) / scale
+
+
+def _judge(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
+    gap = trace.batchnorm_loss
     evidence: dict[str, Any] = {}
-    finite_gap = math.isfinite(eval_loss) and math.isfinite(batch_loss)
-    if finite_gap:
-        probe = trace.setup.get("probe") or {}
-        initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
-        learnt = initial - batch_loss if math.isfinite(initial) else math.nan
-        scale = learnt if learnt > 0 else max(abs(batch_loss), 1e-12)
-        given_back = (eval_loss - batch_loss) / scale
+    numbers = _loss_gap(trace)
+    finite_gap = numbers is not None
+    if numbers is not None:
+        eval_loss, batch_loss, initial, learnt, given_back = numbers
         if given_back < th.bn_gap:
             return None
         severity = "critical" if given_back >= th.bn_gap_critical else "warning"
