@@ -55,3 +55,21 @@ def test_queued_checks_answer_each_add_in_its_order():
     third = checks.add(tensors[:2])  # queued after the first read
     assert checks.finite(first) == expected[:5]
     assert checks.finite(third) == expected[:2]
+
+
+def test_the_bulk_check_groups_the_tensors_by_device_when_one_group_fails(monkeypatch):
+    # (tensors on several devices: flattening them into one raises, as torch.cat does)
+    import gradwell.torch.replay as replay
+
+    flattened, calls = replay._flattened, []
+
+    def on_several_devices(tensors):
+        calls.append(len(tensors))
+        if len(calls) == 1:
+            raise RuntimeError("Expected all tensors to be on the same device")
+        return flattened(tensors)
+
+    monkeypatch.setattr(replay, "_flattened", on_several_devices)
+    tensors = cases(4)
+    assert _finite_each(tensors) == truth(tensors)
+    assert len(calls) == 2 and calls[0] == calls[1]  # the one group again, as one device

@@ -28,6 +28,7 @@ the replay runs no op (nor Python layer) that another already answered.
 
 from __future__ import annotations
 
+import array
 import linecache
 import math
 import os
@@ -98,7 +99,9 @@ def _finite(t: torch.Tensor) -> bool:
     unless it does, or unless large finite values overflow it (then a closer look)."""
     if not t.is_floating_point():
         return True
-    return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
+    # (a loss is one element: reading it is one op, where a detach and a sum add two)
+    total = t.item() if t.numel() == 1 else float(t.detach().sum())
+    return math.isfinite(total) or bool(torch.isfinite(t).all())
 
 
 #: Tensors up to this many elements are checked together, copied into one: a small
@@ -115,37 +118,59 @@ def _finite_each(tensors: Sequence[torch.Tensor | None]) -> list[bool]:
     clip_grad_norm_ uses: nothing copied)."""
     floats: dict[int, torch.Tensor] = {}
     small: list[int] = []
+    sizes: list[int] = []  # (of each small one: its segment in the flattened copy)
     large: list[int] = []
     for i, t in enumerate(tensors):
         if t is not None and t.is_floating_point():
             floats[i] = t
-            (small if t.numel() <= _SMALL else large).append(i)
+            n = t.numel()
+            if n <= _SMALL:
+                small.append(i)
+                sizes.append(n)
+            else:
+                large.append(i)
     ok = [True] * len(tensors)
     if not floats:
         return ok
-    groups = [small] if small else []
-    if len({floats[i].device for i in small}) > 1:
-        by_device: dict[Any, list[int]] = {}
-        for i in small:
-            by_device.setdefault(floats[i].device, []).append(i)
-        groups = list(by_device.values())
+    groups = [(small, sizes)] if small else []
     with torch.no_grad():  # (not a detach per tensor: each is an op)
-        flats = [torch._C._nn.flatten_dense_tensors([floats[i] for i in g]) for g in groups]
+        try:  # on one device, as a rule (asking each tensor its device costs more)
+            flats = [_flattened([floats[i] for i in g]) for g, _ in groups]
+        except RuntimeError:  # on several devices: one group each
+            by_device: dict[Any, tuple[list[int], list[int]]] = {}
+            for i, n in zip(small, sizes):
+                g, ns = by_device.setdefault(floats[i].device, ([], []))
+                g.append(i)
+                ns.append(n)
+            groups = list(by_device.values())
+            flats = [_flattened([floats[i] for i in g]) for g, _ in groups]
         values = [f.sum() for f in flats]
         values += torch._foreach_norm([floats[i] for i in large]) if large else []
         try:
             read = torch.stack(values).tolist()
         except RuntimeError:  # on several devices
             read = [float(v) for v in values]
-        for flat, g, total in zip(flats, groups, read):
+        for flat, (g, ns), total in zip(flats, groups, read):
             if not math.isfinite(total):  # then the sum of each tensor, in one op
-                lengths = torch.tensor([floats[i].numel() for i in g], device=flat.device)
+                lengths = _int64s(ns, flat)
                 sums = torch.segment_reduce(flat, "sum", lengths=lengths, unsafe=True).tolist()
                 for i, v in zip(g, sums):
                     ok[i] = math.isfinite(v) or _finite_sum(v, floats[i])
         for i, v in zip(large, read[len(flats) :]):
             ok[i] = _finite_sum(v, floats[i])
     return ok
+
+
+def _int64s(values: list[int], like: torch.Tensor) -> torch.Tensor:
+    """``torch.tensor(values, device=like.device)``, read from a buffer (a third of the
+    time: ``torch.tensor`` converts the list item by item)."""
+    out = torch.frombuffer(array.array("q", values), dtype=torch.int64)
+    return out if like.is_cpu else out.to(like.device)
+
+
+def _flattened(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``tensors`` copied into one, flat (raises on several devices, as ``torch.cat``)."""
+    return torch._C._nn.flatten_dense_tensors(tensors)
 
 
 def _finite_sum(v: float, t: torch.Tensor) -> bool:
@@ -180,17 +205,19 @@ def _all_finite(tensors: Sequence[torch.Tensor | None]) -> bool:
     return all(_finite_each(tensors))
 
 
-def _range(t: torch.Tensor) -> list[float] | None:
-    """[min, max] of the finite values of ``t`` (None when it has none)."""
+def _range(t: torch.Tensor, low: float | None = None, high: float | None = None
+           ) -> list[float] | None:  # fmt: skip
+    """[min, max] of the finite values of ``t`` (None when it has none), from its ``low``
+    and ``high`` (its aminmax) when they are read already."""
     if t.numel() == 0:
         return None
-    a = t.detach()
-    if not a.is_floating_point():
-        return [float(a.min()), float(a.max())]
-    low, high = torch.stack(torch.aminmax(a)).tolist()  # (one transfer)
+    if not t.is_floating_point():  # (no gradient to detach from: no op for it)
+        return [float(t.min()), float(t.max())]
+    if low is None or high is None:
+        low, high = torch.stack(torch.aminmax(t.detach())).tolist()  # (one transfer)
     if math.isfinite(low) and math.isfinite(high):
         return [low, high]
-    a = a.double()
+    a = t.detach().double()
     a = a[torch.isfinite(a)]
     return [float(a.min()), float(a.max())] if a.numel() else None
 
@@ -199,14 +226,24 @@ def _anomaly(phase: str, op: str, module: str | None, ins: list[torch.Tensor],
              outs: list[torch.Tensor], code: str) -> dict[str, Any]:  # fmt: skip
     """The anomaly in the form the diagnosis reads (as gradwell's NaN trap writes it)."""
     bad = [o for o in outs if o.is_floating_point()]
-    # the NaN and inf counts of every output in one transfer
-    counts = torch.stack([c for o in bad for c in (o.isnan().sum(), o.isinf().sum())]).tolist() \
-        if bad else [0, 0]  # fmt: skip
+    floats = [t for t in ins if t.numel() and t.is_floating_point()]
+    # every float input's aminmax and every output's NaN and inf counts in one transfer
+    # (the counts in float64, exact; the ranges, promoted with them, as they were)
+    with torch.no_grad():
+        parts = [v for t in floats for v in torch.aminmax(t)]
+        parts += [c for o in bad for c in (o.isnan().sum(dtype=torch.float64),
+                                           o.isinf().sum(dtype=torch.float64))]  # fmt: skip
+        try:
+            read = torch.stack(parts).tolist() if parts else []
+        except RuntimeError:  # on several devices
+            read = [float(v) for v in parts]
+    lows = {id(t): (read[2 * k], read[2 * k + 1]) for k, t in enumerate(floats)}
+    counts = read[2 * len(floats) :] or [0, 0]
     return {
         "phase": phase,
         "op": OP_NAMES.get(op, op),
         "module": module,
-        "input_ranges": [_range(t) for t in ins],
+        "input_ranges": [_range(t, *lows.get(id(t), (None, None))) for t in ins],
         "input_shapes": [list(t.shape) for t in ins],
         "nonfinite": {"nan": int(sum(counts[0::2])), "inf": int(sum(counts[1::2]))},
         "code": code,
@@ -249,7 +286,8 @@ def devices_of(model: torch.nn.Module) -> list[int]:
 
 
 def _devices(params: list[torch.Tensor]) -> list[int]:
-    return sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+    # (get_device: the CUDA index, -1 on the CPU, with no device object made per tensor)
+    return sorted({p.get_device() for p in params if p.is_cuda})
 
 
 def _grad(
@@ -293,17 +331,33 @@ def _borrowed(modules: list[torch.nn.Module], params: list[torch.Tensor]) -> Ite
             if value:
                 hooks.append((m, name, value))
                 setattr(m, name, type(value)())
+    buffers = [b for m in modules for b in m._buffers.values() if b is not None]
     with torch.no_grad():  # (a copy is one op; a detach and a copy two)
-        buffers = [(b, b.clone()) for m in modules for b in m._buffers.values() if b is not None]
+        kept = _clones(buffers) if buffers else []
+    # the random state forked as fork_rng does (less its look-ups of the accelerator): the
+    # CPU's, and that of each CUDA device holding the model
+    devices = _devices(params)
+    cpu_state, cuda_states = torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
     try:
-        with torch.random.fork_rng(devices=_devices(params)), torch.enable_grad():
+        with torch.enable_grad():
             yield
     finally:
+        torch.set_rng_state(cpu_state)
+        for d, state in zip(devices, cuda_states):
+            torch.cuda.set_rng_state(state, d)
         with torch.no_grad():
             for m, name, value in hooks:
                 setattr(m, name, value)
             if buffers:
-                torch._foreach_copy_([b for b, _ in buffers], [kept for _, kept in buffers])
+                torch._foreach_copy_(buffers, kept)
+
+
+def _each_cloned(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [t.clone() for t in tensors]
+
+
+#: Clones of tensors, in one op where torch has it (a clone each costs its dispatch).
+_clones = getattr(torch, "_foreach_clone", None) or _each_cloned
 
 
 class _WeightsNonfinite(Exception):
@@ -330,9 +384,9 @@ def replay_nonfinite(
         return None, (
             "The batch was not available to replay (pass the batch to doctor.step(loss, x, y))."
         )
-    named = list(model.named_parameters())
     modules = dict(model.named_modules())
     names = {id(m): path or type(m).__name__ for path, m in modules.items()}
+    named = _named_parameters(modules)
     params = [p for _, p in named if p.requires_grad]
     found = None
     try:
@@ -354,6 +408,19 @@ def replay_nonfinite(
     )
 
 
+def _named_parameters(modules: dict[str, torch.nn.Module]) -> list[tuple[str, torch.Tensor]]:
+    """``model.named_parameters()`` from ``modules`` (``model.named_modules()``), which it
+    would walk once more: the same names in the same order, each parameter once."""
+    named: list[tuple[str, torch.Tensor]] = []
+    seen: set[int] = set()
+    for path, m in modules.items():
+        for key, p in m._parameters.items():
+            if p is not None and id(p) not in seen:
+                seen.add(id(p))
+                named.append((f"{path}.{key}" if path else key, p))
+    return named
+
+
 class Call(NamedTuple):
     """A module's call in the replay's forward."""
 
@@ -371,32 +438,43 @@ def _replayed(model: torch.nn.Module, inputs: Any, targets: Any, loss_fn: Any,
     """The replay itself (:func:`replay_nonfinite`), on the borrowed model: the first
     anomaly, or None. Raises :class:`_WeightsNonfinite` when weights hold inf or NaN."""
     calls, out = _recorded_forward(model, inputs, names)
+    # The output's check is queued with the forward's (one transfer, not one more before
+    # the loss): the loss is computed whatever the output holds, and where the output is
+    # not finite the replay looks in the forward alone, as if the loss had not run (a loss
+    # may refuse a NaN: it raised, and it is the output that says why).
+    checks = _Checks()
+    output = checks.add(_tensors([out]))
     loss = None
-    if loss_fn is not None and targets is not None and _all_finite(_tensors([out])):
-        loss = loss_fn(out, targets)
+    if loss_fn is not None and targets is not None:
+        try:
+            loss = loss_fn(out, targets)
+        except Exception:
+            if all(checks.finite(output)):
+                raise
     if not isinstance(loss, torch.Tensor) or not _finite(loss):
-        found = _first_nonfinite_call(calls, names, weights, _Checks())
-        if found is not None or not isinstance(loss, torch.Tensor):
+        found = _first_nonfinite_call(calls, names, weights, checks)
+        if (found is not None or not isinstance(loss, torch.Tensor)
+                or not all(checks.finite(output))):  # fmt: skip
             return found
         trap = _Trap([])  # the forward is finite, the loss is not: the loss once more
         with trap:
             loss_fn(out, targets)
         return trap.found
     if not loss.requires_grad or not params:
-        return _first_nonfinite_call(calls, names, weights, _Checks())
+        return _first_nonfinite_call(calls, names, weights, checks)
     # one backward for the parameters' gradients and those reaching each module's tensors
     param_ids = {id(p) for p in params}
     tracked = list({id(t): t for call in calls for t in (*call.outs, *call.ins)
                     if t.requires_grad and id(t) not in param_ids}.values())  # fmt: skip
     grads = _grad([loss], [*params, *tracked])
-    checks = _Checks()  # (queued before the forward's check, read with it: one transfer)
+    # (queued before the forward's check, read with it: one transfer)
     param_grads, reaching = (
         checks.add(list(grads[: len(params)])),
         checks.add(list(grads[len(params) :])),
     )
     found = _first_nonfinite_call(calls, names, weights, checks)
     ok = checks.finite(param_grads)
-    if found is not None or all(ok):
+    if found is not None or all(ok) or not all(checks.finite(output)):
         return found
     broken = {id(p) for p, good in zip(params, ok) if not good}
     return _backward(model, inputs, targets, loss_fn, params, calls, names, broken,
