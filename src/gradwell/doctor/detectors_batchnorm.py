@@ -21,7 +21,7 @@ from typing import Any
 
 from . import prescriptions as rx
 from .findings import Finding
-from .phrasing import framework, say
+from .phrasing import say
 from .profile import ModelProfile
 from .thresholds import Thresholds
 from .trace import Trace
@@ -164,74 +164,21 @@ def _remedies(
     return remedies
 
 
-#: The latest finding (or None) and what it was made from (:func:`_inputs`). The check runs
-#: on a time budget, so most diagnoses read the numbers of the one before: then its finding
-#: is handed out again (a copy), without remaking its texts and remedies.
-_last: tuple[tuple[Any, ...], Finding | None] | None = None
-
-
-def _inputs(trace: Trace, prof: ModelProfile, th: Thresholds) -> tuple[Any, ...]:
-    """Every value :func:`_judge` reads (the latest numbers of each layer and of the loss
-    gap, the setup's, the epochs of the steps it can name, the profile's places, the
-    thresholds, the framework of the texts): equal inputs make an equal finding."""
-    gap = trace.batchnorm_loss
-    layers = tuple(
-        (p, len(rec["step"]), tuple(_layer_numbers(trace, p).values()),
-         _latest(rec["step"]), trace.epoch_of(max(int(rec["step"][-1]) - 1, 0)))
-        if len(rec["step"]) else (p, 0)
-        for p, rec in trace.batchnorm.items()
-    )  # fmt: skip
-    probe = trace.setup.get("probe") or {}
-    initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
-    return (
-        layers,
-        tuple(_latest(gap.get(name)) for name in ("eval_loss", "batch_loss", "rows")),
-        initial,
-        trace.setup.get("batch_size"),
-        tuple(prof.order), tuple(prof.batchnorm), tuple(prof.dropouts.items()),
-        tuple(prof.types.items()),
-        th,
-        framework(),
-    )  # fmt: skip
-
-
 def detect_batchnorm_statistics(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
     """Evaluation mode loses much of what training gained, and batch-norm layers' running
     statistics miss the input they see in evaluation."""
-    global _last
     if not trace.batchnorm:
         return None
-    gap = _loss_gap(trace)
-    if gap is not None and gap[-1] < th.bn_gap:  # the cheap test first: most runs end here
-        return None
-    key = _inputs(trace, prof, th)
-    if _last is None or _last[0] != key:  # (NaN never equals itself: judged afresh)
-        _last = (key, _judge(trace, prof, th))
-    found = _last[1]
-    return None if found is None else found.copy()
-
-
-def _loss_gap(trace: Trace) -> tuple[float, float, float, float, float] | None:
-    """(eval_loss, batch_loss, initial loss, learnt, share of it given back) of the latest
-    check; None when its losses are not finite."""
     gap = trace.batchnorm_loss
     eval_loss, batch_loss = _latest(gap.get("eval_loss")), _latest(gap.get("batch_loss"))
-    if not (math.isfinite(eval_loss) and math.isfinite(batch_loss)):
-        return None
-    probe = trace.setup.get("probe") or {}
-    initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
-    learnt = initial - batch_loss if math.isfinite(initial) else math.nan
-    scale = learnt if learnt > 0 else max(abs(batch_loss), 1e-12)
-    return eval_loss, batch_loss, initial, learnt, (eval_loss - batch_loss) / scale
-
-
-def _judge(trace: Trace, prof: ModelProfile, th: Thresholds) -> Finding | None:
-    gap = trace.batchnorm_loss
     evidence: dict[str, Any] = {}
-    numbers = _loss_gap(trace)
-    finite_gap = numbers is not None
-    if numbers is not None:
-        eval_loss, batch_loss, initial, learnt, given_back = numbers
+    finite_gap = math.isfinite(eval_loss) and math.isfinite(batch_loss)
+    if finite_gap:
+        probe = trace.setup.get("probe") or {}
+        initial = probe.get("loss", trace.loss[0] if len(trace.loss) else math.nan)
+        learnt = initial - batch_loss if math.isfinite(initial) else math.nan
+        scale = learnt if learnt > 0 else max(abs(batch_loss), 1e-12)
+        given_back = (eval_loss - batch_loss) / scale
         if given_back < th.bn_gap:
             return None
         severity = "critical" if given_back >= th.bn_gap_critical else "warning"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Every kind of finding the doctor can make.
@@ -132,18 +132,6 @@ class Finding:
             "consequences": list(self.consequences),
         }
 
-    def copy(self) -> Finding:
-        """A copy with containers of its own (nested dicts and lists too): relating or merging
-        it (which changes findings in place) leaves this one as it is."""
-        return replace(
-            self,
-            evidence=_copied(self.evidence),
-            remedies=list(self.remedies),
-            actions=_copied(self.actions),
-            caused_by=list(self.caused_by),
-            consequences=list(self.consequences),
-        )
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
         return cls(
@@ -160,15 +148,6 @@ class Finding:
             caused_by=list(d.get("caused_by", [])),
             consequences=list(d.get("consequences", [])),
         )
-
-
-def _copied(value: Any) -> Any:
-    """``value`` with every dict and list in it copied (the numbers and strings shared)."""
-    if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copied(v) for v in value]
-    return value
 
 
 def jsonable(value: Any) -> Any:
