@@ -72,7 +72,8 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     idx = trace.window(th.min_samples)
     if len(idx) < th.min_samples:
         return None
-    S = np.array([np.asarray(trace.signal[p], np.float64)[idx] for p in hidden])
+    window = slice(idx[0], idx[-1] + 1)  # the window is a run of samples: a slice is cheaper
+    S = np.array([np.asarray(trace.signal[p], np.float64)[window] for p in hidden])
     ratios = _downstream_ratios(S)
     starved: list[tuple[str, float]] = []
     for i, layer in enumerate(hidden[:-1]):
@@ -80,7 +81,7 @@ def detect_vanishing(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
         valid = r[np.isfinite(r) & (r > 0)]
         if valid.size < th.min_samples:
             continue
-        if np.mean(valid < th.vanishing_ratio) >= th.persistence:
+        if np.count_nonzero(valid < th.vanishing_ratio) / valid.size >= th.persistence:
             starved.append((layer, median(valid)))
     if not starved:
         return None
@@ -181,7 +182,7 @@ def detect_exploding(trace: Trace, prof: ModelProfile, th: Thresholds) -> Findin
     if not math.isfinite(ref):
         return None
     growth = tn / ref
-    big = (growth >= th.explode_growth) & ~np.isnan(growth)
+    big = growth >= th.explode_growth  # (False where NaN)
     if not big.any():
         return None
     first = int(np.flatnonzero(big)[0])
@@ -613,6 +614,8 @@ def _blocks(loss: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int]) -> float:
+    """The median update ratio of the weights over samples ``idx`` (consecutive ones: a
+    window, or one sample)."""
     weights = [
         n
         for n in trace.update_ratio
@@ -620,22 +623,20 @@ def _median_update_ratio(trace: Trace, prof: ModelProfile, idx: list[int]) -> fl
     ]
     if not weights:
         return math.nan
-    vals = []
-    for n in weights:
-        s = np.asarray(trace.update_ratio[n], dtype=np.float64)
-        vals.append(s[idx])
-    return finite_median(np.concatenate(vals)) if vals else math.nan
+    run = slice(idx[0], idx[-1] + 1) if idx else slice(0, 0)  # a slice: no index array
+    vals = [np.asarray(trace.update_ratio[n], dtype=np.float64)[run] for n in weights]
+    return finite_median(np.concatenate(vals))
 
 
 def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
     """Loss diverging or giving back its progress (too high); loss barely moving while
     the weights barely change (too low)."""
-    raw = np.asarray(trace.loss, dtype=np.float64)
+    raw = trace.loss_array()
     if raw.size < 6:
         return []
-    bad = np.flatnonzero(~np.isfinite(raw))
-    went_nonfinite = bad.size > 0
-    loss = raw[: bad[0]] if went_nonfinite else raw
+    bad = trace.first_nonfinite_loss()
+    went_nonfinite = bad >= 0
+    loss = raw[:bad] if went_nonfinite else raw
     m, size = _blocks(loss)
     out: list[Finding] = []
     lr_text = rx.fmt_num(prof.lrs[0]) if prof.lrs else "?"
@@ -647,7 +648,8 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         best = float(m.min())
         last = float(m[-1])
         prev = float(m[-2]) if m.size >= 2 else last
-        peak_finite = float(np.nanmax(loss)) if loss.size else math.nan
+        # (``loss`` is finite: its max is the finite peak)
+        peak_finite = float(loss.max()) if loss.size and went_nonfinite else math.nan
         diverged = m.size >= 2 and last >= th.diverge_factor * L0 and prev >= th.diverge_factor * L0
         grew_then_nan = went_nonfinite and peak_finite >= th.diverge_factor * L0
         gave_back = (
@@ -658,9 +660,10 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 for v in (last, prev)
             )
         )
-        spike_level = th.loss_spike_factor * max(first, median(loss))
-        spikes = np.flatnonzero(loss >= spike_level)
-        spiked = spikes.size >= 2
+        spike_level = th.loss_spike_factor * max(first, trace.finite_loss_median())
+        # counted (as the other detectors count): where the first was, only for a finding
+        spikes = int(np.count_nonzero(loss >= spike_level))
+        spiked = spikes >= 2
         too_high = diverged or grew_then_nan or gave_back or spiked
         no_lower = m.size >= 3 and last >= 0.9 * L0
         # (the update ratio, dearer than the loss's tests, only where it is used)
@@ -671,6 +674,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
         )
         stalled_huge = no_lower and math.isfinite(ratio) and ratio >= th.update_ratio_high
         if too_high or stalled_huge:
+            peak_finite = float(loss.max()) if loss.size else math.nan
             if went_nonfinite or last >= th.diverge_critical_factor * L0:
                 severity = "critical"
             else:
@@ -680,17 +684,17 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 step = k
                 how = (
                     f"the loss grew from {_sci(L0)} to {_sci(peak_finite)} and then became "
-                    f"{_sci(float(raw[bad[0]]))} at step {int(bad[0])}"
+                    f"{_sci(float(raw[bad]))} at step {bad}"
                 )
             elif diverged:
                 k = int(np.flatnonzero(m >= th.diverge_factor * L0)[0])
                 step = k * size
                 how = f"the loss rose from {_sci(L0)} at the start to {_sci(last)} recently"
             elif spiked:
-                step = int(spikes[0])
+                step = int(np.argmax(loss >= spike_level))
                 top = int(np.argmax(loss))
                 how = (
-                    f"the loss spiked {spikes.size} times to over {_sci(spike_level)}, up to "
+                    f"the loss spiked {spikes} times to over {_sci(spike_level)}, up to "
                     f"{_sci(float(loss[top]))} at step {top} "
                     f"({_sci(float(loss[top]) / first)} times its first value {_sci(first)})"
                 )
@@ -718,7 +722,7 @@ def detect_learning_rate(trace: Trace, prof: ModelProfile, th: Thresholds) -> li
                 "loss_recent": last,
                 "loss_peak": peak_finite,
                 "went_nonfinite": went_nonfinite,
-                "loss_spikes": int(spikes.size),
+                "loss_spikes": spikes,
                 "median_update_ratio": ratio,
                 "block_size": size,
             }
@@ -814,7 +818,7 @@ def starting_update_ratio(trace: Trace, prof: ModelProfile) -> float:
 def diverged_lr(trace: Trace, th: Thresholds) -> float:
     """The learning rate at the first step where the loss rose to ``diverge_critical_factor``
     times its starting level or became non-finite after growing (NaN when it never did)."""
-    loss = np.asarray(trace.loss, dtype=np.float64)
+    loss = trace.loss_array()
     if loss.size < 2 or not math.isfinite(loss[0]):
         return math.nan
     head = loss[: min(5, loss.size)]
@@ -848,13 +852,13 @@ def detect_stalled(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Fin
     high as at the start (or as the best constant prediction): the run has stopped learning.
     The cause is looked for in the measurements (dead units, saturation, updates too small
     to move the weights, an earlier blow-up); the other findings link to it as causes."""
-    raw = np.asarray(trace.loss, dtype=np.float64)
-    if raw.size < th.min_steps_for_stall or not np.isfinite(raw).all():
+    raw = trace.loss_array()
+    if raw.size < th.min_steps_for_stall or trace.first_nonfinite_loss() >= 0:
         return []
     # epoch means when there are enough epochs (they average the batch noise away), else
     # medians of blocks of steps, judged with a margin for their noise
     epochs = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
-    if len(epochs) >= 4 and np.isfinite(epochs).all():
+    if len(epochs) >= 4 and all(map(math.isfinite, epochs)):
         m, size = np.asarray(epochs, dtype=np.float64), 0
         margin = th.stall_improvement
         k = max(2, m.size // 3)
@@ -944,10 +948,10 @@ def _spike_swings(trace: Trace, th: Thresholds) -> tuple[int, float]:
     """(separate episodes in which the step loss jumped to ``th.loss_spike_factor`` times its
     typical level and came back down, the spike level). An episode ends when the loss is
     back under the geometric middle of the two levels, so one slow spike counts once."""
-    loss = np.asarray(trace.loss, dtype=np.float64)
-    if loss.size < 6 or not np.isfinite(loss).all():
+    loss = trace.loss_array()
+    if loss.size < 6 or trace.first_nonfinite_loss() >= 0:
         return 0, math.nan
-    typical = max(float(loss[0]), median(loss))
+    typical = max(float(loss[0]), trace.finite_loss_median())
     if not typical > 0:
         return 0, math.nan
     level = th.loss_spike_factor * typical
@@ -968,7 +972,7 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     step past the minimum and back). Epoch means average the mini-batch noise away, so what
     is left swings for a cause; spikes of 100x the typical loss are no batch noise either."""
     loss = [e["loss"] for e in trace.epochs if e.get("loss") is not None]
-    if len(loss) < 2 or not np.isfinite(loss).all():
+    if len(loss) < 2 or not all(map(math.isfinite, loss)):
         return []
     start = max(float(trace.loss[0]) if len(trace.loss) else 0.0, float(loss[0]))
     if not start > 0:
@@ -1024,7 +1028,7 @@ def detect_oscillating(trace: Trace, prof: ModelProfile, th: Thresholds) -> list
     )
     # the epoch swings judged began after epoch 2; the spikes, at the first one
     step = (
-        int(np.argmax(np.asarray(trace.loss) >= level))
+        int(np.argmax(trace.loss_array() >= level))
         if spiky
         else int(trace.epochs[1]["end_step"]) + 1
     )

@@ -8,6 +8,7 @@ name, the target audit, and one forward/backward of a batch on a copy of the mod
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -225,6 +226,11 @@ def detect_unscaled_targets(trace: Trace, prof: ModelProfile, th: Thresholds) ->
     return [_finding("unscaled_targets", severity, "targets", evidence, explanation, remedies)]
 
 
+#: The init for an activation (a regex on its name) for every layer at every diagnosis: a
+#: pure function of the name, so each is worked out once.
+_init_for = functools.lru_cache(maxsize=256)(rx.init_for)
+
+
 def detect_bad_initialization(trace: Trace, prof: ModelProfile, th: Thresholds) -> list[Finding]:
     """The weight scale at step 0 makes the signal blow up or die layer by layer, saturates
     the sigmoid/tanh layers, or puts the initial loss far above a fresh model's."""
@@ -237,7 +243,7 @@ def detect_bad_initialization(trace: Trace, prof: ModelProfile, th: Thresholds) 
     hidden = layers[:-1]
     # the gain a layer should have for the activation after it: He keeps ReLU stacks at
     # sqrt(2) (the ReLU halves the second moment back), Glorot keeps tanh/sigmoid near 1
-    need = {p: (math.sqrt(2.0) if rx.init_for(act_of[p] or None) == "he" else 1.0) for p in layers}
+    need = {p: (math.sqrt(2.0) if _init_for(act_of[p] or None) == "he" else 1.0) for p in layers}
     gain = {p: float(rec[p]["gain"]) for p in layers}
     high = [p for p in layers if gain[p] > th.init_gain_high * need[p] / math.sqrt(2.0)]
     low = [p for p in hidden if gain[p] < 0.5 * need[p]]

@@ -145,11 +145,12 @@ def detect_all(
     th = th or Thresholds()
     found: list[Finding] = []
     seen: set[Any] = set()
-    for det in REGISTRY:
-        if det.run in seen or (setup_only and not det.setup):
-            continue
-        seen.add(det.run)
-        found += _as_list(det.run(trace, prof, th))
+    with trace.diagnosing():  # the detectors share their views of the trace
+        for det in REGISTRY:
+            if det.run in seen or (setup_only and not det.setup):
+                continue
+            seen.add(det.run)
+            found += _as_list(det.run(trace, prof, th))
     if audit_report is not None:
         found += _as_list(d.detect_unscaled(audit_report, th))
     if setup_only:

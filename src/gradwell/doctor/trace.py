@@ -9,7 +9,8 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,6 +217,8 @@ class Trace:
     #: (the loss's name), "targets" (the target audit), "probe" (one forward/backward of a
     #: batch: the initial loss, its expected value, scales by depth), "batch_size"
     setup: dict[str, Any] = field(default_factory=dict)
+    #: the views one diagnosis shares (see :meth:`diagnosing`); None outside a diagnosis
+    _views: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- recording --------------------------------------------------------------
     def add_sample(
@@ -271,6 +274,59 @@ class Trace:
         first = max(first, n - max_samples)
         return list(range(first, n))
 
+    # --- views shared by the detectors of one diagnosis ------------------------------
+    @contextmanager
+    def diagnosing(self) -> Iterator[Trace]:
+        """While held (one diagnosis: nothing records into the trace meanwhile), the views
+        below are computed once, at their first use, and shared by every detector: a small
+        model's diagnosis is mostly the dispatch of numpy calls on short arrays, several
+        detectors read the same loss. Outside it, each call computes its view afresh."""
+        if self._views is not None:  # already held (a diagnosis within one)
+            yield self
+            return
+        self._views = {}
+        try:
+            yield self
+        finally:
+            self._views = None  # drops the arrays: a view of ``loss`` pins its buffer
+
+    def _view(self, name: str, make: Callable[[], Any]) -> Any:
+        views = self._views
+        if views is None:
+            return make()
+        if name not in views:
+            views[name] = make()
+        return views[name]
+
+    def loss_array(self) -> np.ndarray:
+        """The loss per step as float64 (read-only: it may be shared)."""
+
+        def make() -> np.ndarray:
+            a = np.asarray(self.loss, dtype=np.float64)
+            a.flags.writeable = False
+            return a
+
+        return self._view("loss", make)
+
+    def first_nonfinite_loss(self) -> int:
+        """The step of the first inf or NaN loss; -1 when every loss is finite."""
+
+        def make() -> int:
+            finite = np.isfinite(self.loss_array())
+            return -1 if finite.all() else int(np.argmin(finite))
+
+        return self._view("first_nonfinite", make)
+
+    def finite_loss_median(self) -> float:
+        """The median of the loss before its first non-finite value (NaN when empty)."""
+
+        def make() -> float:
+            a, bad = self.loss_array(), self.first_nonfinite_loss()
+            a = a[:bad] if bad >= 0 else a
+            return median(a) if a.size else math.nan
+
+        return self._view("finite_median", make)
+
     def total_grad_norm(self) -> np.ndarray:
         """Global gradient norm per sample (NaN or inf when any part is)."""
         return np.asarray(self.total_norm, dtype=np.float64)
@@ -321,19 +377,23 @@ def finite_median(values: Any) -> float:
 def median(values: Any) -> float:
     """``np.median`` of a non-empty 1-D array without NaN, the same number, at a third of
     its cost on the short arrays of a diagnosis (about 15 us a call there, for a few
-    dozen values): the middle value, or the mean of the two middle ones."""
-    a = np.asarray(values, dtype=np.float64)
+    dozen values): the middle value, or the mean of the two middle ones. (A copy partitioned
+    in place: ``np.partition`` makes the same copy behind two more layers of dispatch.)"""
+    a = np.array(values, dtype=np.float64)
     k = a.size // 2
     if a.size % 2:
-        return float(np.partition(a, k)[k])
-    middle = np.partition(a, (k - 1, k))
-    return float((middle[k - 1] + middle[k]) / 2)
+        a.partition(k)
+        return float(a[k])
+    a.partition((k - 1, k))
+    return float((a[k - 1] + a[k]) / 2)
 
 
 def row_medians(a: np.ndarray) -> np.ndarray:
     """``np.median(a, axis=1)`` of a 2-D float64 array without NaN, as :func:`median`."""
     k = a.shape[1] // 2
+    middle = a.copy()
     if a.shape[1] % 2:
-        return np.partition(a, k, axis=1)[:, k]
-    middle = np.partition(a, (k - 1, k), axis=1)
+        middle.partition(k, axis=1)
+        return middle[:, k]
+    middle.partition((k - 1, k), axis=1)
     return (middle[:, k - 1] + middle[:, k]) / 2
