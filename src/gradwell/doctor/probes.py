@@ -112,9 +112,9 @@ class Probes:
         self._call_order: list[str] | None = None
         self._last_activation_output: tuple[str, int] | None = None
         self._signal: dict[str, np.ndarray] = {}
-        # per weight: (shape, dtype, the entries watched or None for all, their values
-        # before the sampled step's update)
-        self._snapshot: dict[str, tuple[Any, Any, np.ndarray | None, np.ndarray]] = {}
+        # per weight: (shape, dtype, the stride of the entries watched (1: all), their
+        # values before the sampled step's update)
+        self._snapshot: dict[str, tuple[Any, Any, int, np.ndarray]] = {}
         # the optimizer's step post-hook (see measure_updates_at_the_step): (its optimizer,
         # its handle), and what it calls when an update is pending
         self._step_hook: tuple[Any, Any] | None = None
