@@ -351,3 +351,17 @@ def test_a_failed_pre_flight_check_leaves_the_rest_of_the_doctor_on(monkeypatch)
     history = _fit(mlp(X.shape[1], [16], C, seed=0, dropout=1.0), X, y, Doctor(verbose=False))
     assert history.findings[0].kind == "dropout_misconfigured"
     assert "cannot copy this model" in history.doctor.trace.setup["error"]
+
+
+@pytest.mark.parametrize("loss", [np.ones(3), gw.tensor(np.ones((2, 2))), "low", None])
+def test_a_loss_that_is_not_one_number_is_the_callers_error_and_says_what_came(loss):
+    model = gw.nn.Sequential(gw.nn.Linear(2, 2, rng=0))
+    doctor = Doctor(model, gw.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not the doctor switching itself off
+        with pytest.raises(ValueError, match="Doctor.step: the loss must be one number") as e:
+            doctor.step(loss)
+    shape = getattr(getattr(loss, "data", loss), "shape", None)
+    assert (f"of shape {tuple(shape)}" if shape is not None else repr(loss)) in str(e.value)
+    doctor.step(gw.tensor(np.array(0.5)))  # and it goes on watching
+    assert list(doctor.trace.loss) == [0.5]

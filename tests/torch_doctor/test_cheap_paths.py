@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 from torch_doctor.kit import dataset, mlp
@@ -82,3 +83,15 @@ def test_the_batchnorm_check_puts_back_mixed_modes_hooks_and_plain_attributes():
     assert [m.training for m in model.modules()] == modes and not model[3][1].training
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert len(seen) == calls and model[0]._forward_hooks  # not seen, still there
+
+
+def test_a_loss_of_several_elements_is_the_callers_error_and_says_its_shape():
+    model = nn.Linear(2, 1)
+    doctor = Doctor(model, torch.optim.SGD(model.parameters(), lr=0.1), verbose=False)
+    x = torch.randn(4, 2)
+    per_example = (model(x) ** 2).squeeze(1)  # forgot the mean
+    with pytest.raises(ValueError, match=r"one number .* got Tensor of shape \(4,\)"):
+        doctor.step(per_example, x)
+    loss = per_example.mean()
+    doctor.step(loss, x)
+    assert list(doctor.trace.loss) == [loss.item()]

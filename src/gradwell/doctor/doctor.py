@@ -237,8 +237,10 @@ class Doctor(Callback):
         replay the batch if a NaN appears."""
         if not self._attached:
             raise RuntimeError("Doctor.step: no model attached; create Doctor(model, optimizer)")
-        if not (isinstance(loss, float) and self._quiet_step(loss)):
-            self._safely(self._hand_step, loss, inputs, targets)
+        if isinstance(loss, float) and self._quiet_step(loss):
+            return
+        # (a loss that is not one number is the caller's to fix, not the doctor's failing)
+        self._safely(self._hand_step, _one_number(loss), inputs, targets)
 
     def _quiet_step(self, value: float) -> bool:
         """The step most steps are, done here in a few attribute reads: what
@@ -263,8 +265,7 @@ class Doctor(Callback):
         self._step += 1
         return True
 
-    def _hand_step(self, loss: Any, inputs: Any, targets: Any) -> None:
-        value = float(loss.data) if isinstance(loss, Tensor) else float(loss)
+    def _hand_step(self, value: float, inputs: Any, targets: Any) -> None:
         if not self.trace.loss and inputs is not None and not self.trace.setup:
             # the weights have not moved yet: the pre-flight check sees the initial model
             self._preflight(inputs, targets, len(inputs))
@@ -600,6 +601,21 @@ class Doctor(Callback):
             tqdm.write(line, file=getattr(self._bar_owner, "file", None) or sys.stdout)
         else:
             print(line, flush=True)
+
+
+def _one_number(loss: Any) -> float:
+    """The loss of a step as a float; a ValueError saying what came when it is not one
+    number (a batch of per-example losses, say: reduce it first, as backward() needs)."""
+    data = loss.data if isinstance(loss, Tensor) else loss
+    try:
+        return float(data)
+    except (TypeError, ValueError, RuntimeError):
+        shape = getattr(data, "shape", None)
+        got = f"of shape {tuple(shape)}" if shape is not None else repr(loss)[:80]
+        raise ValueError(
+            f"Doctor.step: the loss must be one number (a scalar, e.g. loss_fn(...).mean()); "
+            f"got {type(loss).__name__} {got}"
+        ) from None
 
 
 def _epoch_metrics(logs: dict[str, Any]) -> dict[str, float]:
